@@ -1,0 +1,3 @@
+from xds.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Generated from protos/ by protos/compile.py; do not edit."""
