@@ -5,6 +5,7 @@ routes subscriptions and orders pushes); kept here so neither layer imports
 the other.
 """
 
+from collections.abc import Iterable
 from typing import Final
 
 _PREFIX: Final = "type.googleapis.com/"
@@ -51,3 +52,9 @@ SHORT_NAMES: Final = {
 def short_name(type_url: str) -> str:
     """The metric/log label istiod uses for a type ("cds", "wds", ...)."""
     return SHORT_NAMES.get(type_url, type_url.rsplit("/", 1)[-1])
+
+
+def in_push_order(type_urls: Iterable[str]) -> list[str]:
+    """``type_urls`` sorted by ``PUSH_ORDER``; unknown types last, by name."""
+    rank = {t: i for i, t in enumerate(PUSH_ORDER)}
+    return sorted(type_urls, key=lambda t: (rank.get(t, len(rank)), t))

@@ -1,0 +1,162 @@
+"""Delta protocol state, without sockets: subscriptions, ACK/NACK, reconnects, pushes."""
+
+from __future__ import annotations
+
+from envoy.service.discovery.v3 import discovery_pb2
+
+from xds.serving.delta import DeltaSession
+from xds.serving.session import RequestKind
+from xds.serving.store import ConfigStore
+from xds.type_urls import ADDRESS, AUTHORIZATION
+
+from .conftest import workload
+
+
+def request(**fields: object) -> discovery_pb2.DeltaDiscoveryRequest:
+    fields.setdefault("type_url", ADDRESS)
+    return discovery_pb2.DeltaDiscoveryRequest(**fields)
+
+
+def store_with(*names: str) -> ConfigStore:
+    store = ConfigStore()
+    store.upsert("s", [workload(n) for n in names])
+    store.commit()
+    return store
+
+
+def uid(name: str) -> str:
+    return f"Kubernetes//Pod/default/{name}"
+
+
+def test_wildcard_subscribe_gets_everything() -> None:
+    session = DeltaSession(store_with("a", "b").view("s"))
+    received, [response] = session.receive(request())
+    assert received.kind is RequestKind.SUBSCRIBE
+    assert {r.name for r in response.resources} == {uid("a"), uid("b")}
+    assert response.removed == []
+
+
+def test_first_request_is_answered_even_when_empty() -> None:
+    session = DeltaSession(ConfigStore().view("s"))
+    _, [response] = session.receive(request(type_url=AUTHORIZATION))
+    assert response.resources == [] and response.nonce
+
+
+def test_ack_and_nack_are_recorded_and_not_answered() -> None:
+    session = DeltaSession(store_with("a").view("s"))
+    _, [first] = session.receive(request())
+    received, responses = session.receive(request(response_nonce=first.nonce))
+    assert received.kind is RequestKind.ACK and responses == []
+    status = session.watches[ADDRESS].status
+    assert status.state == "SYNCED" and status.acked_nonce == first.nonce
+
+    store = session.view._store
+    store.upsert("s", [workload("a", revision="v2")])
+    touched = store.commit()["s"]
+    [second] = session.push(touched)
+    nack = request(response_nonce=second.nonce)
+    nack.error_detail.message = "Kubernetes//Pod/default/a: bad address"
+    received, responses = session.receive(nack)
+    assert received.kind is RequestKind.NACK and responses == []
+    assert received.error == "Kubernetes//Pod/default/a: bad address"
+    assert status.state == "ERROR"
+    assert status.acked_nonce == first.nonce  # the last good state is kept
+
+
+def test_stale_nonce() -> None:
+    session = DeltaSession(store_with("a").view("s"))
+    session.receive(request())
+    received, responses = session.receive(request(response_nonce="from-another-stream"))
+    assert received.kind is RequestKind.STALE and responses == []
+
+
+def test_explicit_names_and_unsubscribe() -> None:
+    store = store_with("a", "b")
+    session = DeltaSession(store.view("s"))
+    _, [response] = session.receive(request(resource_names_subscribe=[uid("a")]))
+    assert [r.name for r in response.resources] == [uid("a")]
+    # b is not subscribed: a change to it reaches nobody
+    store.upsert("s", [workload("b", revision="v2")])
+    assert session.push(store.commit()["s"]) == []
+    _, [response] = session.receive(request(resource_names_subscribe=[uid("b")]))
+    assert [r.name for r in response.resources] == [uid("b")]
+    _, responses = session.receive(request(resource_names_unsubscribe=[uid("a")]))
+    assert responses == []
+    store.upsert("s", [workload("a", revision="v3")])
+    assert session.push(store.commit()["s"]) == []
+
+
+def test_subscribing_a_missing_name_reports_it_removed() -> None:
+    session = DeltaSession(store_with("a").view("s"))
+    session.receive(request())
+    _, [response] = session.receive(request(resource_names_subscribe=["nope"]))
+    assert response.removed == ["nope"] and response.resources == []
+
+
+def test_on_demand_subscribes_to_nothing_then_by_alias() -> None:
+    session = DeltaSession(store_with("a").view("s"))
+    _, [response] = session.receive(request(resource_names_subscribe=["*"],
+                                             resource_names_unsubscribe=["*"]))
+    assert response.resources == [] and response.removed == []
+    # ztunnel asks by "network/ip"; the answer names the resource by uid and
+    # echoes the key as removed so that ztunnel's waiter is released
+    _, [response] = session.receive(request(resource_names_subscribe=["/10.0.0.1"]))
+    assert [r.name for r in response.resources] == [uid("a")]
+    assert response.removed == ["/10.0.0.1"]
+
+
+def test_reconnect_sends_only_differences() -> None:
+    store = store_with("a", "b", "c")
+    versions = {n: store.view("s").get(ADDRESS, uid(n)).version for n in "abc"}  # type: ignore[union-attr]
+    store.upsert("s", [workload("b", revision="v2")])
+    store.remove("s", ADDRESS, [uid("c")])
+    store.commit()
+    session = DeltaSession(store.view("s"))
+    held = {uid("a"): versions["a"], uid("b"): versions["b"], uid("c"): versions["c"]}
+    _, [response] = session.receive(request(initial_resource_versions=held))
+    assert [r.name for r in response.resources] == [uid("b")]
+    assert response.removed == [uid("c")]
+
+
+def test_push_carries_only_changes_and_removals() -> None:
+    store = store_with("a", "b")
+    session = DeltaSession(store.view("s"))
+    session.receive(request())
+    store.upsert("s", [workload("a"), workload("b", revision="v2"), workload("c")])
+    store.remove("s", ADDRESS, [uid("a")])
+    [response] = session.push(store.commit()["s"])
+    assert sorted(r.name for r in response.resources) == [uid("b"), uid("c")]
+    assert response.removed == [uid("a")]
+
+
+def test_same_bytes_are_no_change() -> None:
+    store = store_with("a")
+    session = DeltaSession(store.view("s"))
+    session.receive(request())
+    store.upsert("s", [workload("a")])
+    assert store.commit() == {}
+    assert session.push({ADDRESS: [uid("a")]}) == []
+
+
+def test_pushes_follow_make_before_break_order() -> None:
+    from xds.resources import Resource
+    from xds.type_urls import CLUSTER, ENDPOINT, LISTENER, SECRET
+
+    store = ConfigStore()
+    session = DeltaSession(store.view("s"))
+    for type_url in (SECRET, LISTENER, ENDPOINT, CLUSTER):
+        session.receive(request(type_url=type_url))
+    store.upsert("s", [Resource(t, "x", t.encode()) for t in (SECRET, LISTENER, ENDPOINT, CLUSTER)])
+    order = [r.type_url for r in session.push(store.commit()["s"])]
+    assert order == [CLUSTER, ENDPOINT, LISTENER, SECRET]
+
+
+def test_type_filter_forbids() -> None:
+    import pytest
+
+    from xds.serving.session import Forbidden
+
+    session = DeltaSession(ConfigStore().view("s"),
+                           type_filter=lambda t: "no secrets here" if t == AUTHORIZATION else None)
+    with pytest.raises(Forbidden, match="no secrets here"):
+        session.receive(request(type_url=AUTHORIZATION))

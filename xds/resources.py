@@ -1,0 +1,121 @@
+"""Resources serialized once, shared by every stream that receives them.
+
+This is the vocabulary between translation (which produces resources) and
+serving (which writes their bytes); it depends on neither."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from google.protobuf.message import Message
+
+from xds import wire
+
+# Field numbers of envoy.service.discovery.v3.Resource and google.protobuf.Any.
+_RESOURCE_VERSION = 1
+_RESOURCE_BODY = 2
+_RESOURCE_NAME = 3
+_RESOURCE_ALIASES = 4
+_ANY_TYPE_URL = 1
+_ANY_VALUE = 2
+# Both DiscoveryResponse.resources (Any) and DeltaDiscoveryResponse.resources
+# (Resource) are field 2 of their response message.
+RESPONSE_RESOURCES_FIELD = 2
+
+_serializations = 0
+
+
+def serialization_count() -> int:
+    """How many messages ``Resource.from_message`` has serialized in this process."""
+    return _serializations
+
+
+class Resource:
+    """One named xDS resource: its serialized message, content version and wire forms.
+
+    The version is a hash of the bytes, so identical content always has the
+    same version: a rebuild that produces the same bytes is not a change, and a
+    reconnecting client that echoes a version in ``initial_resource_versions``
+    is not sent that resource again.
+    """
+
+    __slots__ = ("_any", "_delta_field", "_sotw_field", "aliases", "body", "name", "type_url",
+                 "version")
+
+    def __init__(self, type_url: str, name: str, body: bytes,
+                 aliases: Iterable[str] = ()) -> None:
+        self.type_url = type_url
+        self.name = name
+        self.body = body
+        self.aliases = tuple(aliases)
+        self.version = hashlib.blake2b(body, digest_size=8).hexdigest()
+        self._any: bytes | None = None
+        self._delta_field: bytes | None = None
+        self._sotw_field: bytes | None = None
+
+    @classmethod
+    def from_message(cls, type_url: str, name: str, message: Message,
+                     aliases: Iterable[str] = ()) -> Resource:
+        global _serializations
+        _serializations += 1
+        # Deterministic so that map fields (e.g. Workload.services) hash stably.
+        return cls(type_url, name, message.SerializeToString(deterministic=True), aliases)
+
+    def any_bytes(self) -> bytes:
+        """The resource as a serialized ``google.protobuf.Any``."""
+        if self._any is None:
+            self._any = (wire.string_field(_ANY_TYPE_URL, self.type_url)
+                         + wire.length_delimited(_ANY_VALUE, self.body))
+        return self._any
+
+    def delta_field(self) -> bytes:
+        """``DeltaDiscoveryResponse.resources`` entry (a ``Resource``), tag included."""
+        if self._delta_field is None:
+            encoded = (wire.string_field(_RESOURCE_VERSION, self.version)
+                       + wire.length_delimited(_RESOURCE_BODY, self.any_bytes())
+                       + wire.string_field(_RESOURCE_NAME, self.name)
+                       + b"".join(wire.length_delimited(_RESOURCE_ALIASES, a.encode())
+                                  for a in self.aliases))
+            self._delta_field = wire.length_delimited(RESPONSE_RESOURCES_FIELD, encoded)
+        return self._delta_field
+
+    def sotw_field(self) -> bytes:
+        """``DiscoveryResponse.resources`` entry (an ``Any``), tag included."""
+        if self._sotw_field is None:
+            self._sotw_field = wire.length_delimited(RESPONSE_RESOURCES_FIELD, self.any_bytes())
+        return self._sotw_field
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Resource) and self.type_url == other.type_url
+                and self.name == other.name and self.body == other.body
+                and self.aliases == other.aliases)
+
+    def __hash__(self) -> int:
+        return hash((self.type_url, self.name, self.version))
+
+    def __repr__(self) -> str:
+        return f"Resource({self.type_url.rsplit('/', 1)[-1]} {self.name!r} v={self.version})"
+
+
+# Scopes: which proxies share a set of resources. Every ztunnel receives the
+# mesh-wide set; each waypoint gets only what is bound to it.
+ZTUNNEL_SCOPE = "ztunnel"
+
+
+def waypoint_scope(namespace: str, name: str) -> str:
+    return f"waypoint/{namespace}/{name}"
+
+
+@dataclass
+class Update:
+    """A change to one type in one scope, as translation hands it to serving."""
+
+    scope: str
+    type_url: str
+    upserts: list[Resource] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    # True: ``upserts`` is the complete set; anything else of this type in the
+    # scope is removed.
+    replace: bool = False

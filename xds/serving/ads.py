@@ -1,0 +1,291 @@
+"""The AggregatedDiscoveryService over grpc.aio: moves bytes between sockets and sessions.
+
+Each stream runs one loop that takes, in arrival order, the client's requests
+and the store's change notifications, feeds them to the stream's session, and
+writes the responses. Responses are pre-encoded bytes (identity serializer), so
+no protobuf message is built per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+from envoy.service.discovery.v3 import discovery_pb2
+
+from xds.serving.delta import DeltaResponse, DeltaSession
+from xds.serving.node import InvalidNode, ProxyNode, parse_node
+from xds.serving.session import (
+    Forbidden,
+    ProtocolError,
+    Received,
+    RequestKind,
+    TypeFilter,
+    TypeStatus,
+)
+from xds.serving.sotw import SotwResponse, SotwSession
+from xds.serving.store import ConfigStore, Touched
+
+log = logging.getLogger("xds.ads")
+
+SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+
+Response = DeltaResponse | SotwResponse
+Session = DeltaSession | SotwSession
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Where a proxy's config comes from and what it may ask for."""
+
+    scope: str
+    type_filter: TypeFilter
+
+
+class Binder(Protocol):
+    """Decides a stream's scope; raises ``Forbidden`` for a proxy it will not serve."""
+
+    def __call__(self, node: ProxyNode, identity: str | None) -> Binding: ...
+
+
+class Authenticate(Protocol):
+    """Identity of the caller from the call's metadata, or None on an unauthenticated port.
+
+    Raises ``Unauthenticated`` (ends the call with UNAUTHENTICATED)."""
+
+    def __call__(self, context: grpc.aio.ServicerContext) -> str | None: ...
+
+
+class Unauthenticated(Exception):
+    pass
+
+
+def no_authentication(context: grpc.aio.ServicerContext) -> str | None:
+    return None
+
+
+class AdsObserver(Protocol):
+    """Hooks for metrics; every method must be cheap and must not raise."""
+
+    def connected(self, connection: Connection) -> None: ...
+    def disconnected(self, connection: Connection) -> None: ...
+    def received(self, connection: Connection, received: Received) -> None: ...
+    def sent(self, connection: Connection, type_url: str, size: int, resources: int,
+             push: bool) -> None: ...
+
+
+class NullObserver:
+    def connected(self, connection: Connection) -> None:
+        pass
+
+    def disconnected(self, connection: Connection) -> None:
+        pass
+
+    def received(self, connection: Connection, received: Received) -> None:
+        pass
+
+    def sent(self, connection: Connection, type_url: str, size: int, resources: int,
+             push: bool) -> None:
+        pass
+
+
+_connection_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Connection:
+    """One connected proxy stream, as the debug endpoints and metrics see it."""
+
+    node: ProxyNode
+    identity: str | None
+    scope: str
+    session: Session
+    peer: str
+    delta: bool
+    id: str = field(default_factory=lambda: f"conn-{next(_connection_ids)}")
+    _pending: dict[str, set[str]] = field(default_factory=dict)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def statuses(self) -> dict[str, TypeStatus]:
+        return {t: w.status for t, w in self.session.watches.items()}
+
+    def touched(self, change: Touched) -> None:
+        """Store callback: remember what changed; the stream loop pushes it."""
+        for type_url, names in change.items():
+            self._pending.setdefault(type_url, set()).update(names)
+        self._wakeup.set()
+
+    async def changed(self) -> None:
+        """Returns once the store has touched something this stream watches."""
+        await self._wakeup.wait()
+
+    def take_pending(self) -> dict[str, set[str]]:
+        pending, self._pending = self._pending, {}
+        self._wakeup.clear()
+        return pending
+
+
+class ConnectionRegistry:
+    def __init__(self) -> None:
+        self._connections: dict[str, Connection] = {}
+
+    def add(self, connection: Connection) -> None:
+        self._connections[connection.id] = connection
+
+    def remove(self, connection: Connection) -> None:
+        self._connections.pop(connection.id, None)
+
+    def __iter__(self) -> Any:
+        return iter(list(self._connections.values()))
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+
+class AdsService:
+    """Serves both ADS variants for one listening port."""
+
+    def __init__(self, store: ConfigStore, binder: Binder, *,
+                 ready: asyncio.Event,
+                 connections: ConnectionRegistry,
+                 authenticate: Authenticate = no_authentication,
+                 observer: AdsObserver | None = None,
+                 push_limit: asyncio.Semaphore | None = None) -> None:
+        self._store = store
+        self._binder = binder
+        self._ready = ready
+        self._authenticate = authenticate
+        self.connections = connections
+        self._observer: AdsObserver = observer or NullObserver()
+        # Caps concurrent pushes (istiod's PILOT_PUSH_THROTTLE) so that reading
+        # ACKs and accepting streams keep their share of the event loop.
+        self._push_limit = push_limit or asyncio.Semaphore(25)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        identity: Callable[[bytes], bytes] = _identity
+        return grpc.method_handlers_generic_handler(SERVICE, {
+            "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                self._sotw,
+                request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                response_serializer=identity),
+            "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                self._delta,
+                request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                response_serializer=identity),
+        })
+
+    async def _sotw(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+        await self._serve(requests, context, delta=False)
+
+    async def _delta(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+        await self._serve(requests, context, delta=True)
+
+    async def _serve(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext,
+                     *, delta: bool) -> None:
+        if not self._ready.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                "control plane not ready: config sources have not synced yet")
+        try:
+            identity = self._authenticate(context)
+        except Unauthenticated as e:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        try:
+            first = await anext(aiter(requests))
+        except StopAsyncIteration:
+            return
+        if not first.HasField("node") or not first.node.id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "the first request on a stream must carry node.id")
+        try:
+            node = parse_node(first.node)
+            binding = self._binder(node, identity)
+        except InvalidNode as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except Forbidden as e:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
+
+        view = self._store.view(binding.scope)
+        session: Session = (DeltaSession(view, type_filter=binding.type_filter) if delta
+                            else SotwSession(view, type_filter=binding.type_filter))
+        connection = Connection(node, identity, binding.scope, session, context.peer(), delta)
+        unwatch = self._store.watch(binding.scope, connection.touched)
+        self.connections.add(connection)
+        self._observer.connected(connection)
+        log.info("connected", extra={"conn": connection.id, "proxy": node.id,
+                                     "scope": binding.scope, "delta": delta})
+        try:
+            await self._run(connection, first, requests, context)
+        except ProtocolError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except Forbidden as e:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
+        finally:
+            unwatch()
+            self.connections.remove(connection)
+            self._observer.disconnected(connection)
+            log.info("disconnected", extra={"conn": connection.id, "proxy": node.id})
+
+    async def _run(self, connection: Connection, first: Any, requests: AsyncIterator[Any],
+                   context: grpc.aio.ServicerContext) -> None:
+        await self._handle(connection, first, context)
+        next_request: asyncio.Task[Any] | None = None
+        next_push: asyncio.Task[Any] | None = None
+        iterator = aiter(requests)
+        try:
+            while True:
+                if next_request is None:
+                    next_request = asyncio.ensure_future(anext(iterator))
+                if next_push is None:
+                    next_push = asyncio.ensure_future(connection.changed())
+                done, _ = await asyncio.wait({next_request, next_push},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                # Requests first: istiod serves requests before pushes.
+                if next_request in done:
+                    try:
+                        request = next_request.result()
+                    except StopAsyncIteration:
+                        return
+                    next_request = None
+                    await self._handle(connection, request, context)
+                if next_push in done:
+                    next_push = None
+                    await self._push(connection, context)
+        finally:
+            for task in (next_request, next_push):
+                if task is not None and not task.done():
+                    task.cancel()
+
+    async def _handle(self, connection: Connection, request: Any,
+                      context: grpc.aio.ServicerContext) -> None:
+        received, responses = connection.session.receive(request)
+        self._observer.received(connection, received)
+        if received.kind is RequestKind.NACK:
+            log.warning("NACK", extra={"conn": connection.id, "proxy": connection.node.id,
+                                       "type": received.type_url, "error": received.error})
+        for response in responses:
+            await self._write(connection, response, context, push=False)
+
+    async def _push(self, connection: Connection, context: grpc.aio.ServicerContext) -> None:
+        async with self._push_limit:
+            pending = connection.take_pending()
+            if not pending:
+                return
+            for response in connection.session.push(pending):
+                await self._write(connection, response, context, push=True)
+
+    async def _write(self, connection: Connection, response: Response,
+                     context: grpc.aio.ServicerContext, *, push: bool) -> None:
+        data = response.encode()
+        await context.write(data)
+        self._observer.sent(connection, response.type_url, len(data), len(response.resources),
+                            push)
+
+
+def _identity(data: bytes) -> bytes:
+    return data

@@ -1,0 +1,65 @@
+"""Debouncing of config events before a rebuild (istiod's PILOT_DEBOUNCE_*).
+
+Events are merged into one batch; the batch is handed on after ``quiet``
+seconds without a new event, or ``max_delay`` seconds after its first event,
+whichever comes first. Only one batch is processed at a time; events arriving
+meanwhile start the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Batch(Generic[T]):
+    events: list[T]
+    first_event_at: float  # time.monotonic() of the first event
+    debounce_seconds: float  # first event -> handed on
+
+
+class Debouncer(Generic[T]):
+    def __init__(self, handle: Callable[[Batch[T]], Awaitable[None]], *,
+                 quiet: float = 0.1, max_delay: float = 10.0) -> None:
+        if quiet < 0 or max_delay < quiet:
+            raise ValueError("debounce needs 0 <= quiet <= max_delay")
+        self._handle = handle
+        self._quiet = quiet
+        self._max_delay = max_delay
+        self._events: list[T] = []
+        self._first_at = 0.0
+        self._last_at = 0.0
+        self._arrived = asyncio.Event()
+        self.batches = 0
+
+    def add(self, event: T) -> None:
+        now = time.monotonic()
+        if not self._events:
+            self._first_at = now
+        self._events.append(event)
+        self._last_at = now
+        self._arrived.set()
+
+    async def run(self) -> None:
+        """Process batches until cancelled."""
+        while True:
+            await self._arrived.wait()
+            while True:
+                now = time.monotonic()
+                deadline = min(self._last_at + self._quiet, self._first_at + self._max_delay)
+                if now >= deadline:
+                    break
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), deadline - now)
+            events, self._events = self._events, []
+            self._arrived.clear()
+            self.batches += 1
+            await self._handle(Batch(events, self._first_at, time.monotonic() - self._first_at))

@@ -1,0 +1,173 @@
+"""The resource store: what each scope of proxies should have, as shared bytes.
+
+A *scope* is a set of proxies that receive the same resources: every ztunnel
+shares one scope; each waypoint has its own. Generators write resources into
+scopes; ``commit`` then tells the streams watching a scope which names were
+touched. Streams compare versions themselves, so a rebuild that produces the
+same bytes (same version) reaches nobody.
+
+Mirrors go-control-plane's split between the snapshot cache and the server:
+the store knows nothing about streams beyond a callback per watcher.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from xds.resources import Resource
+
+Touched = Mapping[str, frozenset[str]]
+"""type URL -> names whose resource was added, changed or removed."""
+
+Watcher = Callable[[Touched], None]
+
+_EMPTY: Mapping[str, Resource] = MappingProxyType({})
+
+
+@dataclass
+class _TypeTable:
+    resources: dict[str, Resource] = field(default_factory=dict)
+    by_alias: dict[str, str] = field(default_factory=dict)
+    # Bumped on every committed change; SotW uses it as version_info.
+    generation: int = 0
+
+    def put(self, resource: Resource) -> bool:
+        old = self.resources.get(resource.name)
+        if old is not None and old.version == resource.version and old.aliases == resource.aliases:
+            return False
+        if old is not None:
+            self._drop_aliases(old)
+        self.resources[resource.name] = resource
+        for alias in resource.aliases:
+            self.by_alias[alias] = resource.name
+        return True
+
+    def delete(self, name: str) -> bool:
+        old = self.resources.pop(name, None)
+        if old is None:
+            return False
+        self._drop_aliases(old)
+        return True
+
+    def _drop_aliases(self, resource: Resource) -> None:
+        for alias in resource.aliases:
+            if self.by_alias.get(alias) == resource.name:
+                del self.by_alias[alias]
+
+
+class ScopeView:
+    """Read access to one scope, always reflecting the latest commit."""
+
+    __slots__ = ("_store", "scope")
+
+    def __init__(self, store: ConfigStore, scope: str) -> None:
+        self._store = store
+        self.scope = scope
+
+    def resources(self, type_url: str) -> Mapping[str, Resource]:
+        table = self._store._table(self.scope, type_url, create=False)
+        return _EMPTY if table is None else MappingProxyType(table.resources)
+
+    def get(self, type_url: str, name: str) -> Resource | None:
+        table = self._store._table(self.scope, type_url, create=False)
+        return None if table is None else table.resources.get(name)
+
+    def resolve_alias(self, type_url: str, alias: str) -> str | None:
+        """The primary name of the resource with this alias (e.g. "network/10.0.0.1")."""
+        table = self._store._table(self.scope, type_url, create=False)
+        return None if table is None else table.by_alias.get(alias)
+
+    def generation(self, type_url: str) -> int:
+        table = self._store._table(self.scope, type_url, create=False)
+        return 0 if table is None else table.generation
+
+
+class ConfigStore:
+    """Scoped, versioned resources plus change notification on commit."""
+
+    def __init__(self) -> None:
+        self._scopes: dict[str, dict[str, _TypeTable]] = {}
+        self._watchers: dict[str, set[Watcher]] = defaultdict(set)
+        self._touched: dict[str, dict[str, set[str]]] = {}
+
+    # -- writing (generators) -------------------------------------------------
+
+    def upsert(self, scope: str, resources: Iterable[Resource]) -> None:
+        for resource in resources:
+            table = self._table(scope, resource.type_url, create=True)
+            assert table is not None
+            if table.put(resource):
+                self._touch(scope, resource.type_url, resource.name)
+
+    def remove(self, scope: str, type_url: str, names: Iterable[str]) -> None:
+        table = self._table(scope, type_url, create=False)
+        if table is None:
+            return
+        for name in names:
+            if table.delete(name):
+                self._touch(scope, type_url, name)
+
+    def replace(self, scope: str, type_url: str, resources: Iterable[Resource]) -> None:
+        """Make ``resources`` the whole content of one type in a scope."""
+        wanted = {r.name: r for r in resources}
+        table = self._table(scope, type_url, create=True)
+        assert table is not None
+        self.remove(scope, type_url, [name for name in table.resources if name not in wanted])
+        self.upsert(scope, wanted.values())
+
+    def drop_scope(self, scope: str) -> None:
+        for type_url, table in list(self._scopes.get(scope, {}).items()):
+            self.remove(scope, type_url, list(table.resources))
+
+    def commit(self) -> dict[str, Touched]:
+        """Publish everything written since the last commit; returns what was touched."""
+        touched, self._touched = self._touched, {}
+        published: dict[str, Touched] = {}
+        for scope, by_type in touched.items():
+            for type_url in by_type:
+                table = self._table(scope, type_url, create=False)
+                if table is not None:
+                    table.generation += 1
+            change = {t: frozenset(names) for t, names in by_type.items()}
+            published[scope] = change
+            for watcher in list(self._watchers.get(scope, ())):
+                watcher(change)
+        return published
+
+    # -- reading (streams) ----------------------------------------------------
+
+    def view(self, scope: str) -> ScopeView:
+        return ScopeView(self, scope)
+
+    def watch(self, scope: str, watcher: Watcher) -> Callable[[], None]:
+        """Call ``watcher`` after each commit touching ``scope``; returns an unwatch function."""
+        self._watchers[scope].add(watcher)
+
+        def unwatch() -> None:
+            watchers = self._watchers.get(scope)
+            if watchers is not None:
+                watchers.discard(watcher)
+                if not watchers:
+                    del self._watchers[scope]
+
+        return unwatch
+
+    def scopes(self) -> list[str]:
+        return sorted(self._scopes)
+
+    def _table(self, scope: str, type_url: str, *, create: bool) -> _TypeTable | None:
+        tables = self._scopes.get(scope)
+        if tables is None:
+            if not create:
+                return None
+            tables = self._scopes[scope] = {}
+        table = tables.get(type_url)
+        if table is None and create:
+            table = tables[type_url] = _TypeTable()
+        return table
+
+    def _touch(self, scope: str, type_url: str, name: str) -> None:
+        self._touched.setdefault(scope, {}).setdefault(type_url, set()).add(name)
