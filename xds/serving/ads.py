@@ -75,8 +75,9 @@ class AdsObserver(Protocol):
     def connected(self, connection: Connection) -> None: ...
     def disconnected(self, connection: Connection) -> None: ...
     def received(self, connection: Connection, received: Received) -> None: ...
-    def sent(self, connection: Connection, type_url: str, size: int, resources: int,
-             push: bool) -> None: ...
+    def sent(self, connection: Connection, response: Response, size: int,
+             origin: float | None) -> None:
+        """A response was written; ``origin`` is the change time for pushes, else None."""
 
 
 class NullObserver:
@@ -89,8 +90,8 @@ class NullObserver:
     def received(self, connection: Connection, received: Received) -> None:
         pass
 
-    def sent(self, connection: Connection, type_url: str, size: int, resources: int,
-             push: bool) -> None:
+    def sent(self, connection: Connection, response: Response, size: int,
+             origin: float | None) -> None:
         pass
 
 
@@ -109,26 +110,31 @@ class Connection:
     delta: bool
     id: str = field(default_factory=lambda: f"conn-{next(_connection_ids)}")
     _pending: dict[str, set[str]] = field(default_factory=dict)
+    _pending_origin: float | None = None
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def statuses(self) -> dict[str, TypeStatus]:
         return {t: w.status for t, w in self.session.watches.items()}
 
-    def touched(self, change: Touched) -> None:
+    def touched(self, change: Touched, origin: float) -> None:
         """Store callback: remember what changed; the stream loop pushes it."""
         for type_url, names in change.items():
             self._pending.setdefault(type_url, set()).update(names)
+        if self._pending_origin is None or origin < self._pending_origin:
+            self._pending_origin = origin
         self._wakeup.set()
 
     async def changed(self) -> None:
         """Returns once the store has touched something this stream watches."""
         await self._wakeup.wait()
 
-    def take_pending(self) -> dict[str, set[str]]:
+    def take_pending(self) -> tuple[dict[str, set[str]], float | None]:
+        """What changed since the last push, and when the oldest of it happened."""
         pending, self._pending = self._pending, {}
+        origin, self._pending_origin = self._pending_origin, None
         self._wakeup.clear()
-        return pending
+        return pending, origin
 
 
 class ConnectionRegistry:
@@ -269,22 +275,21 @@ class AdsService:
             log.warning("NACK", extra={"conn": connection.id, "proxy": connection.node.id,
                                        "type": received.type_url, "error": received.error})
         for response in responses:
-            await self._write(connection, response, context, push=False)
+            await self._write(connection, response, context, origin=None)
 
     async def _push(self, connection: Connection, context: grpc.aio.ServicerContext) -> None:
         async with self._push_limit:
-            pending = connection.take_pending()
+            pending, origin = connection.take_pending()
             if not pending:
                 return
-            for response in connection.session.push(pending):
-                await self._write(connection, response, context, push=True)
+            for response in connection.session.push(pending, origin):
+                await self._write(connection, response, context, origin=origin)
 
     async def _write(self, connection: Connection, response: Response,
-                     context: grpc.aio.ServicerContext, *, push: bool) -> None:
+                     context: grpc.aio.ServicerContext, *, origin: float | None) -> None:
         data = response.encode()
         await context.write(data)
-        self._observer.sent(connection, response.type_url, len(data), len(response.resources),
-                            push)
+        self._observer.sent(connection, response, len(data), origin)
 
 
 def _identity(data: bytes) -> bytes:

@@ -96,9 +96,7 @@ class DeltaSession:
 
         received = Received(type_url, RequestKind.SUBSCRIBE if first else RequestKind.UPDATE)
         if request.response_nonce:
-            kind, latency = watch.status.settle(request.response_nonce, error_message(request), now)
-            received = Received(type_url, kind, latency, watch.status.last_error
-                                if kind is RequestKind.NACK else "")
+            received = watch.status.settle(request.response_nonce, error_message(request), now)
 
         subscribe = list(request.resource_names_subscribe)
         unsubscribe = list(request.resource_names_unsubscribe)
@@ -121,15 +119,18 @@ class DeltaSession:
         update = self._response(watch, added, echoes) if added or echoes else None
         return received, [] if update is None else [update]
 
-    def push(self, touched: Mapping[str, Iterable[str]]) -> list[DeltaResponse]:
-        """Responses for names touched in the store, in make-before-break order."""
+    def push(self, touched: Mapping[str, Iterable[str]],
+             origin: float | None = None) -> list[DeltaResponse]:
+        """Responses for names touched in the store, in make-before-break order.
+
+        ``origin`` is when the change happened, for convergence measurements."""
         responses = []
         for type_url in in_push_order(touched):
             watch = self.watches.get(type_url)
             if watch is None:
                 continue
             names = [n for n in touched[type_url] if watch.subscribed(n)]
-            response = self._response(watch, names, ())
+            response = self._response(watch, names, (), origin=origin)
             if response is not None:
                 responses.append(response)
         return responses
@@ -181,7 +182,7 @@ class DeltaSession:
         return response
 
     def _response(self, watch: DeltaWatch, names: Iterable[str], echoes: Iterable[str],
-                  *, always: bool = False) -> DeltaResponse | None:
+                  *, always: bool = False, origin: float | None = None) -> DeltaResponse | None:
         type_url = watch.status.type_url
         updated: list[Resource] = []
         removed: list[str] = list(echoes)
@@ -200,6 +201,6 @@ class DeltaSession:
         if not (updated or removed or always):
             return None
         nonce = self._nonce()
-        watch.status.record_sent(nonce, self._clock())
+        watch.status.record_sent(nonce, self._clock(), origin)
         return DeltaResponse(type_url, nonce, updated, removed,
                              str(self.view.generation(type_url)))

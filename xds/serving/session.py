@@ -55,8 +55,8 @@ class TypeStatus:
     responses: int = 0
     acks: int = 0
     nacks: int = 0
-    # nonce -> monotonic send time, oldest first
-    pending: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    # nonce -> (monotonic send time, time of the change it carries), oldest first
+    pending: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
 
     @property
     def state(self) -> str:
@@ -69,17 +69,18 @@ class TypeStatus:
             return "SYNCED"
         return "STALE"
 
-    def record_sent(self, nonce: str, now: float) -> None:
+    def record_sent(self, nonce: str, now: float, origin: float | None = None) -> None:
         self.sent_nonce = nonce
         self.sent_at = now
         self.responses += 1
-        self.pending[nonce] = now
+        self.pending[nonce] = (now, now if origin is None else origin)
 
-    def settle(self, nonce: str, error: str | None, now: float) -> tuple[RequestKind, float | None]:
-        """Record an ACK or NACK of ``nonce``; returns the kind and time since it was sent."""
-        sent_at = self.pending.get(nonce)
-        if sent_at is None:
-            return RequestKind.STALE, None
+    def settle(self, nonce: str, error: str | None, now: float) -> Received:
+        """Record an ACK or NACK of ``nonce``."""
+        times = self.pending.get(nonce)
+        if times is None:
+            return Received(self.type_url, RequestKind.STALE)
+        sent_at, origin = times
         # Clients answer in order, so every older response has been processed too.
         while self.pending:
             oldest, _ = self.pending.popitem(last=False)
@@ -88,10 +89,10 @@ class TypeStatus:
         if error is None:
             self.acked_nonce, self.acked_at, self.last_error = nonce, now, ""
             self.acks += 1
-            return RequestKind.ACK, now - sent_at
+            return Received(self.type_url, RequestKind.ACK, now - sent_at, now - origin)
         self.nacked_nonce, self.last_error = nonce, error
         self.nacks += 1
-        return RequestKind.NACK, now - sent_at
+        return Received(self.type_url, RequestKind.NACK, now - sent_at, now - origin, error)
 
 
 @dataclass
@@ -100,7 +101,8 @@ class Received:
 
     type_url: str
     kind: RequestKind
-    latency: float | None = None  # send -> ACK/NACK, seconds
+    latency: float | None = None  # response sent -> ACK/NACK, seconds
+    since_change: float | None = None  # config change -> ACK/NACK, seconds
     error: str = ""  # NACK detail
 
 

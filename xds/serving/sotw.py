@@ -94,13 +94,12 @@ class SotwSession:
 
         if request.response_nonce != watch.status.sent_nonce:
             return Received(type_url, RequestKind.STALE), []
-        kind, latency = watch.status.settle(request.response_nonce, error_message(request),
-                                            self._clock())
-        if kind is RequestKind.NACK:
-            return Received(type_url, kind, latency, watch.status.last_error), []
-        if kind is RequestKind.ACK:
+        received = watch.status.settle(request.response_nonce, error_message(request),
+                                       self._clock())
+        if received.kind is RequestKind.NACK:
+            return received, []
+        if received.kind is RequestKind.ACK:
             watch.acked_version_info = watch.sent_version_info
-        received = Received(type_url, kind, latency)
 
         if wildcard == watch.wildcard and names == watch.names:
             return received, []
@@ -115,7 +114,8 @@ class SotwSession:
             return received, [self._respond(watch, None if watch.wildcard else added)]
         return received, []
 
-    def push(self, touched: Mapping[str, Iterable[str]]) -> list[SotwResponse]:
+    def push(self, touched: Mapping[str, Iterable[str]],
+             origin: float | None = None) -> list[SotwResponse]:
         responses = []
         for type_url in in_push_order(touched):
             watch = self.watches.get(type_url)
@@ -126,7 +126,7 @@ class SotwSession:
                 continue
             # Wildcard types (LDS, CDS) are replaced as a whole; for the others
             # a resource missing from a response is kept, so send what changed.
-            responses.append(self._respond(watch, None if watch.wildcard else changed))
+            responses.append(self._respond(watch, None if watch.wildcard else changed, origin))
         return responses
 
     def _differs(self, watch: SotwWatch, name: str) -> bool:
@@ -136,7 +136,8 @@ class SotwSession:
         current = None if resource is None else resource.version
         return watch.sent_versions.get(name) != current
 
-    def _respond(self, watch: SotwWatch, only: Iterable[str] | None) -> SotwResponse:
+    def _respond(self, watch: SotwWatch, only: Iterable[str] | None,
+                 origin: float | None = None) -> SotwResponse:
         type_url = watch.status.type_url
         if watch.wildcard:
             resources = list(self.view.resources(type_url).values())
@@ -156,5 +157,5 @@ class SotwSession:
         version = f"{self.view.generation(type_url)}.{self._versions}"
         nonce = self._nonce()
         watch.sent_version_info = version
-        watch.status.record_sent(nonce, self._clock())
+        watch.status.record_sent(nonce, self._clock(), origin)
         return SotwResponse(type_url, version, nonce, resources)

@@ -12,6 +12,7 @@ the store knows nothing about streams beyond a callback per watcher.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from xds.resources import Resource
 Touched = Mapping[str, frozenset[str]]
 """type URL -> names whose resource was added, changed or removed."""
 
-Watcher = Callable[[Touched], None]
+Watcher = Callable[[Touched, float], None]
+"""Called with what was touched and when the change behind it first happened
+(``time.monotonic()``), so that streams can measure convergence."""
 
 _EMPTY: Mapping[str, Resource] = MappingProxyType({})
 
@@ -122,8 +125,13 @@ class ConfigStore:
         for type_url, table in list(self._scopes.get(scope, {}).items()):
             self.remove(scope, type_url, list(table.resources))
 
-    def commit(self) -> dict[str, Touched]:
-        """Publish everything written since the last commit; returns what was touched."""
+    def commit(self, origin: float | None = None) -> dict[str, Touched]:
+        """Publish everything written since the last commit; returns what was touched.
+
+        ``origin`` is when the change behind this commit first happened (monotonic
+        clock; default now)."""
+        if origin is None:
+            origin = time.monotonic()
         touched, self._touched = self._touched, {}
         published: dict[str, Touched] = {}
         for scope, by_type in touched.items():
@@ -134,7 +142,7 @@ class ConfigStore:
             change = {t: frozenset(names) for t, names in by_type.items()}
             published[scope] = change
             for watcher in list(self._watchers.get(scope, ())):
-                watcher(change)
+                watcher(change, origin)
         return published
 
     # -- reading (streams) ----------------------------------------------------

@@ -1,0 +1,146 @@
+"""A minimal asyncio HTTP/1.1 server for the monitoring port (/ready, /metrics, /debug).
+
+The monitoring port answers a handful of small GET requests; a dependency-free
+server keeps the process to one event loop and one set of libraries.
+Connections are closed after each response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger("xds.http")
+
+_MAX_HEAD = 16 * 1024
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    peer: str
+    body: bytes = b""
+
+    def arg(self, name: str, default: str = "") -> str:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+@dataclass
+class HttpResponse:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, value: Any, *, status: int = 200, pretty: bool = False) -> HttpResponse:
+        text = json.dumps(value, indent=2 if pretty else None, sort_keys=pretty, default=str)
+        return cls(status, (text + "\n").encode(), "application/json")
+
+    @classmethod
+    def text(cls, text: str, status: int = 200) -> HttpResponse:
+        return cls(status, text.encode())
+
+
+Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+Guard = Callable[[HttpRequest], HttpResponse | None]
+"""Returns a refusal for a request it will not let through, else None."""
+
+
+class HttpServer:
+    def __init__(self, routes: Mapping[str, Handler], *,
+                 guards: Mapping[str, Guard] | None = None) -> None:
+        """``routes`` maps exact paths, or prefixes ending in "/", to handlers;
+        ``guards`` maps path prefixes to checks run before the handler."""
+        self._routes = dict(routes)
+        self._guards = dict(guards or {})
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._connection, host, port)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        try:
+            response = await self._respond(reader, writer)
+            reason = _REASONS.get(response.status, "")
+            head = [f"HTTP/1.1 {response.status} {reason}",
+                    f"Content-Type: {response.content_type}",
+                    f"Content-Length: {len(response.body)}",
+                    "Connection: close",
+                    *(f"{k}: {v}" for k, v in response.headers.items())]
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + response.body)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _respond(self, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> HttpResponse:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        except (asyncio.LimitOverrunError, TimeoutError):
+            return HttpResponse.text("request head too large or too slow\n", 400)
+        if len(head) > _MAX_HEAD:
+            return HttpResponse.text("request head too large\n", 400)
+        lines = head.decode("latin-1").split("\r\n")
+        try:
+            method, target, _version = lines[0].split(" ", 2)
+        except ValueError:
+            return HttpResponse.text("malformed request line\n", 400)
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
+        body = b""
+        length = int(headers.get("content-length", "0") or 0)
+        if length:
+            if length > 1024 * 1024:
+                return HttpResponse.text("request body too large\n", 400)
+            body = await reader.readexactly(length)
+        url = urlsplit(target)
+        peer = writer.get_extra_info("peername")
+        request = HttpRequest(method.upper(), url.path, parse_qs(url.query), headers,
+                              peer[0] if peer else "", body)
+        handler = self._route(request.path)
+        if handler is None:
+            return HttpResponse.text(f"no such endpoint: {request.path}\n", 404)
+        for prefix, guard in self._guards.items():
+            if request.path.startswith(prefix):
+                refusal = guard(request)
+                if refusal is not None:
+                    return refusal
+        try:
+            return await handler(request)
+        except Exception:
+            log.exception("handler failed", extra={"path": request.path})
+            return HttpResponse.text("internal error\n", 500)
+
+    def _route(self, path: str) -> Handler | None:
+        if path in self._routes:
+            return self._routes[path]
+        prefixes = [p for p in self._routes if p.endswith("/") and path.startswith(p)]
+        return self._routes[max(prefixes, key=len)] if prefixes else None
