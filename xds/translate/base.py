@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Set
 from typing import Protocol
 
-from xds.model.meta import ObjectKey
+from xds.model.mesh import ChangeSet, Mesh
 from xds.resources import Update
 
 
 class Translator(Protocol):
     """Turns model changes into resource updates; pure apart from its own memo.
 
-    ``changed`` holds the keys of the objects added, updated or deleted since
-    the last call; ``None`` asks for everything (start-up, or after a resync).
-    ``mesh`` is the read side of the model's MeshStore, already updated.
+    ``changes`` is the net change since the last call (debounced batches are
+    merged with ``ChangeSet.merge``; ``previous`` holds the old version of
+    every updated or deleted object); ``None`` asks for everything (start-up,
+    or recovery after a failed rebuild). ``mesh`` is already updated.
     """
 
-    def translate(self, mesh: object, changed: Set[ObjectKey] | None) -> list[Update]: ...
+    def translate(self, mesh: Mesh, changes: ChangeSet | None) -> list[Update]: ...
