@@ -1,0 +1,104 @@
+"""Turn a decoded Kubernetes object (YAML/JSON from a file or the API server) into a model object.
+
+``parse_object`` is the single entry point. It dispatches on the API group
+(any version) and kind; kinds the control plane does not model give ``None``
+so that a directory of ordinary cluster manifests can be loaded as-is.
+Invalid objects raise ``ManifestError`` naming the object and field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from xds.model.core import EndpointSlice, Namespace, Node, Pod, Service, ServiceAccount
+from xds.model.errors import ManifestError
+from xds.model.gateway import Gateway, GatewayClass, GRPCRoute, HTTPRoute
+from xds.model.meta import KubeObject, ObjectMeta
+from xds.model.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
+from xds.model.parse import core, gateway, networking, security
+from xds.model.parse.meta import read_metadata
+from xds.model.parse.reader import ObjectRef, Reader, parse_duration
+from xds.model.security import AuthorizationPolicy, PeerAuthentication
+
+Parser = Callable[[Reader, ObjectMeta], KubeObject]
+
+_PARSERS: dict[type[KubeObject], Parser] = {
+    Namespace: core.parse_namespace,
+    Node: core.parse_node,
+    Pod: core.parse_pod,
+    Service: core.parse_service,
+    ServiceAccount: core.parse_service_account,
+    EndpointSlice: core.parse_endpoint_slice,
+    GatewayClass: gateway.parse_gateway_class,
+    Gateway: gateway.parse_gateway,
+    HTTPRoute: gateway.parse_http_route,
+    GRPCRoute: gateway.parse_grpc_route,
+    AuthorizationPolicy: security.parse_authorization_policy,
+    PeerAuthentication: security.parse_peer_authentication,
+    ServiceEntry: networking.parse_service_entry,
+    WorkloadEntry: networking.parse_workload_entry,
+    VirtualService: networking.parse_virtual_service,
+    DestinationRule: networking.parse_destination_rule,
+}
+
+MODEL_KINDS: tuple[type[KubeObject], ...] = tuple(_PARSERS)
+"""Every modelled kind, e.g. for a Kubernetes source deciding what to watch."""
+
+_BY_GROUP_KIND: dict[tuple[str, str], type[KubeObject]] = {
+    (cls.api_group, cls.kind): cls for cls in _PARSERS
+}
+
+
+def model_class(api_version: str, kind: str) -> type[KubeObject] | None:
+    """The model class for ``apiVersion``/``kind``, or ``None`` when not modelled.
+
+    Any version of a group is accepted (``v1``, ``v1beta1``, ...): the fields
+    the control plane reads are the same across the served versions.
+    """
+    group = api_version.rpartition("/")[0]  # "v1" -> "", "apps/v1" -> "apps"
+    return _BY_GROUP_KIND.get((group, kind))
+
+
+def parse_object(document: object) -> KubeObject | None:
+    """Parse one Kubernetes object; ``None`` for kinds the model does not cover.
+
+    Raises ``ManifestError`` for a document that is not an object, lacks
+    ``apiVersion``/``kind``/``metadata.name``, or has an invalid field.
+    """
+    ref = ObjectRef()
+    doc = Reader(document, "", ref)
+    if not isinstance(document, Mapping):
+        doc.fail("expected a Kubernetes object (a mapping with apiVersion and kind)")
+    kind = doc.required_string("kind")
+    ref.kind = kind
+    api_version = doc.required_string("apiVersion")
+    cls = model_class(api_version, kind)
+    if cls is None:
+        return None
+    meta = read_metadata(doc, cls.namespaced)
+    return _PARSERS[cls](doc, meta)
+
+
+def object_identity(document: object) -> tuple[str | None, str | None, str | None]:
+    """Best-effort ``(kind, namespace, name)`` of a raw document, for error reports."""
+    if not isinstance(document, Mapping):
+        return None, None, None
+    metadata: Any = document.get("metadata")
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+
+    def text(value: object) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    return text(document.get("kind")), text(metadata.get("namespace")), text(metadata.get("name"))
+
+
+__all__ = [
+    "MODEL_KINDS",
+    "ManifestError",
+    "model_class",
+    "object_identity",
+    "parse_duration",
+    "parse_object",
+]
