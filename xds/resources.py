@@ -119,3 +119,16 @@ class Update:
     # True: ``upserts`` is the complete set; anything else of this type in the
     # scope is removed.
     replace: bool = False
+
+
+def decode(type_url: str, body: bytes) -> Message:
+    """Parse a resource body by its type URL (for debug views and ``xds render``).
+
+    The message type must have been imported somewhere (translators import what
+    they produce), so that the default descriptor pool knows it."""
+    from google.protobuf import descriptor_pool, message_factory
+
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(type_url.rsplit("/", 1)[-1])
+    message = message_factory.GetMessageClass(descriptor)()
+    message.ParseFromString(body)
+    return message

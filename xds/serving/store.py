@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from xds.resources import Resource
+from xds.type_urls import in_push_order
 
 Touched = Mapping[str, frozenset[str]]
 """type URL -> names whose resource was added, changed or removed."""
@@ -165,6 +166,11 @@ class ConfigStore:
 
     def scopes(self) -> list[str]:
         return sorted(self._scopes)
+
+    def types(self, scope: str) -> list[str]:
+        """The type URLs a scope holds resources of, in push order."""
+        return in_push_order(t for t, table in self._scopes.get(scope, {}).items()
+                             if table.resources)
 
     def _table(self, scope: str, type_url: str, *, create: bool) -> _TypeTable | None:
         tables = self._scopes.get(scope)

@@ -1,0 +1,84 @@
+"""From model changes to published resources: debounce, translate, commit.
+
+Sources apply changes to the ``MeshStore`` and hand the resulting change sets
+here. After the debounce window the translators see the union of the changed
+object keys, return resource updates (already serialized, once), and the
+``ConfigStore`` publishes them to the streams in one commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from xds.model.mesh import ChangeSet, Mesh
+from xds.resources import Update
+from xds.serving import metrics
+from xds.serving.debounce import Batch, Debouncer
+from xds.serving.store import ConfigStore
+from xds.translate.base import Translator
+
+log = logging.getLogger("xds.pipeline")
+
+
+class Pipeline:
+    def __init__(self, mesh: Mesh, store: ConfigStore, translators: Sequence[Translator], *,
+                 debounce_after: float = 0.1, debounce_max: float = 10.0) -> None:
+        self.mesh = mesh
+        self.store = store
+        self.translators = list(translators)
+        self.debouncer: Debouncer[ChangeSet] = Debouncer(
+            self._rebuild, quiet=debounce_after, max_delay=debounce_max)
+        self.rebuilds = 0
+        self._failed = False
+
+    def changed(self, changes: ChangeSet) -> None:
+        """Source callback: the MeshStore has applied ``changes``."""
+        if not changes:
+            return
+        for event, keys in (("add", changes.added), ("update", changes.updated),
+                            ("delete", changes.deleted)):
+            for key in keys:
+                metrics.CONFIG_EVENTS.inc(key.kind, event)
+        self.debouncer.add(changes)
+
+    def rebuild(self, changes: ChangeSet | None, origin: float | None = None) -> int:
+        """Translate and publish now; returns how many scopes were touched."""
+        started = time.monotonic()
+        updates: list[Update] = []
+        for translator in self.translators:
+            updates.extend(translator.translate(self.mesh, changes))
+        for update in updates:
+            if update.replace:
+                self.store.replace(update.scope, update.type_url, update.upserts)
+            else:
+                self.store.upsert(update.scope, update.upserts)
+                self.store.remove(update.scope, update.type_url, update.removals)
+        translated = time.monotonic()
+        metrics.REBUILD_TIME.observe(translated - started)
+        touched = self.store.commit(origin)
+        self.rebuilds += 1
+        log.debug("rebuilt", extra={"objects": "all" if changes is None else len(changes.keys),
+                                    "scopes": len(touched),
+                                    "ms": round((translated - started) * 1000, 1)})
+        return len(touched)
+
+    async def run(self) -> None:
+        await self.debouncer.run()
+
+    async def _rebuild(self, batch: Batch[ChangeSet]) -> None:
+        metrics.DEBOUNCE_TIME.observe(batch.debounce_seconds)
+        merged = batch.events[0]
+        for later in batch.events[1:]:
+            merged = merged.merge(later)
+        try:
+            # After a failure the changed keys of that batch are lost, so the
+            # next batch rebuilds everything.
+            self.rebuild(None if self._failed else merged, origin=batch.first_event_at)
+            self._failed = False
+        except Exception:
+            # A translator bug must not take the whole control plane down: the
+            # last good resources stay published and the next change retries.
+            self._failed = True
+            log.exception("rebuild failed", extra={"objects": len(merged.keys)})
