@@ -1,0 +1,131 @@
+"""``xds ca init|show`` and ``xds token add`` as processes: output, files, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xds.security.cli import parse_duration, register
+from xds.security.tokens import TokensFile
+
+from .support import OPENSSL, TD
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def xds(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xds.security.cli", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def openssl_fingerprint(path: Path) -> str:
+    out = subprocess.run([OPENSSL, "x509", "-noout", "-fingerprint", "-sha256", "-in", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return out.strip().split("=", 1)[1]
+
+
+def test_init_show_and_init_again(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "ca"
+    init = xds("ca", "init", "--ca-dir", str(ca_dir))
+    assert init.returncode == 0, init.stderr
+    fp = openssl_fingerprint(ca_dir / "root-cert.pem")
+    assert fp in init.stdout
+
+    show = xds("ca", "show", "--ca-dir", str(ca_dir))
+    assert show.returncode == 0, show.stderr
+    assert "self-signed root" in show.stdout
+    assert "ECDSA P-256" in show.stdout
+    assert f"SHA256 Fingerprint: {fp}" in show.stdout
+    assert "O=cluster.local" in show.stdout and "not after:" in show.stdout
+
+    again = xds("ca", "init", "--ca-dir", str(ca_dir))
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1 and "already holds a CA" in again.stderr
+    assert openssl_fingerprint(ca_dir / "root-cert.pem") == fp
+
+    forced = xds("ca", "init", "--ca-dir", str(ca_dir), "--force", "--key-algorithm", "rsa-4096")
+    assert forced.returncode == 0, forced.stderr
+    assert openssl_fingerprint(ca_dir / "root-cert.pem") != fp
+    assert "RSA 4096" in xds("ca", "show", "--ca-dir", str(ca_dir)).stdout
+
+
+def test_default_ca_dir_is_under_xdg_state_home(tmp_path: Path) -> None:
+    result = xds("ca", "init", env={"XDG_STATE_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "xds-ambient" / "ca" / "root-cert.pem").exists()
+
+
+def test_show_plugin_ca(tmp_path: Path) -> None:
+    from .support import write_plugin_ca
+
+    write_plugin_ca(tmp_path)
+    show = xds("ca", "show", "--ca-dir", str(tmp_path))
+    assert show.returncode == 0, show.stderr
+    assert "plug-in (intermediate)" in show.stdout
+    assert "signing certificate:" in show.stdout and "CN=intermediate" in show.stdout
+
+
+def test_show_without_a_ca_fails_with_one_line(tmp_path: Path) -> None:
+    result = xds("ca", "show", "--ca-dir", str(tmp_path / "none"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("xds ca show: ") and result.stderr.count("\n") == 1
+
+
+def test_token_add_prints_only_the_token(tmp_path: Path) -> None:
+    result = xds("token", "add", "default/app", "--ca-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n" and len(token) == 43
+    grant = TokensFile(tmp_path / "tokens", TD).lookup(token)
+    assert grant is not None and grant.identity.account == "default/app"
+
+
+def test_token_add_with_node_and_expiry(tmp_path: Path) -> None:
+    path = tmp_path / "custom-tokens"
+    result = xds("token", "add", "istio-system/ztunnel", "--tokens-file", str(path),
+                 "--node", "node-a", "--expires-in", "2h")
+    assert result.returncode == 0, result.stderr
+    grant = TokensFile(path, TD).lookup(result.stdout.strip())
+    assert grant is not None and grant.node == "node-a" and grant.expires is not None
+    remaining = grant.expires - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(hours=1, minutes=59) < remaining <= dt.timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["token", "add", "not-an-account"],
+        ["token", "add", "a/b", "--ca-dir", "x", "--tokens-file", "y"],
+        ["token", "add", "a/b", "--expires-in", "soon"],
+        ["ca", "init", "--key-algorithm", "dsa"],
+        ["ca"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], tmp_path: Path) -> None:
+    result = xds(*args, env={"XDG_STATE_HOME": str(tmp_path)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90d") == dt.timedelta(days=90)
+    assert parse_duration("3600") == dt.timedelta(hours=1)
+    for bad in ("0", "-1h", "1w", ""):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_register_sets_a_handler_for_every_command() -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    for argv in (["ca", "init"], ["ca", "show"], ["token", "add", "a/b"]):
+        assert callable(parser.parse_args(argv).func)

@@ -1,0 +1,210 @@
+"""The CA on disk: a directory in istio's ``cacerts`` layout.
+
+Files (the names istiod uses for its plug-in CA secret):
+
+- ``ca-key.pem``    the signing key (mode 0600)
+- ``ca-cert.pem``   the signing certificate
+- ``root-cert.pem`` the trust anchor(s); what clients use to verify us
+- ``cert-chain.pem`` optional: the certificates between ``ca-cert.pem`` and
+  the root (plug-in CA). istio's own tooling writes ``ca-cert`` + ``root``
+  here, so those two are recognised and skipped.
+
+A self-signed CA has ``ca-cert.pem`` == ``root-cert.pem``. A directory with no
+CA files gets a new self-signed root; a directory with any of them is only
+ever loaded, so a restart never silently changes the root.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from xds.security.ca import (
+    ROOT_TTL,
+    CaError,
+    CaPrivateKey,
+    CertificateAuthority,
+    KeyAlgorithm,
+    SigningMaterial,
+    generate_root,
+    key_to_pem,
+    to_pem,
+)
+from xds.security.fileio import PRIVATE, PUBLIC, atomic_write
+
+log = logging.getLogger(__name__)
+
+CA_KEY: Final = "ca-key.pem"
+CA_CERT: Final = "ca-cert.pem"
+ROOT_CERT: Final = "root-cert.pem"
+CERT_CHAIN: Final = "cert-chain.pem"
+CA_FILES: Final = (CA_KEY, CA_CERT, ROOT_CERT, CERT_CHAIN)
+
+
+def default_ca_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_STATE_HOME/xds-ambient/ca``, falling back to ``~/.local/state/...``."""
+    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "xds-ambient" / "ca"
+
+
+@dataclass(frozen=True)
+class CaDirectory:
+    path: Path
+
+    @property
+    def root_cert_path(self) -> Path:
+        """Root distribution in file mode: clients point ``CA_ROOT_CA``/``XDS_ROOT_CA`` here."""
+        return self.path / ROOT_CERT
+
+    def has_material(self) -> bool:
+        return any((self.path / name).exists() for name in CA_FILES)
+
+    def load(self) -> SigningMaterial:
+        """Load the CA; ``CaError`` names the file and the problem."""
+        key = _read_key(self.path / CA_KEY)
+        signing, *extra = _read_certs(self.path / CA_CERT, required=True)
+        roots = _read_certs(self.path / ROOT_CERT, required=False)
+        if not roots:
+            if signing.issuer != signing.subject:
+                raise CaError(f"{self.path / ROOT_CERT}: missing (needed for a plug-in CA)")
+            roots = [signing]
+        chain = [*extra, *_read_certs(self.path / CERT_CHAIN, required=False)]
+        intermediates: list[x509.Certificate] = []
+        for cert in chain:
+            if cert == signing or cert in roots or cert in intermediates:
+                continue
+            intermediates.append(cert)
+        try:
+            return SigningMaterial(key, signing, tuple(intermediates), tuple(roots))
+        except CaError as exc:
+            raise CaError(f"{self.path}: {exc}") from None
+
+    def create(
+        self,
+        key_algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+        *,
+        organization: str,
+        root_ttl: dt.timedelta = ROOT_TTL,
+        force: bool = False,
+    ) -> SigningMaterial:
+        """Generate and persist a new self-signed root; refuses to overwrite unless ``force``."""
+        if self.has_material() and not force:
+            raise CaError(f"{self.path} already holds a CA; use --force to replace its root")
+        key = key_algorithm.generate()
+        root = generate_root(key, organization=organization, ttl=root_ttl)
+        self._write(key, root)
+        return SigningMaterial(key, root, (), (root,))
+
+    def load_or_create(
+        self, key_algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256, *, organization: str
+    ) -> tuple[SigningMaterial, bool]:
+        """The CA for ``xds serve``: load what is there, create only an empty directory.
+
+        Returns the material and whether it was created just now.
+        """
+        if self.has_material():
+            return self.load(), False
+        material = self.create(key_algorithm, organization=organization)
+        log.info("created a new self-signed root CA in %s", self.path)
+        return material, True
+
+    def stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        """A cheap change detector over the CA files (inode, size, mtime)."""
+        stamps: list[tuple[int, int, int] | None] = []
+        for name in CA_FILES:
+            try:
+                st = (self.path / name).stat()
+            except FileNotFoundError:
+                stamps.append(None)
+            else:
+                stamps.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(stamps)
+
+    def _write(self, key: CaPrivateKey, root: x509.Certificate) -> None:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pem = to_pem(root).encode("ascii")
+        # A stale plug-in chain would no longer match the new key.
+        (self.path / CERT_CHAIN).unlink(missing_ok=True)
+        atomic_write(self.path / CA_KEY, key_to_pem(key), PRIVATE)
+        atomic_write(self.path / CA_CERT, pem, PUBLIC)
+        atomic_write(self.path / ROOT_CERT, pem, PUBLIC)
+
+
+class CaFileWatcher:
+    """Reloads a ``CertificateAuthority`` when its directory's files change.
+
+    Call ``poll`` periodically (every few seconds is plenty). A broken update
+    (half-copied files, a key that does not match) is logged and ignored: the
+    CA keeps signing with what it had.
+    """
+
+    def __init__(self, directory: CaDirectory, ca: CertificateAuthority) -> None:
+        self._directory = directory
+        self._ca = ca
+        self._stamp = directory.stamp()
+
+    def poll(self) -> bool:
+        """Reload if the files changed; returns True when the CA was replaced."""
+        stamp = self._directory.stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            material = self._directory.load()
+        except CaError as exc:
+            log.error("CA files changed but cannot be loaded, keeping the current CA: %s", exc)
+            return False
+        old = self._ca.root_fingerprint
+        self._ca.replace(material)
+        log.info(
+            "CA reloaded from %s (root %s -> %s)",
+            self._directory.path,
+            old,
+            material.root_fingerprint,
+        )
+        return True
+
+
+def _read_key(path: Path) -> CaPrivateKey:
+    data = _read(path, required=True)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise CaError(f"{path}: the key is encrypted; an unencrypted PEM key is needed") from None
+    except ValueError:
+        raise CaError(f"{path}: not a PEM private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise CaError(f"{path}: unsupported key type {type(key).__name__} (use ECDSA or RSA)")
+    return key
+
+
+def _read_certs(path: Path, *, required: bool) -> list[x509.Certificate]:
+    data = _read(path, required=required)
+    if not data.strip():
+        if required:
+            raise CaError(f"{path}: empty")
+        return []
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise CaError(f"{path}: not PEM certificates") from None
+
+
+def _read(path: Path, *, required: bool) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        if required:
+            raise CaError(f"{path}: missing") from None
+        return b""
+    except OSError as exc:
+        raise CaError(f"{path}: {exc.strerror}") from None

@@ -1,0 +1,185 @@
+"""``xds ca init|show`` and ``xds token add``.
+
+``register(subparsers)`` adds the commands to the main parser; each leaf
+parser sets ``func``: a ``Callable[[argparse.Namespace], int]`` returning the
+exit code (0 ok, 1 runtime failure with one line on stderr; argparse itself
+exits 2 on usage errors, and so do the handlers for bad values it cannot see).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography import x509
+
+from xds.security.ca import CaError, KeyAlgorithm, describe_key, fingerprint
+from xds.security.ca_files import ROOT_CERT, CaDirectory, default_ca_dir
+from xds.security.identity import DEFAULT_TRUST_DOMAIN, Identity, InvalidIdentity
+from xds.security.tokens import TOKENS_FILE, TokenGrant, add_grant
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+
+_DURATION = re.compile(r"([0-9]+)([smhd]?)")
+_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``90d``, ``24h``, ``30m``, ``45s`` or plain seconds; ``ValueError`` otherwise."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a positive duration like 90d, 24h, 30m or 3600")
+    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def add_ca_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """``--ca-dir`` as every command that touches the CA spells it (also for ``serve``)."""
+    parser.add_argument(
+        "--ca-dir",
+        type=Path,
+        default=None,
+        help=f"CA directory (cacerts layout); default {default_ca_dir()}",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``ca`` and ``token`` to the subparsers object of the ``xds`` parser."""
+    ca = subparsers.add_parser("ca", help="the mesh certificate authority")
+    ca_commands = ca.add_subparsers(dest="ca_command", metavar="{init,show}", required=True)
+
+    init = ca_commands.add_parser("init", help="create a self-signed root CA")
+    add_ca_dir_argument(init)
+    init.add_argument(
+        "--key-algorithm",
+        choices=[a.value for a in KeyAlgorithm],
+        default=KeyAlgorithm.EC_P256.value,
+        help="CA key type (default %(default)s)",
+    )
+    init.add_argument("--trust-domain", default=DEFAULT_TRUST_DOMAIN,
+                      help="organization of the root (default %(default)s)")
+    init.add_argument("--root-ttl", type=_duration_arg, default=dt.timedelta(days=3650),
+                      help="root validity (default 3650d)")
+    init.add_argument("--force", action="store_true",
+                      help="replace an existing CA: every issued certificate stops verifying")
+    init.set_defaults(func=run_ca_init)
+
+    show = ca_commands.add_parser("show", help="print the CA's certificates")
+    add_ca_dir_argument(show)
+    show.set_defaults(func=run_ca_show)
+
+    token = subparsers.add_parser("token", help="bearer tokens for file mode")
+    token_commands = token.add_subparsers(dest="token_command", metavar="{add}", required=True)
+    add = token_commands.add_parser(
+        "add", help="create a token for NS/SA; prints the token alone on stdout"
+    )
+    add.add_argument("account", metavar="NS/SA", help="namespace/service-account")
+    where = add.add_mutually_exclusive_group()
+    where.add_argument("--ca-dir", type=Path, default=None,
+                       help=f"use <ca-dir>/{TOKENS_FILE} (default {default_ca_dir()})")
+    where.add_argument("--tokens-file", type=Path, default=None, help="tokens file to append to")
+    add.add_argument("--node", default=None,
+                     help="bind the token to a node (lets a node agent impersonate its pods)")
+    add.add_argument("--expires-in", type=_duration_arg, default=None,
+                     help="token lifetime, e.g. 30d (default: no expiry)")
+    add.set_defaults(func=run_token_add)
+
+
+def run_ca_init(args: argparse.Namespace) -> int:
+    directory = CaDirectory(args.ca_dir or default_ca_dir())
+    try:
+        material = directory.create(
+            KeyAlgorithm(args.key_algorithm),
+            organization=args.trust_domain,
+            root_ttl=args.root_ttl,
+            force=args.force,
+        )
+    except (CaError, OSError) as exc:
+        return _fail("ca init", exc)
+    print(f"root CA created in {directory.path}")
+    print(f"root certificate:   {directory.root_cert_path}")
+    print(f"SHA256 Fingerprint: {material.root_fingerprint}")
+    return EXIT_OK
+
+
+def run_ca_show(args: argparse.Namespace) -> int:
+    directory = CaDirectory(args.ca_dir or default_ca_dir())
+    if not directory.has_material():
+        return _fail("ca show", f"{directory.path} holds no CA (create one with 'xds ca init')")
+    try:
+        material = directory.load()
+    except (CaError, OSError) as exc:
+        return _fail("ca show", exc)
+    kind = "self-signed root" if material.self_signed else "plug-in (intermediate)"
+    print(f"CA directory:       {directory.path}")
+    print(f"mode:               {kind}")
+    print(f"root distribution:  {directory.path / ROOT_CERT}")
+    print(f"key:                {describe_key(material.key)}")
+    sections: list[tuple[str, x509.Certificate]] = []
+    if not material.self_signed:
+        sections.append(("signing certificate", material.cert))
+        sections.extend(("intermediate", c) for c in material.intermediates)
+    sections.extend(("root", c) for c in material.roots)
+    for title, cert in sections:
+        print()
+        _print_certificate(title, cert)
+    return EXIT_OK
+
+
+def run_token_add(args: argparse.Namespace) -> int:
+    try:
+        identity = Identity.from_account(args.account)
+    except InvalidIdentity as exc:
+        print(f"xds token add: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    path: Path = args.tokens_file or (args.ca_dir or default_ca_dir()) / TOKENS_FILE
+    expires = dt.datetime.now(dt.UTC) + args.expires_in if args.expires_in else None
+    try:
+        token = add_grant(path, TokenGrant(identity, node=args.node, expires=expires))
+    except OSError as exc:
+        return _fail("token add", exc)
+    print(token)
+    return EXIT_OK
+
+
+def _print_certificate(title: str, cert: x509.Certificate) -> None:
+    print(f"{title}:")
+    print(f"  subject:            {cert.subject.rfc4514_string() or '(empty)'}")
+    print(f"  issuer:             {cert.issuer.rfc4514_string() or '(empty)'}")
+    print(f"  not before:         {cert.not_valid_before_utc.isoformat()}")
+    print(f"  not after:          {cert.not_valid_after_utc.isoformat()}")
+    print(f"  key:                {describe_key(cert.public_key())}")
+    print(f"  SHA256 Fingerprint: {fingerprint(cert)}")
+
+
+def _duration_arg(text: str) -> dt.timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fail(command: str, reason: object) -> int:
+    if isinstance(reason, OSError) and reason.strerror:
+        reason = f"{reason.filename or ''}: {reason.strerror}".lstrip(": ")
+    print(f"xds {command}: {reason}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry for these commands (``python -m xds.security.cli``)."""
+    parser = argparse.ArgumentParser(prog="xds")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
