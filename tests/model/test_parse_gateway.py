@@ -239,7 +239,9 @@ def test_grpc_route() -> None:
     exact, regex = first.matches
     assert exact.method == GRPCMethodMatch("echo.Echo", "Ping")
     assert exact.headers == (HeaderMatch("x-a", "b"),)
-    assert regex.method == GRPCMethodMatch("echo\\..*", None, GRPCMethodMatchType.REGULAR_EXPRESSION)
+    assert regex.method == GRPCMethodMatch(
+        "echo\\..*", None, GRPCMethodMatchType.REGULAR_EXPRESSION
+    )
     assert catch_all.matches == ()  # GRPCRoute has no default match: everything matches
     assert catch_all.backend_refs == (BackendRef(name="echo", namespace="ns", port=7070),)
 
@@ -277,7 +279,7 @@ def _route(rule: str) -> str:
         (_route("{backendRefs: [{port: 80}]}"),
          "spec.rules[0].backendRefs[0].name: required field is missing"),
         (_route("{matches: [{path: {type: Glob, value: /x}}]}"),
-         'spec.rules[0].matches[0].path.type: expected one of Exact, PathPrefix, RegularExpression'),
+         "spec.rules[0].matches[0].path.type: expected one of Exact, PathPrefix, Regular"),
         (_route("{matches: [{method: FETCH}]}"),
          'spec.rules[0].matches[0].method: expected an HTTP method such as GET, got "FETCH"'),
         (_route("{timeouts: {request: 10 seconds}}"),
