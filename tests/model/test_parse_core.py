@@ -223,7 +223,7 @@ def test_endpoint_slice() -> None:
 )
 def test_metadata_only_kinds(text: str, cls: type, key: ObjectKey) -> None:
     obj = parse_object(load(text))
-    assert isinstance(obj, cls)
+    assert isinstance(obj, cls) and obj is not None
     assert obj.key == key  # cluster-scoped kinds ignore metadata.namespace
 
 

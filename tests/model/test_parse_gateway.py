@@ -216,7 +216,8 @@ def test_http_route() -> None:
 
 
 def test_request_and_response_header_modifiers_differ() -> None:
-    assert RequestHeaderModifier(remove=("a",)) != ResponseHeaderModifier(remove=("a",))
+    request: object = RequestHeaderModifier(remove=("a",))
+    assert request != ResponseHeaderModifier(remove=("a",))
 
 
 def test_grpc_route() -> None:

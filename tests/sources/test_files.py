@@ -1,0 +1,382 @@
+"""FileSource against real files: initial load, edits, added/removed/moved files,
+broken documents, and the bundled demo mesh. Polling is real, with a short interval;
+every wait is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from xds.model.core import Pod, Service
+from xds.model.mesh import ChangeSet, MeshStore
+from xds.model.meta import ObjectKey
+from xds.sources.base import Source
+from xds.sources.files import DocumentError, FileSource, load_directory
+
+POLL = 0.02
+TIMEOUT = 5.0
+
+
+def service_yaml(name: str, port: int = 80, namespace: str = "ns") -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Service
+        metadata: {{name: {name}, namespace: {namespace}}}
+        spec: {{ports: [{{port: {port}}}]}}
+        """)
+
+
+def svc(name: str, namespace: str = "ns") -> ObjectKey:
+    return ObjectKey("Service", namespace, name)
+
+
+def write(path: Path, *documents: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("---\n".join(documents))
+
+
+class Harness:
+    """A FileSource running its real poll loop, with its ChangeSets in a queue."""
+
+    def __init__(self, directory: Path) -> None:
+        self.store = MeshStore()
+        self.changes: asyncio.Queue[ChangeSet] = asyncio.Queue()
+        self.source = FileSource(directory, self.store, self.changes.put_nowait,
+                                 poll_interval=POLL)
+
+    async def next_change(self) -> ChangeSet:
+        return await asyncio.wait_for(self.changes.get(), TIMEOUT)
+
+    def assert_quiet(self) -> None:
+        assert self.changes.empty(), self.changes.get_nowait()
+
+
+@asynccontextmanager
+async def running(directory: Path) -> AsyncIterator[Harness]:
+    harness = Harness(directory)
+    task = asyncio.create_task(harness.source.run())
+    try:
+        await asyncio.wait_for(harness.source.synced.wait(), TIMEOUT)
+        yield harness
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_file_source_is_a_source(tmp_path: Path) -> None:
+    source: Source = FileSource(tmp_path, MeshStore(), lambda changes: None)
+    assert not source.synced.is_set()
+
+
+async def test_initial_load_reads_yaml_json_and_lists_recursively(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", service_yaml("a"), service_yaml("b"), "")  # trailing empty doc
+    (tmp_path / "nested" / "deeper").mkdir(parents=True)
+    (tmp_path / "nested" / "deeper" / "list.json").write_text(json.dumps({
+        "apiVersion": "v1", "kind": "List",
+        "items": [{"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "c", "namespace": "ns"}}],
+    }))
+    write(tmp_path / "nested" / "other.yml", service_yaml("d"),
+          "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ignored}\n")
+    write(tmp_path / "README.md", "not a manifest")
+    write(tmp_path / ".hidden.yaml", service_yaml("hidden"))
+    async with running(tmp_path) as harness:
+        changes = await harness.next_change()
+        assert changes.added == {svc("a"), svc("b"), svc("c"), svc("d")}
+        assert {s.name for s in harness.store.objects(Service)} == {"a", "b", "c", "d"}
+        assert harness.source.errors == []
+        assert [(d.kind, d.document_index) for d in harness.source.skipped] == [("Deployment", 1)]
+
+
+async def test_empty_directory_syncs_without_a_change(tmp_path: Path) -> None:
+    async with running(tmp_path) as harness:
+        assert harness.source.synced.is_set()
+        harness.assert_quiet()
+        assert len(harness.store) == 0
+
+
+async def test_missing_directory_fails_run(tmp_path: Path) -> None:
+    source = FileSource(tmp_path / "absent", MeshStore(), lambda changes: None)
+    with pytest.raises(FileNotFoundError):
+        await asyncio.wait_for(source.run(), TIMEOUT)
+    assert not source.synced.is_set()
+
+
+async def test_edit_reports_only_the_changed_object(tmp_path: Path) -> None:
+    manifest = tmp_path / "services.yaml"
+    write(manifest, service_yaml("a"), service_yaml("b"))
+    async with running(tmp_path) as harness:
+        await harness.next_change()
+        old_b = harness.store.get(Service, "ns", "b")
+        write(manifest, service_yaml("a"), service_yaml("b", port=8080))
+        changes = await harness.next_change()
+        assert changes == ChangeSet(updated=frozenset({svc("b")}),
+                                    previous=changes.previous)
+        assert changes.previous[svc("b")] is old_b
+        updated = harness.store.get(Service, "ns", "b")
+        assert updated is not None and updated.ports[0].port == 8080
+
+
+async def test_rewriting_identical_content_is_not_a_change(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    write(tmp_path / "b.yaml", service_yaml("b"))
+    async with running(tmp_path) as harness:
+        await harness.next_change()
+        # Same content with a new mtime, plus a reformatting that parses the same.
+        write(tmp_path / "a.yaml", service_yaml("a"))
+        write(tmp_path / "b.yaml", "# a comment\n" + service_yaml("b"))
+        os.utime(tmp_path / "a.yaml", ns=(0, 1_000_000_000))
+        # A real change afterwards: the next ChangeSet must hold only that.
+        write(tmp_path / "c.yaml", service_yaml("c"))
+        changes = await harness.next_change()
+        assert changes.keys == {svc("c")}
+
+
+async def test_same_size_edit_within_one_mtime_tick_is_seen(tmp_path: Path) -> None:
+    manifest = tmp_path / "a.yaml"
+    write(manifest, service_yaml("a", port=1111))
+    async with running(tmp_path) as harness:
+        await harness.next_change()
+        stamp = manifest.stat().st_mtime_ns
+        write(manifest, service_yaml("a", port=2222))  # same size
+        os.utime(manifest, ns=(stamp, stamp))  # and the same mtime
+        changes = await harness.next_change()
+        assert changes.updated == {svc("a")}
+        updated = harness.store.get(Service, "ns", "a")
+        assert updated is not None and updated.ports[0].port == 2222
+
+
+async def test_added_and_removed_files(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    async with running(tmp_path) as harness:
+        await harness.next_change()
+        write(tmp_path / "sub" / "b.yaml", service_yaml("b"), service_yaml("c"))
+        assert (await harness.next_change()).added == {svc("b"), svc("c")}
+        (tmp_path / "sub" / "b.yaml").unlink()
+        changes = await harness.next_change()
+        assert changes.deleted == {svc("b"), svc("c")}
+        assert not changes.added and not changes.updated
+        assert {s.name for s in harness.store.objects(Service)} == {"a"}
+
+
+async def test_object_moving_between_files_is_not_deleted(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    async with running(tmp_path) as harness:
+        await harness.next_change()
+        (tmp_path / "a.yaml").rename(tmp_path / "renamed.yaml")
+        write(tmp_path / "z.yaml", service_yaml("marker"))
+        changes = await harness.next_change()
+        assert changes.keys == {svc("marker")}
+        assert harness.store.get(Service, "ns", "a") is not None
+
+
+async def test_object_moved_by_editing_two_files_in_one_reload(tmp_path: Path) -> None:
+    # Driven by explicit reloads so both edits land in the same scan.
+    write(tmp_path / "a.yaml", service_yaml("a"), service_yaml("moving"))
+    write(tmp_path / "b.yaml", service_yaml("b"))
+    store = MeshStore()
+    seen: list[ChangeSet] = []
+    source = FileSource(tmp_path, store, seen.append, poll_interval=POLL)
+    await source.reload()
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    write(tmp_path / "b.yaml", service_yaml("b"), service_yaml("moving", port=81))
+    await source.reload()
+    assert seen[-1] == ChangeSet(updated=frozenset({svc("moving")}), previous=seen[-1].previous)
+    write(tmp_path / "b.yaml", service_yaml("b"))
+    write(tmp_path / "a.yaml", service_yaml("a"), service_yaml("moving", port=81))
+    await source.reload()
+    assert len(seen) == 2  # moved back unchanged: no change at all
+
+
+async def test_malformed_document_among_good_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = tmp_path / "mixed.yaml"
+    bad = service_yaml("bad").replace("port: 80", "port: http")
+    write(manifest, service_yaml("a"), bad, service_yaml("c"))
+    with caplog.at_level(logging.WARNING, logger="xds.file"):
+        async with running(tmp_path) as harness:
+            assert (await harness.next_change()).added == {svc("a"), svc("c")}
+            assert harness.source.errors == [DocumentError(
+                file=manifest, document_index=1,
+                message='expected an integer 1-65535, got "http"', field="spec.ports[0].port",
+                kind="Service", namespace="ns", name="bad",
+            )]
+            assert str(harness.source.errors[0]) == (
+                f'{manifest}: document 1: Service ns/bad: spec.ports[0].port: '
+                'expected an integer 1-65535, got "http"')
+            # Further polls and unrelated changes do not log it again.
+            write(tmp_path / "other.yaml", service_yaml("d"))
+            await harness.next_change()
+    warnings = [r for r in caplog.records if r.name == "xds.file" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "spec.ports[0].port" in warnings[0].getMessage()
+
+
+async def test_broken_document_keeps_the_last_good_version(tmp_path: Path) -> None:
+    manifest = tmp_path / "a.yaml"
+    write(manifest, service_yaml("a", port=1), service_yaml("b", port=1))
+    async with running(tmp_path) as harness:
+        await harness.next_change()
+        good_b = harness.store.get(Service, "ns", "b")
+        # b becomes invalid while a is edited: a changes, b stays as it was.
+        write(manifest, service_yaml("a", port=2), service_yaml("b", port=0))
+        changes = await harness.next_change()
+        assert changes.keys == {svc("a")}
+        assert harness.store.get(Service, "ns", "b") is good_b
+        assert [e.field for e in harness.source.errors] == ["spec.ports[0].port"]
+        # Fixing it applies the fix and clears the error.
+        write(manifest, service_yaml("a", port=2), service_yaml("b", port=3))
+        assert (await harness.next_change()).keys == {svc("b")}
+        assert harness.source.errors == []
+        # Deleting the document deletes the object.
+        write(manifest, service_yaml("a", port=2))
+        assert (await harness.next_change()).deleted == {svc("b")}
+
+
+async def test_broken_document_without_a_name_is_matched_by_position(tmp_path: Path) -> None:
+    manifest = tmp_path / "a.yaml"
+    write(manifest, service_yaml("a"), service_yaml("b"))
+    async with running(tmp_path) as harness:
+        await harness.next_change()
+        write(manifest, service_yaml("a"), service_yaml("b").replace("name: b, ", ""))
+        write(tmp_path / "marker.yaml", service_yaml("marker"))
+        assert (await harness.next_change()).keys == {svc("marker")}
+        assert harness.store.get(Service, "ns", "b") is not None
+        (error,) = harness.source.errors
+        assert (error.document_index, error.field) == (1, "metadata.name")
+
+
+async def test_invalid_yaml_keeps_the_whole_file(tmp_path: Path) -> None:
+    manifest = tmp_path / "a.yaml"
+    write(manifest, service_yaml("a"), service_yaml("b"))
+    async with running(tmp_path) as harness:
+        await harness.next_change()
+        write(manifest, service_yaml("a"), "kind: [unclosed\n")
+        write(tmp_path / "marker.yaml", service_yaml("marker"))
+        assert (await harness.next_change()).keys == {svc("marker")}
+        assert {s.name for s in harness.store.objects(Service)} == {"a", "b", "marker"}
+        (error,) = harness.source.errors
+        assert error.file == manifest and error.document_index == 1
+        assert error.message.startswith("invalid YAML/JSON")
+
+
+async def test_duplicate_objects_first_file_wins(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", service_yaml("dup", port=1))
+    write(tmp_path / "b.yaml", service_yaml("dup", port=2))
+    async with running(tmp_path) as harness:
+        await harness.next_change()
+        served = harness.store.get(Service, "ns", "dup")
+        assert served is not None and served.ports[0].port == 1
+        (error,) = harness.source.errors
+        assert error.file == tmp_path / "b.yaml" and "duplicate" in error.message
+        # Removing the winner promotes the other copy instead of deleting.
+        (tmp_path / "a.yaml").unlink()
+        assert (await harness.next_change()).updated == {svc("dup")}
+        assert harness.source.errors == []
+
+
+async def test_configmap_volume_layout(tmp_path: Path) -> None:
+    """Kubernetes mounts a ConfigMap as symlinks into a hidden, atomically swapped dir."""
+    first = tmp_path / "..2026_01_01_00_00_00.1"
+    write(first / "mesh.yaml", service_yaml("a", port=1))
+    (tmp_path / "..data").symlink_to(first.name)
+    (tmp_path / "mesh.yaml").symlink_to("..data/mesh.yaml")
+    async with running(tmp_path) as harness:
+        assert (await harness.next_change()).added == {svc("a")}
+        assert harness.source.errors == []  # the hidden copies are not read twice
+        second = tmp_path / "..2026_01_01_00_01_00.2"
+        write(second / "mesh.yaml", service_yaml("a", port=2))
+        (tmp_path / "..data_tmp").symlink_to(second.name)
+        (tmp_path / "..data_tmp").rename(tmp_path / "..data")
+        assert (await harness.next_change()).updated == {svc("a")}
+
+
+def test_load_directory_and_single_file(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", service_yaml("a"), "apiVersion: v1\nkind: Service\n")
+    objects, errors = load_directory(tmp_path)
+    assert [o.key for o in objects] == [svc("a")]
+    assert [(e.document_index, e.field) for e in errors] == [(1, "metadata.name")]
+    objects, errors = load_directory(tmp_path / "a.yaml")
+    assert [o.key for o in objects] == [svc("a")]
+    with pytest.raises(FileNotFoundError):
+        load_directory(tmp_path / "absent")
+
+
+def test_list_item_errors_name_the_item(tmp_path: Path) -> None:
+    write(tmp_path / "list.yaml", textwrap.dedent("""\
+        apiVersion: v1
+        kind: PodList
+        items:
+        - {apiVersion: v1, kind: Pod, metadata: {name: good, namespace: ns}}
+        - {apiVersion: v1, kind: Pod, metadata: {name: bad, namespace: ns},
+           status: {podIP: not-an-ip}}
+        """))
+    objects, errors = load_directory(tmp_path)
+    assert [o.key for o in objects] == [ObjectKey("Pod", "ns", "good")]
+    (error,) = errors
+    assert (error.kind, error.name, error.field) == ("Pod", "bad", "items[1].status.podIP")
+
+
+def test_bundled_demo_mesh_loads_cleanly() -> None:
+    from xds.model.core import Namespace
+    from xds.model.gateway import Gateway, HTTPRoute
+    from xds.model.security import AuthorizationPolicy, MtlsMode, PeerAuthentication
+    from xds.sources.demo import demo_directory
+
+    objects, errors = load_directory(demo_directory())
+    assert errors == []
+    store = MeshStore()
+    store.apply(objects)
+
+    bookinfo = store.namespace("bookinfo")
+    assert bookinfo is not None
+    assert bookinfo.labels["istio.io/dataplane-mode"] == "ambient"
+    assert bookinfo.labels["istio.io/use-waypoint"] == "waypoint"
+    frontend = store.namespace("bookinfo-frontend")
+    assert frontend is not None and "istio.io/use-waypoint" not in frontend.labels
+    assert store.get(Namespace, "", "istio-system") is not None
+
+    assert {s.name for s in store.services_in("bookinfo")} >= {
+        "productpage", "details", "reviews", "ratings", "reviews-v1", "reviews-v2", "waypoint"}
+    reviews = store.get(Service, "bookinfo", "reviews")
+    assert reviews is not None and reviews.ports[0].target_port == "http"
+    versions = {p.labels["version"] for p in store.pods_with_labels("bookinfo", reviews.selector)}
+    assert versions == {"v1", "v2", "v3"}
+    for pod in store.pods_with_labels("bookinfo", reviews.selector):
+        assert pod.ready and pod.pod_ips and pod.container_port_named("http") is not None
+        assert pod.service_account == "bookinfo-reviews"
+    assert {p.node_name for p in store.objects(Pod)} == {"node-a", "node-b"}
+    assert len({ip for p in store.objects(Pod) for ip in p.pod_ips}) == len(store.objects(Pod))
+
+    waypoint = store.get(Gateway, "bookinfo", "waypoint")
+    assert waypoint is not None
+    assert waypoint.gateway_class_name == "istio-waypoint"
+    assert [(lis.port, lis.protocol) for lis in waypoint.listeners] == [(15008, "HBONE")]
+    assert waypoint.status_addresses and waypoint.labels["istio.io/waypoint-for"] == "service"
+    waypoint_pods = store.pods_with_labels(
+        "bookinfo", {"gateway.networking.k8s.io/gateway-name": "waypoint"})
+    assert len(waypoint_pods) == 1
+
+    route = store.get(HTTPRoute, "bookinfo", "reviews")
+    assert route is not None and route.parent_refs[0].is_service
+    assert [(b.name, b.weight) for b in route.rules[0].backend_refs] == [
+        ("reviews-v1", 90), ("reviews-v2", 10)]
+
+    l4 = store.get(AuthorizationPolicy, "bookinfo", "ratings-from-reviews")
+    l7 = store.get(AuthorizationPolicy, "bookinfo", "productpage-viewer")
+    assert l4 is not None and l4.selector == {"app": "ratings"}
+    assert l4.rules[0].sources[0].principals == ("cluster.local/ns/bookinfo/sa/bookinfo-reviews",)
+    assert l7 is not None and l7.target_refs[0].kind == "Gateway"
+    assert l7.rules[0].operations[0].paths == ("/productpage*",)
+    strict = store.get(PeerAuthentication, "bookinfo", "default")
+    assert strict is not None and strict.mode is MtlsMode.STRICT
