@@ -109,6 +109,25 @@ def test_pod_defaults_match_the_api_server() -> None:
     assert not pod.ready
 
 
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-01-02T03:04:05Z",  # a datetime once YAML has read it
+        "'2026-01-02T03:04:05Z'",  # a string
+        "'2026-01-02T03:04:05'",  # no zone: taken as UTC
+        "2026-01-02 03:04:05",  # YAML's own naive timestamp form
+    ],
+)
+def test_creation_timestamps_are_always_aware(stamp: str) -> None:
+    pod = parse_object(load(f"""
+        apiVersion: v1
+        kind: Pod
+        metadata: {{name: p, creationTimestamp: {stamp}}}
+    """))
+    assert pod is not None
+    assert pod.meta.creation_timestamp == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
 def test_pod_terminating_and_host_network() -> None:
     pod = parse_object(load("""
         apiVersion: v1

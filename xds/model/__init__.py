@@ -28,7 +28,14 @@ from xds.model.errors import ManifestError
 from xds.model.frozen import EMPTY_LABELS, FrozenMap, Labels
 from xds.model.gateway import Gateway, GatewayClass, GRPCRoute, HTTPRoute
 from xds.model.mesh import ChangeSet, Mesh, MeshConfig, MeshStore
-from xds.model.meta import IPAddress, KubeObject, LabelSelector, ObjectKey, ObjectMeta
+from xds.model.meta import (
+    IPAddress,
+    KubeObject,
+    LabelSelector,
+    ObjectKey,
+    ObjectMeta,
+    parse_ip,
+)
 from xds.model.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from xds.model.parse import MODEL_KINDS, parse_object
 from xds.model.security import AuthorizationPolicy, PeerAuthentication
@@ -64,5 +71,6 @@ __all__ = [
     "ServiceEntry",
     "VirtualService",
     "WorkloadEntry",
+    "parse_ip",
     "parse_object",
 ]

@@ -6,13 +6,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import ClassVar
 
 from xds.model.frozen import EMPTY_LABELS, Labels, is_subset
 
 IPAddress = IPv4Address | IPv6Address
 """A parsed IP; ``.packed`` gives the raw 4 or 16 bytes the workload API wants."""
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """The IP in ``text``, or ``None`` when it is not one."""
+    try:
+        return ip_address(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -24,8 +24,8 @@ from xds.model.core import (
     SlicePort,
     TargetRef,
 )
-from xds.model.meta import IPAddress, ObjectMeta
-from xds.model.parse.reader import Reader, parse_ip
+from xds.model.meta import IPAddress, ObjectMeta, parse_ip
+from xds.model.parse.reader import Reader
 
 # IANA service name, as the API server validates named ports: at most 15
 # characters, lowercase alphanumerics and "-", at least one letter.

@@ -38,9 +38,9 @@ from xds.model.gateway import (
     UnsupportedFilter,
     URLRewrite,
 )
-from xds.model.meta import ObjectMeta
+from xds.model.meta import ObjectMeta, parse_ip
 from xds.model.parse.meta import read_label_selector
-from xds.model.parse.reader import Reader, parse_ip
+from xds.model.parse.reader import Reader
 
 _HTTP_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}

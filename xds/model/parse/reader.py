@@ -7,17 +7,17 @@ parsers read like a list of fields and never format errors themselves.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from ipaddress import ip_address
 from typing import NoReturn, TypeVar
 
 from xds.model.errors import ManifestError
 from xds.model.frozen import FrozenMap, Labels
-from xds.model.meta import IPAddress
+from xds.model.meta import IPAddress, parse_ip
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -233,14 +233,16 @@ class Reader:
         if value is None:
             return None
         # PyYAML already turns an unquoted RFC 3339 timestamp into a datetime.
+        parsed = None
         if isinstance(value, datetime):
-            return value
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                pass
-        self.fail(f"expected an RFC 3339 timestamp, got {_describe(value)}", key)
+            parsed = value
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed is None:
+            self.fail(f"expected an RFC 3339 timestamp, got {_describe(value)}", key)
+        # Always timezone-aware, so that "the oldest object" comparisons never mix kinds.
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
     # --- collections of scalars ---------------------------------------------
 
@@ -284,14 +286,6 @@ class Reader:
         return parsed
 
 
-def parse_ip(value: str) -> IPAddress | None:
-    """The IP in ``value``, or ``None`` when it is not one."""
-    try:
-        return ip_address(value)
-    except ValueError:
-        return None
-
-
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -314,3 +308,7 @@ def parse_duration(text: str) -> timedelta | None:
     if position == 0 or position != len(text):
         return None
     return timedelta(seconds=seconds)
+
+
+# parse_ip lived here first; translators import it from this module too.
+__all__ = ["ObjectRef", "Reader", "parse_duration", "parse_ip"]
