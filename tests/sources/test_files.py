@@ -380,3 +380,21 @@ def test_bundled_demo_mesh_loads_cleanly() -> None:
     assert l7.rules[0].operations[0].paths == ("/productpage*",)
     strict = store.get(PeerAuthentication, "bookinfo", "default")
     assert strict is not None and strict.mode is MtlsMode.STRICT
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("bad.json", b'{"apiVersion": "v1",'),
+        ("bad.yaml", b"apiVersion: v1\nkind: Service\nmetadata: {name: [\n"),
+        ("latin1.yaml", "metadata: {name: caf\u00e9}".encode("latin-1")),
+    ],
+)
+def test_unparseable_files_are_reported(tmp_path: Path, name: str, content: bytes) -> None:
+    write(tmp_path / "good.yaml", service_yaml("good"))
+    (tmp_path / name).write_bytes(content)
+    objects, errors = load_directory(tmp_path)
+    assert [o.key for o in objects] == [svc("good")]
+    (error,) = errors
+    assert error.file == tmp_path / name and error.document_index == 0
+    assert error.message.startswith("invalid YAML/JSON")

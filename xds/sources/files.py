@@ -174,7 +174,7 @@ def read_manifests(path: Path, data: bytes) -> ManifestFile:
                     continue
                 objects[obj.key] = obj
                 document_of[obj.key] = index
-    except (yaml.YAMLError, ValueError) as error:  # ValueError: bad JSON or UTF-8
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
         errors.append(DocumentError(path, max(index + 1, 0), f"invalid YAML/JSON: {error}"))
         return ManifestFile(objects, document_of, tuple(errors), tuple(skipped), tuple(broken),
                             unparseable=True)
