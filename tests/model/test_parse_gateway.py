@@ -38,6 +38,8 @@ from xds.model.gateway import (
     RequestMirror,
     RequestRedirect,
     ResponseHeaderModifier,
+    TCPRoute,
+    TLSRoute,
     UnsupportedFilter,
     URLRewrite,
 )
@@ -245,6 +247,33 @@ def test_grpc_route() -> None:
     )
     assert catch_all.matches == ()  # GRPCRoute has no default match: everything matches
     assert catch_all.backend_refs == (BackendRef(name="echo", namespace="ns", port=7070),)
+
+
+def test_tcp_and_tls_routes() -> None:
+    tcp = parse_object(load("""
+        apiVersion: gateway.networking.k8s.io/v1alpha2
+        kind: TCPRoute
+        metadata: {name: db, namespace: ns}
+        spec:
+          parentRefs: [{group: "", kind: Service, name: db, port: 5432}]
+          rules: [{backendRefs: [{name: db-a, port: 5432, weight: 3}, {name: db-b, port: 5432}]}]
+    """))
+    assert isinstance(tcp, TCPRoute)
+    assert tcp.parent_refs[0].is_service and tcp.parent_refs[0].port == 5432
+    assert [(b.name, b.weight) for b in tcp.rules[0].backend_refs] == [("db-a", 3), ("db-b", 1)]
+    tls = parse_object(load("""
+        apiVersion: gateway.networking.k8s.io/v1alpha2
+        kind: TLSRoute
+        metadata: {name: web, namespace: ns}
+        spec:
+          parentRefs: [{group: "", kind: Service, name: web}]
+          hostnames: [web.ns.svc.cluster.local]
+          rules: [{name: all, backendRefs: [{name: web-v2, port: 443}]}]
+    """))
+    assert isinstance(tls, TLSRoute)
+    assert tls.hostnames == ("web.ns.svc.cluster.local",)
+    assert tls.rules[0].name == "all"
+    assert tls.rules[0].backend_refs == (BackendRef(name="web-v2", namespace="ns", port=443),)
 
 
 def _route(rule: str) -> str:

@@ -8,7 +8,7 @@ Modules:
     frozen      FrozenMap, the hashable mapping used for labels and other maps
     meta        ObjectKey, ObjectMeta, KubeObject (the base), LabelSelector
     core        Namespace, Node, Pod, Service, ServiceAccount, EndpointSlice
-    gateway     GatewayClass, Gateway, HTTPRoute, GRPCRoute
+    gateway     GatewayClass, Gateway, HTTPRoute, GRPCRoute, TCPRoute, TLSRoute
     security    AuthorizationPolicy, PeerAuthentication
     networking  ServiceEntry, WorkloadEntry, VirtualService, DestinationRule
     wellknown   label and annotation names with a meaning in ambient mode
@@ -26,7 +26,7 @@ from xds.model.core import (
 )
 from xds.model.errors import ManifestError
 from xds.model.frozen import EMPTY_LABELS, FrozenMap, Labels
-from xds.model.gateway import Gateway, GatewayClass, GRPCRoute, HTTPRoute
+from xds.model.gateway import Gateway, GatewayClass, GRPCRoute, HTTPRoute, TCPRoute, TLSRoute
 from xds.model.mesh import ChangeSet, Mesh, MeshConfig, MeshStore
 from xds.model.meta import (
     IPAddress,
@@ -69,6 +69,8 @@ __all__ = [
     "Service",
     "ServiceAccount",
     "ServiceEntry",
+    "TCPRoute",
+    "TLSRoute",
     "VirtualService",
     "WorkloadEntry",
     "parse_ip",

@@ -1,4 +1,4 @@
-"""Gateway API kinds: GatewayClass, Gateway, HTTPRoute, GRPCRoute.
+"""Gateway API kinds: GatewayClass, Gateway, HTTPRoute, GRPCRoute, TCPRoute, TLSRoute.
 
 Defaults the Gateway API CRDs apply on admission are applied here as well
 (a rule without matches matches ``PathPrefix /``, a backend weight is 1, a
@@ -298,3 +298,32 @@ class GRPCRoute(KubeObject):
     parent_refs: tuple[ParentRef, ...] = ()
     hostnames: tuple[str, ...] = ()
     rules: tuple[GRPCRouteRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class L4RouteRule:
+    """A TCPRoute or TLSRoute rule: only backends (weights split connections)."""
+
+    backend_refs: tuple[BackendRef, ...] = ()
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TCPRoute(KubeObject):
+    kind = "TCPRoute"
+    api_group = GATEWAY_GROUP
+
+    parent_refs: tuple[ParentRef, ...] = ()
+    rules: tuple[L4RouteRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSRoute(KubeObject):
+    """A TLSRoute; ``hostnames`` are matched against the SNI."""
+
+    kind = "TLSRoute"
+    api_group = GATEWAY_GROUP
+
+    parent_refs: tuple[ParentRef, ...] = ()
+    hostnames: tuple[str, ...] = ()
+    rules: tuple[L4RouteRule, ...] = ()

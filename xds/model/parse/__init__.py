@@ -13,7 +13,7 @@ from typing import Any
 
 from xds.model.core import EndpointSlice, Namespace, Node, Pod, Service, ServiceAccount
 from xds.model.errors import ManifestError
-from xds.model.gateway import Gateway, GatewayClass, GRPCRoute, HTTPRoute
+from xds.model.gateway import Gateway, GatewayClass, GRPCRoute, HTTPRoute, TCPRoute, TLSRoute
 from xds.model.meta import KubeObject, ObjectMeta
 from xds.model.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from xds.model.parse import core, gateway, networking, security
@@ -34,6 +34,8 @@ _PARSERS: dict[type[KubeObject], Parser] = {
     Gateway: gateway.parse_gateway,
     HTTPRoute: gateway.parse_http_route,
     GRPCRoute: gateway.parse_grpc_route,
+    TCPRoute: gateway.parse_tcp_route,
+    TLSRoute: gateway.parse_tls_route,
     AuthorizationPolicy: security.parse_authorization_policy,
     PeerAuthentication: security.parse_peer_authentication,
     ServiceEntry: networking.parse_service_entry,

@@ -1,4 +1,4 @@
-"""Parsers for Gateway API kinds (GatewayClass, Gateway, HTTPRoute, GRPCRoute)."""
+"""Parsers for Gateway API kinds (GatewayClass, Gateway, and the route kinds)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from xds.model.gateway import (
     HTTPRouteRetry,
     HTTPRouteRule,
     HTTPRouteTimeouts,
+    L4RouteRule,
     Listener,
     ParentRef,
     PathMatch,
@@ -35,6 +36,8 @@ from xds.model.gateway import (
     RequestMirror,
     RequestRedirect,
     ResponseHeaderModifier,
+    TCPRoute,
+    TLSRoute,
     UnsupportedFilter,
     URLRewrite,
 )
@@ -274,3 +277,33 @@ def parse_grpc_route(doc: Reader, meta: ObjectMeta) -> GRPCRoute:
         ),
     )
 
+
+def _l4_rules(spec: Reader, route_namespace: str) -> tuple[L4RouteRule, ...]:
+    return tuple(
+        L4RouteRule(
+            backend_refs=tuple(
+                _backend_ref(ref, route_namespace) for ref in rule.items("backendRefs")
+            ),
+            name=rule.opt_string("name"),
+        )
+        for rule in spec.items("rules")
+    )
+
+
+def parse_tcp_route(doc: Reader, meta: ObjectMeta) -> TCPRoute:
+    spec = doc.obj("spec")
+    return TCPRoute(
+        meta=meta,
+        parent_refs=tuple(_parent_ref(ref, meta.namespace) for ref in spec.items("parentRefs")),
+        rules=_l4_rules(spec, meta.namespace),
+    )
+
+
+def parse_tls_route(doc: Reader, meta: ObjectMeta) -> TLSRoute:
+    spec = doc.obj("spec")
+    return TLSRoute(
+        meta=meta,
+        parent_refs=tuple(_parent_ref(ref, meta.namespace) for ref in spec.items("parentRefs")),
+        hostnames=spec.strings("hostnames"),
+        rules=_l4_rules(spec, meta.namespace),
+    )
