@@ -19,6 +19,7 @@ from xds.serving.session import allow_all
 from xds.serving.store import ConfigStore
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER
 
+from ..helpers import wait_until
 from .conftest import workload
 
 ZTUNNEL = "ztunnel~10.0.0.9~ztunnel-abc.istio-system~istio-system.svc.cluster.local"
@@ -63,12 +64,6 @@ async def server() -> AsyncIterator[Server]:
 
 def uid(name: str) -> str:
     return f"Kubernetes//Pod/default/{name}"
-
-
-async def wait_until(predicate: Any, within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_delta_ztunnel_flow(server: Server) -> None:

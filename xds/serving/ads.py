@@ -47,18 +47,13 @@ class Binding:
     type_filter: TypeFilter
 
 
-class Binder(Protocol):
-    """Decides a stream's scope; raises ``Forbidden`` for a proxy it will not serve."""
+Binder = Callable[[ProxyNode, str | None], Binding]
+"""Decides a stream's scope from its node and caller identity; raises ``Forbidden``
+for a proxy it will not serve, ``InvalidNode`` for one it cannot place."""
 
-    def __call__(self, node: ProxyNode, identity: str | None) -> Binding: ...
-
-
-class Authenticate(Protocol):
-    """Identity of the caller from the call's metadata, or None on an unauthenticated port.
-
-    Raises ``Unauthenticated`` (ends the call with UNAUTHENTICATED)."""
-
-    def __call__(self, context: grpc.aio.ServicerContext) -> str | None: ...
+Authenticate = Callable[[grpc.aio.ServicerContext], str | None]
+"""Identity of the caller from the call's metadata, or None on an unauthenticated
+port. Raises ``Unauthenticated`` (ends the call with UNAUTHENTICATED)."""
 
 
 class Unauthenticated(Exception):

@@ -1,10 +1,19 @@
-"""grpc.aio server construction with the transport settings proxies need."""
+"""grpc.aio server construction: transport settings, reflection and health.
+
+Every gRPC port also serves server reflection (so ``grpcurl list``/``describe``
+work without proto files) and ``grpc.health.v1.Health``, which reports
+SERVING only once the config sources have synced.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 _MB = 1024 * 1024
 
@@ -26,8 +35,32 @@ def server_options(*, reuse_port: bool) -> list[tuple[str, int]]:
     ]
 
 
-def build_server(handlers: Sequence[grpc.GenericRpcHandler], *,
-                 reuse_port: bool = False) -> grpc.aio.Server:
+class Health:
+    """grpc.health.v1 for one server, following the control plane's readiness."""
+
+    def __init__(self, services: Sequence[str]) -> None:
+        self.servicer = health.aio.HealthServicer()
+        self._services = ["", *services]
+
+    async def follow(self, ready: asyncio.Event) -> None:
+        """Report NOT_SERVING until ``ready`` is set, then SERVING; runs until cancelled."""
+        for service in self._services:
+            await self.servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await ready.wait()
+        for service in self._services:
+            await self.servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        await self.servicer.enter_graceful_shutdown()
+
+
+def build_server(handlers: Sequence[grpc.GenericRpcHandler], services: Sequence[str], *,
+                 reuse_port: bool = False) -> tuple[grpc.aio.Server, Health]:
+    """A server with ``handlers`` plus reflection and health for ``services``."""
     server = grpc.aio.server(options=server_options(reuse_port=reuse_port))
     server.add_generic_rpc_handlers(tuple(handlers))
-    return server
+    checker = Health(services)
+    health_pb2_grpc.add_HealthServicer_to_server(checker.servicer, server)
+    reflection.enable_server_reflection(
+        [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    return server, checker

@@ -1,0 +1,16 @@
+"""Small helpers for asynchronous tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+
+async def wait_until(predicate: Callable[[], object], within: float = 5.0) -> None:
+    """Poll ``predicate`` until it is truthy; TimeoutError after ``within`` seconds.
+
+    Polling is deliberate: the conditions are observations of another party
+    (a server, a proxy), not events this test could await."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)

@@ -1,0 +1,140 @@
+"""One control-plane process: sources -> model -> pipeline -> servers.
+
+Start-up order matters: the gRPC ports open first and answer UNAVAILABLE
+until the config sources have synced and the first full translation has
+been published, so a proxy never receives a partial mesh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from xds.model.mesh import MeshConfig, MeshStore
+from xds.pipeline import Pipeline
+from xds.resources import decode
+from xds.scopes import plaintext_binder
+from xds.serving.ads import SERVICE as ADS_SERVICE
+from xds.serving.ads import AdsService, ConnectionRegistry
+from xds.serving.debug import DebugEndpoints
+from xds.serving.grpc_server import build_server
+from xds.serving.http import HttpServer
+from xds.serving.metrics import AdsMetrics
+from xds.serving.store import ConfigStore
+from xds.sources.files import FileSource
+from xds.translate.base import Translator
+
+log = logging.getLogger("xds.app")
+
+
+@dataclass
+class ServeOptions:
+    """Ports: 0 disables a port; -1 binds any free port (tests read ``ControlPlane.ports``)."""
+
+    config_dir: Path | None = None  # None: the bundled demo mesh
+    listen_host: str = "0.0.0.0"
+    xds_port: int = 15010
+    secure_port: int = 15012
+    http_port: int = 15014
+    debounce_after: float = 0.1
+    debounce_max: float = 10.0
+    push_limit: int = 25
+    poll_interval: float = 0.5
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+
+
+def default_translators(mesh: MeshConfig) -> list[Translator]:
+    return []
+
+
+@dataclass
+class BoundPorts:
+    xds: int = 0
+    secure: int = 0
+    http: int = 0
+
+
+class ControlPlane:
+    def __init__(self, options: ServeOptions,
+                 translators: Sequence[Translator] | None = None) -> None:
+        self.options = options
+        self.mesh = MeshStore(options.mesh)
+        self.store = ConfigStore()
+        self.pipeline = Pipeline(self.mesh, self.store,
+                                 translators if translators is not None
+                                 else default_translators(options.mesh),
+                                 debounce_after=options.debounce_after,
+                                 debounce_max=options.debounce_max)
+        self.ready = asyncio.Event()
+        self.connections = ConnectionRegistry()
+        directory = options.config_dir or demo_directory()
+        self.source = FileSource(directory, self.mesh, self.pipeline.changed,
+                                 poll_interval=options.poll_interval)
+        self.ports = BoundPorts()
+        self._push_limit = asyncio.Semaphore(options.push_limit)
+        self._servers: list[grpc.aio.Server] = []
+        self._http: HttpServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Open the ports, then sync the sources and publish; returns once ready."""
+        await self._start_grpc()
+        await self._start_http()
+        source = asyncio.create_task(self.source.run(), name="source")
+        self._tasks.append(source)
+        synced = asyncio.create_task(self.source.synced.wait())
+        done, _ = await asyncio.wait({synced, source}, return_when=asyncio.FIRST_COMPLETED)
+        if source in done:
+            synced.cancel()
+            source.result()  # re-raise why the source died
+        # Changes that arrived while syncing are covered by this full build.
+        self.pipeline.rebuild(None)
+        self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
+        self.ready.set()
+        log.info("ready", extra={"objects": len(self.mesh), "scopes": len(self.store.scopes()),
+                                 "xds_port": self.ports.xds, "http_port": self.ports.http})
+
+    async def _start_grpc(self) -> None:
+        if self.options.xds_port != 0:
+            plaintext = AdsService(self.store, plaintext_binder(), ready=self.ready,
+                                   connections=self.connections, observer=AdsMetrics(),
+                                   push_limit=self._push_limit)
+            server, health = build_server([plaintext.handler()], [ADS_SERVICE])
+            self.ports.xds = server.add_insecure_port(
+                f"{self.options.listen_host}:{max(self.options.xds_port, 0)}")
+            await server.start()
+            self._servers.append(server)
+            self._tasks.append(asyncio.create_task(health.follow(self.ready), name="health"))
+
+    async def _start_http(self) -> None:
+        if self.options.http_port == 0:
+            return
+        debug = DebugEndpoints(ready=self.ready, connections=self.connections,
+                               store=self.store, decode=decode)
+        self._http = HttpServer(debug.routes(), guards=debug.guards())
+        port = max(self.options.http_port, 0)
+        self.ports.http = await self._http.start(self.options.listen_host, port)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, give open streams ``grace`` seconds, then close everything."""
+        self.ready.clear()
+        await asyncio.gather(*(server.stop(grace) for server in self._servers))
+        if self._http is not None:
+            await self._http.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def demo_directory() -> Path:
+    from xds.sources.demo import demo_directory as bundled
+
+    return bundled()

@@ -1,0 +1,133 @@
+"""The ``xds`` command: serve, render, version (and the subcommands areas add).
+
+Exit codes: 0 success, 2 usage error, 1 runtime failure with a one-line
+reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from xds import __version__, logs
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="xds", description="An xDS control plane for Istio ambient mode.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser("serve", help="run the control plane")
+    serve.add_argument("--config", type=Path, metavar="DIR",
+                       help="directory of Kubernetes YAML manifests (default: the bundled demo "
+                            "mesh)")
+    serve.add_argument("--listen-address", default="0.0.0.0", metavar="HOST")
+    serve.add_argument("--xds-port", type=_port, default=15010,
+                       help="plaintext xDS (config only, no secrets); 0 disables")
+    serve.add_argument("--secure-port", type=_port, default=15012,
+                       help="xDS and CA over TLS with token authentication")
+    serve.add_argument("--http-port", type=_port, default=15014,
+                       help="/ready, /metrics, /debug; 0 disables")
+    serve.add_argument("--log-level", default="info", type=_log_levels,
+                       help='"info", or per scope: "ads:debug,default:info"')
+    serve.add_argument("--debounce-after", type=_seconds, default=0.1, metavar="SECONDS")
+    serve.add_argument("--debounce-max", type=_seconds, default=10.0, metavar="SECONDS")
+    serve.set_defaults(run=_serve)
+
+    render = commands.add_parser("render", help="print the resources a proxy would receive")
+    render.add_argument("--config", type=Path, metavar="DIR")
+    render.add_argument("--node", required=True, metavar="NODE_ID",
+                        help="e.g. ztunnel~10.0.0.1~ztunnel-abc.istio-system~"
+                             "istio-system.svc.cluster.local")
+    render.add_argument("--gateway", metavar="NAME",
+                        help="for waypoint nodes: the Gateway they serve (default: from the "
+                             "pod name <gateway>-<hash>)")
+    render.set_defaults(run=_render)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(run=lambda args: print(__version__) or 0)
+    return parser
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (0-65535)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _log_levels(text: str) -> str:
+    try:
+        logs.parse_levels(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from xds.app import ControlPlane, ServeOptions
+
+    logs.configure(args.log_level)
+    if args.config is not None and not args.config.is_dir():
+        raise RuntimeError(f"--config {args.config}: not a directory")
+    if args.debounce_max < args.debounce_after:
+        raise UsageError("--debounce-max must not be smaller than --debounce-after")
+    options = ServeOptions(config_dir=args.config, listen_host=args.listen_address,
+                           xds_port=args.xds_port, secure_port=args.secure_port,
+                           http_port=args.http_port, debounce_after=args.debounce_after,
+                           debounce_max=args.debounce_max)
+
+    async def main() -> None:
+        plane = ControlPlane(options)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await plane.start()
+        await stop.wait()
+        await plane.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from xds.render import render
+
+    print(json.dumps(render(args.config, args.node, gateway=args.gateway), indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.run(args))
+    except UsageError as e:
+        print(f"xds: usage error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        print(f"xds: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,42 @@
+"""``xds render``: what a given proxy would receive, without starting a server."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from xds.model.mesh import MeshConfig, MeshStore
+from xds.pipeline import Pipeline
+from xds.resources import decode
+from xds.scopes import GATEWAY_NAME_LABEL, plaintext_binder
+from xds.serving.debug import render_scope
+from xds.serving.node import ProxyType, parse_node_id
+from xds.serving.store import ConfigStore
+from xds.sources.files import load_directory
+
+log = logging.getLogger("xds.render")
+
+
+def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
+           mesh_config: MeshConfig | None = None) -> dict[str, list[Any]]:
+    from xds.app import default_translators, demo_directory
+
+    node = parse_node_id(node_id)
+    if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
+        # A waypoint pod is "<gateway>-<replicaset hash>-<pod hash>" by default.
+        name = gateway or node.pod_name.rsplit("-", 2)[0]
+        node = parse_node_id(node_id, {"LABELS": {GATEWAY_NAME_LABEL: name}})
+    binding = plaintext_binder()(node, None)
+
+    directory = config_dir or demo_directory()
+    objects, errors = load_directory(directory)
+    for error in errors:
+        # Like the server: a broken manifest is reported and skipped.
+        log.warning("invalid manifest skipped", extra={"error": str(error)})
+    config = mesh_config or MeshConfig()
+    mesh = MeshStore(config)
+    mesh.apply(objects)
+    store = ConfigStore()
+    Pipeline(mesh, store, default_translators(config)).rebuild(None)
+    return render_scope(store, binding.scope, decode)
