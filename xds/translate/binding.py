@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from ipaddress import ip_address
 
 from xds.model import wellknown
 from xds.model.core import Namespace, Pod, Service
@@ -60,7 +61,6 @@ from xds.model.gateway import (
 from xds.model.mesh import Mesh
 from xds.model.meta import IPAddress, KubeObject
 from xds.model.networking import ServiceEntry, WorkloadEntry
-from xds.model.parse.reader import parse_ip
 
 HBONE_PORT = 15008
 """istiod hard-codes the HBONE port of every waypoint address."""
@@ -209,9 +209,11 @@ def _waypoint_address(gateway: Gateway, network: str) -> WaypointAddress | None:
             return WaypointAddress(namespace=gateway.namespace, hostname=address.value)
     for address in addresses:
         if address.type == IP_ADDRESS_TYPE:
-            ip = parse_ip(address.value)
-            if ip is not None:
-                return WaypointAddress(namespace=gateway.namespace, ip=ip, network=network)
+            try:
+                ip = ip_address(address.value)
+            except ValueError:
+                continue
+            return WaypointAddress(namespace=gateway.namespace, ip=ip, network=network)
     return None
 
 
