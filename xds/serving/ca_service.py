@@ -127,8 +127,9 @@ class CertificateService:
             SIGN_ERRORS.inc("ca_expired")
             raise Refused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         ISSUED.inc()
-        log.debug("issued %s to %s, serial %x, valid until %s", identity, caller,
-                  issued.certificate.serial_number, issued.not_after.isoformat())
+        if log.isEnabledFor(logging.DEBUG):  # skip formatting on the hot path
+            log.debug("issued %s to %s, serial %x, valid until %s", identity, caller,
+                      issued.certificate.serial_number, issued.not_after.isoformat())
         return ca_pb2.IstioCertificateResponse(cert_chain=issued.chain)
 
     def _authorize(self, caller: Caller, request: ca_pb2.IstioCertificateRequest) -> Identity:
