@@ -1,0 +1,496 @@
+"""AuthorizationPolicy as Envoy RBAC on waypoint chains (waypoint.md §7).
+
+Which policies apply: waypoints ignore ``selector`` policies and take those
+whose ``targetRefs`` name the waypoint's Gateway (every chain), its
+GatewayClass from the root namespace (every chain), or a bound Service or
+ServiceEntry in the policy's own namespace (only that service's chains).
+
+How identities are matched: the caller's SPIFFE id is not the TLS peer of
+main_internal (that is connect_terminate's), so it travels in the filter state
+``io.istio.peer_principal`` and RBAC matches it there, as istiod does with
+``useAuthenticated=false``. ``ipBlocks`` match the caller's address that
+travels the same way (``original_dst.remote_ip``), so an ``x-forwarded-for``
+header cannot forge it; ``remoteIpBlocks`` follow Envoy's ``remote_ip``.
+
+What cannot be enforced fails closed: in an ALLOW (or AUDIT) policy a
+condition the waypoint cannot evaluate never matches (so it allows less); in
+a DENY policy it is dropped (so it denies more). That covers HTTP-only fields
+on TCP chains, identities in sandwich mode (the gateway never sees them) and
+JWT attributes (no RequestAuthentication support). CUSTOM policies have no
+external authorizer here and deny what their rules match.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from envoy.config.core.v3 import address_pb2
+from envoy.config.listener.v3 import listener_components_pb2
+from envoy.config.rbac.v3 import rbac_pb2
+from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
+from envoy.extensions.path.match.uri_template.v3 import uri_template_match_pb2
+from envoy.type.matcher.v3 import address_pb2 as address_matcher_pb2
+from envoy.type.matcher.v3 import filter_state_pb2, path_pb2
+from google.protobuf import wrappers_pb2
+
+from xds.core.v3 import cidr_pb2
+from xds.model import wellknown
+from xds.model.gateway import GATEWAY_GROUP
+from xds.model.networking import NETWORKING_GROUP
+from xds.model.security import (
+    AuthorizationAction,
+    AuthorizationPolicy,
+    Condition,
+    Operation,
+    Source,
+)
+from xds.translate.waypoint import names
+from xds.translate.waypoint.inputs import (
+    ServiceInfo,
+    WaypointConfig,
+    WaypointIdentity,
+    WaypointMode,
+)
+from xds.translate.waypoint.protos import exact, extension, prefix, safe_regex, suffix, typed
+
+
+class _Always(Enum):
+    """A condition that is always true (dropped from an AND) or never true."""
+
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+ALWAYS = _Always.ALWAYS
+NEVER = _Always.NEVER
+Term = Any  # an rbac Principal/Permission, or ALWAYS/NEVER
+
+
+# --- which policies apply ---------------------------------------------------------
+
+
+def targets_waypoint(policy: AuthorizationPolicy, identity: WaypointIdentity) -> bool:
+    for ref in _own_namespace_refs(policy):
+        if ref.group != GATEWAY_GROUP:
+            continue
+        if (ref.kind == "Gateway" and ref.name == identity.name
+                and policy.namespace == identity.namespace):
+            return True
+        if (ref.kind == "GatewayClass" and ref.name == identity.gateway_class
+                and policy.namespace == identity.root_namespace):
+            return True
+    return False
+
+
+def targets_service(policy: AuthorizationPolicy, service: ServiceInfo) -> bool:
+    if policy.namespace != service.namespace:
+        return False
+    for ref in _own_namespace_refs(policy):
+        if ref.name != service.name:
+            continue
+        if service.kind == "Service" and ref.group == "" and ref.kind == "Service":
+            return True
+        if (service.kind == "ServiceEntry" and ref.group == NETWORKING_GROUP
+                and ref.kind == "ServiceEntry"):
+            return True
+    return False
+
+
+def _own_namespace_refs(policy: AuthorizationPolicy) -> Iterable[Any]:
+    # A targetRef may only name objects in the policy's own namespace.
+    return (ref for ref in policy.target_refs
+            if ref.namespace is None or ref.namespace == policy.namespace)
+
+
+def attached_policies(config: WaypointConfig,
+                      service: ServiceInfo | None) -> list[AuthorizationPolicy]:
+    """Policies for a chain: waypoint-wide ones, plus the service's own."""
+    found = [policy for policy in config.policies
+             if policy.selector is None
+             and (targets_waypoint(policy, config.identity)
+                  or (service is not None and targets_service(policy, service)))]
+    return sorted(found, key=lambda policy: (policy.namespace, policy.name))
+
+
+# --- filters ------------------------------------------------------------------------
+
+
+# Enforced in this order, as istiod does: audit logs everything, a deny beats an allow.
+_ORDER = (
+    (rbac_pb2.RBAC.LOG, (AuthorizationAction.AUDIT,)),
+    (rbac_pb2.RBAC.DENY, (AuthorizationAction.CUSTOM, AuthorizationAction.DENY)),
+    (rbac_pb2.RBAC.ALLOW, (AuthorizationAction.ALLOW,)),
+)
+
+
+ACTION_ORDER = tuple(action for action, _ in _ORDER)
+
+
+def filter_name(action: Any, *, http: bool) -> str:
+    """One filter per action, each with its own name so routes can override it."""
+    label = {rbac_pb2.RBAC.LOG: "audit", rbac_pb2.RBAC.DENY: "deny",
+             rbac_pb2.RBAC.ALLOW: "allow"}[action]
+    return f"envoy.filters.{'http' if http else 'network'}.rbac.{label}"
+
+
+def http_configs(config: WaypointConfig, service: ServiceInfo | None) -> dict[str, Any]:
+    """The HTTP RBAC configs of a chain (or virtual host), keyed by filter name, in order."""
+    return {filter_name(action, http=True): http_rbac_pb2.RBAC(**fields)
+            for action, fields in _filter_fields(config, service, http=True)}
+
+
+def http_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
+    return [hcm_pb2.HttpFilter(name=name, typed_config=typed(rbac))
+            for name, rbac in http_configs(config, service).items()]
+
+
+def network_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
+    return [listener_components_pb2.Filter(
+        name=filter_name(action, http=False),
+        typed_config=typed(network_rbac_pb2.RBAC(stat_prefix="tcp.", **fields)))
+        for action, fields in _filter_fields(config, service, http=False)]
+
+
+def _filter_fields(config: WaypointConfig, service: ServiceInfo | None, *,
+                   http: bool) -> list[tuple[Any, dict[str, Any]]]:
+    policies = attached_policies(config, service)
+    context = _Context(mode=config.identity.mode, http=http)
+    out = []
+    for action, sources in _ORDER:
+        chosen = [policy for policy in policies if policy.action in sources]
+        if not chosen:
+            continue
+        enforced = [policy for policy in chosen if not _dry_run(policy)]
+        dry = [policy for policy in chosen if _dry_run(policy)]
+        fields: dict[str, Any] = {}
+        if enforced:
+            fields["rules"] = _rbac(action, enforced, context)
+        if dry:
+            fields["shadow_rules"] = _rbac(action, dry, context)
+            fields["shadow_rules_stat_prefix"] = (
+                "istio_dry_run_allow_" if action == rbac_pb2.RBAC.ALLOW else "istio_dry_run_deny_")
+        out.append((action, fields))
+    return out
+
+
+def _dry_run(policy: AuthorizationPolicy) -> bool:
+    return policy.annotations.get(wellknown.DRY_RUN, "").lower() == "true"
+
+
+def _rbac(action: Any, policies: Sequence[AuthorizationPolicy], context: _Context) -> Any:
+    """One RBAC rule set. An ALLOW set with no policy left denies everything."""
+    result = rbac_pb2.RBAC(action=action)
+    for policy in policies:
+        strict = policy.action in (AuthorizationAction.ALLOW, AuthorizationAction.AUDIT)
+        for index, rule in enumerate(policy.rules):
+            translated = _Rule(policy, context, strict).build(rule.sources, rule.operations,
+                                                                rule.when)
+            if translated is not None:
+                result.policies[f"ns[{policy.namespace}]-policy[{policy.name}]-rule[{index}]"] \
+                    .CopyFrom(translated)
+    return result
+
+
+# --- one rule -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    mode: WaypointMode
+    http: bool
+
+    @property
+    def identity(self) -> bool:
+        """Whether the caller's SPIFFE id reaches this waypoint (not in sandwich mode)."""
+        return self.mode is not WaypointMode.SANDWICH
+
+
+@dataclass
+class _Rule:
+    policy: AuthorizationPolicy
+    context: _Context
+    strict: bool
+
+    @property
+    def unknown(self) -> _Always:
+        """What an unenforceable condition becomes: false for ALLOW, true for DENY."""
+        return NEVER if self.strict else ALWAYS
+
+    def build(self, sources: Sequence[Source], operations: Sequence[Operation],
+               when: Sequence[Condition]) -> Any | None:
+        principal_terms: list[Term] = [_any_of([self.source(s) for s in sources], _or_ids)
+                                       if sources else ALWAYS]
+        permission_terms: list[Term] = [_any_of([self.operation(o) for o in operations], _or_rules)
+                                        if operations else ALWAYS]
+        for condition in when:
+            side, term = self.condition(condition)
+            (principal_terms if side == "principal" else permission_terms).append(term)
+        principal = _all_of(principal_terms, _and_ids)
+        permission = _all_of(permission_terms, _and_rules)
+        if principal is NEVER or permission is NEVER:
+            return None  # this rule can never match
+        return rbac_pb2.Policy(
+            principals=[rbac_pb2.Principal(any=True) if principal is ALWAYS else principal],
+            permissions=[rbac_pb2.Permission(any=True) if permission is ALWAYS else permission])
+
+    # Sources ---------------------------------------------------------------------
+
+    def source(self, source: Source) -> Term:
+        return _all_of([
+            self._values(source.principals, source.not_principals, self.principal),
+            self._values(source.namespaces, source.not_namespaces, self.namespace),
+            self._values(source.service_accounts, source.not_service_accounts,
+                         self.service_account),
+            self._values(source.ip_blocks, source.not_ip_blocks, self.source_ip),
+            self._values(source.remote_ip_blocks, source.not_remote_ip_blocks, self.remote_ip),
+            self._values(source.request_principals, source.not_request_principals,
+                         lambda _value: self.unknown),
+        ], _and_ids)
+
+    def _values(self, values: Sequence[str], negated: Sequence[str],
+                term: Callable[[str], Term]) -> Term:
+        """``values`` ORed, ANDed with NOT(``negated`` ORed); principals or permissions."""
+        terms = []
+        if values:
+            terms.append(_any_of([term(value) for value in values], self._or))
+        if negated:
+            inner = _any_of([term(value) for value in negated], self._or)
+            terms.append(self._negate(inner))
+        return _all_of(terms, self._and)
+
+    # The two combinators depend on the side; decided by the first real term.
+    def _or(self, terms: list[Any]) -> Any:
+        return (_or_ids if isinstance(terms[0], rbac_pb2.Principal) else _or_rules)(terms)
+
+    def _and(self, terms: list[Any]) -> Any:
+        return (_and_ids if isinstance(terms[0], rbac_pb2.Principal) else _and_rules)(terms)
+
+    def _negate(self, term: Term) -> Term:
+        if term is ALWAYS:
+            return NEVER
+        if term is NEVER:
+            return ALWAYS
+        if isinstance(term, rbac_pb2.Principal):
+            return rbac_pb2.Principal(not_id=term)
+        return rbac_pb2.Permission(not_rule=term)
+
+    def _peer(self, matcher: Any) -> Term:
+        if not self.context.identity:
+            return self.unknown
+        return rbac_pb2.Principal(filter_state=filter_state_pb2.FilterStateMatcher(
+            key=names.PEER_PRINCIPAL, string_match=matcher))
+
+    def principal(self, value: str) -> Term:
+        if value == "*":
+            return self._peer(safe_regex(".+"))
+        if value.endswith("*"):
+            return self._peer(prefix("spiffe://" + value[:-1]))
+        if value.startswith("*"):
+            return self._peer(suffix(value[1:]))
+        return self._peer(exact("spiffe://" + value))
+
+    def namespace(self, value: str) -> Term:
+        return self._peer(safe_regex(f"spiffe://[^/]+/ns/{_wildcard_segment(value)}/.*"))
+
+    def service_account(self, value: str) -> Term:
+        namespace, _, account = value.rpartition("/")
+        namespace = namespace or self.policy.namespace
+        return self._peer(safe_regex(
+            f"spiffe://[^/]+/ns/{re.escape(namespace)}/sa/{re.escape(account)}"))
+
+    def source_ip(self, value: str) -> Term:
+        network = _network(value)
+        if network is None:
+            return self.unknown
+        if self.context.mode is WaypointMode.SANDWICH:
+            # An ordinary listener: the TCP peer is the caller (ztunnel keeps its address).
+            return rbac_pb2.Principal(direct_remote_ip=_core_cidr(network))
+        return rbac_pb2.Principal(filter_state=filter_state_pb2.FilterStateMatcher(
+            key=names.ORIGINAL_DST_REMOTE_IP,
+            address_match=address_matcher_pb2.AddressMatcher(ranges=[_xds_cidr(network)])))
+
+    def remote_ip(self, value: str) -> Term:
+        network = _network(value)
+        if network is None:
+            return self.unknown
+        return rbac_pb2.Principal(remote_ip=_core_cidr(network))
+
+    # Operations ------------------------------------------------------------------
+
+    def operation(self, operation: Operation) -> Term:
+        return _all_of([
+            self._values(operation.hosts, operation.not_hosts, self.host),
+            self._values(operation.ports, operation.not_ports, self.port),
+            self._values(operation.methods, operation.not_methods, self.method),
+            self._values(operation.paths, operation.not_paths, self.path),
+        ], _and_rules)
+
+    def _header(self, name: str, matcher: Any) -> Term:
+        if not self.context.http:
+            return self.unknown
+        return rbac_pb2.Permission(header=route_components_pb2.HeaderMatcher(
+            name=name, string_match=matcher))
+
+    def host(self, value: str) -> Term:
+        if value == "*":
+            return self._header(":authority", safe_regex(".+"))
+        # Case-insensitive, with or without a port in the authority.
+        if value.startswith("*"):
+            pattern = ".*" + re.escape(value[1:])
+        elif value.endswith("*"):
+            pattern = re.escape(value[:-1]) + ".*"
+        else:
+            pattern = re.escape(value)
+        return self._header(":authority", safe_regex(f"(?i){pattern}(:[0-9]+)?"))
+
+    def port(self, value: str) -> Term:
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            return self.unknown
+        return rbac_pb2.Permission(destination_port=int(value))
+
+    def method(self, value: str) -> Term:
+        return self._header(":method", exact(value))
+
+    def path(self, value: str) -> Term:
+        if not self.context.http:
+            return self.unknown
+        if "{*}" in value or "{**}" in value:
+            return rbac_pb2.Permission(uri_template=extension(
+                "uri-template", uri_template_match_pb2.UriTemplateMatchConfig(path_template=value)))
+        return rbac_pb2.Permission(url_path=path_pb2.PathMatcher(path=_wild_string(value)))
+
+    # Conditions ------------------------------------------------------------------
+
+    def condition(self, condition: Condition) -> tuple[str, Term]:
+        """A ``when`` entry: which side it constrains and the term."""
+        key = condition.key
+        principal_keys: dict[str, Callable[[str], Term]] = {
+            "source.ip": self.source_ip,
+            "remote.ip": self.remote_ip,
+            "source.namespace": self.namespace,
+            "source.principal": self.principal,
+            "source.serviceAccount": self.service_account,
+        }
+        if key in principal_keys:
+            return "principal", self._values(condition.values, condition.not_values,
+                                             principal_keys[key])
+        permission_keys: dict[str, Callable[[str], Term]] = {
+            "destination.ip": self.destination_ip,
+            "destination.port": self.port,
+            "connection.sni": self.sni,
+        }
+        header = re.fullmatch(r"request\.headers\[(.+)\]", key)
+        if header is not None:
+            name = header.group(1).lower()
+            return "permission", self._values(
+                condition.values, condition.not_values,
+                lambda value: self._header(name, _wild_string(value)))
+        if key in permission_keys:
+            return "permission", self._values(condition.values, condition.not_values,
+                                              permission_keys[key])
+        # request.auth.* (no JWT support), experimental.*, unknown keys.
+        return "permission", self.unknown
+
+    def destination_ip(self, value: str) -> Term:
+        network = _network(value)
+        if network is None:
+            return self.unknown
+        return rbac_pb2.Permission(destination_ip=_core_cidr(network))
+
+    def sni(self, value: str) -> Term:
+        return rbac_pb2.Permission(requested_server_name=_wild_string(value))
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def _all_of(terms: Iterable[Term], combine: Callable[[list[Any]], Any]) -> Term:
+    real = []
+    for term in terms:
+        if term is NEVER:
+            return NEVER
+        if term is not ALWAYS:
+            real.append(term)
+    if not real:
+        return ALWAYS
+    return real[0] if len(real) == 1 else combine(real)
+
+
+def _any_of(terms: Iterable[Term], combine: Callable[[list[Any]], Any]) -> Term:
+    real = []
+    for term in terms:
+        if term is ALWAYS:
+            return ALWAYS
+        if term is not NEVER:
+            real.append(term)
+    if not real:
+        return NEVER
+    return real[0] if len(real) == 1 else combine(real)
+
+
+def _or_ids(terms: list[Any]) -> Any:
+    return rbac_pb2.Principal(or_ids=rbac_pb2.Principal.Set(ids=terms))
+
+
+def _and_ids(terms: list[Any]) -> Any:
+    return rbac_pb2.Principal(and_ids=rbac_pb2.Principal.Set(ids=terms))
+
+
+def _or_rules(terms: list[Any]) -> Any:
+    return rbac_pb2.Permission(or_rules=rbac_pb2.Permission.Set(rules=terms))
+
+
+def _and_rules(terms: list[Any]) -> Any:
+    return rbac_pb2.Permission(and_rules=rbac_pb2.Permission.Set(rules=terms))
+
+
+def _wildcard_segment(value: str) -> str:
+    """A namespace pattern (``*``, ``pre*``, ``*suf``) as a regex for one path segment."""
+    if value == "*":
+        return "[^/]+"
+    if value.endswith("*"):
+        return re.escape(value[:-1]) + "[^/]*"
+    if value.startswith("*"):
+        return "[^/]*" + re.escape(value[1:])
+    return re.escape(value)
+
+
+def _wild_string(value: str) -> Any:
+    """Istio's value syntax: exact, ``prefix*``, ``*suffix`` or ``*`` (present)."""
+    if value == "*":
+        return safe_regex(".+")
+    if value.endswith("*"):
+        return prefix(value[:-1])
+    if value.startswith("*"):
+        return suffix(value[1:])
+    return exact(value)
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _network(value: str) -> IPNetwork | None:
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+def _core_cidr(network: IPNetwork) -> Any:
+    return address_pb2.CidrRange(address_prefix=str(network.network_address),
+                                 prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen))
+
+
+def _xds_cidr(network: IPNetwork) -> Any:
+    return cidr_pb2.CidrRange(address_prefix=str(network.network_address),
+                              prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen))

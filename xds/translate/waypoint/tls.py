@@ -1,0 +1,80 @@
+"""The TLS side of HBONE: SDS references and the common TLS context (waypoint.md §8).
+
+Secrets come over the same ADS stream (``sds_config: {ads: {}}``) because a
+stock Envoy has no pilot-agent serving them on a Unix socket. Both directions
+are TLS 1.3 only with ALPN ``h2`` and SPIFFE URI SAN checks against the trust
+domain; the caller's exact identity is authorised later, per request, by RBAC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2, config_source_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+
+from xds.translate.waypoint import names
+from xds.translate.waypoint.protos import boolean, prefix, typed
+
+
+def sds_secret(name: str) -> Any:
+    """An ``SdsSecretConfig`` fetched over ADS.
+
+    No ``initial_fetch_timeout`` override: the server always answers for
+    ``default`` and ``ROOTCA``, and if it ever cannot, Envoy's default (15 s)
+    lets the listener come up and fail handshakes visibly instead of warming
+    forever.
+    """
+    return secret_pb2.SdsSecretConfig(
+        name=name,
+        sds_config=config_source_pb2.ConfigSource(
+            ads=config_source_pb2.AggregatedConfigSource(),
+            resource_api_version=config_source_pb2.V3))
+
+
+def spiffe_san_matchers(trust_domain: str, *, extra_prefixes: tuple[str, ...] = ()) -> list[Any]:
+    """URI SAN prefix matchers (ORed by Envoy): any identity of the trust domain."""
+    prefixes = (f"spiffe://{trust_domain}/", *extra_prefixes)
+    return [common_pb2.SubjectAltNameMatcher(
+        san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=prefix(value))
+        for value in prefixes]
+
+
+def hbone_tls_context(trust_domain: str, *, extra_san_prefixes: tuple[str, ...] = ()) -> Any:
+    """``CommonTlsContext`` shared by connect_terminate and connect_originate."""
+    return tls_pb2.CommonTlsContext(
+        tls_params=common_pb2.TlsParameters(
+            tls_minimum_protocol_version=common_pb2.TlsParameters.TLSv1_3,
+            tls_maximum_protocol_version=common_pb2.TlsParameters.TLSv1_3),
+        alpn_protocols=["h2"],
+        tls_certificate_sds_secret_configs=[sds_secret(names.SECRET_WORKLOAD)],
+        combined_validation_context=tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
+            default_validation_context=common_pb2.CertificateValidationContext(
+                match_typed_subject_alt_names=spiffe_san_matchers(
+                    trust_domain, extra_prefixes=extra_san_prefixes)),
+            validation_context_sds_secret_config=sds_secret(names.SECRET_ROOT_CA)))
+
+
+def downstream_hbone_socket(trust_domain: str) -> Any:
+    """The server side of HBONE on 15008: client certificates are required."""
+    context = tls_pb2.DownstreamTlsContext(
+        common_tls_context=hbone_tls_context(trust_domain),
+        require_client_certificate=boolean(True))
+    return _transport_socket(context)
+
+
+def upstream_hbone_socket(trust_domain: str, waypoint_namespace: str) -> Any:
+    """The client side of HBONE toward destination ztunnels.
+
+    Like istiod, the second prefix (the waypoint's own namespace) is redundant
+    with the first; it is kept so the SAN list reads the same as istiod's.
+    """
+    context = tls_pb2.UpstreamTlsContext(
+        common_tls_context=hbone_tls_context(
+            trust_domain,
+            extra_san_prefixes=(f"spiffe://{trust_domain}/ns/{waypoint_namespace}/sa/",)))
+    return _transport_socket(context)
+
+
+def _transport_socket(context: Any) -> Any:
+    return base_pb2.TransportSocket(name="tls", typed_config=typed(context))

@@ -1,0 +1,91 @@
+"""The waypoint translator: per-waypoint LDS, CDS and EDS, scoped to what it serves.
+
+Each waypoint Gateway gets its own scope (``waypoint/<ns>/<name>``) holding
+only the listeners, clusters and endpoints for the services and workloads
+bound to it. To stay cheap and to avoid touching waypoints a change does not
+concern, the translator remembers each waypoint's inputs (plain frozen data)
+and rebuilds only when they differ:
+
+* inputs unchanged: no Update at all for that waypoint;
+* only endpoints changed (a pod came, went or became ready): ENDPOINT only;
+* anything else: LISTENER, CLUSTER and ENDPOINT, each as a complete set
+  (``replace=True``). Unchanged resources keep their content hash, so the
+  store pushes only what really differs.
+
+No ROUTE: route configs are inline in the listeners, as istiod does for
+waypoints. Secrets (``default``/``ROOTCA``) are served by the security layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from xds import type_urls
+from xds.model.gateway import Gateway
+from xds.model.mesh import ChangeSet, Mesh
+from xds.resources import Resource, Update, waypoint_scope
+from xds.translate.binding import WaypointBindings
+from xds.translate.waypoint.clusters import build_clusters
+from xds.translate.waypoint.collect import collect
+from xds.translate.waypoint.endpoints import build_endpoints
+from xds.translate.waypoint.inputs import WaypointInputs
+from xds.translate.waypoint.listeners import build_listeners
+
+# Kinds that can never change what a waypoint is sent.
+_IRRELEVANT_KINDS = frozenset({"PeerAuthentication", "ServiceAccount"})
+
+
+class WaypointTranslator:
+    """Translates the mesh into one LDS/CDS/EDS snapshot per waypoint Gateway."""
+
+    def __init__(self) -> None:
+        self._inputs: dict[str, WaypointInputs] = {}
+
+    def translate(self, mesh: Mesh, changes: ChangeSet | None) -> list[Update]:
+        if changes is not None and changes.kinds <= _IRRELEVANT_KINDS:
+            return []
+        bindings = WaypointBindings.build(mesh)
+        updates: list[Update] = []
+        current: set[str] = set()
+        for gateway in sorted(mesh.objects(Gateway), key=lambda g: (g.namespace, g.name)):
+            inputs = collect(mesh, bindings, gateway)
+            if inputs is None:
+                continue
+            scope = waypoint_scope(gateway.namespace, gateway.name)
+            current.add(scope)
+            previous = self._inputs.get(scope)
+            self._inputs[scope] = inputs
+            if changes is not None and previous == inputs:
+                continue
+            if changes is None or previous is None or previous.config != inputs.config:
+                updates += snapshot(scope, inputs)
+            else:
+                updates.append(_update(scope, type_urls.ENDPOINT, build_endpoints(inputs)))
+        for scope in sorted(set(self._inputs) - current):
+            # The Gateway is gone (or no longer a waypoint): empty its scope.
+            del self._inputs[scope]
+            updates += [Update(scope, type_url, replace=True)
+                        for type_url in (type_urls.CLUSTER, type_urls.ENDPOINT,
+                                         type_urls.LISTENER)]
+        return updates
+
+
+def snapshot(scope: str, inputs: WaypointInputs) -> list[Update]:
+    """The complete CDS, EDS and LDS of one waypoint, in push order."""
+    return [
+        _update(scope, type_urls.CLUSTER, build_clusters(inputs.config)),
+        _update(scope, type_urls.ENDPOINT, build_endpoints(inputs)),
+        _update(scope, type_urls.LISTENER, build_listeners(inputs.config)),
+    ]
+
+
+def _update(scope: str, type_url: str, messages: Iterable[Any]) -> Update:
+    return Update(scope, type_url, upserts=[
+        Resource.from_message(type_url, _name(type_url, message), message)
+        for message in messages], replace=True)
+
+
+def _name(type_url: str, message: Any) -> str:
+    name: str = message.cluster_name if type_url == type_urls.ENDPOINT else message.name
+    return name
