@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xds.security.authn import Caller
-from xds.security.authz import CertificateAuthorizer, PermissionDeniedError
+from xds.security.authz import CertificateAuthorizer, PermissionDeniedError, authorize_proxy
 from xds.security.identity import Identity
 
 from .support import TD
@@ -80,3 +80,18 @@ def test_anonymous_dev_callers_get_what_the_csr_asks_for() -> None:
         AUTHORIZER.identity_for(anonymous, None, csr_identity=None)
     with pytest.raises(PermissionDeniedError, match="outside trust domain"):
         AUTHORIZER.identity_for(anonymous, None, Identity("other.td", "a", "b"))
+
+
+@pytest.mark.parametrize(
+    ("namespace", "service_account", "allowed"),
+    [("default", "app", True), ("", "", True), ("default", "", True), ("", "app", True),
+     ("other", "app", False), ("default", "db", False)],
+)
+def test_proxy_identity_check(namespace: str, service_account: str, allowed: bool) -> None:
+    caller = Caller(APP, "tokens-file")
+    if allowed:
+        authorize_proxy(caller, namespace, service_account)
+    else:
+        with pytest.raises(PermissionDeniedError, match="authorization failed"):
+            authorize_proxy(caller, namespace, service_account)
+    authorize_proxy(Caller(None, "insecure-dev"), "other", "x")

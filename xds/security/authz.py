@@ -115,3 +115,23 @@ class CertificateAuthorizer:
                 f"ImpersonatedIdentity {target} is outside trust domain {self.trust_domain!r}"
             )
         return target
+
+
+def authorize_proxy(caller: Caller, namespace: str, service_account: str) -> None:
+    """istiod's xDS identity check (``PILOT_ENABLE_XDS_IDENTITY_CHECK``).
+
+    A proxy declares its namespace and service account in its node metadata;
+    the authenticated caller must be that identity, so one workload cannot
+    fetch another's config (or, over SDS, its keys). An empty declaration
+    matches anything, as in istiod. Anonymous dev-mode callers pass.
+    """
+    identity = caller.identity
+    if identity is None:
+        return
+    if (namespace and namespace != identity.namespace) or (
+        service_account and service_account != identity.service_account
+    ):
+        raise PermissionDeniedError(
+            f"authorization failed: {identity} may not connect as a proxy of "
+            f"{namespace or '*'}/{service_account or '*'}"
+        )

@@ -18,9 +18,19 @@ from typing import Any, Final
 
 from cryptography import x509
 
-from xds.security.ca import CaError, KeyAlgorithm, describe_key, fingerprint
+from xds.security.authz import DEFAULT_TRUSTED_NODE_ACCOUNTS
+from xds.security.ca import (
+    DEFAULT_WORKLOAD_TTL,
+    MAX_WORKLOAD_TTL,
+    CaError,
+    KeyAlgorithm,
+    describe_key,
+    fingerprint,
+)
 from xds.security.ca_files import ROOT_CERT, CaDirectory, default_ca_dir
 from xds.security.identity import DEFAULT_TRUST_DOMAIN, Identity, InvalidIdentity
+from xds.security.plane import SecurityOptions
+from xds.security.serving_tls import subject_alt_names
 from xds.security.tokens import TOKENS_FILE, TokenGrant, add_grant
 
 EXIT_OK: Final = 0
@@ -39,13 +49,57 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
-def add_ca_dir_argument(parser: argparse.ArgumentParser) -> None:
+def add_ca_dir_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--ca-dir`` as every command that touches the CA spells it (also for ``serve``)."""
     parser.add_argument(
         "--ca-dir",
         type=Path,
         default=None,
         help=f"CA directory (cacerts layout); default {default_ca_dir()}",
+    )
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The CA / TLS-port flags of ``xds serve``; read them back with ``security_options``."""
+    group = parser.add_argument_group("CA and TLS port")
+    add_ca_dir_argument(group)
+    group.add_argument("--ca-key-algorithm", choices=[a.value for a in KeyAlgorithm],
+                       default=KeyAlgorithm.EC_P256.value,
+                       help="key type of a root created on first start (default %(default)s)")
+    group.add_argument("--tokens-file", type=Path, default=None,
+                       help=f"bearer tokens (default <ca-dir>/{TOKENS_FILE}); re-read on change")
+    group.add_argument("--insecure-dev-auth", action="store_true",
+                       help="DEVELOPMENT ONLY: accept callers without valid credentials")
+    group.add_argument("--trusted-node-accounts", type=_accounts_arg,
+                       default=DEFAULT_TRUSTED_NODE_ACCOUNTS, metavar="NS/SA[,NS/SA...]",
+                       help="node agents that may request certificates for pods on their node "
+                            "(default istio-system/ztunnel; '' for none)")
+    group.add_argument("--system-namespace", default="istio-system",
+                       help="namespace in the serving certificate's istiod names")
+    group.add_argument("--revision", default="", help="adds istiod-<revision>.<ns>.svc")
+    group.add_argument("--tls-host", action="append", type=_host_arg, default=[],
+                       metavar="HOST", help="extra DNS name or IP for the serving certificate "
+                                            "(repeatable)")
+    group.add_argument("--default-cert-ttl", type=_duration_arg, default=DEFAULT_WORKLOAD_TTL,
+                       help="workload certificate TTL when none is requested (default 24h)")
+    group.add_argument("--max-cert-ttl", type=_duration_arg, default=MAX_WORKLOAD_TTL,
+                       help="longest TTL a workload may request (default 90d)")
+
+
+def security_options(args: argparse.Namespace, *, trust_domain: str) -> SecurityOptions:
+    """``SecurityOptions`` from arguments added by ``add_serve_arguments``."""
+    return SecurityOptions(
+        ca_dir=args.ca_dir,
+        key_algorithm=KeyAlgorithm(args.ca_key_algorithm),
+        trust_domain=trust_domain,
+        tokens_file=args.tokens_file,
+        insecure_dev_auth=args.insecure_dev_auth,
+        trusted_node_accounts=args.trusted_node_accounts,
+        system_namespace=args.system_namespace,
+        revision=args.revision,
+        extra_hosts=tuple(args.tls_host),
+        default_cert_ttl=args.default_cert_ttl,
+        max_cert_ttl=args.max_cert_ttl,
     )
 
 
@@ -156,6 +210,25 @@ def _print_certificate(title: str, cert: x509.Certificate) -> None:
     print(f"  not after:          {cert.not_valid_after_utc.isoformat()}")
     print(f"  key:                {describe_key(cert.public_key())}")
     print(f"  SHA256 Fingerprint: {fingerprint(cert)}")
+
+
+def _accounts_arg(text: str) -> frozenset[str]:
+    accounts = frozenset(a.strip() for a in text.split(",") if a.strip())
+    for account in accounts:
+        try:
+            Identity.from_account(account)
+        except InvalidIdentity as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return accounts
+
+
+def _host_arg(text: str) -> str:
+    host = text.strip().lower()
+    try:
+        subject_alt_names([host])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return host
 
 
 def _duration_arg(text: str) -> dt.timedelta:
