@@ -10,19 +10,33 @@ behind a flag that is off by default, and are not generated here.)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import ItemsView, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from xds.model.frozen import Labels, is_subset
+from xds.model.frozen import FrozenMap
 from xds.model.security import AuthorizationPolicy, PeerAuthentication
 from xds.translate.ztunnel.authorization import is_for_ztunnel
 from xds.translate.ztunnel.peer_authentication import workload_policy_keys
+
+LabelItems = frozenset[tuple[str, str]]
+
+
+def label_items(labels: Mapping[str, str]) -> ItemsView[str, str]:
+    """Labels as a plain dict's items view: ``selector_items <= label_items(labels)`` is
+    then a C-level subset test, several times faster than looking labels up one by one,
+    which matters when every pod is checked against every selector of its namespace."""
+    plain = labels.to_dict() if isinstance(labels, FrozenMap) else dict(labels)
+    return plain.items()
+
+
+def selector_items(selector: Mapping[str, str]) -> LabelItems:
+    return frozenset(selector.items())
 
 
 @dataclass(frozen=True, slots=True)
 class SelectorPolicy:
     key: str
-    selector: Labels
+    selector: LabelItems
 
 
 @dataclass
@@ -40,7 +54,8 @@ class PolicyIndex:
     def set_authorization_policies(self, namespace: str,
                                    policies: Iterable[AuthorizationPolicy]) -> None:
         attached = sorted(
-            (SelectorPolicy(f"{p.namespace}/{p.name}", p.selector) for p in policies
+            (SelectorPolicy(f"{p.namespace}/{p.name}", selector_items(p.selector))
+             for p in policies
              # An empty selector is workload scope but selects nothing.
              if p.selector and is_for_ztunnel(p)),
             key=lambda s: s.key)
@@ -62,19 +77,15 @@ class PolicyIndex:
         return bool(self.peer_authentications)
 
     def for_workload(self, namespace: str, labels: Mapping[str, str]) -> list[str]:
+        items = label_items(labels)
         names = [policy.key for ns in _local_and_root(namespace, self.root_namespace)
                  for policy in self.selector_policies.get(ns, ())
-                 if is_subset(policy.selector, labels)]
+                 if policy.selector <= items]
         names.sort()
         if self.peer_authentications:
             names.extend(workload_policy_keys(namespace, labels, self.root_namespace,
                                               self.peer_authentications))
         return names
-
-    def selects_any(self, namespace: str, labels: Mapping[str, str],
-                    selectors: Iterable[Labels | None]) -> bool:
-        """Whether any of ``selectors`` (of policies in ``namespace``) selects ``labels``."""
-        return any(selector and is_subset(selector, labels) for selector in selectors)
 
 
 def _local_and_root(namespace: str, root_namespace: str) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ names). ``select_services`` then resolves hostname collisions, as istiod's
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -61,6 +62,15 @@ class ServiceInfo:
     selector: Labels
     created: tuple[datetime, str]
     waypoint: Waypoint | None
+    selector_items: frozenset[tuple[str, str]] = frozenset()
+    """``selector`` as a set, for fast subset tests (see ``policies.label_items``)."""
+
+    def __post_init__(self) -> None:
+        self.selector_items = frozenset(self.selector.items())
+
+    def selects(self, items: AbstractSet[tuple[str, str]]) -> bool:
+        """Whether the (non-empty) selector matches labels given as ``label_items``."""
+        return bool(self.selector_items) and self.selector_items <= items
 
     @property
     def namespace(self) -> str:

@@ -61,7 +61,7 @@ from xds.translate.ztunnel.peer_authentication import (
     oldest,
     static_strict_policy,
 )
-from xds.translate.ztunnel.policies import PolicyIndex
+from xds.translate.ztunnel.policies import PolicyIndex, label_items
 from xds.translate.ztunnel.services import (
     ServiceInfo,
     final_message,
@@ -437,8 +437,9 @@ class _State:
         if selected is not None:
             services = list(selected.get(pod.key, ()))
         else:
+            items = label_items(pod.labels)
             services = [info for info in self.services.winners_in(pod.namespace).values()
-                        if info.selector and is_subset(info.selector, pod.labels)]
+                        if info.selects(items)]
         for slice_key in self.slices.slices_naming(pod.namespace, pod.name):
             info = self._slice_service(mesh, slice_key, pod)
             if info is not None and all(s.hostname != info.hostname for s in services):
@@ -484,8 +485,9 @@ class _State:
             return [] if entry is None else [entry]
         if isinstance(source, WorkloadEntry):
             labels = source.workload_labels
+            items = label_items(labels)
             services = [info for info in self.services.winners_in(source.namespace).values()
-                        if info.selector and is_subset(info.selector, labels)]
+                        if info.selects(items)]
             return [workload_entry_workload(
                 source, namespace=namespace, services=services,
                 policies=self.policies.for_workload(source.namespace, labels),
