@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from xds import type_urls
 from xds.model.core import EndpointSlice, Namespace, Node, Pod, Service
@@ -516,6 +517,12 @@ class _State:
         out.removals[ADDRESS].extend(name for name in old if name not in new)
         if new:
             self.workloads[key] = new
+
+
+if TYPE_CHECKING:
+    from xds.translate.base import Translator
+
+    _TRANSLATOR_CONTRACT: Translator = ZtunnelTranslator()
 
 
 class _NamespaceCache:
