@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from xds.security.ca import (
     CaError,
@@ -211,8 +211,9 @@ def test_chain_verifies_with_openssl(algorithm: KeyAlgorithm, tmp_path: Path) ->
     assert len(issued.chain) == 2
     result = verify_chain(tmp_path, issued.chain)
     assert result.returncode == 0, result.stdout + result.stderr
-    sig = issued.certificate.signature_algorithm_oid._name
-    assert ("ecdsa" in sig) == (algorithm is KeyAlgorithm.EC_P256)
+    expected = (SignatureAlgorithmOID.ECDSA_WITH_SHA256 if algorithm is KeyAlgorithm.EC_P256
+                else SignatureAlgorithmOID.RSA_WITH_SHA256)
+    assert issued.certificate.signature_algorithm_oid == expected
 
 
 def test_intermediate_chain_order_and_openssl(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.x509.oid import SignatureAlgorithmOID
 
 from xds.security.ca import (
     CaError,
@@ -117,7 +118,7 @@ def test_plugin_ca_with_rsa_intermediate_and_no_cert_chain(tmp_path: Path) -> No
     (tmp_path / "cert-chain.pem").unlink()
     ca = CertificateAuthority(CaDirectory(tmp_path).load())
     issued = ca.sign_csr(make_csr(), APP, dt.timedelta(hours=1))
-    assert issued.certificate.signature_algorithm_oid._name == "sha256WithRSAEncryption"
+    assert issued.certificate.signature_algorithm_oid == SignatureAlgorithmOID.RSA_WITH_SHA256
     result = verify_chain(tmp_path / "verify", issued.chain)
     assert result.returncode == 0, result.stdout + result.stderr
     assert issued.chain[-1] == to_pem(plugin.root)

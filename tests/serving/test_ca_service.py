@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
+from cryptography.x509.oid import SignatureAlgorithmOID
 from google.protobuf import struct_pb2
 
 from tests.security.support import (
@@ -244,7 +245,7 @@ async def test_rsa_2048_ca(tmp_path: Path) -> None:
         chain = await mesh.server.create_certificate(make_csr(), mesh.app_token)
     assert verify_chain(tmp_path / "v", chain).returncode == 0
     leaf = x509.load_pem_x509_certificate(chain[0].encode())
-    assert leaf.signature_algorithm_oid._name == "sha256WithRSAEncryption"
+    assert leaf.signature_algorithm_oid == SignatureAlgorithmOID.RSA_WITH_SHA256
 
 
 async def test_insecure_dev_mode_signs_what_the_csr_asks(tmp_path: Path) -> None:
