@@ -17,7 +17,7 @@ from xds.model import KubeObject, MeshStore
 from xds.model.core import Pod, Service
 from xds.model.frozen import FrozenMap
 from xds.model.meta import ObjectKey
-from xds.resources import Update
+from xds.resources import Update, serialization_count
 from xds.sources.files import load_directory
 from xds.translate.ztunnel import ZtunnelTranslator
 
@@ -62,6 +62,8 @@ class Harness:
         self.store = MeshStore(CONFIG)
         self.translator = ZtunnelTranslator()
         self.output = Output()
+        self.serialized = 0
+        """Resources the last ``change`` serialized (rebuilt), changed or not."""
         self.store.apply(objects(manifests) if isinstance(manifests, str) else manifests)
         self.output.apply(self.translator.translate(self.store, None))
 
@@ -69,7 +71,10 @@ class Harness:
                deletes: list[ObjectKey] = ()) -> list[Update]:  # type: ignore[assignment]
         if isinstance(upserts, str):
             upserts = objects(upserts)
-        updates = self.translator.translate(self.store, self.store.apply(upserts, deletes))
+        changes = self.store.apply(upserts, deletes)
+        before = serialization_count()
+        updates = self.translator.translate(self.store, changes)
+        self.serialized = serialization_count() - before
         self.output.apply(updates)
         self.assert_consistent()
         return updates
@@ -109,6 +114,7 @@ def test_one_pod_change_is_one_upsert() -> None:
     pod = harness.pod("a1")
     updates = harness.change([replace(pod, ready=True)])
     assert names(updates) == (["cluster0//Pod/ns1/a1"], [])
+    assert harness.serialized == 1  # only that pod was rebuilt
     assert [u.type_url for u in updates] == [type_urls.ADDRESS]
     assert all(not u.replace for u in updates)
 
@@ -260,6 +266,23 @@ endpoints: [{addresses: [10.0.0.3], targetRef: {kind: Pod, name: b1}}]
 ports: [{name: http, port: 80, protocol: TCP}]
 """)
     assert names(updates) == (["cluster0//Pod/ns1/b1"], [])
+
+
+def test_endpoint_slice_readiness_churn_rebuilds_no_pod() -> None:
+    slice_yaml = """
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: svc-a-1, namespace: ns1, labels: {{kubernetes.io/service-name: svc-a}}}}
+addressType: IPv4
+endpoints:
+- {{addresses: [10.0.0.1], conditions: {{ready: {ready}}}, targetRef: {{kind: Pod, name: a1}}}}
+- {{addresses: [10.0.0.2], targetRef: {{kind: Pod, name: a2}}}}
+ports: [{{port: 8080, protocol: TCP}}]
+"""
+    harness = Harness(BASE)
+    harness.change(slice_yaml.format(ready="true"))
+    assert harness.change(slice_yaml.format(ready="false")) == []
+    assert harness.serialized == 0  # no Workload was even rebuilt
 
 
 def test_node_label_change_updates_pods_on_it() -> None:

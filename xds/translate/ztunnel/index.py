@@ -108,12 +108,13 @@ class ServiceIndex:
         return self._by_hostname.keys()
 
 
-def _pod_refs(endpoint_slice: EndpointSlice) -> set[tuple[str, str]]:
+def _pod_refs(endpoint_slice: EndpointSlice) -> set[tuple[str, str, str]]:
+    """``(namespace, name, uid)`` of every pod the slice names."""
     refs = set()
     for endpoint in endpoint_slice.endpoints:
         ref = endpoint.target_ref
         if ref is not None and ref.kind == Pod.kind:
-            refs.add((ref.namespace or endpoint_slice.namespace, ref.name))
+            refs.add((ref.namespace or endpoint_slice.namespace, ref.name, ref.uid))
     return refs
 
 
@@ -125,18 +126,29 @@ class SliceIndex:
 
     def update(self, key: ObjectKey, old: EndpointSlice | None,
                new: EndpointSlice | None) -> set[tuple[str, str]]:
-        """Re-index one slice; returns the ``(namespace, name)`` of pods it named before or now."""
+        """Re-index one slice; returns the ``(namespace, name)`` of pods whose attachment
+        through it may have changed.
+
+        A slice's attachment of a pod depends only on the pod being named and on
+        the slice's Service, so while the Service stays the same only pods added
+        or dropped count: endpoint readiness churn rebuilds nobody.
+        """
         old_refs = _pod_refs(old) if old is not None else set()
         new_refs = _pod_refs(new) if new is not None else set()
-        for ref in old_refs - new_refs:
-            bucket = self._slices_by_pod.get(ref)
+        old_pods = {(namespace, name) for namespace, name, _ in old_refs}
+        new_pods = {(namespace, name) for namespace, name, _ in new_refs}
+        for pod in old_pods - new_pods:
+            bucket = self._slices_by_pod.get(pod)
             if bucket is not None:
                 bucket.discard(key)
                 if not bucket:
-                    del self._slices_by_pod[ref]
-        for ref in new_refs:
-            self._slices_by_pod.setdefault(ref, set()).add(key)
-        return old_refs | new_refs
+                    del self._slices_by_pod[pod]
+        for pod in new_pods:
+            self._slices_by_pod.setdefault(pod, set()).add(key)
+        same_service = (old is not None and new is not None
+                        and old.service_name == new.service_name)
+        changed = old_refs ^ new_refs if same_service else old_refs | new_refs
+        return {(namespace, name) for namespace, name, _ in changed}
 
     def slices_naming(self, namespace: str, name: str) -> Iterable[ObjectKey]:
         return sorted(self._slices_by_pod.get((namespace, name), ()))

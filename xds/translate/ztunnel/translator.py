@@ -441,14 +441,18 @@ class _State:
             items = label_items(pod.labels)
             services = [info for info in self.services.winners_in(pod.namespace).values()
                         if info.selects(items)]
+        seen = {info.hostname for info in services}
         for slice_key in self.slices.slices_naming(pod.namespace, pod.name):
-            info = self._slice_service(mesh, slice_key, pod)
-            if info is not None and all(s.hostname != info.hostname for s in services):
+            info = self._slice_service(mesh, slice_key, pod, seen)
+            if info is not None:
+                seen.add(info.hostname)
                 services.append(info)
         return services
 
-    def _slice_service(self, mesh: Mesh, slice_key: ObjectKey, pod: Pod) -> ServiceInfo | None:
-        """The Kubernetes Service of a slice that names ``pod`` in a targetRef.
+    def _slice_service(self, mesh: Mesh, slice_key: ObjectKey, pod: Pod,
+                       seen: set[str]) -> ServiceInfo | None:
+        """The Kubernetes Service of a slice that names ``pod`` in a targetRef, unless its
+        hostname is already attached (by the Service's selector, the usual case).
 
         A targetRef field left empty (namespace, uid) matches anything, so
         hand-written slices need not repeat the pod's uid.
@@ -456,15 +460,16 @@ class _State:
         endpoint_slice = mesh.get(EndpointSlice, slice_key.namespace, slice_key.name)
         if endpoint_slice is None or endpoint_slice.service_name is None:
             return None
+        name = endpoint_slice.service_name
+        if self.context.service_hostname(name, endpoint_slice.namespace) in seen:
+            return None
         refers = any(
             e.target_ref is not None and e.target_ref.kind == Pod.kind
             and e.target_ref.name == pod.name
             and (e.target_ref.namespace or endpoint_slice.namespace) == pod.namespace
             and (not e.target_ref.uid or not pod.meta.uid or e.target_ref.uid == pod.meta.uid)
             for e in endpoint_slice.endpoints)
-        if not refers:
-            return None
-        return self._kube_service(endpoint_slice.namespace, endpoint_slice.service_name)
+        return self._kube_service(endpoint_slice.namespace, name) if refers else None
 
     def _kube_service(self, namespace: str, name: str) -> ServiceInfo | None:
         hostname = self.context.service_hostname(name, namespace)
