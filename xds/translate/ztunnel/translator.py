@@ -132,6 +132,23 @@ def _address_resource(entry: AddressEntry) -> Resource:
     return Resource.from_message(ADDRESS, entry.name, entry.message, aliases=entry.aliases)
 
 
+class _Step:
+    """The working set of one incremental translation."""
+
+    def __init__(self, mesh: Mesh, changes: ChangeSet) -> None:
+        self.mesh = mesh
+        self.changes = changes
+        self.by_kind: dict[str, list[ObjectKey]] = defaultdict(list)
+        for key in changes.keys:
+            self.by_kind[key.kind].append(key)
+        self.namespaces = _NamespaceCache(mesh)
+        self.out = _Output()
+        self.dirty: set[ObjectKey] = set()
+        """Workload sources (Pod, WorkloadEntry, ServiceEntry, EndpointSlice) to rebuild."""
+        self.dirty_services: set[ObjectKey] = set()
+        """Services and ServiceEntries whose ServiceInfos to rebuild."""
+
+
 class _State:
     """Everything remembered between two translations."""
 
@@ -168,7 +185,7 @@ class _State:
                 namespace, mesh.objects(PeerAuthentication, namespace))
         for policy in mesh.objects(AuthorizationPolicy):
             self._emit_authorization_policy(policy.key, policy, out)
-        self._emit_peer_authentication_policies(mesh, out)
+        self._emit_peer_authentication_policies(out)
 
         for endpoint_slice in mesh.objects(EndpointSlice):
             self.slices.update(endpoint_slice.key, None, endpoint_slice)
@@ -194,75 +211,90 @@ class _State:
     # --- incremental --------------------------------------------------------------
 
     def apply(self, mesh: Mesh, changes: ChangeSet) -> list[Update]:
-        out = _Output()
+        """Rebuild what ``changes`` may affect. Order matters: waypoints feed Services,
+        Services and policies feed Workloads, which are rebuilt last."""
         if not changes:
             return []
-        by_kind: dict[str, list[ObjectKey]] = defaultdict(list)
-        for key in changes.keys:
-            by_kind[key.kind].append(key)
-        previous = changes.previous
-        namespaces = _NamespaceCache(mesh)
-        dirty: set[ObjectKey] = set()  # workload sources to rebuild
-        dirty_services: set[ObjectKey] = set()
+        step = _Step(mesh, changes)
+        self._invalidate_namespaces(step)
+        self._apply_waypoints(step)
+        self._apply_services(step)
+        self._apply_authorization_policies(step)
+        self._apply_peer_authentications(step)
+        self._apply_nodes_and_slices(step)
+        for kind in _WORKLOAD_SOURCES:
+            step.dirty.update(step.by_kind[kind])
+        for key in sorted(step.dirty):
+            source = mesh.get_by_key(key)
+            entries = [] if source is None else self._workload_entries(mesh, source,
+                                                                       step.namespaces)
+            self._replace_workloads(key, entries, step.out)
+        return step.out.updates(replace=False)
 
-        for key in by_kind[Namespace.kind]:
-            dirty.update(self._workloads_in(mesh, key.name, everywhere=False))
-            dirty_services.update(obj.key for obj in mesh.objects(Service, key.name))
-            dirty_services.update(obj.key for obj in mesh.objects(ServiceEntry, key.name))
+    def _invalidate_namespaces(self, step: _Step) -> None:
+        """Namespace labels and annotations reach every object in the namespace."""
+        mesh = step.mesh
+        for key in step.by_kind[Namespace.kind]:
+            step.dirty.update(self._workloads_in(mesh, key.name, everywhere=False))
+            step.dirty_services.update(obj.key for obj in mesh.objects(Service, key.name))
+            step.dirty_services.update(obj.key for obj in mesh.objects(ServiceEntry, key.name))
 
-        changed_waypoints = self._refresh_waypoints(mesh, by_kind, previous)
-        if changed_waypoints:
-            dirty_services.update(s.key for s in mesh.objects(Service))
-            dirty_services.update(s.key for s in mesh.objects(ServiceEntry))
-            dirty.update(self._bound_to(mesh, changed_waypoints, namespaces))
+    def _apply_waypoints(self, step: _Step) -> None:
+        changed = self._refresh_waypoints(step.mesh, step.by_kind, step.changes.previous)
+        if changed:
+            # Rare: re-resolve every Service (cheap, and canary labels may name the
+            # waypoint too) and every workload that asks for a changed waypoint.
+            step.dirty_services.update(s.key for s in step.mesh.objects(Service))
+            step.dirty_services.update(s.key for s in step.mesh.objects(ServiceEntry))
+            step.dirty.update(self._bound_to(step.mesh, changed, step.namespaces))
 
-        dirty_services.update(by_kind[Service.kind])
-        dirty_services.update(by_kind[ServiceEntry.kind])
+    def _apply_services(self, step: _Step) -> None:
+        step.dirty_services.update(step.by_kind[Service.kind])
+        step.dirty_services.update(step.by_kind[ServiceEntry.kind])
         hostnames: set[str] = set()
-        for key in dirty_services:
-            hostnames |= self._refresh_service(key, mesh.get_by_key(key), namespaces)
+        for key in step.dirty_services:
+            hostnames |= self._refresh_service(key, step.mesh.get_by_key(key), step.namespaces)
         for change in self.services.reselect(hostnames):
             if change.affects_endpoints:
                 for info in (change.old, change.new):
                     if info is not None:
-                        dirty.update(self._endpoints_of(mesh, info))
-        self._emit_services(hostnames, out)
+                        step.dirty.update(self._endpoints_of(step.mesh, info))
+        self._emit_services(hostnames, step.out)
 
-        for key in by_kind[AuthorizationPolicy.kind]:
+    def _apply_authorization_policies(self, step: _Step) -> None:
+        mesh = step.mesh
+        for key in step.by_kind[AuthorizationPolicy.kind]:
             policy = mesh.get(AuthorizationPolicy, key.namespace, key.name)
             self.policies.set_authorization_policies(
                 key.namespace, mesh.objects(AuthorizationPolicy, key.namespace))
-            self._emit_authorization_policy(key, policy, out)
-            for version in (previous.get(key), policy):
+            self._emit_authorization_policy(key, policy, step.out)
+            for version in (step.changes.previous.get(key), policy):
                 if isinstance(version, AuthorizationPolicy) and version.selector:
-                    dirty.update(self._selected_by_policy(mesh, key.namespace, version.selector))
-        pa_namespaces = {key.namespace for key in by_kind[PeerAuthentication.kind]}
-        for namespace in pa_namespaces:
+                    step.dirty.update(
+                        self._selected_by_policy(mesh, key.namespace, version.selector))
+
+    def _apply_peer_authentications(self, step: _Step) -> None:
+        """Rare: rebuild every PA-derived policy and every workload of the namespace."""
+        namespaces = {key.namespace for key in step.by_kind[PeerAuthentication.kind]}
+        for namespace in namespaces:
             self.policies.set_peer_authentications(
-                namespace, mesh.objects(PeerAuthentication, namespace))
-            dirty.update(self._workloads_in(
-                mesh, namespace, everywhere=namespace == self.context.root_namespace))
-        if pa_namespaces:
-            self._emit_peer_authentication_policies(mesh, out)
+                namespace, step.mesh.objects(PeerAuthentication, namespace))
+            step.dirty.update(self._workloads_in(
+                step.mesh, namespace, everywhere=namespace == self.context.root_namespace))
+        if namespaces:
+            self._emit_peer_authentication_policies(step.out)
 
-        node_names = {key.name for key in by_kind[Node.kind]}
+    def _apply_nodes_and_slices(self, step: _Step) -> None:
+        node_names = {key.name for key in step.by_kind[Node.kind]}
         if node_names:
-            dirty.update(pod.key for pod in mesh.objects(Pod) if pod.node_name in node_names)
-
-        for key in by_kind[EndpointSlice.kind]:
-            old, new = previous.get(key), mesh.get_by_key(key)
+            step.dirty.update(pod.key for pod in step.mesh.objects(Pod)
+                              if pod.node_name in node_names)
+        for key in step.by_kind[EndpointSlice.kind]:
+            old, new = step.changes.previous.get(key), step.mesh.get_by_key(key)
             pods = self.slices.update(
                 key, old if isinstance(old, EndpointSlice) else None,
                 new if isinstance(new, EndpointSlice) else None)
-            dirty.update(ObjectKey(Pod.kind, namespace, name) for namespace, name in pods)
-
-        for kind in _WORKLOAD_SOURCES:
-            dirty.update(by_kind[kind])
-        for key in sorted(dirty):
-            source = mesh.get_by_key(key)
-            entries = [] if source is None else self._workload_entries(mesh, source, namespaces)
-            self._replace_workloads(key, entries, out)
-        return out.updates(replace=False)
+            step.dirty.update(ObjectKey(Pod.kind, namespace, name) for namespace, name in pods)
 
     # --- waypoints --------------------------------------------------------------------
 
@@ -382,7 +414,7 @@ class _State:
             self.authorizations[name] = resource
             out.upserts[AUTHORIZATION].append(resource)
 
-    def _emit_peer_authentication_policies(self, mesh: Mesh, out: _Output) -> None:
+    def _emit_peer_authentication_policies(self, out: _Output) -> None:
         """The static STRICT policy and every converted PeerAuthentication, from scratch."""
         root = self.context.root_namespace
         by_namespace = self.policies.peer_authentications

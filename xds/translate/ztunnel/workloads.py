@@ -270,7 +270,9 @@ def service_entry_workloads(entry: ServiceEntry, *, namespace: Namespace | None,
     ``services`` are the entry's own hosts that survived hostname
     de-duplication; when none did, nothing is emitted. Policies, canonical
     names and the tunnel come from the ServiceEntry; the waypoint from each
-    endpoint's labels, in the entry's namespace.
+    endpoint's labels, in the entry's namespace. Each endpoint's network is its
+    own ``network`` or the local one (istiod lets an endpoint's network leak
+    into the following endpoints of the same entry; we do not).
     """
     if not services:
         return []
