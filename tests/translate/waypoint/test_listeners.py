@@ -6,8 +6,6 @@ from typing import Any
 
 import pytest
 
-from xds import type_urls
-
 from tests.translate.waypoint.fixtures import (
     SHOP,
     Doc,
@@ -20,6 +18,7 @@ from tests.translate.waypoint.fixtures import (
     snapshot,
     translate,
 )
+from xds import type_urls
 
 HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager."
             "v3.HttpConnectionManager")
@@ -34,7 +33,8 @@ def _chains(listener: dict[str, Any]) -> dict[str, Any]:
 
 
 def _hcm(chain: dict[str, Any]) -> dict[str, Any]:
-    managers = [f["typed_config"] for f in chain["filters"] if f["typed_config"]["@type"] == HCM_TYPE]
+    managers = [f["typed_config"] for f in chain["filters"]
+                if f["typed_config"]["@type"] == HCM_TYPE]
     assert len(managers) == 1
     return managers[0]
 

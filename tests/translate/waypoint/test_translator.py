@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from xds import type_urls
-from xds.model.mesh import ChangeSet, MeshStore
-from xds.model.meta import ObjectKey
-from xds.resources import Update
-from xds.translate.waypoint import WaypointTranslator
-
 from tests.translate.waypoint.fixtures import (
     OTHER,
     SHOP,
@@ -20,6 +14,11 @@ from tests.translate.waypoint.fixtures import (
     shop,
     snapshot,
 )
+from xds import type_urls
+from xds.model.mesh import ChangeSet, MeshStore
+from xds.model.meta import ObjectKey
+from xds.resources import Update
+from xds.translate.waypoint import WaypointTranslator
 
 
 def _start() -> tuple[MeshStore, WaypointTranslator, list[Update]]:
