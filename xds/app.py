@@ -29,6 +29,7 @@ from xds.serving.metrics import AdsMetrics
 from xds.serving.store import ConfigStore
 from xds.sources.files import FileSource
 from xds.translate.base import Translator
+from xds.translate.ztunnel import ZtunnelTranslator
 
 log = logging.getLogger("xds.app")
 
@@ -50,7 +51,7 @@ class ServeOptions:
 
 
 def default_translators(mesh: MeshConfig) -> list[Translator]:
-    return []
+    return [ZtunnelTranslator()]
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from xds.model.mesh import MeshConfig, MeshStore
 from xds.pipeline import Pipeline
 from xds.resources import decode
 from xds.scopes import GATEWAY_NAME_LABEL, plaintext_binder
+from xds.serving.ads import Binding
 from xds.serving.debug import render_scope
 from xds.serving.node import ProxyType, parse_node_id
 from xds.serving.store import ConfigStore
@@ -27,7 +29,10 @@ def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
         # A waypoint pod is "<gateway>-<replicaset hash>-<pod hash>" by default.
         name = gateway or node.pod_name.rsplit("-", 2)[0]
         node = parse_node_id(node_id, {"LABELS": {GATEWAY_NAME_LABEL: name}})
-    binding = plaintext_binder()(node, None)
+    async def bind() -> Binding:
+        return await plaintext_binder()(node, None)
+
+    binding = asyncio.run(bind())
 
     directory = config_dir or demo_directory()
     objects, errors = load_directory(directory)

@@ -8,11 +8,9 @@ Secrets travel only on authenticated streams, and only to their owner.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from xds import type_urls
 from xds.resources import ZTUNNEL_SCOPE, waypoint_scope
-from xds.serving.ads import Binding
+from xds.serving.ads import Binder, Binding
 from xds.serving.node import InvalidNode, ProxyNode, ProxyType
 from xds.serving.session import Forbidden, TypeFilter
 
@@ -43,10 +41,10 @@ def gateway_of(node: ProxyNode) -> str:
     return name
 
 
-def plaintext_binder() -> Callable[[ProxyNode, str | None], Binding]:
+def plaintext_binder() -> Binder:
     """The unauthenticated port: config for anyone (as istiod's 15010), never secrets."""
 
-    def bind(node: ProxyNode, identity: str | None) -> Binding:
+    async def bind(node: ProxyNode, caller: object) -> Binding:
         if node.type is ProxyType.ZTUNNEL:
             return Binding(ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False))
         if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):

@@ -38,7 +38,7 @@ class Server:
         return cls(grpc.aio.insecure_channel(self.address), node_id, **kw)
 
 
-def bind(node: ProxyNode, identity: str | None) -> Binding:
+async def bind(node: ProxyNode, caller: object) -> Binding:
     return Binding("s", allow_all)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ from xds.serving.session import (
     TypeStatus,
 )
 from xds.serving.sotw import SotwResponse, SotwSession
-from xds.serving.store import ConfigStore, Touched
+from xds.serving.store import ConfigStore, Touched, Watcher
 
 log = logging.getLogger("xds.ads")
 
@@ -45,22 +45,27 @@ class Binding:
 
     scope: str
     type_filter: TypeFilter
+    # Types served from another scope (type URL -> scope), e.g. secrets.
+    type_scopes: Mapping[str, str] = field(default_factory=dict)
+    # Called once when the stream ends (e.g. to stop rotating its secrets).
+    release: Callable[[], None] | None = None
 
 
-Binder = Callable[[ProxyNode, str | None], Binding]
-"""Decides a stream's scope from its node and caller identity; raises ``Forbidden``
-for a proxy it will not serve, ``InvalidNode`` for one it cannot place."""
+Binder = Callable[[ProxyNode, Any], Awaitable[Binding]]
+"""Decides a stream's scope from its node and its authenticated caller (None on an
+unauthenticated port); raises ``Forbidden`` for a proxy it will not serve and
+``InvalidNode`` for one it cannot place."""
 
-Authenticate = Callable[[grpc.aio.ServicerContext], str | None]
-"""Identity of the caller from the call's metadata, or None on an unauthenticated
-port. Raises ``Unauthenticated`` (ends the call with UNAUTHENTICATED)."""
+Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[Any]]
+"""The caller behind a call (opaque to serving; ``str()`` of it is logged), or
+None on an unauthenticated port. Raises ``Unauthenticated``."""
 
 
 class Unauthenticated(Exception):
-    pass
+    """Ends the call with UNAUTHENTICATED; the message must never contain credentials."""
 
 
-def no_authentication(context: grpc.aio.ServicerContext) -> str | None:
+async def no_authentication(context: grpc.aio.ServicerContext) -> None:
     return None
 
 
@@ -98,7 +103,7 @@ class Connection:
     """One connected proxy stream, as the debug endpoints and metrics see it."""
 
     node: ProxyNode
-    identity: str | None
+    identity: str | None  # the authenticated caller, for display
     scope: str
     session: Session
     peer: str
@@ -193,7 +198,7 @@ class AdsService:
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 "control plane not ready: config sources have not synced yet")
         try:
-            identity = self._authenticate(context)
+            caller = await self._authenticate(context)
         except Unauthenticated as e:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
         try:
@@ -205,17 +210,18 @@ class AdsService:
                                 "the first request on a stream must carry node.id")
         try:
             node = parse_node(first.node)
-            binding = self._binder(node, identity)
+            binding = await self._binder(node, caller)
         except InvalidNode as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except Forbidden as e:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
 
-        view = self._store.view(binding.scope)
+        view = self._store.view(binding.scope, binding.type_scopes)
         session: Session = (DeltaSession(view, type_filter=binding.type_filter) if delta
                             else SotwSession(view, type_filter=binding.type_filter))
-        connection = Connection(node, identity, binding.scope, session, context.peer(), delta)
-        unwatch = self._store.watch(binding.scope, connection.touched)
+        connection = Connection(node, None if caller is None else str(caller), binding.scope,
+                                session, context.peer(), delta)
+        unwatch = self._watch(binding, connection)
         self.connections.add(connection)
         self._observer.connected(connection)
         log.info("connected", extra={"conn": connection.id, "proxy": node.id,
@@ -228,9 +234,25 @@ class AdsService:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         finally:
             unwatch()
+            if binding.release is not None:
+                binding.release()
             self.connections.remove(connection)
             self._observer.disconnected(connection)
             log.info("disconnected", extra={"conn": connection.id, "proxy": node.id})
+
+    def _watch(self, binding: Binding, connection: Connection) -> Callable[[], None]:
+        """Watch every scope the stream reads; each only for the types it supplies."""
+        moved = frozenset(binding.type_scopes)
+        unwatches = [self._store.watch(binding.scope, _without(moved, connection.touched))]
+        for scope in set(binding.type_scopes.values()):
+            types = frozenset(t for t, s in binding.type_scopes.items() if s == scope)
+            unwatches.append(self._store.watch(scope, _only(types, connection.touched)))
+
+        def unwatch() -> None:
+            for undo in unwatches:
+                undo()
+
+        return unwatch
 
     async def _run(self, connection: Connection, first: Any, requests: AsyncIterator[Any],
                    context: grpc.aio.ServicerContext) -> None:
@@ -289,3 +311,24 @@ class AdsService:
 
 def _identity(data: bytes) -> bytes:
     return data
+
+
+def _without(types: frozenset[str], watcher: Watcher) -> Watcher:
+    if not types:
+        return watcher
+
+    def filtered(change: Touched, origin: float) -> None:
+        kept = {t: n for t, n in change.items() if t not in types}
+        if kept:
+            watcher(kept, origin)
+
+    return filtered
+
+
+def _only(types: frozenset[str], watcher: Watcher) -> Watcher:
+    def filtered(change: Touched, origin: float) -> None:
+        kept = {t: n for t, n in change.items() if t in types}
+        if kept:
+            watcher(kept, origin)
+
+    return filtered

@@ -63,30 +63,41 @@ class _TypeTable:
 
 
 class ScopeView:
-    """Read access to one scope, always reflecting the latest commit."""
+    """Read access to one scope, always reflecting the latest commit.
 
-    __slots__ = ("_store", "scope")
+    ``overrides`` serve some types from another scope: a waypoint's secrets
+    live in the scope of its identity, not in the scope of its Gateway."""
 
-    def __init__(self, store: ConfigStore, scope: str) -> None:
+    __slots__ = ("_overrides", "_store", "scope")
+
+    def __init__(self, store: ConfigStore, scope: str,
+                 overrides: Mapping[str, str] | None = None) -> None:
         self._store = store
         self.scope = scope
+        self._overrides = dict(overrides or {})
+
+    def scope_of(self, type_url: str) -> str:
+        return self._overrides.get(type_url, self.scope)
 
     def resources(self, type_url: str) -> Mapping[str, Resource]:
-        table = self._store._table(self.scope, type_url, create=False)
+        table = self._lookup(type_url)
         return _EMPTY if table is None else MappingProxyType(table.resources)
 
     def get(self, type_url: str, name: str) -> Resource | None:
-        table = self._store._table(self.scope, type_url, create=False)
+        table = self._lookup(type_url)
         return None if table is None else table.resources.get(name)
 
     def resolve_alias(self, type_url: str, alias: str) -> str | None:
         """The primary name of the resource with this alias (e.g. "network/10.0.0.1")."""
-        table = self._store._table(self.scope, type_url, create=False)
+        table = self._lookup(type_url)
         return None if table is None else table.by_alias.get(alias)
 
     def generation(self, type_url: str) -> int:
-        table = self._store._table(self.scope, type_url, create=False)
+        table = self._lookup(type_url)
         return 0 if table is None else table.generation
+
+    def _lookup(self, type_url: str) -> _TypeTable | None:
+        return self._store._table(self.scope_of(type_url), type_url, create=False)
 
 
 class ConfigStore:
@@ -148,8 +159,8 @@ class ConfigStore:
 
     # -- reading (streams) ----------------------------------------------------
 
-    def view(self, scope: str) -> ScopeView:
-        return ScopeView(self, scope)
+    def view(self, scope: str, overrides: Mapping[str, str] | None = None) -> ScopeView:
+        return ScopeView(self, scope, overrides)
 
     def watch(self, scope: str, watcher: Watcher) -> Callable[[], None]:
         """Call ``watcher`` after each commit touching ``scope``; returns an unwatch function."""

@@ -1,0 +1,95 @@
+"""The ``xds`` command as a user runs it: a real process on real ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+
+from xds.client import DeltaClient
+from xds.type_urls import ADDRESS, AUTHORIZATION
+
+from .conftest import REPO, free_port
+from .helpers import wait_until
+
+ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.local"
+
+
+def xds(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "xds", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _ready(http_port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ready", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def test_version() -> None:
+    result = xds("version")
+    assert result.returncode == 0 and result.stdout.strip()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "--xds-port", "70000"], "not a port"),
+    (["serve", "--log-level", "ads:loud"], "unknown log level"),
+    (["render"], "--node"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    result = xds(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_runtime_failure_exits_1_with_one_line(tmp_path: Path) -> None:
+    result = xds("serve", "--config", str(tmp_path / "missing"))
+    assert result.returncode == 1
+    assert "not a directory" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_render_ztunnel_is_json_grouped_by_type() -> None:
+    result = xds("render", "--node", ZTUNNEL)
+    assert result.returncode == 0, result.stderr
+    rendered = json.loads(result.stdout)
+    assert set(rendered) == {ADDRESS, AUTHORIZATION}
+    names = {item["name"] for item in rendered[ADDRESS]}
+    assert "bookinfo/productpage.bookinfo.svc.cluster.local" in names
+    workload = next(item["resource"]["workload"] for item in rendered[ADDRESS]
+                    if "workload" in item["resource"])
+    assert workload["uid"].startswith("Kubernetes//Pod/")
+
+
+def test_render_malformed_node_is_a_runtime_error() -> None:
+    result = xds("render", "--node", "ztunnel~nope")
+    assert result.returncode == 1 and "node.id" in result.stderr
+
+
+async def test_serve_on_the_demo_mesh_answers_delta_clients() -> None:
+    xds_port, http_port = free_port(), free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xds", "serve", "--xds-port", str(xds_port), "--secure-port", "0",
+        "--http-port", str(http_port), "--listen-address", "127.0.0.1", cwd=REPO,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        await wait_until(lambda: _ready(http_port), within=30)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
+            client = DeltaClient(channel, ZTUNNEL)
+            await client.connect({ADDRESS: [], AUTHORIZATION: []})
+            first, second = await client.next(), await client.next()
+            assert {first.type_url, second.type_url} == {ADDRESS, AUTHORIZATION}
+            assert first.resources
+            await client.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
