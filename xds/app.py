@@ -16,12 +16,19 @@ from pathlib import Path
 
 import grpc
 
+from xds.model.core import Pod, PodPhase
 from xds.model.mesh import MeshConfig, MeshStore
 from xds.pipeline import Pipeline
 from xds.resources import decode
-from xds.scopes import plaintext_binder
+from xds.scopes import plaintext_binder, secure_binder
+from xds.secrets import SecretPublisher
+from xds.security.authn import AuthenticationError, Caller
+from xds.security.identity import Identity
+from xds.security.plane import MeshSecurity, SecurityOptions
 from xds.serving.ads import SERVICE as ADS_SERVICE
-from xds.serving.ads import AdsService, ConnectionRegistry
+from xds.serving.ads import AdsService, ConnectionRegistry, Unauthenticated
+from xds.serving.ca_service import SERVICE_NAME as CA_SERVICE
+from xds.serving.ca_service import CertificateService
 from xds.serving.debug import DebugEndpoints
 from xds.serving.grpc_server import build_server
 from xds.serving.http import HttpServer
@@ -48,6 +55,7 @@ class ServeOptions:
     push_limit: int = 25
     poll_interval: float = 0.5
     mesh: MeshConfig = field(default_factory=MeshConfig)
+    security: SecurityOptions = field(default_factory=SecurityOptions)
 
 
 def default_translators(mesh: MeshConfig) -> list[Translator]:
@@ -78,6 +86,11 @@ class ControlPlane:
         self.source = FileSource(directory, self.mesh, self.pipeline.changed,
                                  poll_interval=options.poll_interval)
         self.ports = BoundPorts()
+        # Loads (or on first start creates) the CA: blocking, so before serving.
+        self.security = (MeshSecurity.open(options.security, pods=MeshPods(self.mesh))
+                         if options.secure_port != 0 else None)
+        self.secrets = (SecretPublisher(self.security.key_pairs, self.store)
+                        if self.security is not None else None)
         self._push_limit = asyncio.Semaphore(options.push_limit)
         self._servers: list[grpc.aio.Server] = []
         self._http: HttpServer | None = None
@@ -99,9 +112,12 @@ class ControlPlane:
         self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
         self.ready.set()
         log.info("ready", extra={"objects": len(self.mesh), "scopes": len(self.store.scopes()),
-                                 "xds_port": self.ports.xds, "http_port": self.ports.http})
+                                 "xds_port": self.ports.xds, "secure_port": self.ports.secure,
+                                 "http_port": self.ports.http})
 
     async def _start_grpc(self) -> None:
+        if self.security is not None and self.secrets is not None:
+            await self._start_secure(self.security, self.secrets)
         if self.options.xds_port != 0:
             plaintext = AdsService(self.store, plaintext_binder(), ready=self.ready,
                                    connections=self.connections, observer=AdsMetrics(),
@@ -112,6 +128,32 @@ class ControlPlane:
             await server.start()
             self._servers.append(server)
             self._tasks.append(asyncio.create_task(health.follow(self.ready), name="health"))
+
+    async def _start_secure(self, security: MeshSecurity, secrets: SecretPublisher) -> None:
+        """The TLS port: ADS and the CA, every call authenticated by bearer token."""
+
+        async def authenticate(context: grpc.aio.ServicerContext) -> Caller:
+            try:
+                return await security.authenticator.authenticate(
+                    context.invocation_metadata() or (), context.peer())
+            except AuthenticationError as e:
+                raise Unauthenticated(str(e)) from None
+
+        ads = AdsService(self.store, secure_binder(self.mesh, secrets,
+                                                   self.options.security.trusted_node_accounts),
+                         ready=self.ready, connections=self.connections,
+                         authenticate=authenticate, observer=AdsMetrics(),
+                         push_limit=self._push_limit)
+        ca = CertificateService(security.signer, security.authenticator, security.authorizer)
+        server, health = build_server([ads.handler(), ca.handler()], [ADS_SERVICE, CA_SERVICE])
+        self.ports.secure = server.add_secure_port(
+            f"{self.options.listen_host}:{max(self.options.secure_port, 0)}",
+            security.server_credentials())
+        await server.start()
+        self._servers.append(server)
+        self._tasks += [asyncio.create_task(health.follow(self.ready), name="health-tls"),
+                        asyncio.create_task(secrets.run(), name="sds-rotation"),
+                        asyncio.create_task(security.watch_ca(secrets.ca_changed), name="ca")]
 
     async def _start_http(self) -> None:
         if self.options.http_port == 0:
@@ -133,6 +175,20 @@ class ControlPlane:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.security is not None:
+            self.security.close()
+
+
+class MeshPods:
+    """Answers the CA's impersonation question from the mesh model."""
+
+    def __init__(self, mesh: MeshStore) -> None:
+        self._mesh = mesh
+
+    def has_pod(self, identity: Identity, node: str) -> bool:
+        return any(pod.node_name == node and pod.service_account == identity.service_account
+                   and pod.phase not in (PodPhase.SUCCEEDED, PodPhase.FAILED)
+                   for pod in self._mesh.objects(Pod, identity.namespace))
 
 
 def demo_directory() -> Path:

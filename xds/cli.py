@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xds import __version__, logs
+from xds.security import cli as security_cli
 
 
 class UsageError(Exception):
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help='"info", or per scope: "ads:debug,default:info"')
     serve.add_argument("--debounce-after", type=_seconds, default=0.1, metavar="SECONDS")
     serve.add_argument("--debounce-max", type=_seconds, default=10.0, metavar="SECONDS")
+    serve.add_argument("--trust-domain", default="cluster.local",
+                       help="SPIFFE trust domain of workload identities")
+    security_cli.add_serve_arguments(serve)
     serve.set_defaults(run=_serve)
 
     render = commands.add_parser("render", help="print the resources a proxy would receive")
@@ -59,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(run=lambda args: print(__version__) or 0)
+
+    security_cli.register(commands)
     return parser
 
 
@@ -86,6 +92,7 @@ def _log_levels(text: str) -> str:
 
 def _serve(args: argparse.Namespace) -> int:
     from xds.app import ControlPlane, ServeOptions
+    from xds.model.mesh import MeshConfig
 
     logs.configure(args.log_level)
     if args.config is not None and not args.config.is_dir():
@@ -95,7 +102,10 @@ def _serve(args: argparse.Namespace) -> int:
     options = ServeOptions(config_dir=args.config, listen_host=args.listen_address,
                            xds_port=args.xds_port, secure_port=args.secure_port,
                            http_port=args.http_port, debounce_after=args.debounce_after,
-                           debounce_max=args.debounce_max)
+                           debounce_max=args.debounce_max,
+                           mesh=MeshConfig(trust_domain=args.trust_domain),
+                           security=security_cli.security_options(
+                               args, trust_domain=args.trust_domain))
 
     async def main() -> None:
         plane = ControlPlane(options)
@@ -122,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return int(args.run(args))
+        run = getattr(args, "run", None) or args.func
+        return int(run(args))
     except UsageError as e:
         print(f"xds: usage error: {e}", file=sys.stderr)
         return 2

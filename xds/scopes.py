@@ -9,10 +9,16 @@ Secrets travel only on authenticated streams, and only to their owner.
 from __future__ import annotations
 
 from xds import type_urls
+from xds.model.gateway import Gateway
+from xds.model.mesh import Mesh
 from xds.resources import ZTUNNEL_SCOPE, waypoint_scope
+from xds.secrets import SecretPublisher
+from xds.security.authn import Caller
+from xds.security.authz import PermissionDeniedError, authorize_proxy
 from xds.serving.ads import Binder, Binding
 from xds.serving.node import InvalidNode, ProxyNode, ProxyType
 from xds.serving.session import Forbidden, TypeFilter
+from xds.translate.binding import waypoint_for_gateway
 
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
@@ -50,6 +56,71 @@ def plaintext_binder() -> Binder:
         if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
             scope = waypoint_scope(node.namespace, gateway_of(node))
             return Binding(scope, _only(_ENVOY_TYPES, "waypoint", secrets=False))
+        raise Forbidden(f"{node.type.value} proxies are not served: this control plane "
+                        "serves ambient mode (ztunnel and waypoints) only")
+
+    return bind
+
+
+def gateway_accounts(mesh: Mesh, namespace: str, name: str) -> set[str]:
+    """Service accounts that may run Gateway ``namespace/name``.
+
+    Istio's deployment controller runs a waypoint as service account ``<name>``
+    (``<name>-istio`` for the ``istio`` class); pods labelled as instances of
+    the Gateway add their own accounts."""
+    accounts = {name, f"{name}-istio"}
+    gateway = mesh.get(Gateway, namespace, name)
+    if gateway is not None:
+        waypoint = waypoint_for_gateway(mesh, gateway)
+        if waypoint is not None:
+            accounts.update(waypoint.service_accounts)
+    return accounts
+
+
+def secure_binder(mesh: Mesh, secrets: SecretPublisher,
+                  trusted_node_accounts: frozenset[str]) -> Binder:
+    """The TLS port: every stream is authenticated; what it gets depends on who it is.
+
+    - ztunnel streams carry the whole mesh, so only trusted node accounts
+      (default ``istio-system/ztunnel``) may open them;
+    - a waypoint identity gets the config of a Gateway it may run, and its own
+      secrets (``default``, ``ROOTCA``) from the scope of its identity;
+    - any identity must match the namespace and service account its node
+      metadata claims (istiod's xDS identity check).
+    Anonymous callers exist only with ``--insecure-dev-auth`` and never get secrets.
+    """
+
+    async def bind(node: ProxyNode, caller: object) -> Binding:
+        assert caller is None or isinstance(caller, Caller)
+        identity = caller.identity if caller is not None else None
+        if caller is not None:
+            service_account = node.metadata.get("SERVICE_ACCOUNT", "")
+            try:
+                authorize_proxy(caller, node.namespace,
+                                service_account if isinstance(service_account, str) else "")
+            except PermissionDeniedError as e:
+                raise Forbidden(str(e)) from None
+
+        if node.type is ProxyType.ZTUNNEL:
+            if identity is not None and identity.account not in trusted_node_accounts:
+                raise Forbidden(f"{identity} may not subscribe to ztunnel config: only trusted "
+                                f"node accounts ({', '.join(sorted(trusted_node_accounts))}) may")
+            return Binding(ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False))
+
+        if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
+            gateway = gateway_of(node)
+            scope = waypoint_scope(node.namespace, gateway)
+            if identity is None:
+                return Binding(scope, _only(_ENVOY_TYPES, "waypoint", secrets=False))
+            allowed = gateway_accounts(mesh, node.namespace, gateway)
+            if identity.namespace != node.namespace or identity.service_account not in allowed:
+                raise Forbidden(f"{identity} may not serve Gateway {node.namespace}/{gateway} "
+                                f"(its accounts: {', '.join(sorted(allowed))})")
+            secret_scope = await secrets.acquire(identity)
+            return Binding(scope, _only(_ENVOY_TYPES, "waypoint", secrets=True),
+                           type_scopes={type_urls.SECRET: secret_scope},
+                           release=lambda: secrets.release(identity))
+
         raise Forbidden(f"{node.type.value} proxies are not served: this control plane "
                         "serves ambient mode (ztunnel and waypoints) only")
 

@@ -108,8 +108,11 @@ class WorkloadKeyPairs:
 
     async def _mint(self, identity: Identity) -> KeyPair:
         generation = self._signer.ca.generation
+        issued_at = self._clock()
         key_pem, issued = await self._signer.issue_key_pair(identity, self._ttl)
-        lifetime = issued.not_after - issued.not_before
+        # Measured from issuance, not from the backdated not_before: with a
+        # short TTL the backdating would otherwise make a fresh pair due at once.
+        lifetime = issued.not_after - issued_at
         pair = KeyPair(
             identity=identity,
             private_key_pem=key_pem,
@@ -117,7 +120,7 @@ class WorkloadKeyPairs:
             root_pem=issued.root_pem.encode("ascii"),
             not_before=issued.not_before,
             not_after=issued.not_after,
-            refresh_at=issued.not_before + lifetime * self._refresh_fraction,
+            refresh_at=issued_at + lifetime * self._refresh_fraction,
             root_fingerprint=issued.root_fingerprint,
             ca_generation=generation,
         )

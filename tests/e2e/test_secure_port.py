@@ -1,0 +1,195 @@
+"""The TLS port (15012): authenticated ADS with per-identity secrets, and the CA beside it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography import x509
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
+
+from xds.app import ControlPlane
+from xds.client import DeltaClient, SotwClient
+from xds.security.identity import Identity
+from xds.security.plane import SecurityOptions
+from xds.security.tokens import TokenGrant, add_grant
+from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER, SECRET
+
+from ..conftest import running_control_plane
+from ..security.support import ISTIOD_NAME, ec_key, make_csr, openssl_verify, verify_chain
+
+WAYPOINT_NODE = "waypoint~10.244.1.50~waypoint-5d7f-abcde.bookinfo~bookinfo.svc.cluster.local"
+ZTUNNEL_NODE = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.local"
+GATEWAY = "gateway.networking.k8s.io/gateway-name"
+
+
+@dataclass
+class Secure:
+    plane: ControlPlane
+    tokens: dict[str, str]
+    root_pem: bytes
+    channels: list[grpc.aio.Channel]
+
+    def channel(self, port: int | None = None, *, tls: bool = True) -> grpc.aio.Channel:
+        if tls:
+            channel = grpc.aio.secure_channel(
+                f"127.0.0.1:{port or self.plane.ports.secure}",
+                grpc.ssl_channel_credentials(self.root_pem),
+                options=[("grpc.ssl_target_name_override", ISTIOD_NAME)])
+        else:
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self.channels.append(channel)
+        return channel
+
+    def auth(self, account: str | None) -> list[tuple[str, str]]:
+        if account is None:
+            return []
+        token = self.tokens.get(account, "not-a-known-token")
+        return [("authorization", f"Bearer {token}")]
+
+
+@pytest.fixture
+async def secure(demo_copy: Path, tmp_path: Path) -> AsyncIterator[Secure]:
+    ca_dir = tmp_path / "ca"
+    tokens_file = tmp_path / "tokens"
+    tokens = {}
+    for account in ("bookinfo/waypoint", "istio-system/ztunnel", "bookinfo/bookinfo-productpage"):
+        tokens[account] = add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
+    async with running_control_plane(
+            demo_copy, secure_port=-1,
+            security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file)) as plane:
+        assert plane.security is not None
+        root = (ca_dir / "root-cert.pem").read_bytes()
+        secure = Secure(plane, tokens, root, [])
+        yield secure
+        for channel in secure.channels:
+            await channel.close()
+
+
+def waypoint(secure: Secure, account: str | None, *, gateway: str = "waypoint",
+             node: str = WAYPOINT_NODE, delta: bool = True) -> Any:
+    metadata = {"LABELS": {GATEWAY: gateway}, "NAMESPACE": "bookinfo"}
+    cls = DeltaClient if delta else SotwClient
+    return cls(secure.channel(), node, metadata=metadata, metadata_headers=secure.auth(account))
+
+
+async def refusal(client: Any, subscriptions: dict[str, list[str]]) -> grpc.aio.AioRpcError:
+    await client.connect(subscriptions)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        while True:
+            await client.next()
+    await client.close()
+    return error.value
+
+
+@pytest.mark.parametrize("delta", [True, False])
+async def test_waypoint_gets_its_own_secrets(secure: Secure, delta: bool,
+                                             tmp_path: Path) -> None:
+    client = waypoint(secure, "bookinfo/waypoint", delta=delta)
+    await client.connect({CLUSTER: [], SECRET: ["default", "ROOTCA"]})
+    secrets: dict[str, Any] = {}
+    while len(secrets) < 2:
+        response = await client.next()
+        if response.type_url != SECRET:
+            continue
+        for item in response.resources:
+            body = item.resource.value if delta else item.value
+            secret = secret_pb2.Secret.FromString(body)
+            secrets[secret.name] = secret
+    chain = secrets["default"].tls_certificate.certificate_chain.inline_bytes
+    assert secrets["default"].tls_certificate.private_key.inline_bytes.startswith(b"-----BEGIN")
+    assert secrets["ROOTCA"].validation_context.trusted_ca.inline_bytes == secure.root_pem
+    leaf = x509.load_pem_x509_certificates(chain)[0]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [
+        "spiffe://cluster.local/ns/bookinfo/sa/waypoint"]
+    result = openssl_verify(tmp_path / "verify", chain.decode(), secure.root_pem.decode())
+    assert result.returncode == 0, result.stdout + result.stderr
+    await client.close()
+
+
+async def test_waypoint_identity_cannot_get_another_waypoints_config(secure: Secure) -> None:
+    error = await refusal(waypoint(secure, "bookinfo/waypoint", gateway="other"), {CLUSTER: []})
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "may not serve Gateway bookinfo/other" in (error.details() or "")
+    error = await refusal(waypoint(secure, "bookinfo/bookinfo-productpage"), {SECRET: ["default"]})
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_only_trusted_node_accounts_get_ztunnel_config(secure: Secure) -> None:
+    client = DeltaClient(secure.channel(), ZTUNNEL_NODE,
+                         metadata_headers=secure.auth("istio-system/ztunnel"))
+    await client.connect({ADDRESS: [], AUTHORIZATION: []})
+    assert (await client.next()).resources
+    await client.close()
+    impostor = DeltaClient(secure.channel(),
+                           "ztunnel~10.244.1.10~pp.bookinfo~bookinfo.svc.cluster.local",
+                           metadata_headers=secure.auth("bookinfo/bookinfo-productpage"))
+    error = await refusal(impostor, {ADDRESS: []})
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "trusted node accounts" in (error.details() or "")
+
+
+@pytest.mark.parametrize("account", [None, "nobody/unknown"])
+async def test_unauthenticated_streams_are_refused(secure: Secure, account: str | None) -> None:
+    client = DeltaClient(secure.channel(), ZTUNNEL_NODE, metadata_headers=secure.auth(account))
+    error = await refusal(client, {ADDRESS: []})
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "not-a-known-token" not in (error.details() or "")
+
+
+async def test_plaintext_port_never_serves_secrets(secure: Secure) -> None:
+    client = DeltaClient(secure.channel(secure.plane.ports.xds, tls=False), WAYPOINT_NODE,
+                         metadata={"LABELS": {GATEWAY: "waypoint"}})
+    error = await refusal(client, {SECRET: ["default"]})
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "TLS port" in (error.details() or "")
+
+
+async def test_ca_shares_the_port(secure: Secure, tmp_path: Path) -> None:
+    from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
+
+    stub = ca_pb2_grpc.IstioCertificateServiceStub(secure.channel())
+    csr = make_csr("spiffe://cluster.local/ns/bookinfo/sa/someone-else", ec_key())
+    response = await stub.CreateCertificate(
+        ca_pb2.IstioCertificateRequest(csr=csr, validity_duration=3600),
+        metadata=secure.auth("bookinfo/bookinfo-productpage"), timeout=10)
+    chain = list(response.cert_chain)
+    assert len(chain) >= 2
+    assert verify_chain(tmp_path / "v", chain).returncode == 0
+    leaf = x509.load_pem_x509_certificate(chain[0].encode())
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [
+        "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage"]
+
+
+async def test_waypoint_secrets_rotate_before_expiry(demo_copy: Path, tmp_path: Path) -> None:
+    import datetime as dt
+
+    tokens_file = tmp_path / "tokens"
+    token = add_grant(tokens_file, TokenGrant(Identity.from_account("bookinfo/waypoint")))
+    options = SecurityOptions(ca_dir=tmp_path / "ca", tokens_file=tokens_file,
+                              default_cert_ttl=dt.timedelta(seconds=4))
+    async with running_control_plane(demo_copy, secure_port=-1, security=options) as plane:
+        root = (tmp_path / "ca" / "root-cert.pem").read_bytes()
+        secure = Secure(plane, {"bookinfo/waypoint": token}, root, [])
+        client = waypoint(secure, "bookinfo/waypoint")
+        await client.connect({SECRET: ["default"]})
+        serials = []
+        while len(serials) < 2:
+            response = await client.next(within=6)
+            for item in response.resources:
+                chain = secret_pb2.Secret.FromString(
+                    item.resource.value).tls_certificate.certificate_chain.inline_bytes
+                leaf = x509.load_pem_x509_certificates(chain)[0]
+                serials.append((leaf.serial_number, leaf.not_valid_after_utc))
+        (first, first_expiry), (second, _) = serials
+        assert first != second
+        assert dt.datetime.now(dt.UTC) < first_expiry  # replaced while still valid
+        await client.close()
+        for channel in secure.channels:
+            await channel.close()
