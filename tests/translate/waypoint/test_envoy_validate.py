@@ -28,6 +28,7 @@ from tests.translate.waypoint.fixtures import (
     other,
     pod,
     policy,
+    service,
     shop,
     to_service,
     to_waypoint,
@@ -139,9 +140,17 @@ def _everything() -> list[Doc]:
                   "endpoints": [{"address": "10.200.0.5", "labels": {
                       "networking.istio.io/tunnel": "http"}}]}},
     ]
+    tcp = [service("shop", "db-canary", "10.96.1.31",
+                   [{"name": "tcp", "port": 5432, "targetPort": 5432}], selector={"app": "db"}),
+           {"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+            "metadata": meta("shop", "db"),
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "db"}],
+                     "rules": [{"backendRefs": [{"name": "db", "port": 5432, "weight": 9},
+                                               {"name": "db-canary", "port": 5432,
+                                                "weight": 1}]}]}}]
     workloads = [gateway("shop", labels={"istio.io/waypoint-for": "all"}),
                  pod("shop", "batch", "10.244.1.90", {"app": "batch"})]
-    return [*shop(), *other(), *routes, *policies, *entries, *workloads]
+    return [*shop(), *other(), *routes, *tcp, *policies, *entries, *workloads]
 
 
 def test_every_snapshot_loads_into_envoy(tmp_path: Path) -> None:

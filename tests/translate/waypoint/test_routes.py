@@ -312,3 +312,37 @@ def test_unbound_targets_get_outbound_clusters() -> None:
     clusters = snapshot(updates)[type_urls.CLUSTER]
     assert "outbound|9080||echo.other.svc.cluster.local" in clusters
     assert "outbound|9080||echo.other.svc.cluster.local" in snapshot(updates)[type_urls.ENDPOINT]
+
+
+def _tcp_route(*backends: Doc) -> Doc:
+    return {"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+            "metadata": meta("shop", "db"),
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "db", "port": 5432}],
+                     "rules": [{"backendRefs": list(backends)}]}}
+
+
+DB = "inbound-vip|5432|tcp|db.shop.svc.cluster.local"
+DB_CANARY = "inbound-vip|5432|tcp|db-canary.shop.svc.cluster.local"
+
+
+@pytest.mark.parametrize(("backends", "expected"), [
+    pytest.param([], {"cluster": DB}, id="no-route"),
+    pytest.param([{"name": "db-canary", "port": 5432}], {"cluster": DB_CANARY}, id="one"),
+    pytest.param([{"name": "db", "port": 5432, "weight": 80},
+                  {"name": "db-canary", "port": 5432, "weight": 20}],
+                 {"weighted_clusters": {"clusters": [{"name": DB, "weight": 80},
+                                                     {"name": DB_CANARY, "weight": 20}]}},
+                 id="split"),
+    pytest.param([{"name": "db", "port": 5432, "weight": 0}], {"cluster": "BlackHoleCluster"},
+                 id="all-zero"),
+])
+def test_tcproute_splits_connections(backends: list[Doc], expected: Doc) -> None:
+    from tests.translate.waypoint.fixtures import service
+
+    canary = service("shop", "db-canary", "10.96.1.31",
+                     [{"name": "tcp", "port": 5432, "targetPort": 5432}], selector={"app": "db"})
+    docs = [canary, *([_tcp_route(*backends)] if backends else [])]
+    listeners = snapshot(translate(*shop(), *docs))[type_urls.LISTENER]
+    [chain] = [c for c in listeners["main_internal"]["filter_chains"] if c["name"] == DB]
+    proxy = chain["filters"][-1]["typed_config"]
+    assert {key: proxy[key] for key in expected} == expected

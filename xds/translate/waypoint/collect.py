@@ -23,7 +23,9 @@ from xds.model.gateway import (
     GRPCRouteRule,
     HTTPRoute,
     HTTPRouteRule,
+    L4RouteRule,
     RequestMirror,
+    TCPRoute,
 )
 from xds.model.mesh import Mesh
 from xds.model.meta import KubeObject, parse_ip
@@ -65,7 +67,7 @@ from xds.translate.ztunnel.names import (
     workload_entry_workload_name,
 )
 
-AnyRoute = TypeVar("AnyRoute", HTTPRoute, GRPCRoute)
+AnyRoute = TypeVar("AnyRoute", HTTPRoute, GRPCRoute, TCPRoute)
 WAYPOINT_CLASS = "istio-waypoint"
 _EPOCH = datetime.min
 _HTTP_LISTENER_PROTOCOLS = frozenset({"HTTP"})
@@ -150,10 +152,12 @@ class _Collector:
         bound_hosts = {service.hostname for service in bound}
         http_routes = self.routes(HTTPRoute, bound)
         grpc_routes = self.routes(GRPCRoute, bound)
+        tcp_routes = self.routes(TCPRoute, bound)
         virtual_services = self.virtual_services(bound)
         referenced: list[ServiceInfo] = []
-        for host in sorted(_referenced_hosts(http_routes, grpc_routes, virtual_services,
-                                             self.suffix) - bound_hosts):
+        targets = _referenced_hosts(http_routes, grpc_routes, tcp_routes, virtual_services,
+                                    self.suffix)
+        for host in sorted(targets - bound_hosts):
             referenced.extend(self.lookup_host(host))
         services = (*bound, *referenced)
         config = WaypointConfig(
@@ -162,6 +166,7 @@ class _Collector:
             workloads=self.workloads(),
             http_routes=http_routes,
             grpc_routes=grpc_routes,
+            tcp_routes=tcp_routes,
             virtual_services=virtual_services,
             destination_rules=self.destination_rules(services),
             policies=self.policies(bound))
@@ -424,15 +429,17 @@ def _slice_port(endpoint_slice: EndpointSlice, port: ServicePortInfo) -> int | N
 
 
 def _referenced_hosts(http_routes: Iterable[HTTPRoute], grpc_routes: Iterable[GRPCRoute],
-                      virtual_services: Iterable[VirtualService], suffix: str) -> set[str]:
+                      tcp_routes: Iterable[TCPRoute], virtual_services: Iterable[VirtualService],
+                      suffix: str) -> set[str]:
     """Hostnames that routes send (or mirror) traffic to."""
     hosts: set[str] = set()
-    routes: list[HTTPRoute | GRPCRoute] = [*http_routes, *grpc_routes]
+    routes: list[HTTPRoute | GRPCRoute | TCPRoute] = [*http_routes, *grpc_routes, *tcp_routes]
     for route in routes:
-        rules: Sequence[HTTPRouteRule | GRPCRouteRule] = route.rules
+        rules: Sequence[HTTPRouteRule | GRPCRouteRule | L4RouteRule] = route.rules
         for rule in rules:
-            refs = [*rule.backend_refs, *(item.backend_ref for item in rule.filters
-                                          if isinstance(item, RequestMirror))]
+            mirrors = [] if isinstance(rule, L4RouteRule) else [
+                item.backend_ref for item in rule.filters if isinstance(item, RequestMirror)]
+            refs = [*rule.backend_refs, *mirrors]
             for ref in refs:
                 if ref.kind == "Service" and ref.group == "":
                     hosts.add(f"{ref.name}.{ref.namespace}.svc.{suffix}")

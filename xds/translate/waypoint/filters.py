@@ -147,8 +147,15 @@ def http_connection_manager(*, stat_prefix: str, route_config: Any, http_filters
 
 
 def tcp_proxy(cluster: str, *, stat_prefix: str | None = None,
-              tunnel_hostname: str | None = None) -> Any:
-    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix or cluster, cluster=cluster)
+              tunnel_hostname: str | None = None,
+              weighted: Sequence[tuple[str, int]] = ()) -> Any:
+    """A tcp_proxy to ``cluster``, or split by ``weighted`` (cluster, weight) pairs."""
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix or cluster)
+    if len(weighted) > 1:
+        for name, weight in weighted:
+            proxy.weighted_clusters.clusters.add(name=name, weight=weight)
+    else:
+        proxy.cluster = weighted[0][0] if weighted else cluster
     if tunnel_hostname is not None:
         proxy.tunneling_config.hostname = tunnel_hostname
     return listener_components_pb2.Filter(name=TCP_PROXY, typed_config=typed(proxy))

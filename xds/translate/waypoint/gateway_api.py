@@ -278,23 +278,28 @@ class _Converter:
         return rule
 
     def _destination(self, backend: BackendRef) -> Destination:
-        port = backend.port
-        request = response = HeaderOps()
-        for item in backend.filters:
-            if isinstance(item, RequestHeaderModifier):
-                request = _header_ops(item)
-            elif isinstance(item, ResponseHeaderModifier):
-                response = _header_ops(item)
-        if backend.kind == "Service" and backend.group == "":
-            host = f"{backend.name}.{backend.namespace}.svc.{self.domain_suffix}"
-        elif backend.kind == "Hostname" and backend.group == NETWORKING_GROUP:
-            host = backend.name
-        else:
-            return Destination(backend.name, port, weight=backend.weight, invalid=True)
-        # No ReferenceGrant in the model: only same-namespace backends are allowed.
-        invalid = backend.kind == "Service" and backend.namespace != self.route.namespace
-        return Destination(host, port, weight=backend.weight, request_headers=request,
-                           response_headers=response, invalid=invalid)
+        return backend_destination(backend, self.route.namespace, self.domain_suffix)
+
+
+def backend_destination(backend: BackendRef, route_namespace: str,
+                        domain_suffix: str) -> Destination:
+    """A backendRef as a destination; unusable references are marked ``invalid``."""
+    request = response = HeaderOps()
+    for item in backend.filters:
+        if isinstance(item, RequestHeaderModifier):
+            request = _header_ops(item)
+        elif isinstance(item, ResponseHeaderModifier):
+            response = _header_ops(item)
+    if backend.kind == "Service" and backend.group == "":
+        host = f"{backend.name}.{backend.namespace}.svc.{domain_suffix}"
+    elif backend.kind == "Hostname" and backend.group == NETWORKING_GROUP:
+        host = backend.name
+    else:
+        return Destination(backend.name, backend.port, weight=backend.weight, invalid=True)
+    # No ReferenceGrant in the model: only same-namespace backends are allowed.
+    invalid = backend.kind == "Service" and backend.namespace != route_namespace
+    return Destination(host, backend.port, weight=backend.weight, request_headers=request,
+                       response_headers=response, invalid=invalid)
 
 
 def _with_timeouts(rule: Rule, timeouts: HTTPRouteTimeouts | None,

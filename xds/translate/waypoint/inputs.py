@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from xds.model.frozen import EMPTY_LABELS, FrozenMap, Labels, empty_map
-from xds.model.gateway import GRPCRoute, HTTPRoute
+from xds.model.gateway import GRPCRoute, HTTPRoute, TCPRoute
 from xds.model.networking import DestinationRule, VirtualService
 from xds.model.security import AuthorizationPolicy
 
@@ -188,6 +188,7 @@ class WaypointConfig:
     workloads: tuple[BoundWorkload, ...] = ()
     http_routes: tuple[HTTPRoute, ...] = ()
     grpc_routes: tuple[GRPCRoute, ...] = ()
+    tcp_routes: tuple[TCPRoute, ...] = ()
     virtual_services: tuple[VirtualService, ...] = ()
     destination_rules: FrozenMap[str, DestinationRule] = field(default_factory=empty_map)
     policies: tuple[AuthorizationPolicy, ...] = ()

@@ -108,8 +108,10 @@ class _Builder:
         return listener_components_pb2.FilterChain(name=cluster, filters=[manager])
 
     def _tcp_chain(self, service: ServiceInfo, port: ServicePortInfo, cluster: str) -> Any:
+        targets = routes.tcp_targets(self.config, service, port.port)
         return listener_components_pb2.FilterChain(name=cluster, filters=[
-            *rbac.network_filters(self.config, service), filters.tcp_proxy(cluster)])
+            *rbac.network_filters(self.config, service),
+            filters.tcp_proxy(cluster, weighted=targets)])
 
     def add_direct_chains(self) -> None:
         """Chains for traffic addressed to a bound workload's own IP.

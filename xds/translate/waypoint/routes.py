@@ -213,8 +213,8 @@ class RouteBuilder:
                 trace_sampled=boolean(False))
         return action
 
-    def cluster(self, destination: Destination) -> str:
-        """The cluster a destination resolves to on this waypoint."""
+    def cluster(self, destination: Destination, *, tcp: bool = False) -> str:
+        """The cluster a destination resolves to on this waypoint (``tcp``: for a TCP chain)."""
         if destination.invalid:
             return names.UNKNOWN_SERVICE
         target = self.config.service(destination.host)
@@ -228,7 +228,7 @@ class RouteBuilder:
         if target is None or not target.bound or sandwich:
             return names.outbound_cluster(port, destination.host, destination.subset)
         info = target.port(port)
-        http = info is None or info.protocol.is_http or info.protocol.is_sniffed
+        http = not tcp and (info is None or info.protocol.is_http or info.protocol.is_sniffed)
         return names.inbound_vip_cluster(port, http, destination.host, destination.subset)
 
     def _hash_policy(self, host: str, subset: str | None) -> Any | None:
@@ -236,6 +236,29 @@ class RouteBuilder:
         if policy is None or policy.consistent_hash is None:
             return None
         return hash_policy(policy.consistent_hash)
+
+
+def tcp_targets(config: WaypointConfig, service: ServiceInfo, port: int) -> list[tuple[str, int]]:
+    """Weighted clusters of the TCPRoute attached to a service port (oldest wins), if any.
+
+    An empty list means no TCPRoute applies. A route whose backends all have
+    weight 0 (or are not allowed) yields the black hole: connections fail.
+    """
+    attached = [route for route in config.tcp_routes
+                if route.namespace in (service.namespace, config.identity.namespace)
+                and any(gateway_api.attaches(parent, service, port)
+                        for parent in route.parent_refs)]
+    if not attached or not attached[0].rules:
+        return []
+    route = attached[0]
+    builder = RouteBuilder(config, service.hostname, port)
+    targets = []
+    for backend in route.rules[0].backend_refs:
+        destination = gateway_api.backend_destination(backend, route.namespace,
+                                                      config.identity.domain_suffix)
+        if destination.weight > 0 and not destination.invalid:
+            targets.append((builder.cluster(destination, tcp=True), destination.weight))
+    return targets or [(names.BLACKHOLE, 1)]
 
 
 def hash_policy(consistent: ConsistentHash) -> Any | None:
