@@ -140,7 +140,8 @@ class ControlPlane:
                 raise Unauthenticated(str(e)) from None
 
         ads = AdsService(self.store, secure_binder(self.mesh, secrets,
-                                                   self.options.security.trusted_node_accounts),
+                                                   self.options.security.trusted_node_accounts,
+                                                   self.options.security.system_namespace),
                          ready=self.ready, connections=self.connections,
                          authenticate=authenticate, observer=AdsMetrics(),
                          push_limit=self._push_limit)

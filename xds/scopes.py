@@ -25,6 +25,18 @@ GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 _ZTUNNEL_TYPES = frozenset({type_urls.ADDRESS, type_urls.AUTHORIZATION})
 _ENVOY_TYPES = frozenset({type_urls.LISTENER, type_urls.CLUSTER, type_urls.ENDPOINT,
                           type_urls.ROUTE, type_urls.SECRET})
+DEBUG_TYPES = frozenset({type_urls.DEBUG_SYNCZ, type_urls.DEBUG_CONFIG_DUMP, type_urls.DEBUG})
+# istioctl (proxy-status, x internal-debug) marks its streams with this generator.
+_DEBUG_GENERATOR = "event"
+DEBUG_SCOPE = "debug"
+
+
+def is_debug_client(node: ProxyNode) -> bool:
+    return node.metadata.get("GENERATOR") == _DEBUG_GENERATOR
+
+
+def _debug_binding() -> Binding:
+    return Binding(DEBUG_SCOPE, _only(DEBUG_TYPES, "debug", secrets=False))
 
 
 def _only(allowed: frozenset[str], who: str, *, secrets: bool) -> TypeFilter:
@@ -51,6 +63,8 @@ def plaintext_binder() -> Binder:
     """The unauthenticated port: config for anyone (as istiod's 15010), never secrets."""
 
     async def bind(node: ProxyNode, caller: object) -> Binding:
+        if is_debug_client(node):
+            return _debug_binding()
         if node.type is ProxyType.ZTUNNEL:
             return Binding(ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False))
         if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
@@ -78,7 +92,7 @@ def gateway_accounts(mesh: Mesh, namespace: str, name: str) -> set[str]:
 
 
 def secure_binder(mesh: Mesh, secrets: SecretPublisher,
-                  trusted_node_accounts: frozenset[str]) -> Binder:
+                  trusted_node_accounts: frozenset[str], system_namespace: str) -> Binder:
     """The TLS port: every stream is authenticated; what it gets depends on who it is.
 
     - ztunnel streams carry the whole mesh, so only trusted node accounts
@@ -86,13 +100,19 @@ def secure_binder(mesh: Mesh, secrets: SecretPublisher,
     - a waypoint identity gets the config of a Gateway it may run, and its own
       secrets (``default``, ``ROOTCA``) from the scope of its identity;
     - any identity must match the namespace and service account its node
-      metadata claims (istiod's xDS identity check).
+      metadata claims (istiod's xDS identity check);
+    - debug types (istioctl) need an identity in the system namespace.
     Anonymous callers exist only with ``--insecure-dev-auth`` and never get secrets.
     """
 
     async def bind(node: ProxyNode, caller: object) -> Binding:
         assert caller is None or isinstance(caller, Caller)
         identity = caller.identity if caller is not None else None
+        if is_debug_client(node):
+            if identity is not None and identity.namespace != system_namespace:
+                raise Forbidden(f"{identity} may not read debug types: they reveal the whole "
+                                f"mesh and need an identity in {system_namespace}")
+            return _debug_binding()
         if caller is not None:
             service_account = node.metadata.get("SERVICE_ACCOUNT", "")
             try:

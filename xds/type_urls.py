@@ -20,6 +20,7 @@ AUTHORIZATION: Final = _PREFIX + "istio.security.Authorization"
 
 # istioctl's debug types; the resources carry no "type.googleapis.com/" prefix.
 DEBUG_SYNCZ: Final = "istio.io/debug/syncz"
+DEBUG_CONFIG_DUMP: Final = "istio.io/debug/config_dump"
 DEBUG: Final = "istio.io/debug"
 
 # Make before break: clusters and endpoints exist before the listeners that

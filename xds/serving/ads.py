@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
+from xds.resources import Resource
 from xds.serving.delta import DeltaResponse, DeltaSession
 from xds.serving.node import InvalidNode, ProxyNode, parse_node
 from xds.serving.session import (
@@ -96,6 +97,10 @@ class NullObserver:
 
 
 _connection_ids = itertools.count(1)
+_debug_nonces = itertools.count(1)
+
+DebugView = Callable[["Connection", Sequence[str]], Sequence[Resource]]
+"""Answers a debug type (e.g. istio.io/debug/syncz) for the requesting connection."""
 
 
 @dataclass(eq=False)
@@ -104,7 +109,7 @@ class Connection:
 
     node: ProxyNode
     identity: str | None  # the authenticated caller, for display
-    scope: str
+    binding: Binding
     session: Session
     peer: str
     delta: bool
@@ -112,6 +117,10 @@ class Connection:
     _pending: dict[str, set[str]] = field(default_factory=dict)
     _pending_origin: float | None = None
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def scope(self) -> str:
+        return self.binding.scope
 
     @property
     def statuses(self) -> dict[str, TypeStatus]:
@@ -162,7 +171,11 @@ class AdsService:
                  connections: ConnectionRegistry,
                  authenticate: Authenticate = no_authentication,
                  observer: AdsObserver | None = None,
-                 push_limit: asyncio.Semaphore | None = None) -> None:
+                 push_limit: asyncio.Semaphore | None = None,
+                 debug: Mapping[str, DebugView] | None = None,
+                 control_plane: str = "") -> None:
+        """``debug`` maps debug type URLs to views computed per request;
+        ``control_plane`` is the ``control_plane.identifier`` of SotW responses."""
         self._store = store
         self._binder = binder
         self._ready = ready
@@ -172,6 +185,8 @@ class AdsService:
         # Caps concurrent pushes (istiod's PILOT_PUSH_THROTTLE) so that reading
         # ACKs and accepting streams keep their share of the event loop.
         self._push_limit = push_limit or asyncio.Semaphore(25)
+        self._debug = dict(debug or {})
+        self._control_plane = control_plane
 
     def handler(self) -> grpc.GenericRpcHandler:
         identity: Callable[[bytes], bytes] = _identity
@@ -219,7 +234,7 @@ class AdsService:
         view = self._store.view(binding.scope, binding.type_scopes)
         session: Session = (DeltaSession(view, type_filter=binding.type_filter) if delta
                             else SotwSession(view, type_filter=binding.type_filter))
-        connection = Connection(node, None if caller is None else str(caller), binding.scope,
+        connection = Connection(node, None if caller is None else str(caller), binding,
                                 session, context.peer(), delta)
         unwatch = self._watch(binding, connection)
         self.connections.add(connection)
@@ -286,6 +301,10 @@ class AdsService:
 
     async def _handle(self, connection: Connection, request: Any,
                       context: grpc.aio.ServicerContext) -> None:
+        view = self._debug.get(request.type_url)
+        if view is not None:
+            await self._answer_debug(connection, request, view, context)
+            return
         received, responses = connection.session.receive(request)
         self._observer.received(connection, received)
         if received.kind is RequestKind.NACK:
@@ -293,6 +312,26 @@ class AdsService:
                                        "type": received.type_url, "error": received.error})
         for response in responses:
             await self._write(connection, response, context, origin=None)
+
+    async def _answer_debug(self, connection: Connection, request: Any, view: DebugView,
+                            context: grpc.aio.ServicerContext) -> None:
+        """Debug types are computed per request and never pushed; their ACKs need no answer."""
+        if request.response_nonce:
+            return
+        denial = connection.binding.type_filter(request.type_url)
+        if denial is not None:
+            raise Forbidden(denial)
+        names = list(request.resource_names if not connection.delta
+                     else request.resource_names_subscribe)
+        resources = view(connection, names)
+        nonce = f"debug-{next(_debug_nonces)}"
+        response: Response
+        if connection.delta:
+            response = DeltaResponse(request.type_url, nonce, list(resources), [])
+        else:
+            response = SotwResponse(request.type_url, nonce, nonce, list(resources),
+                                    self._control_plane)
+        await self._write(connection, response, context, origin=None)
 
     async def _push(self, connection: Connection, context: grpc.aio.ServicerContext) -> None:
         async with self._push_limit:

@@ -34,6 +34,8 @@ from xds.type_urls import SOTW_WILDCARD, in_push_order
 _VERSION_INFO = 1
 _TYPE_URL = 4
 _NONCE = 5
+_CONTROL_PLANE = 6
+_CONTROL_PLANE_IDENTIFIER = 1
 
 
 @dataclass
@@ -42,13 +44,17 @@ class SotwResponse:
     version: str
     nonce: str
     resources: list[Resource]
+    control_plane: str = ""  # control_plane.identifier, as istiod sets on debug responses
 
     def encode(self) -> bytes:
+        control_plane = (wire.length_delimited(_CONTROL_PLANE, wire.string_field(
+            _CONTROL_PLANE_IDENTIFIER, self.control_plane)) if self.control_plane else b"")
         return b"".join((
             wire.string_field(_VERSION_INFO, self.version),
             *(r.sotw_field() for r in self.resources),
             wire.string_field(_TYPE_URL, self.type_url),
             wire.string_field(_NONCE, self.nonce),
+            control_plane,
         ))
 
 
