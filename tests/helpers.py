@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import Callable
 
 
@@ -14,3 +15,12 @@ async def wait_until(predicate: Callable[[], object], within: float = 5.0) -> No
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+def http_ready(port: int) -> bool:
+    """Whether a control plane's monitoring port answers /ready with 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -17,7 +16,7 @@ from xds.client import DeltaClient
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from .conftest import REPO, free_port
-from .helpers import wait_until
+from .helpers import http_ready, wait_until
 
 ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.local"
 
@@ -25,14 +24,6 @@ ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.lo
 def xds(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "xds", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def _ready(http_port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ready", timeout=1) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
 
 
 def test_version() -> None:
@@ -82,7 +73,7 @@ async def test_serve_on_the_demo_mesh_answers_delta_clients() -> None:
         "--http-port", str(http_port), "--listen-address", "127.0.0.1", cwd=REPO,
         stderr=asyncio.subprocess.PIPE)
     try:
-        await wait_until(lambda: _ready(http_port), within=30)
+        await wait_until(lambda: http_ready(http_port), within=30)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
             client = DeltaClient(channel, ZTUNNEL)
             await client.connect({ADDRESS: [], AUTHORIZATION: []})

@@ -56,6 +56,8 @@ class ServeOptions:
     poll_interval: float = 0.5
     mesh: MeshConfig = field(default_factory=MeshConfig)
     security: SecurityOptions = field(default_factory=SecurityOptions)
+    # Several worker processes share the ports (``xds serve --workers``).
+    reuse_port: bool = False
 
 
 def default_translators(mesh: MeshConfig) -> list[Translator]:
@@ -122,7 +124,8 @@ class ControlPlane:
             plaintext = AdsService(self.store, plaintext_binder(), ready=self.ready,
                                    connections=self.connections, observer=AdsMetrics(),
                                    push_limit=self._push_limit)
-            server, health = build_server([plaintext.handler()], [ADS_SERVICE])
+            server, health = build_server([plaintext.handler()], [ADS_SERVICE],
+                                          reuse_port=self.options.reuse_port)
             self.ports.xds = server.add_insecure_port(
                 f"{self.options.listen_host}:{max(self.options.xds_port, 0)}")
             await server.start()
@@ -146,7 +149,8 @@ class ControlPlane:
                          authenticate=authenticate, observer=AdsMetrics(),
                          push_limit=self._push_limit)
         ca = CertificateService(security.signer, security.authenticator, security.authorizer)
-        server, health = build_server([ads.handler(), ca.handler()], [ADS_SERVICE, CA_SERVICE])
+        server, health = build_server([ads.handler(), ca.handler()], [ADS_SERVICE, CA_SERVICE],
+                                      reuse_port=self.options.reuse_port)
         self.ports.secure = server.add_secure_port(
             f"{self.options.listen_host}:{max(self.options.secure_port, 0)}",
             security.server_credentials())
@@ -163,7 +167,8 @@ class ControlPlane:
                                store=self.store, decode=decode)
         self._http = HttpServer(debug.routes(), guards=debug.guards())
         port = max(self.options.http_port, 0)
-        self.ports.http = await self._http.start(self.options.listen_host, port)
+        self.ports.http = await self._http.start(self.options.listen_host, port,
+                                                 reuse_port=self.options.reuse_port)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, give open streams ``grace`` seconds, then close everything."""

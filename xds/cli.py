@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help='"info", or per scope: "ads:debug,default:info"')
     serve.add_argument("--debounce-after", type=_seconds, default=0.1, metavar="SECONDS")
     serve.add_argument("--debounce-max", type=_seconds, default=10.0, metavar="SECONDS")
+    serve.add_argument("--workers", type=_workers, default=1, metavar="N",
+                       help="serving processes sharing the ports (SO_REUSEPORT); each holds "
+                            "its own copy of the mesh, like an istiod replica")
+    serve.add_argument("--poll-interval", type=_seconds, default=0.5, metavar="SECONDS",
+                       help="how often the --config directory is checked for changes")
     serve.add_argument("--trust-domain", default="cluster.local",
                        help="SPIFFE trust domain of workload identities")
     security_cli.add_serve_arguments(serve)
@@ -72,6 +77,13 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a port (0-65535)")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text}: use 1 to 64 workers")
     return value
 
 
@@ -105,7 +117,8 @@ def _serve(args: argparse.Namespace) -> int:
                            debounce_max=args.debounce_max,
                            mesh=MeshConfig(trust_domain=args.trust_domain),
                            security=security_cli.security_options(
-                               args, trust_domain=args.trust_domain))
+                               args, trust_domain=args.trust_domain),
+                           poll_interval=args.poll_interval, reuse_port=args.workers > 1)
 
     async def main() -> None:
         plane = ControlPlane(options)
@@ -117,8 +130,23 @@ def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
         await plane.stop()
 
-    asyncio.run(main())
-    return 0
+    if args.workers == 1:
+        asyncio.run(main())
+        return 0
+    from xds.workers import run_workers
+
+    if options.secure_port != 0:
+        # Create the CA once, before forking, so that workers never race to
+        # write a root of their own.
+        from xds.security.plane import MeshSecurity
+
+        MeshSecurity.open(options.security).close()
+
+    def worker(index: int) -> int:
+        asyncio.run(main())
+        return 0
+
+    return run_workers(args.workers, worker)
 
 
 def _render(args: argparse.Namespace) -> int:

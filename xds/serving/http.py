@@ -69,8 +69,9 @@ class HttpServer:
         self._guards = dict(guards or {})
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._connection, host, port)
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        self._server = await asyncio.start_server(self._connection, host, port,
+                                                  reuse_port=reuse_port or None)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:

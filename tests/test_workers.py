@@ -1,0 +1,49 @@
+"""``xds serve --workers N``: forked workers share the ports and are supervised."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+
+from xds.client import DeltaClient
+from xds.type_urls import ADDRESS
+
+from .conftest import REPO, free_port
+from .helpers import http_ready, wait_until
+from .test_cli import ZTUNNEL
+
+
+def children_of(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+async def test_two_workers_share_the_ports_and_are_restarted(tmp_path: Path) -> None:
+    xds_port, http_port = free_port(), free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xds", "serve", "--workers", "2", "--xds-port", str(xds_port),
+        "--secure-port", "0", "--http-port", str(http_port), "--listen-address", "127.0.0.1",
+        cwd=REPO, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await wait_until(lambda: len(children_of(process.pid)) == 2 and http_ready(http_port),
+                         within=30)
+        workers = children_of(process.pid)
+        # Every connection is served, whichever worker the kernel picks.
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
+            for _ in range(6):
+                client = DeltaClient(channel, ZTUNNEL)
+                await client.connect({ADDRESS: []})
+                assert (await client.next()).resources
+                await client.close()
+        # A worker that dies is replaced.
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        await wait_until(lambda: len(children_of(process.pid) - {victim}) == 2, within=15)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
