@@ -207,3 +207,54 @@ async def test_one_change_to_100_streams_is_serialized_once(server: Server) -> N
     assert serialize_calls == 1
     for client in clients:
         await client.close()
+
+
+async def test_sotw_nack_keeps_state_and_is_recorded(server: Server) -> None:
+    server.store.upsert("s", [Resource(CLUSTER, "c1", b"one")])
+    server.store.commit()
+    client = server.client(delta=False, nack=lambda t, r: "bad cluster" if r.resources and
+                           r.resources[-1].value == b"bad" else None)
+    await client.connect({CLUSTER: []})
+    first = await client.next()
+    server.store.upsert("s", [Resource(CLUSTER, "c1", b"bad")])
+    server.store.commit()
+    await client.next()
+    await wait_until(lambda: any(c.statuses[CLUSTER].state == "ERROR"
+                                 for c in server.connections))
+    [connection] = list(server.connections)
+    watch = connection.session.watches[CLUSTER]
+    assert watch.status.last_error == "bad cluster"
+    assert watch.acked_version_info == first.version_info  # the last good state
+    await client.close()
+
+
+async def test_sotw_unsubscribe_and_reconnect(server: Server) -> None:
+    from xds.type_urls import ENDPOINT
+
+    server.store.upsert("s", [Resource(ENDPOINT, "e1", b"1"), Resource(ENDPOINT, "e2", b"2")])
+    server.store.commit()
+    client = server.client(delta=False)
+    await client.connect({ENDPOINT: ["e1", "e2"]})
+    assert len((await client.next()).resources) == 2
+    client.subscribe(ENDPOINT, ["e1"])  # drop e2: no answer expected
+    with pytest.raises(TimeoutError):
+        await client.next(within=0.3)
+    [connection] = list(server.connections)
+    assert connection.session.watches[ENDPOINT].names == {"e1"}
+    server.store.upsert("s", [Resource(ENDPOINT, "e2", b"2b")])
+    server.store.commit()
+    with pytest.raises(TimeoutError):
+        await client.next(within=0.3)
+    client.subscribe(ENDPOINT, [])  # unsubscribe from everything
+    await wait_until(lambda: not connection.session.watches[ENDPOINT].names)
+    server.store.upsert("s", [Resource(ENDPOINT, "e1", b"1b")])
+    server.store.commit()
+    with pytest.raises(TimeoutError):
+        await client.next(within=0.3)
+    await client.close()
+    await wait_until(lambda: len(server.connections) == 0)
+    # A reconnecting SotW client is sent everything it asks for again.
+    client = server.client(delta=False)
+    await client.connect({ENDPOINT: ["e1", "e2"]})
+    assert sorted(r.value for r in (await client.next()).resources) == [b"1b", b"2b"]
+    await client.close()
