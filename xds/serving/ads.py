@@ -296,7 +296,12 @@ class AdsService:
                     await self._push(connection, context)
         finally:
             for task in (next_request, next_push):
-                if task is not None and not task.done():
+                if task is None:
+                    continue
+                if task.done():
+                    if not task.cancelled():
+                        task.exception()  # retrieved: the stream is over anyway
+                else:
                     task.cancel()
 
     async def _handle(self, connection: Connection, request: Any,
