@@ -41,7 +41,8 @@ class Certificates:
     key: Path
 
 
-def make_certificates(directory: Path, spiffe_id: str) -> Certificates:
+def make_pki(directory: Path, identities: Mapping[str, str]) -> dict[str, Certificates]:
+    """One CA and a leaf per ``name -> SPIFFE id`` (EC P-256), written as PEM files."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cluster.local")])
@@ -51,22 +52,31 @@ def make_certificates(directory: Path, spiffe_id: str) -> Certificates:
                .not_valid_after(now + datetime.timedelta(days=1))
                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                .sign(ca_key, hashes.SHA256()))
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder().subject_name(x509.Name([]))
-            .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(2)
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier(spiffe_id)]), critical=True)
-            .sign(ca_key, hashes.SHA256()))
     directory.mkdir(parents=True, exist_ok=True)
-    paths = Certificates(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
-    paths.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    paths.cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(leaf_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return paths
+    ca_path = directory / "ca.pem"
+    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    out = {}
+    for serial, (name, spiffe_id) in enumerate(sorted(identities.items()), start=2):
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        leaf = (x509.CertificateBuilder().subject_name(x509.Name([]))
+                .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(serial)
+                .not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.UniformResourceIdentifier(spiffe_id)]), critical=True)
+                .sign(ca_key, hashes.SHA256()))
+        paths = Certificates(ca_path, directory / f"{name}.pem", directory / f"{name}.key")
+        paths.cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+        paths.key.write_bytes(leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        out[name] = paths
+    return out
+
+
+def make_certificates(directory: Path, spiffe_id: str) -> Certificates:
+    """A CA and one waypoint leaf certificate."""
+    return make_pki(directory, {"waypoint": spiffe_id})["waypoint"]
 
 
 def resources(updates: Iterable[Update], scope: str) -> dict[str, list[dict[str, Any]]]:

@@ -104,33 +104,36 @@ def test_sandwich_service_policies_apply_per_virtual_host() -> None:
     assert "typed_per_filter_config" not in hosts["reviews-v1.shop.svc.cluster.local:9080"]
 
 
-def test_proxy_binding_feeds_main_internal_from_the_proxy_header() -> None:
+def test_proxy_binding_serves_main_internal_chains_behind_the_proxy_header() -> None:
     resources = snapshot(translate(*proxy_mesh()))
     listeners = resources[type_urls.LISTENER]
-    assert set(listeners) == {"proxy_inbound", "main_internal"}
+    assert set(listeners) == {"proxy_inbound"}
     inbound = listeners["proxy_inbound"]
+    assert "internal_listener" not in inbound
     assert inbound["address"]["socket_address"]["port_value"] == 15088
-    [proxy_protocol] = inbound["listener_filters"]
+    proxy_protocol = inbound["listener_filters"][0]
+    assert proxy_protocol["name"] == "envoy.filters.listener.proxy_protocol"
     assert proxy_protocol["typed_config"]["rules"] == [{
         "tlv_type": 0xD0, "on_tlv_present": {
             "metadata_namespace": "envoy.filters.listener.proxy_protocol",
             "key": "peer_principal"}}]
-    handover, proxy = inbound["filter_chains"][0]["filters"]
-    keys = [entry["object_key"] for entry in handover["typed_config"]["on_new_connection"]]
-    assert keys == ["envoy.filters.listener.original_dst.local_ip",
-                    "envoy.filters.listener.original_dst.remote_ip", "io.istio.peer_principal"]
-    assert proxy["typed_config"]["cluster"] == "main_internal"
+    chains = {chain["name"]: chain for chain in inbound["filter_chains"]}
+    assert "inbound-vip|9080|http|reviews.shop.svc.cluster.local" in chains
+    # Every chain first publishes the caller as connect_terminate would.
+    for chain in chains.values():
+        state = chain["filters"][0]["typed_config"]["on_new_connection"]
+        assert [entry["object_key"] for entry in state] == [
+            "envoy.filters.listener.original_dst.remote_ip", "io.istio.peer_principal"]
+    assert chains["direct-tcp"]["filters"][-1]["typed_config"]["cluster"] == "PassthroughCluster"
     clusters = resources[type_urls.CLUSTER]
-    assert "connect_originate" not in clusters and "main_internal" in clusters
+    assert not {"connect_originate", "main_internal", "encap"} & set(clusters)
     # ztunnel does the outbound HBONE: VIP clusters point at plain pod addresses.
     cla = resources[type_urls.ENDPOINT]["inbound-vip|9080|http|reviews.shop.svc.cluster.local"]
     assert not find(cla, lambda d: "envoy_internal_address" in d)
-    direct = {c["name"]: c for c in listeners["main_internal"]["filter_chains"]}["direct-tcp"]
-    assert direct["filters"][-1]["typed_config"]["cluster"] == "PassthroughCluster"
 
 
 def test_proxy_binding_keeps_identity_policies() -> None:
     rules = [{"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/client"]}}]}]
     docs = proxy_mesh(policy("shop", "p", {**to_waypoint(), "rules": rules}))
     listeners = snapshot(translate(*docs))[type_urls.LISTENER]
-    assert find(listeners["main_internal"], lambda d: d.get("key") == "io.istio.peer_principal")
+    assert find(listeners["proxy_inbound"], lambda d: d.get("key") == "io.istio.peer_principal")

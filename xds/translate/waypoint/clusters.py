@@ -49,8 +49,6 @@ def build_clusters(config: WaypointConfig) -> list[Any]:
         ]
     else:
         clusters.append(_passthrough())
-        if identity.mode is WaypointMode.PROXY:
-            clusters.append(_internal_static(names.MAIN_INTERNAL, names.MAIN_INTERNAL))
     hbone_upstream = identity.mode is WaypointMode.HBONE
     for cluster in service_clusters(config):
         rule = config.destination_rules.get(cluster.service.hostname)

@@ -3,8 +3,8 @@
 HBONE mode (an istio-waypoint): ``connect_terminate`` (the HBONE server on
 15008), ``main_internal`` (L7) and ``connect_originate`` (the HBONE client).
 PROXY mode: ztunnel terminates HBONE and hands the connection over with a
-PROXY v2 header, so ``proxy_inbound`` replaces connect_terminate and
-ztunnel also originates (no connect_originate). Sandwich mode is an ordinary
+PROXY v2 header, so ``proxy_inbound`` (main_internal's chains on a real
+socket) replaces all three, and ztunnel also originates. Sandwich mode is an ordinary
 gateway; see ``sandwich.py``.
 """
 
@@ -16,21 +16,16 @@ from envoy.config.core.v3 import address_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
-from envoy.extensions.filters.listener.proxy_protocol.v3 import proxy_protocol_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
 from xds.translate.waypoint import filters, names
 from xds.translate.waypoint.inputs import WaypointConfig, WaypointMode
-from xds.translate.waypoint.main_internal import build_main_internal
+from xds.translate.waypoint.main_internal import build_main_internal, build_proxy_inbound
 from xds.translate.waypoint.protos import boolean, duration, typed, uint32
 from xds.translate.waypoint.sandwich import build_listeners as sandwich_listeners
 from xds.translate.waypoint.tls import downstream_hbone_socket
-
-# ztunnel's PROXY v2 TLV carrying the caller's SPIFFE identity (ztunnel inbound.rs).
-PROXY_TLV_PEER_IDENTITY = 0xD0
-_PROXY_METADATA_NAMESPACE = "envoy.filters.listener.proxy_protocol"
 
 
 def build_listeners(config: WaypointConfig) -> list[Any]:
@@ -38,7 +33,7 @@ def build_listeners(config: WaypointConfig) -> list[Any]:
     if mode is WaypointMode.SANDWICH:
         return sandwich_listeners(config)
     if mode is WaypointMode.PROXY:
-        return [proxy_inbound(config.identity.proxy_port), build_main_internal(config)]
+        return [build_proxy_inbound(config)]
     return [connect_terminate(config.identity.trust_domain), build_main_internal(config),
             connect_originate()]
 
@@ -106,32 +101,3 @@ def connect_originate() -> Any:
         filter_chains=[listener_components_pb2.FilterChain(filters=[
             filters.tcp_proxy(names.CONNECT_ORIGINATE,
                               tunnel_hostname="%DOWNSTREAM_LOCAL_ADDRESS%")])])
-
-
-def proxy_inbound(port: int) -> Any:
-    """PROXY-protocol entry (inbound binding): ztunnel has terminated HBONE already.
-
-    The PROXY v2 header restores the original destination (service VIP:port
-    or pod address) and the caller's address; TLV 0xD0 carries the caller's
-    SPIFFE identity. They are published under the same filter-state keys as
-    connect_terminate uses, so main_internal and its RBAC are unchanged.
-    """
-    proxy_protocol = proxy_protocol_pb2.ProxyProtocol(rules=[proxy_protocol_pb2.ProxyProtocol.Rule(
-        tlv_type=PROXY_TLV_PEER_IDENTITY,
-        on_tlv_present=proxy_protocol_pb2.ProxyProtocol.KeyValuePair(
-            metadata_namespace=_PROXY_METADATA_NAMESPACE, key="peer_principal"))])
-    handover = filters.network_set_filter_state("connect_authority", [
-        filters.filter_state_value(names.ORIGINAL_DST_LOCAL_IP, "%DOWNSTREAM_LOCAL_ADDRESS%"),
-        filters.filter_state_value(names.ORIGINAL_DST_REMOTE_IP, "%DOWNSTREAM_REMOTE_ADDRESS%"),
-        filters.filter_state_value(
-            names.PEER_PRINCIPAL,
-            f"%DYNAMIC_METADATA({_PROXY_METADATA_NAMESPACE}:peer_principal)%",
-            factory=names.HASHABLE_STRING, skip_if_empty=True),
-    ])
-    return listener_pb2.Listener(
-        name=names.PROXY_INBOUND,
-        address=_socket_address("0.0.0.0", port),
-        listener_filters=[filters.listener_filter("envoy.filters.listener.proxy_protocol",
-                                                  proxy_protocol)],
-        filter_chains=[listener_components_pb2.FilterChain(name="default", filters=[
-            handover, filters.tcp_proxy(names.MAIN_INTERNAL, stat_prefix=names.PROXY_INBOUND)])])

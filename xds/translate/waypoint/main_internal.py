@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import Any
 
-from envoy.config.core.v3 import base_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
+from envoy.extensions.filters.listener.proxy_protocol.v3 import proxy_protocol_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.matching.common_inputs.network.v3 import network_inputs_pb2
 from google.protobuf import wrappers_pb2
@@ -44,12 +45,60 @@ def build_main_internal(config: WaypointConfig) -> Any:
     for service in config.bound_services:
         builder.add_service(service)
     builder.add_direct_chains()
-    return builder.listener()
+    return builder.listener(listener_pb2.Listener(
+        name=names.MAIN_INTERNAL,
+        internal_listener=listener_pb2.Listener.InternalListenerConfig()),
+        first_filter=filters.listener_filter("envoy.filters.listener.original_dst",
+                                             original_dst_pb2.OriginalDst()))
+
+
+def build_proxy_inbound(config: WaypointConfig) -> Any:
+    """main_internal's chains on a real socket behind a PROXY-protocol header (§10b).
+
+    ztunnel has terminated HBONE and prepends a PROXY v2 header naming the
+    original destination (service VIP:port or pod address) and the caller,
+    with the caller's SPIFFE id in TLV 0xD0. The header restores the
+    addresses the matcher and RBAC need, so no internal hop is needed (a
+    tcp_proxy into an internal listener loses a response that is followed by
+    an immediate close). Each chain first publishes the caller under the same
+    filter-state keys connect_terminate uses, so RBAC is the same.
+    """
+    builder = _Builder(config, prelude=[proxy_peer_state()])
+    for service in config.bound_services:
+        builder.add_service(service)
+    builder.add_direct_chains()
+    proxy_protocol = proxy_protocol_pb2.ProxyProtocol(rules=[proxy_protocol_pb2.ProxyProtocol.Rule(
+        tlv_type=PROXY_TLV_PEER_IDENTITY,
+        on_tlv_present=proxy_protocol_pb2.ProxyProtocol.KeyValuePair(
+            metadata_namespace=PROXY_METADATA_NAMESPACE, key="peer_principal"))])
+    return builder.listener(listener_pb2.Listener(
+        name=names.PROXY_INBOUND,
+        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(
+            address="0.0.0.0", port_value=config.identity.proxy_port))),
+        first_filter=filters.listener_filter("envoy.filters.listener.proxy_protocol",
+                                             proxy_protocol))
+
+
+# ztunnel's PROXY v2 TLV carrying the caller's SPIFFE identity (ztunnel inbound.rs).
+PROXY_TLV_PEER_IDENTITY = 0xD0
+PROXY_METADATA_NAMESPACE = "envoy.filters.listener.proxy_protocol"
+
+
+def proxy_peer_state() -> Any:
+    """The caller's address and identity from the PROXY header, as filter state."""
+    return filters.network_set_filter_state("proxy_peer", [
+        filters.filter_state_value(names.ORIGINAL_DST_REMOTE_IP, "%DOWNSTREAM_REMOTE_ADDRESS%"),
+        filters.filter_state_value(
+            names.PEER_PRINCIPAL, f"%DYNAMIC_METADATA({PROXY_METADATA_NAMESPACE}:peer_principal)%",
+            factory=names.HASHABLE_STRING, skip_if_empty=True),
+    ])
 
 
 @dataclass
 class _Builder:
     config: WaypointConfig
+    # Network filters every chain starts with.
+    prelude: list[Any] = field(default_factory=list)
     chains: list[Any] = field(default_factory=list)
     range_matchers: list[Any] = field(default_factory=list)
     # port -> protocol seen on it; a port used with different protocols must be sniffed.
@@ -105,12 +154,12 @@ class _Builder:
         manager = filters.http_connection_manager(
             stat_prefix=f"inbound_0.0.0.0_{port.port};", route_config=route_config,
             http_filters=http_filters, http2=port.protocol.is_http2)
-        return listener_components_pb2.FilterChain(name=cluster, filters=[manager])
+        return listener_components_pb2.FilterChain(name=cluster, filters=[*self.prelude, manager])
 
     def _tcp_chain(self, service: ServiceInfo, port: ServicePortInfo, cluster: str) -> Any:
         targets = routes.tcp_targets(self.config, service, port.port)
         return listener_components_pb2.FilterChain(name=cluster, filters=[
-            *rbac.network_filters(self.config, service),
+            *self.prelude, *rbac.network_filters(self.config, service),
             filters.tcp_proxy(cluster, weighted=targets)])
 
     def add_direct_chains(self) -> None:
@@ -123,7 +172,7 @@ class _Builder:
         """
         hbone = self.config.identity.mode is WaypointMode.HBONE
         target = names.ENCAP if hbone else names.PASSTHROUGH
-        prelude = [filters.republish_local_ip()] if hbone else []
+        prelude = [filters.republish_local_ip()] if hbone else self.prelude
         encap_route = routes.passthrough_route_config(target)
         self.chains += [
             listener_components_pb2.FilterChain(name=names.DIRECT_TCP, filters=[
@@ -143,12 +192,9 @@ class _Builder:
                 on_match=_on_match_matcher(
                     _protocol_matcher(names.DIRECT_HTTP, names.DIRECT_TCP))))
 
-    def listener(self) -> Any:
-        listener_filters = [
-            filters.listener_filter("envoy.filters.listener.original_dst",
-                                    original_dst_pb2.OriginalDst()),
-            self._http_inspector(),
-        ]
+    def listener(self, listener: Any, *, first_filter: Any) -> Any:
+        """``listener`` completed with the listener filters, the matcher and the chains."""
+        listener_filters = [first_filter, self._http_inspector()]
         if self.tls_ports:
             disabled = sorted(self.plain_ports - self.tls_ports)
             listener_filters.append(filters.listener_filter(
@@ -156,16 +202,15 @@ class _Builder:
                 tls_inspector_pb2.TlsInspector(initial_read_buffer_size=wrappers_pb2.UInt32Value(
                     value=512)),
                 disabled=filters.ports_predicate(disabled) if disabled else None))
-        matcher = matcher_pb2.Matcher(matcher_tree=matcher_pb2.Matcher.MatcherTree(
-            input=xds_extension("ip", network_inputs_pb2.DestinationIPInput()),
-            custom_match=xds_extension("ip", ip_pb2.IPMatcher(range_matchers=self.range_matchers))))
-        return listener_pb2.Listener(
-            name=names.MAIN_INTERNAL,
-            internal_listener=listener_pb2.Listener.InternalListenerConfig(),
-            traffic_direction=base_pb2.INBOUND,
-            listener_filters=listener_filters,
-            filter_chain_matcher=matcher,
-            filter_chains=self.chains)
+        listener.traffic_direction = base_pb2.INBOUND
+        listener.listener_filters.extend(listener_filters)
+        listener.filter_chain_matcher.CopyFrom(matcher_pb2.Matcher(
+            matcher_tree=matcher_pb2.Matcher.MatcherTree(
+                input=xds_extension("ip", network_inputs_pb2.DestinationIPInput()),
+                custom_match=xds_extension("ip", ip_pb2.IPMatcher(
+                    range_matchers=self.range_matchers)))))
+        listener.filter_chains.extend(self.chains)
+        return listener
 
     def _http_inspector(self) -> Any:
         """http_inspector, skipped on ports whose protocol is known.

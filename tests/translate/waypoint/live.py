@@ -1,0 +1,311 @@
+"""Run generated waypoint snapshots in real Envoys, with ztunnels played by Envoys too.
+
+The layout follows waypoint.md Appendix B, on loopback:
+
+    test --HTTP/TCP--> client "ztunnel" (Envoy: tcp_proxy with tunneling_config,
+        mTLS client certificate, HTTP/2 CONNECT to <target>)
+      --HBONE--> waypoint (Envoy: the translator's snapshot, static)
+      --HBONE--> destination "ztunnel" (Envoy: CONNECT termination, ORIGINAL_DST
+        on the :authority) --plaintext--> backend (Python HTTP or TCP echo)
+
+Ports are picked free at start-up; the waypoint's fixed ports (15008, and
+15008 as the tunnel port of connect_originate) are rewritten to them, which
+is the only change made to the generated resources besides envoy_static's.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from tests.translate.waypoint.envoy_static import ENVOY, Certificates
+
+TLS13 = {"tls_minimum_protocol_version": "TLSv1_3", "tls_maximum_protocol_version": "TLSv1_3"}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningEnvoy:
+    name: str
+    process: subprocess.Popen[str]
+    admin: str
+    log: Path
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"{self.admin}/stats?format=json", timeout=5) as reply:
+            data = json.load(reply)
+        return {item["name"]: item.get("value", 0) for item in data["stats"] if "name" in item}
+
+
+@contextmanager
+def envoy(name: str, config: dict[str, Any], directory: Path) -> Iterator[RunningEnvoy]:
+    """Start Envoy with ``config`` (admin port chosen by Envoy) and wait until it is ready."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {**config, "admin": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                                 "port_value": 0}}}}
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(config, indent=1))
+    admin_file = directory / f"{name}.admin"
+    log = directory / f"{name}.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(ENVOY), "-c", str(path), "--disable-hot-restart",
+             # ENVOY_LOG_LEVEL=debug when a live test needs explaining.
+             "--log-level", os.environ.get("ENVOY_LOG_LEVEL", "info"),
+             "--admin-address-path", str(admin_file), "--base-id-path", str(directory / name)],
+            stdout=output, stderr=subprocess.STDOUT, text=True)
+    try:
+        admin = _wait_ready(process, admin_file, log)
+        yield RunningEnvoy(name, process, admin, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(process: subprocess.Popen[str], admin_file: Path, log: Path) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text()[-3000:]
+            raise RuntimeError(f"envoy exited with {process.returncode}:\n{tail}")
+        if admin_file.exists() and admin_file.read_text().strip():
+            admin = "http://" + admin_file.read_text().strip()
+            try:
+                with urllib.request.urlopen(f"{admin}/ready", timeout=1) as reply:
+                    if reply.status == 200:
+                        return admin
+            except (urllib.error.URLError, OSError):
+                pass
+        time.sleep(0.05)
+    raise RuntimeError(f"envoy not ready:\n{log.read_text()[-3000:]}")
+
+
+def _tls_context(certs: Certificates, cert: Path, key: Path) -> dict[str, Any]:
+    return {"tls_params": TLS13, "alpn_protocols": ["h2"],
+            "tls_certificates": [{"certificate_chain": {"filename": str(cert)},
+                                  "private_key": {"filename": str(key)}}],
+            "validation_context": {"trusted_ca": {"filename": str(certs.ca)}}}
+
+
+def _h2_connect_options() -> dict[str, Any]:
+    return {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "explicit_http_config": {"http2_protocol_options": {"allow_connect": True}}}}
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """One client-ztunnel listener: plaintext in, HBONE to ``target`` as ``identity``."""
+
+    name: str
+    target: str
+    identity: str
+    port: int
+
+
+def client_ztunnel(tunnels: list[Tunnel], waypoint_port: int, certs: Certificates,
+                   identities: dict[str, tuple[Path, Path]]) -> dict[str, Any]:
+    listeners = [{
+        "name": tunnel.name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": tunnel.port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3."
+                         "TcpProxy",
+                "stat_prefix": tunnel.name, "cluster": f"hbone-{tunnel.identity}",
+                "tunneling_config": {"hostname": tunnel.target}}}]}]}
+        for tunnel in tunnels]
+    clusters = [{
+        "name": f"hbone-{identity}", "type": "STATIC", "connect_timeout": "2s",
+        "load_assignment": {"cluster_name": f"hbone-{identity}", "endpoints": [{
+            "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": waypoint_port}}}}]}]},
+        "typed_extension_protocol_options": _h2_connect_options(),
+        "transport_socket": {"name": "tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+                     "UpstreamTlsContext",
+            "common_tls_context": _tls_context(certs, *identities[identity])}}}
+        for identity in sorted({tunnel.identity for tunnel in tunnels})]
+    return {"static_resources": {"listeners": listeners, "clusters": clusters}}
+
+
+def destination_ztunnel(address: str, port: int, certs: Certificates, cert: Path,
+                        key: Path) -> dict[str, Any]:
+    """Terminates CONNECT and connects to the :authority, as a destination ztunnel does."""
+    return {"static_resources": {
+        "listeners": [{
+            "name": "hbone",
+            "address": {"socket_address": {"address": address, "port_value": port}},
+            "filter_chains": [{
+                "transport_socket": {"name": "tls", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+                             "DownstreamTlsContext",
+                    "require_client_certificate": True,
+                    "common_tls_context": _tls_context(certs, cert, key)}},
+                "filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network."
+                                 "http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "hbone",
+                        "upgrade_configs": [{"upgrade_type": "CONNECT"}],
+                        "http2_protocol_options": {"allow_connect": True},
+                        "route_config": {"virtual_hosts": [{
+                            "name": "all", "domains": ["*"], "routes": [{
+                                "match": {"connect_matcher": {}},
+                                "route": {"cluster": "app", "upgrade_configs": [{
+                                    "upgrade_type": "CONNECT", "connect_config": {}}]}}]}]},
+                        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router."
+                                     "v3.Router"}}]}}]}]}],
+        "clusters": [{
+            "name": "app", "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED",
+            "connect_timeout": "2s",
+            "original_dst_lb_config": {"use_http_header": True,
+                                       "http_header_name": ":authority"}}]}}
+
+
+def retarget_hbone_ports(config: dict[str, Any], terminate_port: int,
+                         originate_port: int) -> dict[str, Any]:
+    """Move connect_terminate off 0.0.0.0:15008 and the tunnel port off 15008."""
+    for listener in config["static_resources"]["listeners"]:
+        if listener["name"] == "connect_terminate":
+            listener["address"] = {"socket_address": {"address": "127.0.0.1",
+                                                      "port_value": terminate_port}}
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] == "connect_originate":
+            cluster["original_dst_lb_config"]["upstream_port_override"] = originate_port
+    return config
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"backend": self.server.server_address[0], "path": self.path,
+                           "headers": dict(self.headers)}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def http_backend(address: str, port: int) -> Iterator[None]:
+    server = ThreadingHTTPServer((address, port), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def tcp_echo(address: str, port: int) -> Iterator[None]:
+    listener = socket.create_server((address, port))
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        with connection:
+            while data := connection.recv(4096):
+                connection.sendall(data)
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+@contextmanager
+def tcp_banner(address: str, port: int, banner: bytes, *, linger: bool = False
+               ) -> Iterator[None]:
+    """A server-first TCP server that writes ``banner``, then closes at once, or
+    (``linger``) only once the client sends a line or closes."""
+    listener = socket.create_server((address, port))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection:
+                connection.sendall(banner)
+                if linger:
+                    connection.settimeout(10)
+                    with suppress(OSError):
+                        connection.recv(100)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> Reply:
+    """One plain HTTP/1.1 GET (redirects are not followed)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        reply = connection.getresponse()
+        return Reply(reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read())
+    finally:
+        connection.close()
