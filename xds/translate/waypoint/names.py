@@ -62,10 +62,3 @@ def outbound_cluster(port: int, host: str, subset: str | None = None) -> str:
     """``outbound|<port>|<subset>|<host>``: a route target not bound to this waypoint."""
     return subset_key(OUTBOUND, subset or "", host, port)
 
-
-def parse_cluster_name(name: str) -> tuple[str, int, str, str] | None:
-    """``(direction, port, subset, host)`` of a subset-key cluster name, else ``None``."""
-    parts = name.split("|")
-    if len(parts) != 4 or not parts[1].isdigit():
-        return None
-    return parts[0], int(parts[1]), parts[2], parts[3]

@@ -61,7 +61,15 @@ from xds.translate.waypoint.inputs import (
     WaypointIdentity,
     WaypointMode,
 )
-from xds.translate.waypoint.protos import exact, extension, prefix, safe_regex, suffix, typed
+from xds.translate.waypoint.protos import (
+    exact,
+    extension,
+    prefix,
+    present,
+    safe_regex,
+    suffix,
+    typed,
+)
 
 
 class _Always(Enum):
@@ -292,7 +300,7 @@ class _Rule:
 
     def principal(self, value: str) -> Term:
         if value == "*":
-            return self._peer(safe_regex(".+"))
+            return self._peer(present())
         if value.endswith("*"):
             return self._peer(prefix("spiffe://" + value[:-1]))
         if value.startswith("*"):
@@ -343,7 +351,7 @@ class _Rule:
 
     def host(self, value: str) -> Term:
         if value == "*":
-            return self._header(":authority", safe_regex(".+"))
+            return self._header(":authority", present())
         # Case-insensitive, with or without a port in the authority.
         if value.startswith("*"):
             pattern = ".*" + re.escape(value[1:])
@@ -468,7 +476,7 @@ def _wildcard_segment(value: str) -> str:
 def _wild_string(value: str) -> Any:
     """Istio's value syntax: exact, ``prefix*``, ``*suffix`` or ``*`` (present)."""
     if value == "*":
-        return safe_regex(".+")
+        return present()
     if value.endswith("*"):
         return prefix(value[:-1])
     if value.startswith("*"):

@@ -33,6 +33,7 @@ from xds.translate.waypoint.protos import (
     duration,
     fraction_per_million,
     metadata,
+    present,
     regex,
     typed,
     uint32,
@@ -356,7 +357,7 @@ def string_matcher(match: StringMatch) -> Any:
     if match.kind is MatchKind.SUFFIX:
         return suffix_string(match.value, ignore_case=match.ignore_case)
     if match.kind is MatchKind.PRESENT:
-        return regex_string(".+")
+        return present()
     return regex_string(match.value)
 
 
