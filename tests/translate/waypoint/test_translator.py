@@ -121,3 +121,20 @@ def test_a_waypoint_with_nothing_bound_still_has_its_plumbing() -> None:
     assert set(resources[type_urls.LISTENER]) == {"connect_terminate", "main_internal",
                                                   "connect_originate"}
     assert set(resources[type_urls.CLUSTER]) == {"main_internal", "encap", "connect_originate"}
+
+
+def test_every_eds_cluster_has_an_assignment_and_nothing_else_does() -> None:
+    from tests.translate.waypoint.test_envoy_validate import _everything
+
+    updates = WaypointTranslator().translate(mesh(*_everything()), None)
+    for scope in (SHOP, OTHER):
+        resources = snapshot(updates, scope)
+        eds = {cluster["eds_cluster_config"]["service_name"]
+               for cluster in resources[type_urls.CLUSTER].values()
+               if cluster.get("type") == "EDS"}
+        assert eds, scope
+        assert eds == set(resources[type_urls.ENDPOINT]), scope
+        for name, cluster in resources[type_urls.CLUSTER].items():
+            if cluster.get("type") == "EDS":
+                config = cluster["eds_cluster_config"]["eds_config"]
+                assert config["ads"] == {} and config["initial_fetch_timeout"] == "0s", name
