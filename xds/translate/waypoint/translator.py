@@ -19,7 +19,7 @@ waypoints. Secrets (``default``/``ROOTCA``) are served by the security layer.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xds import type_urls
 from xds.model.gateway import Gateway
@@ -89,3 +89,10 @@ def _update(scope: str, type_url: str, messages: Iterable[Any]) -> Update:
 def _name(type_url: str, message: Any) -> str:
     name: str = message.cluster_name if type_url == type_urls.ENDPOINT else message.name
     return name
+
+
+if TYPE_CHECKING:
+    from xds.translate.base import Translator
+
+    # mypy proves the class fulfils the pipeline's contract.
+    _TRANSLATOR_CONTRACT: Translator = WaypointTranslator()
