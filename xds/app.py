@@ -16,10 +16,10 @@ from pathlib import Path
 
 import grpc
 
+from xds.debug_views import debug_endpoints, debug_types
 from xds.model.core import Pod, PodPhase
 from xds.model.mesh import MeshConfig, MeshStore
 from xds.pipeline import Pipeline
-from xds.resources import decode
 from xds.scopes import plaintext_binder, secure_binder
 from xds.secrets import SecretPublisher
 from xds.security.authn import AuthenticationError, Caller
@@ -29,13 +29,16 @@ from xds.serving.ads import SERVICE as ADS_SERVICE
 from xds.serving.ads import AdsService, ConnectionRegistry, Unauthenticated
 from xds.serving.ca_service import SERVICE_NAME as CA_SERVICE
 from xds.serving.ca_service import CertificateService
-from xds.serving.debug import DebugEndpoints
+from xds.serving.csds import SERVICE as CSDS_SERVICE
+from xds.serving.csds import CsdsService, loopback_callers, system_namespace_callers
 from xds.serving.grpc_server import build_server
 from xds.serving.http import HttpServer
+from xds.serving.introspection import control_plane_identifier
 from xds.serving.metrics import AdsMetrics
 from xds.serving.store import ConfigStore
 from xds.sources.files import FileSource
 from xds.translate.base import Translator
+from xds.translate.waypoint import WaypointTranslator
 from xds.translate.ztunnel import ZtunnelTranslator
 
 log = logging.getLogger("xds.app")
@@ -61,7 +64,7 @@ class ServeOptions:
 
 
 def default_translators(mesh: MeshConfig) -> list[Translator]:
-    return [ZtunnelTranslator()]
+    return [ZtunnelTranslator(), WaypointTranslator()]
 
 
 @dataclass
@@ -123,8 +126,12 @@ class ControlPlane:
         if self.options.xds_port != 0:
             plaintext = AdsService(self.store, plaintext_binder(), ready=self.ready,
                                    connections=self.connections, observer=AdsMetrics(),
-                                   push_limit=self._push_limit)
-            server, health = build_server([plaintext.handler()], [ADS_SERVICE],
+                                   push_limit=self._push_limit, debug=debug_types(self),
+                                   control_plane=control_plane_identifier())
+            # No credentials on this port: client status only for loopback callers.
+            status = CsdsService(self.connections, authorize=loopback_callers)
+            server, health = build_server([plaintext.handler(), status.handler()],
+                                          [ADS_SERVICE, CSDS_SERVICE],
                                           reuse_port=self.options.reuse_port)
             self.ports.xds = server.add_insecure_port(
                 f"{self.options.listen_host}:{max(self.options.xds_port, 0)}")
@@ -147,9 +154,13 @@ class ControlPlane:
                                                    self.options.security.system_namespace),
                          ready=self.ready, connections=self.connections,
                          authenticate=authenticate, observer=AdsMetrics(),
-                         push_limit=self._push_limit)
+                         push_limit=self._push_limit, debug=debug_types(self),
+                         control_plane=control_plane_identifier())
         ca = CertificateService(security.signer, security.authenticator, security.authorizer)
-        server, health = build_server([ads.handler(), ca.handler()], [ADS_SERVICE, CA_SERVICE],
+        status = CsdsService(self.connections, authorize=system_namespace_callers(
+            authenticate, self.options.security.system_namespace))
+        server, health = build_server([ads.handler(), ca.handler(), status.handler()],
+                                      [ADS_SERVICE, CA_SERVICE, CSDS_SERVICE],
                                       reuse_port=self.options.reuse_port)
         self.ports.secure = server.add_secure_port(
             f"{self.options.listen_host}:{max(self.options.secure_port, 0)}",
@@ -163,9 +174,8 @@ class ControlPlane:
     async def _start_http(self) -> None:
         if self.options.http_port == 0:
             return
-        debug = DebugEndpoints(ready=self.ready, connections=self.connections,
-                               store=self.store, decode=decode)
-        self._http = HttpServer(debug.routes(), guards=debug.guards())
+        # Every /debug route checks its caller itself (loopback or bearer token).
+        self._http = HttpServer(debug_endpoints(self).routes())
         port = max(self.options.http_port, 0)
         self.ports.http = await self._http.start(self.options.listen_host, port,
                                                  reuse_port=self.options.reuse_port)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from xds import __version__, logs
 from xds.security import cli as security_cli
+from xds.translate.waypoint import cli as waypoint_cli
 
 
 class UsageError(Exception):
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     version.set_defaults(run=lambda args: print(__version__) or 0)
 
     security_cli.register(commands)
+    waypoint_cli.register(commands)
     return parser
 
 

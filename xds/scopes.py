@@ -39,11 +39,14 @@ def _debug_binding() -> Binding:
     return Binding(DEBUG_SCOPE, _only(DEBUG_TYPES, "debug", secrets=False))
 
 
+_SECRETS_ON_TLS_ONLY = ("secrets are only served on the authenticated TLS port, to the "
+                        "identity they belong to; connect HBONE waypoints to the secure port")
+
+
 def _only(allowed: frozenset[str], who: str, *, secrets: bool) -> TypeFilter:
     def check(type_url: str) -> str | None:
         if type_url == type_urls.SECRET and not secrets:
-            return ("secrets are only served on the authenticated TLS port "
-                    "to the identity they belong to")
+            return _SECRETS_ON_TLS_ONLY
         if type_url not in allowed:
             return f"{who} streams may not subscribe to {type_url}"
         return None
@@ -69,7 +72,9 @@ def plaintext_binder() -> Binder:
             return Binding(ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False))
         if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
             scope = waypoint_scope(node.namespace, gateway_of(node))
-            return Binding(scope, _only(_ENVOY_TYPES, "waypoint", secrets=False))
+            return Binding(scope, _only(_ENVOY_TYPES - {type_urls.SECRET}, "waypoint",
+                                        secrets=False),
+                           withheld={type_urls.SECRET: _SECRETS_ON_TLS_ONLY})
         raise Forbidden(f"{node.type.value} proxies are not served: this control plane "
                         "serves ambient mode (ztunnel and waypoints) only")
 

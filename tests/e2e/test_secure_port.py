@@ -145,9 +145,17 @@ async def test_unauthenticated_streams_are_refused(secure: Secure, account: str 
 async def test_plaintext_port_never_serves_secrets(secure: Secure) -> None:
     client = DeltaClient(secure.channel(secure.plane.ports.xds, tls=False), WAYPOINT_NODE,
                          metadata={"LABELS": {GATEWAY: "waypoint"}})
-    error = await refusal(client, {SECRET: ["default"]})
-    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "TLS port" in (error.details() or "")
+    await client.connect({CLUSTER: [], SECRET: ["default", "ROOTCA"]})
+    responses = {}
+    while len(responses) < 2:
+        response = await client.next()
+        responses[response.type_url] = response
+    # Answered as absent, and the stream (with its clusters) lives on.
+    assert not responses[SECRET].resources
+    assert sorted(responses[SECRET].removed_resources) == ["ROOTCA", "default"]
+    assert responses[CLUSTER].resources
+    assert len(secure.plane.connections) == 1
+    await client.close()
 
 
 async def test_ca_shares_the_port(secure: Secure, tmp_path: Path) -> None:

@@ -216,6 +216,9 @@ async def test_sotw_nack_keeps_state_and_is_recorded(server: Server) -> None:
                            r.resources[-1].value == b"bad" else None)
     await client.connect({CLUSTER: []})
     first = await client.next()
+    # Let the ACK arrive first: an ACK that crosses a newer push is stale by design.
+    await wait_until(lambda: all(c.statuses[CLUSTER].state == "SYNCED"
+                                 for c in server.connections))
     server.store.upsert("s", [Resource(CLUSTER, "c1", b"bad")])
     server.store.commit()
     await client.next()

@@ -50,6 +50,10 @@ class Binding:
     type_scopes: Mapping[str, str] = field(default_factory=dict)
     # Called once when the stream ends (e.g. to stop rotating its secrets).
     release: Callable[[], None] | None = None
+    # Types this port never serves but that a stock proxy asks for anyway (a
+    # waypoint's SDS on the plaintext port): answered as absent, with a warning,
+    # so that the rest of its config still flows.
+    withheld: Mapping[str, str] = field(default_factory=dict)
 
 
 Binder = Callable[[ProxyNode, Any], Awaitable[Binding]]
@@ -310,11 +314,18 @@ class AdsService:
         if view is not None:
             await self._answer_debug(connection, request, view, context)
             return
+        reason = connection.binding.withheld.get(request.type_url)
+        if reason is not None:
+            await self._answer_withheld(connection, request, reason, context)
+            return
         received, responses = connection.session.receive(request)
         self._observer.received(connection, received)
         if received.kind is RequestKind.NACK:
             log.warning("NACK", extra={"conn": connection.id, "proxy": connection.node.id,
                                        "type": received.type_url, "error": received.error})
+        elif received.kind is RequestKind.ACK and log.isEnabledFor(logging.DEBUG):
+            log.debug("ACK", extra={"conn": connection.id, "proxy": connection.node.id,
+                                    "type": received.type_url})
         for response in responses:
             await self._write(connection, response, context, origin=None)
 
@@ -336,6 +347,21 @@ class AdsService:
         else:
             response = SotwResponse(request.type_url, nonce, nonce, list(resources),
                                     self._control_plane)
+        await self._write(connection, response, context, origin=None)
+
+    async def _answer_withheld(self, connection: Connection, request: Any, reason: str,
+                               context: grpc.aio.ServicerContext) -> None:
+        if request.response_nonce:
+            return  # an ACK of our empty answer
+        log.warning("withheld", extra={"conn": connection.id, "proxy": connection.node.id,
+                                       "type": request.type_url, "reason": reason})
+        nonce = f"withheld-{next(_debug_nonces)}"
+        response: Response
+        if connection.delta:
+            names = [n for n in request.resource_names_subscribe if n != "*"]
+            response = DeltaResponse(request.type_url, nonce, [], names)
+        else:
+            response = SotwResponse(request.type_url, nonce, nonce, [])
         await self._write(connection, response, context, origin=None)
 
     async def _push(self, connection: Connection, context: grpc.aio.ServicerContext) -> None:
