@@ -201,3 +201,38 @@ async def test_waypoint_secrets_rotate_before_expiry(demo_copy: Path, tmp_path: 
         await client.close()
         for channel in secure.channels:
             await channel.close()
+
+
+@pytest.mark.parametrize("sa, allowed", [("bookinfo-productpage", True),
+                                         ("bookinfo-details", False)])
+async def test_ztunnel_impersonates_only_pods_on_its_node(demo_copy: Path, tmp_path: Path,
+                                                           sa: str, allowed: bool) -> None:
+    """The node account may ask for a pod's identity only if that pod runs on its node
+    (productpage runs on node-a, details on node-b), judged from the mesh model."""
+    from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
+
+    tokens_file = tmp_path / "tokens"
+    token = add_grant(tokens_file, TokenGrant(Identity.from_account("istio-system/ztunnel"),
+                                              node="node-a"))
+    options = SecurityOptions(ca_dir=tmp_path / "ca", tokens_file=tokens_file)
+    async with running_control_plane(demo_copy, secure_port=-1, security=options) as plane:
+        root = (tmp_path / "ca" / "root-cert.pem").read_bytes()
+        secure = Secure(plane, {"istio-system/ztunnel": token}, root, [])
+        stub = ca_pb2_grpc.IstioCertificateServiceStub(secure.channel())
+        wanted = f"spiffe://cluster.local/ns/bookinfo/sa/{sa}"
+        request = ca_pb2.IstioCertificateRequest(csr=make_csr(wanted, ec_key()))
+        request.metadata.update({"ImpersonatedIdentity": wanted})
+        call = stub.CreateCertificate(request, metadata=secure.auth("istio-system/ztunnel"),
+                                      timeout=10)
+        if allowed:
+            chain = list((await call).cert_chain)
+            assert verify_chain(tmp_path / "v", chain).returncode == 0
+            leaf = x509.load_pem_x509_certificate(chain[0].encode())
+            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert san.get_values_for_type(x509.UniformResourceIdentifier) == [wanted]
+        else:
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await call
+            assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        for channel in secure.channels:
+            await channel.close()
