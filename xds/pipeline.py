@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from xds.model.mesh import ChangeSet, Mesh
 from xds.resources import Update
@@ -22,6 +23,18 @@ from xds.translate.base import Translator
 log = logging.getLogger("xds.pipeline")
 
 
+@dataclass(frozen=True)
+class PushRecord:
+    """One rebuild, as ``/debug/push_status`` shows the last one."""
+
+    finished_at: float  # wall clock, time.time()
+    full: bool  # everything rebuilt (start-up, or after a failed batch)
+    objects: int | None  # changed objects; None for a full rebuild
+    kinds: tuple[str, ...]  # kinds of the changed objects (empty for a full rebuild)
+    scopes: tuple[str, ...]  # scopes whose resources changed
+    seconds: float  # translate + commit
+
+
 class Pipeline:
     def __init__(self, mesh: Mesh, store: ConfigStore, translators: Sequence[Translator], *,
                  debounce_after: float = 0.1, debounce_max: float = 10.0) -> None:
@@ -31,6 +44,7 @@ class Pipeline:
         self.debouncer: Debouncer[ChangeSet] = Debouncer(
             self._rebuild, quiet=debounce_after, max_delay=debounce_max)
         self.rebuilds = 0
+        self.last: PushRecord | None = None
         self._failed = False
 
     def changed(self, changes: ChangeSet) -> None:
@@ -59,6 +73,10 @@ class Pipeline:
         metrics.REBUILD_TIME.observe(translated - started)
         touched = self.store.commit(origin)
         self.rebuilds += 1
+        self.last = PushRecord(time.time(), changes is None,
+                               None if changes is None else len(changes.keys),
+                               () if changes is None else tuple(sorted(changes.kinds)),
+                               tuple(sorted(touched)), time.monotonic() - started)
         log.debug("rebuilt", extra={"objects": "all" if changes is None else len(changes.keys),
                                     "scopes": len(touched),
                                     "ms": round((translated - started) * 1000, 1)})

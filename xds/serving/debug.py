@@ -2,101 +2,185 @@
 
 Views are computed from the same state the streams use (connection sessions
 and the ConfigStore), so what they show is what the proxies were sent.
+
+Every ``/debug`` path goes through ``DebugAccess`` first (istiod's
+``allowAuthenticatedOrLocalhost`` + ``AuthorizeDebugRequest``): loopback
+callers and identities of the system namespace may read everything; other
+identities only ``config_dump``, and only for proxies of their own namespace;
+anyone else gets 401 (no or bad token) or 403. The views themselves are
+synchronous functions of a request and a ``DebugCaller``, so that the
+``istio.io/debug`` ADS type can replay a path against them (``replay``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from google.protobuf import json_format
 from prometheus_client import REGISTRY, generate_latest
 
 from xds import __version__, logs
+from xds.security.authn import AuthenticationError, Authenticator
 from xds.serving.ads import Connection, ConnectionRegistry
-from xds.serving.http import Guard, Handler, HttpRequest, HttpResponse
+from xds.serving.http import Handler, HttpRequest, HttpResponse
+from xds.serving.introspection import (
+    connection_row,
+    is_loopback_peer,
+    proxies,
+    sync_status,
+    watched_names,
+)
 from xds.serving.store import ConfigStore
-from xds.type_urls import SECRET, short_name
+from xds.type_urls import SECRET
+
+log = logging.getLogger("xds.debug")
 
 Decoder = Callable[[str, bytes], Any]
 """(type_url, body) -> the decoded protobuf message, for JSON views."""
 
-
-def loopback_only(request: HttpRequest) -> HttpResponse | None:
-    """Debug views reveal the mesh's topology; keep them to local callers
-    (istiod's advisories: never expose debug endpoints unauthenticated)."""
-    try:
-        if ipaddress.ip_address(request.peer).is_loopback:
-            return None
-    except ValueError:
-        pass
-    return HttpResponse.text("debug endpoints answer loopback callers only\n", 403)
+# What callers outside the system namespace may read (istiod's activeNamespaceDebuggers,
+# minus ndsz/edsz, which we do not have).
+NAMESPACED_PATHS = frozenset({"/debug/config_dump"})
 
 
-def connection_summary(connection: Connection) -> dict[str, Any]:
-    return {
-        "connection_id": connection.id,
-        "proxy": connection.node.id,
-        "proxy_type": connection.node.type.value,
-        "ip": connection.node.ip,
-        "identity": connection.identity,
-        "scope": connection.scope,
-        "peer": connection.peer,
-        "delta": connection.delta,
-    }
+@dataclass(frozen=True)
+class DebugCaller:
+    """Who is asking: ``namespace`` None may see everything, else only that namespace."""
+
+    namespace: str | None = None
+
+    def may_read(self, path: str) -> bool:
+        return self.namespace is None or path in NAMESPACED_PATHS
+
+    def may_see(self, connection: Connection) -> bool:
+        return self.namespace is None or connection.node.namespace == self.namespace
 
 
-def syncz(connections: ConnectionRegistry) -> list[dict[str, Any]]:
-    rows = []
-    for connection in connections:
-        types = {}
-        for type_url, status in connection.statuses.items():
-            types[short_name(type_url)] = {
-                "type_url": type_url,
-                "state": status.state,
-                "sent_nonce": status.sent_nonce,
-                "acked_nonce": status.acked_nonce,
-                "nacked_nonce": status.nacked_nonce,
-                "last_error": status.last_error,
-                "responses": status.responses,
-                "acks": status.acks,
-                "nacks": status.nacks,
-            }
-        rows.append({**connection_summary(connection), "types": types})
-    return rows
+EVERYTHING = DebugCaller()
+
+View = Callable[[HttpRequest, DebugCaller], Any]
+"""A debug view: the JSON value to answer; raises ``LookupError`` (404) or ``ValueError`` (400)."""
+
+
+class DebugAccess:
+    """Decides who may read ``/debug``: loopback, or a bearer token's identity.
+
+    ``authenticator`` is the TLS port's (None when that port is off: then
+    only loopback callers get in). Refusals never echo the token."""
+
+    def __init__(self, authenticator: Authenticator | None, system_namespace: str) -> None:
+        self._authenticator = authenticator
+        self._system_namespace = system_namespace
+
+    async def __call__(self, request: HttpRequest) -> DebugCaller | HttpResponse:
+        if is_loopback_peer(request.peer):
+            return EVERYTHING
+        header = request.headers.get("authorization")
+        if header is None or self._authenticator is None:
+            return self._refuse(request, 401, "debug endpoints answer loopback callers and "
+                                              "callers sending 'Authorization: Bearer <token>'")
+        metadata = [("authorization", header)]
+        if "clusterid" in request.headers:
+            metadata.append(("clusterid", request.headers["clusterid"]))
+        try:
+            caller = await self._authenticator.authenticate(metadata, request.peer)
+        except AuthenticationError as e:
+            return self._refuse(request, 401, str(e))
+        if caller.identity is None:
+            return self._refuse(request, 401, "debug endpoints need an authenticated identity")
+        if caller.identity.namespace == self._system_namespace:
+            return EVERYTHING
+        restricted = DebugCaller(caller.identity.namespace)
+        if not restricted.may_read(request.path):
+            return self._refuse(request, 403, f"{caller.identity} may read only "
+                                              f"{', '.join(sorted(NAMESPACED_PATHS))} for "
+                                              "proxies of its own namespace")
+        return restricted
+
+    @staticmethod
+    def _refuse(request: HttpRequest, status: int, reason: str) -> HttpResponse:
+        log.warning("debug request refused", extra={"path": request.path, "peer": request.peer,
+                                                    "status": status, "reason": reason})
+        return HttpResponse.text(reason + "\n", status)
 
 
 class DebugEndpoints:
     def __init__(self, *, ready: asyncio.Event, connections: ConnectionRegistry,
                  store: ConfigStore, decode: Decoder,
-                 extra: dict[str, Callable[[HttpRequest], Any]] | None = None) -> None:
+                 access: DebugAccess | None = None,
+                 extra: Mapping[str, Callable[[HttpRequest], Any]] | None = None) -> None:
+        """``extra`` adds views (path -> request -> JSON value) that need no caller,
+        e.g. the mesh model's; ``access`` defaults to loopback callers only."""
         self._ready = ready
         self._connections = connections
         self._store = store
         self._decode = decode
-        self._extra = extra or {}
+        self._access = access or DebugAccess(None, "")
+        self._views: dict[str, tuple[View, str]] = {
+            "/debug/syncz": (self._syncz, "per proxy and type: nonces sent and ACKed, "
+                                          "errors (istiod's SyncStatus); ?namespace="),
+            "/debug/connections": (self._connections_view, "connected streams"),
+            "/debug/adsz": (self._adsz, "connected streams and what each watches; ?proxyID="),
+            "/debug/config_dump": (self._config_dump, "what a proxy was sent, decoded; "
+                                                      "?proxyID=<pod>.<namespace>"),
+            "/debug/loglevel": (self._loglevel, "log levels per scope; "
+                                                "?level=ads:debug,default:info"),
+        }
+        for path, view in (extra or {}).items():
+            self._views[path] = (_ignoring_caller(view), (view.__doc__ or "").strip()
+                                 .split("\n")[0])
 
     def routes(self) -> dict[str, Handler]:
         routes: dict[str, Handler] = {
             "/ready": self._readiness,
             "/metrics": self._metrics,
             "/version": self._version,
-            "/debug": self._index,
-            "/debug/syncz": self._json(lambda r: syncz(self._connections)),
-            "/debug/connections": self._json(
-                lambda r: [connection_summary(c) for c in self._connections]),
-            "/debug/adsz": self._json(self._adsz),
-            "/debug/config_dump": self._json(self._config_dump),
-            "/debug/loglevel": self._loglevel,
+            "/debug": self._guarded(self._index),
         }
-        for path, view in self._extra.items():
-            routes[path] = self._json(view)
+        for path in self._views:
+            routes[path] = self._guarded(self.replay_request)
         return routes
 
-    def guards(self) -> dict[str, Guard]:
-        return {"/debug": loopback_only}
+    def replay(self, target: str, caller: DebugCaller) -> HttpResponse:
+        """Answer ``<path>?<query>`` (relative to ``/debug/``) as if it had come over HTTP
+        from ``caller``: the ``istio.io/debug`` ADS type."""
+        url = urlsplit("/debug/" + target.lstrip("/"))
+        request = HttpRequest("GET", url.path, parse_qs(url.query, keep_blank_values=True), {},
+                              "")
+        if not caller.may_read(request.path):
+            return HttpResponse.text(f"{request.path} is not available to callers outside "
+                                     "the system namespace\n", 403)
+        return self.replay_request(request, caller)
+
+    def replay_request(self, request: HttpRequest, caller: DebugCaller) -> HttpResponse:
+        if request.path in ("/debug", "/debug/"):
+            return self._index(request, caller)
+        entry = self._views.get(request.path)
+        if entry is None:
+            return HttpResponse.text(f"no such endpoint: {request.path}\n", 404)
+        view, _ = entry
+        try:
+            value = view(request, caller)
+        except LookupError as e:
+            return HttpResponse.json({"error": str(e).strip("'\"")}, status=404)
+        except ValueError as e:
+            return HttpResponse.json({"error": str(e)}, status=400)
+        return HttpResponse.json(value, pretty="pretty" in request.query)
+
+    def _guarded(self, answer: Callable[[HttpRequest, DebugCaller], HttpResponse]) -> Handler:
+        """``answer`` behind ``DebugAccess``."""
+        async def handler(request: HttpRequest) -> HttpResponse:
+            caller = await self._access(request)
+            if isinstance(caller, HttpResponse):
+                return caller
+            return answer(request, caller)
+
+        return handler
 
     async def _readiness(self, request: HttpRequest) -> HttpResponse:
         if self._ready.is_set():
@@ -109,51 +193,62 @@ class DebugEndpoints:
     async def _version(self, request: HttpRequest) -> HttpResponse:
         return HttpResponse.json({"version": __version__})
 
-    async def _index(self, request: HttpRequest) -> HttpResponse:
-        paths = sorted(p for p in self.routes() if p.startswith("/debug/"))
-        return HttpResponse.json({"endpoints": paths}, pretty=True)
+    def _index(self, request: HttpRequest, caller: DebugCaller) -> HttpResponse:
+        # Only callers that may read everything get here (see ``DebugCaller.may_read``).
+        endpoints = {path: help for path, (_, help) in sorted(self._views.items())}
+        return HttpResponse.json({"endpoints": endpoints}, pretty=True)
 
-    async def _loglevel(self, request: HttpRequest) -> HttpResponse:
-        spec = request.arg("level")
-        if spec:
-            try:
-                logs.set_levels(spec)
-            except ValueError as e:
-                return HttpResponse.text(f"{e}\n", 400)
-        return HttpResponse.json(logs.current_levels())
+    # -- views ------------------------------------------------------------------
 
-    def _json(self, view: Callable[[HttpRequest], Any]) -> Handler:
-        async def handler(request: HttpRequest) -> HttpResponse:
-            try:
-                value = view(request)
-            except LookupError as e:
-                return HttpResponse.json({"error": str(e).strip("'\"")}, status=404)
-            return HttpResponse.json(value, pretty="pretty" in request.query)
+    def _visible(self, caller: DebugCaller) -> list[Connection]:
+        return [c for c in self._connections if caller.may_see(c)]
 
-        return handler
+    def _syncz(self, request: HttpRequest, caller: DebugCaller) -> Any:
+        namespace = request.arg("namespace")
+        return [sync_status(c) for c in proxies(self._connections)
+                if caller.may_see(c) and (not namespace or c.node.namespace == namespace)]
 
-    def _adsz(self, request: HttpRequest) -> Any:
-        rows = []
-        for connection in self._connections:
-            watched = {}
-            for type_url, watch in connection.session.watches.items():
-                names = getattr(watch, "names", ())
-                watched[short_name(type_url)] = {
-                    "wildcard": getattr(watch, "wildcard", False),
-                    "names": sorted(names),
-                }
-            rows.append({**connection_summary(connection), "watches": watched})
-        return {"total": len(rows), "clients": rows}
+    def _connections_view(self, request: HttpRequest, caller: DebugCaller) -> Any:
+        rows = [connection_row(c) for c in self._visible(caller)]
+        return {"totalClients": len(rows), "clients": rows}
 
-    def _config_dump(self, request: HttpRequest) -> Any:
+    def _adsz(self, request: HttpRequest, caller: DebugCaller) -> Any:
+        proxy = request.arg("proxyID")
+        connections = [c for c in self._visible(caller) if not proxy or _is(c, proxy)]
+        if proxy and not connections:
+            raise LookupError(f"proxy {proxy!r} is not connected to this instance")
+        rows = [{**connection_row(c), "watches": watched_names(c)} for c in connections]
+        return {"totalClients": len(rows), "clients": rows}
+
+    def _config_dump(self, request: HttpRequest, caller: DebugCaller) -> Any:
         """What a connected proxy was given, decoded, by type (secrets redacted)."""
         proxy = request.arg("proxyID")
         if not proxy:
-            raise LookupError("pass ?proxyID=<pod>.<namespace>")
-        for connection in self._connections:
-            if connection.node.id == proxy or connection.node.pod_name == proxy:
+            raise ValueError("pass ?proxyID=<pod>.<namespace>")
+        for connection in self._visible(caller):
+            if _is(connection, proxy):
                 return render_scope(self._store, connection.scope, self._decode)
-        raise LookupError(f"no connected proxy {proxy!r}")
+        # The same answer whether the proxy is elsewhere or not visible to the
+        # caller: a namespace-restricted caller learns nothing about others.
+        raise LookupError(f"proxy {proxy!r} is not connected to this instance")
+
+    def _loglevel(self, request: HttpRequest, caller: DebugCaller) -> Any:
+        spec = request.arg("level")
+        if spec:
+            logs.set_levels(spec)  # ValueError -> 400
+            log.info("log levels changed", extra={"levels": spec})
+        return logs.current_levels()
+
+
+def _is(connection: Connection, proxy: str) -> bool:
+    return proxy in (connection.node.id, connection.node.pod_name)
+
+
+def _ignoring_caller(view: Callable[[HttpRequest], Any]) -> View:
+    def answer(request: HttpRequest, caller: DebugCaller) -> Any:
+        return view(request)
+
+    return answer
 
 
 def render_scope(store: ConfigStore, scope: str, decode: Decoder) -> dict[str, list[Any]]:

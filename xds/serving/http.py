@@ -124,7 +124,8 @@ class HttpServer:
             body = await reader.readexactly(length)
         url = urlsplit(target)
         peer = writer.get_extra_info("peername")
-        request = HttpRequest(method.upper(), url.path, parse_qs(url.query), headers,
+        request = HttpRequest(method.upper(), url.path,
+                              parse_qs(url.query, keep_blank_values=True), headers,
                               peer[0] if peer else "", body)
         handler = self._route(request.path)
         if handler is None:
