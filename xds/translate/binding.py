@@ -41,6 +41,7 @@ Typical use::
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -59,7 +60,7 @@ from xds.model.gateway import (
     GatewayClass,
 )
 from xds.model.mesh import Mesh
-from xds.model.meta import IPAddress, KubeObject
+from xds.model.meta import IPAddress, KubeObject, ObjectKey
 from xds.model.networking import ServiceEntry, WorkloadEntry
 
 HBONE_PORT = 15008
@@ -531,6 +532,7 @@ class WaypointBindings:
     waypoints: dict[str, Waypoint]
     _services: dict[str, list[BoundService]] = field(default_factory=dict)
     _workloads: dict[str, list[BoundWorkload]] = field(default_factory=dict)
+    _waypoint_of: dict[ObjectKey, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, mesh: Mesh) -> WaypointBindings:
@@ -560,7 +562,35 @@ class WaypointBindings:
                                      namespace_of(workload.namespace), waypoints).waypoint
             if bound is not None:
                 bindings._workloads.setdefault(bound.key, []).append(workload)
+                bindings._waypoint_of[workload.key] = bound.key
         return bindings
+
+    def rebind_pods(self, mesh: Mesh, keys: Iterable[ObjectKey]) -> set[str]:
+        """Bring the workload bindings of these pods up to date, in place.
+
+        Only for changes that touch nothing but plain pods (no waypoint instance
+        pods, which change the waypoints themselves): then Service bindings and
+        the waypoints stay as they are. Returns the keys of the waypoints whose
+        bound workloads changed (the old and the new binding of each pod)."""
+        touched: set[str] = set()
+        for key in keys:
+            old = self._waypoint_of.pop(key, None)
+            if old is not None:
+                self._workloads[old] = [w for w in self._workloads[old] if w.key != key]
+                touched.add(old)
+            pod = mesh.get_by_key(key)
+            if not isinstance(pod, Pod):
+                continue
+            if instance_of(pod.namespace, pod.labels, self.waypoints) is not None:
+                continue
+            bound = workload_binding(pod.namespace, pod.labels, mesh.namespace(pod.namespace),
+                                     self.waypoints).waypoint
+            if bound is not None:
+                workloads = self._workloads.setdefault(bound.key, [])
+                bisect.insort(workloads, pod, key=_order)
+                self._waypoint_of[key] = bound.key
+                touched.add(bound.key)
+        return touched
 
     def get(self, namespace: str, name: str) -> Waypoint | None:
         return self.waypoints.get(f"{namespace}/{name}")

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from xds import type_urls
+from xds.model import wellknown
 from xds.model.gateway import Gateway
 from xds.model.mesh import ChangeSet, Mesh
 from xds.resources import Resource, Update, waypoint_scope
@@ -41,14 +42,33 @@ class WaypointTranslator:
 
     def __init__(self) -> None:
         self._inputs: dict[str, WaypointInputs] = {}
+        # Namespaces whose pods each waypoint's inputs depend on.
+        self._namespaces: dict[str, frozenset[str]] = {}
+        self._bindings: WaypointBindings | None = None
 
     def translate(self, mesh: Mesh, changes: ChangeSet | None) -> list[Update]:
         if changes is not None and changes.kinds <= _IRRELEVANT_KINDS:
             return []
-        bindings = WaypointBindings.build(mesh)
+        if changes is not None and self._bindings is not None and _plain_pods_only(mesh,
+                                                                                   changes):
+            # Pod churn is most of all changes: only the waypoints those pods are
+            # bound to, or that serve a service of their namespace, can differ.
+            touched = self._bindings.rebind_pods(mesh, changes.keys)
+            namespaces = {key.namespace for key in changes.keys}
+            gateways = [gateway for gateway in mesh.objects(Gateway)
+                        if f"{gateway.namespace}/{gateway.name}" in touched
+                        or self._namespaces.get(waypoint_scope(gateway.namespace, gateway.name),
+                                                frozenset()) & namespaces]
+            return self._translate(mesh, self._bindings, gateways, changes, prune=False)
+        self._bindings = WaypointBindings.build(mesh)
+        return self._translate(mesh, self._bindings, list(mesh.objects(Gateway)), changes,
+                               prune=True)
+
+    def _translate(self, mesh: Mesh, bindings: WaypointBindings, gateways: list[Gateway],
+                   changes: ChangeSet | None, *, prune: bool) -> list[Update]:
         updates: list[Update] = []
         current: set[str] = set()
-        for gateway in sorted(mesh.objects(Gateway), key=lambda g: (g.namespace, g.name)):
+        for gateway in sorted(gateways, key=lambda g: (g.namespace, g.name)):
             inputs = collect(mesh, bindings, gateway)
             if inputs is None:
                 continue
@@ -56,19 +76,40 @@ class WaypointTranslator:
             current.add(scope)
             previous = self._inputs.get(scope)
             self._inputs[scope] = inputs
+            self._namespaces[scope] = _namespaces(inputs)
             if changes is not None and previous == inputs:
                 continue
             if changes is None or previous is None or previous.config != inputs.config:
                 updates += snapshot(scope, inputs)
             else:
                 updates.append(_update(scope, type_urls.ENDPOINT, build_endpoints(inputs)))
-        for scope in sorted(set(self._inputs) - current):
-            # The Gateway is gone (or no longer a waypoint): empty its scope.
-            del self._inputs[scope]
-            updates += [Update(scope, type_url, replace=True)
-                        for type_url in (type_urls.CLUSTER, type_urls.ENDPOINT,
-                                         type_urls.LISTENER)]
+        if prune:
+            for scope in sorted(set(self._inputs) - current):
+                # The Gateway is gone (or no longer a waypoint): empty its scope.
+                del self._inputs[scope]
+                self._namespaces.pop(scope, None)
+                updates += [Update(scope, type_url, replace=True)
+                            for type_url in (type_urls.CLUSTER, type_urls.ENDPOINT,
+                                             type_urls.LISTENER)]
         return updates
+
+
+def _plain_pods_only(mesh: Mesh, changes: ChangeSet) -> bool:
+    """Only pods changed, and none of them (before or after) runs a waypoint."""
+    if changes.kinds != {"Pod"}:
+        return False
+    for key in changes.keys:
+        for pod in (mesh.get_by_key(key), changes.previous.get(key)):
+            if pod is not None and wellknown.GATEWAY_NAME in pod.labels:
+                return False
+    return True
+
+
+def _namespaces(inputs: WaypointInputs) -> frozenset[str]:
+    config = inputs.config
+    return frozenset({config.identity.namespace,
+                      *(service.namespace for service in config.services),
+                      *(workload.namespace for workload in config.workloads)})
 
 
 def snapshot(scope: str, inputs: WaypointInputs) -> list[Update]:
