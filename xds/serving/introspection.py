@@ -112,9 +112,15 @@ def control_plane_identifier(pod_name: str | None = None) -> str:
 
 # -- delivery state -----------------------------------------------------------------
 
+# Sessions record monotonic times. One fixed offset maps them to wall-clock time, so
+# that every view shows the same instant for the same event (a clock step after
+# start-up shifts what is displayed, never what is measured).
+_WALL_CLOCK_OFFSET = time.time() - time.monotonic()
+
+
 def wall_time(monotonic: float) -> dt.datetime:
     """A ``time.monotonic()`` reading (what sessions record) as UTC wall-clock time."""
-    return dt.datetime.fromtimestamp(time.time() - (time.monotonic() - monotonic), dt.UTC)
+    return dt.datetime.fromtimestamp(monotonic + _WALL_CLOCK_OFFSET, dt.UTC)
 
 
 def _timestamp(monotonic: float) -> timestamp_pb2.Timestamp:
