@@ -1,0 +1,147 @@
+"""``python -m loadtest``: simulated ztunnels and waypoints against our xDS server and the floor.
+
+    .venv/bin/python -m loadtest --scenario ambient-1k --report /tmp/ambient-1k.json
+    .venv/bin/python -m loadtest --list
+    .venv/bin/python -m loadtest --scenario ambient-churn --workers 2 --poll-interval 0.25
+    .venv/bin/python -m loadtest --scenario smoke --xds-address 127.0.0.1:15010 \\
+        --config-dir /path/the/server/reads --http-port 15014
+
+By default the harness writes the scenario's mesh to a temporary directory
+and starts ``xds serve`` on free loopback ports; ``--workers`` and
+``--server-arg`` are passed through to it. With ``--xds-address`` it drives a
+server that is already running instead (changes need ``--config-dir``, the
+directory that server reads; the harness writes its mesh there).
+
+Exit status: 0 when the run completed (targets met or not: see the table
+and the JSON's ``met``), 1 when it could not run, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from loadtest import figures
+from loadtest.churn import ChurnSpec
+from loadtest.progress import Progress
+from loadtest.report import Report, git_commit
+from loadtest.run import External, RunOptions, default_client_processes, run
+from loadtest.scenarios import PRESETS, Scenario
+from loadtest.servers import REPO, ServeOptions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=sorted(PRESETS), default="smoke")
+    parser.add_argument("--list", action="store_true", help="describe the presets and exit")
+    parser.add_argument("--report", type=Path, metavar="FILE", help="write the figures as JSON")
+    shape = parser.add_argument_group("scenario overrides")
+    shape.add_argument("--ztunnels", type=int)
+    shape.add_argument("--waypoints", type=int)
+    shape.add_argument("--pods", type=int)
+    shape.add_argument("--services", type=int)
+    shape.add_argument("--singles", type=int, help="isolated pod changes")
+    shape.add_argument("--churn-rate", type=float, metavar="PODS/S")
+    shape.add_argument("--duration", type=float, metavar="SECONDS", help="churn duration")
+    shape.add_argument("--connect-rate", type=float, metavar="PER_S",
+                       help="new connections per second over all client processes")
+    shape.add_argument("--idle", type=float, metavar="SECONDS", dest="idle_seconds")
+    shape.add_argument("--poll-interval", type=float, metavar="SECONDS")
+    shape.add_argument("--debounce-after", type=float, metavar="SECONDS")
+    shape.add_argument("--debounce-max", type=float, metavar="SECONDS")
+    shape.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
+    server = parser.add_argument_group("server")
+    server.add_argument("--workers", type=int, default=1, help="passed to xds serve --workers")
+    server.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for xds serve (repeatable)")
+    server.add_argument("--log-level", default="info", help="xds serve --log-level")
+    server.add_argument("--client-procs", type=int, default=default_client_processes(),
+                        help="client processes running the simulated proxies")
+    server.add_argument("--workdir", type=Path,
+                        help="keep the mesh, CA and server log here (default: temporary)")
+    external = parser.add_argument_group("external server")
+    external.add_argument("--xds-address", metavar="HOST:PORT",
+                          help="drive a running server instead of starting one")
+    external.add_argument("--config-dir", type=Path,
+                          help="the directory that server reads (the harness writes its mesh)")
+    external.add_argument("--http-port", type=int, help="that server's /metrics port")
+    external.add_argument("--ca-dir", type=Path, help="that server's CA (TLS scenarios)")
+    external.add_argument("--server-pid", type=int, action="append", default=[],
+                          help="pid(s) to sample for CPU and memory")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def scenario_from(args: argparse.Namespace) -> Scenario:
+    scenario = PRESETS[args.scenario]
+    mesh = scenario.mesh
+    if args.pods is not None:
+        mesh = replace(mesh, pods=args.pods)
+    if args.services is not None:
+        mesh = replace(mesh, services=args.services)
+    churn = scenario.churn
+    if args.churn_rate is not None or args.duration is not None:
+        churn = replace(churn or ChurnSpec(),
+                        **{k: v for k, v in (("pods_per_second", args.churn_rate),
+                                             ("seconds", args.duration)) if v is not None})
+    overrides = {name: getattr(args, name) for name in (
+        "ztunnels", "waypoints", "singles", "connect_rate", "idle_seconds", "poll_interval",
+        "debounce_after", "debounce_max") if getattr(args, name) is not None}
+    if args.ztunnels is not None and args.ztunnels > mesh.nodes:
+        mesh = replace(mesh, nodes=args.ztunnels)
+    return replace(scenario, mesh=mesh, churn=churn, floor=scenario.floor and not args.no_floor,
+                   **overrides)
+
+
+def describe() -> str:
+    lines = []
+    for scenario in PRESETS.values():
+        targets = ", ".join(f"{k} {v:g}" for k, v in scenario.targets.items())
+        lines.append(f"{scenario.name:16} {scenario.summary}\n{'':16} targets: {targets}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        print(describe())
+        return 0
+    if args.config_dir is not None and args.xds_address is None:
+        parser.error("--config-dir is for an external server (--xds-address)")
+    scenario = scenario_from(args)
+    external = None if args.xds_address is None else External(
+        args.xds_address, args.config_dir, args.http_port, args.ca_dir, args.server_pid)
+    options = RunOptions(
+        client_processes=args.client_procs,
+        serve=ServeOptions(workers=args.workers, poll_interval=scenario.poll_interval,
+                           debounce_after=scenario.debounce_after,
+                           debounce_max=scenario.debounce_max, log_level=args.log_level,
+                           extra_args=list(args.server_arg)),
+        external=external, floor=scenario.floor, workdir=args.workdir)
+    progress = Progress(quiet=args.quiet)
+    try:
+        result = run(scenario, options, progress)
+    except Exception as e:
+        print(f"loadtest: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    report = figures.build(result, Report(scenario.name, git_commit(REPO)))
+    print()
+    print(f"scenario {scenario.name} (commit {report.commit[:12]})")
+    print(report.table())
+    for note in report.notes:
+        print(f"note: {note}")
+    missed = report.missed()
+    print(f"{len(missed)} target(s) missed" + (": " + ", ".join(m.name for m in missed)
+                                                 if missed else ""))
+    if args.report is not None:
+        report.write(args.report)
+        print(f"report written to {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Change plans and the config directory they are applied to."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loadtest import mesh
+from loadtest.churn import ChurnSpec, Expect, Planner
+from loadtest.meshfiles import MeshFiles, NotOurDirectory
+from loadtest.meshgen import MeshSpec
+from xds import type_urls
+from xds.model import MeshStore, parse_object
+from xds.translate.ztunnel import ZtunnelTranslator
+
+SPEC = MeshSpec(pods=60, services=6, namespaces=3, waypoints=2, nodes=4,
+                authorization_policies=4)
+
+
+@pytest.fixture
+def documents() -> list[dict[str, object]]:
+    return mesh.manifests(SPEC, routes=4)
+
+
+def ztunnel_names(documents: list[dict[str, object]]) -> dict[str, set[str]]:
+    store = MeshStore()
+    store.apply([o for o in map(parse_object, documents) if o is not None])
+    names: dict[str, set[str]] = {}
+    for update in ZtunnelTranslator().translate(store, None):
+        names.setdefault(update.type_url, set()).update(r.name for r in update.upserts)
+    return names
+
+
+def test_a_plan_touches_each_object_once_and_names_real_resources(
+        documents: list[dict[str, object]]) -> None:
+    planner = Planner(documents)
+    singles = planner.singles(6)
+    schedule = planner.churn(ChurnSpec(pods_per_second=10, seconds=2,
+                                       service_edits_per_second=1, policy_edits_per_second=1,
+                                       route_edits_per_second=1))
+    changes = singles + [s.change for s in schedule]
+    assert Counter(c.kind for c in singles) == {"pod-relabel": 2, "pod-add": 2, "pod-remove": 2}
+    refs = [c.ref for c in changes]
+    assert len(refs) == len(set(refs))
+    assert [s.offset for s in schedule] == sorted(s.offset for s in schedule)
+    existing = ztunnel_names(documents)
+    for change in changes:
+        if change.kind == "pod-add":
+            assert change.key not in existing[type_urls.ADDRESS]
+        elif change.expect is not Expect.ANY:
+            assert change.key in existing[change.type_url], change
+
+
+def test_applied_changes_show_up_under_the_expected_names(
+        documents: list[dict[str, object]], tmp_path: Path) -> None:
+    files = MeshFiles(tmp_path, pods_per_file=5)
+    files.write(documents)
+    planner = Planner(documents)
+    changes = [planner.pod_add(), planner.pod_remove(), planner.pod_relabel(),
+               planner.service_edit(), planner.policy_edit()]
+    before = _versions(tmp_path)
+    for change in changes:
+        if change.manifest is None:
+            files.delete(change.ref)
+        else:
+            files.put(change.manifest)
+    after = _versions(tmp_path)
+    for change in changes:
+        if change.expect is Expect.REMOVE:
+            assert change.key in before and change.key not in after
+        else:
+            assert after[change.key] != before.get(change.key), change.kind
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _versions(directory: Path) -> dict[str, str]:
+    documents = [d for path in sorted(directory.glob("*.yaml"))
+                 for d in yaml.safe_load_all(path.read_text()) if d]
+    store = MeshStore()
+    store.apply([o for o in map(parse_object, documents) if o is not None])
+    return {r.name: r.version for u in ZtunnelTranslator().translate(store, None)
+            for r in u.upserts}
+
+
+def test_refuses_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "someone-elses.yaml").write_text("kind: Namespace\n")
+    with pytest.raises(NotOurDirectory):
+        MeshFiles(tmp_path).write([])

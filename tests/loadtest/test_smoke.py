@@ -1,0 +1,71 @@
+"""The load test's smoke preset end to end: real server, real floor, real client processes.
+
+Runs ``python -m loadtest --scenario smoke`` (two dozen ztunnels and two
+waypoints over TLS, single changes, a route edit, churn, a CSR storm) and
+checks the JSON report: its exact shape, that it names this commit, and that
+every change reached every proxy it had to reach, ACKed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+# Figures the smoke run must produce (it exercises every phase).
+EXPECTED = {
+    "connect_all_synced", "floor_connect_all_synced", "server_startup", "server_rss_per_proxy",
+    "single_change_p99", "floor_single_change_p99", "single_change_floor_ratio",
+    "floor_fanout_p99", "route_change_p99", "churn_p99", "floor_churn_p99", "churn_floor_ratio",
+    "csr_rate", "csr_open_p99", "changes_not_converged", "nacks", "stream_errors",
+    "config.ztunnels", "config.poll_interval", "config.server_workers",
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    path = tmp_path_factory.mktemp("smoke") / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest", "--scenario", "smoke", "--client-procs", "2",
+         "--report", str(path), "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    loaded: dict[str, object] = json.loads(path.read_text())
+    return loaded
+
+
+def test_report_has_exactly_the_documented_shape(report: dict[str, object]) -> None:
+    assert set(report) == {"scenario", "commit", "metrics"}
+    assert report["scenario"] == "smoke"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert report["commit"] == head
+    metrics = report["metrics"]
+    assert isinstance(metrics, dict)
+    assert set(metrics) >= EXPECTED, sorted(EXPECTED - set(metrics))
+    for name, metric in metrics.items():
+        assert set(metric) == {"value", "unit", "target", "met"}, name
+        assert isinstance(metric["value"], int | float) and not isinstance(metric["value"], bool)
+        assert isinstance(metric["unit"], str) and metric["unit"], name
+        if metric["target"] is None:
+            assert metric["met"] is None, name
+        else:
+            assert isinstance(metric["met"], bool), name
+
+
+def test_every_change_reached_every_proxy(report: dict[str, object]) -> None:
+    metrics = report["metrics"]
+    assert isinstance(metrics, dict)
+    for name in ("changes_not_converged", "nacks", "stream_errors", "csr_errors"):
+        assert metrics[name]["value"] == 0, (name, metrics[name])
+        assert metrics[name]["met"] is not False, name
+    # Converged changes have latencies; a change no proxy received would have none.
+    for name in ("single_change_p99", "route_change_p99", "churn_p99"):
+        assert 0 < metrics[name]["value"] < 10_000, (name, metrics[name])
