@@ -4,7 +4,8 @@ A snapshot is what the translator puts in one waypoint scope. To check it
 without a control plane, it becomes a static bootstrap: EDS clusters turn
 STATIC with their ClusterLoadAssignment inlined (which also proves every EDS
 cluster has one), SDS-over-ADS references become references to static
-secrets, and the listeners are taken as they are.
+secrets, and the listeners are taken as they are. The runtime layers are the
+served bootstrap's (``xds bootstrap waypoint``), so both run the same Envoy.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from google.protobuf.json_format import MessageToDict
 
 from xds import type_urls
 from xds.resources import Update, decode
+from xds.translate.waypoint.bootstrap import runtime_layers
 
 ENVOY = Path(sys.executable).parent / "envoy"
 SECRET_NAMES = ("default", "ROOTCA")
@@ -137,6 +139,7 @@ def static_bootstrap(snapshot: Mapping[str, Sequence[dict[str, Any]]], certs: Ce
                           for listener in snapshot.get(type_urls.LISTENER, [])],
             "clusters": clusters,
         },
+        "layered_runtime": runtime_layers(),
     }
 
 

@@ -156,3 +156,12 @@ def test_envoy_accepts_the_bootstraps(tmp_path: Path) -> None:
     failures = [f"{r.name}: {r.output[-2000:]}" for r in validate(configs, tmp_path / "out")
                 if r.returncode != 0]
     assert not failures, "\n".join(failures)
+
+
+def test_runtime_keeps_bytes_written_before_a_close() -> None:
+    # Why: bootstrap.RUNTIME_OVERRIDES (live proof in test_envoy_live). The
+    # admin layer comes last so /runtime_modify can still change anything.
+    layers = bootstrap(BASE)["layered_runtime"]["layers"]
+    assert layers[0]["static_layer"] == {
+        "envoy.reloadable_features.enable_send_rst_on_user_space_socket": False}
+    assert layers[-1] == {"name": "admin", "admin_layer": {}}

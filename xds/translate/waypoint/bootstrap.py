@@ -15,7 +15,10 @@ What istio-proxy gets from pilot-agent, written out for a plain Envoy:
 * the internal-listener bootstrap extension, without which Envoy rejects
   ``internal_listener`` (and with it the whole waypoint);
 * admin on loopback, a readiness listener (``/healthz/ready``, Envoy's own
-  ``/ready``) and a Prometheus listener, as istio-proxy has them.
+  ``/ready``) and a Prometheus listener, as istio-proxy has them;
+* a runtime layer that keeps TCP bytes a server writes just before it closes
+  (``RUNTIME_OVERRIDES``), plus an admin layer so an operator can inspect or
+  flip runtime values at ``/runtime_modify``.
 
 The token is read once, when the bootstrap is written: Envoy's gRPC
 ``initial_metadata`` is static, so a rotated token needs a new bootstrap
@@ -35,6 +38,26 @@ MANAGED_LABEL = "gateway.istio.io/managed"
 XDS_CLUSTER = "xds-grpc"
 ADMIN_CLUSTER = "admin"
 DEFAULT_SERVER_NAME = "istiod.istio-system.svc"
+
+SEND_RST_ON_USER_SPACE_SOCKET = "envoy.reloadable_features.enable_send_rst_on_user_space_socket"
+RUNTIME_OVERRIDES: dict[str, Any] = {SEND_RST_ON_USER_SPACE_SOCKET: False}
+"""Runtime values every waypoint needs on stock Envoy 1.40 (waypoint.md §13 caveat).
+
+Without it, bytes that a TCP server writes right before it closes are lost on
+the way back: the tunnel to the destination ends (``connect_originate`` sees
+DATA with END_STREAM and closes its internal downstream *normally*), yet the
+user-space socket pair reports that close to main_internal's ``tcp_proxy`` as a
+reset (``ECONNRESET`` after the buffered bytes; RST emulation on internal
+connections, new in 1.40). Since 1.38 ``tcp_proxy`` answers an upstream reset
+with an abortive close of its downstream, which discards the bytes it has just
+queued there and not yet flushed; the client gets an empty stream (``UR``
+then ``UC`` in the access logs). With the guard off, internal connections close
+with FIN semantics as they did up to 1.39, and the bytes arrive. What is given
+up: a real RST is not propagated across the internal hops (it arrives as a
+FIN), which is also how istio-proxy waypoints on Envoy <= 1.37 behave. The
+guard is temporary in Envoy: re-check when it is removed (the live test
+``test_write_then_close_needs_the_runtime_override`` fails once it no longer
+matters)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +138,14 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
             "lds_config": ads_source,
         },
         "static_resources": {"listeners": listeners, "clusters": clusters},
+        "layered_runtime": runtime_layers(),
     }
+
+
+def runtime_layers() -> dict[str, Any]:
+    """``layered_runtime``: our overrides (static), then an admin layer over them."""
+    return {"layers": [{"name": "waypoint-overrides", "static_layer": dict(RUNTIME_OVERRIDES)},
+                       {"name": "admin", "admin_layer": {}}]}
 
 
 def bootstrap_yaml(options: BootstrapOptions) -> str:
