@@ -64,11 +64,20 @@ def envoy(name: str, config: dict[str, Any], directory: Path) -> Iterator[Runnin
                                                                  "port_value": 0}}}}
     path = directory / f"{name}.json"
     path.write_text(json.dumps(config, indent=1))
+    with envoy_from_file(name, path, directory) as running:
+        yield running
+
+
+@contextmanager
+def envoy_from_file(name: str, config: Path, directory: Path) -> Iterator[RunningEnvoy]:
+    """Start Envoy on a config file as it is (JSON or YAML) and wait until it is ready."""
+    directory.mkdir(parents=True, exist_ok=True)
     admin_file = directory / f"{name}.admin"
+    admin_file.unlink(missing_ok=True)
     log = directory / f"{name}.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [str(ENVOY), "-c", str(path), "--disable-hot-restart",
+            [str(ENVOY), "-c", str(config), "--disable-hot-restart",
              # ENVOY_LOG_LEVEL=debug when a live test needs explaining.
              "--log-level", os.environ.get("ENVOY_LOG_LEVEL", "info"),
              "--admin-address-path", str(admin_file), "--base-id-path", str(directory / name)],
@@ -127,7 +136,8 @@ class Tunnel:
 
 
 def client_ztunnel(tunnels: list[Tunnel], waypoint_port: int, certs: Certificates,
-                   identities: dict[str, tuple[Path, Path]]) -> dict[str, Any]:
+                   identities: dict[str, tuple[Path, Path]],
+                   waypoint_address: str = "127.0.0.1") -> dict[str, Any]:
     listeners = [{
         "name": tunnel.name,
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": tunnel.port}},
@@ -143,7 +153,7 @@ def client_ztunnel(tunnels: list[Tunnel], waypoint_port: int, certs: Certificate
         "name": f"hbone-{identity}", "type": "STATIC", "connect_timeout": "2s",
         "load_assignment": {"cluster_name": f"hbone-{identity}", "endpoints": [{
             "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": "127.0.0.1", "port_value": waypoint_port}}}}]}]},
+                "address": waypoint_address, "port_value": waypoint_port}}}}]}]},
         "typed_extension_protocol_options": _h2_connect_options(),
         "transport_socket": {"name": "tls", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
@@ -204,7 +214,9 @@ def retarget_hbone_ports(config: dict[str, Any], terminate_port: int,
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = json.dumps({"backend": self.server.server_address[0], "path": self.path,
+        address = self.server.server_address
+        backend = address[0] if isinstance(address, tuple) else str(address)
+        body = json.dumps({"backend": backend, "path": self.path,
                            "headers": dict(self.headers)}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
