@@ -360,6 +360,9 @@ def test_authorization_policy_on_the_waypoint_checks_spiffe_ids(waypoint: Waypoi
         assert connection.getresponse().status == 403
     finally:
         connection.close()
+    logs = waypoint.mesh.logs
+    assert waypoint.mesh.loop.call(lambda: sum(log.methods.get("DELETE", 0)
+                                               for log in logs.values())) == 0
     # The TCP chain applies the L4 rule: the stranger's connection is closed
     # without a byte from the backend.
     assert tcp_exchange(waypoint.ports["echo-stranger"], b"hello\n") == b""
@@ -440,7 +443,10 @@ def test_no_nack_and_envoy_agrees_with_our_ack_tracking(waypoint: Waypoint) -> N
     assert view.errors == [], view.errors
     assert view.warming == []
     assert view.empty_assignments == []
+    assert view.versions[type_urls.CLUSTER] and view.versions[type_urls.LISTENER]
     assert view.versions[type_urls.SECRET].keys() == {"default", "ROOTCA"}
+    # The certificate Envoy serves HBONE with is the waypoint's, from our CA.
+    assert h.certificate_uris(waypoint.envoy) == [f"spiffe://{h.TRUST_DOMAIN}/ns/{NS}/sa/waypoint"]
 
     def server() -> list[h.ServerView]:
         return [h.server_view(c, mesh.plane.store) for c in

@@ -303,6 +303,15 @@ def config_dump(envoy: RunningEnvoy) -> dict[str, Any]:
     return dump
 
 
+def certificate_uris(envoy: RunningEnvoy) -> list[str]:
+    """URI SANs of the certificates Envoy holds (admin ``/certs``), without the CAs'."""
+    with urllib.request.urlopen(f"{envoy.admin}/certs", timeout=10) as reply:
+        certs = json.load(reply)
+    return sorted({san["uri"] for entry in certs.get("certificates", [])
+                   for cert in entry.get("cert_chain", [])
+                   for san in cert.get("subject_alt_names", []) if "uri" in san})
+
+
 def dump_section(dump: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """The ``*ConfigDump`` of one kind (``Clusters``, ``Listeners``, ...)."""
     for config in dump["configs"]:
