@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=_workers, default=1, metavar="N",
                        help="serving processes sharing the ports (SO_REUSEPORT); each holds "
                             "its own copy of the mesh, like an istiod replica")
-    serve.add_argument("--poll-interval", type=_seconds, default=0.5, metavar="SECONDS",
+    serve.add_argument("--poll-interval", type=_seconds, default=0.1, metavar="SECONDS",
                        help="how often the --config directory is checked for changes")
     serve.add_argument("--trust-domain", default="cluster.local",
                        help="SPIFFE trust domain of workload identities")
