@@ -19,12 +19,15 @@ and the JSON's ``met``), 1 when it could not run, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from loadtest import figures
 from loadtest.churn import ChurnSpec
+from loadtest.meshfiles import FORMATS
+from loadtest.profiling import PHASES, summarize
 from loadtest.progress import Progress
 from loadtest.report import Report, git_commit
 from loadtest.run import External, RunOptions, default_client_processes, run
@@ -52,16 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--poll-interval", type=float, metavar="SECONDS")
     shape.add_argument("--debounce-after", type=float, metavar="SECONDS")
     shape.add_argument("--debounce-max", type=float, metavar="SECONDS")
+    shape.add_argument("--pods-per-file", type=int, metavar="N",
+                       help="pods per manifest file (a pod change re-reads its file)")
     shape.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
     server = parser.add_argument_group("server")
     server.add_argument("--workers", type=int, default=1, help="passed to xds serve --workers")
     server.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="extra argument for xds serve (repeatable)")
     server.add_argument("--log-level", default="info", help="xds serve --log-level")
+    server.add_argument("--server-command", metavar="CMD",
+                        help='instead of "python -m xds serve" (split like a shell would)')
+    server.add_argument("--server-cwd", type=Path, default=REPO,
+                        help="directory the server command runs in (another checkout)")
     server.add_argument("--client-procs", type=int, default=default_client_processes(),
                         help="client processes running the simulated proxies")
     server.add_argument("--workdir", type=Path,
                         help="keep the mesh, CA and server log here (default: temporary)")
+    server.add_argument("--manifest-format", choices=FORMATS, default="yaml",
+                        help="how the mesh is written for the file source")
+    server.add_argument("--profile", type=Path, metavar="FILE",
+                        help="record the server with py-spy (raw collapsed stacks)")
+    server.add_argument("--profile-phase", choices=PHASES, default="changes")
     external = parser.add_argument_group("external server")
     external.add_argument("--xds-address", metavar="HOST:PORT",
                           help="drive a running server instead of starting one")
@@ -89,7 +103,7 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
                                              ("seconds", args.duration)) if v is not None})
     overrides = {name: getattr(args, name) for name in (
         "ztunnels", "waypoints", "singles", "connect_rate", "idle_seconds", "poll_interval",
-        "debounce_after", "debounce_max") if getattr(args, name) is not None}
+        "debounce_after", "debounce_max", "pods_per_file") if getattr(args, name) is not None}
     if args.ztunnels is not None and args.ztunnels > mesh.nodes:
         mesh = replace(mesh, nodes=args.ztunnels)
     return replace(scenario, mesh=mesh, churn=churn, floor=scenario.floor and not args.no_floor,
@@ -117,11 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         args.xds_address, args.config_dir, args.http_port, args.ca_dir, args.server_pid)
     options = RunOptions(
         client_processes=args.client_procs,
-        serve=ServeOptions(workers=args.workers, poll_interval=scenario.poll_interval,
+        serve=ServeOptions(command=shlex.split(args.server_command) if args.server_command
+                           else ServeOptions().command, cwd=args.server_cwd,
+                           workers=args.workers, poll_interval=scenario.poll_interval,
                            debounce_after=scenario.debounce_after,
                            debounce_max=scenario.debounce_max, log_level=args.log_level,
                            extra_args=list(args.server_arg)),
-        external=external, floor=scenario.floor, workdir=args.workdir)
+        external=external, floor=scenario.floor, workdir=args.workdir,
+        manifest_format=args.manifest_format, profile=args.profile,
+        profile_phase=args.profile_phase)
     progress = Progress(quiet=args.quiet)
     try:
         result = run(scenario, options, progress)
@@ -140,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.report is not None:
         report.write(args.report)
         print(f"report written to {args.report}")
+    if args.profile is not None and args.profile.exists():
+        print(f"\nserver profile ({args.profile_phase}): {args.profile}")
+        print(summarize(args.profile, 25))
     return 0
 
 

@@ -64,8 +64,8 @@ def build(outcome: RunResult, report: Report) -> Report:
         report.note(note)
     if final.first_nack:
         report.note(f"first NACK: {final.first_nack}")
-    if final.first_error:
-        report.note(f"first stream error: {final.first_error}")
+    for text, count in sorted(final.errors.items(), key=lambda item: -item[1])[:5]:
+        report.note(f"stream errors: {count} x {text}")
     for changes_ in changes:
         for bad in changes_.not_converged[:3]:
             report.note(f"not converged: change {bad.change.id} {bad.change.kind} "
@@ -130,17 +130,26 @@ def _server(add: _Add, server: Exercise, outcome: RunResult) -> None:
         add("server_cpu_connect", server.sync_window.cpu_seconds, "s",
             "server CPU from first connect to all synced")
     if server.clients is not None:
+        add("generator_cpu", server.clients.cpu_seconds, "s",
+            "CPU of all client processes over the server's part of the run")
         add("generator_busiest_cores", server.clients.busiest_cores, "cores",
             "busiest client process (near 1.0: the generator is a bottleneck)")
     metrics = server.metrics
+    # With --workers each scrape reaches one worker: differences would mix workers.
+    moved = server.change_metrics if outcome.options.serve.workers == 1 else {}
     for name, series, label in (
-            ("server_debounce_mean", "pilot_debounce_time", "first event of a batch to rebuild"),
+            ("server_debounce_mean", "pilot_debounce_time",
+             "first event of a batch to its rebuild"),
             ("server_translate_mean", "pilot_pushcontext_init_seconds",
-             "translation of a batch")):
-        count = metrics.get(f"{series}_count", 0.0)
+             "translating a batch"),
+            ("server_convergence_mean", "pilot_proxy_convergence_time",
+             "first event to a push written, per proxy"),
+            ("server_change_to_ack_mean", "xds_change_to_ack_seconds",
+             "first event to the proxy's ACK, per proxy")):
+        count = moved.get(f"{series}_count", 0.0)
         if count:
-            add(name, metrics[f"{series}_sum"] / count * 1000, "ms",
-                f"server-reported mean: {label}")
+            add(name, moved[f"{series}_sum"] / count * 1000, "ms",
+                f"server-reported mean during the changes: {label}")
     if "pilot_xds_pushes" in metrics:
         add("server_pushes", metrics["pilot_xds_pushes"], "responses",
             "server-reported responses sent" + (" (one worker)"

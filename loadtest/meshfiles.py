@@ -1,6 +1,7 @@
 """The server's config directory as the harness writes it, and edits to it.
 
-Layout (each file a YAML stream of manifests):
+Layout (each file a YAML stream of manifests, or with ``fmt="json"`` a JSON
+``kind: List``; the suffix follows):
 
 * ``00-cluster.yaml``: Namespaces, Nodes, GatewayClass (cluster-scoped objects);
 * ``10-<namespace>.yaml``: everything namespaced except pods (Services,
@@ -18,6 +19,7 @@ so the ``.loadtest`` marker and temp files are invisible to it.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterable
@@ -31,6 +33,7 @@ ObjectRef = tuple[str, str, str]
 """(kind, namespace, name); namespace "" for cluster-scoped objects."""
 
 MARKER = ".loadtest"
+FORMATS = ("yaml", "json")
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -44,9 +47,12 @@ class NotOurDirectory(Exception):
 
 
 class MeshFiles:
-    def __init__(self, directory: Path, pods_per_file: int = 25) -> None:
+    def __init__(self, directory: Path, pods_per_file: int = 25, fmt: str = "yaml") -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
         self.directory = directory
         self.pods_per_file = pods_per_file
+        self.format = fmt
         self._files: dict[str, dict[ObjectRef, Manifest]] = {}
         self._file_of: dict[ObjectRef, str] = {}
         self._pods_in: dict[str, int] = {}
@@ -88,19 +94,19 @@ class MeshFiles:
                 f"{self.directory} holds files the load test did not write "
                 f"({existing[0].name}, ...); give it an empty directory")
         for path in existing:
-            if path.is_file() and path.suffix == ".yaml":
+            if path.is_file() and path.suffix in (".yaml", ".json"):
                 path.unlink()
         marker.write_text("written by python -m loadtest; its YAML files are rewritten\n")
 
     def _initial_file(self, manifest: Manifest) -> str:
         kind, namespace, _ = ref_of(manifest)
         if not namespace:
-            return "00-cluster.yaml"
+            return "00-cluster"
         if kind != "Pod":
-            return f"10-{namespace}.yaml"
+            return f"10-{namespace}"
         index = self._pods_in.get(namespace, 0)
         self._pods_in[namespace] = index + 1
-        return f"20-pods-{namespace}-{index // self.pods_per_file:04d}.yaml"
+        return f"20-pods-{namespace}-{index // self.pods_per_file:04d}"
 
     def _added_file(self, manifest: Manifest) -> str:
         kind, namespace, _ = ref_of(manifest)
@@ -108,7 +114,7 @@ class MeshFiles:
             return self._initial_file(manifest)
         index = self._added_in.get(namespace, 0)
         self._added_in[namespace] = index + 1
-        return f"30-added-{namespace}-{index // self.pods_per_file:04d}.yaml"
+        return f"30-added-{namespace}-{index // self.pods_per_file:04d}"
 
     def _place(self, manifest: Manifest, name: str) -> None:
         ref = ref_of(manifest)
@@ -116,10 +122,14 @@ class MeshFiles:
         self._file_of[ref] = name
 
     def _dump(self, name: str) -> float:
-        target = self.directory / name
+        target = self.directory / f"{name}.{self.format}"
         temporary = self.directory / f".{name}.tmp"
         documents = list(self._files[name].values())
-        temporary.write_text(yaml.dump_all(documents, Dumper=_DUMPER, sort_keys=False))
+        if self.format == "json":
+            text = json.dumps({"apiVersion": "v1", "kind": "List", "items": documents})
+        else:
+            text = yaml.dump_all(documents, Dumper=_DUMPER, sort_keys=False)
+        temporary.write_text(text)
         applied_at = time.monotonic()
         os.replace(temporary, target)
         self.writes += 1

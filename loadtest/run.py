@@ -28,6 +28,7 @@ from loadtest.fleet import Fleet
 from loadtest.floor import FloorPush, FloorSetup
 from loadtest.meshfiles import Manifest, MeshFiles
 from loadtest.procstat import Sampler, Window
+from loadtest.profiling import Profile
 from loadtest.progress import Progress
 from loadtest.proxies import ProxySpec
 from loadtest.scenarios import Scenario
@@ -54,6 +55,10 @@ class RunOptions:
     floor: bool = True
     workdir: Path | None = None
     """Keep generated files and the server log here (default: a temporary directory)."""
+    manifest_format: str = "yaml"
+    profile: Path | None = None
+    """Record the server with py-spy into this file during ``profile_phase``."""
+    profile_phase: str = "changes"
 
 
 @dataclass
@@ -88,6 +93,9 @@ class Exercise:
     whole: Window | None = None
     clients: Window | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    """The server's /metrics at the end of the run."""
+    change_metrics: dict[str, float] = field(default_factory=dict)
+    """How the server's /metrics moved during the changes (singles, route edits, churn)."""
     pushes: list[FloorPush] = field(default_factory=list)
     csr: list[CsrResult] = field(default_factory=list)
 
@@ -179,7 +187,7 @@ def _files(scenario: Scenario, options: RunOptions, work: Path,
         return None
     directory = options.external.config_dir if options.external is not None \
         and options.external.config_dir is not None else work / "mesh"
-    files = MeshFiles(directory, scenario.pods_per_file)
+    files = MeshFiles(directory, scenario.pods_per_file, options.manifest_format)
     files.write(documents)
     return files
 
@@ -225,7 +233,7 @@ def _exercise_server(scenario: Scenario, options: RunOptions, fleet: Fleet, plan
             time.sleep(2 * scenario.poll_interval + 1.0)
     try:
         result = _exercise(scenario, fleet, subject, proxies, plan, sampler, progress, notes,
-                           tls=tls)
+                           tls=tls, profile=options.profile, profile_phase=options.profile_phase)
         result.startup_seconds = startup
         result.metrics = subject.metrics()
         return result
@@ -240,14 +248,18 @@ def _exercise_server(scenario: Scenario, options: RunOptions, fleet: Fleet, plan
 def _exercise(scenario: Scenario, fleet: Fleet, subject: Subject, proxies: list[ProxySpec],
               plan: Plan, sampler: Sampler, progress: Progress, notes: list[str], *,
               tls: Tls | None = None,
-              pushes: Callable[[], list[FloorPush]] | None = None) -> Exercise:
+              pushes: Callable[[], list[FloorPush]] | None = None,
+              profile: Path | None = None, profile_phase: str = "changes") -> Exercise:
     """Connect, idle, single changes, route edits, churn and CSRs, as far as ``plan`` and
     the scenario ask; CSRs only with ``tls`` (our server's TLS port)."""
     label = subject.label
     sampler.watch(label, subject.pids)
     began = sampler.now(label)
+    recording = _profile(profile, subject, progress) if profile_phase == "connect" else None
     sync = phases.connect(fleet, subject, proxies, scenario.connect_rate, scenario.sync_timeout,
                           progress)
+    if recording is not None:
+        recording.stop()
     sync_window = sampler.window(label, sync.started_at, sync.finished_at)
     phases.idle(fleet, scenario.idle_seconds, progress, label)
     synced_sample = sampler.now(label)
@@ -255,6 +267,8 @@ def _exercise(scenario: Scenario, fleet: Fleet, subject: Subject, proxies: list[
                       rss_synced=synced_sample.rss_bytes, sync_window=sync_window)
     result.waypoints_served = sync.status.initial_resources.get("waypoint", 0) > 0
     settle = scenario.settle_seconds
+    recording = _profile(profile, subject, progress) if profile_phase == "changes" else None
+    before = subject.metrics()
     if plan.singles:
         result.singles = phases.singles(fleet, subject, plan.singles, settle=settle,
                                         gap=scenario.single_gap, progress=progress)
@@ -272,6 +286,11 @@ def _exercise(scenario: Scenario, fleet: Fleet, subject: Subject, proxies: list[
         result.churn = phases.churn(fleet, subject, schedule, settle=settle, progress=progress)
         result.churn_window = sampler.window(label, result.churn.started_at,
                                              result.churn.finished_at)
+    after = subject.metrics()
+    result.change_metrics = {name: value - before.get(name, 0.0) for name, value in after.items()}
+    if recording is not None:
+        recording.stop()
+        progress.line(f"{label}: profile written to {recording.output}")
     if scenario.csr is not None and tls is not None:
         result.csr = phases.csr(fleet, _csr_jobs(scenario, fleet, subject, tls), progress)
     result.final = fleet.status()
@@ -284,6 +303,13 @@ def _exercise(scenario: Scenario, fleet: Fleet, subject: Subject, proxies: list[
     sampler.forget(label)
     progress.line(f"{label}: done; proxies disconnected")
     return result
+
+
+def _profile(path: Path | None, subject: Subject, progress: Progress) -> Profile | None:
+    if path is None:
+        return None
+    progress.line(f"{subject.label}: recording py-spy profile of pids {subject.pids}")
+    return Profile(subject.pids, path)
 
 
 def _csr_jobs(scenario: Scenario, fleet: Fleet, subject: Subject, tls: Tls) -> list[CsrJob]:

@@ -133,7 +133,7 @@ PRESETS: dict[str, Scenario] = {s.name: s for s in [
                 "of them (T1, T3)",
         mesh=MeshSpec(pods=1_000, services=100, namespaces=10, waypoints=10, nodes=10_000,
                       authorization_policies=20),
-        ztunnels=10_000, tls=True, singles=5, connect_rate=500, poll_interval=0.05,
+        ztunnels=10_000, tls=True, singles=5, connect_rate=250, poll_interval=0.05,
         idle_seconds=10, sync_timeout=300, settle_seconds=30, single_gap=1.0,
         targets={"single_change_p99": 2_500, "single_change_floor_ratio": FLOOR_RATIO,
                  "server_rss_synced": 1_500, "server_rss_per_proxy": 150, "nacks": 0,

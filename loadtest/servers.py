@@ -44,6 +44,9 @@ class Subject(Protocol):
     def apply(self, change: Change) -> float:
         """Make the change; returns when it became visible to the subject (monotonic)."""
 
+    def metrics(self) -> dict[str, float]:
+        """The subject's /metrics, summed over label sets (empty if it has none)."""
+
     def stop(self) -> None: ...
 
 
@@ -85,6 +88,8 @@ class ServeOptions:
     """How to run ``xds serve``; ``workers`` and ``extra_args`` are passed through."""
 
     command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "xds", "serve"])
+    cwd: Path = REPO
+    """Where the command runs (``-m xds`` imports the ``xds`` found there)."""
     workers: int = 1
     poll_interval: float = 0.5
     debounce_after: float = 0.1
@@ -127,11 +132,11 @@ class XdsServer:
 
     def start(self, timeout: float = 120.0) -> float:
         """Start and wait until every worker answers /ready; returns the seconds it took."""
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env = dict(os.environ, PYTHONPATH=str(self._options.cwd))
         with self._log_path.open("wb") as log:
             started = time.monotonic()
-            self._process = subprocess.Popen(self.command(), cwd=REPO, env=env, stdout=log,
-                                             stderr=subprocess.STDOUT)
+            self._process = subprocess.Popen(self.command(), cwd=self._options.cwd, env=env,
+                                             stdout=log, stderr=subprocess.STDOUT)
         needed = 2 * self._options.workers  # SO_REUSEPORT: any worker may answer
         streak = 0
         while streak < needed:
@@ -235,6 +240,9 @@ class FloorServer:
         self._pipe.send(floor.Apply([floor.FloorChange(change.type_url, change.key,
                                                        change.expect is Expect.REMOVE)]))
         return applied_at
+
+    def metrics(self) -> dict[str, float]:
+        return {}
 
     def pushes(self) -> list[floor.FloorPush]:
         self._pipe.send(floor.GetPushes())

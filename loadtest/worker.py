@@ -11,6 +11,7 @@ opened at the rate the parent asks for.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 import time
@@ -104,6 +105,8 @@ class Status:
     stream_errors: int = 0
     first_error: str = ""
     reconnects: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    """Stream errors by status and message."""
     outstanding: int = 0
     last_first_sync: float | None = None
     sync_seconds: list[float] = field(default_factory=list)
@@ -115,6 +118,8 @@ class Status:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for kind, count in other.initial_resources.items():
             self.initial_resources[kind] = self.initial_resources.get(kind, 0) + count
+        for text, count in other.errors.items():
+            self.errors[text] = self.errors.get(text, 0) + count
         self.first_nack = self.first_nack or other.first_nack
         self.first_error = self.first_error or other.first_error
         if other.last_first_sync is not None:
@@ -143,6 +148,7 @@ class Worker:
         self._proxy_tasks: set[asyncio.Task[Any]] = set()
         """Connection ramps and reconnects: cancelled by ``Disconnect``."""
         self._reconnects = 0
+        self._errors: collections.Counter[str] = collections.Counter()
         self._connected = False
 
     async def serve(self) -> None:
@@ -259,6 +265,7 @@ class Worker:
         else:
             text = f"{type(error).__name__}: {error}"
         state.first_error = state.first_error or text[:300]
+        self._errors[text[:120]] += 1
         if self._connected:
             self._spawn(self._reconnect(state), self._proxy_tasks)
 
@@ -277,7 +284,7 @@ class Worker:
 
     def _status(self, details: bool) -> Status:
         status = Status(proxies=len(self._states), reconnects=self._reconnects,
-                        outstanding=self._tracker.outstanding())
+                        errors=dict(self._errors), outstanding=self._tracker.outstanding())
         for state in self._states:
             status.started += 1
             status.streaming += state.streaming
@@ -308,6 +315,7 @@ class Worker:
         sims, channels = list(self._sims.values()), self._channels
         self._sims, self._channels, self._states = {}, [], []
         self._reconnects = 0
+        self._errors.clear()
         self._tracker.clear()
         for chunk in range(0, len(sims), 200):
             await asyncio.gather(*(sim.close() for sim in sims[chunk:chunk + 200]),
