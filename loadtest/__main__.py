@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--singles", type=int, help="isolated pod changes")
     shape.add_argument("--churn-rate", type=float, metavar="PODS/S")
     shape.add_argument("--duration", type=float, metavar="SECONDS", help="churn duration")
+    shape.add_argument("--service-edits", type=float, metavar="PER_S",
+                       help="Service edits per second during churn")
+    shape.add_argument("--policy-edits", type=float, metavar="PER_S",
+                       help="AuthorizationPolicy edits per second during churn")
+    shape.add_argument("--route-edits", type=float, metavar="PER_S",
+                       help="HTTPRoute edits per second during churn")
     shape.add_argument("--connect-rate", type=float, metavar="PER_S",
                        help="new connections per second over all client processes")
     shape.add_argument("--idle", type=float, metavar="SECONDS", dest="idle_seconds")
@@ -97,10 +103,13 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
     if args.services is not None:
         mesh = replace(mesh, services=args.services)
     churn = scenario.churn
-    if args.churn_rate is not None or args.duration is not None:
-        churn = replace(churn or ChurnSpec(),
-                        **{k: v for k, v in (("pods_per_second", args.churn_rate),
-                                             ("seconds", args.duration)) if v is not None})
+    churn_overrides = {k: v for k, v in (
+        ("pods_per_second", args.churn_rate), ("seconds", args.duration),
+        ("service_edits_per_second", args.service_edits),
+        ("policy_edits_per_second", args.policy_edits),
+        ("route_edits_per_second", args.route_edits)) if v is not None}
+    if churn_overrides:
+        churn = replace(churn or ChurnSpec(), **churn_overrides)
     overrides = {name: getattr(args, name) for name in (
         "ztunnels", "waypoints", "singles", "connect_rate", "idle_seconds", "poll_interval",
         "debounce_after", "debounce_max", "pods_per_file") if getattr(args, name) is not None}

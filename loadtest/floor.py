@@ -10,12 +10,15 @@ per-stream protocol state or metrics.
 
 So that "convergence / floor" compares like with like, the floor keeps the
 two delays that are configuration rather than work: it picks up changes on
-a tick of the file source's poll interval, and pushes each tick's batch
+a tick of the file source's poll interval, and pushes them
 ``debounce_after`` seconds later. That is the debounce's fixed cost and
 nothing more: unlike a quiet-period debouncer, the floor never holds a batch
-back because more changes keep arriving, so under churn the ratio shows what
-the server's batching costs on top. Its bare fan-out time (push issued until
-each ACK) is reported separately.
+back because more changes keep arriving. The one thing it does beyond
+writing is backpressure: a push waits until the previous one has been
+written to every stream, and whatever arrived meanwhile goes out with it.
+Without that, sustained churn at a short poll interval makes even the bare
+server queue more messages than gRPC can write. Its bare fan-out time (push
+issued until each ACK) is reported separately.
 
 Runs in its own process (``run`` below); the parent talks to it over a pipe.
 """
@@ -40,6 +43,9 @@ from xds.resources import Resource
 from xds.serving.delta import DeltaResponse
 from xds.serving.grpc_server import server_options
 from xds.translate.ztunnel import ZtunnelTranslator
+
+_Item = tuple[bytes, bool] | None
+"""A message for one stream and whether it is a push (None ends the stream)."""
 
 _METHOD = "DeltaAggregatedResources"
 _SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
@@ -104,11 +110,16 @@ class Floor:
     def __init__(self, setup: FloorSetup, conn: Connection) -> None:
         self._setup = setup
         self._conn = conn
-        self._streams: set[asyncio.Queue[bytes | None]] = set()
+        self._streams: set[asyncio.Queue[_Item]] = set()
         self._initial: dict[str, bytes] = {}
         self._bodies: dict[str, bytes] = {}
         self._template: dict[str, bytes] = {}
         self._pending: list[FloorChange] = []
+        self._ready: list[FloorChange] = []
+        self._has_ready = asyncio.Event()
+        self._unwritten = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._pushes: list[FloorPush] = []
         self._nonces = itertools.count(1)
         self._stopped = asyncio.Event()
@@ -126,7 +137,7 @@ class Floor:
                 response_serializer=_identity)}),))
         port = self._bind(server)
         await server.start()
-        tasks = [asyncio.create_task(self._poll())]
+        tasks = [asyncio.create_task(self._poll()), asyncio.create_task(self._pusher())]
         loop = asyncio.get_running_loop()
         loop.add_reader(self._conn.fileno(), self._on_command)
         self._conn.send(("ready", port))
@@ -161,13 +172,29 @@ class Floor:
                     self._stopped.set()
 
     async def _poll(self) -> None:
-        """Take the changes on each poll tick; push them ``debounce_after`` later."""
-        loop = asyncio.get_running_loop()
+        """Take the changes that arrived on each poll tick."""
         while True:
             await asyncio.sleep(self._setup.poll_interval)
             if self._pending:
-                loop.call_later(self._setup.debounce_after, self._push, self._pending)
+                self._ready.extend(self._pending)
                 self._pending = []
+                self._has_ready.set()
+
+    async def _pusher(self) -> None:
+        """Push ``debounce_after`` after a tick brought changes, once the last push is out."""
+        while True:
+            await self._has_ready.wait()
+            await asyncio.sleep(self._setup.debounce_after)
+            await self._drained.wait()
+            changes, self._ready = self._ready, []
+            self._has_ready.clear()
+            self._push(changes)
+
+    def _written(self, count: int) -> None:
+        self._unwritten -= count
+        if self._unwritten <= 0:
+            self._unwritten = 0
+            self._drained.set()
 
     def _push(self, changes: list[FloorChange]) -> None:
         latest: dict[tuple[str, str], FloorChange] = {}
@@ -186,30 +213,38 @@ class Floor:
             data = DeltaResponse(type_url, f"floor-{next(self._nonces)}", upserts,
                                  removed).encode()
             for queue in self._streams:
-                queue.put_nowait(data)
+                queue.put_nowait((data, True))
+                self._unwritten += 1
+        if self._unwritten:
+            self._drained.clear()
         self._pushes.append(FloorPush(issued_at, tuple(name for _, name in latest)))
 
     async def _delta(self, requests: AsyncIterator[Any],
                      context: grpc.aio.ServicerContext) -> None:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._streams.add(queue)
         reader = asyncio.ensure_future(self._read(requests, queue))
         try:
-            while (data := await queue.get()) is not None:
+            while (item := await queue.get()) is not None:
+                data, pushed = item
                 await context.write(data)
+                if pushed:
+                    self._written(1)
         finally:
             self._streams.discard(queue)
             reader.cancel()
+            left = [i for i in (queue.get_nowait() for _ in range(queue.qsize())) if i and i[1]]
+            self._written(len(left))
 
-    async def _read(self, requests: AsyncIterator[Any], queue: asyncio.Queue[bytes | None]) -> None:
+    async def _read(self, requests: AsyncIterator[Any], queue: asyncio.Queue[_Item]) -> None:
         answered: set[str] = set()
         try:
             async for request in requests:
                 if request.response_nonce or request.type_url in answered:
                     continue  # an ACK, or a subscription change the floor ignores
                 answered.add(request.type_url)
-                queue.put_nowait(self._initial.get(request.type_url) or DeltaResponse(
-                    request.type_url, "floor-0", [], []).encode())
+                queue.put_nowait((self._initial.get(request.type_url) or DeltaResponse(
+                    request.type_url, "floor-0", [], []).encode(), False))
         finally:
             queue.put_nowait(None)
 

@@ -50,7 +50,8 @@ class Scenario:
     floor: bool = True
     idle_seconds: float = 3.0
     connect_rate: float = 1000.0
-    poll_interval: float = 0.5
+    poll_interval: float = 0.1
+    """The server's default (xds serve --poll-interval)."""
     debounce_after: float = 0.1
     debounce_max: float = 10.0
     pods_per_file: int = 25
@@ -78,14 +79,14 @@ PRESETS: dict[str, Scenario] = {s.name: s for s in [
                         policy_edits_per_second=2, route_edits_per_second=0),
         csr=CsrLoad(requests=60, connections=4, concurrency=4, open_rate=20, open_seconds=0.5,
                     distinct_csrs=4),
-        idle_seconds=0.3, poll_interval=0.05, sync_timeout=30, settle_seconds=10,
+        idle_seconds=0.3, sync_timeout=30, settle_seconds=10,
         single_gap=0.1,
         targets={"changes_not_converged": 0, "nacks": 0, "stream_errors": 0}),
     Scenario(
         name="ambient-1k",
         summary="1,000 ztunnels and 40 waypoints on a 10k-pod / 1k-service mesh; one pod "
                 "change at a time (T2, T7, T11)",
-        mesh=_MESH_10K, ztunnels=1_000, waypoints=40, singles=12, poll_interval=0.05,
+        mesh=_MESH_10K, ztunnels=1_000, waypoints=40, singles=12,
         idle_seconds=5,
         targets={"single_change_p99": 250, "single_change_floor_ratio": FLOOR_RATIO,
                  "server_startup": 3.0, "changes_not_converged": 0, "nacks": 0,
@@ -97,7 +98,7 @@ PRESETS: dict[str, Scenario] = {s.name: s for s in [
         mesh=_MESH_10K, ztunnels=1_000, waypoints=40,
         churn=ChurnSpec(pods_per_second=40, seconds=30, service_edits_per_second=1,
                         policy_edits_per_second=1),
-        poll_interval=0.5, idle_seconds=2,
+        idle_seconds=2,
         targets={"churn_p99": 1000, "churn_floor_ratio": FLOOR_RATIO,
                  "churn_pod_rate": 40, "changes_not_converged": 0, "nacks": 0,
                  "stream_errors": 0}),
@@ -110,13 +111,13 @@ PRESETS: dict[str, Scenario] = {s.name: s for s in [
         ztunnels=100, waypoints=20, sotw_waypoints=10, routes=200, singles=3, route_singles=10,
         churn=ChurnSpec(pods_per_second=5, seconds=10, service_edits_per_second=0,
                         policy_edits_per_second=0, route_edits_per_second=2),
-        poll_interval=0.05, idle_seconds=1,
+        idle_seconds=1,
         targets={"route_change_p99": 250, "changes_not_converged": 0, "nacks": 0,
                  "stream_errors": 0}),
     Scenario(
         name="connect-storm",
         summary="500 ztunnels connecting at once to a 10k-pod mesh, until all are synced (T6)",
-        mesh=_MESH_10K, ztunnels=500, connect_rate=1_000, poll_interval=0.5, idle_seconds=2,
+        mesh=_MESH_10K, ztunnels=500, connect_rate=1_000, idle_seconds=2,
         targets={"connect_all_synced": 5.0, "nacks": 0, "stream_errors": 0}),
     Scenario(
         name="ca-storm",
@@ -133,7 +134,7 @@ PRESETS: dict[str, Scenario] = {s.name: s for s in [
                 "of them (T1, T3)",
         mesh=MeshSpec(pods=1_000, services=100, namespaces=10, waypoints=10, nodes=10_000,
                       authorization_policies=20),
-        ztunnels=10_000, tls=True, singles=5, connect_rate=250, poll_interval=0.05,
+        ztunnels=10_000, tls=True, singles=5, connect_rate=250,
         idle_seconds=10, sync_timeout=300, settle_seconds=30, single_gap=1.0,
         targets={"single_change_p99": 2_500, "single_change_floor_ratio": FLOOR_RATIO,
                  "server_rss_synced": 1_500, "server_rss_per_proxy": 150, "nacks": 0,

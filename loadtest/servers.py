@@ -91,7 +91,7 @@ class ServeOptions:
     cwd: Path = REPO
     """Where the command runs (``-m xds`` imports the ``xds`` found there)."""
     workers: int = 1
-    poll_interval: float = 0.5
+    poll_interval: float = 0.1
     debounce_after: float = 0.1
     debounce_max: float = 10.0
     log_level: str = "info"
