@@ -23,6 +23,7 @@ import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from loadtest import figures
 from loadtest.churn import ChurnSpec
@@ -31,7 +32,7 @@ from loadtest.profiling import PHASES, summarize
 from loadtest.progress import Progress
 from loadtest.report import Report, git_commit
 from loadtest.run import External, RunOptions, default_client_processes, run
-from loadtest.scenarios import PRESETS, Scenario
+from loadtest.scenarios import PRESETS, CsrLoad, Scenario
 from loadtest.servers import REPO, ServeOptions
 
 
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--debounce-max", type=float, metavar="SECONDS")
     shape.add_argument("--pods-per-file", type=int, metavar="N",
                        help="pods per manifest file (a pod change re-reads its file)")
+    shape.add_argument("--tls", action="store_true",
+                       help="proxies use the TLS port (bearer tokens, SDS for waypoints)")
+    shape.add_argument("--csr-requests", type=int, metavar="N",
+                       help="add (or resize) a CreateCertificate storm of N calls (implies --tls)")
     shape.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
     server = parser.add_argument_group("server")
     server.add_argument("--workers", type=int, default=1, help="passed to xds serve --workers")
@@ -110,13 +115,17 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         ("route_edits_per_second", args.route_edits)) if v is not None}
     if churn_overrides:
         churn = replace(churn or ChurnSpec(), **churn_overrides)
-    overrides = {name: getattr(args, name) for name in (
+    overrides: dict[str, Any] = {name: getattr(args, name) for name in (
         "ztunnels", "waypoints", "singles", "connect_rate", "idle_seconds", "poll_interval",
         "debounce_after", "debounce_max", "pods_per_file") if getattr(args, name) is not None}
+    if args.csr_requests is not None:
+        overrides["csr"] = replace(scenario.csr or CsrLoad(), requests=args.csr_requests)
+    if args.tls or args.csr_requests is not None:
+        overrides["tls"] = True
     if args.ztunnels is not None and args.ztunnels > mesh.nodes:
         mesh = replace(mesh, nodes=args.ztunnels)
-    return replace(scenario, mesh=mesh, churn=churn, floor=scenario.floor and not args.no_floor,
-                   **overrides)
+    return replace(scenario, mesh=mesh, churn=churn,
+                   floor=scenario.floor and not args.no_floor, **overrides)
 
 
 def describe() -> str:

@@ -160,6 +160,8 @@ def _singles(add: _Add, ours: Changes, floors: Changes | None, floor: Exercise |
     pooled = [x for o in ours.outcomes if o.converged for x in o.delivery.latencies]
     add("single_change_p50", _ms(stats.percentile(pooled, 0.5)), "ms",
         "one pod change to each ztunnel's ACK, median over proxies and changes")
+    add("single_change_p90", _ms(stats.percentile(pooled, 0.9)), "ms",
+        "one pod change to each ztunnel's ACK, p90 over proxies and changes")
     add("single_change_p99", _ms(stats.percentile(pooled, 0.99)), "ms",
         "one pod change to each ztunnel's ACK, p99 over proxies and changes")
     add("single_change_last_max", _ms(max((o.last for o in ours.outcomes if o.converged),
