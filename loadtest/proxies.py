@@ -128,7 +128,6 @@ class _Simulated:
 
     state: ProxyState
     observer: Observer
-    tracked: set[str]
     _requests: asyncio.Queue[Any]
     _call: Any
 
@@ -171,6 +170,7 @@ class ZtunnelSim(_Simulated, DeltaClient):
     state: ProxyState = field(default=None)  # type: ignore[assignment]
     observer: Observer = field(default=None)  # type: ignore[assignment]
     tracked: set[str] = field(default_factory=set)
+    """Names to report to the observer (shared with the client process, which fills it)."""
     validate: bool = False
 
     def _open(self, method: str, request_type: Any, response_type: Any) -> None:
@@ -250,7 +250,6 @@ def _eds_service_names(response: Any) -> set[str]:
 class DeltaWaypointSim(_Envoy, DeltaClient):
     state: ProxyState = field(default=None)  # type: ignore[assignment]
     observer: Observer = field(default=None)  # type: ignore[assignment]
-    tracked: set[str] = field(default_factory=set)
     tls: bool = False
     _eds_names: set[str] = field(default_factory=set)
 
@@ -284,7 +283,6 @@ class DeltaWaypointSim(_Envoy, DeltaClient):
 class SotwWaypointSim(_Envoy, SotwClient):
     state: ProxyState = field(default=None)  # type: ignore[assignment]
     observer: Observer = field(default=None)  # type: ignore[assignment]
-    tracked: set[str] = field(default_factory=set)
     tls: bool = False
     _eds_names: set[str] = field(default_factory=set)
 
@@ -328,4 +326,4 @@ def make_sim(spec: ProxySpec, state: ProxyState, channel: grpc.aio.Channel,
                           tracked=tracked, validate=validate)
     cls = DeltaWaypointSim if spec.delta else SotwWaypointSim
     return cls(channel, spec.node_id, metadata=spec.metadata, metadata_headers=headers,
-               state=state, observer=observer, tracked=tracked, tls=tls)
+               state=state, observer=observer, tls=tls)

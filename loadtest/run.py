@@ -126,7 +126,7 @@ def run(scenario: Scenario, options: RunOptions, progress: Progress) -> RunResul
         sampler.watch("clients", fleet.pids)
         floor = None
         if scenario.floor and options.floor:
-            floor = _exercise_floor(scenario, options, fleet, plan.for_floor(), proxies, tls,
+            floor = _exercise_floor(scenario, fleet, plan.for_floor(), proxies, tls,
                                     sampler, progress)
         files = _files(scenario, options, work, documents)
         server = _exercise_server(scenario, options, fleet, plan, proxies, tls, files, work,
@@ -195,7 +195,7 @@ def _files(scenario: Scenario, options: RunOptions, work: Path,
 # -- the two subjects ------------------------------------------------------------------------------
 
 
-def _exercise_floor(scenario: Scenario, options: RunOptions, fleet: Fleet, plan: Plan,
+def _exercise_floor(scenario: Scenario, fleet: Fleet, plan: Plan,
                     proxies: list[ProxySpec], tls: Tls | None, sampler: Sampler,
                     progress: Progress) -> Exercise:
     progress.line("floor: starting (bare grpc.aio fan-out of pre-serialized bytes)")
@@ -282,6 +282,9 @@ def _exercise(scenario: Scenario, fleet: Fleet, subject: Subject, proxies: list[
     schedule = plan.churn
     if not result.waypoints_served:
         schedule = [s for s in schedule if s.change.audience == churn.ZTUNNEL]
+        if len(schedule) < len(plan.churn):
+            notes.append(f"{len(plan.churn) - len(schedule)} route edits left out of the churn: "
+                         "the server sent the waypoints no config")
     if schedule:
         result.churn = phases.churn(fleet, subject, schedule, settle=settle, progress=progress)
         result.churn_window = sampler.window(label, result.churn.started_at,

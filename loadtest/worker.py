@@ -228,7 +228,7 @@ class Worker:
             self._states.append(state)
             sim = self._make(state, command.endpoint, validate=number == 0)
             self._sims[index] = sim
-            await sim.start()
+            await self._start(sim)
 
     def _make(self, state: ProxyState, endpoint: Endpoint, *, validate: bool) -> Sim:
         options: list[tuple[str, Any]] = [
@@ -278,7 +278,15 @@ class Worker:
         sim = self._sims[state.index]
         self._reconnects += 1
         await sim.close()
-        await sim.start()
+        await self._start(sim)
+
+    async def _start(self, sim: Sim) -> None:
+        """Open the sim's stream; a failure to even start counts as a stream error."""
+        try:
+            await sim.start()
+        except Exception as e:
+            sim.state.streaming = False
+            self.ended(sim.state, e)
 
     # -- status and teardown ----------------------------------------------------------------
 
