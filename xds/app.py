@@ -112,8 +112,10 @@ class ControlPlane:
         if source in done:
             synced.cancel()
             source.result()  # re-raise why the source died
-        # Changes that arrived while syncing are covered by this full build.
+        # Changes that arrived while syncing are covered by this full build, so
+        # the debouncer must not translate them a second time.
         self.pipeline.rebuild(None)
+        self.pipeline.debouncer.discard_pending()
         self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
         self.ready.set()
         log.info("ready", extra={"objects": len(self.mesh), "scopes": len(self.store.scopes()),

@@ -47,6 +47,13 @@ class Debouncer(Generic[T]):
         self._last_at = now
         self._arrived.set()
 
+    def discard_pending(self) -> int:
+        """Drop the events not yet handed on (a full rebuild already covered them)."""
+        dropped = len(self._events)
+        self._events = []
+        self._arrived.clear()
+        return dropped
+
     async def run(self) -> None:
         """Process batches until cancelled."""
         while True:

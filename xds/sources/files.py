@@ -353,8 +353,11 @@ class FileSource:
         # applied on it, so the store is only ever touched by the loop.
         files = await asyncio.to_thread(_read_tree, self.directory, previous)
         self._files = files
-        if files.keys() == previous.keys() and all(files[p] is previous[p] for p in files):
-            return  # nothing was re-read
+        if files.keys() == previous.keys() and all(
+                files[p].contents is previous[p].contents for p in files):
+            # Nothing was re-parsed (a recently written file is re-hashed on
+            # every poll, but same bytes keep the same contents object).
+            return
         wanted, duplicates = _merge(files)
         self._report(_all_errors(files, duplicates))
         upserts = [obj for key, obj in wanted.items() if self._served.get(key) is not obj]
