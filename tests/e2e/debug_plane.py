@@ -93,9 +93,9 @@ class Plane:
         await wait_until(done)
 
     async def quiet(self) -> None:
-        """Until the start-up batch of config events has been rebuilt, so that the next
-        batch holds only what the test changes."""
-        await wait_until(lambda: self.plane.pipeline.debouncer.batches >= 1)
+        """Until no config event waits for a rebuild, so that the next batch holds
+        only what the test changes (start-up events are consumed by the first build)."""
+        await wait_until(lambda: self.plane.pipeline.debouncer.pending == 0)
 
     def connection(self, proxy: str) -> Any:
         [connection] = [c for c in self.plane.connections if c.node.id == proxy]

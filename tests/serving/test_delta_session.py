@@ -32,8 +32,27 @@ def test_wildcard_subscribe_gets_everything() -> None:
     session = DeltaSession(store_with("a", "b").view("s"))
     received, [response] = session.receive(request())
     assert received.kind is RequestKind.SUBSCRIBE
-    assert {r.name for r in response.resources} == {uid("a"), uid("b")}
-    assert response.removed == []
+    decoded = discovery_pb2.DeltaDiscoveryResponse.FromString(response.encode())
+    assert {r.name for r in decoded.resources} == {uid("a"), uid("b")}
+    assert not decoded.removed_resources
+
+
+def test_new_wildcard_clients_share_bytes_and_versions() -> None:
+    store = store_with("a", "b")
+    first, second = DeltaSession(store.view("s")), DeltaSession(store.view("s"))
+    _, [one] = first.receive(request())
+    _, [two] = second.receive(request())
+    assert one.everything is two.everything  # encoded once for every stream
+    held_one = first.watches[ADDRESS].client_versions
+    held_two = second.watches[ADDRESS].client_versions
+    assert dict(held_one) == dict(held_two) == {
+        uid(n): store.view("s").get(ADDRESS, uid(n)).version for n in "ab"}  # type: ignore[union-attr]
+    # After a push both are in sync again and keep sharing the store's map.
+    store.upsert("s", [workload("a", revision="v2")])
+    touched = store.commit()["s"]
+    assert [r.name for r in first.push(touched)[0].resources] == [uid("a")]
+    assert [r.name for r in second.push(touched)[0].resources] == [uid("a")]
+    assert held_one._base is held_two._base is store.view("s").versions(ADDRESS)
 
 
 def test_first_request_is_answered_even_when_empty() -> None:

@@ -47,6 +47,11 @@ class Debouncer(Generic[T]):
         self._last_at = now
         self._arrived.set()
 
+    @property
+    def pending(self) -> int:
+        """Events waiting for the next batch."""
+        return len(self._events)
+
     def discard_pending(self) -> int:
         """Drop the events not yet handed on (a full rebuild already covered them)."""
         dropped = len(self._events)

@@ -29,6 +29,7 @@ Watcher = Callable[[Touched, float], None]
 (``time.monotonic()``), so that streams can measure convergence."""
 
 _EMPTY: Mapping[str, Resource] = MappingProxyType({})
+_NO_VERSIONS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass
@@ -37,11 +38,28 @@ class _TypeTable:
     by_alias: dict[str, str] = field(default_factory=dict)
     # Bumped on every committed change; SotW uses it as version_info.
     generation: int = 0
+    # Shared by every stream until the next change (built on first use): the
+    # name -> version map a fully synced client holds, and the encoded Delta
+    # resources of a full response.
+    _versions: Mapping[str, str] | None = None
+    _delta_blob: bytes | None = None
+
+    def versions(self) -> Mapping[str, str]:
+        if self._versions is None:
+            self._versions = MappingProxyType(
+                {name: r.version for name, r in self.resources.items()})
+        return self._versions
+
+    def delta_blob(self) -> bytes:
+        if self._delta_blob is None:
+            self._delta_blob = b"".join(r.delta_field() for r in self.resources.values())
+        return self._delta_blob
 
     def put(self, resource: Resource) -> bool:
         old = self.resources.get(resource.name)
         if old is not None and old.version == resource.version and old.aliases == resource.aliases:
             return False
+        self._versions = self._delta_blob = None
         if old is not None:
             self._drop_aliases(old)
         self.resources[resource.name] = resource
@@ -53,6 +71,7 @@ class _TypeTable:
         old = self.resources.pop(name, None)
         if old is None:
             return False
+        self._versions = self._delta_blob = None
         self._drop_aliases(old)
         return True
 
@@ -95,6 +114,16 @@ class ScopeView:
     def generation(self, type_url: str) -> int:
         table = self._lookup(type_url)
         return 0 if table is None else table.generation
+
+    def versions(self, type_url: str) -> Mapping[str, str]:
+        """name -> version of every resource: shared, read-only, until the next change."""
+        table = self._lookup(type_url)
+        return _NO_VERSIONS if table is None else table.versions()
+
+    def delta_blob(self, type_url: str) -> bytes:
+        """Every resource as encoded ``DeltaDiscoveryResponse.resources`` entries, shared."""
+        table = self._lookup(type_url)
+        return b"" if table is None else table.delta_blob()
 
     def _lookup(self, type_url: str) -> _TypeTable | None:
         return self._store._table(self.scope_of(type_url), type_url, create=False)
