@@ -120,7 +120,10 @@ class Connection:
     id: str = field(default_factory=lambda: f"conn-{next(_connection_ids)}")
     _pending: dict[str, set[str]] = field(default_factory=dict)
     _pending_origin: float | None = None
-    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # One inbox per stream, in arrival order: the client's requests (put by
+    # the reader task) and at most one push marker (put by ``touched``).
+    _inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    _push_queued: bool = False
 
     @property
     def scope(self) -> str:
@@ -136,18 +139,20 @@ class Connection:
             self._pending.setdefault(type_url, set()).update(names)
         if self._pending_origin is None or origin < self._pending_origin:
             self._pending_origin = origin
-        self._wakeup.set()
-
-    async def changed(self) -> None:
-        """Returns once the store has touched something this stream watches."""
-        await self._wakeup.wait()
+        if not self._push_queued:
+            self._push_queued = True
+            self._inbox.put_nowait(_PUSH)
 
     def take_pending(self) -> tuple[dict[str, set[str]], float | None]:
         """What changed since the last push, and when the oldest of it happened."""
         pending, self._pending = self._pending, {}
         origin, self._pending_origin = self._pending_origin, None
-        self._wakeup.clear()
+        self._push_queued = False
         return pending, origin
+
+
+_PUSH = object()
+_END = object()
 
 
 class ConnectionRegistry:
@@ -276,37 +281,20 @@ class AdsService:
     async def _run(self, connection: Connection, first: Any, requests: AsyncIterator[Any],
                    context: grpc.aio.ServicerContext) -> None:
         await self._handle(connection, first, context)
-        next_request: asyncio.Task[Any] | None = None
-        next_push: asyncio.Task[Any] | None = None
-        iterator = aiter(requests)
+        reader = asyncio.create_task(_read_into(requests, connection._inbox))
         try:
             while True:
-                if next_request is None:
-                    next_request = asyncio.ensure_future(anext(iterator))
-                if next_push is None:
-                    next_push = asyncio.ensure_future(connection.changed())
-                done, _ = await asyncio.wait({next_request, next_push},
-                                             return_when=asyncio.FIRST_COMPLETED)
-                # Requests first: istiod serves requests before pushes.
-                if next_request in done:
-                    try:
-                        request = next_request.result()
-                    except StopAsyncIteration:
-                        return
-                    next_request = None
-                    await self._handle(connection, request, context)
-                if next_push in done:
-                    next_push = None
+                item = await connection._inbox.get()
+                if item is _END:
+                    return
+                if item is _PUSH:
                     await self._push(connection, context)
-        finally:
-            for task in (next_request, next_push):
-                if task is None:
-                    continue
-                if task.done():
-                    if not task.cancelled():
-                        task.exception()  # retrieved: the stream is over anyway
+                elif isinstance(item, BaseException):
+                    raise item
                 else:
-                    task.cancel()
+                    await self._handle(connection, item, context)
+        finally:
+            reader.cancel()
 
     async def _handle(self, connection: Connection, request: Any,
                       context: grpc.aio.ServicerContext) -> None:
@@ -381,6 +369,19 @@ class AdsService:
 
 def _identity(data: bytes) -> bytes:
     return data
+
+
+async def _read_into(requests: AsyncIterator[Any], inbox: asyncio.Queue[Any]) -> None:
+    """Move the client's requests into the stream's inbox; then the end (or the error)."""
+    try:
+        async for request in requests:
+            inbox.put_nowait(request)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:  # the transport failed: let the stream loop end with it
+        inbox.put_nowait(error)
+        return
+    inbox.put_nowait(_END)
 
 
 def _without(types: frozenset[str], watcher: Watcher) -> Watcher:

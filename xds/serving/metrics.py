@@ -13,6 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from prometheus_client import REGISTRY, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import Metric
@@ -93,7 +94,22 @@ CONFIG_ERRORS = Gauge("xds_config_errors", "Config objects currently rejected as
 
 
 class AdsMetrics:
-    """The ``AdsObserver`` that records ADS activity in the metrics above."""
+    """The ``AdsObserver`` that records ADS activity in the metrics above.
+
+    It runs for every message of every stream, so labelled children are looked
+    up once per type and kept (``labels()`` takes a lock and a dict lookup)."""
+
+    def __init__(self) -> None:
+        self._per_type: dict[str, tuple[str, Any, Any, Any]] = {}
+
+    def _children(self, type_url: str) -> tuple[str, Any, Any, Any]:
+        children = self._per_type.get(type_url)
+        if children is None:
+            label = short_name(type_url)
+            children = (label, CHANGE_TO_ACK.labels(label), SEND_TO_ACK.labels(label),
+                        CONFIG_SIZE.labels(label))
+            self._per_type[type_url] = children
+        return children
 
     def connected(self, connection: Connection) -> None:
         XDS_CLIENTS.labels(__version__, connection.node.type.value).inc()
@@ -102,20 +118,20 @@ class AdsMetrics:
         XDS_CLIENTS.labels(__version__, connection.node.type.value).dec()
 
     def received(self, connection: Connection, received: Received) -> None:
-        label = short_name(received.type_url)
+        label, change_to_ack, send_to_ack, _ = self._children(received.type_url)
         if received.kind is RequestKind.NACK:
             XDS_REJECTS.inc(label)
         elif received.kind is RequestKind.ACK:
             XDS_ACKS.inc(label)
             if received.since_change is not None:
-                CHANGE_TO_ACK.labels(label).observe(received.since_change)
+                change_to_ack.observe(received.since_change)
         if received.latency is not None:
-            SEND_TO_ACK.labels(label).observe(received.latency)
+            send_to_ack.observe(received.latency)
 
     def sent(self, connection: Connection, response: Response, size: int,
              origin: float | None) -> None:
-        label = short_name(response.type_url)
+        label, _, _, config_size = self._children(response.type_url)
         XDS_PUSHES.inc(label)
-        CONFIG_SIZE.labels(label).observe(size)
+        config_size.observe(size)
         if origin is not None:
             CONVERGENCE.observe(time.monotonic() - origin)
