@@ -47,12 +47,19 @@ def test_new_wildcard_clients_share_bytes_and_versions() -> None:
     held_two = second.watches[ADDRESS].client_versions
     assert dict(held_one) == dict(held_two) == {
         uid(n): store.view("s").get(ADDRESS, uid(n)).version for n in "ab"}  # type: ignore[union-attr]
-    # After a push both are in sync again and keep sharing the store's map.
-    store.upsert("s", [workload("a", revision="v2")])
+    # The next commit is encoded once for both, and both keep sharing the store's map.
+    store.upsert("s", [workload("a", revision="v2"), workload("c", b"\x0a\x00\x00\x03")])
+    store.remove("s", ADDRESS, [uid("b")])
     touched = store.commit()["s"]
-    assert [r.name for r in first.push(touched)[0].resources] == [uid("a")]
-    assert [r.name for r in second.push(touched)[0].resources] == [uid("a")]
+    [push_one], [push_two] = first.push(touched), second.push(touched)
+    assert push_one.everything is push_two.everything
+    for push in (push_one, push_two):
+        decoded = discovery_pb2.DeltaDiscoveryResponse.FromString(push.encode())
+        assert sorted(r.name for r in decoded.resources) == [uid("a"), uid("c")]
+        assert list(decoded.removed_resources) == [uid("b")]
     assert held_one._base is held_two._base is store.view("s").versions(ADDRESS)
+    assert dict(held_one) == {uid(n): store.view("s").get(ADDRESS, uid(n)).version  # type: ignore[union-attr]
+                              for n in "ac"}
 
 
 def test_first_request_is_answered_even_when_empty() -> None:
@@ -144,8 +151,9 @@ def test_push_carries_only_changes_and_removals() -> None:
     store.upsert("s", [workload("a"), workload("b", revision="v2"), workload("c")])
     store.remove("s", ADDRESS, [uid("a")])
     [response] = session.push(store.commit()["s"])
-    assert sorted(r.name for r in response.resources) == [uid("b"), uid("c")]
-    assert response.removed == [uid("a")]
+    decoded = discovery_pb2.DeltaDiscoveryResponse.FromString(response.encode())
+    assert sorted(r.name for r in decoded.resources) == [uid("b"), uid("c")]
+    assert list(decoded.removed_resources) == [uid("a")]
 
 
 def test_same_bytes_are_no_change() -> None:
@@ -179,3 +187,22 @@ def test_type_filter_forbids() -> None:
                            type_filter=lambda t: "no secrets here" if t == AUTHORIZATION else None)
     with pytest.raises(Forbidden, match="no secrets here"):
         session.receive(request(type_url=AUTHORIZATION))
+
+
+def test_a_client_behind_by_two_commits_gets_both() -> None:
+    """The shared push only applies to a client exactly one commit behind; others
+    are diffed on their own (here: the stream missed a commit, as a slow one does)."""
+    store = store_with("a", "b")
+    session = DeltaSession(store.view("s"))
+    session.receive(request())
+    store.upsert("s", [workload("a", revision="v2")])
+    first = store.commit()["s"]
+    store.remove("s", ADDRESS, [uid("b")])
+    second = store.commit()["s"]
+    merged = {ADDRESS: set(first[ADDRESS]) | set(second[ADDRESS])}
+    [response] = session.push(merged)
+    assert not response.everything
+    assert [r.name for r in response.resources] == [uid("a")]
+    assert response.removed == [uid("b")]
+    assert dict(session.watches[ADDRESS].client_versions) == dict(
+        store.view("s").versions(ADDRESS))

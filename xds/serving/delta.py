@@ -105,6 +105,10 @@ class HeldVersions(Mapping[str, str]):
     def rebase(self, base: Mapping[str, str]) -> None:
         self._base, self._own, self._removed = base, {}, set()
 
+    def is_exactly(self, base: Mapping[str, str] | None) -> bool:
+        """True when this is ``base`` itself, with no changes of its own."""
+        return base is not None and self._base is base and not self._own and not self._removed
+
 
 @dataclass
 class DeltaWatch:
@@ -177,13 +181,36 @@ class DeltaSession:
             watch = self.watches.get(type_url)
             if watch is None:
                 continue
-            names = [n for n in touched[type_url] if watch.subscribed(n)]
-            response = self._response(watch, names, (), origin=origin)
+            shared, response = self._shared_push(watch, touched[type_url], origin)
+            if not shared:
+                names = [n for n in touched[type_url] if watch.subscribed(n)]
+                response = self._response(watch, names, (), origin=origin)
             if response is not None:
                 responses.append(response)
         return responses
 
     # -- internals ------------------------------------------------------------
+
+    def _shared_push(self, watch: DeltaWatch, touched: Iterable[str],
+                     origin: float | None) -> tuple[bool, DeltaResponse | None]:
+        """The common case, computed once for all streams: a wildcard client that held
+        exactly the generation before the last commit gets exactly that commit.
+
+        Returns whether that case applied, and the response (None: nothing to send)."""
+        type_url = watch.status.type_url
+        previous, changed = self.view.last_change(type_url)
+        if not (watch.wildcard and not watch.names
+                and watch.client_versions.is_exactly(previous)
+                and frozenset(touched) == changed):
+            return False, None
+        updates, removed = self.view.last_change_encoded(type_url)
+        watch.client_versions.rebase(self.view.versions(type_url))
+        if not updates and not removed:
+            return True, None
+        nonce = self._nonce()
+        watch.status.record_sent(nonce, self._clock(), origin)
+        return True, DeltaResponse(type_url, nonce, [], list(removed),
+                                   str(self.view.generation(type_url)), everything=updates)
 
     def _subscribe(self, watch: DeltaWatch, names: list[str]) -> tuple[list[str], list[str]]:
         """Returns the newly subscribed primary names and the aliases to echo back."""

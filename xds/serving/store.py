@@ -43,6 +43,14 @@ class _TypeTable:
     # resources of a full response.
     _versions: Mapping[str, str] | None = None
     _delta_blob: bytes | None = None
+    # The last commit as a change from the generation before it: the versions
+    # map of that generation (if anyone built it), the names that changed, and
+    # (built on first use) the encoded Delta update every in-sync client needs.
+    previous: Mapping[str, str] | None = None
+    changed: frozenset[str] = frozenset()
+    _change: tuple[bytes, tuple[str, ...]] | None = None
+    _before: Mapping[str, str] | None = None
+    _mutated: bool = False
 
     def versions(self) -> Mapping[str, str]:
         if self._versions is None:
@@ -55,11 +63,35 @@ class _TypeTable:
             self._delta_blob = b"".join(r.delta_field() for r in self.resources.values())
         return self._delta_blob
 
+    def change(self) -> tuple[bytes, tuple[str, ...]]:
+        """The last commit's updates (encoded) and removals, relative to ``previous``."""
+        if self._change is None:
+            previous = self.previous or {}
+            updated = []
+            removed = []
+            for name in sorted(self.changed):
+                resource = self.resources.get(name)
+                if resource is None:
+                    if name in previous:
+                        removed.append(name)
+                elif previous.get(name) != resource.version:
+                    updated.append(resource.delta_field())
+            self._change = (b"".join(updated), tuple(removed))
+        return self._change
+
+    def committed(self, names: frozenset[str]) -> None:
+        self.generation += 1
+        self.previous = self._before
+        self.changed = names
+        self._change = None
+        self._before = None
+        self._mutated = False
+
     def put(self, resource: Resource) -> bool:
         old = self.resources.get(resource.name)
         if old is not None and old.version == resource.version and old.aliases == resource.aliases:
             return False
-        self._versions = self._delta_blob = None
+        self._mutating()
         if old is not None:
             self._drop_aliases(old)
         self.resources[resource.name] = resource
@@ -71,9 +103,15 @@ class _TypeTable:
         old = self.resources.pop(name, None)
         if old is None:
             return False
-        self._versions = self._delta_blob = None
+        self._mutating()
         self._drop_aliases(old)
         return True
+
+    def _mutating(self) -> None:
+        if not self._mutated:
+            self._mutated = True
+            self._before = self._versions
+        self._versions = self._delta_blob = None
 
     def _drop_aliases(self, resource: Resource) -> None:
         for alias in resource.aliases:
@@ -124,6 +162,16 @@ class ScopeView:
         """Every resource as encoded ``DeltaDiscoveryResponse.resources`` entries, shared."""
         table = self._lookup(type_url)
         return b"" if table is None else table.delta_blob()
+
+    def last_change(self, type_url: str) -> tuple[Mapping[str, str] | None, frozenset[str]]:
+        """The versions map the last commit started from (if built) and what it changed."""
+        table = self._lookup(type_url)
+        return (None, frozenset()) if table is None else (table.previous, table.changed)
+
+    def last_change_encoded(self, type_url: str) -> tuple[bytes, tuple[str, ...]]:
+        """The last commit as Delta updates (encoded once) and removed names."""
+        table = self._lookup(type_url)
+        return (b"", ()) if table is None else table.change()
 
     def _lookup(self, type_url: str) -> _TypeTable | None:
         return self._store._table(self.scope_of(type_url), type_url, create=False)
@@ -176,11 +224,11 @@ class ConfigStore:
         touched, self._touched = self._touched, {}
         published: dict[str, Touched] = {}
         for scope, by_type in touched.items():
-            for type_url in by_type:
+            change = {t: frozenset(names) for t, names in by_type.items()}
+            for type_url, names in change.items():
                 table = self._table(scope, type_url, create=False)
                 if table is not None:
-                    table.generation += 1
-            change = {t: frozenset(names) for t, names in by_type.items()}
+                    table.committed(names)
             published[scope] = change
             for watcher in list(self._watchers.get(scope, ())):
                 watcher(change, origin)
