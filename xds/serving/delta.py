@@ -16,9 +16,7 @@ from xds import wire
 from xds.resources import Resource
 from xds.serving.session import (
     Clock,
-    Forbidden,
     NonceSource,
-    ProtocolError,
     Received,
     RequestKind,
     TypeFilter,
@@ -26,6 +24,7 @@ from xds.serving.session import (
     allow_all,
     error_message,
     monotonic,
+    requested_type,
 )
 from xds.serving.store import ScopeView
 from xds.type_urls import in_push_order
@@ -134,12 +133,7 @@ class DeltaSession:
 
     def receive(self, request: Any) -> tuple[Received, list[DeltaResponse]]:
         """Handle one DeltaDiscoveryRequest; returns its meaning and the responses to send."""
-        type_url: str = request.type_url
-        if not type_url:
-            raise ProtocolError("DeltaDiscoveryRequest.type_url is empty")
-        denial = self._type_filter(type_url)
-        if denial is not None:
-            raise Forbidden(denial)
+        type_url = requested_type(request, self._type_filter)
         now = self._clock()
         watch = self.watches.get(type_url)
         first = watch is None

@@ -121,6 +121,17 @@ Clock = Callable[[], float]
 monotonic: Clock = time.monotonic
 
 
+def requested_type(request: Any, type_filter: TypeFilter) -> str:
+    """The type URL a (Delta)DiscoveryRequest asks for, once this stream may ask for it."""
+    type_url: str = request.type_url
+    if not type_url:
+        raise ProtocolError(f"{type(request).__name__}.type_url is empty")
+    denial = type_filter(type_url)
+    if denial is not None:
+        raise Forbidden(denial)
+    return type_url
+
+
 def error_message(request: Any) -> str | None:
     """The NACK detail of a (Delta)DiscoveryRequest, or None if it is not a NACK."""
     if not request.HasField("error_detail"):

@@ -16,9 +16,7 @@ from xds import wire
 from xds.resources import Resource
 from xds.serving.session import (
     Clock,
-    Forbidden,
     NonceSource,
-    ProtocolError,
     Received,
     RequestKind,
     TypeFilter,
@@ -26,6 +24,7 @@ from xds.serving.session import (
     allow_all,
     error_message,
     monotonic,
+    requested_type,
 )
 from xds.serving.store import ScopeView
 from xds.type_urls import SOTW_WILDCARD, in_push_order
@@ -81,12 +80,7 @@ class SotwSession:
         self._versions = 0
 
     def receive(self, request: Any) -> tuple[Received, list[SotwResponse]]:
-        type_url: str = request.type_url
-        if not type_url:
-            raise ProtocolError("DiscoveryRequest.type_url is empty")
-        denial = self._type_filter(type_url)
-        if denial is not None:
-            raise Forbidden(denial)
+        type_url = requested_type(request, self._type_filter)
         names = frozenset(request.resource_names)
         wildcard = "*" in names or (not names and type_url in SOTW_WILDCARD)
         names = names - {"*"}
