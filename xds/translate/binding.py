@@ -533,6 +533,7 @@ class WaypointBindings:
     _services: dict[str, list[BoundService]] = field(default_factory=dict)
     _workloads: dict[str, list[BoundWorkload]] = field(default_factory=dict)
     _waypoint_of: dict[ObjectKey, str] = field(default_factory=dict)
+    _service_waypoint_of: dict[ObjectKey, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, mesh: Mesh) -> WaypointBindings:
@@ -552,6 +553,7 @@ class WaypointBindings:
             bound = service_binding(service, namespace_of(service.namespace), waypoints).waypoint
             if bound is not None:
                 bindings._services.setdefault(bound.key, []).append(service)
+                bindings._service_waypoint_of[service.key] = bound.key
         workloads: list[BoundWorkload] = [*mesh.objects(Pod), *mesh.objects(WorkloadEntry)]
         for workload in sorted(workloads, key=_order):
             labels = workload.workload_labels if isinstance(workload, WorkloadEntry) \
@@ -564,6 +566,26 @@ class WaypointBindings:
                 bindings._workloads.setdefault(bound.key, []).append(workload)
                 bindings._waypoint_of[workload.key] = bound.key
         return bindings
+
+    def rebind_services(self, mesh: Mesh, keys: Iterable[ObjectKey]) -> set[str]:
+        """Bring the bindings of these Services up to date, in place (as ``rebind_pods``);
+        returns the keys of the waypoints whose bound services changed."""
+        touched: set[str] = set()
+        for key in keys:
+            old = self._service_waypoint_of.pop(key, None)
+            if old is not None:
+                self._services[old] = [s for s in self._services[old] if s.key != key]
+                touched.add(old)
+            service = mesh.get_by_key(key)
+            if not isinstance(service, Service):
+                continue
+            bound = service_binding(service, mesh.namespace(service.namespace),
+                                    self.waypoints).waypoint
+            if bound is not None:
+                bisect.insort(self._services.setdefault(bound.key, []), service, key=_order)
+                self._service_waypoint_of[key] = bound.key
+                touched.add(bound.key)
+        return touched
 
     def rebind_pods(self, mesh: Mesh, keys: Iterable[ObjectKey]) -> set[str]:
         """Bring the workload bindings of these pods up to date, in place.

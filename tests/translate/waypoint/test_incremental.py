@@ -8,15 +8,16 @@ import random
 
 from loadtest import meshgen
 from xds.model import wellknown
-from xds.model.core import Pod
+from xds.model.core import Pod, Service
 from xds.model.frozen import FrozenMap
 from xds.model.gateway import Gateway
 from xds.model.mesh import MeshStore
 from xds.model.parse import parse_object
+from xds.model.security import AuthorizationPolicy
 from xds.translate.waypoint import WaypointTranslator
 
 
-def test_pod_churn_matches_a_full_build() -> None:
+def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
     spec = meshgen.MeshSpec(pods=600, services=60, namespaces=6, waypoints=3, nodes=10,
                             authorization_policies=5)
     documents = list(meshgen.manifests(spec))
@@ -30,10 +31,12 @@ def test_pod_churn_matches_a_full_build() -> None:
     rng = random.Random(7)
     waypoint_namespaces = sorted({g.namespace for g in mesh.objects(Gateway)})
     bound = 0
-    for step in range(60):
+    for step in range(90):
         pods = [p for p in mesh.objects(Pod) if wellknown.GATEWAY_NAME not in p.labels]
         pod = rng.choice(pods)
-        match step % 4:
+        services = [s for s in mesh.objects(Service) if s.name != "waypoint"]
+        service = rng.choice(services)
+        match step % 6:
             case 0:  # a new IP
                 changed = dataclasses.replace(pod, pod_ips=(
                     ipaddress.ip_address(f"10.99.{step}.1"),))
@@ -47,8 +50,33 @@ def test_pod_churn_matches_a_full_build() -> None:
                 changes = mesh.apply([changed])
             case 2:  # deleted
                 changes = mesh.apply([], [pod.key])
-            case _:  # not ready any more
+            case 3:  # not ready any more
                 changes = mesh.apply([dataclasses.replace(pod, ready=not pod.ready)])
+            case 4:  # a Service bound elsewhere, or a port added
+                if step % 12 == 4:
+                    labels = dict(service.labels) | {
+                        wellknown.USE_WAYPOINT: "waypoint",
+                        wellknown.USE_WAYPOINT_NAMESPACE: rng.choice(waypoint_namespaces)}
+                    changed_service = dataclasses.replace(service, meta=dataclasses.replace(
+                        service.meta, labels=FrozenMap(labels)))
+                else:
+                    port = dataclasses.replace(service.ports[0], port=9000 + step,
+                                               name=f"extra-{step}")
+                    changed_service = dataclasses.replace(
+                        service, ports=(*service.ports, port))
+                changes = mesh.apply([changed_service])
+            case _:  # an L7 policy on a waypoint, added and later removed
+                namespace = rng.choice(waypoint_namespaces)
+                policy = parse_object({
+                    "apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+                    "metadata": {"name": f"p{step % 2}", "namespace": namespace},
+                    "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io",
+                                             "kind": "Gateway", "name": "waypoint"}],
+                             "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]}})
+                assert policy is not None
+                existing = [p.key for p in mesh.objects(AuthorizationPolicy)
+                            if p.name == policy.name and p.namespace == namespace]
+                changes = mesh.apply([] if existing else [policy], existing)
         translator.translate(mesh, changes)
         bound += sum(len(i.config.workloads) for i in translator._inputs.values())
         fresh = WaypointTranslator()

@@ -155,7 +155,7 @@ class _Collector:
         tcp_routes = self.routes(TCPRoute, bound)
         virtual_services = self.virtual_services(bound)
         referenced: list[ServiceInfo] = []
-        targets = _referenced_hosts(http_routes, grpc_routes, tcp_routes, virtual_services,
+        targets = referenced_hosts(http_routes, grpc_routes, tcp_routes, virtual_services,
                                     self.suffix)
         for host in sorted(targets - bound_hosts):
             referenced.extend(self.lookup_host(host))
@@ -428,7 +428,7 @@ def _slice_port(endpoint_slice: EndpointSlice, port: ServicePortInfo) -> int | N
     return None
 
 
-def _referenced_hosts(http_routes: Iterable[HTTPRoute], grpc_routes: Iterable[GRPCRoute],
+def referenced_hosts(http_routes: Iterable[HTTPRoute], grpc_routes: Iterable[GRPCRoute],
                       tcp_routes: Iterable[TCPRoute], virtual_services: Iterable[VirtualService],
                       suffix: str) -> set[str]:
     """Hostnames that routes send (or mirror) traffic to."""

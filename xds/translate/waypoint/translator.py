@@ -28,7 +28,7 @@ from xds.model.mesh import ChangeSet, Mesh
 from xds.resources import Resource, Update, waypoint_scope
 from xds.translate.binding import WaypointBindings
 from xds.translate.waypoint.clusters import build_clusters
-from xds.translate.waypoint.collect import collect
+from xds.translate.waypoint.collect import collect, referenced_hosts
 from xds.translate.waypoint.endpoints import build_endpoints
 from xds.translate.waypoint.inputs import WaypointInputs
 from xds.translate.waypoint.listeners import build_listeners
@@ -49,11 +49,14 @@ class WaypointTranslator:
     def translate(self, mesh: Mesh, changes: ChangeSet | None) -> list[Update]:
         if changes is not None and changes.kinds <= _IRRELEVANT_KINDS:
             return []
-        if changes is not None and self._bindings is not None and _plain_pods_only(mesh,
-                                                                                   changes):
-            # Pod churn is most of all changes: only the waypoints those pods are
-            # bound to, or that serve a service of their namespace, can differ.
-            touched = self._bindings.rebind_pods(mesh, changes.keys)
+        if changes is not None and self._bindings is not None and _local_churn(mesh, changes):
+            # Pod, Service and policy churn is most of all changes: only the
+            # waypoints those objects are (or were) bound to, or whose inputs
+            # come from their namespace, can differ.
+            by_kind = {kind: [k for k in changes.keys if k.kind == kind]
+                       for kind in ("Pod", "Service")}
+            touched = (self._bindings.rebind_pods(mesh, by_kind["Pod"])
+                       | self._bindings.rebind_services(mesh, by_kind["Service"]))
             namespaces = {key.namespace for key in changes.keys}
             gateways = [gateway for gateway in mesh.objects(Gateway)
                         if f"{gateway.namespace}/{gateway.name}" in touched
@@ -94,22 +97,38 @@ class WaypointTranslator:
         return updates
 
 
-def _plain_pods_only(mesh: Mesh, changes: ChangeSet) -> bool:
-    """Only pods changed, and none of them (before or after) runs a waypoint."""
-    if changes.kinds != {"Pod"}:
+# Kinds whose effect on a waypoint is confined to waypoints bound to the
+# changed objects or depending on their namespace (see ``_local_churn``).
+_LOCAL_KINDS = frozenset({"Pod", "Service", "AuthorizationPolicy"})
+
+
+def _local_churn(mesh: Mesh, changes: ChangeSet) -> bool:
+    """Only pods, Services and AuthorizationPolicies changed; no pod (before or after)
+    runs a waypoint, and no policy is mesh-wide (root namespace)."""
+    if not changes.kinds <= _LOCAL_KINDS:
         return False
     for key in changes.keys:
-        for pod in (mesh.get_by_key(key), changes.previous.get(key)):
-            if pod is not None and wellknown.GATEWAY_NAME in pod.labels:
-                return False
+        if key.kind == "AuthorizationPolicy" and key.namespace == mesh.config.root_namespace:
+            return False
+        if key.kind == "Pod":
+            for pod in (mesh.get_by_key(key), changes.previous.get(key)):
+                if pod is not None and wellknown.GATEWAY_NAME in pod.labels:
+                    return False
     return True
 
 
 def _namespaces(inputs: WaypointInputs) -> frozenset[str]:
+    """Namespaces whose pods, Services or policies can change this waypoint's inputs,
+    including those of route targets that do not exist (yet)."""
     config = inputs.config
+    suffix = f".svc.{config.identity.domain_suffix}"
+    targets = referenced_hosts(config.http_routes, config.grpc_routes, config.tcp_routes,
+                                config.virtual_services, config.identity.domain_suffix)
     return frozenset({config.identity.namespace,
                       *(service.namespace for service in config.services),
-                      *(workload.namespace for workload in config.workloads)})
+                      *(workload.namespace for workload in config.workloads),
+                      *(host.removesuffix(suffix).rpartition(".")[2] for host in targets
+                        if host.endswith(suffix))})
 
 
 def snapshot(scope: str, inputs: WaypointInputs) -> list[Update]:
