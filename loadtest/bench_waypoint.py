@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
-import fcntl
 import gc
 import json
 import shutil
@@ -44,7 +42,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -54,6 +52,7 @@ from envoy.config.listener.v3 import listener_pb2
 from google.protobuf import json_format
 
 from loadtest import meshgen
+from loadtest.hbone_lock import exclusive_hbone_port
 from xds import type_urls
 from xds.app import ControlPlane, ServeOptions
 from xds.model import MeshStore, parse_object
@@ -73,10 +72,8 @@ TARGET_EDIT_TO_ACK_MS: Final = 300.0
 NAMESPACE: Final = "ns-0"  # meshgen's first namespace is the one with the waypoint
 GATEWAY: Final = "waypoint"
 ROUTE_FILE: Final = "90-route.yaml"
-HBONE_PORT: Final = 15008
 # The same lock file as tests/e2e/waypoint_harness.py: the waypoint binds
 # 0.0.0.0:15008 with SO_REUSEPORT, so two at once would share connections.
-LOCK_FILE: Final = Path(tempfile.gettempdir()) / "xds-waypoint-hbone-15008.lock"
 CHAIN_TYPES: Final = (type_urls.CLUSTER, type_urls.ENDPOINT, type_urls.LISTENER)
 
 
@@ -196,25 +193,6 @@ def offline(spec: meshgen.MeshSpec, rounds: int) -> None:
 
 
 # -- the live run ------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def exclusive_hbone_port(timeout: float = 300.0) -> Iterator[None]:
-    LOCK_FILE.touch(exist_ok=True)
-    with LOCK_FILE.open("r+") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
 
 def envoy_binary() -> str:
     beside = Path(sys.executable).parent / "envoy"

@@ -28,17 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import json
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +44,7 @@ import grpc
 from cryptography.hazmat.primitives import serialization
 from google.protobuf import json_format
 
+from loadtest.hbone_lock import HBONE_PORT, exclusive_hbone_port  # noqa: F401 (re-exported)
 from tests.security.support import ISTIOD_NAME, ec_key, leaf_uris, make_csr
 from tests.translate.waypoint.live import RunningEnvoy
 from xds import type_urls
@@ -57,52 +55,9 @@ from xds.serving.delta import DeltaWatch
 from xds.serving.sotw import SotwWatch
 from xds.serving.store import ConfigStore
 
-HBONE_PORT = 15008
-LOCK_FILE = Path(tempfile.gettempdir()) / "xds-waypoint-hbone-15008.lock"
 TRUST_DOMAIN = "cluster.local"
 
 T = TypeVar("T")
-
-
-# -- one run at a time on port 15008 -------------------------------------------------
-
-def listeners_on_port(port: int) -> list[str]:
-    """Local addresses of LISTEN sockets on ``port`` (any owner), from /proc/net."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                local, state = fields[1], fields[3]
-                address, _, hex_port = local.rpartition(":")
-                if state == "0A" and int(hex_port, 16) == port:
-                    found.append(address)
-    return found
-
-
-@contextlib.contextmanager
-def exclusive_hbone_port(timeout: float = 300.0) -> Iterator[None]:
-    """Hold the machine-wide lock for port 15008; fail if someone else listens there."""
-    LOCK_FILE.touch(exist_ok=True)
-    with LOCK_FILE.open("r+") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        try:
-            others = listeners_on_port(HBONE_PORT)
-            if others:
-                raise RuntimeError(
-                    f"something already listens on port {HBONE_PORT} ({others}): with "
-                    "SO_REUSEPORT it would share the waypoint's connections")
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # -- an asyncio loop in a thread -----------------------------------------------------
