@@ -7,18 +7,22 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 
-from xds.client import DeltaClient
-from xds.type_urls import ADDRESS, AUTHORIZATION
+from xds.client import DeltaClient, SotwClient
+from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER
 
 from .conftest import REPO, free_port
 from .helpers import http_ready, wait_until
 
 ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.local"
+WAYPOINT = "waypoint~10.244.1.50~waypoint-5d7f-abcde.bookinfo~bookinfo.svc.cluster.local"
+WAYPOINT_METADATA = {"LABELS": {"gateway.networking.k8s.io/gateway-name": "waypoint"},
+                     "NAMESPACE": "bookinfo"}
 
 
 def xds(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -84,3 +88,41 @@ async def test_serve_on_the_demo_mesh_answers_delta_clients() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
+
+
+async def test_sigterm_ends_streams_cleanly_and_exits_promptly() -> None:
+    """Streams end with the status ztunnel retries at once (no growing backoff)."""
+    xds_port, http_port = free_port(), free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xds", "serve", "--xds-port", str(xds_port), "--secure-port", "0",
+        "--http-port", str(http_port), "--listen-address", "127.0.0.1", cwd=REPO,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        await wait_until(lambda: http_ready(http_port), within=30)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
+            clients = [DeltaClient(channel, ZTUNNEL), SotwClient(channel, WAYPOINT,
+                                                                 metadata=WAYPOINT_METADATA)]
+            await clients[0].connect({ADDRESS: [], AUTHORIZATION: []})
+            await clients[1].connect({CLUSTER: []})
+            for client in clients:
+                await client.next()
+            await asyncio.sleep(0.3)  # past the initial pushes: both streams idle
+            start = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            for client in clients:
+                with pytest.raises(grpc.aio.AioRpcError) as ended:
+                    while True:
+                        await client.next(within=2)
+                assert time.monotonic() - start < 1.0
+                assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert "transport is closing" in (ended.value.details() or "")
+                await client.close()
+        assert await asyncio.wait_for(process.wait(), 2) == 0
+        assert time.monotonic() - start < 2.0
+        assert process.stderr is not None
+        log = (await process.stderr.read()).decode()
+        assert "shutting down" in log and "stopped" in log
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -152,7 +152,6 @@ class ControlPlane:
                 raise Unauthenticated(str(e)) from None
 
         ads = AdsService(self.store, secure_binder(self.mesh, secrets,
-                                                   self.options.security.trusted_node_accounts,
                                                    self.options.security.system_namespace),
                          ready=self.ready, connections=self.connections,
                          authenticate=authenticate, observer=AdsMetrics(),
@@ -183,8 +182,15 @@ class ControlPlane:
                                                  reuse_port=self.options.reuse_port)
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, give open streams ``grace`` seconds, then close everything."""
+        """Stop accepting, end every xDS stream at once, then close everything.
+
+        xDS streams end with the status proxies take for a clean close, so they
+        reconnect (to another replica, or to us when we are back) without
+        backing off. Unary calls in flight (CSRs) get up to ``grace`` seconds.
+        """
+        log.info("shutting down", extra={"streams": len(self.connections)})
         self.ready.clear()
+        self.connections.close_all()
         await asyncio.gather(*(server.stop(grace) for server in self._servers))
         if self._http is not None:
             await self._http.close()
@@ -195,6 +201,7 @@ class ControlPlane:
                 await task
         if self.security is not None:
             self.security.close()
+        log.info("stopped")
 
 
 class MeshPods:

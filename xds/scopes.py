@@ -96,12 +96,13 @@ def gateway_accounts(mesh: Mesh, namespace: str, name: str) -> set[str]:
     return accounts
 
 
-def secure_binder(mesh: Mesh, secrets: SecretPublisher,
-                  trusted_node_accounts: frozenset[str], system_namespace: str) -> Binder:
+def secure_binder(mesh: Mesh, secrets: SecretPublisher, system_namespace: str) -> Binder:
     """The TLS port: every stream is authenticated; what it gets depends on who it is.
 
-    - ztunnel streams carry the whole mesh, so only trusted node accounts
-      (default ``istio-system/ztunnel``) may open them;
+    - ztunnel streams are served to any identity that passes the identity
+      check below, as istiod does: a dedicated-mode ztunnel runs as its
+      workload's own account. (Being a trusted node account matters only for
+      certificate impersonation, which the CA decides.)
     - a waypoint identity gets the config of a Gateway it may run, and its own
       secrets (``default``, ``ROOTCA``) from the scope of its identity;
     - any identity must match the namespace and service account its node
@@ -127,9 +128,6 @@ def secure_binder(mesh: Mesh, secrets: SecretPublisher,
                 raise Forbidden(str(e)) from None
 
         if node.type is ProxyType.ZTUNNEL:
-            if identity is not None and identity.account not in trusted_node_accounts:
-                raise Forbidden(f"{identity} may not subscribe to ztunnel config: only trusted "
-                                f"node accounts ({', '.join(sorted(trusted_node_accounts))}) may")
             return Binding(ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False))
 
         if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):

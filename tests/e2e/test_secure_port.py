@@ -57,7 +57,8 @@ async def secure(demo_copy: Path, tmp_path: Path) -> AsyncIterator[Secure]:
     ca_dir = tmp_path / "ca"
     tokens_file = tmp_path / "tokens"
     tokens = {}
-    for account in ("bookinfo/waypoint", "istio-system/ztunnel", "bookinfo/bookinfo-productpage"):
+    for account in ("bookinfo/waypoint", "istio-system/ztunnel", "bookinfo/bookinfo-productpage",
+                    "default/default"):
         tokens[account] = add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
     async with running_control_plane(
             demo_copy, secure_port=-1,
@@ -120,18 +121,54 @@ async def test_waypoint_identity_cannot_get_another_waypoints_config(secure: Sec
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_only_trusted_node_accounts_get_ztunnel_config(secure: Secure) -> None:
+# What a dedicated-mode ztunnel (PROXY_MODE=dedicated, POD_NAME=local, POD_NAMESPACE=default)
+# sends: its token is its workload's own account, not a node account.
+DEDICATED_ZTUNNEL = "ztunnel~127.0.0.1~local.default~default.svc.cluster.local"
+DEDICATED_METADATA = {"NAME": "local", "NAMESPACE": "default", "INSTANCE_IPS": "127.0.0.1",
+                      "NODE_NAME": "local", "CLUSTER_ID": "Kubernetes"}
+
+
+async def test_node_account_gets_ztunnel_config(secure: Secure) -> None:
     client = DeltaClient(secure.channel(), ZTUNNEL_NODE,
                          metadata_headers=secure.auth("istio-system/ztunnel"))
     await client.connect({ADDRESS: [], AUTHORIZATION: []})
     assert (await client.next()).resources
     await client.close()
+
+
+async def test_dedicated_ztunnel_gets_ztunnel_config_as_its_workload(secure: Secure) -> None:
+    """istiod's rule: any identity matching the namespace its node claims."""
+    client = DeltaClient(secure.channel(), DEDICATED_ZTUNNEL, metadata=DEDICATED_METADATA,
+                         metadata_headers=secure.auth("default/default"))
+    await client.connect({ADDRESS: [], AUTHORIZATION: []})
+    types = {(await client.next()).type_url, (await client.next()).type_url}
+    assert types == {ADDRESS, AUTHORIZATION}
+    await client.close()
+
+
+async def test_ztunnel_claiming_another_namespace_is_refused(secure: Secure) -> None:
     impostor = DeltaClient(secure.channel(),
-                           "ztunnel~10.244.1.10~pp.bookinfo~bookinfo.svc.cluster.local",
-                           metadata_headers=secure.auth("bookinfo/bookinfo-productpage"))
+                           "ztunnel~127.0.0.1~local.other~other.svc.cluster.local",
+                           metadata={**DEDICATED_METADATA, "NAMESPACE": "other"},
+                           metadata_headers=secure.auth("default/default"))
     error = await refusal(impostor, {ADDRESS: []})
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "trusted node accounts" in (error.details() or "")
+    assert "may not connect as a proxy of other/*" in (error.details() or "")
+
+
+async def test_workload_token_cannot_impersonate(secure: Secure) -> None:
+    """Serving a dedicated ztunnel its config grants no certificate rights beyond its own."""
+    from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
+
+    stub = ca_pb2_grpc.IstioCertificateServiceStub(secure.channel())
+    wanted = "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage"
+    request = ca_pb2.IstioCertificateRequest(csr=make_csr(wanted, ec_key()))
+    request.metadata.update({"ImpersonatedIdentity": wanted})
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.CreateCertificate(request, metadata=secure.auth("default/default"),
+                                     timeout=10)
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "not a trusted node account" in (error.value.details() or "")
 
 
 @pytest.mark.parametrize("account", [None, "nobody/unknown"])
@@ -173,6 +210,21 @@ async def test_ca_shares_the_port(secure: Secure, tmp_path: Path) -> None:
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == [
         "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage"]
+
+
+async def test_short_validity_requests_get_the_ten_minute_floor(secure: Secure) -> None:
+    """ztunnel with SECRET_TTL=60s would otherwise renew in a tight loop."""
+    import datetime as dt
+
+    from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
+
+    stub = ca_pb2_grpc.IstioCertificateServiceStub(secure.channel())
+    response = await stub.CreateCertificate(
+        ca_pb2.IstioCertificateRequest(csr=make_csr(), validity_duration=60),
+        metadata=secure.auth("default/default"), timeout=10)
+    leaf = x509.load_pem_x509_certificate(response.cert_chain[0].encode())
+    remaining = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(minutes=9, seconds=50) < remaining <= dt.timedelta(minutes=10)
 
 
 async def test_waypoint_secrets_rotate_before_expiry(demo_copy: Path, tmp_path: Path) -> None:

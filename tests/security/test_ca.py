@@ -112,7 +112,10 @@ def test_expired_ca_refuses_to_issue() -> None:
 @pytest.mark.parametrize(
     ("requested", "expected"),
     [(0, dt.timedelta(hours=24)), (-5, dt.timedelta(hours=24)), (3600, dt.timedelta(hours=1)),
-     (90 * 86400, dt.timedelta(days=90))],
+     (90 * 86400, dt.timedelta(days=90)),
+     # below the floor: raised to 10 minutes, so a short-TTL client cannot spin
+     (60, dt.timedelta(minutes=10)), (1, dt.timedelta(minutes=10)),
+     (600, dt.timedelta(minutes=10)), (601, dt.timedelta(seconds=601))],
 )
 def test_ttl_rules(ca: CertificateAuthority, requested: int, expected: dt.timedelta) -> None:
     assert ca.resolve_ttl(requested) == expected

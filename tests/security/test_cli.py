@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -81,12 +82,38 @@ def test_show_without_a_ca_fails_with_one_line(tmp_path: Path) -> None:
 
 
 def test_token_add_prints_only_the_token(tmp_path: Path) -> None:
+    """Piped into a file, the token has no newline: ztunnel sends token files verbatim."""
     result = xds("token", "add", "default/app", "--ca-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    token = result.stdout.strip()
-    assert result.stdout == token + "\n" and len(token) == 43
+    token = result.stdout
+    assert token.strip() == token and len(token) == 43
     grant = TokensFile(tmp_path / "tokens", TD).lookup(token)
     assert grant is not None and grant.identity.account == "default/app"
+
+
+def test_token_add_ends_the_line_on_a_terminal(tmp_path: Path) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "xds.security.cli", "token", "add", "default/app",
+             "--ca-dir", str(tmp_path)], cwd=REPO, stdout=terminal, timeout=60, check=False)
+        assert result.returncode == 0
+        printed = os.read(controller, 1024)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert printed.endswith(b"\r\n") and len(printed.strip()) == 43
+
+
+def test_token_add_output_file(tmp_path: Path) -> None:
+    target = tmp_path / "ztunnel-token"
+    result = xds("token", "add", "default/default", "--ca-dir", str(tmp_path),
+                 "--output", str(target))
+    assert result.returncode == 0 and result.stdout == "", result.stderr
+    token = target.read_text()
+    assert token.strip() == token and len(token) == 43
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert TokensFile(tmp_path / "tokens", TD).lookup(token) is not None
 
 
 def test_token_add_with_node_and_expiry(tmp_path: Path) -> None:

@@ -36,6 +36,10 @@ Clock: TypeAlias = Callable[[], dt.datetime]
 
 DEFAULT_WORKLOAD_TTL: Final = dt.timedelta(hours=24)
 MAX_WORKLOAD_TTL: Final = dt.timedelta(days=90)
+# A client asking for less gets this much: ztunnel renews at half the lifetime
+# counted from not-before, which is backdated, so a 60 s request would renew in
+# a tight loop (seen with SECRET_TTL=60s: 576 CSRs in 25 s).
+MIN_WORKLOAD_TTL: Final = dt.timedelta(minutes=10)
 ROOT_TTL: Final = dt.timedelta(days=3650)
 # Leaves are backdated so a peer whose clock lags a little does not reject a
 # certificate as not yet valid. Roots are backdated more: every node in the
@@ -278,7 +282,9 @@ class CertificateAuthority:
         return self.material.root_fingerprint
 
     def resolve_ttl(self, requested_seconds: int) -> dt.timedelta:
-        """istiod's rule: non-positive means the default; above the maximum is an error."""
+        """istiod's rule: non-positive means the default; above the maximum is an error.
+
+        Unlike istiod, a request below ``MIN_WORKLOAD_TTL`` is raised to it."""
         if requested_seconds <= 0:
             return self.default_ttl
         max_seconds = int(self.max_ttl.total_seconds())
@@ -286,7 +292,7 @@ class CertificateAuthority:
             raise TtlError(
                 f"requested validity {requested_seconds}s exceeds the maximum of {max_seconds}s"
             )
-        return dt.timedelta(seconds=requested_seconds)
+        return max(dt.timedelta(seconds=requested_seconds), MIN_WORKLOAD_TTL)
 
     def sign_csr(
         self, csr_pem: str | bytes, identity: Identity, ttl: dt.timedelta

@@ -28,6 +28,7 @@ from xds.security.ca import (
     fingerprint,
 )
 from xds.security.ca_files import ROOT_CERT, CaDirectory, default_ca_dir
+from xds.security.fileio import PRIVATE, atomic_write
 from xds.security.identity import DEFAULT_TRUST_DOMAIN, Identity, InvalidIdentity
 from xds.security.plane import SecurityOptions
 from xds.security.serving_tls import subject_alt_names
@@ -142,6 +143,9 @@ def register(subparsers: Any) -> None:
                      help="bind the token to a node (lets a node agent impersonate its pods)")
     add.add_argument("--expires-in", type=_duration_arg, default=None,
                      help="token lifetime, e.g. 30d (default: no expiry)")
+    add.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
+                     help="write the token to FILE (mode 0600, no trailing newline: what "
+                          "ztunnel's AUTH_TOKEN and Envoy's token file expect) instead of stdout")
     add.set_defaults(func=run_token_add)
 
 
@@ -196,9 +200,15 @@ def run_token_add(args: argparse.Namespace) -> int:
     expires = dt.datetime.now(dt.UTC) + args.expires_in if args.expires_in else None
     try:
         token = add_grant(path, TokenGrant(identity, node=args.node, expires=expires))
+        if args.output is not None:
+            atomic_write(args.output, token.encode(), PRIVATE)
+            return EXIT_OK
     except OSError as exc:
         return _fail("token add", exc)
-    print(token)
+    # Token files are sent verbatim (ztunnel puts the file into a header, and a
+    # newline there is invalid): only a terminal gets the newline.
+    sys.stdout.write(token + "\n" if sys.stdout.isatty() else token)
+    sys.stdout.flush()
     return EXIT_OK
 
 

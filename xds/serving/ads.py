@@ -153,11 +153,28 @@ class Connection:
 
 _PUSH = object()
 _END = object()
+_SHUTDOWN = object()
+
+SHUTDOWN_MESSAGE = "transport is closing: the control plane is shutting down"
+"""ztunnel retries at once (resetting its backoff) only after UNAVAILABLE whose
+message contains "transport is closing" or "received prior goaway"; any other
+ending makes its reconnect delay grow. Envoy reconnects after any ending."""
+
+
+class ShuttingDown(Exception):
+    """Ends a stream with UNAVAILABLE and ``SHUTDOWN_MESSAGE``."""
 
 
 class ConnectionRegistry:
     def __init__(self) -> None:
         self._connections: dict[str, Connection] = {}
+        self.closing = False
+
+    def close_all(self) -> None:
+        """Ask every open stream to end cleanly; streams opened later are refused."""
+        self.closing = True
+        for connection in self._connections.values():
+            connection._inbox.put_nowait(_SHUTDOWN)
 
     def add(self, connection: Connection) -> None:
         self._connections[connection.id] = connection
@@ -218,6 +235,8 @@ class AdsService:
 
     async def _serve(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext,
                      *, delta: bool) -> None:
+        if self.connections.closing:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_MESSAGE)
         if not self._ready.is_set():
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 "control plane not ready: config sources have not synced yet")
@@ -247,6 +266,8 @@ class AdsService:
                                 session, context.peer(), delta)
         unwatch = self._watch(binding, connection)
         self.connections.add(connection)
+        if self.connections.closing:  # the binder awaited while shutdown began
+            connection._inbox.put_nowait(_SHUTDOWN)
         self._observer.connected(connection)
         log.info("connected", extra={"conn": connection.id, "proxy": node.id,
                                      "scope": binding.scope, "delta": delta})
@@ -256,6 +277,8 @@ class AdsService:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except Forbidden as e:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
+        except ShuttingDown:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_MESSAGE)
         finally:
             unwatch()
             if binding.release is not None:
@@ -287,6 +310,8 @@ class AdsService:
                 item = await connection._inbox.get()
                 if item is _END:
                     return
+                if item is _SHUTDOWN:
+                    raise ShuttingDown
                 if item is _PUSH:
                     await self._push(connection, context)
                 elif isinstance(item, BaseException):
