@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,8 @@ import grpc
 import pytest
 
 from xds.app import ControlPlane, ServeOptions
+
+from .kube.cluster import Cluster, running_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,3 +64,11 @@ async def channel_to() -> AsyncIterator[Callable[[int], grpc.aio.Channel]]:
     yield make
     for channel in channels:
         await channel.close()
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A real etcd + kube-apiserver with the Istio and Gateway API CRDs, for the session.
+
+    Built from Go modules on first use (tests/kube/build.sh, cached per machine)."""
+    yield from running_cluster(tmp_path_factory.mktemp("kube"))

@@ -1,0 +1,196 @@
+"""List then watch one API resource, keeping the mesh store in step with it.
+
+The loop is client-go's reflector, reduced to what a control plane needs:
+
+- list (paged) and apply the difference with what the store holds of this
+  kind: objects not listed any more are deleted, unchanged ones cost nothing
+  (``MeshStore.apply`` compares values);
+- watch from the list's resourceVersion with bookmarks, applying each event,
+  and resume from the last resourceVersion seen when the watch ends or the
+  connection drops, so no event is lost (a replayed one is a no-op);
+- on ``410 Gone`` (the resourceVersion was compacted away) list again at once;
+- on any other failure keep what is served, back off with jitter, retry;
+- on ``403``/``404`` give up and tell the source (RBAC, or the CRD is gone).
+
+Objects are parsed on arrival by the same parser as manifest files; the raw
+JSON is dropped. An object that does not parse is logged (naming the object
+and the field) and its last good version is kept, as in file mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from xds.model.errors import ManifestError
+from xds.model.meta import KubeObject, ObjectKey
+from xds.model.parse import parse_object
+from xds.sources.kubernetes import metrics
+from xds.sources.kubernetes.api import ApiError, KubeApi
+from xds.sources.kubernetes.kinds import ApiResource
+
+log = logging.getLogger("xds.kube")
+
+Apply = Callable[[Sequence[KubeObject], Sequence[ObjectKey]], None]
+"""Apply upserts and deletions to the store (and report the change)."""
+Known = Callable[[], Iterable[ObjectKey]]
+"""The keys the store currently holds for this reflector's kind."""
+
+DEFAULT_WATCH_TIMEOUT: Final = 300
+
+
+class ResourceUnavailable(Exception):
+    """The resource cannot be listed or watched: forbidden (403) or not served (404)."""
+
+    def __init__(self, resource: ApiResource, error: ApiError) -> None:
+        super().__init__(f"{resource.name}: {error}")
+        self.resource = resource
+        self.error = error
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter: 0.2 s, 0.4 s, ... up to ``ceiling``."""
+
+    base: float = 0.2
+    ceiling: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        return random.uniform(self.base / 2, min(self.ceiling, self.base * 2 ** (failures - 1)))
+
+
+def object_key(resource: ApiResource, obj: Mapping[str, Any]) -> ObjectKey | None:
+    metadata = obj.get("metadata") or {}
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    namespace = metadata.get("namespace") if resource.namespaced else ""
+    return ObjectKey(resource.model.kind, str(namespace or ""), name)
+
+
+def deletions(known: Iterable[ObjectKey], listed: Iterable[ObjectKey]) -> list[ObjectKey]:
+    """What a fresh list no longer has: the store's keys that were not listed."""
+    present = set(listed)
+    return [key for key in known if key not in present]
+
+
+class Reflector:
+    def __init__(self, api: KubeApi, resource: ApiResource, apply: Apply, known: Known, *,
+                 watch_timeout: int = DEFAULT_WATCH_TIMEOUT,
+                 backoff: Backoff | None = None) -> None:
+        self.api = api
+        self.resource = resource
+        self.synced = asyncio.Event()
+        self.resource_version = ""
+        self._apply = apply
+        self._known = known
+        self._watch_timeout = watch_timeout
+        self._backoff = backoff or Backoff()
+        self._invalid: dict[ObjectKey, str] = {}
+
+    @property
+    def invalid(self) -> Mapping[ObjectKey, str]:
+        """Objects that do not parse (their last good version, if any, is served)."""
+        return dict(self._invalid)
+
+    async def run(self) -> None:
+        """Until cancelled; raises ``ResourceUnavailable`` on 403/404."""
+        name = self.resource.name
+        failures = 0
+        while True:
+            try:
+                if not self.resource_version:
+                    await self._list()
+                metrics.WATCH_UP.labels(name).set(1)
+                await self._watch()
+                failures = 0
+            except ApiError as error:
+                if error.forbidden or error.not_found:
+                    metrics.WATCH_UP.labels(name).set(0)
+                    raise ResourceUnavailable(self.resource, error) from None
+                if error.gone:
+                    # Our resourceVersion was compacted away: only a new list can
+                    # tell what changed meanwhile. No backoff, this is routine.
+                    log.info("resourceVersion expired; listing again",
+                             extra={"resource": name, "resource_version": self.resource_version})
+                    metrics.RELISTS.labels(name).inc()
+                    self.resource_version = ""
+                    continue
+                failures += 1
+                self._failed(error.reason or "transport", str(error), failures)
+            except Exception as error:  # a bug must not stop the watch for good
+                failures += 1
+                log.exception("watch failed unexpectedly", extra={"resource": name})
+                self._failed(type(error).__name__, str(error), failures)
+            if failures:
+                await asyncio.sleep(self._backoff.delay(failures))
+
+    def _failed(self, reason: str, message: str, failures: int) -> None:
+        name = self.resource.name
+        metrics.WATCH_UP.labels(name).set(0)
+        metrics.WATCH_ERRORS.labels(name, reason).inc()
+        # The first failure of a streak is a warning; the rest are noise.
+        level = logging.WARNING if failures == 1 else logging.DEBUG
+        log.log(level, "watch interrupted; serving the last known state and retrying",
+                extra={"resource": name, "reason": message, "failures": failures})
+
+    async def _list(self) -> None:
+        items, resource_version = await self.api.list_all(self.resource.path)
+        upserts: list[KubeObject] = []
+        listed: list[ObjectKey] = []
+        for item in items:
+            key, obj = self._parse(item)
+            if key is not None:
+                listed.append(key)  # an invalid object keeps its last good version
+            if obj is not None:
+                upserts.append(obj)
+        gone = deletions(self._known(), listed)
+        for key in gone:
+            self._invalid.pop(key, None)
+        self._apply(upserts, gone)
+        self.resource_version = resource_version
+        if not self.synced.is_set():
+            log.info("synced", extra={"resource": self.resource.name, "objects": len(listed)})
+        self.synced.set()
+
+    async def _watch(self) -> None:
+        # A little jitter keeps a fleet of reflectors from re-watching in lockstep.
+        timeout = int(self._watch_timeout * random.uniform(1.0, 1.25))
+        async for event in self.api.watch(self.resource.path, self.resource_version, timeout):
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            version = (obj.get("metadata") or {}).get("resourceVersion")
+            if kind == "DELETED":
+                key = object_key(self.resource, obj)
+                if key is not None:
+                    self._invalid.pop(key, None)
+                    self._apply((), (key,))
+            elif kind in ("ADDED", "MODIFIED"):
+                _, parsed = self._parse(obj)
+                if parsed is not None:
+                    self._apply((parsed,), ())
+            if version:
+                self.resource_version = str(version)
+
+    def _parse(self, item: dict[str, Any]) -> tuple[ObjectKey | None, KubeObject | None]:
+        # List items of built-in kinds come without apiVersion and kind.
+        item.setdefault("apiVersion", self.resource.group_version)
+        item.setdefault("kind", self.resource.model.kind)
+        key = object_key(self.resource, item)
+        try:
+            obj = parse_object(item)
+        except ManifestError as error:
+            if key is not None and self._invalid.get(key) != str(error):
+                self._invalid[key] = str(error)
+                log.warning("invalid object skipped; its last good version is kept",
+                            extra={"object_kind": key.kind, "object_namespace": key.namespace,
+                                   "object_name": key.name, "field": error.field,
+                                   "reason": error.message})
+            return key, None
+        if key is not None:
+            self._invalid.pop(key, None)
+        return key, obj
