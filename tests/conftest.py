@@ -26,7 +26,8 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running_control_plane(config_dir: Path, **overrides: Any) -> AsyncIterator[ControlPlane]:
+async def running_control_plane(config_dir: Path | None,
+                                **overrides: Any) -> AsyncIterator[ControlPlane]:
     """A ControlPlane in this event loop, on ephemeral loopback ports, ready to serve."""
     options = ServeOptions(config_dir=config_dir, listen_host="127.0.0.1", xds_port=-1,
                            secure_port=0, http_port=-1, poll_interval=0.05,

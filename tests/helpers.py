@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 async def wait_until(predicate: Callable[[], object], within: float = 5.0) -> None:
@@ -15,6 +15,14 @@ async def wait_until(predicate: Callable[[], object], within: float = 5.0) -> No
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+async def eventually(check: Callable[[], Awaitable[object]], within: float = 5.0) -> None:
+    """``wait_until`` for checks that must not block the event loop (e.g. HTTP calls
+    to a server running in this loop, made through a thread)."""
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
 
 def http_ready(port: int) -> bool:

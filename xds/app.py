@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
@@ -22,7 +23,7 @@ from xds.model.mesh import MeshConfig, MeshStore
 from xds.pipeline import Pipeline
 from xds.scopes import plaintext_binder, secure_binder
 from xds.secrets import SecretPublisher
-from xds.security.authn import AuthenticationError, Caller
+from xds.security.authn import AuthenticationError, Caller, KubeTokenAuthenticator
 from xds.security.identity import Identity
 from xds.security.plane import MeshSecurity, SecurityOptions
 from xds.serving.ads import SERVICE as ADS_SERVICE
@@ -37,11 +38,18 @@ from xds.serving.introspection import control_plane_identifier
 from xds.serving.metrics import AdsMetrics
 from xds.serving.store import ConfigStore
 from xds.sources.files import FileSource
+from xds.sources.kubernetes.api import ApiError
+from xds.sources.kubernetes.ca_secret import load_cluster_ca
+from xds.sources.kubernetes.reflector import Backoff
+from xds.sources.kubernetes.root_cert import RootCertPublisher
+from xds.sources.kubernetes.source import KubernetesOptions, KubernetesSource
+from xds.sources.kubernetes.tokenreview import KubeTokenReviewer
 from xds.translate.base import Translator
 from xds.translate.waypoint import WaypointTranslator
 from xds.translate.ztunnel import ZtunnelTranslator
 
 log = logging.getLogger("xds.app")
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,6 +69,8 @@ class ServeOptions:
     security: SecurityOptions = field(default_factory=SecurityOptions)
     # Several worker processes share the ports (``xds serve --workers``).
     reuse_port: bool = False
+    kubernetes: KubernetesOptions | None = None
+    """Watch a cluster instead of ``config_dir``; the CA and tokens come from it too."""
 
 
 def default_translators(mesh: MeshConfig) -> list[Translator]:
@@ -87,23 +97,38 @@ class ControlPlane:
                                  debounce_max=options.debounce_max)
         self.ready = asyncio.Event()
         self.connections = ConnectionRegistry()
-        directory = options.config_dir or demo_directory()
-        self.source = FileSource(directory, self.mesh, self.pipeline.changed,
-                                 poll_interval=options.poll_interval)
         self.ports = BoundPorts()
-        # Loads (or on first start creates) the CA: blocking, so before serving.
-        self.security = (MeshSecurity.open(options.security, pods=MeshPods(self.mesh))
-                         if options.secure_port != 0 else None)
-        self.secrets = (SecretPublisher(self.security.key_pairs, self.store)
-                        if self.security is not None else None)
+        self.source: FileSource | KubernetesSource
+        self.security: MeshSecurity | None = None
+        self.secrets: SecretPublisher | None = None
+        if options.kubernetes is not None:
+            # The CA and the token reviewer need the API server: see start().
+            self.source = KubernetesSource(options.kubernetes, self.mesh, self.pipeline.changed)
+        else:
+            self.source = FileSource(options.config_dir or demo_directory(), self.mesh,
+                                     self.pipeline.changed, poll_interval=options.poll_interval)
+            if options.secure_port != 0:
+                # Loads (or on first start creates) the CA: blocking, so before serving.
+                self._secure(MeshSecurity.open(options.security, pods=MeshPods(self.mesh)))
         self._push_limit = asyncio.Semaphore(options.push_limit)
         self._servers: list[grpc.aio.Server] = []
         self._http: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
+    def _secure(self, security: MeshSecurity) -> None:
+        self.security = security
+        self.secrets = SecretPublisher(security.key_pairs, self.store)
+
     async def start(self) -> None:
-        """Open the ports, then sync the sources and publish; returns once ready."""
-        await self._start_grpc()
+        """Open the ports, then sync the sources and publish; returns once ready.
+
+        Until then xDS streams are refused with UNAVAILABLE. In Kubernetes mode the
+        TLS port opens once the CA has been read from the cluster."""
+        await self._start_plaintext()
+        if isinstance(self.source, KubernetesSource) and self.options.secure_port != 0:
+            await self._secure_from_cluster(self.source)
+        if self.security is not None and self.secrets is not None:
+            await self._start_secure(self.security, self.secrets)
         await self._start_http()
         source = asyncio.create_task(self.source.run(), name="source")
         self._tasks.append(source)
@@ -122,9 +147,27 @@ class ControlPlane:
                                  "xds_port": self.ports.xds, "secure_port": self.ports.secure,
                                  "http_port": self.ports.http})
 
-    async def _start_grpc(self) -> None:
-        if self.security is not None and self.secrets is not None:
-            await self._start_secure(self.security, self.secrets)
+    async def _secure_from_cluster(self, source: KubernetesSource) -> None:
+        """Kubernetes mode: the CA from its Secret, tokens checked by TokenReview, and the
+        root published as the ``istio-ca-root-cert`` ConfigMap of every namespace."""
+        options = self.options.security
+        api = await source.connect()
+        material, where = await _retrying(
+            "load the CA", lambda: load_cluster_ca(api, options.system_namespace,
+                                                   key_algorithm=options.key_algorithm,
+                                                   organization=options.trust_domain))
+        pods = MeshPods(self.mesh)
+        reviewer = KubeTokenReviewer(api, cluster_id=self.options.mesh.cluster_id,
+                                     pod_node=pods.node_of)
+        authenticator = KubeTokenAuthenticator(reviewer, trust_domain=options.trust_domain,
+                                               audiences=options.token_audiences)
+        security = MeshSecurity.assemble(options, material, authenticator, pods=pods)
+        self._secure(security)
+        log.info("CA ready", extra={"source": where, "root": security.ca.root_fingerprint})
+        publisher = RootCertPublisher(api, lambda: security.ca.root_pem)
+        self._tasks.append(asyncio.create_task(publisher.run(), name="root-cert"))
+
+    async def _start_plaintext(self) -> None:
         if self.options.xds_port != 0:
             plaintext = AdsService(self.store, plaintext_binder(), ready=self.ready,
                                    connections=self.connections, observer=AdsMetrics(),
@@ -201,6 +244,8 @@ class ControlPlane:
                 await task
         if self.security is not None:
             self.security.close()
+        if isinstance(self.source, KubernetesSource):
+            await self.source.close()
         log.info("stopped")
 
 
@@ -210,10 +255,33 @@ class MeshPods:
     def __init__(self, mesh: MeshStore) -> None:
         self._mesh = mesh
 
+    def node_of(self, namespace: str, name: str, uid: str) -> str | None:
+        """The node of pod ``namespace/name``, if it is that pod (same uid) and placed."""
+        pod = self._mesh.get(Pod, namespace, name)
+        if pod is None or (uid and pod.meta.uid != uid):
+            return None
+        return pod.node_name or None
+
     def has_pod(self, identity: Identity, node: str) -> bool:
         return any(pod.node_name == node and pod.service_account == identity.service_account
                    and pod.phase not in (PodPhase.SUCCEEDED, PodPhase.FAILED)
                    for pod in self._mesh.objects(Pod, identity.namespace))
+
+
+async def _retrying(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt`` until the API server answers; what it refuses (403, a bad Secret) is
+    final, and raised."""
+    backoff = Backoff(base=0.5, ceiling=10.0)
+    failures = 0
+    while True:
+        try:
+            return await attempt()
+        except ApiError as error:
+            if error.status not in (0, 429) and error.status < 500:
+                raise RuntimeError(f"cannot {what}: {error}") from None
+            failures += 1
+            log.warning("cannot %s yet; retrying", what, extra={"reason": str(error)})
+            await asyncio.sleep(backoff.delay(failures))
 
 
 def demo_directory() -> Path:

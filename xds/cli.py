@@ -12,11 +12,16 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xds import __version__, logs
 from xds.security import cli as security_cli
 from xds.translate.waypoint import cli as waypoint_cli
+
+if TYPE_CHECKING:
+    from xds.sources.kubernetes.source import KubernetesOptions
 
 
 class UsageError(Exception):
@@ -54,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how often the --config directory is checked for changes")
     serve.add_argument("--trust-domain", default="cluster.local",
                        help="SPIFFE trust domain of workload identities")
+    serve.add_argument("--cluster-id", default="Kubernetes",
+                       help="this cluster's name (istiod's CLUSTER_ID): workload uids, and "
+                            "the clusterid header tokens must match")
+    _add_kubernetes_arguments(serve)
     security_cli.add_serve_arguments(serve)
     serve.set_defaults(run=_serve)
 
@@ -65,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--gateway", metavar="NAME",
                         help="for waypoint nodes: the Gateway they serve (default: from the "
                              "pod name <gateway>-<hash>)")
+    render.add_argument("--trust-domain", default="cluster.local")
+    render.add_argument("--cluster-id", default="Kubernetes")
+    _add_kubernetes_arguments(render)
     render.set_defaults(run=_render)
 
     version = commands.add_parser("version", help="print the version")
@@ -73,6 +85,43 @@ def build_parser() -> argparse.ArgumentParser:
     security_cli.register(commands)
     waypoint_cli.register(commands)
     return parser
+
+
+def _add_kubernetes_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Kubernetes mode")
+    group.add_argument("--kubernetes", action="store_true",
+                       help="read the mesh from a cluster (instead of --config): in a pod its "
+                            "own service account, else --kubeconfig, $KUBECONFIG or "
+                            "~/.kube/config")
+    group.add_argument("--kubeconfig", type=Path, metavar="FILE")
+    group.add_argument("--context", metavar="NAME", help="kubeconfig context (default: current)")
+    group.add_argument("--token-audiences", type=_list_arg, default=("istio-ca",),
+                       metavar="AUD[,AUD...]",
+                       help="audiences a bearer token may be for (TokenReview; default istio-ca)")
+    group.add_argument("--recheck-interval", type=_seconds, default=30.0, metavar="SECONDS",
+                       help="how often kinds whose CRD is missing (or RBAC forbids) are "
+                            "looked for again")
+
+
+def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions | None:
+    from xds.sources.kubernetes.api import ClusterConfig
+    from xds.sources.kubernetes.source import KubernetesOptions
+
+    if not args.kubernetes:
+        if args.kubeconfig is not None or args.context is not None:
+            raise UsageError("--kubeconfig and --context need --kubernetes")
+        return None
+    if args.config is not None:
+        raise UsageError("--config and --kubernetes are alternatives: use one")
+    return KubernetesOptions(ClusterConfig(args.kubeconfig, args.context),
+                             recheck_interval=args.recheck_interval)
+
+
+def _list_arg(text: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    if not items:
+        raise argparse.ArgumentTypeError("needs at least one value")
+    return items
 
 
 def _port(text: str) -> int:
@@ -113,14 +162,16 @@ def _serve(args: argparse.Namespace) -> int:
         raise RuntimeError(f"--config {args.config}: not a directory")
     if args.debounce_max < args.debounce_after:
         raise UsageError("--debounce-max must not be smaller than --debounce-after")
+    security = replace(security_cli.security_options(args, trust_domain=args.trust_domain),
+                       token_audiences=args.token_audiences)
     options = ServeOptions(config_dir=args.config, listen_host=args.listen_address,
                            xds_port=args.xds_port, secure_port=args.secure_port,
                            http_port=args.http_port, debounce_after=args.debounce_after,
                            debounce_max=args.debounce_max,
-                           mesh=MeshConfig(trust_domain=args.trust_domain),
-                           security=security_cli.security_options(
-                               args, trust_domain=args.trust_domain),
-                           poll_interval=args.poll_interval, reuse_port=args.workers > 1)
+                           mesh=MeshConfig(trust_domain=args.trust_domain,
+                                           cluster_id=args.cluster_id),
+                           security=security, poll_interval=args.poll_interval,
+                           reuse_port=args.workers > 1, kubernetes=_kubernetes_options(args))
 
     async def main() -> None:
         plane = ControlPlane(options)
@@ -128,7 +179,12 @@ def _serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await plane.start()
+        try:
+            await plane.start()
+        except BaseException:
+            # Close what did start, so the reason is the only thing printed.
+            await plane.stop(grace=0)
+            raise
         await stop.wait()
         await plane.stop()
 
@@ -137,9 +193,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from xds.workers import run_workers
 
-    if options.secure_port != 0:
+    if options.secure_port != 0 and options.kubernetes is None:
         # Create the CA once, before forking, so that workers never race to
-        # write a root of their own.
+        # write a root of their own. (In a cluster the Secret's create-if-absent
+        # settles that race.)
         from xds.security.plane import MeshSecurity
 
         MeshSecurity.open(options.security).close()
@@ -152,9 +209,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from xds.model.mesh import MeshConfig
     from xds.render import render
 
-    print(json.dumps(render(args.config, args.node, gateway=args.gateway), indent=2))
+    config = MeshConfig(trust_domain=args.trust_domain, cluster_id=args.cluster_id)
+    print(json.dumps(render(args.config, args.node, gateway=args.gateway, mesh_config=config,
+                            kubernetes=_kubernetes_options(args)), indent=2))
     return 0
 
 

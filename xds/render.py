@@ -16,12 +16,16 @@ from xds.serving.debug import render_scope
 from xds.serving.node import ProxyType, parse_node_id
 from xds.serving.store import ConfigStore
 from xds.sources.files import load_directory
+from xds.sources.kubernetes.source import KubernetesOptions, load_once
 
 log = logging.getLogger("xds.render")
 
 
 def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
-           mesh_config: MeshConfig | None = None) -> dict[str, list[Any]]:
+           mesh_config: MeshConfig | None = None,
+           kubernetes: KubernetesOptions | None = None) -> dict[str, list[Any]]:
+    """The resources ``node_id`` would get from the mesh in ``config_dir`` (default: the
+    demo mesh) or, with ``kubernetes``, from the cluster."""
     from xds.app import default_translators, demo_directory
 
     node = parse_node_id(node_id)
@@ -34,14 +38,16 @@ def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
 
     binding = asyncio.run(bind())
 
-    directory = config_dir or demo_directory()
-    objects, errors = load_directory(directory)
-    for error in errors:
-        # Like the server: a broken manifest is reported and skipped.
-        log.warning("invalid manifest skipped", extra={"error": str(error)})
     config = mesh_config or MeshConfig()
     mesh = MeshStore(config)
-    mesh.apply(objects)
+    if kubernetes is not None:
+        asyncio.run(load_once(kubernetes, mesh))
+    else:
+        objects, errors = load_directory(config_dir or demo_directory())
+        for error in errors:
+            # Like the server: a broken manifest is reported and skipped.
+            log.warning("invalid manifest skipped", extra={"error": str(error)})
+        mesh.apply(objects)
     store = ConfigStore()
     Pipeline(mesh, store, default_translators(config)).rebuild(None)
     return render_scope(store, binding.scope, decode)

@@ -106,10 +106,11 @@ class Api:
                                              "gracePeriodSeconds": 0})
 
     def apply(self, obj: Mapping[str, Any]) -> Any:
-        """Create ``obj``; for a Pod with ``status``, also set the status (no kubelet here)."""
+        """Create ``obj``, then set its ``status`` as a kubelet or controller would
+        (pods' IPs and readiness, Gateways' addresses): none runs here."""
         created = self.create(obj)
         status = obj.get("status")
-        if obj.get("kind") == "Pod" and status:
+        if status and obj.get("kind") not in ("Service", "Namespace", "Node"):
             created = self.merge_patch(object_path(obj) + "/status", {"status": status})
         return created
 

@@ -162,7 +162,9 @@ class TokenReviewer(Protocol):
 
     async def review(
         self, token: str, audiences: Sequence[str], cluster_id: str
-    ) -> ReviewedToken: ...
+    ) -> ReviewedToken:
+        """``cluster_id`` is the ``clusterid`` header, ``""`` when not sent."""
+        ...
 
 
 class KubeTokenAuthenticator:
@@ -193,11 +195,12 @@ class KubeTokenAuthenticator:
 
     async def authenticate(self, metadata: Metadata, peer: str) -> Caller:
         token = bearer_token(metadata)
-        cluster = cluster_id(metadata)
-        key = (hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest(), cluster)
+        # The reviewer sees the header as sent: "not sent" means "this cluster".
+        claimed = header(metadata, CLUSTER_ID_HEADER) or ""
+        key = (hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest(), claimed)
         reviewed = self._cache.get(key)
         if reviewed is None:
-            reviewed = await self._reviewer.review(token, self._audiences, cluster)
+            reviewed = await self._reviewer.review(token, self._audiences, claimed)
             self._cache[key] = reviewed
         try:
             identity = Identity(self._trust_domain, reviewed.namespace, reviewed.service_account)
@@ -208,7 +211,7 @@ class KubeTokenAuthenticator:
             authenticator=self.name,
             node=reviewed.node,
             pod_name=reviewed.pod_name,
-            cluster_id=cluster,
+            cluster_id=claimed or DEFAULT_CLUSTER_ID,
         )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -70,23 +70,15 @@ class CaDirectory:
 
     def load(self) -> SigningMaterial:
         """Load the CA; ``CaError`` names the file and the problem."""
-        key = _read_key(self.path / CA_KEY)
-        signing, *extra = _read_certs(self.path / CA_CERT, required=True)
-        roots = _read_certs(self.path / ROOT_CERT, required=False)
-        if not roots:
-            if signing.issuer != signing.subject:
-                raise CaError(f"{self.path / ROOT_CERT}: missing (needed for a plug-in CA)")
-            roots = [signing]
-        chain = [*extra, *_read_certs(self.path / CERT_CHAIN, required=False)]
-        intermediates: list[x509.Certificate] = []
-        for cert in chain:
-            if cert == signing or cert in roots or cert in intermediates:
+        pems: dict[str, bytes] = {}
+        for name in CA_FILES:
+            try:
+                pems[name] = (self.path / name).read_bytes()
+            except FileNotFoundError:
                 continue
-            intermediates.append(cert)
-        try:
-            return SigningMaterial(key, signing, tuple(intermediates), tuple(roots))
-        except CaError as exc:
-            raise CaError(f"{self.path}: {exc}") from None
+            except OSError as exc:
+                raise CaError(f"{self.path / name}: {exc.strerror}") from None
+        return material_from_pems(pems, lambda name: str(self.path / name))
 
     def create(
         self,
@@ -174,37 +166,54 @@ class CaFileWatcher:
         return True
 
 
-def _read_key(path: Path) -> CaPrivateKey:
-    data = _read(path, required=True)
+def material_from_pems(pems: Mapping[str, bytes],
+                       where: Callable[[str], str]) -> SigningMaterial:
+    """The CA from the PEM contents of the cacerts files (``CA_FILES`` names; absent
+    ones left out). ``where(name)`` says where a file came from, for errors."""
+    key = _parse_key(_required(pems, CA_KEY, where), where(CA_KEY))
+    signing, *extra = _parse_certs(_required(pems, CA_CERT, where), where(CA_CERT))
+    roots = _parse_certs(pems.get(ROOT_CERT, b""), where(ROOT_CERT))
+    if not roots:
+        if signing.issuer != signing.subject:
+            raise CaError(f"{where(ROOT_CERT)}: missing (needed for a plug-in CA)")
+        roots = [signing]
+    chain = [*extra, *_parse_certs(pems.get(CERT_CHAIN, b""), where(CERT_CHAIN))]
+    intermediates: list[x509.Certificate] = []
+    for cert in chain:
+        if cert == signing or cert in roots or cert in intermediates:
+            continue
+        intermediates.append(cert)
+    try:
+        return SigningMaterial(key, signing, tuple(intermediates), tuple(roots))
+    except CaError as exc:
+        raise CaError(f"{where('')}: {exc}") from None
+
+
+def _required(pems: Mapping[str, bytes], name: str, where: Callable[[str], str]) -> bytes:
+    data = pems.get(name)
+    if data is None:
+        raise CaError(f"{where(name)}: missing")
+    if not data.strip():
+        raise CaError(f"{where(name)}: empty")
+    return data
+
+
+def _parse_key(data: bytes, where: str) -> CaPrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise CaError(f"{path}: the key is encrypted; an unencrypted PEM key is needed") from None
+        raise CaError(f"{where}: the key is encrypted; an unencrypted PEM key is needed") from None
     except ValueError:
-        raise CaError(f"{path}: not a PEM private key") from None
+        raise CaError(f"{where}: not a PEM private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise CaError(f"{path}: unsupported key type {type(key).__name__} (use ECDSA or RSA)")
+        raise CaError(f"{where}: unsupported key type {type(key).__name__} (use ECDSA or RSA)")
     return key
 
 
-def _read_certs(path: Path, *, required: bool) -> list[x509.Certificate]:
-    data = _read(path, required=required)
+def _parse_certs(data: bytes, where: str) -> list[x509.Certificate]:
     if not data.strip():
-        if required:
-            raise CaError(f"{path}: empty")
         return []
     try:
         return x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise CaError(f"{path}: not PEM certificates") from None
-
-
-def _read(path: Path, *, required: bool) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        if required:
-            raise CaError(f"{path}: missing") from None
-        return b""
-    except OSError as exc:
-        raise CaError(f"{path}: {exc.strerror}") from None
+        raise CaError(f"{where}: not PEM certificates") from None

@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 
 from xds.security.authn import (
+    TOKEN_AUDIENCE,
     Authenticator,
     InsecureDevAuthenticator,
     TokensFileAuthenticator,
@@ -32,6 +33,7 @@ from xds.security.ca import (
     MAX_WORKLOAD_TTL,
     CertificateAuthority,
     KeyAlgorithm,
+    SigningMaterial,
 )
 from xds.security.ca_files import CaDirectory, CaFileWatcher, default_ca_dir
 from xds.security.identity import DEFAULT_TRUST_DOMAIN
@@ -52,6 +54,8 @@ class SecurityOptions:
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     tokens_file: Path | None = None
     """Bearer tokens for file mode; default ``<ca_dir>/tokens``."""
+    token_audiences: tuple[str, ...] = (TOKEN_AUDIENCE,)
+    """Kubernetes mode: audiences a TokenReview accepts (istiod's ``TOKEN_AUDIENCES``)."""
     insecure_dev_auth: bool = False
     """Admit callers without valid credentials (development only; logs a warning)."""
     trusted_node_accounts: frozenset[str] = DEFAULT_TRUSTED_NODE_ACCOUNTS
@@ -78,18 +82,18 @@ class SecurityOptions:
 @dataclass
 class MeshSecurity:
     options: SecurityOptions
-    ca_directory: CaDirectory
     ca: CertificateAuthority
     signer: Signer
     authenticator: Authenticator
     authorizer: CertificateAuthorizer
     serving: ServingCertificate
     key_pairs: WorkloadKeyPairs
-    _watcher: CaFileWatcher = field(repr=False)
+    _watcher: CaFileWatcher | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, options: SecurityOptions, *, pods: PodLocator | None = None) -> MeshSecurity:
-        """Load or create the CA and build the rest. Raises ``CaError``/``ValueError``.
+        """File mode: load or create the CA in its directory, tokens from the tokens file.
+        Raises ``CaError``/``ValueError``.
 
         Blocking (file I/O, maybe RSA key generation): call before serving.
         """
@@ -105,19 +109,28 @@ class MeshSecurity:
             "self-signed" if material.self_signed else "plug-in intermediate",
             directory.root_cert_path,
         )
+        authenticator = TokensFileAuthenticator(
+            TokensFile(options.resolved_tokens_file, options.trust_domain)
+        )
+        security = cls.assemble(options, material, authenticator, pods=pods)
+        security._watcher = CaFileWatcher(directory, security.ca)
+        return security
+
+    @classmethod
+    def assemble(cls, options: SecurityOptions, material: SigningMaterial,
+                 authenticator: Authenticator, *, pods: PodLocator | None = None
+                 ) -> MeshSecurity:
+        """Everything the TLS port needs, around CA material and an authenticator
+        from wherever the mode keeps them (files, or the cluster)."""
         ca = CertificateAuthority(
             material, default_ttl=options.default_cert_ttl, max_ttl=options.max_cert_ttl
         )
         signer = Signer(ca)
-        authenticator: Authenticator = TokensFileAuthenticator(
-            TokensFile(options.resolved_tokens_file, options.trust_domain)
-        )
         if options.insecure_dev_auth:
             authenticator = InsecureDevAuthenticator(authenticator)
         hosts = istiod_dns_names(options.system_namespace, options.revision, options.extra_hosts)
         return cls(
             options=options,
-            ca_directory=directory,
             ca=ca,
             signer=signer,
             authenticator=authenticator,
@@ -126,7 +139,6 @@ class MeshSecurity:
             ),
             serving=ServingCertificate(ca, hosts),
             key_pairs=WorkloadKeyPairs(signer, ttl=options.default_cert_ttl),
-            _watcher=CaFileWatcher(directory, ca),
         )
 
     def server_credentials(self) -> grpc.ServerCredentials:
@@ -140,6 +152,8 @@ class MeshSecurity:
         (all chain to the old CA); the serving certificate follows on the next
         handshake by itself.
         """
+        if self._watcher is None:  # the CA does not come from files
+            return
         while True:
             await asyncio.sleep(self.options.ca_reload_interval)
             if self._watcher.poll() and on_change is not None:

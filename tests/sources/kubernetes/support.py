@@ -12,54 +12,7 @@ from xds.sources.kubernetes.api import ClusterConfig
 from xds.sources.kubernetes.reflector import Backoff
 from xds.sources.kubernetes.source import KubernetesOptions, KubernetesSource
 
-from ...kube.cluster import Api, Cluster
-
-
-def namespace(name: str, **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"istio.io/dataplane-mode": "ambient", **labels}}}
-
-
-def node(name: str, zone: str = "zone-a") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {
-        "topology.kubernetes.io/region": "region-1", "topology.kubernetes.io/zone": zone}}}
-
-
-def service_account(ns: str, name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": name, "namespace": ns}}
-
-
-def pod(ns: str, name: str, ip: str, *, node_name: str = "node-a", app: str = "web",
-        account: str = "default") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
-        "spec": {"nodeName": node_name, "serviceAccountName": account,
-                 "containers": [{"name": "web", "image": "web:1",
-                                 "ports": [{"name": "http", "containerPort": 8080}]}]},
-        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-                   "hostIP": "172.18.0.2",
-                   "conditions": [{"type": "Ready", "status": "True"}]},
-    }
-
-
-def service(ns: str, name: str, cluster_ip: str, *, app: str = "web",
-            port: int = 80) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
-            "spec": {"selector": {"app": app}, "clusterIP": cluster_ip,
-                     "ports": [{"name": "http", "port": port, "targetPort": 8080}]}}
-
-
-def authorization_policy(ns: str, name: str, action: str = "DENY") -> dict[str, Any]:
-    return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"action": action, "rules": [{"from": [{"source": {
-                "namespaces": ["blocked"]}}]}]}}
-
-
-def pod_path(ns: str, name: str) -> str:
-    return f"/api/v1/namespaces/{ns}/pods/{name}"
+from ...kube.cluster import Cluster
 
 
 def fast_options(cluster: Cluster, **overrides: Any) -> KubernetesOptions:
@@ -88,7 +41,7 @@ async def running_source(options: KubernetesOptions,
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await source.api.close()
+        await source.close()
 
 
 class Watched:
@@ -99,8 +52,3 @@ class Watched:
 
     def changed_keys(self) -> set[str]:
         return {str(key) for change in self.changes for key in change.keys}
-
-
-def apply_all(api: Api, *objects: dict[str, Any]) -> None:
-    for obj in objects:
-        api.apply(obj)

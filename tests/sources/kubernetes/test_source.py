@@ -16,17 +16,16 @@ from xds.sources.kubernetes.source import KubernetesOptions
 
 from ...helpers import wait_until
 from ...kube.cluster import LIMITED_TOKEN, LIMITED_USER, ApiError, Cluster, fresh_namespace
-from .support import (
+from ...kube.objects import (
     apply_all,
     authorization_policy,
-    fast_options,
     namespace,
     pod,
     pod_path,
-    running_source,
     service,
     service_account,
 )
+from .support import fast_options, running_source
 
 pytestmark = pytest.mark.kube
 

@@ -152,31 +152,32 @@ class KubeApi:
     async def delete(self, path: str) -> JSON:
         return await self.request("DELETE", path)
 
-    async def list_all(self, path: str, page_size: int = 500) -> tuple[list[JSON], str]:
+    async def list_all(self, path: str, page_size: int = 500,
+                       params: Params = ()) -> tuple[list[JSON], str]:
         """Every item of a collection, paged; and the list's resourceVersion."""
         items: list[JSON] = []
         token = ""
         while True:
-            params: list[tuple[str, str | int]] = [("limit", page_size)]
+            query: list[tuple[str, str | int]] = [*params, ("limit", page_size)]
             if token:
-                params.append(("continue", token))
-            page = await self.get(path, params)
+                query.append(("continue", token))
+            page = await self.get(path, query)
             items.extend(page.get("items") or ())
             metadata = page.get("metadata") or {}
             token = metadata.get("continue") or ""
             if not token:
                 return items, str(metadata.get("resourceVersion") or "")
 
-    async def watch(self, path: str, resource_version: str,
-                    timeout_seconds: int) -> AsyncIterator[JSON]:
+    async def watch(self, path: str, resource_version: str, timeout_seconds: int,
+                    params: Params = ()) -> AsyncIterator[JSON]:
         """The watch events after ``resource_version``, with bookmarks, until the server
         ends the watch (after about ``timeout_seconds``). A 410 arrives as ``ApiError``,
         whether as the response status or as an ERROR event."""
-        params: list[tuple[str, str | int]] = [
-            ("watch", "true"), ("allowWatchBookmarks", "true"),
+        query: list[tuple[str, str | int]] = [
+            *params, ("watch", "true"), ("allowWatchBookmarks", "true"),
             ("resourceVersion", resource_version), ("timeoutSeconds", timeout_seconds)]
         response = await self._call(
-            "GET", path, params,
+            "GET", path, query,
             limits=aiohttp.ClientTimeout(connect=_READ_TIMEOUT,
                                           sock_read=timeout_seconds + WATCH_READ_MARGIN))
         try:

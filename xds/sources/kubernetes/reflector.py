@@ -1,4 +1,5 @@
-"""List then watch one API resource, keeping the mesh store in step with it.
+"""List then watch one API collection (``ListWatch``); keep the mesh store in step
+with one modelled kind (``Reflector``).
 
 The loop is client-go's reflector, reduced to what a control plane needs:
 
@@ -24,13 +25,13 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from xds.model.errors import ManifestError
 from xds.model.meta import KubeObject, ObjectKey
 from xds.model.parse import parse_object
 from xds.sources.kubernetes import metrics
-from xds.sources.kubernetes.api import ApiError, KubeApi
+from xds.sources.kubernetes.api import ApiError, KubeApi, Params
 from xds.sources.kubernetes.kinds import ApiResource
 
 log = logging.getLogger("xds.kube")
@@ -78,19 +79,117 @@ def deletions(known: Iterable[ObjectKey], listed: Iterable[ObjectKey]) -> list[O
     return [key for key in known if key not in present]
 
 
+class Handler(Protocol):
+    """What a list and a watch event mean to the owner of a ``ListWatch``."""
+
+    def listed(self, items: list[dict[str, Any]]) -> None:
+        """The complete current state (after a first list, or a re-list after 410)."""
+
+    def event(self, kind: str, obj: dict[str, Any]) -> None:
+        """One ADDED, MODIFIED or DELETED event, in order."""
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    """A ``Handler`` made of two functions."""
+
+    listed: Callable[[list[dict[str, Any]]], None]
+    event: Callable[[str, dict[str, Any]], None]
+
+
+class ListWatch:
+    """The list-then-watch loop for one collection, feeding a ``Handler``."""
+
+    def __init__(self, api: KubeApi, path: str, name: str, handler: Handler, *,
+                 params: Params = (), watch_timeout: int = DEFAULT_WATCH_TIMEOUT,
+                 backoff: Backoff | None = None) -> None:
+        self.api = api
+        self.path = path
+        self.name = name
+        self.synced = asyncio.Event()
+        self.resource_version = ""
+        self._handler = handler
+        self._params = tuple(params)
+        self._watch_timeout = watch_timeout
+        self._backoff = backoff or Backoff()
+
+    async def run(self) -> None:
+        """Until cancelled; raises ``ApiError`` for 403 and 404 (not retried here)."""
+        failures = 0
+        while True:
+            try:
+                if not self.resource_version:
+                    items, self.resource_version = await self.api.list_all(
+                        self.path, params=self._params)
+                    self._handler.listed(items)
+                    self.synced.set()
+                metrics.WATCH_UP.labels(self.name).set(1)
+                await self._watch()
+                failures = 0
+            except ApiError as error:
+                if error.forbidden or error.not_found:
+                    metrics.WATCH_UP.labels(self.name).set(0)
+                    raise
+                if error.gone:
+                    # Our resourceVersion was compacted away: only a new list can
+                    # tell what changed meanwhile. No backoff, this is routine.
+                    log.info("resourceVersion expired; listing again",
+                             extra={"resource": self.name,
+                                    "resource_version": self.resource_version})
+                    metrics.RELISTS.labels(self.name).inc()
+                    self.resource_version = ""
+                    continue
+                failures += 1
+                self._failed(error.reason or "transport", str(error), failures)
+            except Exception as error:  # a bug must not stop the watch for good
+                failures += 1
+                log.exception("watch failed unexpectedly", extra={"resource": self.name})
+                self._failed(type(error).__name__, str(error), failures)
+            if failures:
+                await asyncio.sleep(self._backoff.delay(failures))
+
+    def _failed(self, reason: str, message: str, failures: int) -> None:
+        metrics.WATCH_UP.labels(self.name).set(0)
+        metrics.WATCH_ERRORS.labels(self.name, reason).inc()
+        # The first failure of a streak is a warning; the rest are noise.
+        level = logging.WARNING if failures == 1 else logging.DEBUG
+        log.log(level, "watch interrupted; serving the last known state and retrying",
+                extra={"resource": self.name, "reason": message, "failures": failures})
+
+    async def _watch(self) -> None:
+        # A little jitter keeps a fleet of watches from re-watching in lockstep.
+        timeout = int(self._watch_timeout * random.uniform(1.0, 1.25))
+        async for event in self.api.watch(self.path, self.resource_version, timeout,
+                                          params=self._params):
+            kind = str(event.get("type"))
+            obj = event.get("object") or {}
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                self._handler.event(kind, obj)
+            version = (obj.get("metadata") or {}).get("resourceVersion")
+            if version:
+                self.resource_version = str(version)
+
+
 class Reflector:
+    """Keeps the mesh store's objects of one kind equal to the API server's."""
+
     def __init__(self, api: KubeApi, resource: ApiResource, apply: Apply, known: Known, *,
                  watch_timeout: int = DEFAULT_WATCH_TIMEOUT,
                  backoff: Backoff | None = None) -> None:
-        self.api = api
         self.resource = resource
-        self.synced = asyncio.Event()
-        self.resource_version = ""
         self._apply = apply
         self._known = known
-        self._watch_timeout = watch_timeout
-        self._backoff = backoff or Backoff()
         self._invalid: dict[ObjectKey, str] = {}
+        self._loop = ListWatch(api, resource.path, resource.name, self,
+                               watch_timeout=watch_timeout, backoff=backoff)
+
+    @property
+    def synced(self) -> asyncio.Event:
+        return self._loop.synced
+
+    @property
+    def resource_version(self) -> str:
+        return self._loop.resource_version
 
     @property
     def invalid(self) -> Mapping[ObjectKey, str]:
@@ -99,47 +198,12 @@ class Reflector:
 
     async def run(self) -> None:
         """Until cancelled; raises ``ResourceUnavailable`` on 403/404."""
-        name = self.resource.name
-        failures = 0
-        while True:
-            try:
-                if not self.resource_version:
-                    await self._list()
-                metrics.WATCH_UP.labels(name).set(1)
-                await self._watch()
-                failures = 0
-            except ApiError as error:
-                if error.forbidden or error.not_found:
-                    metrics.WATCH_UP.labels(name).set(0)
-                    raise ResourceUnavailable(self.resource, error) from None
-                if error.gone:
-                    # Our resourceVersion was compacted away: only a new list can
-                    # tell what changed meanwhile. No backoff, this is routine.
-                    log.info("resourceVersion expired; listing again",
-                             extra={"resource": name, "resource_version": self.resource_version})
-                    metrics.RELISTS.labels(name).inc()
-                    self.resource_version = ""
-                    continue
-                failures += 1
-                self._failed(error.reason or "transport", str(error), failures)
-            except Exception as error:  # a bug must not stop the watch for good
-                failures += 1
-                log.exception("watch failed unexpectedly", extra={"resource": name})
-                self._failed(type(error).__name__, str(error), failures)
-            if failures:
-                await asyncio.sleep(self._backoff.delay(failures))
+        try:
+            await self._loop.run()
+        except ApiError as error:
+            raise ResourceUnavailable(self.resource, error) from None
 
-    def _failed(self, reason: str, message: str, failures: int) -> None:
-        name = self.resource.name
-        metrics.WATCH_UP.labels(name).set(0)
-        metrics.WATCH_ERRORS.labels(name, reason).inc()
-        # The first failure of a streak is a warning; the rest are noise.
-        level = logging.WARNING if failures == 1 else logging.DEBUG
-        log.log(level, "watch interrupted; serving the last known state and retrying",
-                extra={"resource": name, "reason": message, "failures": failures})
-
-    async def _list(self) -> None:
-        items, resource_version = await self.api.list_all(self.resource.path)
+    def listed(self, items: list[dict[str, Any]]) -> None:
         upserts: list[KubeObject] = []
         listed: list[ObjectKey] = []
         for item in items:
@@ -152,29 +216,19 @@ class Reflector:
         for key in gone:
             self._invalid.pop(key, None)
         self._apply(upserts, gone)
-        self.resource_version = resource_version
         if not self.synced.is_set():
             log.info("synced", extra={"resource": self.resource.name, "objects": len(listed)})
-        self.synced.set()
 
-    async def _watch(self) -> None:
-        # A little jitter keeps a fleet of reflectors from re-watching in lockstep.
-        timeout = int(self._watch_timeout * random.uniform(1.0, 1.25))
-        async for event in self.api.watch(self.resource.path, self.resource_version, timeout):
-            kind = event.get("type")
-            obj = event.get("object") or {}
-            version = (obj.get("metadata") or {}).get("resourceVersion")
-            if kind == "DELETED":
-                key = object_key(self.resource, obj)
-                if key is not None:
-                    self._invalid.pop(key, None)
-                    self._apply((), (key,))
-            elif kind in ("ADDED", "MODIFIED"):
-                _, parsed = self._parse(obj)
-                if parsed is not None:
-                    self._apply((parsed,), ())
-            if version:
-                self.resource_version = str(version)
+    def event(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            key = object_key(self.resource, obj)
+            if key is not None:
+                self._invalid.pop(key, None)
+                self._apply((), (key,))
+            return
+        _, parsed = self._parse(obj)
+        if parsed is not None:
+            self._apply((parsed,), ())
 
     def _parse(self, item: dict[str, Any]) -> tuple[ObjectKey | None, KubeObject | None]:
         # List items of built-in kinds come without apiVersion and kind.

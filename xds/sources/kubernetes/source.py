@@ -76,6 +76,11 @@ class KubernetesSource:
         return {"missing": sorted(m.kind for m in self._missing),
                 "forbidden": sorted(m.kind for m in self._forbidden)}
 
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+
     async def connect(self) -> KubeApi:
         if self._api is None:
             self._api = await connect(self.options.cluster)
@@ -197,3 +202,23 @@ class KubernetesSource:
         changes = self._store.apply(upserts, deletes)
         if changes:
             self._on_change(changes)
+
+
+async def load_once(options: KubernetesOptions, store: MeshStore, *,
+                    within: float = 60.0) -> None:
+    """List every modelled kind once into ``store``, for one-shot commands.
+
+    Raises ``TimeoutError`` when the cluster cannot be read within ``within`` seconds."""
+    source = KubernetesSource(options, store, lambda changes: None)
+    running = asyncio.create_task(source.run())
+    synced = asyncio.create_task(source.synced.wait())
+    try:
+        async with asyncio.timeout(within):
+            await asyncio.wait({running, synced}, return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            running.result()
+    finally:
+        for task in (running, synced):
+            task.cancel()
+        await asyncio.gather(running, synced, return_exceptions=True)
+        await source.close()

@@ -1,0 +1,162 @@
+"""The ``istio-ca-root-cert`` ConfigMap in every namespace: where proxies find the root.
+
+As istiod's namespace controller: one ConfigMap per namespace, data key
+``root-cert.pem``, label ``istio.io/config: "true"``; created when a namespace
+appears, put back when it is edited or deleted, rewritten when the root
+changes; ``kube-public``, ``kube-node-lease`` and ``local-path-storage`` are
+skipped. Two watches drive it (namespaces, and ConfigMaps of that name); each
+namespace that may be wrong goes into a queue, and one worker reconciles the
+queue, retrying failures with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from xds.sources.kubernetes.api import ApiError, KubeApi
+from xds.sources.kubernetes.reflector import Backoff, Callbacks, ListWatch
+
+log = logging.getLogger("xds.kube")
+
+CONFIG_MAP: Final = "istio-ca-root-cert"
+DATA_KEY: Final = "root-cert.pem"
+LABEL: Final = {"istio.io/config": "true"}
+SKIPPED_NAMESPACES: Final = frozenset({"kube-public", "kube-node-lease", "local-path-storage"})
+
+
+def desired(namespace: str, root_pem: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": CONFIG_MAP, "namespace": namespace, "labels": dict(LABEL)},
+            "data": {DATA_KEY: root_pem}}
+
+
+def is_current(config_map: Mapping[str, Any] | None, root_pem: str) -> bool:
+    if config_map is None or (config_map.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    labels = (config_map.get("metadata") or {}).get("labels") or {}
+    return ((config_map.get("data") or {}).get(DATA_KEY) == root_pem
+            and all(labels.get(k) == v for k, v in LABEL.items()))
+
+
+class RootCertPublisher:
+    def __init__(self, api: KubeApi, root_pem: Callable[[], str], *,
+                 backoff: Backoff | None = None) -> None:
+        self._api = api
+        self._root_pem = root_pem
+        self._backoff = backoff or Backoff()
+        self._namespaces: set[str] = set()
+        self._config_maps: dict[str, dict[str, Any] | None] = {}
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._namespace_watch = ListWatch(
+            api, "/api/v1/namespaces", "namespaces/root-cert",
+            Callbacks(self._namespaces_listed, self._namespace_event), backoff=backoff)
+        self._config_map_watch = ListWatch(
+            api, "/api/v1/configmaps", f"configmaps/{CONFIG_MAP}",
+            Callbacks(self._config_maps_listed, self._config_map_event),
+            params=[("fieldSelector", f"metadata.name={CONFIG_MAP}")], backoff=backoff)
+
+    def root_changed(self) -> None:
+        """The CA's root changed: every namespace needs the new one."""
+        for namespace in self._namespaces:
+            self._enqueue(namespace)
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(self._config_map_watch.run()),
+                 asyncio.create_task(self._namespace_watch.run()),
+                 asyncio.create_task(self._work())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # 403: the ClusterRole lacks ConfigMap or Namespace access
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _enqueue(self, namespace: str) -> None:
+        if namespace in SKIPPED_NAMESPACES or namespace in self._queued:
+            return
+        self._queued.add(namespace)
+        self._queue.put_nowait(namespace)
+
+    async def _work(self) -> None:
+        # Namespaces are known only after the ConfigMaps are: no needless creates.
+        await self._config_map_watch.synced.wait()
+        while True:
+            namespace = await self._queue.get()
+            self._queued.discard(namespace)
+            if namespace not in self._namespaces:
+                continue
+            try:
+                await self._reconcile(namespace)
+                self._failures.pop(namespace, None)
+            except ApiError as error:
+                failures = self._failures[namespace] = self._failures.get(namespace, 0) + 1
+                log.warning("cannot write the root certificate ConfigMap; retrying",
+                            extra={"namespace": namespace, "reason": str(error),
+                                   "failures": failures})
+                asyncio.get_running_loop().call_later(
+                    self._backoff.delay(failures), self._enqueue, namespace)
+
+    async def _reconcile(self, namespace: str) -> None:
+        root = self._root_pem()
+        current = self._config_maps.get(namespace)
+        if is_current(current, root):
+            return
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        body = desired(namespace, root)
+        if current is None:
+            try:
+                self._config_maps[namespace] = await self._api.create(path, body)
+                log.info("root certificate published", extra={"namespace": namespace})
+                return
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+        # Exists (maybe edited by someone): put our data and label back, keep the rest.
+        self._config_maps[namespace] = await self._api.merge_patch(
+            f"{path}/{CONFIG_MAP}", {"metadata": {"labels": dict(LABEL)},
+                                     "data": {DATA_KEY: root}})
+        log.info("root certificate restored", extra={"namespace": namespace})
+
+    # What the watches report.
+    def _namespaces_listed(self, items: list[dict[str, Any]]) -> None:
+        self._namespaces.intersection_update(_names(items))
+        for item in items:
+            self._namespace_event("ADDED", item)
+
+    def _namespace_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        metadata = obj.get("metadata") or {}
+        name = str(metadata.get("name") or "")
+        if not name:
+            return
+        if kind == "DELETED" or metadata.get("deletionTimestamp"):
+            self._namespaces.discard(name)
+            return
+        self._namespaces.add(name)
+        self._enqueue(name)
+
+    def _config_maps_listed(self, items: list[dict[str, Any]]) -> None:
+        present = {str((item.get("metadata") or {}).get("namespace")) for item in items}
+        for namespace in [n for n in self._config_maps if n not in present]:
+            self._config_map_event("DELETED", {"metadata": {"namespace": namespace}})
+        for item in items:
+            self._config_map_event("ADDED", item)
+
+    def _config_map_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+        if not namespace:
+            return
+        self._config_maps[namespace] = None if kind == "DELETED" else dict(obj)
+        if not is_current(self._config_maps[namespace], self._root_pem()):
+            self._enqueue(namespace)
+
+
+
+def _names(items: list[dict[str, Any]]) -> set[str]:
+    return {str((item.get("metadata") or {}).get("name")) for item in items}
