@@ -5,12 +5,16 @@
     .venv/bin/python -m loadtest --scenario ambient-churn --workers 2 --poll-interval 0.25
     .venv/bin/python -m loadtest --scenario smoke --xds-address 127.0.0.1:15010 \\
         --config-dir /path/the/server/reads --http-port 15014
+    .venv/bin/python -m loadtest --scenario ambient-1k --kubeconfig ~/.kube/test-cluster
 
 By default the harness writes the scenario's mesh to a temporary directory
 and starts ``xds serve`` on free loopback ports; ``--workers`` and
 ``--server-arg`` are passed through to it. With ``--xds-address`` it drives a
 server that is already running instead (changes need ``--config-dir``, the
-directory that server reads; the harness writes its mesh there).
+directory that server reads; the harness writes its mesh there). With
+``--kubeconfig`` the mesh goes into that cluster's API server instead, every
+change is made through the API, and a started server runs ``--kubernetes``;
+so any control plane watching that cluster can be measured the same way.
 
 Exit status: 0 when the run completed (targets met or not: see the table
 and the JSON's ``met``), 1 when it could not run, 2 on a usage error.
@@ -66,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pods per manifest file (a pod change re-reads its file)")
     shape.add_argument("--tls", action="store_true",
                        help="proxies use the TLS port (bearer tokens, SDS for waypoints)")
+    shape.add_argument("--plaintext", action="store_true",
+                       help="proxies use the plaintext port (drops the preset's TLS and CSRs)")
     shape.add_argument("--csr-requests", type=int, metavar="N",
                        help="add (or resize) a CreateCertificate storm of N calls (implies --tls)")
     shape.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
@@ -87,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--profile", type=Path, metavar="FILE",
                         help="record the server with py-spy (raw collapsed stacks)")
     server.add_argument("--profile-phase", choices=PHASES, default="changes")
+    kube = parser.add_argument_group("Kubernetes")
+    kube.add_argument("--kubeconfig", type=Path, metavar="FILE",
+                      help="load the mesh into this cluster's API server and make every change "
+                           "through it; the started server runs with --kubernetes (an external "
+                           "one, e.g. istiod, must watch that cluster)")
     external = parser.add_argument_group("external server")
     external.add_argument("--xds-address", metavar="HOST:PORT",
                           help="drive a running server instead of starting one")
@@ -122,6 +133,8 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         overrides["csr"] = replace(scenario.csr or CsrLoad(), requests=args.csr_requests)
     if args.tls or args.csr_requests is not None:
         overrides["tls"] = True
+    if args.plaintext:
+        overrides.update(tls=False, csr=None)
     if args.ztunnels is not None and args.ztunnels > mesh.nodes:
         mesh = replace(mesh, nodes=args.ztunnels)
     return replace(scenario, mesh=mesh, churn=churn,
@@ -144,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.config_dir is not None and args.xds_address is None:
         parser.error("--config-dir is for an external server (--xds-address)")
+    if args.config_dir is not None and args.kubeconfig is not None:
+        parser.error("--config-dir and --kubeconfig are alternatives")
     scenario = scenario_from(args)
+    if args.kubeconfig is not None and scenario.tls:
+        parser.error("TLS scenarios are file-mode only for now: in Kubernetes mode the "
+                     "simulated proxies would need service-account tokens")
     external = None if args.xds_address is None else External(
         args.xds_address, args.config_dir, args.http_port, args.ca_dir, args.server_pid)
     options = RunOptions(
@@ -157,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                            extra_args=list(args.server_arg)),
         external=external, floor=scenario.floor, workdir=args.workdir,
         manifest_format=args.manifest_format, profile=args.profile,
-        profile_phase=args.profile_phase)
+        profile_phase=args.profile_phase, kubeconfig=args.kubeconfig)
     progress = Progress(quiet=args.quiet)
     try:
         result = run(scenario, options, progress)

@@ -26,13 +26,22 @@ from loadtest.bench_ca import make_csrs
 from loadtest.csr import CsrJob, CsrResult
 from loadtest.fleet import Fleet
 from loadtest.floor import FloorPush, FloorSetup
+from loadtest.kubecluster import KubeClient, MeshCluster
 from loadtest.meshfiles import Manifest, MeshFiles
 from loadtest.procstat import Sampler, Window
 from loadtest.profiling import Profile
 from loadtest.progress import Progress
 from loadtest.proxies import ProxySpec
 from loadtest.scenarios import Scenario
-from loadtest.servers import ExternalServer, FloorServer, ServeOptions, Subject, Tls, XdsServer
+from loadtest.servers import (
+    ExternalServer,
+    FloorServer,
+    Mesh,
+    ServeOptions,
+    Subject,
+    Tls,
+    XdsServer,
+)
 from loadtest.worker import Endpoint, Status
 
 
@@ -59,6 +68,8 @@ class RunOptions:
     profile: Path | None = None
     """Record the server with py-spy into this file during ``profile_phase``."""
     profile_phase: str = "changes"
+    kubeconfig: Path | None = None
+    """Load the mesh into this cluster and make changes through its API (``--kubernetes``)."""
 
 
 @dataclass
@@ -128,7 +139,13 @@ def run(scenario: Scenario, options: RunOptions, progress: Progress) -> RunResul
         if scenario.floor and options.floor:
             floor = _exercise_floor(scenario, fleet, plan.for_floor(), proxies, tls,
                                     sampler, progress)
+        if options.kubeconfig is not None:
+            progress.line(f"mesh: loading {len(documents)} objects into the cluster of "
+                          f"{options.kubeconfig}")
         files = _files(scenario, options, work, documents)
+        if isinstance(files, MeshCluster):
+            notes.append(f"Kubernetes mode: the mesh was loaded through {files.client.server}; "
+                         "changes are made through the API")
         server = _exercise_server(scenario, options, fleet, plan, proxies, tls, files, work,
                                   sampler, progress, notes)
     return RunResult(scenario, options, server, floor, notes)
@@ -182,7 +199,11 @@ def _tls(scenario: Scenario, options: RunOptions, work: Path,
 
 
 def _files(scenario: Scenario, options: RunOptions, work: Path,
-           documents: list[Manifest]) -> MeshFiles | None:
+           documents: list[Manifest]) -> Mesh | None:
+    if options.kubeconfig is not None:
+        cluster = MeshCluster(KubeClient(options.kubeconfig))
+        cluster.write(documents)
+        return cluster
     if options.external is not None and options.external.config_dir is None:
         return None
     directory = options.external.config_dir if options.external is not None \
@@ -211,7 +232,7 @@ def _exercise_floor(scenario: Scenario, fleet: Fleet, plan: Plan,
 
 
 def _exercise_server(scenario: Scenario, options: RunOptions, fleet: Fleet, plan: Plan,
-                     proxies: list[ProxySpec], tls: Tls | None, files: MeshFiles | None,
+                     proxies: list[ProxySpec], tls: Tls | None, files: Mesh | None,
                      work: Path, sampler: Sampler, progress: Progress,
                      notes: list[str]) -> Exercise:
     subject: XdsServer | ExternalServer
@@ -227,10 +248,14 @@ def _exercise_server(scenario: Scenario, options: RunOptions, fleet: Fleet, plan
         endpoint = Endpoint(external.address, tls.root_pem if tls else None,
                             tokens=dict(tls.tokens) if tls else {})
         subject = ExternalServer(endpoint, files, external.http_port, external.pids)
-        if files is not None:
+        if isinstance(files, MeshFiles):
             progress.line(f"server: external at {external.address}; mesh written to "
                           f"{files.directory}, waiting two poll intervals for it")
             time.sleep(2 * scenario.poll_interval + 1.0)
+        elif files is not None:
+            progress.line(f"server: external at {external.address}; mesh loaded into "
+                          f"{files.client.server}, waiting for it to be read")
+            time.sleep(5.0)
     try:
         result = _exercise(scenario, fleet, subject, proxies, plan, sampler, progress, notes,
                            tls=tls, profile=options.profile, profile_phase=options.profile_phase)

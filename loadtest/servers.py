@@ -23,8 +23,12 @@ from typing import Any, Protocol
 
 from loadtest import floor
 from loadtest.churn import Change, Expect
+from loadtest.kubecluster import MeshCluster
 from loadtest.meshfiles import MeshFiles
 from loadtest.worker import Endpoint
+
+Mesh = MeshFiles | MeshCluster
+"""Where the scenario's mesh lives: a config directory, or an API server."""
 
 REPO = Path(__file__).resolve().parents[1]
 TRUST_DOMAIN = "cluster.local"
@@ -99,11 +103,12 @@ class ServeOptions:
 
 
 class XdsServer:
-    """``xds serve`` as a subprocess on free loopback ports, fed by ``files``."""
+    """``xds serve`` as a subprocess on free loopback ports, reading ``files`` (a config
+    directory, or with ``--kubernetes`` the API server they were loaded into)."""
 
     label = "server"
 
-    def __init__(self, files: MeshFiles, options: ServeOptions, log_path: Path,
+    def __init__(self, files: Mesh, options: ServeOptions, log_path: Path,
                  tls: Tls | None) -> None:
         self._files = files
         self._options = options
@@ -119,10 +124,15 @@ class XdsServer:
 
     def command(self) -> list[str]:
         o = self._options
-        args = [*o.command, "--config", str(self._files.directory),
+        if isinstance(self._files, MeshCluster):
+            source = ["--kubernetes", "--kubeconfig", str(self._files.client.kubeconfig)]
+        else:
+            source = ["--config", str(self._files.directory),
+                      "--poll-interval", str(o.poll_interval)]
+        args = [*o.command, *source,
                 "--listen-address", "127.0.0.1", "--xds-port", str(self.xds_port),
                 "--secure-port", str(self.secure_port), "--http-port", str(self.http_port),
-                "--poll-interval", str(o.poll_interval), "--debounce-after", str(o.debounce_after),
+                "--debounce-after", str(o.debounce_after),
                 "--debounce-max", str(o.debounce_max), "--log-level", o.log_level]
         if o.workers != 1:
             args += ["--workers", str(o.workers)]
@@ -184,7 +194,7 @@ class ExternalServer:
 
     label = "server"
 
-    def __init__(self, endpoint: Endpoint, files: MeshFiles | None, http_port: int | None,
+    def __init__(self, endpoint: Endpoint, files: Mesh | None, http_port: int | None,
                  pids: Sequence[int]) -> None:
         self.endpoint = endpoint
         self._files = files
@@ -197,7 +207,8 @@ class ExternalServer:
 
     def apply(self, change: Change) -> float:
         if self._files is None:
-            raise StartError("changes need --config-dir: the directory the server reads")
+            raise StartError("changes need --config-dir (the directory the server reads) "
+                             "or --kubeconfig (the cluster it watches)")
         if change.manifest is None:
             return self._files.delete(change.ref)
         return self._files.put(change.manifest)
