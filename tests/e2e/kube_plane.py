@@ -24,7 +24,6 @@ from xds.sources.kubernetes.source import KubernetesOptions
 from ..conftest import running_control_plane
 from ..kube.cluster import ISSUER, Api, Cluster
 from ..kube.objects import ensure, node, pod
-from ..security.support import ISTIOD_NAME
 
 SYSTEM = "istio-system"
 
@@ -92,7 +91,8 @@ def tls_channel(plane: ControlPlane) -> grpc.aio.Channel:
     return grpc.aio.secure_channel(
         f"127.0.0.1:{plane.ports.secure}",
         grpc.ssl_channel_credentials(plane.security.ca.root_pem.encode()),
-        options=[("grpc.ssl_target_name_override", ISTIOD_NAME)])
+        options=[("grpc.ssl_target_name_override",
+                  f"istiod.{plane.options.security.system_namespace}.svc")])
 
 
 def bearer(token: str, cluster_id: str | None = "Kubernetes") -> list[tuple[str, str]]:

@@ -40,8 +40,20 @@ ADMIN_TOKEN = "admin-token-for-tests"
 # A user with no RBAC grants of its own; tests bind it to exactly what they need.
 LIMITED_USER = "xds-limited"
 LIMITED_TOKEN = "limited-token-for-tests"
+# A second user without grants, for the RBAC the README documents.
+DOCUMENTED_USER = "xds-documented"
+DOCUMENTED_TOKEN = "documented-token-for-tests"
 SERVICE_CIDR = "10.96.0.0/12"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+def _die_with_parent() -> None:
+    """Child-process hook: end this process when the test run ends, however it ends
+    (a killed pytest must not leave an API server and etcd behind)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def build() -> Path:
@@ -241,7 +253,8 @@ class Cluster:
             (self.workdir / name).write_bytes(data)
         (self.workdir / "tokens.csv").write_text(
             f"{ADMIN_TOKEN},admin,admin-uid,system:masters\n"
-            f"{LIMITED_TOKEN},{LIMITED_USER},limited-uid\n")
+            f"{LIMITED_TOKEN},{LIMITED_USER},limited-uid\n"
+            f"{DOCUMENTED_TOKEN},{DOCUMENTED_USER},documented-uid\n")
         self.write_kubeconfig(self.kubeconfig, ADMIN_TOKEN)
         self._start_etcd()
         self.start_apiserver()
@@ -267,7 +280,8 @@ class Cluster:
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", f"default={peer}", "--unsafe-no-fsync",
              "--listen-metrics-urls", "", "--log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=open(self.workdir / "etcd.log", "ab"))  # noqa: SIM115
+            stdout=subprocess.DEVNULL, stderr=open(self.workdir / "etcd.log", "ab"),  # noqa: SIM115
+            preexec_fn=_die_with_parent)
 
     def start_apiserver(self, port: int | None = None) -> int:
         """Start an API server on ``port`` (default: the main one); returns the port.
@@ -291,7 +305,7 @@ class Cluster:
              "--disable-admission-plugins", "ServiceAccount",
              "--enable-priority-and-fairness=false", "--profiling=false",
              "--etcd-compaction-interval", "0", "--cert-dir", str(w / "certs")],
-            stdout=subprocess.DEVNULL, stderr=log)
+            stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent)
         self.api(port=port).wait_ready()
         return port
 

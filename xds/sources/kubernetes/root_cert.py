@@ -43,8 +43,9 @@ def is_current(config_map: Mapping[str, Any] | None, root_pem: str) -> bool:
 
 class RootCertPublisher:
     def __init__(self, api: KubeApi, root_pem: Callable[[], str], *,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, resync_interval: float = 60.0) -> None:
         self._api = api
+        self._resync_interval = resync_interval
         self._root_pem = root_pem
         self._backoff = backoff or Backoff()
         self._namespaces: set[str] = set()
@@ -68,7 +69,8 @@ class RootCertPublisher:
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._config_map_watch.run()),
                  asyncio.create_task(self._namespace_watch.run()),
-                 asyncio.create_task(self._work())]
+                 asyncio.create_task(self._work()),
+                 asyncio.create_task(self._resync())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -77,6 +79,13 @@ class RootCertPublisher:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _resync(self) -> None:
+        """Look at every namespace again now and then, as informers resync: a missed
+        event (or a failed write given up on) cannot leave a namespace without its root."""
+        while True:
+            await asyncio.sleep(self._resync_interval)
+            self.root_changed()
 
     def _enqueue(self, namespace: str) -> None:
         if namespace in SKIPPED_NAMESPACES or namespace in self._queued:
@@ -95,9 +104,10 @@ class RootCertPublisher:
             try:
                 await self._reconcile(namespace)
                 self._failures.pop(namespace, None)
-            except ApiError as error:
+            except Exception as error:  # whatever it is, retry: never stop the worker
                 failures = self._failures[namespace] = self._failures.get(namespace, 0) + 1
                 log.warning("cannot write the root certificate ConfigMap; retrying",
+                            exc_info=not isinstance(error, ApiError),
                             extra={"namespace": namespace, "reason": str(error),
                                    "failures": failures})
                 asyncio.get_running_loop().call_later(
@@ -110,16 +120,19 @@ class RootCertPublisher:
             return
         path = f"/api/v1/namespaces/{namespace}/configmaps"
         body = desired(namespace, root)
+        # What we write is not put into the cache: only the watch updates it, so an
+        # event that arrives while a write is in flight (a deletion) is never undone
+        # by that write's stale answer.
         if current is None:
             try:
-                self._config_maps[namespace] = await self._api.create(path, body)
+                await self._api.create(path, body)
                 log.info("root certificate published", extra={"namespace": namespace})
                 return
             except ApiError as error:
                 if error.status != 409:
                     raise
         # Exists (maybe edited by someone): put our data and label back, keep the rest.
-        self._config_maps[namespace] = await self._api.merge_patch(
+        await self._api.merge_patch(
             f"{path}/{CONFIG_MAP}", {"metadata": {"labels": dict(LABEL)},
                                      "data": {DATA_KEY: root}})
         log.info("root certificate restored", extra={"namespace": namespace})
