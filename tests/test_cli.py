@@ -70,12 +70,18 @@ def test_render_malformed_node_is_a_runtime_error() -> None:
     assert result.returncode == 1 and "node.id" in result.stderr
 
 
-async def test_serve_on_the_demo_mesh_answers_delta_clients() -> None:
+async def serve_demo() -> tuple[asyncio.subprocess.Process, int, int]:
+    """``xds serve`` on the demo mesh, plaintext and HTTP ports only: (process, xds, http)."""
     xds_port, http_port = free_port(), free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "xds", "serve", "--xds-port", str(xds_port), "--secure-port", "0",
         "--http-port", str(http_port), "--listen-address", "127.0.0.1", cwd=REPO,
         stderr=asyncio.subprocess.PIPE)
+    return process, xds_port, http_port
+
+
+async def test_serve_on_the_demo_mesh_answers_delta_clients() -> None:
+    process, xds_port, http_port = await serve_demo()
     try:
         await wait_until(lambda: http_ready(http_port), within=30)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
@@ -92,11 +98,7 @@ async def test_serve_on_the_demo_mesh_answers_delta_clients() -> None:
 
 async def test_sigterm_ends_streams_cleanly_and_exits_promptly() -> None:
     """Streams end with the status ztunnel retries at once (no growing backoff)."""
-    xds_port, http_port = free_port(), free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "xds", "serve", "--xds-port", str(xds_port), "--secure-port", "0",
-        "--http-port", str(http_port), "--listen-address", "127.0.0.1", cwd=REPO,
-        stderr=asyncio.subprocess.PIPE)
+    process, xds_port, http_port = await serve_demo()
     try:
         await wait_until(lambda: http_ready(http_port), within=30)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:

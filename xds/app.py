@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
@@ -38,15 +38,12 @@ from xds.serving.introspection import control_plane_identifier
 from xds.serving.metrics import AdsMetrics
 from xds.serving.store import ConfigStore
 from xds.sources.files import FileSource
-from xds.sources.kubernetes.api import ApiError
-from xds.sources.kubernetes.ca_secret import load_cluster_ca
-from xds.sources.kubernetes.reflector import Backoff
-from xds.sources.kubernetes.root_cert import RootCertPublisher
-from xds.sources.kubernetes.source import KubernetesOptions, KubernetesSource
-from xds.sources.kubernetes.tokenreview import KubeTokenReviewer
 from xds.translate.base import Translator
 from xds.translate.waypoint import WaypointTranslator
 from xds.translate.ztunnel import ZtunnelTranslator
+
+if TYPE_CHECKING:  # imported where used: file mode does not pay for the cluster client
+    from xds.sources.kubernetes.source import KubernetesOptions, KubernetesSource
 
 log = logging.getLogger("xds.app")
 T = TypeVar("T")
@@ -101,9 +98,13 @@ class ControlPlane:
         self.source: FileSource | KubernetesSource
         self.security: MeshSecurity | None = None
         self.secrets: SecretPublisher | None = None
+        self._cluster: KubernetesSource | None = None
         if options.kubernetes is not None:
+            from xds.sources.kubernetes.source import KubernetesSource
+
             # The CA and the token reviewer need the API server: see start().
-            self.source = KubernetesSource(options.kubernetes, self.mesh, self.pipeline.changed)
+            self.source = self._cluster = KubernetesSource(options.kubernetes, self.mesh,
+                                                           self.pipeline.changed)
         else:
             self.source = FileSource(options.config_dir or demo_directory(), self.mesh,
                                      self.pipeline.changed, poll_interval=options.poll_interval)
@@ -125,8 +126,8 @@ class ControlPlane:
         Until then xDS streams are refused with UNAVAILABLE. In Kubernetes mode the
         TLS port opens once the CA has been read from the cluster."""
         await self._start_plaintext()
-        if isinstance(self.source, KubernetesSource) and self.options.secure_port != 0:
-            await self._secure_from_cluster(self.source)
+        if self._cluster is not None and self.options.secure_port != 0:
+            await self._secure_from_cluster(self._cluster)
         if self.security is not None and self.secrets is not None:
             await self._start_secure(self.security, self.secrets)
         await self._start_http()
@@ -150,6 +151,10 @@ class ControlPlane:
     async def _secure_from_cluster(self, source: KubernetesSource) -> None:
         """Kubernetes mode: the CA from its Secret, tokens checked by TokenReview, and the
         root published as the ``istio-ca-root-cert`` ConfigMap of every namespace."""
+        from xds.sources.kubernetes.ca_secret import load_cluster_ca
+        from xds.sources.kubernetes.root_cert import RootCertPublisher
+        from xds.sources.kubernetes.tokenreview import KubeTokenReviewer
+
         options = self.options.security
         api = await source.connect()
         material, where = await _retrying(
@@ -244,8 +249,8 @@ class ControlPlane:
                 await task
         if self.security is not None:
             self.security.close()
-        if isinstance(self.source, KubernetesSource):
-            await self.source.close()
+        if self._cluster is not None:
+            await self._cluster.close()
         log.info("stopped")
 
 
@@ -271,6 +276,9 @@ class MeshPods:
 async def _retrying(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
     """``attempt`` until the API server answers; what it refuses (403, a bad Secret) is
     final, and raised."""
+    from xds.sources.kubernetes.api import ApiError
+    from xds.sources.kubernetes.reflector import Backoff
+
     backoff = Backoff(base=0.5, ceiling=10.0)
     failures = 0
     while True:

@@ -104,15 +104,15 @@ def _add_kubernetes_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions | None:
-    from xds.sources.kubernetes.api import ClusterConfig
-    from xds.sources.kubernetes.source import KubernetesOptions
-
     if not args.kubernetes:
         if args.kubeconfig is not None or args.context is not None:
             raise UsageError("--kubeconfig and --context need --kubernetes")
         return None
     if args.config is not None:
         raise UsageError("--config and --kubernetes are alternatives: use one")
+    from xds.sources.kubernetes.api import ClusterConfig
+    from xds.sources.kubernetes.source import KubernetesOptions
+
     return KubernetesOptions(ClusterConfig(args.kubeconfig, args.context),
                              recheck_interval=args.recheck_interval)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xds.model.mesh import MeshConfig, MeshStore
 from xds.pipeline import Pipeline
@@ -16,7 +16,9 @@ from xds.serving.debug import render_scope
 from xds.serving.node import ProxyType, parse_node_id
 from xds.serving.store import ConfigStore
 from xds.sources.files import load_directory
-from xds.sources.kubernetes.source import KubernetesOptions, load_once
+
+if TYPE_CHECKING:
+    from xds.sources.kubernetes.source import KubernetesOptions
 
 log = logging.getLogger("xds.render")
 
@@ -41,6 +43,8 @@ def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
     config = mesh_config or MeshConfig()
     mesh = MeshStore(config)
     if kubernetes is not None:
+        from xds.sources.kubernetes.source import load_once
+
         asyncio.run(load_once(kubernetes, mesh))
     else:
         objects, errors = load_directory(config_dir or demo_directory())

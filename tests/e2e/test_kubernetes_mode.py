@@ -126,8 +126,7 @@ async def test_losing_the_api_server_keeps_serving_then_converges(kube_cluster: 
             assert ztunnel.held[ADDRESS] == held
             # (The plane runs in this event loop: HTTP calls go through a thread.)
             assert await asyncio.to_thread(http_ready, plane.ports.http)
-            metrics = await asyncio.to_thread(_get, plane.ports.http, "/metrics")
-            assert 'xds_kubernetes_watch_up{resource="pods"} 0.0' in metrics
+            await eventually(lambda: _metric_shows(plane.ports.http, "0.0"), within=10)
         finally:
             kube_cluster.start_apiserver()
         api.merge_patch(pod_path(ns, "web-1"),
@@ -135,12 +134,7 @@ async def test_losing_the_api_server_keeps_serving_then_converges(kube_cluster: 
         seen = await changes(ztunnel, lambda c: uid(ns, "web-1") in c.updated.get(ADDRESS, ()),
                              within=30)
         assert not seen.removed.get(ADDRESS)
-
-        async def watching_again() -> bool:
-            metrics = await asyncio.to_thread(_get, plane.ports.http, "/metrics")
-            return 'xds_kubernetes_watch_up{resource="pods"} 1.0' in metrics
-
-        await eventually(watching_again, within=10)
+        await eventually(lambda: _metric_shows(plane.ports.http, "1.0"), within=10)
         await ztunnel.close()
 
 
@@ -179,6 +173,11 @@ def _answers(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+async def _metric_shows(port: int, value: str) -> bool:
+    metrics = await asyncio.to_thread(_get, port, "/metrics")
+    return f'xds_kubernetes_watch_up{{resource="pods"}} {value}' in metrics
 
 
 def _get(port: int, path: str) -> str:

@@ -44,11 +44,12 @@ done
 (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$stage/bin/etcd" .)
 (cd "$here/apiserver" && go build -trimpath -ldflags "$ldflags" -o "$stage/bin/kube-apiserver" .)
 
-moddir() { go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'; }
+# Outside any module (a go.mod in the caller's directory must not matter).
+moddir() { (cd "$stage" && go mod download -json "$1") | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'; }
 istio=$(moddir "istio.io/api@$ISTIO_API_VERSION")
 gwapi=$(moddir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
 cp "$istio/kubernetes/customresourcedefinitions.gen.yaml" "$stage/crds/istio.yaml"
-for f in "$gwapi"/config/crd/standard/*.yaml; do
+for f in "$gwapi"/config/crd/standard/gateway.networking.k8s.io_*.yaml; do
 	cp "$f" "$stage/crds/gateway-api-$(basename "$f")"
 done
 chmod -R u+w "$stage"

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
-from kubernetes_asyncio import client as kube_client
-from kubernetes_asyncio import config as kube_config
 
 JSON = dict[str, Any]
 Params = Sequence[tuple[str, str | int]]
@@ -29,9 +27,10 @@ _AUTH: Final = ["BearerToken"]
 # core) would starve ordinary requests once every kind is watched.
 _POOL_SIZE: Final = 128
 _READ_TIMEOUT: Final = 30.0
-# Watches are closed by the server after ``timeoutSeconds``; reads wait that
-# long plus a margin (bookmarks arrive about once a minute).
-WATCH_READ_MARGIN: Final = 30.0
+# The server sends a bookmark about once a minute on an idle watch; a read that
+# waits longer than this means a dead connection (no FIN after a crash or a
+# partition), which is then replaced instead of hanging until the watch timeout.
+WATCH_IDLE_LIMIT: Final = 90.0
 _MAX_LINE: Final = 64 * 1024 * 1024
 
 
@@ -83,6 +82,10 @@ def _default_kubeconfig() -> Path:
 
 async def connect(config: ClusterConfig) -> KubeApi:
     """A client for ``config``: in a pod without a kubeconfig, the pod's own account."""
+    # Imported here: it takes ~0.4 s, which file mode should not pay at start-up.
+    from kubernetes_asyncio import client as kube_client
+    from kubernetes_asyncio import config as kube_config
+
     configuration = kube_client.Configuration()
     if config.kubeconfig is None and _in_cluster():
         kube_config.load_incluster_config(client_configuration=configuration)
@@ -100,7 +103,8 @@ async def connect(config: ClusterConfig) -> KubeApi:
 class KubeApi:
     """GET/LIST/WATCH/POST/PUT/PATCH/DELETE of JSON objects by path."""
 
-    def __init__(self, api_client: kube_client.ApiClient) -> None:
+    def __init__(self, api_client: Any) -> None:
+        """``api_client``: a ``kubernetes_asyncio.client.ApiClient``."""
         self._client = api_client
 
     @property
@@ -178,8 +182,7 @@ class KubeApi:
             ("resourceVersion", resource_version), ("timeoutSeconds", timeout_seconds)]
         response = await self._call(
             "GET", path, query,
-            limits=aiohttp.ClientTimeout(connect=_READ_TIMEOUT,
-                                          sock_read=timeout_seconds + WATCH_READ_MARGIN))
+            limits=aiohttp.ClientTimeout(connect=_READ_TIMEOUT, sock_read=WATCH_IDLE_LIMIT))
         try:
             buffer = b""
             async for chunk in response.content.iter_any():

@@ -50,25 +50,13 @@ async def load_cluster_ca(api: KubeApi, namespace: str, *, key_algorithm: KeyAlg
 
     Raises ``CaError`` for a secret that is unusable (named, with the key and why),
     ``ApiError`` when the API server cannot be asked."""
-    try:
-        secret = await api.get(_secret_path(namespace, PLUGIN_SECRET))
-    except ApiError as error:
-        if not error.not_found:
-            raise
-    else:
-        where = f"Secret {namespace}/{PLUGIN_SECRET}"
-        return (material_from_pems(_pems(secret), lambda key: f"{where} key {key}"),
-                f"plug-in CA from {where}")
-
+    plugin = await _read(api, namespace, PLUGIN_SECRET)
+    if plugin is not None:
+        return plugin, f"plug-in CA from Secret {namespace}/{PLUGIN_SECRET}"
     where = f"Secret {namespace}/{SELF_SIGNED_SECRET}"
-    try:
-        secret = await api.get(_secret_path(namespace, SELF_SIGNED_SECRET))
-    except ApiError as error:
-        if not error.not_found:
-            raise
-    else:
-        return (material_from_pems(_pems(secret), lambda key: f"{where} key {key}"),
-                f"self-signed root from {where}")
+    existing = await _read(api, namespace, SELF_SIGNED_SECRET)
+    if existing is not None:
+        return existing, f"self-signed root from {where}"
 
     key = key_algorithm.generate()
     root = generate_root(key, organization=organization)
@@ -84,11 +72,24 @@ async def load_cluster_ca(api: KubeApi, namespace: str, *, key_algorithm: KeyAlg
         if error.status != 409:
             raise
         # Another replica created it first: use its root, not ours.
-        secret = await api.get(_secret_path(namespace, SELF_SIGNED_SECRET))
-        return (material_from_pems(_pems(secret), lambda key: f"{where} key {key}"),
-                f"self-signed root from {where} (created by another replica)")
+        winner = await _read(api, namespace, SELF_SIGNED_SECRET)
+        if winner is None:
+            raise
+        return winner, f"self-signed root from {where} (created by another replica)"
     log.info("created a self-signed root CA", extra={"secret": where})
     return SigningMaterial(key, root, (), (root,)), f"self-signed root created in {where}"
+
+
+async def _read(api: KubeApi, namespace: str, name: str) -> SigningMaterial | None:
+    """The CA in Secret ``namespace/name``; ``None`` when there is no such Secret."""
+    try:
+        secret = await api.get(_secret_path(namespace, name))
+    except ApiError as error:
+        if error.not_found:
+            return None
+        raise
+    where = f"Secret {namespace}/{name}"
+    return material_from_pems(_pems(secret), lambda key: f"{where} key {key}")
 
 
 def _b64(data: bytes) -> str:
