@@ -325,3 +325,54 @@ async def test_stream_logs_carry_ids_and_never_credentials(debug_plane: Plane,
     for token in [*debug_plane.tokens.values(), "forged-0123456789abcdef"]:
         assert token not in text
     assert "PRIVATE KEY" not in text
+
+
+async def test_istioctl_requests_carry_their_own_nonce_and_are_answered(
+        debug_plane: Plane) -> None:
+    """istioctl's xDS client (pkg/adsc) sets ``ResponseNonce = time.Now().String()`` on every
+    request, the first one included, and never ACKs debug responses."""
+    import asyncio
+    import datetime as dt
+
+    from envoy.service.discovery.v3 import discovery_pb2
+
+    from xds.client import make_node
+
+    await debug_plane.ztunnel()
+    await debug_plane.settled(1)
+    requests: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def outgoing() -> Any:
+        while (request := await requests.get()) is not None:
+            yield request
+
+    def now_nonce() -> str:
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC m=+0.0123")
+
+    stream = debug_plane.channel(tls=True).stream_stream(
+        "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
+        request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
+        response_deserializer=discovery_pb2.DiscoveryResponse.FromString,
+    )(outgoing(), metadata=debug_plane.auth("istio-system/default"))
+    node = make_node(ISTIOCTL_NODE, {"GENERATOR": "event"})
+    requests.put_nowait(discovery_pb2.DiscoveryRequest(
+        node=node, type_url=DEBUG_SYNCZ, response_nonce=now_nonce()))
+    syncz = await asyncio.wait_for(stream.read(), 5)
+    assert syncz.type_url == DEBUG_SYNCZ and syncz.resources
+    requests.put_nowait(discovery_pb2.DiscoveryRequest(
+        node=node, type_url=DEBUG_CONFIG_DUMP, resource_names=["ztunnel-a.istio-system"],
+        response_nonce=now_nonce()))
+    dump = await asyncio.wait_for(stream.read(), 5)
+    assert dump.type_url == DEBUG_CONFIG_DUMP and dump.resources
+    # A client that does ACK (echoing our nonce) gets no answer to its ACK.
+    requests.put_nowait(discovery_pb2.DiscoveryRequest(
+        type_url=DEBUG_SYNCZ, response_nonce=syncz.nonce))
+    pending = asyncio.ensure_future(stream.read())
+    done, _ = await asyncio.wait({pending}, timeout=0.5)
+    assert not done
+    pending.cancel()
+    requests.put_nowait(None)
+    stream.cancel()
+
+
+ISTIOCTL_NODE = "sidecar~0.0.0.0~istioctl-2.istio-system~istio-system.svc.cluster.local"

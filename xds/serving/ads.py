@@ -124,6 +124,8 @@ class Connection:
     # the reader task) and at most one push marker (put by ``touched``).
     _inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     _push_queued: bool = False
+    # Nonces of debug responses not yet acknowledged: a request echoing one is an ACK.
+    _debug_nonces: set[str] = field(default_factory=set)
 
     @property
     def scope(self) -> str:
@@ -344,8 +346,13 @@ class AdsService:
 
     async def _answer_debug(self, connection: Connection, request: Any, view: DebugView,
                             context: grpc.aio.ServicerContext) -> None:
-        """Debug types are computed per request and never pushed; their ACKs need no answer."""
-        if request.response_nonce:
+        """Debug types are computed per request and never pushed.
+
+        istioctl puts a nonce of its own on every request, the first one included
+        (``ResponseNonce = time.Now().String()``), and never ACKs: only a nonce we
+        issued marks an ACK, which needs no answer."""
+        if request.response_nonce in connection._debug_nonces:
+            connection._debug_nonces.discard(request.response_nonce)
             return
         denial = connection.binding.type_filter(request.type_url)
         if denial is not None:
@@ -354,6 +361,8 @@ class AdsService:
                      else request.resource_names_subscribe)
         resources = view(connection, names)
         nonce = f"debug-{next(_debug_nonces)}"
+        if len(connection._debug_nonces) < 64:  # clients that never ACK must not grow it
+            connection._debug_nonces.add(nonce)
         response: Response
         if connection.delta:
             response = DeltaResponse(request.type_url, nonce, list(resources), [])
