@@ -245,7 +245,33 @@ def test_debug_types_need_a_known_caller(mesh: Mesh) -> None:
     assert refused.body.startswith(b'{"statusCode": "403"}')
 
 
+def test_anonymous_dev_callers_follow_the_loopback_rule(mesh: Mesh) -> None:
+    """With --insecure-dev-auth a caller may have no identity: then, like a caller on the
+    plaintext port, only loopback may read debug types."""
+    proxies(mesh)
+    anonymous = "anonymous (via insecure-dev)"
+    local = mesh.connect(ISTIOCTL, "debug", delta=False, identity=anonymous)
+    assert len(mesh.types.syncz(local, [])) == 2
+    remote = mesh.connect(ISTIOCTL, "debug", delta=False, identity=anonymous,
+                          peer="ipv4:10.1.1.1:5")
+    with pytest.raises(Forbidden):
+        mesh.types.syncz(remote, [])
+
+
 def test_control_plane_identifier_is_istiods_json() -> None:
     identifier = json.loads(control_plane_identifier("istiod-abc"))
     assert identifier["Component"] == "istiod" and identifier["ID"] == "istiod-abc"
     assert identifier["Info"]["version"]
+
+
+def test_list_names_the_endpoints_as_istiod_does(mesh: Mesh) -> None:
+    status, names = json_of(mesh, "list")
+    assert status == 200 and names == sorted(names)
+    assert {"syncz", "config_dump", "adsz", "connections"} <= set(names)
+    assert "list" not in names and not any(n.startswith("/") for n in names)
+
+
+def test_unknown_endpoint_answers_gos_404_text(mesh: Mesh) -> None:
+    """istioctl x internal-debug recognises an unknown type by this exact text."""
+    response = mesh.http.replay("no-such-thing", EVERYTHING)
+    assert response.status == 404 and response.body == b"404 page not found\n"

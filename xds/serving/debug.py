@@ -134,6 +134,8 @@ class DebugEndpoints:
         for path, view in (extra or {}).items():
             self._views[path] = (_ignoring_caller(view), (view.__doc__ or "").strip()
                                  .split("\n")[0])
+        self._views["/debug/list"] = (self._list, "the endpoint names, as istiod's list "
+                                                  "(istioctl x internal-debug --list)")
 
     def routes(self) -> dict[str, Handler]:
         routes: dict[str, Handler] = {
@@ -162,7 +164,8 @@ class DebugEndpoints:
             return self._index(request, caller)
         entry = self._views.get(request.path)
         if entry is None:
-            return HttpResponse.text(f"no such endpoint: {request.path}\n", 404)
+            # Go's ServeMux text: istioctl looks for it to tell "unknown type".
+            return HttpResponse.text("404 page not found\n", 404)
         view, _ = entry
         try:
             value = view(request, caller)
@@ -199,6 +202,10 @@ class DebugEndpoints:
         return HttpResponse.json({"endpoints": endpoints}, pretty=True)
 
     # -- views ------------------------------------------------------------------
+
+    def _list(self, request: HttpRequest, caller: DebugCaller) -> list[str]:
+        return sorted(path.removeprefix("/debug/") for path in self._views
+                      if path != "/debug/list")
 
     def _visible(self, caller: DebugCaller) -> list[Connection]:
         return [c for c in self._connections if caller.may_see(c)]

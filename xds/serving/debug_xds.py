@@ -18,6 +18,7 @@ peer. Identities outside the system namespace see only their own namespace
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 
@@ -52,17 +53,18 @@ class IstioDebugTypes:
 
     def caller(self, connection: Connection) -> DebugCaller:
         """What the requesting stream may see; ``Forbidden`` if it may see nothing."""
-        if connection.identity is None:
+        # ``identity`` is the caller as displayed: "<spiffe uri> (via <authenticator>)", or
+        # "anonymous (via insecure-dev)". Without a SPIFFE identity only the loopback rule
+        # can admit a caller; nothing unparsable is trusted.
+        identity: Identity | None = None
+        if connection.identity is not None:
+            with contextlib.suppress(InvalidIdentity):
+                identity = Identity.parse(connection.identity.split(" ", 1)[0])
+        if identity is None:
             if is_loopback_peer(connection.peer):
                 return EVERYTHING
-            raise Forbidden("debug types need an authenticated identity (the TLS port with "
-                            "a token) or a loopback caller")
-        # ``identity`` is the caller as displayed: "<spiffe uri> (via <authenticator>)".
-        # Anything we cannot parse is refused rather than trusted.
-        try:
-            identity = Identity.parse(connection.identity.split(" ", 1)[0])
-        except InvalidIdentity:
-            raise Forbidden("debug types need a SPIFFE identity") from None
+            raise Forbidden("debug types need an authenticated SPIFFE identity (the TLS port "
+                            "with a token) or a loopback caller")
         if identity.namespace == self._system_namespace:
             return EVERYTHING
         return DebugCaller(identity.namespace)
