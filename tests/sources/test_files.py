@@ -398,3 +398,20 @@ def test_unparseable_files_are_reported(tmp_path: Path, name: str, content: byte
     (error,) = errors
     assert error.file == tmp_path / name and error.document_index == 0
     assert error.message.startswith("invalid YAML/JSON")
+
+
+async def test_vanished_directory_is_logged_once_and_its_return_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "xds.file")
+    directory = tmp_path / "mesh"
+    write(directory / "a.yaml", service_yaml("a"))
+    async with running(directory) as harness:
+        await harness.next_change()
+        directory.rename(tmp_path / "away")
+        await asyncio.sleep(POLL * 10)
+        (tmp_path / "away").rename(directory)
+        await asyncio.sleep(POLL * 5)
+        harness.assert_quiet()  # the objects stayed
+    messages = [r.getMessage() for r in caplog.records if r.name == "xds.file"]
+    assert messages.count("config directory unavailable; keeping the last state") == 1
+    assert messages.count("config directory available again") == 1

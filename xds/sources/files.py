@@ -211,15 +211,21 @@ class _FileState:
     contents: ManifestFile
 
 
-def _manifest_paths(root: Path) -> list[Path]:
-    """Manifest files under ``root`` (or ``root`` itself if it is a file), sorted."""
+def _manifest_paths(root: Path) -> tuple[list[Path], dict[Path, str]]:
+    """Manifest files under ``root`` (or ``root`` itself if it is a file), sorted; and the
+    directories that could not be listed, with the reason."""
     if root.is_file():
-        return [root]
+        return [root], {}
     if not root.is_dir():
         raise FileNotFoundError(f"config directory {root} does not exist")
     found: list[Path] = []
+    unreadable: dict[Path, str] = {}
     seen_dirs: set[tuple[int, int]] = set()
-    for directory, subdirectories, files in os.walk(root, followlinks=True):
+
+    def failed(error: OSError) -> None:
+        unreadable[Path(error.filename)] = error.strerror or str(error)
+
+    for directory, subdirectories, files in os.walk(root, onerror=failed, followlinks=True):
         info = os.stat(directory)
         if (info.st_dev, info.st_ino) in seen_dirs:  # a symlink loop
             subdirectories.clear()
@@ -230,14 +236,25 @@ def _manifest_paths(root: Path) -> list[Path]:
             Path(directory, name) for name in files
             if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES)
         )
-    return sorted(found)
+    return sorted(found), unreadable
 
 
 def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _FileState]:
     """The state of every manifest file, reusing ``previous`` for unchanged files."""
     states: dict[Path, _FileState] = {}
     now_ns = time.time_ns()
-    for path in _manifest_paths(root):
+    paths, unreadable = _manifest_paths(root)
+    # A directory we cannot list (permissions, I/O) is not an empty one: its files keep
+    # serving what they held, or policies would silently vanish (fail open).
+    for path, held in previous.items():
+        for directory, reason in unreadable.items():
+            if path.is_relative_to(directory):
+                failure = DocumentError(path, None, f"cannot read directory {directory}: "
+                                                    f"{reason}; serving its last good objects")
+                states[path] = _FileState(-1, -1, b"", replace(held.contents,
+                                                               errors=(failure,)))
+                break
+    for path in paths:
         old = previous.get(path)
         try:
             info = path.stat()
@@ -338,13 +355,21 @@ class FileSource:
         """
         await self.reload()
         self.synced.set()
+        missing = False
         while True:
             await asyncio.sleep(self._poll_interval)
             try:
                 await self.reload()
-            except FileNotFoundError as missing:
-                log.warning("config directory unavailable; keeping the last state",
-                            extra={"reason": str(missing)})
+            except FileNotFoundError as error:
+                if not missing:  # the transition, not every poll
+                    log.warning("config directory unavailable; keeping the last state",
+                                extra={"reason": str(error)})
+                missing = True
+                continue
+            if missing:
+                log.info("config directory available again",
+                         extra={"directory": str(self.directory)})
+                missing = False
 
     async def reload(self) -> None:
         """One poll: re-read what changed and apply the difference to the store."""

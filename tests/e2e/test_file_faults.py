@@ -1,0 +1,77 @@
+"""Faults of the config directory, with a real server process: fail closed.
+
+The server runs as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (``setpriv``), so a
+``chmod 000`` really makes a directory unreadable to it, as for an unprivileged server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from xds.type_urls import ADDRESS, AUTHORIZATION
+
+from ..conftest import REPO, free_port
+from ..helpers import http_ready, wait_until
+from .kube_plane import changes, ztunnel_client
+
+SETPRIV = shutil.which("setpriv")
+
+
+@pytest.mark.skipif(SETPRIV is None, reason="setpriv (util-linux) is needed to drop DAC caps")
+@pytest.mark.parametrize("unreadable", ["root", "subdirectory"])
+async def test_unreadable_directory_keeps_the_last_good_objects(tmp_path: Path,
+                                                                unreadable: str) -> None:
+    from xds.sources.demo import demo_directory
+
+    root = tmp_path / "mesh"
+    sub = root / "policies"
+    shutil.copytree(demo_directory(), root, ignore=shutil.ignore_patterns("*.py"))
+    sub.mkdir()
+    (root / "60-policies.yaml").rename(sub / "60-policies.yaml")
+    target = root if unreadable == "root" else sub
+    xds_port, http_port = free_port(), free_port()
+    assert SETPRIV is not None
+    process = await asyncio.create_subprocess_exec(
+        SETPRIV, "--bounding-set", "-dac_override,-dac_read_search", "--",
+        sys.executable, "-m", "xds", "serve", "--config", str(root), "--xds-port",
+        str(xds_port), "--secure-port", "0", "--http-port", str(http_port),
+        "--listen-address", "127.0.0.1", "--poll-interval", "0.05", cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=asyncio.subprocess.PIPE)
+    try:
+        await wait_until(lambda: http_ready(http_port), within=30)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
+            client = ztunnel_client(channel)
+            await client.connect({ADDRESS: [], AUTHORIZATION: []})
+            await changes(client, lambda c: AUTHORIZATION in c.updated and ADDRESS in c.updated)
+            policies = set(client.held[AUTHORIZATION])
+            assert policies
+
+            target.chmod(0)
+            try:
+                with pytest.raises(TimeoutError):  # nothing is taken away
+                    await client.next(within=1.0)
+            finally:
+                target.chmod(0o755)
+            with pytest.raises(TimeoutError):  # nor on recovery
+                await client.next(within=0.5)
+            assert set(client.held[AUTHORIZATION]) == policies
+
+            # A deliberate removal still removes.
+            (sub / "60-policies.yaml").unlink()
+            seen = await changes(client, lambda c: bool(c.removed.get(AUTHORIZATION)))
+            assert seen.removed[AUTHORIZATION] == policies
+            await client.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    assert process.stderr is not None
+    log = (await process.stderr.read()).decode()
+    assert "cannot read directory" in log and "Permission denied" in log
