@@ -415,3 +415,29 @@ async def test_vanished_directory_is_logged_once_and_its_return_once(
     messages = [r.getMessage() for r in caplog.records if r.name == "xds.file"]
     assert messages.count("config directory unavailable; keeping the last state") == 1
     assert messages.count("config directory available again") == 1
+
+
+async def test_special_files_are_never_opened(tmp_path: Path) -> None:
+    """A FIFO named *.yaml would block the reader forever, /dev/zero would never end."""
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    async with running(tmp_path) as harness:
+        changes = await harness.next_change()
+        assert changes.added == {svc("a")}
+        reasons = {error.file.name: error.message for error in harness.source.errors}
+        assert set(reasons) == {"pipe.yaml", "zero.yaml"}
+        assert all("not a regular file" in reason for reason in reasons.values())
+
+
+async def test_oversized_file_is_skipped_and_named(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from xds.sources import files
+
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 1024)
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    write(tmp_path / "big.yaml", service_yaml("b") + "\n#" + "x" * 2048)
+    async with running(tmp_path) as harness:
+        assert (await harness.next_change()).added == {svc("a")}
+        [error] = harness.source.errors
+        assert error.file.name == "big.yaml" and "more than the" in error.message

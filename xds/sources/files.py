@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -211,6 +212,13 @@ class _FileState:
     contents: ManifestFile
 
 
+MAX_FILE_BYTES = 64 << 20
+
+
+class _Unusable(Exception):
+    """A manifest path that is not read at all (the message says why)."""
+
+
 def _manifest_paths(root: Path) -> tuple[list[Path], dict[Path, str]]:
     """Manifest files under ``root`` (or ``root`` itself if it is a file), sorted; and the
     directories that could not be listed, with the reason."""
@@ -262,13 +270,22 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
                     and now_ns - info.st_mtime_ns > _RACY_SECONDS * 1e9):
                 states[path] = old
                 continue
+            # Never open a FIFO or a device (a read would block or never end), nor read a
+            # file of any size into memory.
+            if not stat.S_ISREG(info.st_mode):
+                raise _Unusable("not a regular file (a FIFO, device or socket?); skipped")
+            if info.st_size > MAX_FILE_BYTES:
+                raise _Unusable(f"{info.st_size} bytes, more than the {MAX_FILE_BYTES >> 20} "
+                                "MiB a manifest file may have; skipped")
             data = path.read_bytes()
         except FileNotFoundError:
             continue  # removed since it was listed: it is gone
-        except OSError as error:
+        except (OSError, _Unusable) as error:
             # Unreadable for now (permissions, I/O): serve what it held before.
+            reason = (str(error) if isinstance(error, _Unusable)
+                      else f"cannot read file: {error.strerror or error}")
             contents = old.contents if old is not None else ManifestFile()
-            failure = DocumentError(path, None, f"cannot read file: {error.strerror or error}")
+            failure = DocumentError(path, None, reason)
             states[path] = _FileState(-1, -1, b"", replace(contents, errors=(failure,)))
             continue
         digest = hashlib.sha256(data).digest()
