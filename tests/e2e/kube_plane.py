@@ -23,7 +23,7 @@ from xds.sources.kubernetes.source import KubernetesOptions
 
 from ..conftest import running_control_plane
 from ..kube.cluster import ISSUER, Api, Cluster
-from ..kube.objects import ensure, node, pod
+from ..kube.objects import node, pod
 
 SYSTEM = "istio-system"
 
@@ -37,7 +37,7 @@ def kubernetes_options(cluster: Cluster, kubeconfig: Any = None) -> KubernetesOp
 async def kube_plane(cluster: Cluster, *, system_namespace: str = SYSTEM,
                      **overrides: Any) -> AsyncIterator[ControlPlane]:
     """A ControlPlane reading ``cluster``, ready, with the TLS port on."""
-    ensure(cluster.api(), {"apiVersion": "v1", "kind": "Namespace",
+    cluster.api().ensure({"apiVersion": "v1", "kind": "Namespace",
                            "metadata": {"name": system_namespace}},
            node("node-a", "zone-a"), node("node-b", "zone-b"))
     settings: dict[str, Any] = {

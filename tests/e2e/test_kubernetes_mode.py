@@ -24,7 +24,6 @@ from ..kube.objects import (
     WAYPOINT_CLASS,
     apply_all,
     authorization_policy,
-    ensure,
     namespace,
     pod,
     pod_path,
@@ -44,7 +43,7 @@ def uid(ns: str, name: str) -> str:
 async def test_ztunnel_and_waypoint_follow_the_cluster(kube_cluster: Cluster) -> None:
     api = kube_cluster.api()
     ns = fresh_namespace("mode")
-    ensure(api, WAYPOINT_CLASS)
+    api.ensure(WAYPOINT_CLASS)
     apply_all(api, namespace(ns, **{"istio.io/use-waypoint": "waypoint"}),
               service_account(ns, "default"), pod(ns, "web-1", "10.2.0.11"),
               service(ns, "web", "10.96.201.11"), waypoint(ns, "10.96.201.100"))
@@ -190,7 +189,7 @@ async def test_cli_serve_and_render_in_kubernetes_mode(kube_cluster: Cluster) ->
     ns = fresh_namespace("cli")
     apply_all(api, namespace(ns), service_account(ns, "default"),
               pod(ns, "web-1", "10.2.2.11"), service(ns, "web", "10.96.202.11"))
-    ensure(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})
+    api.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})
     node = "ztunnel~10.244.0.2~ztunnel-x.istio-system~istio-system.svc.cluster.local"
     kubeconfig = str(kube_cluster.kubeconfig)
     rendered = await asyncio.create_subprocess_exec(

@@ -117,6 +117,15 @@ class Api:
         return self.request("DELETE", path, {"kind": "DeleteOptions", "apiVersion": "v1",
                                              "gracePeriodSeconds": 0})
 
+    def ensure(self, *objects: Mapping[str, Any]) -> None:
+        """Apply each object unless it exists (shared fixtures: Nodes, CRDs, ...)."""
+        for obj in objects:
+            try:
+                self.apply(obj)
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+
     def apply(self, obj: Mapping[str, Any]) -> Any:
         """Create ``obj``, then set its ``status`` as a kubelet or controller would
         (pods' IPs and readiness, Gateways' addresses): none runs here."""
@@ -351,12 +360,7 @@ class Cluster:
         wanted = [d for d in self.crd_documents()
                   if (names is None or d["metadata"]["name"] in names)
                   and d["metadata"]["name"] not in exclude]
-        for crd in wanted:
-            try:
-                api.create(crd)
-            except ApiError as error:
-                if error.status != 409:
-                    raise
+        api.ensure(*wanted)
         for crd in wanted:
             self.wait_crd_served(crd)
 

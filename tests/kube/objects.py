@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cluster import Api, ApiError
+from .cluster import Api
 
 
 def namespace(name: str, **labels: str) -> dict[str, Any]:
@@ -73,12 +73,3 @@ def apply_all(api: Api, *objects: dict[str, Any]) -> None:
     for obj in objects:
         api.apply(obj)
 
-
-def ensure(api: Api, *objects: dict[str, Any]) -> None:
-    """Create each object unless it exists (shared fixtures such as Nodes)."""
-    for obj in objects:
-        try:
-            api.apply(obj)
-        except ApiError as error:
-            if error.status != 409:
-                raise
