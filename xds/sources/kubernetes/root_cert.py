@@ -74,7 +74,11 @@ class RootCertPublisher:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
-                task.result()  # 403: the ClusterRole lacks ConfigMap or Namespace access
+                if task.exception() is not None:
+                    # 403/404 end a watch for good: the ClusterRole lacks ConfigMap or
+                    # Namespace access. Say so loudly; serving goes on without it.
+                    log.error("istio-ca-root-cert is not being published",
+                              extra={"reason": str(task.exception())})
         finally:
             for task in tasks:
                 task.cancel()
