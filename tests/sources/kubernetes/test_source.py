@@ -126,6 +126,18 @@ async def test_crd_installed_after_start_is_watched(kube_cluster: Cluster) -> No
                          within=20)
         assert "WorkloadEntry" not in watched.source.unavailable["missing"]
 
+        # Deleting the CRD takes its objects with it; installing it again brings the kind back.
+        kube_cluster.delete_crd(crd)
+        await wait_until(lambda: watched.mesh.get(WorkloadEntry, ns, "vm") is None, within=20)
+        await wait_until(lambda: "WorkloadEntry" in watched.source.unavailable["missing"],
+                         within=20)
+        kube_cluster.install_crds({crd})
+        api.create({"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
+                    "metadata": {"name": "vm2", "namespace": ns},
+                    "spec": {"address": "10.9.9.10", "serviceAccount": "vm"}})
+        await wait_until(lambda: watched.mesh.get(WorkloadEntry, ns, "vm2") is not None,
+                         within=20)
+
 
 def _not_served(cluster: Cluster) -> bool:
     try:

@@ -5,8 +5,10 @@ listed, so the first translation sees the whole mesh and no proxy gets a
 partial one. Kinds whose CRD is not installed, or that RBAC forbids, are
 logged once and looked for again every ``recheck_interval`` seconds: a CRD
 installed later is watched from then on, without a restart. A CRD that is
-deleted takes its objects with it. If the API server goes away, the last known
-state keeps being served and every reflector retries with backoff.
+deleted takes its objects with it once discovery confirms it (a single 404 does
+not: a restarting API server answers that for its CRDs for a moment). If the API
+server goes away, the last known state keeps being served and every reflector
+retries with backoff.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class KubernetesSource:
         self._tasks: dict[type[KubeObject], asyncio.Task[None]] = {}
         self._missing: set[type[KubeObject]] = set()
         self._forbidden: set[type[KubeObject]] = set()
+        self._vanishing: set[type[KubeObject]] = set()
         self._reported: set[tuple[type[KubeObject], str]] = set()
 
     @property
@@ -123,12 +126,19 @@ class KubernetesSource:
                         extra={"reason": str(error), "failures": failures})
                 await asyncio.sleep(self.options.backoff.delay(failures))
         for model in missing:
+            if model in self._vanishing:
+                self._vanishing.discard(model)
+                keys = self._keys(model)
+                log.warning("kind %s no longer served (CRD deleted); dropping its objects",
+                            model.kind, extra={"kind": model.kind, "objects": len(keys)})
+                self._apply((), keys)
             self._note_unavailable(model, "missing", "not served by the API server (CRD not "
                                    "installed?); looking again periodically")
             self._missing.add(model)
         for model, resource in found.items():
             self._missing.discard(model)
             self._forbidden.discard(model)
+            self._vanishing.discard(model)  # served again: its list replaces what we had
             self._start(resource)
         self._update_gauges()
 
@@ -160,12 +170,14 @@ class KubernetesSource:
                                        f"{unavailable.error.message or 'forbidden'}; check "
                                        "the ClusterRole; looking again periodically")
             else:
+                # A 404 may be a CRD deleted, or an API server that has just started and does
+                # not serve its CRDs yet: dropping the objects now could lift a DENY policy
+                # for a moment. They go only if discovery confirms the kind gone at the next
+                # recheck.
                 self._missing.add(model)
-                keys = list(self._keys(model))
-                log.warning("resource no longer served (CRD deleted?); dropping its objects",
-                            extra={"resource": reflector.resource.name, "objects": len(keys)})
-                self._reported.discard((model, "missing"))
-                self._apply((), keys)
+                self._vanishing.add(model)
+                log.warning("resource answers 404; keeping its objects until discovery "
+                            "confirms it is gone", extra={"resource": reflector.resource.name})
             self._update_gauges()
 
     def _note_unavailable(self, model: type[KubeObject], reason: str, message: str) -> None:
