@@ -65,6 +65,12 @@ WAYPOINT_CLASS: dict[str, Any] = {
     "spec": {"controllerName": "istio.io/mesh-controller"}}
 
 
+def workload_entry(ns: str, name: str, address: str) -> dict[str, Any]:
+    return {"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"address": address, "serviceAccount": "vm"}}
+
+
 def pod_path(ns: str, name: str) -> str:
     return f"/api/v1/namespaces/{ns}/pods/{name}"
 

@@ -24,6 +24,7 @@ from ...kube.objects import (
     pod_path,
     service,
     service_account,
+    workload_entry,
 )
 from .support import fast_options, running_source
 
@@ -119,9 +120,7 @@ async def test_crd_installed_after_start_is_watched(kube_cluster: Cluster) -> No
         assert watched.source is not None
         assert "WorkloadEntry" in watched.source.unavailable["missing"]
         kube_cluster.install_crds({crd})
-        api.create({"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
-                    "metadata": {"name": "vm", "namespace": ns},
-                    "spec": {"address": "10.9.9.9", "serviceAccount": "vm"}})
+        api.create(workload_entry(ns, "vm", "10.9.9.9"))
         await wait_until(lambda: watched.mesh.get(WorkloadEntry, ns, "vm") is not None,
                          within=20)
         assert "WorkloadEntry" not in watched.source.unavailable["missing"]
@@ -132,9 +131,7 @@ async def test_crd_installed_after_start_is_watched(kube_cluster: Cluster) -> No
         await wait_until(lambda: "WorkloadEntry" in watched.source.unavailable["missing"],
                          within=20)
         kube_cluster.install_crds({crd})
-        api.create({"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
-                    "metadata": {"name": "vm2", "namespace": ns},
-                    "spec": {"address": "10.9.9.10", "serviceAccount": "vm"}})
+        api.create(workload_entry(ns, "vm2", "10.9.9.10"))
         await wait_until(lambda: watched.mesh.get(WorkloadEntry, ns, "vm2") is not None,
                          within=20)
 
