@@ -125,7 +125,7 @@ class Connection:
     _inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     _push_queued: bool = False
     # Nonces of debug responses not yet acknowledged: a request echoing one is an ACK.
-    _debug_nonces: set[str] = field(default_factory=set)
+    _unacked_debug: set[str] = field(default_factory=set)
 
     @property
     def scope(self) -> str:
@@ -351,8 +351,8 @@ class AdsService:
         istioctl puts a nonce of its own on every request, the first one included
         (``ResponseNonce = time.Now().String()``), and never ACKs: only a nonce we
         issued marks an ACK, which needs no answer."""
-        if request.response_nonce in connection._debug_nonces:
-            connection._debug_nonces.discard(request.response_nonce)
+        if request.response_nonce in connection._unacked_debug:
+            connection._unacked_debug.discard(request.response_nonce)
             return
         denial = connection.binding.type_filter(request.type_url)
         if denial is not None:
@@ -361,8 +361,8 @@ class AdsService:
                      else request.resource_names_subscribe)
         resources = view(connection, names)
         nonce = f"debug-{next(_debug_nonces)}"
-        if len(connection._debug_nonces) < 64:  # clients that never ACK must not grow it
-            connection._debug_nonces.add(nonce)
+        if len(connection._unacked_debug) < 64:  # clients that never ACK must not grow it
+            connection._unacked_debug.add(nonce)
         response: Response
         if connection.delta:
             response = DeltaResponse(request.type_url, nonce, list(resources), [])

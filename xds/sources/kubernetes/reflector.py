@@ -188,10 +188,6 @@ class Reflector:
         return self._loop.synced
 
     @property
-    def resource_version(self) -> str:
-        return self._loop.resource_version
-
-    @property
     def invalid(self) -> Mapping[ObjectKey, str]:
         """Objects that do not parse (their last good version, if any, is served)."""
         return dict(self._invalid)

@@ -70,11 +70,6 @@ class KubernetesSource:
         return self._api
 
     @property
-    def watched(self) -> dict[str, str]:
-        """Resource name -> resourceVersion, for every kind being watched."""
-        return {r.resource.name: r.resource_version for r in self._reflectors.values()}
-
-    @property
     def unavailable(self) -> dict[str, list[str]]:
         return {"missing": sorted(m.kind for m in self._missing),
                 "forbidden": sorted(m.kind for m in self._forbidden)}
