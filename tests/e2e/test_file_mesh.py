@@ -31,10 +31,16 @@ async def drain(client: Any, quiet: float = 0.4) -> list[Any]:
             return responses
 
 
-def edit(path: Path, old: str, new: str) -> None:
+def edit(path: Path, old: str, new: str, *more: tuple[str, str]) -> None:
+    """Replace text in a manifest in one atomic write (as an editor or a ConfigMap
+    update does): a poll never sees a truncated file or half of the edits."""
     text = path.read_text()
-    assert old in text, f"{old!r} not in {path.name}"
-    path.write_text(text.replace(old, new, 1))
+    for before, after in ((old, new), *more):
+        assert before in text, f"{before!r} not in {path.name}"
+        text = text.replace(before, after, 1)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 async def connect_ztunnel(port: int) -> DeltaClient:

@@ -197,8 +197,8 @@ async def test_metrics_move(debug_plane: Plane, demo_copy: Path) -> None:
     await debug_plane.quiet()
     status = debug_plane.connection("ztunnel-a.istio-system").statuses[ADDRESS]
     acks = status.acks
-    edit(demo_copy / "20-productpage.yaml", "podIP: 10.244.1.10", "podIP: 10.244.1.98")
-    edit(demo_copy / "20-productpage.yaml", "- ip: 10.244.1.10", "- ip: 10.244.1.98")
+    edit(demo_copy / "20-productpage.yaml", "podIP: 10.244.1.10", "podIP: 10.244.1.98",
+         ("- ip: 10.244.1.10", "- ip: 10.244.1.98"))
     await wait_until(lambda: status.acks > acks)
     await metrics.read()
     assert metrics.delta("pilot_k8s_reg_events", type="Pod", event="update") == 1
