@@ -19,7 +19,8 @@ import grpc
 
 from xds.debug_views import debug_endpoints, debug_types
 from xds.model.core import Pod, PodPhase
-from xds.model.mesh import MeshConfig, MeshStore
+from xds.model.gateway import GATEWAY_GROUP, GRPCRoute, HTTPRoute
+from xds.model.mesh import ChangeSet, MeshConfig, MeshStore
 from xds.pipeline import Pipeline
 from xds.scopes import plaintext_binder, secure_binder
 from xds.secrets import SecretPublisher
@@ -43,7 +44,9 @@ from xds.translate.waypoint import WaypointTranslator
 from xds.translate.ztunnel import ZtunnelTranslator
 
 if TYPE_CHECKING:  # imported where used: file mode does not pay for the cluster client
+    from xds.sources.kubernetes.leader import LeaderElection
     from xds.sources.kubernetes.source import KubernetesOptions, KubernetesSource
+    from xds.sources.kubernetes.waypoints.controller import WaypointController
 
 log = logging.getLogger("xds.app")
 T = TypeVar("T")
@@ -68,6 +71,9 @@ class ServeOptions:
     reuse_port: bool = False
     kubernetes: KubernetesOptions | None = None
     """Watch a cluster instead of ``config_dir``; the CA and tokens come from it too."""
+    max_connection_age: float = 1800.0
+    """Seconds before a gRPC connection is ended (proxies reconnect, maybe elsewhere); 0:
+    never."""
 
 
 def default_translators(mesh: MeshConfig) -> list[Translator]:
@@ -104,7 +110,7 @@ class ControlPlane:
 
             # The CA and the token reviewer need the API server: see start().
             self.source = self._cluster = KubernetesSource(options.kubernetes, self.mesh,
-                                                           self.pipeline.changed)
+                                                           self._mesh_changed)
         else:
             self.source = FileSource(options.config_dir or demo_directory(), self.mesh,
                                      self.pipeline.changed, poll_interval=options.poll_interval)
@@ -115,6 +121,16 @@ class ControlPlane:
         self._servers: list[grpc.aio.Server] = []
         self._http: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Kubernetes mode: what the leader runs (only it writes to the cluster).
+        self.election: LeaderElection | None = None
+        self._writers: list[Callable[[], Awaitable[None]]] = []
+        self._writers_ready = asyncio.Event()
+        self._waypoints: WaypointController | None = None
+
+    def _mesh_changed(self, changes: ChangeSet) -> None:
+        self.pipeline.changed(changes)
+        if self._waypoints is not None:
+            self._waypoints.mesh_changed(changes)
 
     def _secure(self, security: MeshSecurity) -> None:
         self.security = security
@@ -126,6 +142,8 @@ class ControlPlane:
         Until then xDS streams are refused with UNAVAILABLE. In Kubernetes mode the
         TLS port opens once the CA has been read from the cluster."""
         await self._start_plaintext()
+        if self._cluster is not None:
+            await self._start_cluster_writers(self._cluster)
         if self._cluster is not None and self.options.secure_port != 0:
             await self._secure_from_cluster(self._cluster)
         if self.security is not None and self.secrets is not None:
@@ -143,6 +161,7 @@ class ControlPlane:
         self.pipeline.rebuild(None)
         self.pipeline.debouncer.discard_pending()
         self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
+        self._writers_ready.set()
         self.ready.set()
         log.info("ready", extra={"objects": len(self.mesh), "scopes": len(self.store.scopes()),
                                  "xds_port": self.ports.xds, "secure_port": self.ports.secure,
@@ -158,9 +177,10 @@ class ControlPlane:
         options = self.options.security
         api = await source.connect()
         material, where = await _retrying(
-            "load the CA", lambda: load_cluster_ca(api, options.system_namespace,
-                                                   key_algorithm=options.key_algorithm,
-                                                   organization=options.trust_domain))
+            "load the CA", lambda: load_cluster_ca(
+                api, options.system_namespace, key_algorithm=options.key_algorithm,
+                organization=options.trust_domain,
+                may_create=self.election.leading if self.election is not None else None))
         pods = MeshPods(self.mesh)
         reviewer = KubeTokenReviewer(api, cluster_id=self.options.mesh.cluster_id,
                                      pod_node=pods.node_of)
@@ -169,8 +189,35 @@ class ControlPlane:
         security = MeshSecurity.assemble(options, material, authenticator, pods=pods)
         self._secure(security)
         log.info("CA ready", extra={"source": where, "root": security.ca.root_fingerprint})
-        publisher = RootCertPublisher(api, lambda: security.ca.root_pem)
-        self._tasks.append(asyncio.create_task(publisher.run(), name="root-cert"))
+        self._writers.append(RootCertPublisher(api, lambda: security.ca.root_pem).run)
+
+    async def _start_cluster_writers(self, source: KubernetesSource) -> None:
+        """Leader election, and the writers the leader runs once we are ready."""
+        from xds.sources.kubernetes.leader import LeaderElection
+        from xds.sources.kubernetes.waypoints.controller import WaypointController
+        from xds.sources.kubernetes.waypoints.objects import DEFAULT_ENVOY_IMAGE, WaypointSettings
+
+        options = source.options
+        api = await source.connect()
+        if options.manage_waypoints:
+            mesh = self.options.mesh
+            self._waypoints = WaypointController(api, WaypointSettings(
+                system_namespace=self.options.security.system_namespace,
+                image=options.waypoint_image or DEFAULT_ENVOY_IMAGE,
+                cluster_domain=mesh.domain_suffix, cluster_id=mesh.cluster_id,
+                xds_port=15012), attached_routes=MeshRoutes(self.mesh).attached,
+                backoff=options.backoff)
+            self._writers.append(self._waypoints.run)
+        if options.lease is None:
+            self._tasks.append(asyncio.create_task(self._lead(), name="cluster-writers"))
+            return
+        self.election = LeaderElection(api, self.options.security.system_namespace,
+                                       timing=options.lease)
+        self._tasks.append(asyncio.create_task(self.election.run(self._lead), name="election"))
+
+    async def _lead(self) -> None:
+        await self._writers_ready.wait()
+        await asyncio.gather(*(writer() for writer in self._writers))
 
     async def _start_plaintext(self) -> None:
         if self.options.xds_port != 0:
@@ -182,7 +229,8 @@ class ControlPlane:
             status = CsdsService(self.connections, authorize=loopback_callers)
             server, health = build_server([plaintext.handler(), status.handler()],
                                           [ADS_SERVICE, CSDS_SERVICE],
-                                          reuse_port=self.options.reuse_port)
+                                          reuse_port=self.options.reuse_port,
+                                          max_connection_age=self.options.max_connection_age)
             self.ports.xds = server.add_insecure_port(
                 f"{self.options.listen_host}:{max(self.options.xds_port, 0)}")
             await server.start()
@@ -210,7 +258,8 @@ class ControlPlane:
             authenticate, self.options.security.system_namespace))
         server, health = build_server([ads.handler(), ca.handler(), status.handler()],
                                       [ADS_SERVICE, CA_SERVICE, CSDS_SERVICE],
-                                      reuse_port=self.options.reuse_port)
+                                      reuse_port=self.options.reuse_port,
+                                      max_connection_age=self.options.max_connection_age)
         self.ports.secure = server.add_secure_port(
             f"{self.options.listen_host}:{max(self.options.secure_port, 0)}",
             security.server_credentials())
@@ -252,6 +301,20 @@ class ControlPlane:
         if self._cluster is not None:
             await self._cluster.close()
         log.info("stopped")
+
+
+class MeshRoutes:
+    """Answers the waypoint controller's ``attachedRoutes`` question from the model."""
+
+    def __init__(self, mesh: MeshStore) -> None:
+        self._mesh = mesh
+
+    def attached(self, namespace: str, name: str) -> int:
+        routes: list[HTTPRoute | GRPCRoute] = [*self._mesh.objects(HTTPRoute),
+                                              *self._mesh.objects(GRPCRoute)]
+        return sum(1 for route in routes if any(
+            ref.group == GATEWAY_GROUP and ref.kind == "Gateway" and ref.name == name
+            and ref.namespace == namespace for ref in route.parent_refs))
 
 
 class MeshPods:

@@ -62,7 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cluster-id", default="Kubernetes",
                        help="this cluster's name (istiod's CLUSTER_ID): workload uids, and "
                             "the clusterid header tokens must match")
+    serve.add_argument("--max-connection-age", type=_seconds, default=1800.0,
+                       metavar="SECONDS",
+                       help="end gRPC connections after this long (default 30 min, as istiod), "
+                            "so proxies spread over the replicas; 0: never")
     _add_kubernetes_arguments(serve)
+    group = serve.add_argument_group("Kubernetes mode: writes to the cluster")
+    group.add_argument("--lease-duration", type=_seconds, default=30.0, metavar="SECONDS",
+                       help="leader election: only the holder of the Lease writes (root "
+                            "ConfigMaps, waypoints, status, the CA Secret); a dead leader is "
+                            "replaced within this time (default %(default)s)")
+    group.add_argument("--no-leader-election", dest="leader_election", action="store_false",
+                       help="write without holding the Lease (a single replica only)")
+    group.add_argument("--no-waypoint-controller", dest="waypoint_controller",
+                       action="store_false",
+                       help="do not create the Deployments of istio-waypoint Gateways")
+    group.add_argument("--waypoint-image", default="", metavar="IMAGE",
+                       help="the Envoy image of waypoint Deployments (default: stock Envoy "
+                            "1.40 from Docker Hub)")
     security_cli.add_serve_arguments(serve)
     serve.set_defaults(run=_serve)
 
@@ -111,10 +128,19 @@ def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions | None:
     if args.config is not None:
         raise UsageError("--config and --kubernetes are alternatives: use one")
     from xds.sources.kubernetes.api import ClusterConfig
+    from xds.sources.kubernetes.leader import LeaseTiming
     from xds.sources.kubernetes.source import KubernetesOptions
 
+    lease: LeaseTiming | None = None
+    if getattr(args, "leader_election", True):
+        try:
+            lease = LeaseTiming.scaled(getattr(args, "lease_duration", 30.0))
+        except ValueError:
+            raise UsageError("--lease-duration must be positive") from None
     return KubernetesOptions(ClusterConfig(args.kubeconfig, args.context),
-                             recheck_interval=args.recheck_interval)
+                             recheck_interval=args.recheck_interval, lease=lease,
+                             manage_waypoints=getattr(args, "waypoint_controller", True),
+                             waypoint_image=getattr(args, "waypoint_image", ""))
 
 
 def _list_arg(text: str) -> tuple[str, ...]:
@@ -171,7 +197,8 @@ def _serve(args: argparse.Namespace) -> int:
                            mesh=MeshConfig(trust_domain=args.trust_domain,
                                            cluster_id=args.cluster_id),
                            security=security, poll_interval=args.poll_interval,
-                           reuse_port=args.workers > 1, kubernetes=_kubernetes_options(args))
+                           reuse_port=args.workers > 1, kubernetes=_kubernetes_options(args),
+                           max_connection_age=args.max_connection_age)
 
     async def main() -> None:
         plane = ControlPlane(options)

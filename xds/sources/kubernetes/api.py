@@ -153,6 +153,12 @@ class KubeApi:
         return await self.request("PATCH", path, body=dict(patch),
                                   content_type="application/merge-patch+json")
 
+    async def apply(self, path: str, body: Mapping[str, Any], field_manager: str) -> JSON:
+        """Server-side apply of ``body`` (forced: we own the fields we set)."""
+        return await self.request("PATCH", path, [("fieldManager", field_manager),
+                                                  ("force", "true")], body=dict(body),
+                                  content_type="application/apply-patch+yaml")
+
     async def delete(self, path: str) -> JSON:
         return await self.request("DELETE", path)
 

@@ -7,12 +7,15 @@
 2. Otherwise the self-signed root in Secret ``istio-ca-secret`` (type
    ``istio.io/ca-root``): read if it exists; if not, generated and created.
    Replicas starting together race safely: the create is create-if-absent, and
-   the loser reads back the winner's root. It is never replaced.
+   the loser reads back the winner's root. It is never replaced. With leader
+   election only the leader creates it; the other replicas wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -45,18 +48,32 @@ def _pems(secret: Mapping[str, Any]) -> dict[str, bytes]:
 
 
 async def load_cluster_ca(api: KubeApi, namespace: str, *, key_algorithm: KeyAlgorithm,
-                          organization: str) -> tuple[SigningMaterial, str]:
+                          organization: str, may_create: asyncio.Event | None = None,
+                          poll_interval: float = 1.0) -> tuple[SigningMaterial, str]:
     """The signing material and a description of where it came from.
 
-    Raises ``CaError`` for a secret that is unusable (named, with the key and why),
-    ``ApiError`` when the API server cannot be asked."""
-    plugin = await _read(api, namespace, PLUGIN_SECRET)
-    if plugin is not None:
-        return plugin, f"plug-in CA from Secret {namespace}/{PLUGIN_SECRET}"
+    ``may_create``: set while this replica may create the self-signed root (it
+    leads); until then a missing Secret is read again every ``poll_interval``.
+    ``None`` creates at once. Raises ``CaError`` for a secret that is unusable
+    (named, with the key and why), ``ApiError`` when the API server cannot be asked."""
     where = f"Secret {namespace}/{SELF_SIGNED_SECRET}"
-    existing = await _read(api, namespace, SELF_SIGNED_SECRET)
-    if existing is not None:
-        return existing, f"self-signed root from {where}"
+    waiting = False
+    while True:
+        plugin = await _read(api, namespace, PLUGIN_SECRET)
+        if plugin is not None:
+            return plugin, f"plug-in CA from Secret {namespace}/{PLUGIN_SECRET}"
+        existing = await _read(api, namespace, SELF_SIGNED_SECRET)
+        if existing is not None:
+            return existing, f"self-signed root from {where}"
+        if may_create is None or may_create.is_set():
+            break
+        if not waiting:
+            waiting = True
+            log.info("no CA Secret yet; waiting for the leader to create it",
+                     extra={"secret": where})
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(poll_interval):
+                await may_create.wait()
 
     key = key_algorithm.generate()
     root = generate_root(key, organization=organization)

@@ -6,7 +6,7 @@ appears, put back when it is edited or deleted, rewritten when the root
 changes; ``kube-public``, ``kube-node-lease`` and ``local-path-storage`` are
 skipped. Two watches drive it (namespaces, and ConfigMaps of that name); each
 namespace that may be wrong goes into a queue, and one worker reconciles the
-queue, retrying failures with backoff.
+queue (``WorkQueue``), retrying failures with backoff.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from xds.sources.kubernetes.api import ApiError, KubeApi
 from xds.sources.kubernetes.reflector import Backoff, Callbacks, ListWatch
+from xds.sources.kubernetes.workqueue import WorkQueue
 
 log = logging.getLogger("xds.kube")
 
@@ -47,12 +48,11 @@ class RootCertPublisher:
         self._api = api
         self._resync_interval = resync_interval
         self._root_pem = root_pem
-        self._backoff = backoff or Backoff()
         self._namespaces: set[str] = set()
         self._config_maps: dict[str, dict[str, Any] | None] = {}
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._failures: dict[str, int] = {}
+        self._queue = WorkQueue(self._reconcile, what="write the root certificate ConfigMap",
+                                describe=lambda namespace: {"namespace": namespace},
+                                backoff=backoff)
         self._namespace_watch = ListWatch(
             api, "/api/v1/namespaces", "namespaces/root-cert",
             Callbacks(self._namespaces_listed, self._namespace_event), backoff=backoff)
@@ -92,32 +92,17 @@ class RootCertPublisher:
             self.root_changed()
 
     def _enqueue(self, namespace: str) -> None:
-        if namespace in SKIPPED_NAMESPACES or namespace in self._queued:
-            return
-        self._queued.add(namespace)
-        self._queue.put_nowait(namespace)
+        if namespace not in SKIPPED_NAMESPACES:
+            self._queue.add(namespace)
 
     async def _work(self) -> None:
         # Namespaces are known only after the ConfigMaps are: no needless creates.
         await self._config_map_watch.synced.wait()
-        while True:
-            namespace = await self._queue.get()
-            self._queued.discard(namespace)
-            if namespace not in self._namespaces:
-                continue
-            try:
-                await self._reconcile(namespace)
-                self._failures.pop(namespace, None)
-            except Exception as error:  # whatever it is, retry: never stop the worker
-                failures = self._failures[namespace] = self._failures.get(namespace, 0) + 1
-                log.warning("cannot write the root certificate ConfigMap; retrying",
-                            exc_info=not isinstance(error, ApiError),
-                            extra={"namespace": namespace, "reason": str(error),
-                                   "failures": failures})
-                asyncio.get_running_loop().call_later(
-                    self._backoff.delay(failures), self._enqueue, namespace)
+        await self._queue.run()
 
     async def _reconcile(self, namespace: str) -> None:
+        if namespace not in self._namespaces:
+            return
         root = self._root_pem()
         current = self._config_maps.get(namespace)
         if is_current(current, root):

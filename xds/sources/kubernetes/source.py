@@ -25,6 +25,7 @@ from xds.sources.base import OnChange
 from xds.sources.kubernetes import metrics
 from xds.sources.kubernetes.api import ApiError, ClusterConfig, KubeApi, connect
 from xds.sources.kubernetes.kinds import ApiResource, discover, watched_models
+from xds.sources.kubernetes.leader import LeaseTiming
 from xds.sources.kubernetes.reflector import (
     DEFAULT_WATCH_TIMEOUT,
     Backoff,
@@ -44,6 +45,13 @@ class KubernetesOptions:
     """How often kinds that are not installed (or not permitted) are looked for again."""
     watch_timeout: int = DEFAULT_WATCH_TIMEOUT
     backoff: Backoff = field(default_factory=Backoff)
+    lease: LeaseTiming | None = field(default_factory=LeaseTiming)
+    """Leader election for the replicas' cluster writes; ``None``: this process always
+    writes (one replica only)."""
+    manage_waypoints: bool = True
+    """Create and own the objects of ``istio-waypoint`` Gateways, and write their status."""
+    waypoint_image: str = ""
+    """The Envoy image of waypoint Deployments; empty: the default stock Envoy."""
 
 
 class KubernetesSource:

@@ -20,13 +20,19 @@ What istio-proxy gets from pilot-agent, written out for a plain Envoy:
   (``RUNTIME_OVERRIDES``), plus an admin layer so an operator can inspect or
   flip runtime values at ``/runtime_modify``.
 
-The token is read once, when the bootstrap is written: Envoy's gRPC
-``initial_metadata`` is static, so a rotated token needs a new bootstrap
-(and an Envoy restart).
+Two ways to send the token. ``token`` is inlined as gRPC ``initial_metadata``:
+static, so a rotated token needs a new bootstrap (and an Envoy restart).
+``token_path`` names a file that Envoy re-reads whenever it changes: the
+xDS cluster gets an upstream credential-injector filter whose generic secret
+comes from a file-based SDS document (``token_sds_document``) in the same
+directory, watched for the atomic swaps the kubelet does on projected
+volumes. Each new ADS stream then carries the current token, which is what
+a long-lived waypoint with 12-hour projected tokens needs.
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any
@@ -38,6 +44,8 @@ MANAGED_LABEL = "gateway.istio.io/managed"
 XDS_CLUSTER = "xds-grpc"
 ADMIN_CLUSTER = "admin"
 DEFAULT_SERVER_NAME = "istiod.istio-system.svc"
+TOKEN_SECRET = "xds-token"
+TOKEN_SDS_FILE = "token-sds.yaml"
 
 SEND_RST_ON_USER_SPACE_SOCKET = "envoy.reloadable_features.enable_send_rst_on_user_space_socket"
 RUNTIME_OVERRIDES: dict[str, Any] = {SEND_RST_ON_USER_SPACE_SOCKET: False}
@@ -76,6 +84,9 @@ class BootstrapOptions:
     """Defaults to the Gateway name, as istiod names waypoint service accounts."""
     token: str | None = None
     """Sent as ``authorization: Bearer <token>``; ``None`` sends nothing."""
+    token_path: str | None = None
+    """A token file re-read on change (see the module docstring); excludes ``token``.
+    Its directory must also hold ``TOKEN_SDS_FILE`` (``token_sds_document``)."""
     ca_root_path: str | None = None
     """PEM roots that verify the control plane; ``None`` means plaintext."""
     server_name: str = DEFAULT_SERVER_NAME
@@ -89,6 +100,10 @@ class BootstrapOptions:
     cluster_domain: str = "cluster.local"
     cluster_id: str = "Kubernetes"
     extra_labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.token is not None and self.token_path is not None:
+            raise ValueError("token and token_path are alternatives")
 
     @property
     def pod(self) -> str:
@@ -220,7 +235,49 @@ def _xds_cluster(options: BootstrapOptions) -> dict[str, Any]:
                 },
             },
         }
+    if options.token_path is not None:
+        cluster["typed_extension_protocol_options"][
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"] = [
+            _token_injector(options.token_path), _UPSTREAM_CODEC]
     return cluster
+
+
+_UPSTREAM_CODEC: dict[str, Any] = {
+    "name": "envoy.filters.http.upstream_codec",
+    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http."
+                              "upstream_codec.v3.UpstreamCodec"}}
+
+
+def _token_injector(token_path: str) -> dict[str, Any]:
+    directory = posixpath.dirname(token_path)
+    return {
+        "name": "envoy.filters.http.credential_injector",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3."
+                     "CredentialInjector",
+            "overwrite": True,
+            "credential": {
+                "name": "envoy.http.injected_credentials.generic",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.http.injected_credentials."
+                             "generic.v3.Generic",
+                    "header": "authorization",
+                    "header_value_prefix": "Bearer ",
+                    "credential": {"name": TOKEN_SECRET, "sds_config": {
+                        "resource_api_version": "V3",
+                        "path_config_source": {
+                            "path": posixpath.join(directory, TOKEN_SDS_FILE),
+                            "watched_directory": {"path": directory}}}},
+                }},
+        }}
+
+
+def token_sds_document(token_path: str) -> str:
+    """The SDS file beside ``token_path``: a generic secret read from the token file."""
+    return yaml.safe_dump({"resources": [{
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        "name": TOKEN_SECRET,
+        "generic_secret": {"secret": {"filename": token_path}}}]}, sort_keys=False)
 
 
 def _admin_proxy_listener(name: str, port: int, path: str, admin_path: str) -> dict[str, Any]:

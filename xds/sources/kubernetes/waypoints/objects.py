@@ -1,0 +1,271 @@
+"""The ServiceAccount, Deployment and Service that run one waypoint: pure functions.
+
+Named, labelled and owned as istiod's ``waypoint.yaml`` template makes them
+(``manifests/charts/istio-control/istio-discovery/files/waypoint.yaml``), so
+``kubectl``, ``istioctl waypoint`` and users' selectors see what they expect;
+but the container is a **stock Envoy** started with our bootstrap instead of
+istio-proxy's pilot-agent:
+
+- the bootstrap is the Envoy ``--config-yaml`` argument; the kubelet fills
+  in ``$(POD_NAME)`` and ``$(INSTANCE_IP)`` from the downward API, so one pod
+  template serves every replica;
+- the token (audience ``istio-ca``) comes from a projected volume and is
+  re-read by Envoy whenever the kubelet rotates it (the SDS document that
+  tells Envoy so is projected beside it from a pod annotation);
+- the root that verifies us is the ``istio-ca-root-cert`` ConfigMap, mounted
+  where istio-proxy has it;
+- the xDS address is the ``istiod`` Service of the control plane's namespace.
+
+Replicas are left out on purpose: an HPA or ``kubectl scale`` owns them, and
+the server-side apply of this Deployment must not fight either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from xds.translate.waypoint.bootstrap import (
+    GATEWAY_NAME_LABEL,
+    MANAGED_LABEL,
+    TOKEN_SDS_FILE,
+    BootstrapOptions,
+    bootstrap,
+    token_sds_document,
+)
+
+WAYPOINT_CLASS: Final = "istio-waypoint"
+CONTROLLER_NAME: Final = "istio.io/mesh-controller"
+MANAGED_VALUE: Final = "istio.io-mesh-controller"
+CLASS_NAME_LABEL: Final = "gateway.networking.k8s.io/gateway-class-name"
+NAME_OVERRIDE: Final = "gateway.istio.io/name-override"
+SERVICE_ACCOUNT_OVERRIDE: Final = "gateway.istio.io/service-account"
+SERVICE_TYPE: Final = "networking.istio.io/service-type"
+PROXY_IMAGE: Final = "sidecar.istio.io/proxyImage"
+TOKEN_SDS_ANNOTATION: Final = "xds.istio.io/token-sds"
+FIELD_MANAGER: Final = "istio.io/gateway-controller"
+DEFAULT_ENVOY_IMAGE: Final = "docker.io/envoyproxy/envoy:v1.40.0"
+HBONE_PORT: Final = 15008
+STATUS_PORT: Final = 15021
+PROMETHEUS_PORT: Final = 15090
+TOKEN_DIR: Final = "/var/run/secrets/tokens"
+TOKEN_FILE: Final = "istio-token"
+ROOT_DIR: Final = "/var/run/secrets/istio"
+ROOT_FILE: Final = "root-cert.pem"
+ROOT_CONFIG_MAP: Final = "istio-ca-root-cert"
+TOKEN_AUDIENCE: Final = "istio-ca"
+TOKEN_LIFETIME: Final = 43200
+PROXY_UID: Final = 1337
+# Annotations that steer us, or kubectl's bookkeeping: never copied onto the objects.
+_NOT_PROPAGATED: Final = frozenset({
+    "kubectl.kubernetes.io/last-applied-configuration", NAME_OVERRIDE, SERVICE_ACCOUNT_OVERRIDE,
+    "gateway.istio.io/controller-version"})
+
+
+@dataclass(frozen=True)
+class WaypointSettings:
+    """What the controller adds to a Gateway to make its objects."""
+
+    system_namespace: str = "istio-system"
+    image: str = DEFAULT_ENVOY_IMAGE
+    cluster_domain: str = "cluster.local"
+    cluster_id: str = "Kubernetes"
+    xds_port: int = 15012
+    resources: Mapping[str, Any] = field(default_factory=lambda: {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "2", "memory": "1Gi"}})
+
+    @property
+    def xds_host(self) -> str:
+        return f"istiod.{self.system_namespace}.svc"
+
+
+def is_waypoint(gateway: Mapping[str, Any]) -> bool:
+    return (gateway.get("spec") or {}).get("gatewayClassName") == WAYPOINT_CLASS
+
+
+def _meta(gateway: Mapping[str, Any]) -> Mapping[str, Any]:
+    return gateway.get("metadata") or {}
+
+
+def deployment_name(gateway: Mapping[str, Any]) -> str:
+    meta = _meta(gateway)
+    return str((meta.get("annotations") or {}).get(NAME_OVERRIDE) or meta["name"])
+
+
+def service_account_name(gateway: Mapping[str, Any]) -> str:
+    meta = _meta(gateway)
+    return str((meta.get("annotations") or {}).get(SERVICE_ACCOUNT_OVERRIDE) or meta["name"])
+
+
+def infrastructure_labels(gateway: Mapping[str, Any]) -> dict[str, str]:
+    """The Gateway's labels, then ``spec.infrastructure.labels`` over them."""
+    infrastructure = (gateway.get("spec") or {}).get("infrastructure") or {}
+    return {**(_meta(gateway).get("labels") or {}), **(infrastructure.get("labels") or {})}
+
+
+def infrastructure_annotations(gateway: Mapping[str, Any]) -> dict[str, str]:
+    infrastructure = (gateway.get("spec") or {}).get("infrastructure") or {}
+    merged = {**(_meta(gateway).get("annotations") or {}),
+              **(infrastructure.get("annotations") or {})}
+    return {k: v for k, v in merged.items() if k not in _NOT_PROPAGATED}
+
+
+def owner_reference(gateway: Mapping[str, Any]) -> dict[str, Any]:
+    meta = _meta(gateway)
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "name": meta["name"], "uid": meta["uid"]}
+
+
+def _labels(gateway: Mapping[str, Any], *, managed: bool = True) -> dict[str, str]:
+    labels = {**infrastructure_labels(gateway), GATEWAY_NAME_LABEL: _meta(gateway)["name"],
+              CLASS_NAME_LABEL: WAYPOINT_CLASS}
+    if managed:
+        labels[MANAGED_LABEL] = MANAGED_VALUE
+    return labels
+
+
+def _object_meta(gateway: Mapping[str, Any], name: str) -> dict[str, Any]:
+    meta = _meta(gateway)
+    return {"name": name, "namespace": meta["namespace"], "labels": _labels(gateway),
+            "annotations": infrastructure_annotations(gateway),
+            "ownerReferences": [owner_reference(gateway)]}
+
+
+def service_account(gateway: Mapping[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": _object_meta(gateway, service_account_name(gateway))}
+
+
+def service_ports(gateway: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``status-port`` 15021, then one port per distinct listener port (as istiod)."""
+    ports = [{"name": "status-port", "port": STATUS_PORT, "protocol": "TCP",
+              "appProtocol": "tcp"}]
+    used_names = {"status-port"}
+    used_ports = {STATUS_PORT}
+    for index, listener in enumerate((gateway.get("spec") or {}).get("listeners") or ()):
+        port = listener.get("port")
+        if not isinstance(port, int) or port in used_ports:
+            continue
+        used_ports.add(port)
+        protocol = str(listener.get("protocol") or "TCP").lower()
+        name = _port_name(str(listener.get("name") or "")) or f"{protocol}-{index}"
+        if name in used_names:
+            name = f"{name}-{port}"
+        used_names.add(name)
+        ports.append({"name": name, "port": port, "protocol": "TCP", "appProtocol": protocol})
+    return ports
+
+
+def _port_name(name: str) -> str:
+    """A listener name as a valid Service port name (DNS label, at most 15 characters)."""
+    cleaned = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    return cleaned[:15].rstrip("-")
+
+
+def service(gateway: Mapping[str, Any]) -> dict[str, Any]:
+    annotations = (_meta(gateway).get("annotations") or {})
+    meta = _object_meta(gateway, deployment_name(gateway))
+    meta["annotations"] = {"networking.istio.io/traffic-distribution": "PreferClose",
+                           **meta["annotations"]}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "spec": {"type": str(annotations.get(SERVICE_TYPE) or "ClusterIP"),
+                     "ports": service_ports(gateway),
+                     "selector": {GATEWAY_NAME_LABEL: _meta(gateway)["name"]}}}
+
+
+def waypoint_bootstrap(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[str, Any]:
+    """The bootstrap in the pod template, with the kubelet's ``$(VAR)`` placeholders."""
+    meta = _meta(gateway)
+    return bootstrap(BootstrapOptions(
+        namespace=meta["namespace"], name=meta["name"], xds_host=settings.xds_host,
+        xds_port=settings.xds_port, pod_ip="$(INSTANCE_IP)", pod_name="$(POD_NAME)",
+        service_account=service_account_name(gateway),
+        token_path=f"{TOKEN_DIR}/{TOKEN_FILE}", ca_root_path=f"{ROOT_DIR}/{ROOT_FILE}",
+        server_name=settings.xds_host, admin_port=15000, readiness_port=STATUS_PORT,
+        prometheus_port=PROMETHEUS_PORT, cluster_domain=settings.cluster_domain,
+        cluster_id=settings.cluster_id, extra_labels={CLASS_NAME_LABEL: WAYPOINT_CLASS}))
+
+
+def deployment(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[str, Any]:
+    meta = _meta(gateway)
+    name = deployment_name(gateway)
+    annotations = meta.get("annotations") or {}
+    image = str(annotations.get(PROXY_IMAGE) or settings.image)
+    config = json.dumps(waypoint_bootstrap(gateway, settings), separators=(",", ":"))
+    pod_labels = {"sidecar.istio.io/inject": "false", "istio.io/dataplane-mode": "none",
+                  "service.istio.io/canonical-name": name,
+                  "service.istio.io/canonical-revision": "latest", **_labels(gateway)}
+    pod_annotations = {**infrastructure_annotations(gateway),
+                       "prometheus.io/path": "/stats/prometheus",
+                       "prometheus.io/port": str(PROMETHEUS_PORT),
+                       "prometheus.io/scrape": "true",
+                       TOKEN_SDS_ANNOTATION: token_sds_document(f"{TOKEN_DIR}/{TOKEN_FILE}")}
+    probe = {"httpGet": {"path": "/healthz/ready", "port": STATUS_PORT, "scheme": "HTTP"},
+             "timeoutSeconds": 1, "successThreshold": 1}
+    container = {
+        "name": "istio-proxy",
+        "image": image,
+        "command": ["envoy"],
+        "args": ["--config-yaml", config, "--disable-hot-restart", "--log-level", "warning"],
+        "env": [_field_env("POD_NAME", "metadata.name"),
+                _field_env("POD_NAMESPACE", "metadata.namespace"),
+                _field_env("INSTANCE_IP", "status.podIP"),
+                _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName")],
+        "ports": [{"containerPort": STATUS_PORT, "name": "status-port", "protocol": "TCP"},
+                  {"containerPort": PROMETHEUS_PORT, "name": "http-envoy-prom",
+                   "protocol": "TCP"},
+                  {"containerPort": HBONE_PORT, "name": "hbone", "protocol": "TCP"}],
+        "resources": _plain(settings.resources),
+        "startupProbe": {**probe, "failureThreshold": 30, "initialDelaySeconds": 1,
+                         "periodSeconds": 1},
+        "readinessProbe": {**probe, "failureThreshold": 4, "initialDelaySeconds": 0,
+                           "periodSeconds": 15},
+        "securityContext": {"privileged": False, "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                            "runAsUser": PROXY_UID, "runAsGroup": PROXY_UID,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "istio-token", "mountPath": TOKEN_DIR, "readOnly": True},
+                         {"name": "istiod-ca-cert", "mountPath": ROOT_DIR, "readOnly": True}],
+    }
+    volumes = [
+        {"name": "istio-token", "projected": {"sources": [
+            {"serviceAccountToken": {"audience": TOKEN_AUDIENCE,
+                                     "expirationSeconds": TOKEN_LIFETIME, "path": TOKEN_FILE}},
+            {"downwardAPI": {"items": [{
+                "path": TOKEN_SDS_FILE,
+                "fieldRef": {"fieldPath": f"metadata.annotations['{TOKEN_SDS_ANNOTATION}']"}}]}},
+        ]}},
+        {"name": "istiod-ca-cert", "configMap": {"name": ROOT_CONFIG_MAP}},
+    ]
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _object_meta(gateway, name),
+        "spec": {
+            "selector": {"matchLabels": {GATEWAY_NAME_LABEL: meta["name"]}},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": pod_annotations},
+                "spec": {"serviceAccountName": service_account_name(gateway),
+                         "terminationGracePeriodSeconds": 5,
+                         "containers": [container], "volumes": volumes},
+            },
+        },
+    }
+
+
+def desired_objects(gateway: Mapping[str, Any],
+                    settings: WaypointSettings) -> list[dict[str, Any]]:
+    """Everything one waypoint Gateway owns, in the order to create it."""
+    return [service_account(gateway), deployment(gateway, settings), service(gateway)]
+
+
+def _field_env(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
