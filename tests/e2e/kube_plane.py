@@ -18,6 +18,7 @@ from xds.app import ControlPlane
 from xds.client import DeltaClient
 from xds.security.plane import SecurityOptions
 from xds.sources.kubernetes.api import ClusterConfig
+from xds.sources.kubernetes.leader import LeaseTiming
 from xds.sources.kubernetes.reflector import Backoff
 from xds.sources.kubernetes.source import KubernetesOptions
 
@@ -28,9 +29,13 @@ from ..kube.objects import node, pod
 SYSTEM = "istio-system"
 
 
-def kubernetes_options(cluster: Cluster, kubeconfig: Any = None) -> KubernetesOptions:
+def kubernetes_options(cluster: Cluster, kubeconfig: Any = None, *,
+                       manage_waypoints: bool = False) -> KubernetesOptions:
+    """Fast retries and a short Lease. The waypoint controller is off unless asked for:
+    most tests write Gateway status themselves, as a stand-in for it."""
     return KubernetesOptions(ClusterConfig(kubeconfig or cluster.kubeconfig),
-                             recheck_interval=0.5, backoff=Backoff(base=0.05, ceiling=0.5))
+                             recheck_interval=0.5, backoff=Backoff(base=0.05, ceiling=0.5),
+                             lease=LeaseTiming.scaled(3.0), manage_waypoints=manage_waypoints)
 
 
 @asynccontextmanager
