@@ -13,7 +13,6 @@ import pytest
 from cryptography import x509
 
 from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
-from xds.sources.kubernetes.source import KubernetesSource
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from ..helpers import wait_until
@@ -195,56 +194,3 @@ async def test_plugin_cacerts_secret_is_used(kube_cluster: Cluster, tmp_path: Pa
     with pytest.raises(ApiError) as absent:
         api.get(f"/api/v1/namespaces/{system}/secrets/istio-ca-secret")
     assert absent.value.status == 404
-
-
-async def test_the_documented_rbac_is_enough(kube_cluster: Cluster, tmp_path: Path) -> None:
-    """The README's ClusterRole and Role, and nothing else: every kind watched, the CA
-    Secret created, tokens reviewed, the root published."""
-    import re
-
-    import yaml
-
-    from ..conftest import REPO
-    from ..kube.cluster import DOCUMENTED_TOKEN, DOCUMENTED_USER
-
-    section = (REPO / "README.md").read_text().split("\n## Kubernetes mode\n")[1]
-    (rbac,) = re.findall(r"```yaml\n(.*?)```", section.split("\n## ")[0], re.S)
-    api = kube_cluster.api()
-    system = fresh_namespace("rbacsys")
-    api.create(namespace(system))
-    for document in yaml.safe_load_all(rbac):
-        kind = document["kind"]
-        document["metadata"]["name"] = f"documented-{system}"
-        if kind == "Role":
-            document["metadata"]["namespace"] = system
-        api.create(document)
-        binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": f"{kind}Binding",
-                   "metadata": dict(document["metadata"]),
-                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind,
-                               "name": document["metadata"]["name"]},
-                   "subjects": [{"kind": "User", "name": DOCUMENTED_USER,
-                                 "apiGroup": "rbac.authorization.k8s.io"}]}
-        api.create(binding)
-    kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "documented", DOCUMENTED_TOKEN)
-    from .kube_plane import kubernetes_options
-
-    ns = fresh_namespace("rbacapp")
-    apply_all(api, namespace(ns), service_account(ns, "app"))
-    token = request_token(api, ns, "app")
-    async with kube_plane(kube_cluster, system_namespace=system,
-                          kubernetes=kubernetes_options(kube_cluster, kubeconfig)) as plane, \
-            tls_channel(plane) as channel:
-        assert isinstance(plane.source, KubernetesSource)
-        assert plane.source.unavailable == {"missing": [], "forbidden": []}
-        chain = await create_certificate(channel, bearer(token))
-        assert leaf_uris(chain[0]) == [f"spiffe://cluster.local/ns/{ns}/sa/app"]
-        api.get(f"/api/v1/namespaces/{system}/secrets/istio-ca-secret")
-
-        def published() -> bool:
-            try:
-                api.get(f"/api/v1/namespaces/{ns}/configmaps/{CONFIG_MAP}")
-            except ApiError:
-                return False
-            return True
-
-        await wait_until(published, within=5)

@@ -160,7 +160,8 @@ PLURALS = {
     "VirtualService": "virtualservices", "DestinationRule": "destinationrules",
     "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
     "Role": "roles", "RoleBinding": "rolebindings", "Lease": "leases",
-    "Deployment": "deployments",
+    "Deployment": "deployments", "PodDisruptionBudget": "poddisruptionbudgets",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
 }
 CLUSTER_SCOPED = {"Namespace", "Node", "CustomResourceDefinition", "GatewayClass",
                   "ClusterRole", "ClusterRoleBinding"}
@@ -264,6 +265,7 @@ class Cluster:
             f"{ADMIN_TOKEN},admin,admin-uid,system:masters\n"
             f"{LIMITED_TOKEN},{LIMITED_USER},limited-uid\n"
             f"{DOCUMENTED_TOKEN},{DOCUMENTED_USER},documented-uid\n")
+        (self.workdir / "audit-policy.yaml").write_text(AUDIT_POLICY)
         self.write_kubeconfig(self.kubeconfig, ADMIN_TOKEN)
         self._start_etcd()
         self.start_apiserver()
@@ -313,7 +315,9 @@ class Cluster:
              # No controller-manager creates default ServiceAccounts: pods name theirs.
              "--disable-admission-plugins", "ServiceAccount",
              "--enable-priority-and-fairness=false", "--profiling=false",
-             "--etcd-compaction-interval", "0", "--cert-dir", str(w / "certs")],
+             "--etcd-compaction-interval", "0", "--cert-dir", str(w / "certs"),
+             "--audit-policy-file", str(w / "audit-policy.yaml"),
+             "--audit-log-path", str(w / "audit.log"), "--audit-log-mode", "blocking"],
             stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent)
         self.api(port=port).wait_ready()
         return port
@@ -326,6 +330,15 @@ class Cluster:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def audit_events(self, user: str) -> list[dict[str, Any]]:
+        """What ``user`` asked of the API server (only ``DOCUMENTED_USER`` is audited)."""
+        events = []
+        for line in (self.workdir / "audit.log").read_text().splitlines():
+            event = json.loads(line)
+            if event.get("user", {}).get("username") == user:
+                events.append(event)
+        return events
 
     def restart_apiserver(self) -> None:
         self.stop_apiserver()
@@ -399,6 +412,17 @@ class Cluster:
 
 
 _names = iter(range(1, 1 << 30))
+
+
+# One event per request (at its end) for the user whose RBAC is under test; nothing else.
+AUDIT_POLICY = f"""apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: [{DOCUMENTED_USER}]
+- level: None
+"""
 
 
 def fresh_namespace(prefix: str = "t") -> str:
