@@ -13,7 +13,12 @@ from tests.translate.waypoint.envoy_static import ENVOY, make_certificates, vali
 from xds.resources import waypoint_scope
 from xds.scopes import gateway_of
 from xds.serving.node import ProxyType, parse_node_id
-from xds.translate.waypoint.bootstrap import BootstrapOptions, bootstrap
+from xds.translate.waypoint.bootstrap import (
+    TOKEN_SDS_FILE,
+    BootstrapOptions,
+    bootstrap,
+    token_sds_document,
+)
 from xds.translate.waypoint.cli import register
 
 BASE = BootstrapOptions(namespace="bookinfo", name="waypoint", xds_host="10.0.0.2",
@@ -152,7 +157,14 @@ def test_envoy_accepts_the_bootstraps(tmp_path: Path) -> None:
                                              "xds_host": "istiod.istio-system.svc"})),
         "bare": bootstrap(BootstrapOptions(**{**BASE.__dict__, "readiness_port": 0,
                                               "prometheus_port": 0})),
+        "rotating-token": bootstrap(BootstrapOptions(**{
+            **BASE.__dict__, "token_path": str(tmp_path / "tokens" / "istio-token"),
+            "ca_root_path": str(certs.ca)})),
     }
+    (tmp_path / "tokens").mkdir()
+    (tmp_path / "tokens" / "istio-token").write_text("t")
+    (tmp_path / "tokens" / TOKEN_SDS_FILE).write_text(
+        token_sds_document(str(tmp_path / "tokens" / "istio-token")))
     failures = [f"{r.name}: {r.output[-2000:]}" for r in validate(configs, tmp_path / "out")
                 if r.returncode != 0]
     assert not failures, "\n".join(failures)
@@ -165,3 +177,28 @@ def test_runtime_keeps_bytes_written_before_a_close() -> None:
     assert layers[0]["static_layer"] == {
         "envoy.reloadable_features.enable_send_rst_on_user_space_socket": False}
     assert layers[-1] == {"name": "admin", "admin_layer": {}}
+
+
+def test_a_token_path_is_injected_per_stream_and_followed_on_rotation() -> None:
+    # Why: Envoy's initial_metadata is fixed at start, and a projected token rotates; the
+    # upstream credential injector reads the file-backed SDS secret again on every change
+    # of the directory (the kubelet's atomic swap), so each new stream carries the current
+    # token. Live proof: tests/e2e/test_kubernetes_waypoints.py.
+    config = bootstrap(BootstrapOptions(**{**BASE.__dict__, "token_path": "/var/t/istio-token",
+                                           "ca_root_path": "/r/root.pem"}))
+    ads = config["dynamic_resources"]["ads_config"]["grpc_services"][0]
+    assert "initial_metadata" not in ads
+    [xds] = [c for c in config["static_resources"]["clusters"] if c["name"] == "xds-grpc"]
+    options = xds["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    injector, codec = options["http_filters"]
+    assert codec["name"] == "envoy.filters.http.upstream_codec"
+    generic = injector["typed_config"]["credential"]["typed_config"]
+    assert generic["header_value_prefix"] == "Bearer "
+    source = generic["credential"]["sds_config"]["path_config_source"]
+    assert source == {"path": f"/var/t/{TOKEN_SDS_FILE}", "watched_directory": {"path": "/var/t"}}
+    document = yaml.safe_load(token_sds_document("/var/t/istio-token"))
+    assert document["resources"][0]["generic_secret"] == {
+        "secret": {"filename": "/var/t/istio-token"}}
+    with pytest.raises(ValueError):
+        BootstrapOptions(**{**BASE.__dict__, "token": "x", "token_path": "/t"})

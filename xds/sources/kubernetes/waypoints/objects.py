@@ -160,9 +160,9 @@ def service_ports(gateway: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _port_name(name: str) -> str:
-    """A listener name as a valid Service port name (DNS label, at most 15 characters)."""
+    """A listener name as a valid Service port name (a DNS label)."""
     cleaned = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-    return cleaned[:15].rstrip("-")
+    return cleaned[:63].rstrip("-")
 
 
 def service(gateway: Mapping[str, Any]) -> dict[str, Any]:
