@@ -23,12 +23,13 @@ _MB = 1024 * 1024
 MAX_CONNECTION_AGE_GRACE = 10.0
 
 
-def server_options(*, reuse_port: bool,
-                   max_connection_age: float = 0.0) -> list[tuple[str, int]]:
+def server_options(*, reuse_port: bool, max_connection_age: float = 0.0,
+                   max_connection_age_grace: float = MAX_CONNECTION_AGE_GRACE,
+                   ) -> list[tuple[str, int]]:
     """``max_connection_age`` in seconds (0: never); grpc adds +-10% jitter to it, so the
     proxies that connected together do not all reconnect together."""
     age = ([("grpc.max_connection_age_ms", int(max_connection_age * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(MAX_CONNECTION_AGE_GRACE * 1000))]
+            ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace * 1000))]
            if max_connection_age > 0 else [])
     return [*age,
         # ztunnel pings every 30 s; grpc's default tolerance (one ping per
@@ -66,11 +67,13 @@ class Health:
 
 
 def build_server(handlers: Sequence[grpc.GenericRpcHandler], services: Sequence[str], *,
-                 reuse_port: bool = False,
-                 max_connection_age: float = 0.0) -> tuple[grpc.aio.Server, Health]:
+                 reuse_port: bool = False, max_connection_age: float = 0.0,
+                 max_connection_age_grace: float = MAX_CONNECTION_AGE_GRACE,
+                 ) -> tuple[grpc.aio.Server, Health]:
     """A server with ``handlers`` plus reflection and health for ``services``."""
-    server = grpc.aio.server(options=server_options(reuse_port=reuse_port,
-                                                    max_connection_age=max_connection_age))
+    server = grpc.aio.server(options=server_options(
+        reuse_port=reuse_port, max_connection_age=max_connection_age,
+        max_connection_age_grace=max_connection_age_grace))
     server.add_generic_rpc_handlers(tuple(handlers))
     checker = Health(services)
     health_pb2_grpc.add_HealthServicer_to_server(checker.servicer, server)

@@ -1,0 +1,55 @@
+"""Transport settings of our gRPC servers, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+
+from xds.client import DeltaClient
+from xds.serving.ads import AdsService, ConnectionRegistry
+from xds.serving.grpc_server import build_server
+from xds.serving.store import ConfigStore
+from xds.type_urls import ADDRESS
+
+from .conftest import workload
+from .test_ads_grpc import ZTUNNEL, bind
+
+
+async def test_connections_end_at_their_max_age_and_clients_come_back() -> None:
+    """istiod's keepaliveMaxServerConnectionAge: ADS streams never end by themselves, so
+    without it proxies would stay on the replica they first reached."""
+    store = ConfigStore()
+    store.upsert("s", [workload("a")])
+    store.commit()
+    ready = asyncio.Event()
+    ready.set()
+    service = AdsService(store, bind, ready=ready, connections=ConnectionRegistry())
+    server, _ = build_server([service.handler()], [], max_connection_age=1.0,
+                             max_connection_age_grace=0.5)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            client = DeltaClient(channel, ZTUNNEL)
+            await client.connect({ADDRESS: []})
+            await client.next(within=5)
+            opened = time.monotonic()
+            try:
+                await client.next(within=10)
+                raise AssertionError("the stream got a response instead of ending")
+            except grpc.aio.AioRpcError as ended:
+                assert ended.code() is grpc.StatusCode.UNAVAILABLE
+            lived = time.monotonic() - opened
+            # Age (1 s, +-10 % jitter) plus the grace (0.5 s), measured from the first
+            # response.
+            assert 0.4 < lived < 1.1 + 0.5 + 1.0, lived
+
+            again = DeltaClient(channel, ZTUNNEL)
+            await again.connect({ADDRESS: []})
+            response = await again.next(within=5)
+            assert response.resources
+            await again.close()
+    finally:
+        await server.stop(None)
