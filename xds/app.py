@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # imported where used: file mode does not pay for the cluster
     from xds.sources.kubernetes.leader import LeaderElection
     from xds.sources.kubernetes.source import KubernetesOptions, KubernetesSource
     from xds.sources.kubernetes.waypoints.controller import WaypointController
+    from xds.sources.kubernetes.waypoints.route_writer import RouteStatusWriter
 
 log = logging.getLogger("xds.app")
 T = TypeVar("T")
@@ -126,11 +127,14 @@ class ControlPlane:
         self._writers: list[Callable[[], Awaitable[None]]] = []
         self._writers_ready = asyncio.Event()
         self._waypoints: WaypointController | None = None
+        self._route_status: RouteStatusWriter | None = None
 
     def _mesh_changed(self, changes: ChangeSet) -> None:
         self.pipeline.changed(changes)
         if self._waypoints is not None:
             self._waypoints.mesh_changed(changes)
+        if self._route_status is not None:
+            self._route_status.mesh_changed(changes)
 
     def _secure(self, security: MeshSecurity) -> None:
         self.security = security
@@ -196,6 +200,7 @@ class ControlPlane:
         from xds.sources.kubernetes.leader import LeaderElection
         from xds.sources.kubernetes.waypoints.controller import WaypointController
         from xds.sources.kubernetes.waypoints.objects import DEFAULT_ENVOY_IMAGE, WaypointSettings
+        from xds.sources.kubernetes.waypoints.route_writer import RouteStatusWriter
 
         options = source.options
         api = await source.connect()
@@ -207,7 +212,9 @@ class ControlPlane:
                 cluster_domain=mesh.domain_suffix, cluster_id=mesh.cluster_id,
                 xds_port=15012), attached_routes=MeshRoutes(self.mesh).attached,
                 backoff=options.backoff)
-            self._writers.append(self._waypoints.run)
+            self._route_status = RouteStatusWriter(api, self.mesh, domain_suffix=mesh.domain_suffix,
+                                                   backoff=options.backoff)
+            self._writers += [self._waypoints.run, self._route_status.run]
         if options.lease is None:
             self._tasks.append(asyncio.create_task(self._lead(), name="cluster-writers"))
             return

@@ -24,7 +24,7 @@ from ..kube.cluster import DOCUMENTED_TOKEN, DOCUMENTED_USER, Api, Cluster, fres
 from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, service_account
 from .kube_plane import bearer, kube_plane, kubernetes_options, request_token, tls_channel
 from .test_kubernetes_security import create_certificate
-from .test_kubernetes_waypoints import GATEWAYS, gateway, get_or_none, owned_paths
+from .test_kubernetes_waypoints import GATEWAYS, bound_route, gateway, get_or_none, owned_paths
 
 pytestmark = pytest.mark.kube
 
@@ -109,6 +109,16 @@ async def test_the_deploy_rules_are_exactly_what_the_code_uses(kube_cluster: Clu
 
         api.create(gateway(ns))
         paths = owned_paths(ns, "waypoint")
+        for kind in ("HTTPRoute", "GRPCRoute"):
+            api.create(bound_route(kind, ns, f"{kind.lower()}-1", parent="waypoint",
+                                   backend="app"))
+
+        def routes_have_status() -> bool:
+            return all(api.get(f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/{plural}/"
+                               f"{plural[:-1]}-1").get("status", {}).get("parents")
+                       for plural in ("httproutes", "grpcroutes"))
+
+        await eventually(lambda: asyncio.to_thread(routes_have_status), within=15)
 
         def programmed() -> bool:
             current = api.get(f"{GATEWAYS.format(ns=ns)}/waypoint")

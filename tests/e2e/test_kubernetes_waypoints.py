@@ -22,7 +22,7 @@ from xds.translate.waypoint.bootstrap import TOKEN_SDS_FILE
 
 from ..helpers import eventually
 from ..kube.cluster import Api, ApiError, Cluster, fresh_namespace
-from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace
+from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, service
 from ..translate.waypoint.live import envoy_from_file, free_port
 from .kube_plane import kube_plane, kubernetes_options, request_token
 from .waypoint_harness import certificate_uris, config_dump, dump_section
@@ -37,6 +37,18 @@ def gateway(ns: str, name: str = "waypoint", **metadata: Any) -> dict[str, Any]:
             "metadata": {"name": name, "namespace": ns, **metadata},
             "spec": {"gatewayClassName": "istio-waypoint",
                      "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}}
+
+
+def bound_route(kind: str, ns: str, name: str, *, parent: str, backend: str,
+                parent_kind: str = "Gateway") -> dict[str, Any]:
+    """An HTTPRoute or GRPCRoute with one parent (a Gateway, or a Service) and one backend."""
+    ref: dict[str, Any] = {"name": parent}
+    if parent_kind == "Service":
+        ref.update(group="", kind="Service", port=80)
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"parentRefs": [ref],
+                     "rules": [{"backendRefs": [{"name": backend, "port": 80}]}]}}
 
 
 def owned_paths(ns: str, name: str) -> dict[str, str]:
@@ -224,3 +236,34 @@ async def test_edits_are_rolled_out_and_hand_deleted_objects_come_back(
         settled = api.get(paths["Deployment"])["metadata"]["resourceVersion"]
         await asyncio.sleep(1.5)
         assert api.get(paths["Deployment"])["metadata"]["resourceVersion"] == settled
+
+
+async def test_routes_bound_to_a_waypoint_get_parent_status(kube_cluster: Cluster) -> None:
+    api = kube_cluster.api()
+    ns = fresh_namespace("wpr")
+    api.ensure(WAYPOINT_CLASS)
+    apply_all(api, namespace(ns, **{"istio.io/use-waypoint": "waypoint"}),
+              service(ns, "cart", "10.96.210.10"))
+    routes = f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes"
+    async with kube_plane(kube_cluster,
+                          kubernetes=kubernetes_options(kube_cluster, manage_waypoints=True)):
+        api.create(bound_route("HTTPRoute", ns, "cart", parent="cart", parent_kind="Service",
+                               backend="cart-v2"))
+
+        def parent_conditions() -> dict[str, tuple[str, str]]:
+            parents = api.get(f"{routes}/cart").get("status", {}).get("parents") or []
+            return {c["type"]: (c["status"], c["reason"])
+                    for p in parents if p["controllerName"] == "istio.io/gateway-controller"
+                    for c in p["conditions"]}
+
+        def shows(kind: str, value: tuple[str, str]) -> bool:
+            return parent_conditions().get(kind) == value
+
+        await eventually(lambda: asyncio.to_thread(
+            shows, "ResolvedRefs", ("False", "BackendNotFound")), within=15)
+        assert parent_conditions()["Accepted"] == ("True", "Accepted")
+        assert parent_conditions()["ResolvedWaypoints"] == ("True", "ResolvedWaypoints")
+        # The backend appears: the route's status follows.
+        api.apply(service(ns, "cart-v2", "10.96.210.11"))
+        await eventually(lambda: asyncio.to_thread(
+            shows, "ResolvedRefs", ("True", "ResolvedRefs")), within=15)

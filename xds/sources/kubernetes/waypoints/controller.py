@@ -28,6 +28,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final
 
 from xds.model.mesh import ChangeSet
@@ -91,7 +92,9 @@ class WaypointController:
             ListWatch(api, GATEWAY_CLASSES, "gatewayclasses/waypoints",
                       Callbacks(self._classes_listed, self._class_event), backoff=backoff),
             *(ListWatch(api, collection(kind), f"{kind.lower()}s/waypoints",
-                        _OwnedHandler(self, kind), params=managed, backoff=backoff)
+                        Callbacks(partial(self.owned_listed, kind), partial(self.owned_event,
+                                                                            kind)),
+                        params=managed, backoff=backoff)
               for kind in OWNED_KINDS),
         ]
 
@@ -248,18 +251,6 @@ class WaypointController:
         gateway = ((obj.get("metadata") or {}).get("labels") or {}).get(GATEWAY_NAME_LABEL)
         if gateway:
             self._queue.add((namespace, str(gateway)))
-
-
-class _OwnedHandler:
-    def __init__(self, controller: WaypointController, kind: str) -> None:
-        self._controller = controller
-        self._kind = kind
-
-    def listed(self, items: list[dict[str, Any]]) -> None:
-        self._controller.owned_listed(self._kind, items)
-
-    def event(self, kind: str, obj: dict[str, Any]) -> None:
-        self._controller.owned_event(self._kind, kind, obj)
 
 
 def _owned_by(obj: Mapping[str, Any], gateway: GatewayKey) -> bool:
