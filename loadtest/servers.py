@@ -125,7 +125,10 @@ class XdsServer:
     def command(self) -> list[str]:
         o = self._options
         if isinstance(self._files, MeshCluster):
-            source = ["--kubernetes", "--kubeconfig", str(self._files.client.kubeconfig)]
+            # The scenario writes its Gateways' addresses itself (no kubelet runs their pods):
+            # a waypoint controller rewriting them would add churn the scenario did not ask for.
+            source = ["--kubernetes", "--kubeconfig", str(self._files.client.kubeconfig),
+                      "--no-waypoint-controller"]
         else:
             source = ["--config", str(self._files.directory),
                       "--poll-interval", str(o.poll_interval)]
