@@ -107,7 +107,11 @@ async def test_the_deploy_rules_are_exactly_what_the_code_uses(kube_cluster: Clu
 
         await eventually(lambda: asyncio.to_thread(restored), within=10)
 
-        api.create(gateway(ns))
+        api.create({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "waypoint-params", "namespace": ns},
+                    "data": {"deployment": "spec: {replicas: 2}"}})
+        api.create(gateway(ns, spec={"infrastructure": {"parametersRef": {
+            "group": "", "kind": "ConfigMap", "name": "waypoint-params"}}}))
         paths = owned_paths(ns, "waypoint")
         for kind in ("HTTPRoute", "GRPCRoute"):
             api.create(bound_route(kind, ns, f"{kind.lower()}-1", parent="waypoint",

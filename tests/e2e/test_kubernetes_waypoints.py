@@ -32,11 +32,13 @@ pytestmark = pytest.mark.kube
 GATEWAYS = "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/gateways"
 
 
-def gateway(ns: str, name: str = "waypoint", **metadata: Any) -> dict[str, Any]:
+def gateway(ns: str, name: str = "waypoint", spec: dict[str, Any] | None = None,
+            **metadata: Any) -> dict[str, Any]:
     return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
             "metadata": {"name": name, "namespace": ns, **metadata},
             "spec": {"gatewayClassName": "istio-waypoint",
-                     "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}}
+                     "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
+                     **(spec or {})}}
 
 
 def bound_route(kind: str, ns: str, name: str, *, parent: str, backend: str,
@@ -267,3 +269,43 @@ async def test_routes_bound_to_a_waypoint_get_parent_status(kube_cluster: Cluste
         api.apply(service(ns, "cart-v2", "10.96.210.11"))
         await eventually(lambda: asyncio.to_thread(
             shows, "ResolvedRefs", ("True", "ResolvedRefs")), within=15)
+
+
+async def test_a_parameters_config_map_customizes_the_deployment(kube_cluster: Cluster) -> None:
+    api = kube_cluster.api()
+    ns = fresh_namespace("wpp")
+    api.ensure(WAYPOINT_CLASS)
+    apply_all(api, namespace(ns))
+    params = {"infrastructure": {"parametersRef": {"group": "", "kind": "ConfigMap",
+                                                   "name": "waypoint-params"}}}
+    paths = owned_paths(ns, "waypoint")
+    async with kube_plane(kube_cluster,
+                          kubernetes=kubernetes_options(kube_cluster, manage_waypoints=True)):
+        # The ConfigMap is missing: nothing is deployed, and the status says why.
+        api.create(gateway(ns, spec=params))
+
+        def accepted() -> dict[str, Any]:
+            return condition(api.get(f"{GATEWAYS.format(ns=ns)}/waypoint"), "Accepted")
+
+        await eventually(lambda: asyncio.to_thread(
+            lambda: accepted().get("reason") == "InvalidParameters"), within=15)
+        assert accepted()["status"] == "False"
+        assert "waypoint-params" in accepted()["message"]
+        assert get_or_none(api, paths["Deployment"]) is None
+
+        api.create({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "waypoint-params", "namespace": ns},
+                    "data": {"deployment": "spec:\n  replicas: 3\n  template:\n    spec:\n"
+                                           "      containers:\n      - name: istio-proxy\n"
+                                           "        resources: {limits: {memory: 2Gi}}\n"}})
+        # Any change of the Gateway (or the periodic resync) reads the parameters again.
+        api.merge_patch(f"{GATEWAYS.format(ns=ns)}/waypoint",
+                        {"metadata": {"annotations": {"touched": "1"}}})
+        await eventually(lambda: asyncio.to_thread(get_or_none, api, paths["Deployment"]),
+                         within=15)
+        deployment = api.get(paths["Deployment"])
+        assert deployment["spec"]["replicas"] == 3
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["resources"]["limits"]["memory"] == "2Gi"
+        await eventually(lambda: asyncio.to_thread(
+            lambda: accepted().get("reason") == "Accepted"), within=15)

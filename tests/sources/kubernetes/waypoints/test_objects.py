@@ -10,10 +10,14 @@ import pytest
 from xds.serving.node import ProxyType, parse_node_id
 from xds.sources.kubernetes.waypoints.objects import (
     TOKEN_SDS_ANNOTATION,
+    InvalidParameters,
     WaypointSettings,
     deployment,
     desired_objects,
     is_waypoint,
+    overlay,
+    parameters_ref,
+    parse_overlays,
     service,
     service_ports,
 )
@@ -160,3 +164,46 @@ def test_a_system_namespace_changes_the_xds_address() -> None:
     dep = deployment(gateway(), WaypointSettings(system_namespace="mesh"))
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert '"address":"istiod.mesh.svc"' in args[args.index("--config-yaml") + 1]
+
+
+@pytest.mark.parametrize(("base", "patch", "merged"), [
+    ({"a": 1, "b": {"c": 2}}, {"b": {"d": 3}}, {"a": 1, "b": {"c": 2, "d": 3}}),
+    ({"a": 1, "b": 2}, {"b": None}, {"a": 1}),
+    ({"l": [1, 2]}, {"l": [3]}, {"l": [3]}),
+    ({"c": [{"name": "x", "v": 1}, {"name": "y"}]}, {"c": [{"name": "x", "w": 2}, {"name": "z"}]},
+     {"c": [{"name": "x", "v": 1, "w": 2}, {"name": "y"}, {"name": "z"}]}),
+    ({"c": [{"name": "x"}]}, {"c": [{"image": "i"}]}, {"c": [{"image": "i"}]}),
+])
+def test_overlay_merges_like_a_strategic_merge_patch(base: Any, patch: Any, merged: Any) -> None:
+    assert overlay(base, patch) == merged
+
+
+def test_parameters_customize_replicas_and_resources_but_not_identity() -> None:
+    overlays = parse_overlays({"metadata": {"name": "params"}, "data": {
+        "deployment": "spec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n"
+                      "      - name: istio-proxy\n        resources:\n"
+                      "          requests: {cpu: 300m}\n",
+        "service": "metadata:\n  name: renamed\n  labels:\n    gateway.istio.io/managed: null\n"
+                   "spec:\n  type: NodePort\n"}})
+    sa, dep, svc = desired_objects(gateway(), SETTINGS, overlays)
+    assert dep["spec"]["replicas"] == 2
+    [container] = dep["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"] == {"cpu": "300m", "memory": "128Mi"}
+    assert container["image"] == SETTINGS.image  # the rest of the container is ours
+    assert svc["spec"]["type"] == "NodePort"
+    assert svc["metadata"]["name"] == "waypoint"
+    assert svc["metadata"]["labels"]["gateway.istio.io/managed"] == "istio.io-mesh-controller"
+    assert sa == desired_objects(gateway(), SETTINGS)[0]
+
+
+@pytest.mark.parametrize(("ref", "data", "message"), [
+    ({"group": "", "kind": "Secret", "name": "p"}, None, "unknown infrastructure parameters"),
+    ({"group": "", "kind": "ConfigMap", "name": "p"}, {"deployment": "a: [b"}, "not YAML"),
+    ({"group": "", "kind": "ConfigMap", "name": "p"}, {"deployment": "- 1"}, "a mapping"),
+])
+def test_unusable_parameters_are_named(ref: dict[str, str], data: dict[str, str] | None,
+                                       message: str) -> None:
+    gw = gateway(spec={"infrastructure": {"parametersRef": ref}})
+    with pytest.raises(InvalidParameters, match=message):
+        parameters_ref(gw)
+        parse_overlays({"metadata": {"name": "p"}, "data": data})

@@ -19,6 +19,9 @@ Each event queues the Gateway it concerns; reconciling one Gateway
    cluster's garbage collector do the same; doing it here does not depend on
    that collector running;
 3. writes ``status`` when it would change (``status.gateway_status``).
+
+A Gateway whose ``parametersRef`` cannot be used (no such ConfigMap, an overlay
+that is not YAML) keeps the objects it has, and says why in ``Accepted``.
 """
 
 from __future__ import annotations
@@ -142,18 +145,48 @@ class WaypointController:
 
     async def _reconcile(self, key: GatewayKey) -> None:
         gateway = self._gateways.get(key)
-        wanted: dict[ObjectKey, dict[str, Any]] = {}
+        invalid: str | None = None
         if gateway is not None and (gateway.get("metadata") or {}).get("uid"):
-            for desired in objects.desired_objects(gateway, self._settings):
-                meta = desired["metadata"]
-                wanted[(desired["kind"], meta["namespace"], meta["name"])] = desired
-        for object_key, desired in wanted.items():
-            await self._apply(object_key, desired)
+            try:
+                overlays = await self._parameters(gateway)
+            except objects.InvalidParameters as error:
+                # Keep what runs now; the status says what to fix.
+                invalid = str(error)
+                log.warning("waypoint parameters unusable; its objects are left as they are",
+                            extra={"gateway": f"{key[0]}/{key[1]}", "reason": invalid})
+            else:
+                await self._converge(key, objects.desired_objects(gateway, self._settings,
+                                                                  overlays))
+        else:
+            await self._converge(key, [])
+        if gateway is not None:
+            await self._write_status(key, gateway, invalid)
+
+    async def _converge(self, key: GatewayKey, desired: list[dict[str, Any]]) -> None:
+        wanted = {(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]): obj
+                  for obj in desired}
+        for object_key, obj in wanted.items():
+            await self._apply(object_key, obj)
         for object_key in [k for k, obj in self._owned.items()
                            if k not in wanted and _owned_by(obj, key)]:
             await self._delete(object_key)
-        if gateway is not None:
-            await self._write_status(key, gateway)
+
+    async def _parameters(self, gateway: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The overlays of the Gateway's parameters ConfigMap (read at each reconcile: an
+        edit takes effect at the next Gateway event or resync)."""
+        name = objects.parameters_ref(gateway)
+        if name is None:
+            return {}
+        namespace = gateway["metadata"]["namespace"]
+        try:
+            config_map = await self._api.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        except ApiError as error:
+            if error.not_found:
+                raise objects.InvalidParameters(
+                    f'parametersRef targeting configmap "{namespace}/{name}", but configmap '
+                    "does not exist") from None
+            raise
+        return objects.parse_overlays(config_map)
 
     async def _apply(self, key: ObjectKey, desired: dict[str, Any]) -> None:
         kind, namespace, name = key
@@ -181,13 +214,14 @@ class WaypointController:
                                                       "object_namespace": namespace,
                                                       "object_name": name})
 
-    async def _write_status(self, key: GatewayKey, gateway: dict[str, Any]) -> None:
+    async def _write_status(self, key: GatewayKey, gateway: dict[str, Any],
+                            invalid_parameters: str | None) -> None:
         namespace, name = key
         service = self._owned.get(("Service", namespace, objects.deployment_name(gateway)))
         wanted = status.gateway_status(gateway, service,
                                        attached_routes=self._attached_routes(namespace, name),
                                        cluster_domain=self._settings.cluster_domain,
-                                       now=_now())
+                                       now=_now(), invalid_parameters=invalid_parameters)
         if not status.differs(gateway.get("status"), wanted):
             return
         await self._api.merge_patch(f"/apis/gateway.networking.k8s.io/v1/namespaces/"

@@ -18,6 +18,14 @@ istio-proxy's pilot-agent:
 
 Replicas are left out on purpose: an HPA or ``kubectl scale`` owns them, and
 the server-side apply of this Deployment must not fight either.
+
+Customization as istiod allows it: ``spec.infrastructure.parametersRef`` names
+a ConfigMap in the Gateway's namespace whose keys ``serviceAccount``,
+``deployment`` and ``service`` hold YAML overlays merged onto our objects
+(``overlay``: maps merge, ``null`` removes, lists of named items such as
+containers merge by name, other lists are replaced), e.g.
+``deployment: {spec: {replicas: 2, template: {spec: {containers: [{name:
+istio-proxy, resources: {...}}]}}}}``.
 """
 
 from __future__ import annotations
@@ -255,10 +263,97 @@ def deployment(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[s
     }
 
 
-def desired_objects(gateway: Mapping[str, Any],
-                    settings: WaypointSettings) -> list[dict[str, Any]]:
-    """Everything one waypoint Gateway owns, in the order to create it."""
-    return [service_account(gateway), deployment(gateway, settings), service(gateway)]
+OVERLAY_KEYS: Final = {"ServiceAccount": "serviceAccount", "Deployment": "deployment",
+                       "Service": "service"}
+
+
+class InvalidParameters(ValueError):
+    """The Gateway's parametersRef cannot be used (reported as ``InvalidParameters``)."""
+
+
+def parameters_ref(gateway: Mapping[str, Any]) -> str | None:
+    """The name of the Gateway's parameters ConfigMap, if it has one.
+
+    Raises ``InvalidParameters`` for a reference to anything but a ConfigMap."""
+    ref = ((gateway.get("spec") or {}).get("infrastructure") or {}).get("parametersRef")
+    if not ref:
+        return None
+    if ref.get("group", "") != "" or ref.get("kind") != "ConfigMap":
+        raise InvalidParameters(f"unknown infrastructure parameters type "
+                                f"{ref.get('group', '')}/{ref.get('kind', '')}")
+    return str(ref.get("name") or "")
+
+
+def parse_overlays(config_map: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The overlays of a parameters ConfigMap, by our kind."""
+    import yaml  # only Gateways with parameters need it
+
+    name = (config_map.get("metadata") or {}).get("name")
+    data = config_map.get("data") or {}
+    overlays: dict[str, dict[str, Any]] = {}
+    for kind, key in OVERLAY_KEYS.items():
+        if key not in data:
+            continue
+        try:
+            value = yaml.safe_load(data[key])
+        except yaml.YAMLError as error:
+            raise InvalidParameters(f"ConfigMap {name} key {key}: not YAML: "
+                                    f"{str(error).splitlines()[0]}") from None
+        if value is not None and not isinstance(value, dict):
+            raise InvalidParameters(f"ConfigMap {name} key {key}: must be a mapping")
+        if value:
+            overlays[kind] = value
+    return overlays
+
+
+def overlay(base: Any, patch: Any) -> Any:
+    """``patch`` merged onto ``base`` (see the module docstring)."""
+    if isinstance(base, Mapping) and isinstance(patch, Mapping):
+        merged = dict(base)
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = overlay(base.get(key), value)
+        return merged
+    if isinstance(base, list) and isinstance(patch, list) and _named(base) and _named(patch):
+        merged_list = [dict(item) for item in base]
+        index = {item["name"]: i for i, item in enumerate(merged_list)}
+        for item in patch:
+            if item["name"] in index:
+                merged_list[index[item["name"]]] = overlay(merged_list[index[item["name"]]],
+                                                           item)
+            else:
+                merged_list.append(dict(item))
+        return merged_list
+    return patch
+
+
+def _named(items: list[Any]) -> bool:
+    return all(isinstance(item, Mapping) and "name" in item for item in items)
+
+
+def desired_objects(gateway: Mapping[str, Any], settings: WaypointSettings,
+                    overlays: Mapping[str, Mapping[str, Any]] | None = None,
+                    ) -> list[dict[str, Any]]:
+    """Everything one waypoint Gateway owns, in the order to create it, with the
+    parameters' ``overlays`` (by kind) merged on; names and ownership cannot be changed."""
+    result = []
+    for obj in (service_account(gateway), deployment(gateway, settings), service(gateway)):
+        patch = (overlays or {}).get(obj["kind"])
+        if patch:
+            merged = overlay(obj, patch)
+            for fixed in ("apiVersion", "kind"):
+                merged[fixed] = obj[fixed]
+            fixed_meta = {k: obj["metadata"][k] for k in ("name", "namespace",
+                                                          "ownerReferences")}
+            # The controller finds its objects by these labels.
+            fixed_meta["labels"] = {**((merged.get("metadata") or {}).get("labels") or {}),
+                                    **_labels(gateway, managed=True)}
+            merged["metadata"] = {**(merged.get("metadata") or {}), **fixed_meta}
+            obj = merged
+        result.append(obj)
+    return result
 
 
 def _field_env(name: str, path: str) -> dict[str, Any]:

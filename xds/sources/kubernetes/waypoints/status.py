@@ -6,7 +6,8 @@ Conditions, reasons and messages are istiod's (``reportGatewayStatus`` and
 
 - ``status.addresses``: the Service's cluster IP and its DNS name, once the
   Service has a cluster IP; an address once reported is never removed;
-- ``Accepted``: the Gateway is valid (at least one listener is);
+- ``Accepted``: the Gateway is valid (at least one listener is, and its
+  parametersRef, if any, names a usable ConfigMap: else ``InvalidParameters``);
 - ``Programmed``: the Service exists (``Resource programmed, assigned to
   service(s) <host>:15008``), else ``AddressNotUsable``;
 - per listener: a waypoint accepts exactly one listener, port 15008 protocol
@@ -87,15 +88,19 @@ def _address(value: str) -> dict[str, str]:
 
 
 def gateway_status(gateway: Mapping[str, Any], service: Mapping[str, Any] | None, *,
-                   attached_routes: int, cluster_domain: str, now: str) -> dict[str, Any]:
-    """The whole ``status`` of one waypoint Gateway."""
+                   attached_routes: int, cluster_domain: str, now: str,
+                   invalid_parameters: str | None = None) -> dict[str, Any]:
+    """The whole ``status`` of one waypoint Gateway; ``invalid_parameters`` says why its
+    parametersRef could not be used (its objects are then left as they are)."""
     current = gateway.get("status") or {}
     generation = (gateway.get("metadata") or {}).get("generation")
     listeners = list((gateway.get("spec") or {}).get("listeners") or ())
     valid = [listener for listener in listeners if listener_valid(listener)]
     host = service_host(gateway, cluster_domain)
 
-    if listeners and not valid:
+    if invalid_parameters is not None:
+        accepted = Condition("Accepted", False, "InvalidParameters", invalid_parameters)
+    elif listeners and not valid:
         accepted = Condition("Accepted", False, "ListenersNotValid",
                              "None of the Gateway's listeners are valid")
     elif len(valid) < len(listeners):
