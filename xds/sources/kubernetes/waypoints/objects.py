@@ -35,6 +35,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from xds.security.authn import TOKEN_AUDIENCE
+from xds.sources.kubernetes.root_cert import CONFIG_MAP, DATA_KEY
+from xds.translate.binding import HBONE_PORT
 from xds.translate.waypoint.bootstrap import (
     GATEWAY_NAME_LABEL,
     MANAGED_LABEL,
@@ -55,15 +58,13 @@ PROXY_IMAGE: Final = "sidecar.istio.io/proxyImage"
 TOKEN_SDS_ANNOTATION: Final = "xds.istio.io/token-sds"
 FIELD_MANAGER: Final = "istio.io/gateway-controller"
 DEFAULT_ENVOY_IMAGE: Final = "docker.io/envoyproxy/envoy:v1.40.0"
-HBONE_PORT: Final = 15008
 STATUS_PORT: Final = 15021
 PROMETHEUS_PORT: Final = 15090
 TOKEN_DIR: Final = "/var/run/secrets/tokens"
 TOKEN_FILE: Final = "istio-token"
 ROOT_DIR: Final = "/var/run/secrets/istio"
-ROOT_FILE: Final = "root-cert.pem"
-ROOT_CONFIG_MAP: Final = "istio-ca-root-cert"
-TOKEN_AUDIENCE: Final = "istio-ca"
+ROOT_FILE: Final = DATA_KEY
+ROOT_CONFIG_MAP: Final = CONFIG_MAP
 TOKEN_LIFETIME: Final = 43200
 PROXY_UID: Final = 1337
 # Annotations that steer us, or kubectl's bookkeeping: never copied onto the objects.

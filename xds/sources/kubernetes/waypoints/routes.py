@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from xds.model import wellknown
+from xds.model.gateway import GATEWAY_GROUP
+from xds.model.networking import NETWORKING_GROUP
 from xds.sources.kubernetes.waypoints.objects import WAYPOINT_CLASS
 from xds.sources.kubernetes.waypoints.status import Condition, conditions
 
 ROUTE_CONTROLLER: Final = "istio.io/gateway-controller"
-GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
-NETWORKING_GROUP: Final = "networking.istio.io"
 MISSING_LABEL: Final = ("istio.io/use-waypoint label missing from parent and parent namespace; "
                         "in ambient mode, route will not be respected")
 

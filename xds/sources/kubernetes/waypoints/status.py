@@ -24,13 +24,10 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any, Final
 
-from xds.sources.kubernetes.waypoints.objects import (
-    CONTROLLER_NAME,
-    HBONE_PORT,
-    deployment_name,
-)
+from xds.sources.kubernetes.waypoints.objects import CONTROLLER_NAME, deployment_name
+from xds.translate.binding import HBONE_PORT
 
-ROUTE_KINDS: Final = [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"},
+SUPPORTED_KINDS: Final = [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"},
                       {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"}]
 
 
@@ -147,7 +144,7 @@ def _listener_statuses(current: Mapping[str, Any], listeners: Sequence[Mapping[s
                   Condition("ResolvedRefs", True, "ResolvedRefs", "No errors found")]
         before = previous.get(name) or {}
         result.append({"name": name, "attachedRoutes": attached_routes if ok else 0,
-                       "supportedKinds": [dict(kind) for kind in ROUTE_KINDS],
+                       "supportedKinds": [dict(kind) for kind in SUPPORTED_KINDS],
                        "conditions": conditions(before.get("conditions") or (), wanted,
                                                 generation, now)})
     return result
