@@ -209,8 +209,8 @@ class ControlPlane:
             self._waypoints = WaypointController(api, WaypointSettings(
                 system_namespace=self.options.security.system_namespace,
                 image=options.waypoint_image or DEFAULT_ENVOY_IMAGE,
-                cluster_domain=mesh.domain_suffix, cluster_id=mesh.cluster_id,
-                xds_port=15012), attached_routes=MeshRoutes(self.mesh).attached,
+                cluster_domain=mesh.domain_suffix, cluster_id=mesh.cluster_id),
+                attached_routes=MeshRoutes(self.mesh).attached,
                 backoff=options.backoff)
             self._route_status = RouteStatusWriter(api, self.mesh, domain_suffix=mesh.domain_suffix,
                                                    backoff=options.backoff)
