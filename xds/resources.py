@@ -41,15 +41,20 @@ class Resource:
     is not sent that resource again.
     """
 
-    __slots__ = ("_any", "_delta_field", "_sotw_field", "aliases", "body", "name", "type_url",
-                 "version")
+    __slots__ = ("_any", "_delta_field", "_sotw_field", "aliases", "body", "groups", "name",
+                 "type_url", "version")
 
     def __init__(self, type_url: str, name: str, body: bytes,
-                 aliases: Iterable[str] = ()) -> None:
+                 aliases: Iterable[str] = (), groups: Iterable[str] = ()) -> None:
+        """``groups``: names this resource is implied by, for clients that subscribe by
+        name (a workload is in the group of each of its services and of its node): a
+        subscription to a name also covers the resources in that name's group. Derived
+        from the body, so the version covers them; never on the wire."""
         self.type_url = type_url
         self.name = name
         self.body = body
         self.aliases = tuple(aliases)
+        self.groups = tuple(groups)
         self.version = hashlib.blake2b(body, digest_size=8).hexdigest()
         self._any: bytes | None = None
         self._delta_field: bytes | None = None
@@ -57,11 +62,12 @@ class Resource:
 
     @classmethod
     def from_message(cls, type_url: str, name: str, message: Message,
-                     aliases: Iterable[str] = ()) -> Resource:
+                     aliases: Iterable[str] = (), groups: Iterable[str] = ()) -> Resource:
         global _serializations
         _serializations += 1
         # Deterministic so that map fields (e.g. Workload.services) hash stably.
-        return cls(type_url, name, message.SerializeToString(deterministic=True), aliases)
+        return cls(type_url, name, message.SerializeToString(deterministic=True), aliases,
+                   groups)
 
     def any_bytes(self) -> bytes:
         """The resource as a serialized ``google.protobuf.Any``."""
@@ -106,6 +112,12 @@ ZTUNNEL_SCOPE = "ztunnel"
 
 def waypoint_scope(namespace: str, name: str) -> str:
     return f"waypoint/{namespace}/{name}"
+
+
+def node_group(node: str) -> str:
+    """The group of the resources that run on Kubernetes node ``node``. A ':' never
+    appears in a namespace, so this cannot be a Service's ``<namespace>/<hostname>``."""
+    return f"node:{node}"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 from xds import type_urls
 from xds.model.gateway import Gateway
 from xds.model.mesh import Mesh
-from xds.resources import ZTUNNEL_SCOPE, waypoint_scope
+from xds.resources import ZTUNNEL_SCOPE, node_group, waypoint_scope
 from xds.secrets import SecretPublisher
 from xds.security.authn import Caller
 from xds.security.authz import PermissionDeniedError, authorize_proxy
@@ -62,6 +62,15 @@ def gateway_of(node: ProxyNode) -> str:
     return name
 
 
+def _ztunnel_binding(node: ProxyNode) -> Binding:
+    """The mesh-wide scope; an on-demand ztunnel also gets its own node's workloads
+    unasked (istiod: ``AdditionalPodSubscriptions``), found by its ``NODE_NAME``."""
+    standing = ({type_urls.ADDRESS: frozenset({node_group(node.node_name)})}
+                if node.node_name else {})
+    return Binding(ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False),
+                   standing_groups=standing)
+
+
 def plaintext_binder() -> Binder:
     """The unauthenticated port: config for anyone (as istiod's 15010), never secrets."""
 
@@ -69,7 +78,7 @@ def plaintext_binder() -> Binder:
         if is_debug_client(node):
             return _debug_binding()
         if node.type is ProxyType.ZTUNNEL:
-            return Binding(ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False))
+            return _ztunnel_binding(node)
         if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
             scope = waypoint_scope(node.namespace, gateway_of(node))
             return Binding(scope, _only(_ENVOY_TYPES - {type_urls.SECRET}, "waypoint",
@@ -128,7 +137,7 @@ def secure_binder(mesh: Mesh, secrets: SecretPublisher, system_namespace: str) -
                 raise Forbidden(str(e)) from None
 
         if node.type is ProxyType.ZTUNNEL:
-            return Binding(ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False))
+            return _ztunnel_binding(node)
 
         if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
             gateway = gateway_of(node)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from xds.serving.delta import DeltaSession
+from xds.resources import Resource, node_group
+from xds.serving.delta import DeltaResponse, DeltaSession
 from xds.serving.session import RequestKind
 from xds.serving.store import ConfigStore
 from xds.type_urls import ADDRESS, AUTHORIZATION
@@ -206,3 +207,97 @@ def test_a_client_behind_by_two_commits_gets_both() -> None:
     assert response.removed == [uid("b")]
     assert dict(session.watches[ADDRESS].client_versions) == dict(
         store.view("s").versions(ADDRESS))
+
+
+# -- subscriptions by name that imply more (ztunnel's on-demand mode) -------------------
+
+SERVICE = "default/web.default.svc.cluster.local"
+
+
+def grouped(name: str, ip: bytes, *groups: str, revision: str = "") -> Resource:
+    plain = workload(name, ip, revision=revision)
+    return Resource(ADDRESS, plain.name, plain.body, plain.aliases, groups)
+
+
+def service_resource() -> Resource:
+    return Resource(ADDRESS, SERVICE, b"service", aliases=["/10.96.0.10"])
+
+
+def on_demand_store() -> ConfigStore:
+    store = ConfigStore()
+    store.upsert("s", [grouped("local", b"\x0a\x00\x00\x01", node_group("node-a")),
+                       grouped("web-1", b"\x0a\x00\x00\x02", node_group("node-b"), SERVICE),
+                       grouped("other", b"\x0a\x00\x00\x03", node_group("node-b")),
+                       service_resource()])
+    store.commit()
+    return store
+
+
+def on_demand_session(store: ConfigStore) -> DeltaSession:
+    return DeltaSession(store.view("s"),
+                        standing_groups={ADDRESS: {node_group("node-a")}})
+
+
+def names_of(response: DeltaResponse) -> tuple[set[str], list[str]]:
+    decoded = discovery_pb2.DeltaDiscoveryResponse.FromString(response.encode())
+    return {r.name for r in decoded.resources}, list(decoded.removed_resources)
+
+
+def test_subscribing_to_nothing_still_brings_the_own_node() -> None:
+    session = on_demand_session(on_demand_store())
+    _, [first] = session.receive(request(resource_names_subscribe=["*"],
+                                         resource_names_unsubscribe=["*"]))
+    assert names_of(first) == ({uid("local")}, [])
+
+
+def test_a_vip_lookup_brings_the_service_and_its_workloads() -> None:
+    store = on_demand_store()
+    session = on_demand_session(store)
+    session.receive(request(resource_names_subscribe=["*"], resource_names_unsubscribe=["*"]))
+    _, [lookup] = session.receive(request(resource_names_subscribe=["/10.96.0.10"]))
+    assert names_of(lookup) == ({SERVICE, uid("web-1")}, ["/10.96.0.10"])
+
+    # A change of that workload, and a new one joining the Service, are pushed; a change
+    # of a workload nobody asked for is not.
+    store.upsert("s", [grouped("web-1", b"\x0a\x00\x00\x02", node_group("node-b"), SERVICE,
+                               revision="v2"),
+                       grouped("web-2", b"\x0a\x00\x00\x04", node_group("node-b"), SERVICE),
+                       grouped("other", b"\x0a\x00\x00\x03", node_group("node-b"),
+                               revision="v2")])
+    [push] = session.push(store.commit()["s"])
+    assert names_of(push) == ({uid("web-1"), uid("web-2")}, [])
+
+    # Unsubscribing the Service stops what it implied (what is held is still kept
+    # current until the client lets go of it).
+    session.receive(request(resource_names_unsubscribe=[SERVICE]))
+    store.upsert("s", [grouped("web-3", b"\x0a\x00\x00\x05", node_group("node-b"), SERVICE)])
+    assert session.push(store.commit()["s"]) == []
+
+
+def test_a_workload_joining_the_node_is_pushed_and_one_leaving_is_removed() -> None:
+    store = on_demand_store()
+    session = on_demand_session(store)
+    session.receive(request(resource_names_subscribe=["*"], resource_names_unsubscribe=["*"]))
+    store.upsert("s", [grouped("new", b"\x0a\x00\x00\x09", node_group("node-a"))])
+    [joined] = session.push(store.commit()["s"])
+    assert names_of(joined) == ({uid("new")}, [])
+    store.remove("s", ADDRESS, [uid("local")])
+    [left] = session.push(store.commit()["s"])
+    assert names_of(left) == (set(), [uid("local")])
+
+
+def test_a_reconnect_keeps_what_its_held_names_imply() -> None:
+    store = on_demand_store()
+    first = on_demand_session(store)
+    first.receive(request(resource_names_subscribe=["*"], resource_names_unsubscribe=["*"]))
+    first.receive(request(resource_names_subscribe=["/10.96.0.10"]))
+    held = dict(first.watches[ADDRESS].client_versions)
+
+    again = on_demand_session(store)
+    _, [resumed] = again.receive(request(resource_names_subscribe=["*"],
+                                         resource_names_unsubscribe=["*"],
+                                         initial_resource_versions=held))
+    assert names_of(resumed) == (set(), [])
+    store.upsert("s", [grouped("web-2", b"\x0a\x00\x00\x04", node_group("node-b"), SERVICE)])
+    [push] = again.push(store.commit()["s"])
+    assert names_of(push) == ({uid("web-2")}, [])

@@ -54,6 +54,9 @@ class Binding:
     # waypoint's SDS on the plaintext port): answered as absent, with a warning,
     # so that the rest of its config still flows.
     withheld: Mapping[str, str] = field(default_factory=dict)
+    # Per type, groups of resources a client that subscribes by name gets unasked (an
+    # on-demand ztunnel: the workloads of its node). See ``Resource.groups``.
+    standing_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 Binder = Callable[[ProxyNode, Any], Awaitable[Binding]]
@@ -262,7 +265,8 @@ class AdsService:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
 
         view = self._store.view(binding.scope, binding.type_scopes)
-        session: Session = (DeltaSession(view, type_filter=binding.type_filter) if delta
+        session: Session = (DeltaSession(view, type_filter=binding.type_filter,
+                                         standing_groups=binding.standing_groups) if delta
                             else SotwSession(view, type_filter=binding.type_filter))
         connection = Connection(node, None if caller is None else str(caller), binding,
                                 session, context.peer(), delta)

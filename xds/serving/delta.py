@@ -4,6 +4,12 @@ Per type the session remembers the subscription (wildcard and/or names) and,
 for every name, the version the client holds. A push or a reconnect then only
 carries resources whose version differs, and ``removed_resources`` for names
 the client holds that no longer exist.
+
+A client that subscribes by name (ztunnel's on-demand mode) also gets what its
+names imply, as istiod's ``AdditionalPodSubscriptions`` does: subscribing to a
+name covers the resources in that name's group (``Resource.groups``: a
+Service's workloads), and the binding may give a stream standing groups (a
+ztunnel's own node). Those resources are sent unasked, and their changes pushed.
 """
 
 from __future__ import annotations
@@ -115,19 +121,28 @@ class DeltaWatch:
     wildcard: bool = False
     names: set[str] = field(default_factory=set)
     client_versions: HeldVersions = field(default_factory=HeldVersions)
+    groups: set[str] = field(default_factory=set)
+    """Groups whose members are subscribed without being named (see the module doc)."""
 
-    def subscribed(self, name: str) -> bool:
-        return self.wildcard or name in self.names
+    def subscribed(self, name: str, resource: Resource | None = None) -> bool:
+        """Whether a change of ``name`` (now ``resource``, None if gone) concerns the client:
+        asked for, implied by a group, or held (it must hear that it changed or went)."""
+        return (self.wildcard or name in self.names or name in self.client_versions
+                or (resource is not None and not self.groups.isdisjoint(resource.groups)))
 
 
 class DeltaSession:
     """One Delta ADS stream's protocol state."""
 
     def __init__(self, view: ScopeView, *, type_filter: TypeFilter = allow_all,
-                 clock: Clock = monotonic) -> None:
+                 clock: Clock = monotonic,
+                 standing_groups: Mapping[str, Iterable[str]] | None = None) -> None:
+        """``standing_groups``: per type, groups subscribed for as long as the stream lasts
+        (they matter only to a client that does not subscribe to everything)."""
         self.view = view
         self.watches: dict[str, DeltaWatch] = {}
         self._type_filter = type_filter
+        self._standing = {t: frozenset(g) for t, g in (standing_groups or {}).items()}
         self._clock = clock
         self._nonce = NonceSource()
 
@@ -138,7 +153,8 @@ class DeltaSession:
         watch = self.watches.get(type_url)
         first = watch is None
         if watch is None:
-            watch = self.watches[type_url] = DeltaWatch(TypeStatus(type_url))
+            watch = self.watches[type_url] = DeltaWatch(
+                TypeStatus(type_url), groups=set(self._standing.get(type_url, ())))
 
         received = Received(type_url, RequestKind.SUBSCRIBE if first else RequestKind.UPDATE)
         if request.response_nonce:
@@ -154,8 +170,9 @@ class DeltaSession:
                 watch.wildcard = False
             watch.client_versions = HeldVersions(dict(request.initial_resource_versions))
             if not watch.wildcard:
-                # What a reconnecting client holds stays subscribed.
+                # What a reconnecting client holds stays subscribed, with what it implies.
                 watch.names.update(watch.client_versions)
+                watch.groups.update(watch.client_versions)
         added, echoes = self._subscribe(watch, subscribe)
         self._unsubscribe(watch, unsubscribe)
 
@@ -177,7 +194,8 @@ class DeltaSession:
                 continue
             shared, response = self._shared_push(watch, touched[type_url], origin)
             if not shared:
-                names = [n for n in touched[type_url] if watch.subscribed(n)]
+                names = [n for n in touched[type_url]
+                         if watch.subscribed(n, self.view.get(type_url, n))]
                 response = self._response(watch, names, (), origin=origin)
             if response is not None:
                 responses.append(response)
@@ -227,16 +245,21 @@ class DeltaSession:
             if primary not in watch.names:
                 watch.names.add(primary)
                 added.append(primary)
+            if primary not in watch.groups:
+                # A Service looked up by its VIP brings its workloads along.
+                watch.groups.add(primary)
+                added.extend(sorted(self.view.members(type_url, primary) - watch.names))
         return added, echoes
 
-    @staticmethod
-    def _unsubscribe(watch: DeltaWatch, names: list[str]) -> None:
+    def _unsubscribe(self, watch: DeltaWatch, names: list[str]) -> None:
         for name in names:
             if name == WILDCARD:
                 watch.wildcard = False
             else:
                 watch.names.discard(name)
                 watch.client_versions.discard(name)
+                if name not in self._standing.get(watch.status.type_url, ()):
+                    watch.groups.discard(name)
 
     def _full_response(self, watch: DeltaWatch, echoes: list[str]) -> DeltaResponse:
         type_url = watch.status.type_url
@@ -252,7 +275,9 @@ class DeltaSession:
         if watch.wildcard:
             candidates: Iterable[str] = list(current) + list(watch.names - current.keys())
         else:
-            candidates = list(watch.names)
+            implied = {n for group in sorted(watch.groups)
+                       for n in self.view.members(type_url, group)}
+            candidates = [*sorted(watch.names), *sorted(implied - watch.names)]
         stale = [n for n in watch.client_versions if n not in current]
         response = self._response(watch, [*candidates, *stale], echoes, always=True)
         assert response is not None

@@ -36,6 +36,7 @@ _NO_VERSIONS: Mapping[str, str] = MappingProxyType({})
 class _TypeTable:
     resources: dict[str, Resource] = field(default_factory=dict)
     by_alias: dict[str, str] = field(default_factory=dict)
+    members: dict[str, set[str]] = field(default_factory=dict)  # group -> resource names
     # Bumped on every committed change; SotW uses it as version_info.
     generation: int = 0
     # Shared by every stream until the next change (built on first use): the
@@ -97,6 +98,8 @@ class _TypeTable:
         self.resources[resource.name] = resource
         for alias in resource.aliases:
             self.by_alias[alias] = resource.name
+        for group in resource.groups:
+            self.members.setdefault(group, set()).add(resource.name)
         return True
 
     def delete(self, name: str) -> bool:
@@ -117,6 +120,12 @@ class _TypeTable:
         for alias in resource.aliases:
             if self.by_alias.get(alias) == resource.name:
                 del self.by_alias[alias]
+        for group in resource.groups:
+            names = self.members.get(group)
+            if names is not None:
+                names.discard(resource.name)
+                if not names:
+                    del self.members[group]
 
 
 class ScopeView:
@@ -148,6 +157,12 @@ class ScopeView:
         """The primary name of the resource with this alias (e.g. "network/10.0.0.1")."""
         table = self._lookup(type_url)
         return None if table is None else table.by_alias.get(alias)
+
+    def members(self, type_url: str, group: str) -> frozenset[str]:
+        """The names of the resources in ``group`` (see ``Resource.groups``)."""
+        table = self._lookup(type_url)
+        names = None if table is None else table.members.get(group)
+        return frozenset(names) if names else frozenset()
 
     def generation(self, type_url: str) -> int:
         table = self._lookup(type_url)

@@ -386,3 +386,19 @@ ports: [{name: http, port: 80, protocol: TCP}]
     slice_workload = output.workload(
         "cluster0/discovery.k8s.io/EndpointSlice/ns1/manual-abc/10.0.0.1")
     assert list(slice_workload.services) == ["ns1/manual.ns1.svc.cluster.local"]
+
+
+@pytest.mark.parametrize(("manifests", "groups"), [
+    (pod(spec="nodeName: node-a"), ("node:node-a",)),
+    (pod(meta=", labels: {app: a}", spec="nodeName: node-a") + SERVICE,
+     ("node:node-a", "ns1/svc1.ns1.svc.cluster.local")),
+    (pod(meta=", labels: {app: a}") + SERVICE, ("ns1/svc1.ns1.svc.cluster.local",)),
+])
+def test_workloads_are_grouped_by_node_and_service(manifests: str,
+                                                   groups: tuple[str, ...]) -> None:
+    # Why: an on-demand ztunnel gets its node's workloads unasked, and a Service's
+    # workloads with the Service (tests/serving/test_delta_session.py).
+    output = translate(manifests)
+    assert output.addresses["cluster0//Pod/ns1/pod1"].groups == groups
+    for name in output.service_names():
+        assert output.addresses[name].groups == ()

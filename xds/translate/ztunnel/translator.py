@@ -44,7 +44,7 @@ from xds.model.meta import KubeObject, ObjectKey
 from xds.model.networking import ServiceEntry, WorkloadEntry
 from xds.model.security import AuthorizationPolicy, PeerAuthentication
 from xds.proto.istio.workload import workload_pb2 as wl
-from xds.resources import ZTUNNEL_SCOPE, Resource, Update
+from xds.resources import ZTUNNEL_SCOPE, Resource, Update, node_group
 from xds.translate.binding import (
     Waypoint,
     all_waypoints,
@@ -129,7 +129,19 @@ def _same(old: Resource | None, new: Resource) -> bool:
 
 
 def _address_resource(entry: AddressEntry) -> Resource:
-    return Resource.from_message(ADDRESS, entry.name, entry.message, aliases=entry.aliases)
+    return Resource.from_message(ADDRESS, entry.name, entry.message, aliases=entry.aliases,
+                                 groups=address_groups(entry.message))
+
+
+def address_groups(address: wl.Address) -> tuple[str, ...]:
+    """What a workload is implied by for an on-demand ztunnel: its node (a ztunnel always
+    gets the workloads of its own node) and each of its services (looking a Service up
+    brings its workloads). Services are in no group."""
+    if address.WhichOneof("type") != "workload":
+        return ()
+    workload = address.workload
+    groups = [node_group(workload.node)] if workload.node else []
+    return (*groups, *sorted(workload.services))
 
 
 class _Step:
