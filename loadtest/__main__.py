@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="proxies use the plaintext port (drops the preset's TLS and CSRs)")
     shape.add_argument("--csr-requests", type=int, metavar="N",
                        help="add (or resize) a CreateCertificate storm of N calls (implies --tls)")
+    shape.add_argument("--on-demand", action="store_true",
+                       help="ztunnels in on-demand mode (XDS_ON_DEMAND=true): each gets its "
+                            "node's pods, not the whole mesh (no floor: it serves wildcard only)")
     shape.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
     server = parser.add_argument_group("server")
     server.add_argument("--workers", type=int, default=1, help="passed to xds serve --workers")
@@ -135,10 +138,13 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         overrides["tls"] = True
     if args.plaintext:
         overrides.update(tls=False, csr=None)
+    if args.on_demand:
+        overrides["on_demand"] = True
     if args.ztunnels is not None and args.ztunnels > mesh.nodes:
         mesh = replace(mesh, nodes=args.ztunnels)
     return replace(scenario, mesh=mesh, churn=churn,
-                   floor=scenario.floor and not args.no_floor, **overrides)
+                   floor=scenario.floor and not args.no_floor and not args.on_demand,
+                   **overrides)
 
 
 def describe() -> str:

@@ -28,6 +28,18 @@ from xds import type_urls
 from xds.resources import ZTUNNEL_SCOPE, waypoint_scope
 
 ZTUNNEL = ZTUNNEL_SCOPE
+NOBODY = ""
+"""The audience of a change no simulated proxy subscribes to (a Service edit, when every
+ztunnel is on-demand and looks nothing up)."""
+
+
+def node_audience(node: str) -> str:
+    """The ztunnels of one node: what an on-demand ztunnel is sent of the pods' changes."""
+    return f"{ZTUNNEL}@{node}"
+
+
+def for_ztunnels(audience: str) -> bool:
+    return audience in (ZTUNNEL, NOBODY) or audience.startswith(f"{ZTUNNEL}@")
 _ADDED_POD_NETWORK = int(IPv4Address("10.192.0.0"))
 
 
@@ -83,8 +95,11 @@ class Planner:
     """Draws changes from a mesh, each object at most once, deterministically by seed."""
 
     def __init__(self, documents: list[Manifest], *, cluster_id: str = "Kubernetes",
-                 seed: int = 7) -> None:
+                 seed: int = 7, on_demand: bool = False) -> None:
+        """``on_demand``: the ztunnels subscribe by name (``XDS_ON_DEMAND``), so a pod's
+        change is for the ztunnels of its node only, and a Service's for nobody."""
         self._cluster_id = cluster_id
+        self._on_demand = on_demand
         self._rng = random.Random(seed)
         self._ids = iter(range(1, 1 << 31))
         by_kind: dict[str, list[Manifest]] = {}
@@ -151,7 +166,8 @@ class Planner:
             ports.append({"name": "grpc", "port": 9090, "targetPort": 9090, "protocol": "TCP"})
         meta = service["metadata"]
         return self._change("service-edit", service_name(meta["namespace"], meta["name"]),
-                            type_urls.ADDRESS, ZTUNNEL, Expect.UPSERT, service)
+                            type_urls.ADDRESS, NOBODY if self._on_demand else ZTUNNEL,
+                            Expect.UPSERT, service)
 
     def policy_edit(self) -> Change:
         policy = copy.deepcopy(self._policies.pop())
@@ -214,7 +230,9 @@ class Planner:
                     delete: bool = False) -> Change:
         meta = pod["metadata"]
         key = workload_name(self._cluster_id, meta["namespace"], meta["name"])
-        return self._change(kind, key, type_urls.ADDRESS, ZTUNNEL, expect,
+        audience = (node_audience(str(pod["spec"].get("nodeName") or "")) if self._on_demand
+                    else ZTUNNEL)
+        return self._change(kind, key, type_urls.ADDRESS, audience, expect,
                             None if delete else pod, ref_of(pod))
 
     def _change(self, kind: str, key: str, type_url: str, audience: str, expect: Expect,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
+from loadtest.churn import node_audience
 from loadtest.mesh import WaypointPod
 from loadtest.proxies import ProxySpec
 from xds.resources import ZTUNNEL_SCOPE, waypoint_scope
@@ -22,7 +23,9 @@ ZTUNNEL_ACCOUNT = "istio-system/ztunnel"
 _NODE_NETWORK = int(IPv4Address("172.16.0.0"))
 
 
-def ztunnels(count: int, nodes: int) -> list[ProxySpec]:
+def ztunnels(count: int, nodes: int, *, on_demand: bool = False) -> list[ProxySpec]:
+    """``on_demand``: as ztunnel with ``XDS_ON_DEMAND=true`` (its node's pods arrive
+    unasked; it looks nothing else up)."""
     specs = []
     for index in range(count):
         ip = str(IPv4Address(_NODE_NETWORK + index + 1))
@@ -33,7 +36,8 @@ def ztunnels(count: int, nodes: int) -> list[ProxySpec]:
             node_id=f"ztunnel~{ip}~{pod}.istio-system~istio-system.svc.cluster.local",
             metadata={"NAME": pod, "NAMESPACE": "istio-system", "INSTANCE_IPS": ip,
                       "NODE_NAME": node, "CLUSTER_ID": CLUSTER_ID},
-            audience=ZTUNNEL_SCOPE, account=ZTUNNEL_ACCOUNT))
+            audience=ZTUNNEL_SCOPE, account=ZTUNNEL_ACCOUNT,
+            also=(node_audience(node),) if on_demand else (), on_demand=on_demand))
     return specs
 
 

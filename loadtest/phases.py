@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from loadtest import stats
-from loadtest.churn import Change, Scheduled
+from loadtest.churn import NOBODY, Change, Scheduled
 from loadtest.csr import CsrJob, CsrResult
 from loadtest.fleet import Fleet
 from loadtest.progress import Progress
@@ -45,6 +45,11 @@ class Outcome:
         return self.delivery.affected > 0 and self.delivery.missing == 0
 
     @property
+    def unaddressed(self) -> bool:
+        """Made for no proxy on purpose (a Service edit no on-demand ztunnel looked up)."""
+        return self.change.audience == NOBODY
+
+    @property
     def last(self) -> float:
         return stats.maximum(self.delivery.latencies) if self.converged else math.inf
 
@@ -62,7 +67,7 @@ class Changes:
 
     @property
     def not_converged(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.converged]
+        return [o for o in self.outcomes if not o.converged and not o.unaddressed]
 
 
 def connect(fleet: Fleet, subject: Subject, proxies: Sequence[ProxySpec], rate: float,

@@ -54,6 +54,13 @@ class ProxySpec:
     account: str
     """The identity its bearer token is for on the TLS port (namespace/serviceaccount)."""
     delta: bool = True
+    also: tuple[str, ...] = ()
+    """More audiences: an on-demand ztunnel also receives its node's pod changes."""
+    on_demand: bool = False
+    """ztunnel's ``XDS_ON_DEMAND``: Address subscribes to nothing, not to everything."""
+
+    def receives(self, audience: str) -> bool:
+        return audience == self.audience or audience in self.also
 
 
 @dataclass(eq=False)
@@ -178,7 +185,8 @@ class ZtunnelSim(_Simulated, DeltaClient):
 
     async def start(self) -> None:
         self._begin(set(ZTUNNEL_TYPES))
-        await self.connect({t: [] for t in ZTUNNEL_TYPES})
+        await self.connect({t: [] for t in ZTUNNEL_TYPES},
+                           on_demand=[type_urls.ADDRESS] if self.state.spec.on_demand else [])
 
     async def _read(self) -> None:
         await self._read_all(self._answer)

@@ -80,8 +80,8 @@ class Plan:
 
     def for_floor(self) -> Plan:
         """The floor serves ztunnels only."""
-        return Plan([c for c in self.singles if c.audience == churn.ZTUNNEL], [],
-                    [s for s in self.churn if s.change.audience == churn.ZTUNNEL])
+        return Plan([c for c in self.singles if churn.for_ztunnels(c.audience)], [],
+                    [s for s in self.churn if churn.for_ztunnels(s.change.audience)])
 
 
 @dataclass
@@ -165,14 +165,16 @@ def _workdir(keep: Path | None) -> Iterator[Path]:
 
 
 def _proxies(scenario: Scenario, documents: list[Manifest]) -> list[ProxySpec]:
-    ztunnels = nodes.ztunnels(scenario.ztunnels, mesh.node_count(documents))
+    ztunnels = nodes.ztunnels(scenario.ztunnels, mesh.node_count(documents),
+                              on_demand=scenario.on_demand)
     waypoints = nodes.waypoints(scenario.waypoints, mesh.waypoint_pods(documents),
                                 scenario.sotw_waypoints)
     return ztunnels + waypoints
 
 
 def _plan(scenario: Scenario, documents: list[Manifest]) -> Plan:
-    planner = churn.Planner(documents, cluster_id=nodes.CLUSTER_ID)
+    planner = churn.Planner(documents, cluster_id=nodes.CLUSTER_ID,
+                            on_demand=scenario.on_demand)
     singles = planner.singles(scenario.singles)
     route_singles = [planner.route_edit() for _ in range(scenario.route_singles)
                      if planner.available("route-edit")]
@@ -306,7 +308,7 @@ def _exercise(scenario: Scenario, fleet: Fleet, subject: Subject, proxies: list[
                          "(waypoint translation is not served yet)")
     schedule = plan.churn
     if not result.waypoints_served:
-        schedule = [s for s in schedule if s.change.audience == churn.ZTUNNEL]
+        schedule = [s for s in schedule if churn.for_ztunnels(s.change.audience)]
         if len(schedule) < len(plan.churn):
             notes.append(f"{len(plan.churn) - len(schedule)} route edits left out of the churn: "
                          "the server sent the waypoints no config")

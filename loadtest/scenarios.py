@@ -40,6 +40,8 @@ class Scenario:
     sotw_waypoints: int = 0
     """How many of the waypoints use state-of-the-world ADS (the rest Delta)."""
     tls: bool = False
+    on_demand: bool = False
+    """ztunnels in on-demand mode (``XDS_ON_DEMAND=true``) instead of wildcard."""
     routes: int = 0
     singles: int = 0
     """Isolated pod changes (relabel, add, remove in turn), one at a time."""

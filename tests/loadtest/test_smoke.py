@@ -69,3 +69,29 @@ def test_every_change_reached_every_proxy(report: dict[str, object]) -> None:
     # Converged changes have latencies; a change no proxy received would have none.
     for name in ("single_change_p99", "route_change_p99", "churn_p99"):
         assert 0 < metrics[name]["value"] < 10_000, (name, metrics[name])
+
+
+@pytest.fixture(scope="module")
+def on_demand_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    path = tmp_path_factory.mktemp("smoke-on-demand") / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest", "--scenario", "smoke", "--on-demand", "--plaintext",
+         "--client-procs", "2", "--report", str(path), "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    loaded: dict[str, object] = json.loads(path.read_text())
+    return loaded
+
+
+def test_on_demand_ztunnels_converge_on_their_node_with_less(
+        on_demand_report: dict[str, object], report: dict[str, object]) -> None:
+    metrics = on_demand_report["metrics"]
+    assert isinstance(metrics, dict)
+    for name in ("changes_not_converged", "nacks", "stream_errors"):
+        assert metrics[name]["value"] == 0, (name, metrics[name])
+    for name in ("single_change_p99", "churn_p99"):
+        assert 0 < metrics[name]["value"] < 10_000, (name, metrics[name])
+    wildcard = report["metrics"]
+    assert isinstance(wildcard, dict)
+    # Its node's pods instead of the whole mesh.
+    assert metrics["initial_kb_per_proxy"]["value"] < wildcard["initial_kb_per_proxy"]["value"] / 2

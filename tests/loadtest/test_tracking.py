@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtest.churn import Expect
+from loadtest.churn import NOBODY, Expect, node_audience
 from loadtest.proxies import ProxySpec, ProxyState
 from loadtest.tracking import Expectation, Tracker
 
@@ -68,3 +68,17 @@ def test_waypoint_changes_match_any_config_response_of_that_waypoint() -> None:
     tracker.observed(proxies[1], "waypoint/ns/waypoint", 1.75, False)
     [delivery] = tracker.deliveries()
     assert (delivery.affected, delivery.latencies) == (1, [0.25])
+
+
+def test_on_demand_ztunnels_expect_their_node_and_the_policies() -> None:
+    on_a = ProxySpec("ztunnel", ZT.node_id, {}, "ztunnel", "istio-system/ztunnel",
+                     also=(node_audience("node-a"),), on_demand=True)
+    on_b = ProxySpec("ztunnel", ZT.node_id, {}, "ztunnel", "istio-system/ztunnel",
+                     also=(node_audience("node-b"),), on_demand=True)
+    proxies = states(on_a, on_b)
+    tracker = Tracker()
+    tracker.expect(Expectation(1, "pod-e", node_audience("node-a"), Expect.UPSERT, 5.0), proxies)
+    tracker.expect(Expectation(2, "ns/policy", "ztunnel", Expect.UPSERT, 5.0), proxies)
+    tracker.expect(Expectation(3, "ns/svc.ns.svc.cluster.local", NOBODY, Expect.UPSERT, 5.0),
+                   proxies)
+    assert [d.affected for d in tracker.deliveries()] == [1, 2, 0]
