@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import grpc
+import pytest
 from cryptography import x509
 
 from xds.client import DeltaClient
@@ -67,7 +68,8 @@ def ztunnel_request(env: dict[str, str], work: Path) -> tuple[str, dict[str, str
     return node_id, metadata, headers
 
 
-async def test_readme_ztunnel_section_works(tmp_path: Path) -> None:
+@pytest.mark.parametrize("on_demand", [False, True], ids=["wildcard", "on-demand"])
+async def test_readme_ztunnel_section_works(tmp_path: Path, on_demand: bool) -> None:
     work = tmp_path
     (work / "mesh").mkdir()
     (work / "mesh" / "local.yaml").write_text(block("yaml"))
@@ -101,11 +103,20 @@ async def test_readme_ztunnel_section_works(tmp_path: Path) -> None:
                 f"127.0.0.1:{secure_port}", grpc.ssl_channel_credentials(root),
                 options=[("grpc.ssl_target_name_override", str(target.hostname))]) as channel:
             client = DeltaClient(channel, node_id, metadata=metadata, metadata_headers=headers)
-            await client.connect({ADDRESS: [], AUTHORIZATION: []})
+            # XDS_ON_DEMAND=true: Address subscribes to nothing; the README says how
+            # the rest arrives (the node's workloads unasked, the VIP looked up).
+            await client.connect({ADDRESS: [], AUTHORIZATION: []},
+                                 on_demand=[ADDRESS] if on_demand else [])
             received: dict[str, list[bytes]] = {}
             while len(received) < 2:
                 response = await client.next()
                 received[response.type_url] = [r.resource.value for r in response.resources]
+            if on_demand:
+                assert "XDS_ON_DEMAND=true" in section()
+                client.subscribe(ADDRESS, ["/127.10.0.1"])
+                lookup = await client.next()
+                assert list(lookup.removed_resources) == ["/127.10.0.1"]
+                received[ADDRESS] += [r.resource.value for r in lookup.resources]
             addresses = [workload_pb2.Address.FromString(b) for b in received[ADDRESS]]
             workloads = [a.workload for a in addresses if a.HasField("workload")]
             services = [a.service for a in addresses if a.HasField("service")]
