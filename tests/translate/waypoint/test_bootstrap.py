@@ -32,6 +32,8 @@ def test_the_node_tells_the_server_which_waypoint_it_is() -> None:
     assert node["cluster"] == "waypoint.bookinfo"
     assert node["metadata"]["NAMESPACE"] == "bookinfo"
     assert node["metadata"]["INSTANCE_IPS"] == "10.244.2.20"
+    # What istioctl proxy-status shows as the proxy's VERSION.
+    assert node["metadata"]["ISTIO_VERSION"] == "1.31.0"
     # The server's own parsing finds the scope the translator fills.
     parsed = parse_node_id(node["id"], node["metadata"])
     assert parsed.type is ProxyType.WAYPOINT

@@ -44,6 +44,9 @@ MANAGED_LABEL = "gateway.istio.io/managed"
 XDS_CLUSTER = "xds-grpc"
 ADMIN_CLUSTER = "admin"
 DEFAULT_SERVER_NAME = "istiod.istio-system.svc"
+ISTIO_VERSION = "1.31.0"
+"""The Istio release whose waypoint contract this bootstrap and our server implement: sent
+as node metadata ``ISTIO_VERSION``, the VERSION column of ``istioctl proxy-status``."""
 TOKEN_SECRET = "xds-token"
 TOKEN_SDS_FILE = "token-sds.yaml"
 
@@ -182,6 +185,7 @@ def _node(options: BootstrapOptions) -> dict[str, Any]:
             "CLUSTER_ID": options.cluster_id,
             "SERVICE_ACCOUNT": account,
             "WORKLOAD_NAME": options.name,
+            "ISTIO_VERSION": ISTIO_VERSION,
         },
     }
 
