@@ -301,3 +301,17 @@ def test_a_reconnect_keeps_what_its_held_names_imply() -> None:
     store.upsert("s", [grouped("web-2", b"\x0a\x00\x00\x04", node_group("node-b"), SERVICE)])
     [push] = again.push(store.commit()["s"])
     assert names_of(push) == ({uid("web-2")}, [])
+
+
+def test_a_name_asked_for_is_always_answered() -> None:
+    """ztunnel waits for a response naming what it asked for: a name it asks for again is
+    sent again (it asks because it lost it), and a request is never met with silence."""
+    store = on_demand_store()
+    session = on_demand_session(store)
+    session.receive(request(resource_names_subscribe=["*"], resource_names_unsubscribe=["*"]))
+    _, [first] = session.receive(request(resource_names_subscribe=[uid("other")]))
+    assert names_of(first) == ({uid("other")}, [])
+    _, [again] = session.receive(request(resource_names_subscribe=[uid("other")]))
+    assert names_of(again) == ({uid("other")}, [])
+    _, [unknown] = session.receive(request(resource_names_subscribe=["/10.9.9.9"]))
+    assert names_of(unknown) == (set(), ["/10.9.9.9"])

@@ -173,13 +173,19 @@ class DeltaSession:
                 # What a reconnecting client holds stays subscribed, with what it implies.
                 watch.names.update(watch.client_versions)
                 watch.groups.update(watch.client_versions)
-        added, echoes = self._subscribe(watch, subscribe)
+        added, echoes, asked = self._subscribe(watch, subscribe)
         self._unsubscribe(watch, unsubscribe)
 
         if first:
             response = self._full_response(watch, echoes)
             return received, [response]
-        update = self._response(watch, added, echoes) if added or echoes else None
+        if not (added or echoes or asked):
+            return received, []
+        # Names asked for are answered, even if the client is thought to hold them (it
+        # asks because it does not) and even with nothing: an on-demand ztunnel waits for
+        # a response naming what it asked for, and istiod never leaves it in silence.
+        update = self._response(watch, [*asked, *added], echoes, always=True,
+                                resend=frozenset(asked))
         return received, [] if update is None else [update]
 
     def push(self, touched: Mapping[str, Iterable[str]],
@@ -224,10 +230,13 @@ class DeltaSession:
         return True, DeltaResponse(type_url, nonce, [], list(removed),
                                    str(self.view.generation(type_url)), everything=updates)
 
-    def _subscribe(self, watch: DeltaWatch, names: list[str]) -> tuple[list[str], list[str]]:
-        """Returns the newly subscribed primary names and the aliases to echo back."""
+    def _subscribe(self, watch: DeltaWatch,
+                   names: list[str]) -> tuple[list[str], list[str], list[str]]:
+        """Returns the newly subscribed or implied primary names, the aliases to echo
+        back, and the primary names asked for (new or not)."""
         added: list[str] = []
         echoes: list[str] = []
+        asked: list[str] = []
         type_url = watch.status.type_url
         for name in names:
             if name == WILDCARD:
@@ -242,6 +251,7 @@ class DeltaSession:
                     # its primary name, so the alias is echoed as removed.
                     primary = resolved
                     echoes.append(name)
+            asked.append(primary)
             if primary not in watch.names:
                 watch.names.add(primary)
                 added.append(primary)
@@ -249,7 +259,7 @@ class DeltaSession:
                 # A Service looked up by its VIP brings its workloads along.
                 watch.groups.add(primary)
                 added.extend(sorted(self.view.members(type_url, primary) - watch.names))
-        return added, echoes
+        return added, echoes, asked
 
     def _unsubscribe(self, watch: DeltaWatch, names: list[str]) -> None:
         for name in names:
@@ -284,11 +294,17 @@ class DeltaSession:
         return response
 
     def _response(self, watch: DeltaWatch, names: Iterable[str], echoes: Iterable[str],
-                  *, always: bool = False, origin: float | None = None) -> DeltaResponse | None:
+                  *, always: bool = False, origin: float | None = None,
+                  resend: frozenset[str] = frozenset()) -> DeltaResponse | None:
+        """``resend``: names sent even when the client holds their current version."""
         type_url = watch.status.type_url
         updated: list[Resource] = []
         removed: list[str] = list(echoes)
+        seen: set[str] = set()
         for name in names:
+            if name in seen:
+                continue
+            seen.add(name)
             resource = self.view.get(type_url, name)
             held = watch.client_versions.get(name)
             if resource is None:
@@ -297,7 +313,7 @@ class DeltaSession:
                     # explicitly, that it does not exist) so it stops waiting.
                     removed.append(name)
                     watch.client_versions.discard(name)
-            elif held != resource.version:
+            elif held != resource.version or name in resend:
                 updated.append(resource)
                 watch.client_versions.set(name, resource.version)
         if watch.wildcard and not watch.names:
