@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import grpc
+from prometheus_client import Counter
 
 from xds.debug_views import debug_endpoints, debug_types
 from xds.model.core import Pod, PodPhase
@@ -50,6 +51,9 @@ if TYPE_CHECKING:  # imported where used: file mode does not pay for the cluster
     from xds.sources.kubernetes.waypoints.route_writer import RouteStatusWriter
 
 log = logging.getLogger("xds.app")
+
+SOURCE_FAILURES = Counter("xds_config_source_failures",
+                          "Times the config source failed after start-up and was restarted")
 T = TypeVar("T")
 
 
@@ -153,7 +157,7 @@ class ControlPlane:
         if self.security is not None and self.secrets is not None:
             await self._start_secure(self.security, self.secrets)
         await self._start_http()
-        source = asyncio.create_task(self.source.run(), name="source")
+        source = asyncio.create_task(self._run_source(), name="source")
         self._tasks.append(source)
         synced = asyncio.create_task(self.source.synced.wait())
         done, _ = await asyncio.wait({synced, source}, return_when=asyncio.FIRST_COMPLETED)
@@ -170,6 +174,41 @@ class ControlPlane:
         log.info("ready", extra={"objects": len(self.mesh), "scopes": len(self.store.scopes()),
                                  "xds_port": self.ports.xds, "secure_port": self.ports.secure,
                                  "http_port": self.ports.http})
+
+    async def _run_source(self) -> None:
+        """The config source, supervised: a failure before the first sync fails the start;
+        a later one makes us not ready (/ready 503, health NOT_SERVING, new streams
+        refused) while the source is started again with backoff, and ready once it has
+        synced again. Streams already open keep the last good config meanwhile."""
+        failures = 0
+        while True:
+            running = asyncio.create_task(self.source.run())
+            if failures:
+                synced = asyncio.create_task(self.source.synced.wait())
+                await asyncio.wait({running, synced}, return_when=asyncio.FIRST_COMPLETED)
+                synced.cancel()
+                if self.source.synced.is_set() and not running.done():
+                    log.info("config source recovered; ready again",
+                             extra={"failures": failures})
+                    self.ready.set()
+                    failures = 0
+            try:
+                await running
+                return
+            except asyncio.CancelledError:
+                running.cancel()
+                raise
+            except Exception as error:
+                if not self.ready.is_set() and not failures:
+                    raise  # never synced: start() reports it
+                failures += 1
+                self.ready.clear()
+                SOURCE_FAILURES.inc()
+                log.error("config source failed; not ready until it has synced again",
+                          exc_info=error, extra={"reason": f"{type(error).__name__}: {error}",
+                                                 "failures": failures})
+                self.source.synced.clear()
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
 
     async def _secure_from_cluster(self, source: KubernetesSource) -> None:
         """Kubernetes mode: the CA from its Secret, tokens checked by TokenReview, and the

@@ -75,3 +75,56 @@ async def test_unreadable_directory_keeps_the_last_good_objects(tmp_path: Path,
     assert process.stderr is not None
     log = (await process.stderr.read()).decode()
     assert "cannot read directory" in log and "Permission denied" in log
+
+
+PATHOLOGICAL = {
+    "deep.json": "[" * 200_000 + "]" * 200_000,
+    "digits.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: huge, uid: "
+                   + "1" * 5_000 + "}\n",
+    "digits.json": '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j", '
+                   '"generation": ' + "9" * 5_000 + "}}",
+}
+
+
+async def test_pathological_files_are_their_own_errors(tmp_path: Path) -> None:
+    """Input the parsers were not written for fails that file, named, at start-up and
+    later; the source goes on serving the rest and applying edits."""
+    from xds.sources.demo import demo_directory
+
+    root = tmp_path / "mesh"
+    shutil.copytree(demo_directory(), root, ignore=shutil.ignore_patterns("*.py"))
+    (root / "00-deep.json").write_text(PATHOLOGICAL["deep.json"])
+    (root / "zero.yaml").symlink_to("/dev/zero")
+    xds_port, http_port = free_port(), free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xds", "serve", "--config", str(root), "--xds-port",
+        str(xds_port), "--secure-port", "0", "--http-port", str(http_port),
+        "--listen-address", "127.0.0.1", "--poll-interval", "0.05", cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=asyncio.subprocess.PIPE)
+    try:
+        await wait_until(lambda: http_ready(http_port), within=30)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
+            client = ztunnel_client(channel)
+            await client.connect({ADDRESS: [], AUTHORIZATION: []})
+            await changes(client, lambda c: AUTHORIZATION in c.updated and ADDRESS in c.updated)
+            held = set(client.held[ADDRESS])
+            assert held
+            for name, text in PATHOLOGICAL.items():
+                (root / f"70-{name}").write_text(text)
+            with pytest.raises(TimeoutError):  # nothing served changes
+                await client.next(within=1.0)
+            assert http_ready(http_port)
+            # ... and the source is alive: a real edit still arrives.
+            (root / "21-details.yaml").unlink()
+            seen = await changes(client, lambda c: bool(c.removed.get(ADDRESS)))
+            assert "Kubernetes//Pod/bookinfo/details-v1-65cfcf56f9-kmqgz" in seen.removed[ADDRESS]
+            await client.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    assert process.stderr is not None
+    log = (await process.stderr.read()).decode()
+    for name in ("00-deep.json", "70-deep.json", "70-digits.yaml", "70-digits.json"):
+        assert f"{name}: document 0: invalid YAML/JSON" in log, name
+    assert "zero.yaml" in log and "not a regular file" in log
+    assert "Traceback" not in log and "Event loop is closed" not in log

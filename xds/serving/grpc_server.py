@@ -8,7 +8,6 @@ SERVING only once the config sources have synced.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 
 import grpc
@@ -54,16 +53,23 @@ class Health:
         self.servicer = health.aio.HealthServicer()
         self._services = ["", *services]
 
-    async def follow(self, ready: asyncio.Event) -> None:
-        """Report NOT_SERVING until ``ready`` is set, then SERVING; runs until cancelled."""
+    async def follow(self, ready: asyncio.Event, poll: float = 0.25) -> None:
+        """SERVING while ``ready`` is set, NOT_SERVING while not; runs until cancelled."""
+        try:
+            while True:
+                await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
+                await ready.wait()
+                await self._set(health_pb2.HealthCheckResponse.SERVING)
+                while True:  # an Event cannot be awaited for being cleared: poll
+                    await asyncio.sleep(poll)
+                    if not ready.is_set():
+                        break
+        except asyncio.CancelledError:
+            await self.servicer.enter_graceful_shutdown()
+
+    async def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for service in self._services:
-            await self.servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await ready.wait()
-        for service in self._services:
-            await self.servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.Event().wait()
-        await self.servicer.enter_graceful_shutdown()
+            await self.servicer.set(service, status)
 
 
 def build_server(handlers: Sequence[grpc.GenericRpcHandler], services: Sequence[str], *,

@@ -162,6 +162,13 @@ def read_manifests(path: Path, data: bytes) -> ManifestFile:
                                                 error.kind, error.namespace, error.name))
                     broken.append((index, _broken_key(error)))
                     continue
+                except (RecursionError, MemoryError, ValueError) as error:
+                    # Pathological input the parser was not written for (nesting
+                    # thousands deep...): this document's error, never the source's.
+                    errors.append(DocumentError(path, index, f"cannot be parsed: "
+                                                f"{type(error).__name__}: {error}", prefix))
+                    broken.append((index, None))
+                    continue
                 if obj is None:
                     kind, _, _ = object_identity(item)
                     api_version = item.get("apiVersion") if isinstance(item, Mapping) else None
@@ -175,8 +182,13 @@ def read_manifests(path: Path, data: bytes) -> ManifestFile:
                     continue
                 objects[obj.key] = obj
                 document_of[obj.key] = index
-    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        errors.append(DocumentError(path, max(index + 1, 0), f"invalid YAML/JSON: {error}"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError, MemoryError,
+            ValueError) as error:
+        # ValueError covers JSONDecodeError and the integer-size limit (a 5,000-digit
+        # number); RecursionError a document nested 200,000 deep.
+        reason = str(error) if isinstance(error, yaml.YAMLError | ValueError) else \
+            type(error).__name__
+        errors.append(DocumentError(path, max(index + 1, 0), f"invalid YAML/JSON: {reason}"))
         return ManifestFile(objects, document_of, tuple(errors), tuple(skipped), tuple(broken),
                             unparseable=True)
     return ManifestFile(objects, document_of, tuple(errors), tuple(skipped), tuple(broken))
