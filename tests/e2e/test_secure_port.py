@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,3 +289,40 @@ async def test_ztunnel_impersonates_only_pods_on_its_node(demo_copy: Path, tmp_p
             assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
         for channel in secure.channels:
             await channel.close()
+
+
+async def test_refused_streams_are_logged_once_and_counted(
+        secure: Secure, caplog: pytest.LogCaptureFixture) -> None:
+    from xds.serving.metrics import STREAM_REFUSALS
+
+    def count(code: str) -> float:
+        return STREAM_REFUSALS._values.get((code,), 0.0)
+
+    before = {code: count(code) for code in ("UNAUTHENTICATED", "PERMISSION_DENIED",
+                                             "INVALID_ARGUMENT")}
+    caplog.set_level(logging.INFO, logger="xds.ads")
+    for _ in range(3):  # a proxy retrying in a loop: one warning, three counts
+        await refusal(DeltaClient(secure.channel(), ZTUNNEL_NODE,
+                                  metadata_headers=secure.auth(None)), {ADDRESS: []})
+    impostor = DeltaClient(secure.channel(),
+                           "ztunnel~127.0.0.1~local.other~other.svc.cluster.local",
+                           metadata={**DEDICATED_METADATA, "NAMESPACE": "other"},
+                           metadata_headers=secure.auth("default/default"))
+    await refusal(impostor, {ADDRESS: []})
+    huge = "ztunnel~" + "x" * 1_000_000
+    await refusal(DeltaClient(secure.channel(), huge,
+                              metadata_headers=secure.auth("default/default")), {ADDRESS: []})
+
+    refused = [r for r in caplog.records if r.getMessage() == "stream refused"]
+    assert [r.code for r in refused] == [  # type: ignore[attr-defined]
+        "UNAUTHENTICATED", "PERMISSION_DENIED", "INVALID_ARGUMENT"]
+    unauthenticated, denied, invalid = refused
+    assert unauthenticated.peer.startswith("ipv4:127.0.0.1:")  # type: ignore[attr-defined]
+    assert "ns/default/sa/default" in denied.identity  # type: ignore[attr-defined]
+    assert denied.proxy == "ztunnel~127.0.0.1~local.other~other.svc.cluster.local"  # type: ignore[attr-defined]
+    assert "other/*" in denied.reason  # type: ignore[attr-defined]
+    assert len(invalid.proxy) == 200  # type: ignore[attr-defined]
+    assert all(r.levelno == logging.WARNING for r in refused)
+    assert count("UNAUTHENTICATED") - before["UNAUTHENTICATED"] == 3
+    assert count("PERMISSION_DENIED") - before["PERMISSION_DENIED"] == 1
+    assert count("INVALID_ARGUMENT") - before["INVALID_ARGUMENT"] == 1

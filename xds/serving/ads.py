@@ -87,6 +87,9 @@ class AdsObserver(Protocol):
              origin: float | None) -> None:
         """A response was written; ``origin`` is the change time for pushes, else None."""
 
+    def refused(self, code: grpc.StatusCode) -> None:
+        """A stream was refused before it was served (authentication, identity, node)."""
+
 
 class NullObserver:
     def connected(self, connection: Connection) -> None:
@@ -101,6 +104,48 @@ class NullObserver:
     def sent(self, connection: Connection, response: Response, size: int,
              origin: float | None) -> None:
         pass
+
+    def refused(self, code: grpc.StatusCode) -> None:
+        pass
+
+
+# A refused stream is logged at most once per (peer host, status) in this many seconds:
+# a misconfigured proxy retrying in a loop must not flood the log.
+REFUSAL_LOG_INTERVAL = 10.0
+_LOGGED_NODE_ID = 200  # characters: node ids are the client's, and may be of any size
+
+
+def _peer_host(peer: str) -> str:
+    """``ipv4:10.0.0.1:5678`` -> ``ipv4:10.0.0.1`` (the port changes on every retry)."""
+    return peer.rsplit(":", 1)[0] if peer.count(":") >= 2 else peer
+
+
+class RefusalLog:
+    """Warns about refused streams, rate-limited per (peer host, status)."""
+
+    def __init__(self, interval: float = REFUSAL_LOG_INTERVAL,
+                 clock: Callable[[], float] | None = None) -> None:
+        self._interval = interval
+        self._clock = clock or asyncio.get_running_loop().time
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def refused(self, code: grpc.StatusCode, reason: str, *, peer: str, node_id: str,
+                identity: str) -> bool:
+        """Log this refusal unless one like it was logged lately; returns whether it was."""
+        key = (_peer_host(peer), code.name)
+        now = self._clock()
+        last, suppressed = self._last.get(key, (-self._interval, 0))
+        if now - last < self._interval:
+            self._last[key] = (last, suppressed + 1)
+            return False
+        if len(self._last) > 10_000:  # bounded: many peers, each retrying
+            self._last.clear()
+        self._last[key] = (now, 0)
+        log.warning("stream refused", extra={
+            "code": code.name, "reason": reason, "peer": peer,
+            "proxy": node_id[:_LOGGED_NODE_ID], "identity": identity,
+            "suppressed": suppressed})
+        return True
 
 
 _connection_ids = itertools.count(1)
@@ -218,6 +263,7 @@ class AdsService:
         self._push_limit = push_limit or asyncio.Semaphore(25)
         self._debug = dict(debug or {})
         self._control_plane = control_plane
+        self._refusals: RefusalLog | None = None  # made in the loop (it reads its clock)
 
     def handler(self) -> grpc.GenericRpcHandler:
         identity: Callable[[bytes], bytes] = _identity
@@ -248,21 +294,24 @@ class AdsService:
         try:
             caller = await self._authenticate(context)
         except Unauthenticated as e:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+            await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, str(e))
         try:
             first = await anext(aiter(requests))
         except StopAsyncIteration:
             return
-        if not first.HasField("node") or not first.node.id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "the first request on a stream must carry node.id")
+        claimed = first.node.id if first.HasField("node") else ""
+        who = "" if caller is None else str(caller)
+        if not claimed:
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               "the first request on a stream must carry node.id",
+                               identity=who)
         try:
             node = parse_node(first.node)
             binding = await self._binder(node, caller)
         except InvalidNode as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(e), claimed, who)
         except Forbidden as e:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
+            await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, str(e), claimed, who)
 
         view = self._store.view(binding.scope, binding.type_scopes)
         session: Session = (DeltaSession(view, type_filter=binding.type_filter,
@@ -292,6 +341,16 @@ class AdsService:
             self.connections.remove(connection)
             self._observer.disconnected(connection)
             log.info("disconnected", extra={"conn": connection.id, "proxy": node.id})
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode,
+                      reason: str, node_id: str = "", identity: str = "") -> None:
+        """End a stream that is not served: logged (rate-limited), counted, aborted."""
+        if self._refusals is None:
+            self._refusals = RefusalLog()
+        self._refusals.refused(code, reason, peer=context.peer(), node_id=node_id,
+                               identity=identity)
+        self._observer.refused(code)
+        await context.abort(code, reason)
 
     def _watch(self, binding: Binding, connection: Connection) -> Callable[[], None]:
         """Watch every scope the stream reads; each only for the types it supplies."""

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import grpc
 from prometheus_client import REGISTRY, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -68,6 +69,9 @@ XDS_PUSHES = IstioCounter("pilot_xds_pushes", "xDS responses sent, by type.", ["
 XDS_REJECTS = IstioCounter("pilot_total_xds_rejects", "xDS responses rejected by proxies (NACK).",
                            ["type"])
 XDS_ACKS = IstioCounter("xds_acks", "xDS responses acknowledged by proxies (ACK).", ["type"])
+STREAM_REFUSALS = IstioCounter(
+    "xds_stream_refusals", "xDS streams refused before being served, by gRPC status "
+    "(UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT).", ["code"])
 CONFIG_SIZE = Histogram("pilot_xds_config_size_bytes", "Size of each xDS response in bytes.",
                         ["type"], buckets=_SIZE_BUCKETS)
 CONVERGENCE = Histogram("pilot_proxy_convergence_time",
@@ -110,6 +114,9 @@ class AdsMetrics:
                         CONFIG_SIZE.labels(label))
             self._per_type[type_url] = children
         return children
+
+    def refused(self, code: grpc.StatusCode) -> None:
+        STREAM_REFUSALS.inc(code.name)
 
     def connected(self, connection: Connection) -> None:
         XDS_CLIENTS.labels(__version__, connection.node.type.value).inc()
