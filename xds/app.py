@@ -319,7 +319,8 @@ class ControlPlane:
         if self.options.http_port == 0:
             return
         # Every /debug route checks its caller itself (loopback or bearer token).
-        self._http = HttpServer(debug_endpoints(self).routes())
+        endpoints = debug_endpoints(self)
+        self._http = HttpServer(endpoints.routes(), methods=endpoints.methods())
         port = max(self.options.http_port, 0)
         self.ports.http = await self._http.start(self.options.listen_host, port,
                                                  reuse_port=self.options.reuse_port)

@@ -18,7 +18,7 @@ from xds.serving.ads import Binding, Connection, ConnectionRegistry
 from xds.serving.debug import EVERYTHING, DebugCaller, DebugEndpoints
 from xds.serving.debug_xds import IstioDebugTypes
 from xds.serving.delta import DeltaSession
-from xds.serving.http import HttpServer
+from xds.serving.http import HttpRequest, HttpServer
 from xds.serving.introspection import CLIENT_CONFIG_TYPE, control_plane_identifier
 from xds.serving.node import parse_node_id
 from xds.serving.session import Forbidden, ProtocolError, allow_all
@@ -152,23 +152,37 @@ def test_loglevel_changes_a_scope_at_runtime(mesh: Mesh) -> None:
     logger = logging.getLogger("xds.csds")
     before = logger.level
     try:
-        status, levels = json_of(mesh, "loglevel?level=csds:debug")
-        assert status == 200 and levels["csds"] == "debug"
+        # A GET never changes state.
+        status, body = json_of(mesh, "loglevel?level=csds:debug")
+        assert status == 405 and "PUT" in body["error"]
+        assert logger.level == before
+
+        def put(level: str) -> Any:
+            request = HttpRequest("PUT", "/debug/loglevel", {"level": [level]}, {}, "127.0.0.1")
+            return mesh.http.replay_request(request, EVERYTHING)
+
+        response = put("csds:debug")
+        assert response.status == 200 and json.loads(response.body)["csds"] == "debug"
         assert logger.level == logging.DEBUG
-        assert json_of(mesh, "loglevel?level=csds:loud")[0] == 400
+        assert put("csds:loud").status == 400
     finally:
         logger.setLevel(before)
 
 
 async def test_routes_over_http(mesh: Mesh) -> None:
     proxies(mesh)
-    server = HttpServer(mesh.http.routes())
+    server = HttpServer(mesh.http.routes(), methods=mesh.http.methods())
     port = await server.start("127.0.0.1", 0)
     try:
         status, body = await fetch(port, b"GET /debug/syncz?pretty HTTP/1.1\r\n\r\n")
         assert status == 200 and body.startswith(b"[\n  {")
         assert len(json.loads(body)) == 2
-        assert (await fetch(port, b"GET /debug HTTP/1.1\r\n\r\n"))[0] == 200
+        index = await fetch(port, b"GET /debug HTTP/1.1\r\n\r\n")
+        assert index[0] == 200
+        assert await fetch(port, b"GET /debug/ HTTP/1.1\r\n\r\n") == index
+        assert (await fetch(port, b"DELETE /debug/syncz HTTP/1.1\r\n\r\n"))[0] == 405
+        status, _ = await fetch(port, b"PUT /debug/loglevel?level=csds:info HTTP/1.1\r\n\r\n")
+        assert status == 200
         assert (await fetch(port, b"GET /version HTTP/1.1\r\n\r\n"))[0] == 200
     finally:
         await server.close()

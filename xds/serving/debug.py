@@ -27,7 +27,7 @@ from prometheus_client import REGISTRY, generate_latest
 from xds import __version__, logs
 from xds.security.authn import AuthenticationError, Authenticator
 from xds.serving.ads import Connection, ConnectionRegistry
-from xds.serving.http import Handler, HttpRequest, HttpResponse
+from xds.serving.http import READ_ONLY, Handler, HttpError, HttpRequest, HttpResponse
 from xds.serving.introspection import (
     connection_row,
     is_loopback_peer,
@@ -143,6 +143,7 @@ class DebugEndpoints:
             "/metrics": self._metrics,
             "/version": self._version,
             "/debug": self._guarded(self._index),
+            "/debug/": self._guarded(self._index),
         }
         for path in self._views:
             routes[path] = self._guarded(self.replay_request)
@@ -169,6 +170,8 @@ class DebugEndpoints:
         view, _ = entry
         try:
             value = view(request, caller)
+        except HttpError as e:
+            return HttpResponse.json({"error": str(e)}, status=e.status)
         except LookupError as e:
             return HttpResponse.json({"error": str(e).strip("'\"")}, status=404)
         except ValueError as e:
@@ -240,11 +243,23 @@ class DebugEndpoints:
         raise LookupError(f"proxy {proxy!r} is not connected to this instance")
 
     def _loglevel(self, request: HttpRequest, caller: DebugCaller) -> Any:
+        """GET reads the levels; PUT or POST with ``?level=`` (or the same as the body)
+        changes them: a GET never changes state (a crawler, a prefetch, a link)."""
         spec = request.arg("level")
-        if spec:
+        if request.method in ("PUT", "POST"):
+            spec = spec or request.body.decode("utf-8", "replace").strip()
+            if not spec:
+                raise HttpError(400, "give the levels: ?level=ads:debug,default:info")
             logs.set_levels(spec)  # ValueError -> 400
-            log.info("log levels changed", extra={"levels": spec})
+            log.info("log levels changed", extra={"levels": spec, "peer": request.peer})
+        elif spec:
+            raise HttpError(405, "changing log levels takes PUT (or POST): "
+                                 f"curl -X PUT '{request.path}?level={spec}'")
         return logs.current_levels()
+
+    def methods(self) -> dict[str, frozenset[str]]:
+        """Routes that take more than GET and HEAD (for ``HttpServer``)."""
+        return {"/debug/loglevel": READ_ONLY | {"PUT", "POST"}}
 
 
 def _is(connection: Connection, proxy: str) -> bool:
