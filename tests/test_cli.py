@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,27 @@ def test_render_ztunnel_is_json_grouped_by_type() -> None:
 def test_render_malformed_node_is_a_runtime_error() -> None:
     result = xds("render", "--node", "ztunnel~nope")
     assert result.returncode == 1 and "node.id" in result.stderr
+
+
+def test_render_names_each_invalid_manifest_and_fails(tmp_path: Path) -> None:
+    from xds.sources.demo import demo_directory
+
+    mesh = tmp_path / "mesh"
+    shutil.copytree(demo_directory(), mesh, ignore=shutil.ignore_patterns("*.py"))
+    (mesh / "90-broken.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: bad, namespace: bookinfo}\n"
+        "spec: {ports: [{port: 99999}]}\n---\nnot: [valid\n")
+    result = xds("render", "--config", str(mesh), "--node", ZTUNNEL)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if "invalid manifest:" in line]
+    assert len(lines) == 2
+    assert "90-broken.yaml: document 0: Service bookinfo/bad: spec.ports[0].port" in lines[0]
+    assert "90-broken.yaml: document 1: invalid YAML/JSON" in lines[1]
+    assert "nothing rendered" in result.stderr.splitlines()[-1]
+    # --keep-going: the same reports, and the rest rendered as the server serves it.
+    kept = xds("render", "--config", str(mesh), "--node", ZTUNNEL, "--keep-going")
+    assert kept.returncode == 0 and json.loads(kept.stdout)[ADDRESS]
+    assert kept.stderr.count("invalid manifest:") == 2
 
 
 async def serve_demo() -> tuple[asyncio.subprocess.Process, int, int]:

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "pod name <gateway>-<hash>)")
     render.add_argument("--trust-domain", default="cluster.local")
     render.add_argument("--cluster-id", default="Kubernetes")
+    render.add_argument("--keep-going", action="store_true",
+                        help="render even if some manifests are invalid (each is still "
+                             "printed to stderr), as the server would serve the rest")
     _add_kubernetes_arguments(render)
     render.set_defaults(run=_render)
 
@@ -240,8 +243,14 @@ def _render(args: argparse.Namespace) -> int:
     from xds.render import render
 
     config = MeshConfig(trust_domain=args.trust_domain, cluster_id=args.cluster_id)
-    print(json.dumps(render(args.config, args.node, gateway=args.gateway, mesh_config=config,
-                            kubernetes=_kubernetes_options(args)), indent=2))
+
+    def report(line: str) -> None:
+        print(f"xds render: invalid manifest: {line}", file=sys.stderr)
+
+    rendered = render(args.config, args.node, gateway=args.gateway, mesh_config=config,
+                      kubernetes=_kubernetes_options(args), keep_going=args.keep_going,
+                      report=report)
+    print(json.dumps(rendered, indent=2))
     return 0
 
 

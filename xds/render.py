@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +20,22 @@ from xds.sources.files import load_directory
 if TYPE_CHECKING:
     from xds.sources.kubernetes.source import KubernetesOptions
 
-log = logging.getLogger("xds.render")
+
+class InvalidManifests(Exception):
+    """Some manifests could not be used (each was reported); nothing was rendered."""
 
 
 def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
            mesh_config: MeshConfig | None = None,
-           kubernetes: KubernetesOptions | None = None) -> dict[str, list[Any]]:
+           kubernetes: KubernetesOptions | None = None,
+           keep_going: bool = False,
+           report: Callable[[str], None] = lambda line: None) -> dict[str, list[Any]]:
     """The resources ``node_id`` would get from the mesh in ``config_dir`` (default: the
-    demo mesh) or, with ``kubernetes``, from the cluster."""
+    demo mesh) or, with ``kubernetes``, from the cluster.
+
+    Each invalid manifest (file, document, object, field, reason) goes to ``report``;
+    then ``InvalidManifests`` is raised, unless ``keep_going`` renders the rest as the
+    server would serve it."""
     from xds.app import default_translators, demo_directory
 
     node = parse_node_id(node_id)
@@ -49,8 +57,10 @@ def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
     else:
         objects, errors = load_directory(config_dir or demo_directory())
         for error in errors:
-            # Like the server: a broken manifest is reported and skipped.
-            log.warning("invalid manifest skipped", extra={"error": str(error)})
+            report(str(error))
+        if errors and not keep_going:
+            raise InvalidManifests(f"{len(errors)} invalid manifest(s); nothing rendered "
+                                   "(--keep-going renders the rest, as the server serves it)")
         mesh.apply(objects)
     store = ConfigStore()
     Pipeline(mesh, store, default_translators(config)).rebuild(None)
