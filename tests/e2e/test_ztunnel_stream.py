@@ -103,3 +103,21 @@ async def drain_pipeline(plane: object) -> None:
     before = pipeline.rebuilds
     await wait_until(lambda: pipeline.rebuilds > before, within=5)
     await asyncio.sleep(0)
+
+
+async def test_a_misspelt_group_keeps_the_policy_it_breaks(demo_copy: Path) -> None:
+    """A typo in a policy's apiVersion is an error naming it, and the policy keeps being
+    served as it was (dropping it could open what it closed)."""
+    async with running_control_plane(demo_copy) as plane:
+        client = ztunnel(plane.ports.xds)
+        await client.connect({ADDRESS: [], AUTHORIZATION: []})
+        await drain(client)
+        policies = set(client.held[AUTHORIZATION])
+        policies_file = demo_copy / "60-policies.yaml"
+        policies_file.write_text(policies_file.read_text().replace(
+            "apiVersion: security.istio.io/v1", "apiVersion: secuirty.istio.io/v1"))
+        assert await drain(client) == []
+        assert set(client.held[AUTHORIZATION]) == policies
+        assert any("did you mean security.istio.io" in str(error)
+                   for error in plane.source.errors)  # type: ignore[union-attr]
+        await client.close()

@@ -279,6 +279,17 @@ def test_unknown_kinds_are_skipped(text: str) -> None:
          'Pod default/p: status.podIP: expected an IP address, got "10.0.0.300"'),
         ("{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {podIPs: [{ip: x}]}}",
          "status.podIPs[0].ip: expected an IP address"),
+        # A version no API server serves, and a misspelt group of a kind we model (which
+        # would silently drop, say, a DENY rule): errors, not skipped documents.
+        ("{apiVersion: v9, kind: Pod, metadata: {name: p}}",
+         "Pod p: apiVersion: apiVersion v9: not a version of the core API (expected v1)"),
+        ("{apiVersion: secuirty.istio.io/v1, kind: AuthorizationPolicy,"
+         " metadata: {name: deny, namespace: ns}}",
+         "AuthorizationPolicy ns/deny: apiVersion: apiVersion secuirty.istio.io/v1: "
+         "AuthorizationPolicy is not served in that group; did you mean security.istio.io?"),
+        ("{apiVersion: security.istio.io/version1, kind: AuthorizationPolicy,"
+         " metadata: {name: deny, namespace: ns}}",
+         "apiVersion security.istio.io/version1: not a version of security.istio.io"),
         ("{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {phase: Dead}}",
          'status.phase: expected one of Pending, Running, Succeeded, Failed, Unknown, got "Dead"'),
         ("{apiVersion: v1, kind: Pod, metadata: {name: p},"

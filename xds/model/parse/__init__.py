@@ -8,6 +8,8 @@ Invalid objects raise ``ManifestError`` naming the object and field.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -62,11 +64,33 @@ def model_class(api_version: str, kind: str) -> type[KubeObject] | None:
     return _BY_GROUP_KIND.get((group, kind))
 
 
+# A Kubernetes API version: v1, v1beta1, v2alpha3... The core group has only v1.
+_VERSION = re.compile(r"v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?")
+_KINDS_GROUPS: dict[str, tuple[str, ...]] = {}
+for _cls in _PARSERS:
+    _KINDS_GROUPS[_cls.kind] = (*_KINDS_GROUPS.get(_cls.kind, ()), _cls.api_group)
+
+
+def misspelt_group(api_version: str, kind: str) -> str | None:
+    """The modelled group that ``api_version`` most likely meant for ``kind``, when the
+    kind is one we model and its group is a near miss of ours (``secuirty.istio.io``);
+    ``None`` when it looks deliberate (Istio's own ``networking.istio.io`` Gateway,
+    a Knative Service...)."""
+    group = api_version.rpartition("/")[0]
+    for candidate in _KINDS_GROUPS.get(kind, ()):
+        if candidate and group != candidate and \
+                difflib.SequenceMatcher(None, group, candidate).ratio() >= 0.85:
+            return candidate
+    return None
+
+
 def parse_object(document: object) -> KubeObject | None:
     """Parse one Kubernetes object; ``None`` for kinds the model does not cover.
 
     Raises ``ManifestError`` for a document that is not an object, lacks
-    ``apiVersion``/``kind``/``metadata.name``, or has an invalid field.
+    ``apiVersion``/``kind``/``metadata.name``, has an invalid field, names a modelled
+    kind in a misspelt group (that would silently drop, say, a DENY policy), or a
+    version that no API server serves (``v9`` for a core Pod).
     """
     ref = ObjectRef()
     doc = Reader(document, "", ref)
@@ -77,7 +101,18 @@ def parse_object(document: object) -> KubeObject | None:
     api_version = doc.required_string("apiVersion")
     cls = model_class(api_version, kind)
     if cls is None:
+        meant = misspelt_group(api_version, kind)
+        if meant is not None:
+            _, ref.namespace, ref.name = object_identity(document)
+            doc.fail(f"apiVersion {api_version}: {kind} is not served in that group; "
+                     f"did you mean {meant}? (the object is not used)", "apiVersion")
         return None
+    group, _, version = api_version.rpartition("/")
+    if not _VERSION.fullmatch(version) or (not group and version != "v1"):
+        _, ref.namespace, ref.name = object_identity(document)
+        doc.fail(f"apiVersion {api_version}: not a version of "
+                 f"{group or 'the core API'} (expected "
+                 f"{'v1' if not group else 'v1, v1beta1, v1alpha2...'})", "apiVersion")
     meta = read_metadata(doc, cls.namespaced)
     return _PARSERS[cls](doc, meta)
 
