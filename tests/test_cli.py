@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,11 +42,30 @@ def test_version() -> None:
     (["serve", "--log-level", "ads:loud"], "unknown log level"),
     (["render"], "--node"),
     (["frobnicate"], "invalid choice"),
+    (["serve", "--trust-domain", ""], "is not a trust domain"),
+    (["serve", "--trust-domain", "Cluster Local"], "is not a trust domain"),
+    (["ca", "init", "--trust-domain", "spiffe://x"], "is not a trust domain"),
+    (["serve", "--default-cert-ttl", "48h", "--max-cert-ttl", "24h"],
+     "--default-cert-ttl (2 days, 0:00:00) is longer than --max-cert-ttl (1 day, 0:00:00)"),
 ])
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     result = xds(*args)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_port_in_use_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = xds("serve", "--listen-address", "127.0.0.1", "--xds-port", str(port),
+                     "--secure-port", "0", "--http-port", "0")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"xds: cannot listen on 127.0.0.1:{port}: the port is in use, or not permitted")
+    for noise in ("Traceback", "Event loop is closed", "add_port.cc", "__del__"):
+        assert noise not in result.stderr
 
 
 def test_runtime_failure_exits_1_with_one_line(tmp_path: Path) -> None:

@@ -277,8 +277,7 @@ class ControlPlane:
                                           [ADS_SERVICE, CSDS_SERVICE],
                                           reuse_port=self.options.reuse_port,
                                           max_connection_age=self.options.max_connection_age)
-            self.ports.xds = server.add_insecure_port(
-                f"{self.options.listen_host}:{max(self.options.xds_port, 0)}")
+            self.ports.xds = _bind(server, self.options.listen_host, self.options.xds_port)
             await server.start()
             self._servers.append(server)
             self._tasks.append(asyncio.create_task(health.follow(self.ready), name="health"))
@@ -306,9 +305,8 @@ class ControlPlane:
                                       [ADS_SERVICE, CA_SERVICE, CSDS_SERVICE],
                                       reuse_port=self.options.reuse_port,
                                       max_connection_age=self.options.max_connection_age)
-        self.ports.secure = server.add_secure_port(
-            f"{self.options.listen_host}:{max(self.options.secure_port, 0)}",
-            security.server_credentials())
+        self.ports.secure = _bind(server, self.options.listen_host, self.options.secure_port,
+                                  security.server_credentials())
         await server.start()
         self._servers.append(server)
         self._tasks += [asyncio.create_task(health.follow(self.ready), name="health-tls"),
@@ -322,8 +320,12 @@ class ControlPlane:
         endpoints = debug_endpoints(self)
         self._http = HttpServer(endpoints.routes(), methods=endpoints.methods())
         port = max(self.options.http_port, 0)
-        self.ports.http = await self._http.start(self.options.listen_host, port,
-                                                 reuse_port=self.options.reuse_port)
+        try:
+            self.ports.http = await self._http.start(self.options.listen_host, port,
+                                                     reuse_port=self.options.reuse_port)
+        except OSError as error:
+            raise PortUnavailable(f"cannot listen on {self.options.listen_host}:{port} "
+                                  f"(HTTP): {error.strerror or error}") from None
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, end every xDS stream at once, then close everything.
@@ -348,6 +350,23 @@ class ControlPlane:
         if self._cluster is not None:
             await self._cluster.close()
         log.info("stopped")
+
+
+class PortUnavailable(RuntimeError):
+    """A port could not be bound (in use, or not permitted)."""
+
+
+def _bind(server: grpc.aio.Server, host: str, port: int,
+          credentials: grpc.ServerCredentials | None = None) -> int:
+    """Add ``host:port`` (0 or -1: any free port) to ``server``; returns the port bound."""
+    address = f"{host}:{max(port, 0)}"
+    try:
+        if credentials is None:
+            return int(server.add_insecure_port(address))
+        return int(server.add_secure_port(address, credentials))
+    except RuntimeError:
+        raise PortUnavailable(f"cannot listen on {address}: the port is in use, or not "
+                              "permitted") from None
 
 
 class MeshRoutes:

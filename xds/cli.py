@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import xds.grpc_logging  # noqa: F401  (before anything imports grpc)
 from xds import __version__, logs
 from xds.security import cli as security_cli
 from xds.translate.waypoint import cli as waypoint_cli
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--poll-interval", type=_seconds, default=0.1, metavar="SECONDS",
                        help="how often the --config directory is checked for changes")
     serve.add_argument("--trust-domain", default="cluster.local",
+                       type=security_cli.trust_domain_arg,
                        help="SPIFFE trust domain of workload identities")
     serve.add_argument("--cluster-id", default="Kubernetes",
                        help="this cluster's name (istiod's CLUSTER_ID): workload uids, and "
@@ -91,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--gateway", metavar="NAME",
                         help="for waypoint nodes: the Gateway they serve (default: from the "
                              "pod name <gateway>-<hash>)")
-    render.add_argument("--trust-domain", default="cluster.local")
+    render.add_argument("--trust-domain", default="cluster.local",
+                        type=security_cli.trust_domain_arg)
     render.add_argument("--cluster-id", default="Kubernetes")
     render.add_argument("--keep-going", action="store_true",
                         help="render even if some manifests are invalid (each is still "
@@ -191,8 +194,11 @@ def _serve(args: argparse.Namespace) -> int:
         raise RuntimeError(f"--config {args.config}: not a directory")
     if args.debounce_max < args.debounce_after:
         raise UsageError("--debounce-max must not be smaller than --debounce-after")
-    security = replace(security_cli.security_options(args, trust_domain=args.trust_domain),
-                       token_audiences=args.token_audiences)
+    try:
+        security = replace(security_cli.security_options(args, trust_domain=args.trust_domain),
+                           token_audiences=args.token_audiences)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     options = ServeOptions(config_dir=args.config, listen_host=args.listen_address,
                            xds_port=args.xds_port, secure_port=args.secure_port,
                            http_port=args.http_port, debounce_after=args.debounce_after,

@@ -87,8 +87,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                        help="longest TTL a workload may request (default 90d)")
 
 
+_TRUST_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
+
+
+def trust_domain_arg(text: str) -> str:
+    """A SPIFFE trust domain: lowercase letters, digits, '.', '-' and '_' (SPIFFE ID spec)."""
+    if len(text) > 255 or not _TRUST_DOMAIN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a trust domain (lowercase letters, digits, '.', '-', '_'; "
+            "e.g. cluster.local)")
+    return text
+
+
 def security_options(args: argparse.Namespace, *, trust_domain: str) -> SecurityOptions:
-    """``SecurityOptions`` from arguments added by ``add_serve_arguments``."""
+    """``SecurityOptions`` from arguments added by ``add_serve_arguments``.
+
+    Raises ``ValueError`` for settings that contradict each other."""
+    if args.default_cert_ttl > args.max_cert_ttl:
+        raise ValueError(f"--default-cert-ttl ({args.default_cert_ttl}) is longer than "
+                         f"--max-cert-ttl ({args.max_cert_ttl})")
     return SecurityOptions(
         ca_dir=args.ca_dir,
         key_algorithm=KeyAlgorithm(args.ca_key_algorithm),
@@ -117,7 +134,7 @@ def register(subparsers: Any) -> None:
         default=KeyAlgorithm.EC_P256.value,
         help="CA key type (default %(default)s)",
     )
-    init.add_argument("--trust-domain", default=DEFAULT_TRUST_DOMAIN,
+    init.add_argument("--trust-domain", default=DEFAULT_TRUST_DOMAIN, type=trust_domain_arg,
                       help="organization of the root (default %(default)s)")
     init.add_argument("--root-ttl", type=_duration_arg, default=dt.timedelta(days=3650),
                       help="root validity (default 3650d)")
