@@ -77,6 +77,36 @@ def test_missing_root_file_falls_back_to_a_self_signed_ca_cert(tmp_path: Path) -
     assert directory.load().root_fingerprint == material.root_fingerprint
 
 
+@pytest.mark.parametrize("damage", ["emptied", "removed"])
+def test_serving_writes_back_the_root_clients_are_told_to_trust(tmp_path: Path,
+                                                                damage: str) -> None:
+    directory = CaDirectory(tmp_path)
+    material = directory.create(organization=TD)
+    root = tmp_path / "root-cert.pem"
+    original = root.read_bytes()
+    if damage == "emptied":
+        root.write_bytes(b"")
+    else:
+        root.unlink()
+    loaded, created = directory.load_or_create(organization=TD)
+    assert not created and loaded.root_fingerprint == material.root_fingerprint
+    assert root.read_bytes() == original
+
+
+def test_a_plug_in_root_file_is_never_rewritten(tmp_path: Path) -> None:
+    write_plugin_ca(tmp_path)
+    before = (tmp_path / "root-cert.pem").read_bytes()
+    CaDirectory(tmp_path).load_or_create(organization=TD)
+    assert (tmp_path / "root-cert.pem").read_bytes() == before
+
+
+def test_a_file_is_not_a_ca_directory(tmp_path: Path) -> None:
+    target = tmp_path / "afile"
+    target.write_text("x")
+    with pytest.raises(CaError, match="afile: not a directory"):
+        CaDirectory(target).load_or_create(organization=TD)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [

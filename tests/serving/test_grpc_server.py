@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -51,5 +52,38 @@ async def test_connections_end_at_their_max_age_and_clients_come_back() -> None:
             response = await again.next(within=5)
             assert response.resources
             await again.close()
+    finally:
+        await server.stop(None)
+
+
+async def test_a_stream_that_never_speaks_is_ended() -> None:
+    store = ConfigStore()
+    ready = asyncio.Event()
+    ready.set()
+    connections = ConnectionRegistry()
+    service = AdsService(store, bind, ready=ready, connections=connections,
+                         first_request_timeout=0.3)
+    server, _ = build_server([service.handler()], [])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            silent: asyncio.Queue[object] = asyncio.Queue()
+
+            async def nothing() -> AsyncIterator[object]:
+                yield await silent.get()  # never
+
+            call = channel.stream_stream(
+                "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
+                "DeltaAggregatedResources")(nothing())
+            started = time.monotonic()
+            try:
+                async for _ in call:
+                    raise AssertionError("a response to a stream that sent nothing")
+            except grpc.aio.AioRpcError as ended:
+                assert ended.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+                assert "no request within 0.3 s" in (ended.details() or "")
+            assert time.monotonic() - started < 3
+            assert len(connections) == 0
     finally:
         await server.stop(None)

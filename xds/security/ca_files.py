@@ -101,13 +101,36 @@ class CaDirectory:
     ) -> tuple[SigningMaterial, bool]:
         """The CA for ``xds serve``: load what is there, create only an empty directory.
 
-        Returns the material and whether it was created just now.
+        Returns the material and whether it was created just now. A self-signed root
+        whose ``root-cert.pem`` is missing or empty gets it written
+        back: that file is what clients are told to trust.
         """
+        if self.path.exists() and not self.path.is_dir():
+            raise CaError(f"{self.path}: not a directory (the CA directory holds ca-key.pem, "
+                          "ca-cert.pem and root-cert.pem)")
         if self.has_material():
-            return self.load(), False
+            material = self.load()
+            self._restore_root(material)
+            return material, False
         material = self.create(key_algorithm, organization=organization)
         log.info("created a new self-signed root CA in %s", self.path)
         return material, True
+
+    def _restore_root(self, material: SigningMaterial) -> None:
+        root = material.cert
+        if root.issuer != root.subject or list(material.roots) != [root]:
+            return  # a plug-in CA: its root-cert.pem is the operator's
+        pem = to_pem(root).encode("ascii")
+        path = self.path / ROOT_CERT
+        try:
+            current = path.read_bytes()
+        except FileNotFoundError:
+            current = b""
+        if _parse_certs(current, str(path)) == [root]:
+            return
+        atomic_write(path, pem, PUBLIC)
+        log.warning("%s was missing or empty; "
+                    "written again from %s", path, self.path / CA_CERT)
 
     def stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
         """A cheap change detector over the CA files (inode, size, mtime)."""

@@ -109,6 +109,9 @@ class NullObserver:
         pass
 
 
+FIRST_REQUEST_TIMEOUT = 30.0
+"""Seconds a new stream may take to send its first request (proxies send it at once)."""
+
 # A refused stream is logged at most once per (peer host, status) in this many seconds:
 # a misconfigured proxy retrying in a loop must not flood the log.
 REFUSAL_LOG_INTERVAL = 10.0
@@ -249,9 +252,11 @@ class AdsService:
                  observer: AdsObserver | None = None,
                  push_limit: asyncio.Semaphore | None = None,
                  debug: Mapping[str, DebugView] | None = None,
-                 control_plane: str = "") -> None:
+                 control_plane: str = "",
+                 first_request_timeout: float = FIRST_REQUEST_TIMEOUT) -> None:
         """``debug`` maps debug type URLs to views computed per request;
-        ``control_plane`` is the ``control_plane.identifier`` of SotW responses."""
+        ``control_plane`` is the ``control_plane.identifier`` of SotW responses;
+        a stream that sends nothing within ``first_request_timeout`` seconds is ended."""
         self._store = store
         self._binder = binder
         self._ready = ready
@@ -264,6 +269,7 @@ class AdsService:
         self._debug = dict(debug or {})
         self._control_plane = control_plane
         self._refusals: RefusalLog | None = None  # made in the loop (it reads its clock)
+        self._first_request_timeout = first_request_timeout
 
     def handler(self) -> grpc.GenericRpcHandler:
         identity: Callable[[bytes], bytes] = _identity
@@ -296,9 +302,16 @@ class AdsService:
         except Unauthenticated as e:
             await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, str(e))
         try:
-            first = await anext(aiter(requests))
+            # A stream that never says who it is would hold a slot (and be invisible in
+            # /debug/connections, which lists identified proxies) forever.
+            first = await asyncio.wait_for(anext(aiter(requests)), self._first_request_timeout)
         except StopAsyncIteration:
             return
+        except TimeoutError:
+            await self._refuse(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                               f"no request within {self._first_request_timeout:g} s of "
+                               "opening the stream", identity="" if caller is None
+                               else str(caller))
         claimed = first.node.id if first.HasField("node") else ""
         who = "" if caller is None else str(caller)
         if not claimed:
