@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="/ready, /metrics, /debug; 0 disables")
     serve.add_argument("--log-level", default="info", type=_log_levels,
                        help='"info", or per scope: "ads:debug,default:info"')
+    serve.add_argument("--log-as-json", action="store_true",
+                       help="one JSON object per event (time, level, scope, msg, fields), "
+                            "as istiod's --log_as_json")
     serve.add_argument("--debounce-after", type=_seconds, default=0.1, metavar="SECONDS")
     serve.add_argument("--debounce-max", type=_seconds, default=10.0, metavar="SECONDS")
     serve.add_argument("--workers", type=_workers, default=1, metavar="N",
@@ -189,7 +192,7 @@ def _serve(args: argparse.Namespace) -> int:
     from xds.app import ControlPlane, ServeOptions
     from xds.model.mesh import MeshConfig
 
-    logs.configure(args.log_level)
+    logs.configure(args.log_level, as_json=args.log_as_json)
     if args.config is not None and not args.config.is_dir():
         raise RuntimeError(f"--config {args.config}: not a directory")
     if args.debounce_max < args.debounce_after:
