@@ -96,10 +96,12 @@ async def test_an_on_demand_ztunnel_gets_its_node_and_what_it_looks_up(demo_copy
 
 
 async def test_a_wildcard_ztunnel_is_unchanged(demo_copy: Path) -> None:
-    """The default mode still gets every address, whatever its node."""
+    """The default mode still gets every address, whatever its node, and no aliases (it
+    never looks anything up; istiod sends none either)."""
     async with running_control_plane(demo_copy) as plane:
         client = ztunnel(plane.ports.xds)
         await client.connect({ADDRESS: [], AUTHORIZATION: []})
-        await drain(client)
+        responses = await drain(client)
+        assert not any(r.aliases for response in responses for r in response.resources)
         assert set(client.held[ADDRESS]) == set(plane.store.view("ztunnel").resources(ADDRESS))
         await client.close()

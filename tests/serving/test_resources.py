@@ -13,7 +13,7 @@ from .conftest import workload
 
 def test_delta_response_decodes_with_envoy_protos() -> None:
     a, b = workload("a"), workload("b", b"\x0a\x00\x00\x02")
-    data = DeltaResponse(ADDRESS, "n-1", [a, b], ["gone/x"], "7").encode()
+    data = DeltaResponse(ADDRESS, "n-1", [a, b], ["gone/x"], "7", aliases=True).encode()
     decoded = discovery_pb2.DeltaDiscoveryResponse.FromString(data)
     assert decoded.type_url == ADDRESS
     assert decoded.nonce == "n-1"
@@ -26,6 +26,11 @@ def test_delta_response_decodes_with_envoy_protos() -> None:
     assert first.resource.type_url == ADDRESS
     address = workload_pb2.Address.FromString(first.resource.value)
     assert address.workload.name == "a"
+    # Without aliases (what wildcard clients get, as from istiod): the same otherwise.
+    plain = discovery_pb2.DeltaDiscoveryResponse.FromString(
+        DeltaResponse(ADDRESS, "n-1", [a, b], ["gone/x"], "7").encode())
+    assert [list(r.aliases) for r in plain.resources] == [[], []]
+    assert [r.resource for r in plain.resources] == [r.resource for r in decoded.resources]
 
 
 def test_sotw_response_decodes_with_envoy_protos() -> None:

@@ -54,13 +54,15 @@ class DeltaResponse:
     # A whole type, pre-encoded once for every stream (``ScopeView.delta_blob``):
     # sent instead of ``resources``.
     everything: bytes = b""
+    aliases: bool = False
+    """Send each resource's aliases (to clients that subscribe by name)."""
 
     def encode(self) -> bytes:
         """The serialized DeltaDiscoveryResponse, spliced from cached resource bytes."""
         return b"".join((
             wire.string_field(_SYSTEM_VERSION_INFO, self.system_version),
             self.everything,
-            *(r.delta_field() for r in self.resources),
+            *(r.delta_field(self.aliases) for r in self.resources),
             wire.string_field(_TYPE_URL, self.type_url),
             wire.string_field(_NONCE, self.nonce),
             *(wire.length_delimited(_REMOVED_RESOURCES, n.encode()) for n in self.removed),
@@ -325,4 +327,4 @@ class DeltaSession:
         nonce = self._nonce()
         watch.status.record_sent(nonce, self._clock(), origin)
         return DeltaResponse(type_url, nonce, updated, removed,
-                             str(self.view.generation(type_url)))
+                             str(self.view.generation(type_url)), aliases=not watch.wildcard)
