@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
 
 from xds.client import DeltaClient
 from xds.serving.ads import AdsService, ConnectionRegistry
@@ -14,6 +15,7 @@ from xds.serving.grpc_server import build_server
 from xds.serving.store import ConfigStore
 from xds.type_urls import ADDRESS
 
+from ..helpers import wait_until
 from .conftest import workload
 from .test_ads_grpc import ZTUNNEL, bind
 
@@ -85,5 +87,58 @@ async def test_a_stream_that_never_speaks_is_ended() -> None:
                 assert "no request within 0.3 s" in (ended.details() or "")
             assert time.monotonic() - started < 3
             assert len(connections) == 0
+    finally:
+        await server.stop(None)
+
+
+async def test_a_client_that_stops_reading_does_not_hold_up_the_others(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """With one push slot, a stream whose client reads nothing would hold it forever;
+    the write timeout closes that stream, and the others get their pushes."""
+    from envoy.service.discovery.v3 import discovery_pb2
+
+    from xds.resources import Resource
+
+    store = ConfigStore()
+    big = b"\x0a" + b"x" * (3 << 20)  # 3 MB bodies: more than the flow-control windows
+    store.upsert("s", [Resource(ADDRESS, "big-0", big)])
+    store.commit()
+    ready = asyncio.Event()
+    ready.set()
+    connections = ConnectionRegistry()
+    service = AdsService(store, bind, ready=ready, connections=connections,
+                         push_limit=asyncio.Semaphore(1), write_timeout=1.0)
+    server, _ = build_server([service.handler()], [])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    options = [("grpc.max_receive_message_length", 64 << 20)]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as stalled, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as healthy:
+            # The stalled client says who it is, then never reads a response.
+            silent: asyncio.Queue[object] = asyncio.Queue()
+
+            async def hello() -> AsyncIterator[object]:
+                yield discovery_pb2.DeltaDiscoveryRequest(
+                    node={"id": ZTUNNEL}, type_url=ADDRESS)
+                await silent.get()
+
+            stuck = stalled.stream_stream(
+                "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
+                "DeltaAggregatedResources",
+                request_serializer=discovery_pb2.DeltaDiscoveryRequest.SerializeToString)(hello())
+            reader = DeltaClient(healthy, ZTUNNEL)
+            await reader.connect({ADDRESS: []})
+            await reader.next(within=10)
+            for round_ in range(1, 4):  # pushes the stalled stream cannot take
+                store.upsert("s", [Resource(ADDRESS, f"big-{round_}", big)])
+                store.commit()
+                pushed = await reader.next(within=10)
+                assert [r.name for r in pushed.resources] == [f"big-{round_}"]
+            # ... and the stalled stream was closed, not left holding the slot. (Its client
+            # would see RESOURCE_EXHAUSTED after the bytes it never read.)
+            await wait_until(lambda: len(connections) == 1, within=5)
+            assert "client not reading; stream closed" in caplog.text
+            stuck.cancel()
     finally:
         await server.stop(None)

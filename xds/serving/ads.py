@@ -111,6 +111,10 @@ class NullObserver:
 
 FIRST_REQUEST_TIMEOUT = 30.0
 """Seconds a new stream may take to send its first request (proxies send it at once)."""
+WRITE_TIMEOUT = 30.0
+"""Seconds one response may wait to be written (HTTP/2 flow control: the client is not
+reading). Past it the stream is closed; the client reconnects and resyncs. Without it a
+proxy that stops reading would hold a push slot forever, delaying everyone's pushes."""
 
 # A refused stream is logged at most once per (peer host, status) in this many seconds:
 # a misconfigured proxy retrying in a loop must not flood the log.
@@ -214,6 +218,10 @@ message contains "transport is closing" or "received prior goaway"; any other
 ending makes its reconnect delay grow. Envoy reconnects after any ending."""
 
 
+class SlowClient(Exception):
+    """A response could not be written within the write timeout: the client is not reading."""
+
+
 class ShuttingDown(Exception):
     """Ends a stream with UNAVAILABLE and ``SHUTDOWN_MESSAGE``."""
 
@@ -253,7 +261,8 @@ class AdsService:
                  push_limit: asyncio.Semaphore | None = None,
                  debug: Mapping[str, DebugView] | None = None,
                  control_plane: str = "",
-                 first_request_timeout: float = FIRST_REQUEST_TIMEOUT) -> None:
+                 first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
+                 write_timeout: float = WRITE_TIMEOUT) -> None:
         """``debug`` maps debug type URLs to views computed per request;
         ``control_plane`` is the ``control_plane.identifier`` of SotW responses;
         a stream that sends nothing within ``first_request_timeout`` seconds is ended."""
@@ -270,6 +279,7 @@ class AdsService:
         self._control_plane = control_plane
         self._refusals: RefusalLog | None = None  # made in the loop (it reads its clock)
         self._first_request_timeout = first_request_timeout
+        self._write_timeout = write_timeout
 
     def handler(self) -> grpc.GenericRpcHandler:
         identity: Callable[[bytes], bytes] = _identity
@@ -347,6 +357,10 @@ class AdsService:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         except ShuttingDown:
             await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_MESSAGE)
+        except SlowClient as e:
+            log.warning("client not reading; stream closed", extra={
+                "conn": connection.id, "proxy": node.id, "reason": str(e)})
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         finally:
             unwatch()
             if binding.release is not None:
@@ -473,7 +487,14 @@ class AdsService:
     async def _write(self, connection: Connection, response: Response,
                      context: grpc.aio.ServicerContext, *, origin: float | None) -> None:
         data = response.encode()
-        await context.write(data)
+        try:
+            # A timeout scope, not wait_for: no extra task per write on the push path.
+            async with asyncio.timeout(self._write_timeout):
+                await context.write(data)
+        except TimeoutError:
+            raise SlowClient(f"a {len(data)}-byte response waited {self._write_timeout:g} s "
+                             "to be written: the client is not reading its stream; reconnect "
+                             "to resync") from None
         self._observer.sent(connection, response, len(data), origin)
 
 
