@@ -38,6 +38,7 @@ from xds.serving.grpc_server import build_server
 from xds.serving.http import HttpServer
 from xds.serving.introspection import control_plane_identifier
 from xds.serving.metrics import AdsMetrics
+from xds.serving.ratelimit import StreamRateLimit
 from xds.serving.store import ConfigStore
 from xds.sources.files import FileSource
 from xds.translate.base import Translator
@@ -79,6 +80,10 @@ class ServeOptions:
     max_connection_age: float = 1800.0
     """Seconds before a gRPC connection is ended (proxies reconnect, maybe elsewhere); 0:
     never."""
+    max_new_streams: float = 1000.0
+    """New xDS streams accepted per second over both ports (istiod's
+    PILOT_MAX_REQUESTS_PER_SECOND, whose default of 25 slows a fleet's reconnect); a
+    stream waits up to 1 s for its turn, then gets RESOURCE_EXHAUSTED. 0: no limit."""
 
 
 def default_translators(mesh: MeshConfig) -> list[Translator]:
@@ -123,6 +128,10 @@ class ControlPlane:
                 # Loads (or on first start creates) the CA: blocking, so before serving.
                 self._secure(MeshSecurity.open(options.security, pods=MeshPods(self.mesh)))
         self._push_limit = asyncio.Semaphore(options.push_limit)
+        # One bucket for both ports: a client cannot double its rate by using both.
+        self._stream_limit = (StreamRateLimit(options.max_new_streams,
+                                              burst=max(1, int(options.max_new_streams)))
+                              if options.max_new_streams > 0 else None)
         self._servers: list[grpc.aio.Server] = []
         self._http: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -270,7 +279,8 @@ class ControlPlane:
             plaintext = AdsService(self.store, plaintext_binder(), ready=self.ready,
                                    connections=self.connections, observer=AdsMetrics(),
                                    push_limit=self._push_limit, debug=debug_types(self),
-                                   control_plane=control_plane_identifier())
+                                   control_plane=control_plane_identifier(),
+                                   stream_limit=self._stream_limit)
             # No credentials on this port: client status only for loopback callers.
             status = CsdsService(self.connections, authorize=loopback_callers)
             server, health = build_server([plaintext.handler(), status.handler()],
@@ -297,7 +307,8 @@ class ControlPlane:
                          ready=self.ready, connections=self.connections,
                          authenticate=authenticate, observer=AdsMetrics(),
                          push_limit=self._push_limit, debug=debug_types(self),
-                         control_plane=control_plane_identifier())
+                         control_plane=control_plane_identifier(),
+                         stream_limit=self._stream_limit)
         ca = CertificateService(security.signer, security.authenticator, security.authorizer)
         status = CsdsService(self.connections, authorize=system_namespace_callers(
             authenticate, self.options.security.system_namespace))

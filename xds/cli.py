@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cluster-id", default="Kubernetes",
                        help="this cluster's name (istiod's CLUSTER_ID): workload uids, and "
                             "the clusterid header tokens must match")
+    serve.add_argument("--max-new-streams", type=_seconds, default=1000.0, metavar="PER_SECOND",
+                       help="new xDS streams accepted per second (a stream waits up to 1 s, "
+                            "then gets RESOURCE_EXHAUSTED), as istiod's "
+                            "PILOT_MAX_REQUESTS_PER_SECOND; 0: no limit (default %(default)s)")
     serve.add_argument("--max-connection-age", type=_seconds, default=1800.0,
                        metavar="SECONDS",
                        help="end gRPC connections after this long (default 30 min, as istiod), "
@@ -210,7 +214,8 @@ def _serve(args: argparse.Namespace) -> int:
                                            cluster_id=args.cluster_id),
                            security=security, poll_interval=args.poll_interval,
                            reuse_port=args.workers > 1, kubernetes=_kubernetes_options(args),
-                           max_connection_age=args.max_connection_age)
+                           max_connection_age=args.max_connection_age,
+                           max_new_streams=args.max_new_streams)
 
     async def main() -> None:
         plane = ControlPlane(options)

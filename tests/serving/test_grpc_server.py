@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -145,3 +146,28 @@ async def test_a_client_that_stops_reading_does_not_hold_up_the_others(
             stuck.cancel()
     finally:
         await server.stop(None)
+
+
+async def test_new_streams_beyond_the_rate_are_refused(demo_copy: Path) -> None:
+    from xds.type_urls import AUTHORIZATION
+
+    from ..conftest import running_control_plane
+
+    async with running_control_plane(demo_copy, max_new_streams=5.0) as plane, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}") as channel:
+        async def one() -> str:
+            client = DeltaClient(channel, ZTUNNEL)
+            await client.connect({AUTHORIZATION: []})
+            try:
+                await client.next(within=5)
+                return "served"
+            except grpc.aio.AioRpcError as error:
+                assert "too many new streams" in (error.details() or "")
+                return error.code().name
+            finally:
+                await client.close()
+
+        outcomes = await asyncio.gather(*(one() for _ in range(25)))
+        # The burst (5), and those whose wait for a token fits in a second (~5 more).
+        assert 5 <= outcomes.count("served") <= 12, outcomes
+        assert outcomes.count("RESOURCE_EXHAUSTED") == 25 - outcomes.count("served")

@@ -21,6 +21,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from xds.resources import Resource
 from xds.serving.delta import DeltaResponse, DeltaSession
 from xds.serving.node import InvalidNode, ProxyNode, parse_node
+from xds.serving.ratelimit import StreamRateLimit
 from xds.serving.session import (
     Forbidden,
     ProtocolError,
@@ -262,7 +263,8 @@ class AdsService:
                  debug: Mapping[str, DebugView] | None = None,
                  control_plane: str = "",
                  first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
-                 write_timeout: float = WRITE_TIMEOUT) -> None:
+                 write_timeout: float = WRITE_TIMEOUT,
+                 stream_limit: StreamRateLimit | None = None) -> None:
         """``debug`` maps debug type URLs to views computed per request;
         ``control_plane`` is the ``control_plane.identifier`` of SotW responses;
         a stream that sends nothing within ``first_request_timeout`` seconds is ended."""
@@ -280,6 +282,7 @@ class AdsService:
         self._refusals: RefusalLog | None = None  # made in the loop (it reads its clock)
         self._first_request_timeout = first_request_timeout
         self._write_timeout = write_timeout
+        self._stream_limit = stream_limit
 
     def handler(self) -> grpc.GenericRpcHandler:
         identity: Callable[[bytes], bytes] = _identity
@@ -307,6 +310,10 @@ class AdsService:
         if not self._ready.is_set():
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 "control plane not ready: config sources have not synced yet")
+        if self._stream_limit is not None and not await self._stream_limit.acquire():
+            await self._refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"too many new streams: at most {self._stream_limit.rate:g} per "
+                               "second are accepted; retry with backoff")
         try:
             caller = await self._authenticate(context)
         except Unauthenticated as e:
