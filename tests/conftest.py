@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,6 +19,45 @@ from xds.app import ControlPlane, ServeOptions
 from .kube.cluster import Cluster, running_cluster
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Every line the control planes of this test session log (in-process ones; at info and
+# above, as operators run them) is kept and scanned at the end for key and token material.
+_SECRETS = re.compile(
+    r"PRIVATE KEY|-----BEGIN|Bearer [A-Za-z0-9._~+/-]{16,}|eyJ[A-Za-z0-9_-]{16,}\.")
+
+
+class _SessionLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        from xds.logs import LineFormatter
+
+        self.setFormatter(LineFormatter())
+        self.leaks: list[str] = []
+        self.lines = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record)
+        self.lines += 1
+        if _SECRETS.search(line):
+            self.leaks.append(line[:300])
+
+
+_session_log = _SessionLog()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = logging.getLogger("xds")
+    root.addHandler(_session_log)
+    if root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)  # what `xds serve` logs by default
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    logging.getLogger("xds").removeHandler(_session_log)
+    if _session_log.leaks:
+        print(f"\nkey or token material in {len(_session_log.leaks)} of {_session_log.lines} "
+              "logged lines:\n" + "\n".join(_session_log.leaks[:10]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def free_port() -> int:

@@ -78,3 +78,14 @@ async def test_serve_log_as_json_writes_only_json(tmp_path: Path) -> None:
     [broken] = [e for e in events if "90-broken.yaml" in e.get("file", "")]
     assert broken["level"] == "warn" and "invalid YAML/JSON" in broken["msg"]
     assert any(e["msg"] == "ready" for e in events)
+
+
+def test_the_session_log_scan_finds_key_and_token_material() -> None:
+    from .conftest import _SessionLog
+
+    scan = _SessionLog()
+    for message in ("issued -----BEGIN PRIVATE KEY----- MIGH", "authorization: Bearer "
+                    "abcdefghijklmnopqrstuvwxyz", "token eyJhbGciOiJSUzI1NiIsImtpZCI6.x",
+                    "the Bearer token is not known", "cert for spiffe://cluster.local/ns/a"):
+        scan.handle(logging.LogRecord("xds.ca", logging.INFO, "", 0, message, (), None))
+    assert len(scan.leaks) == 3

@@ -21,7 +21,7 @@ from ...kube.objects import namespace
 
 pytestmark = pytest.mark.kube
 
-TIMING = LeaseTiming(lease_duration=2.0, renew_deadline=1.0, retry_period=0.2)
+TIMING = LeaseTiming(lease_duration=3.0, renew_deadline=2.0, retry_period=0.3)
 
 
 @asynccontextmanager

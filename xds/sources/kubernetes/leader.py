@@ -141,8 +141,11 @@ class LeaderElection:
         last_renewal = self._clock()
         while True:
             await asyncio.sleep(self.timing.retry_period)
+            # A slow API server is not a lost Lease: a renewal may take until the
+            # deadline (as client-go's), only then is leadership given up.
+            left = self.timing.renew_deadline - (self._clock() - last_renewal)
             try:
-                async with asyncio.timeout(self.timing.retry_period):
+                async with asyncio.timeout(max(left, self.timing.retry_period)):
                     renewed = await self._try()
             except TimeoutError:
                 renewed = False
