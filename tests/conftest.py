@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Every line the control planes of this test session log (in-process ones; at info and
 # above, as operators run them) is kept and scanned at the end for key and token material.
 _SECRETS = re.compile(
-    r"PRIVATE KEY|-----BEGIN|Bearer [A-Za-z0-9._~+/-]{16,}|eyJ[A-Za-z0-9_-]{16,}\.")
+    r"PRIVATE KEY|Bearer [A-Za-z0-9._~+/-]{16,}|eyJ[A-Za-z0-9_-]{16,}\.")
 
 
 class _SessionLog(logging.Handler):

@@ -86,6 +86,7 @@ def test_the_session_log_scan_finds_key_and_token_material() -> None:
     scan = _SessionLog()
     for message in ("issued -----BEGIN PRIVATE KEY----- MIGH", "authorization: Bearer "
                     "abcdefghijklmnopqrstuvwxyz", "token eyJhbGciOiJSUzI1NiIsImtpZCI6.x",
-                    "the Bearer token is not known", "cert for spiffe://cluster.local/ns/a"):
+                    "the Bearer token is not known", "cert for spiffe://cluster.local/ns/a",
+                    "csr is not PEM: no '-----BEGIN CERTIFICATE REQUEST-----' block"):
         scan.handle(logging.LogRecord("xds.ca", logging.INFO, "", 0, message, (), None))
     assert len(scan.leaks) == 3
