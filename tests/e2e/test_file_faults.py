@@ -11,11 +11,13 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 import pytest
 
+from xds.client import DeltaClient
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from ..conftest import REPO, free_port
@@ -23,6 +25,30 @@ from ..helpers import http_ready, wait_until
 from .kube_plane import changes, ztunnel_client
 
 SETPRIV = shutil.which("setpriv")
+
+
+async def _serve(root: Path, xds_port: int, http_port: int, *,
+                 stderr: int = asyncio.subprocess.DEVNULL,
+                 wrapper: Sequence[str] = ()) -> asyncio.subprocess.Process:
+    """``xds serve --config root`` (plaintext and HTTP ports), once ready."""
+    process = await asyncio.create_subprocess_exec(
+        *wrapper, sys.executable, "-m", "xds", "serve", "--config", str(root),
+        "--xds-port", str(xds_port), "--secure-port", "0", "--http-port", str(http_port),
+        "--listen-address", "127.0.0.1", "--poll-interval", "0.05", cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=stderr)
+    try:
+        await wait_until(lambda: http_ready(http_port), within=30)
+    except TimeoutError:
+        process.kill()
+        raise
+    return process
+
+
+async def _synced_ztunnel(channel: grpc.aio.Channel) -> DeltaClient:
+    client = ztunnel_client(channel)
+    await client.connect({ADDRESS: [], AUTHORIZATION: []})
+    await changes(client, lambda c: AUTHORIZATION in c.updated and ADDRESS in c.updated)
+    return client
 
 
 @pytest.mark.skipif(SETPRIV is None, reason="setpriv (util-linux) is needed to drop DAC caps")
@@ -39,18 +65,12 @@ async def test_unreadable_directory_keeps_the_last_good_objects(tmp_path: Path,
     target = root if unreadable == "root" else sub
     xds_port, http_port = free_port(), free_port()
     assert SETPRIV is not None
-    process = await asyncio.create_subprocess_exec(
-        SETPRIV, "--bounding-set", "-dac_override,-dac_read_search", "--",
-        sys.executable, "-m", "xds", "serve", "--config", str(root), "--xds-port",
-        str(xds_port), "--secure-port", "0", "--http-port", str(http_port),
-        "--listen-address", "127.0.0.1", "--poll-interval", "0.05", cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=asyncio.subprocess.PIPE)
+    process = await _serve(root, xds_port, http_port, stderr=asyncio.subprocess.PIPE,
+                           wrapper=(SETPRIV, "--bounding-set",
+                                    "-dac_override,-dac_read_search", "--"))
     try:
-        await wait_until(lambda: http_ready(http_port), within=30)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
-            client = ztunnel_client(channel)
-            await client.connect({ADDRESS: [], AUTHORIZATION: []})
-            await changes(client, lambda c: AUTHORIZATION in c.updated and ADDRESS in c.updated)
+            client = await _synced_ztunnel(channel)
             policies = set(client.held[AUTHORIZATION])
             assert policies
 
@@ -96,17 +116,10 @@ async def test_pathological_files_are_their_own_errors(tmp_path: Path) -> None:
     (root / "00-deep.json").write_text(PATHOLOGICAL["deep.json"])
     (root / "zero.yaml").symlink_to("/dev/zero")
     xds_port, http_port = free_port(), free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "xds", "serve", "--config", str(root), "--xds-port",
-        str(xds_port), "--secure-port", "0", "--http-port", str(http_port),
-        "--listen-address", "127.0.0.1", "--poll-interval", "0.05", cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=asyncio.subprocess.PIPE)
+    process = await _serve(root, xds_port, http_port, stderr=asyncio.subprocess.PIPE)
     try:
-        await wait_until(lambda: http_ready(http_port), within=30)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
-            client = ztunnel_client(channel)
-            await client.connect({ADDRESS: [], AUTHORIZATION: []})
-            await changes(client, lambda c: AUTHORIZATION in c.updated and ADDRESS in c.updated)
+            client = await _synced_ztunnel(channel)
             held = set(client.held[ADDRESS])
             assert held
             for name, text in PATHOLOGICAL.items():
@@ -142,14 +155,6 @@ def _pods_file(count: int, revision: str) -> str:
     return "---\n".join(documents)
 
 
-async def _serve(root: Path, xds_port: int, http_port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "xds", "serve", "--config", str(root), "--xds-port", str(xds_port),
-        "--secure-port", "0", "--http-port", str(http_port), "--listen-address", "127.0.0.1",
-        "--poll-interval", "0.05", cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-        stderr=asyncio.subprocess.DEVNULL)
-    await wait_until(lambda: http_ready(http_port), within=30)
-    return process
 
 
 async def test_sigkill_mid_push_then_restart_converges_to_what_render_says(
@@ -172,10 +177,7 @@ async def test_sigkill_mid_push_then_restart_converges_to_what_render_says(
     process = await _serve(root, xds_port, http_port)
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") for _ in range(3)]
     try:
-        clients = [ztunnel_client(channel) for channel in channels]
-        for client in clients:
-            await client.connect({ADDRESS: [], AUTHORIZATION: []})
-            await changes(client, lambda c: AUTHORIZATION in c.updated and ADDRESS in c.updated)
+        clients = [await _synced_ztunnel(channel) for channel in channels]
         # A burst of changes, and the server killed while it reads and pushes them.
         (root / "80-burst.yaml").write_text(_pods_file(120, "two"))
         (root / "60-policies.yaml").unlink()
