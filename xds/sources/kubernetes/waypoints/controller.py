@@ -51,6 +51,7 @@ OWNED_KINDS: Final = {
     "Service": "/api/v1/{namespace}services",
 }
 ROUTE_KINDS: Final = frozenset({"HTTPRoute", "GRPCRoute"})
+UNAVAILABLE_RETRY: Final = 30.0
 
 GatewayKey = tuple[str, str]
 ObjectKey = tuple[str, str, str]  # kind, namespace, name
@@ -108,6 +109,13 @@ class WaypointController:
                 self._queue.add(key)
 
     async def run(self) -> None:
+        """Until cancelled. A watch the API server refuses (Gateway API CRDs not installed
+        yet, RBAC) stops the controller with an error, and it is started again later."""
+        while True:
+            await self._run_once()
+            await asyncio.sleep(UNAVAILABLE_RETRY)
+
+    async def _run_once(self) -> None:
         tasks = [asyncio.create_task(watch.run(), name=f"watch-{watch.name}")
                  for watch in self._watches]
         tasks.append(asyncio.create_task(self._work(), name="waypoint-controller"))
@@ -118,7 +126,9 @@ class WaypointController:
             for task in done:
                 if task.exception() is not None:
                     log.error("the waypoint controller stopped (check RBAC and the Gateway API "
-                              "CRDs)", extra={"reason": str(task.exception())})
+                              "CRDs); starting it again later",
+                              extra={"reason": str(task.exception()),
+                                     "retry_in": UNAVAILABLE_RETRY})
         finally:
             for task in tasks:
                 task.cancel()

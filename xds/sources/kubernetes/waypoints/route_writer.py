@@ -25,6 +25,7 @@ from xds.model.mesh import ChangeSet, MeshStore
 from xds.model.networking import ServiceEntry
 from xds.sources.kubernetes.api import ApiError, KubeApi
 from xds.sources.kubernetes.reflector import Backoff, Callbacks, ListWatch
+from xds.sources.kubernetes.waypoints.controller import UNAVAILABLE_RETRY
 from xds.sources.kubernetes.waypoints.routes import parents_differ, route_parents
 from xds.sources.kubernetes.workqueue import WorkQueue
 
@@ -35,7 +36,6 @@ ROUTE_PATHS: Final = {
     "GRPCRoute": "/apis/gateway.networking.k8s.io/v1/{namespace}grpcroutes",
 }
 _REFERENCED: Final = frozenset({"Service", "ServiceEntry", "Gateway", "Namespace"})
-_UNAVAILABLE_RETRY: Final = 30.0
 
 RouteKey = tuple[str, str, str]  # kind, namespace, name
 
@@ -116,7 +116,7 @@ class RouteStatusWriter:
             except ApiError as error:
                 log.warning("route status not written for this kind; looking again later",
                             extra={"kind": kind, "reason": str(error)})
-                await asyncio.sleep(_UNAVAILABLE_RETRY)
+                await asyncio.sleep(UNAVAILABLE_RETRY)
 
     async def _reconcile(self, key: RouteKey) -> None:
         route = self._routes.get(key)
