@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import xds.grpc_logging  # noqa: F401  (before anything imports grpc)
-from xds import __version__, logs
+from xds import logs
 from xds.security import cli as security_cli
 from xds.translate.waypoint import cli as waypoint_cli
+from xds.version import __version__
 
 if TYPE_CHECKING:
     from xds.sources.kubernetes.source import KubernetesOptions

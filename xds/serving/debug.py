@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from google.protobuf import json_format
 from prometheus_client import REGISTRY, generate_latest
 
-from xds import __version__, logs
+from xds import logs
 from xds.security.authn import AuthenticationError, Authenticator
 from xds.serving.ads import Connection, ConnectionRegistry
 from xds.serving.http import READ_ONLY, Handler, HttpError, HttpRequest, HttpResponse
@@ -37,6 +37,7 @@ from xds.serving.introspection import (
 )
 from xds.serving.store import ConfigStore
 from xds.type_urls import SECRET
+from xds.version import __version__
 
 log = logging.getLogger("xds.debug")
 

@@ -34,7 +34,6 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.status.v3 import csds_pb2
 from google.protobuf import any_pb2, struct_pb2, timestamp_pb2
 
-from xds import __version__
 from xds.resources import Resource
 from xds.serving.ads import Connection, ConnectionRegistry
 from xds.serving.delta import DeltaWatch
@@ -42,6 +41,7 @@ from xds.serving.node import ProxyNode
 from xds.serving.session import TypeStatus
 from xds.serving.sotw import SotwWatch
 from xds.type_urls import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, in_push_order
+from xds.version import __version__
 
 CLIENT_CONFIG_TYPE = "type.googleapis.com/envoy.service.status.v3.ClientConfig"
 

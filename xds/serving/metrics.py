@@ -20,10 +20,10 @@ from prometheus_client import REGISTRY, Gauge, Histogram, disable_created_metric
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from xds import __version__
 from xds.serving.ads import Connection, Response
 from xds.serving.session import Received, RequestKind
 from xds.type_urls import short_name
+from xds.version import __version__
 
 # The *_created series only add noise next to istiod-named metrics.
 disable_created_metrics()  # type: ignore[no-untyped-call]
