@@ -35,10 +35,29 @@ def xds(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def test_version() -> None:
     result = xds("version")
     assert result.returncode == 0 and result.stdout.strip()
+    assert xds("--version").stdout == result.stdout
+
+
+def test_bare_xds_prints_its_usage() -> None:
+    result = xds()
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: xds") and "serve" in result.stderr
+
+
+def test_help_shows_the_defaults() -> None:
+    text = " ".join(xds("serve", "--help").stdout.split())  # argparse wraps lines
+    for flag, default in (("--listen-address", "0.0.0.0"), ("--xds-port", "15010"),
+                          ("--secure-port", "15012"), ("--http-port", "15014"),
+                          ("--debounce-after", "0.1"), ("--debounce-max", "10.0")):
+        assert f"(default: {default})" in text.split(flag, 2)[2].split(" --")[0], flag
+    assert "(default: None)" not in text and "(default: False)" not in text
 
 
 @pytest.mark.parametrize("args, message", [
     (["serve", "--xds-port", "70000"], "not a port"),
+    (["serve", "--xds-port", "abc"], "argument --xds-port: 'abc' is not a port (0-65535)"),
+    (["serve", "--debounce-after", "soon"], "'soon' is not a number of seconds"),
+    (["serve", "--workers", "many"], "'many': use 1 to 64 workers"),
     (["serve", "--log-level", "ads:loud"], "unknown log level"),
     (["render"], "--node"),
     (["frobnicate"], "invalid choice"),

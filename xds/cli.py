@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import xds.grpc_logging  # noqa: F401  (before anything imports grpc)
 from xds import logs
@@ -30,20 +30,39 @@ class UsageError(Exception):
     pass
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, unless there is none to show (unset, off, empty) or its help
+    already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if (action.default is argparse.SUPPRESS or action.default in (None, False, "", [], ())
+                or "default" in (action.help or "")):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
+    """Usage errors raise (one line, exit 2); every flag's help shows its default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="xds", description="An xDS control plane for Istio ambient mode.")
+    parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run the control plane")
     serve.add_argument("--config", type=Path, metavar="DIR",
                        help="directory of Kubernetes YAML manifests (default: the bundled demo "
                             "mesh)")
-    serve.add_argument("--listen-address", default="0.0.0.0", metavar="HOST")
+    serve.add_argument("--listen-address", default="0.0.0.0", metavar="HOST",
+                       help="address every port listens on")
     serve.add_argument("--xds-port", type=_port, default=15010,
                        help="plaintext xDS (config only, no secrets); 0 disables")
     serve.add_argument("--secure-port", type=_port, default=15012,
@@ -55,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-as-json", action="store_true",
                        help="one JSON object per event (time, level, scope, msg, fields), "
                             "as istiod's --log_as_json")
-    serve.add_argument("--debounce-after", type=_seconds, default=0.1, metavar="SECONDS")
-    serve.add_argument("--debounce-max", type=_seconds, default=10.0, metavar="SECONDS")
+    serve.add_argument("--debounce-after", type=_seconds, default=0.1, metavar="SECONDS",
+                       help="push once changes have been quiet this long")
+    serve.add_argument("--debounce-max", type=_seconds, default=10.0, metavar="SECONDS",
+                       help="push at the latest this long after the first change of a batch")
     serve.add_argument("--workers", type=_workers, default=1, metavar="N",
                        help="serving processes sharing the ports (SO_REUSEPORT); each holds "
                             "its own copy of the mesh, like an istiod replica")
@@ -165,23 +186,24 @@ def _list_arg(text: str) -> tuple[str, ...]:
 
 
 def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} is not a port (0-65535)")
-    return value
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return int(text)
 
 
 def _workers(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"{text}: use 1 to 64 workers")
-    return value
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: use 1 to 64 workers")
+    return int(text)
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
     return value
 
 
@@ -271,6 +293,9 @@ def _render(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help(sys.stderr)  # bare `xds`: what it can do, not an error line
+        return 2
     try:
         args = parser.parse_args(argv)
         run = getattr(args, "run", None) or args.func
