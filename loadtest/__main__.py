@@ -32,6 +32,7 @@ from typing import Any
 from loadtest import figures
 from loadtest.churn import ChurnSpec
 from loadtest.meshfiles import FORMATS
+from loadtest.pinning import parse_cpus
 from loadtest.profiling import PHASES, summarize
 from loadtest.progress import Progress
 from loadtest.report import Report, git_commit
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
     server = parser.add_argument_group("server")
     server.add_argument("--workers", type=int, default=1, help="passed to xds serve --workers")
+    server.add_argument("--server-cpus", type=_cpus, metavar="LIST",
+                        help="pin the server (and the floor) to these CPUs, e.g. 0 or 0-1")
+    server.add_argument("--client-cpus", type=_cpus, metavar="LIST",
+                        help="pin the load generator's processes to these CPUs")
     server.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="extra argument for xds serve (repeatable)")
     server.add_argument("--log-level", default="info", help="xds serve --log-level")
@@ -178,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                            workers=args.workers, poll_interval=scenario.poll_interval,
                            debounce_after=scenario.debounce_after,
                            debounce_max=scenario.debounce_max, log_level=args.log_level,
-                           extra_args=list(args.server_arg)),
+                           extra_args=list(args.server_arg), cpus=args.server_cpus),
+        client_cpus=args.client_cpus,
         external=external, floor=scenario.floor, workdir=args.workdir,
         manifest_format=args.manifest_format, profile=args.profile,
         profile_phase=args.profile_phase, kubeconfig=args.kubeconfig)
@@ -204,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nserver profile ({args.profile_phase}): {args.profile}")
         print(summarize(args.profile, 25))
     return 0
+
+
+def _cpus(text: str) -> frozenset[int]:
+    try:
+        return parse_cpus(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 if __name__ == "__main__":

@@ -29,13 +29,13 @@ class ClientProcessError(RuntimeError):
 
 
 class Fleet:
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, cpus: frozenset[int] | None = None) -> None:
         context = mp.get_context("spawn")  # no gRPC state may cross a fork
         self._pipes: list[Connection] = []
         self._processes: list[Any] = []
         for _ in range(processes):
             parent, child = context.Pipe()
-            process = context.Process(target=worker.main, args=(child,), daemon=True,
+            process = context.Process(target=worker.main, args=(child, cpus), daemon=True,
                                       name="loadtest-client")
             process.start()
             child.close()

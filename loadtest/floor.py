@@ -38,6 +38,7 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from loadtest import mesh, meshgen
+from loadtest.pinning import pin
 from xds.model import MeshStore, parse_object
 from xds.resources import Resource
 from xds.serving.delta import DeltaResponse
@@ -89,8 +90,9 @@ class Stop:
     pass
 
 
-def run(setup: FloorSetup, conn: Connection) -> None:
+def run(setup: FloorSetup, conn: Connection, cpus: frozenset[int] | None = None) -> None:
     """Process entry point: serve until told to stop."""
+    pin(cpus)
     asyncio.run(Floor(setup, conn).serve())
 
 

@@ -28,6 +28,7 @@ from loadtest.fleet import Fleet
 from loadtest.floor import FloorPush, FloorSetup
 from loadtest.kubecluster import KubeClient, MeshCluster
 from loadtest.meshfiles import Manifest, MeshFiles
+from loadtest.pinning import describe
 from loadtest.procstat import Sampler, Window
 from loadtest.profiling import Profile
 from loadtest.progress import Progress
@@ -70,6 +71,9 @@ class RunOptions:
     profile_phase: str = "changes"
     kubeconfig: Path | None = None
     """Load the mesh into this cluster and make changes through its API (``--kubernetes``)."""
+    client_cpus: frozenset[int] | None = None
+    """Pin the load generator's processes to these CPUs (the server's: ``serve.cpus``; the
+    floor runs pinned like the server)."""
 
 
 @dataclass
@@ -132,13 +136,16 @@ def run(scenario: Scenario, options: RunOptions, progress: Progress) -> RunResul
     with _workdir(options.workdir) as work, Sampler() as sampler, \
             contextlib.ExitStack() as stack:
         tls = _tls(scenario, options, work, proxies)
-        fleet = Fleet(options.client_processes)
+        fleet = Fleet(options.client_processes, options.client_cpus)
+        if options.client_cpus or options.serve.cpus:
+            notes.append(f"pinned: server and floor to CPUs {describe(options.serve.cpus)}, "
+                         f"client processes to CPUs {describe(options.client_cpus)}")
         stack.callback(fleet.close)
         sampler.watch("clients", fleet.pids)
         floor = None
         if scenario.floor and options.floor:
             floor = _exercise_floor(scenario, fleet, plan.for_floor(), proxies, tls,
-                                    sampler, progress)
+                                    sampler, progress, options.serve.cpus)
         if options.kubeconfig is not None:
             progress.line(f"mesh: loading {len(documents)} objects into the cluster of "
                           f"{options.kubeconfig}")
@@ -220,11 +227,11 @@ def _files(scenario: Scenario, options: RunOptions, work: Path,
 
 def _exercise_floor(scenario: Scenario, fleet: Fleet, plan: Plan,
                     proxies: list[ProxySpec], tls: Tls | None, sampler: Sampler,
-                    progress: Progress) -> Exercise:
+                    progress: Progress, cpus: frozenset[int] | None = None) -> Exercise:
     progress.line("floor: starting (bare grpc.aio fan-out of pre-serialized bytes)")
     setup = FloorSetup(scenario.mesh, scenario.routes, scenario.poll_interval,
                        scenario.debounce_after, tls.ca_dir if tls is not None else None)
-    subject = FloorServer(setup, tls)
+    subject = FloorServer(setup, tls, cpus=cpus)
     try:
         ztunnels = [p for p in proxies if p.kind == "ztunnel"]
         return _exercise(scenario, fleet, subject, ztunnels, plan, sampler, progress, [],

@@ -25,6 +25,7 @@ from loadtest import floor
 from loadtest.churn import Change, Expect
 from loadtest.kubecluster import MeshCluster
 from loadtest.meshfiles import MeshFiles
+from loadtest.pinning import pin
 from loadtest.worker import Endpoint
 
 Mesh = MeshFiles | MeshCluster
@@ -100,6 +101,8 @@ class ServeOptions:
     debounce_max: float = 10.0
     log_level: str = "info"
     extra_args: list[str] = field(default_factory=list)
+    cpus: frozenset[int] | None = None
+    """Pin the server (and the workers it forks) to these CPUs."""
 
 
 class XdsServer:
@@ -148,8 +151,10 @@ class XdsServer:
         env = dict(os.environ, PYTHONPATH=str(self._options.cwd))
         with self._log_path.open("wb") as log:
             started = time.monotonic()
+            cpus = self._options.cpus
             self._process = subprocess.Popen(self.command(), cwd=self._options.cwd, env=env,
-                                             stdout=log, stderr=subprocess.STDOUT)
+                                             stdout=log, stderr=subprocess.STDOUT,
+                                             preexec_fn=(lambda: pin(cpus)) if cpus else None)
         needed = 2 * self._options.workers  # SO_REUSEPORT: any worker may answer
         streak = 0
         while streak < needed:
@@ -228,10 +233,11 @@ class FloorServer:
 
     label = "floor"
 
-    def __init__(self, setup: floor.FloorSetup, tls: Tls | None, timeout: float = 180.0) -> None:
+    def __init__(self, setup: floor.FloorSetup, tls: Tls | None, timeout: float = 180.0,
+                 cpus: frozenset[int] | None = None) -> None:
         context = mp.get_context("spawn")
         self._pipe, child = context.Pipe()
-        self._process = context.Process(target=floor.run, args=(setup, child), daemon=True,
+        self._process = context.Process(target=floor.run, args=(setup, child, cpus), daemon=True,
                                         name="loadtest-floor")
         self._process.start()
         child.close()

@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 
 from loadtest.csr import CsrJob, run_csr
+from loadtest.pinning import pin
 from loadtest.proxies import ProxySpec, ProxyState, Sim, make_sim
 from loadtest.tracking import Delivery, Expectation, Tracker
 
@@ -130,8 +131,9 @@ class Status:
 # -- the process --------------------------------------------------------------------------------
 
 
-def main(conn: Connection) -> None:
+def main(conn: Connection, cpus: frozenset[int] | None = None) -> None:
     """Entry point of a client process (``multiprocessing`` spawn target)."""
+    pin(cpus)
     asyncio.run(Worker(conn).serve())
 
 
