@@ -34,7 +34,7 @@ from xds.serving.ca_service import SERVICE_NAME as CA_SERVICE
 from xds.serving.ca_service import CertificateService
 from xds.serving.csds import SERVICE as CSDS_SERVICE
 from xds.serving.csds import CsdsService, loopback_callers, system_namespace_callers
-from xds.serving.grpc_server import build_server
+from xds.serving.grpc_server import Readiness, build_server
 from xds.serving.http import HttpServer
 from xds.serving.introspection import control_plane_identifier
 from xds.serving.metrics import AdsMetrics
@@ -108,7 +108,7 @@ class ControlPlane:
                                  else default_translators(options.mesh),
                                  debounce_after=options.debounce_after,
                                  debounce_max=options.debounce_max)
-        self.ready = asyncio.Event()
+        self.ready = Readiness()
         self.connections = ConnectionRegistry()
         self.ports = BoundPorts()
         self.source: FileSource | KubernetesSource
@@ -144,10 +144,13 @@ class ControlPlane:
 
     def _mesh_changed(self, changes: ChangeSet) -> None:
         self.pipeline.changed(changes)
+        if self._waypoints is None and self._route_status is None:
+            return
+        kinds = frozenset(key.kind for key in changes.keys)  # once, for both writers
         if self._waypoints is not None:
-            self._waypoints.mesh_changed(changes)
+            self._waypoints.mesh_changed(kinds)
         if self._route_status is not None:
-            self._route_status.mesh_changed(changes)
+            self._route_status.mesh_changed(kinds)
 
     def _secure(self, security: MeshSecurity) -> None:
         self.security = security

@@ -44,6 +44,14 @@ async def _serve(root: Path, xds_port: int, http_port: int, *,
     return process
 
 
+async def _stop(process: asyncio.subprocess.Process) -> str:
+    """SIGTERM, a clean exit, and what the server logged."""
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), 10) == 0
+    assert process.stderr is not None
+    return (await process.stderr.read()).decode()
+
+
 async def _synced_ztunnel(channel: grpc.aio.Channel) -> DeltaClient:
     client = ztunnel_client(channel)
     await client.connect({ADDRESS: [], AUTHORIZATION: []})
@@ -90,10 +98,7 @@ async def test_unreadable_directory_keeps_the_last_good_objects(tmp_path: Path,
             assert seen.removed[AUTHORIZATION] == policies
             await client.close()
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 10) == 0
-    assert process.stderr is not None
-    log = (await process.stderr.read()).decode()
+        log = await _stop(process)
     assert "cannot read directory" in log and "Permission denied" in log
 
 
@@ -133,10 +138,7 @@ async def test_pathological_files_are_their_own_errors(tmp_path: Path) -> None:
             assert "Kubernetes//Pod/bookinfo/details-v1-65cfcf56f9-kmqgz" in seen.removed[ADDRESS]
             await client.close()
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 10) == 0
-    assert process.stderr is not None
-    log = (await process.stderr.read()).decode()
+        log = await _stop(process)
     for name in ("00-deep.json", "70-deep.json", "70-digits.yaml", "70-digits.json"):
         assert f"{name}: document 0: invalid YAML/JSON" in log, name
     assert "zero.yaml" in log and "not a regular file" in log

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -132,9 +133,9 @@ class RefusalLog:
     """Warns about refused streams, rate-limited per (peer host, status)."""
 
     def __init__(self, interval: float = REFUSAL_LOG_INTERVAL,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._interval = interval
-        self._clock = clock or asyncio.get_running_loop().time
+        self._clock = clock
         self._last: dict[tuple[str, str], tuple[float, int]] = {}
 
     def refused(self, code: grpc.StatusCode, reason: str, *, peer: str, node_id: str,
@@ -279,7 +280,7 @@ class AdsService:
         self._push_limit = push_limit or asyncio.Semaphore(25)
         self._debug = dict(debug or {})
         self._control_plane = control_plane
-        self._refusals: RefusalLog | None = None  # made in the loop (it reads its clock)
+        self._refusals = RefusalLog()
         self._first_request_timeout = first_request_timeout
         self._write_timeout = write_timeout
         self._stream_limit = stream_limit
@@ -318,6 +319,7 @@ class AdsService:
             caller = await self._authenticate(context)
         except Unauthenticated as e:
             await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, str(e))
+        who = "" if caller is None else str(caller)
         try:
             # A stream that never says who it is would hold a slot (and be invisible in
             # /debug/connections, which lists identified proxies) forever.
@@ -327,10 +329,8 @@ class AdsService:
         except TimeoutError:
             await self._refuse(context, grpc.StatusCode.DEADLINE_EXCEEDED,
                                f"no request within {self._first_request_timeout:g} s of "
-                               "opening the stream", identity="" if caller is None
-                               else str(caller))
+                               "opening the stream", identity=who)
         claimed = first.node.id if first.HasField("node") else ""
-        who = "" if caller is None else str(caller)
         if not claimed:
             await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
                                "the first request on a stream must carry node.id",
@@ -379,8 +379,6 @@ class AdsService:
     async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode,
                       reason: str, node_id: str = "", identity: str = "") -> None:
         """End a stream that is not served: logged (rate-limited), counted, aborted."""
-        if self._refusals is None:
-            self._refusals = RefusalLog()
         self._refusals.refused(code, reason, peer=context.peer(), node_id=node_id,
                                identity=identity)
         self._observer.refused(code)

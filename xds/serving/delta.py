@@ -186,8 +186,8 @@ class DeltaSession:
         # Names asked for are answered, even if the client is thought to hold them (it
         # asks because it does not) and even with nothing: an on-demand ztunnel waits for
         # a response naming what it asked for, and istiod never leaves it in silence.
-        update = self._response(watch, [*asked, *added], echoes, always=True,
-                                resend=frozenset(asked))
+        names = list(dict.fromkeys([*asked, *added]))  # an asked name may also be new
+        update = self._response(watch, names, echoes, always=True, resend=frozenset(asked))
         return received, [] if update is None else [update]
 
     def push(self, touched: Mapping[str, Iterable[str]],
@@ -302,11 +302,7 @@ class DeltaSession:
         type_url = watch.status.type_url
         updated: list[Resource] = []
         removed: list[str] = list(echoes)
-        seen: set[str] = set()
         for name in names:
-            if name in seen:
-                continue
-            seen.add(name)
             resource = self.view.get(type_url, name)
             held = watch.client_versions.get(name)
             if resource is None:

@@ -46,6 +46,27 @@ def server_options(*, reuse_port: bool, max_connection_age: float = 0.0,
     ]
 
 
+class Readiness(asyncio.Event):
+    """An ``Event`` that can also be awaited for being cleared: health reports follow the
+    control plane both ways (a failed config source makes it unready again)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._unready = asyncio.Event()
+        self._unready.set()
+
+    def set(self) -> None:
+        super().set()
+        self._unready.clear()
+
+    def clear(self) -> None:
+        super().clear()
+        self._unready.set()
+
+    async def wait_unready(self) -> None:
+        await self._unready.wait()
+
+
 class Health:
     """grpc.health.v1 for one server, following the control plane's readiness."""
 
@@ -53,17 +74,14 @@ class Health:
         self.servicer = health.aio.HealthServicer()
         self._services = ["", *services]
 
-    async def follow(self, ready: asyncio.Event, poll: float = 0.25) -> None:
+    async def follow(self, ready: Readiness) -> None:
         """SERVING while ``ready`` is set, NOT_SERVING while not; runs until cancelled."""
         try:
             while True:
                 await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
                 await ready.wait()
                 await self._set(health_pb2.HealthCheckResponse.SERVING)
-                while True:  # an Event cannot be awaited for being cleared: poll
-                    await asyncio.sleep(poll)
-                    if not ready.is_set():
-                        break
+                await ready.wait_unready()
         except asyncio.CancelledError:
             await self.servicer.enter_graceful_shutdown()
 

@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final
 
-from xds.model.mesh import ChangeSet
 from xds.sources.kubernetes.api import ApiError, KubeApi
 from xds.sources.kubernetes.reflector import Backoff, Callbacks, ListWatch
 from xds.sources.kubernetes.waypoints import objects, status
@@ -102,9 +101,10 @@ class WaypointController:
               for kind in OWNED_KINDS),
         ]
 
-    def mesh_changed(self, changes: ChangeSet) -> None:
-        """Routes changed: the ``attachedRoutes`` of every waypoint may have."""
-        if any(key.kind in ROUTE_KINDS for key in changes.keys):
+    def mesh_changed(self, kinds: frozenset[str]) -> None:
+        """Objects of ``kinds`` changed in the model; if routes did, the ``attachedRoutes``
+        of every waypoint may have."""
+        if not kinds.isdisjoint(ROUTE_KINDS):
             for key in self._gateways:
                 self._queue.add(key)
 

@@ -30,6 +30,7 @@ istio-proxy, resources: {...}}]}}}}``.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -128,12 +129,9 @@ def owner_reference(gateway: Mapping[str, Any]) -> dict[str, Any]:
             "name": meta["name"], "uid": meta["uid"]}
 
 
-def _labels(gateway: Mapping[str, Any], *, managed: bool = True) -> dict[str, str]:
-    labels = {**infrastructure_labels(gateway), GATEWAY_NAME_LABEL: _meta(gateway)["name"],
-              CLASS_NAME_LABEL: WAYPOINT_CLASS}
-    if managed:
-        labels[MANAGED_LABEL] = MANAGED_VALUE
-    return labels
+def _labels(gateway: Mapping[str, Any]) -> dict[str, str]:
+    return {**infrastructure_labels(gateway), GATEWAY_NAME_LABEL: _meta(gateway)["name"],
+            CLASS_NAME_LABEL: WAYPOINT_CLASS, MANAGED_LABEL: MANAGED_VALUE}
 
 
 def _object_meta(gateway: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -227,7 +225,7 @@ def deployment(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[s
                   {"containerPort": PROMETHEUS_PORT, "name": "http-envoy-prom",
                    "protocol": "TCP"},
                   {"containerPort": HBONE_PORT, "name": "hbone", "protocol": "TCP"}],
-        "resources": _plain(settings.resources),
+        "resources": copy.deepcopy(dict(settings.resources)),
         "startupProbe": {**probe, "failureThreshold": 30, "initialDelaySeconds": 1,
                          "periodSeconds": 1},
         "readinessProbe": {**probe, "failureThreshold": 4, "initialDelaySeconds": 0,
@@ -350,7 +348,7 @@ def desired_objects(gateway: Mapping[str, Any], settings: WaypointSettings,
                                                           "ownerReferences")}
             # The controller finds its objects by these labels.
             fixed_meta["labels"] = {**((merged.get("metadata") or {}).get("labels") or {}),
-                                    **_labels(gateway, managed=True)}
+                                    **_labels(gateway)}
             merged["metadata"] = {**(merged.get("metadata") or {}), **fixed_meta}
             obj = merged
         result.append(obj)
@@ -359,9 +357,3 @@ def desired_objects(gateway: Mapping[str, Any], settings: WaypointSettings,
 
 def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value

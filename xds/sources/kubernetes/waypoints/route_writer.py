@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from xds.model.core import Namespace, Service
 from xds.model.gateway import Gateway
-from xds.model.mesh import ChangeSet, MeshStore
+from xds.model.mesh import MeshStore
 from xds.model.networking import ServiceEntry
 from xds.sources.kubernetes.api import ApiError, KubeApi
 from xds.sources.kubernetes.reflector import Backoff, Callbacks, ListWatch
@@ -91,8 +91,9 @@ class RouteStatusWriter:
                                          backoff=backoff)
                          for kind in ROUTE_PATHS}
 
-    def mesh_changed(self, changes: ChangeSet) -> None:
-        if any(key.kind in _REFERENCED for key in changes.keys):
+    def mesh_changed(self, kinds: frozenset[str]) -> None:
+        """Objects of ``kinds`` changed in the model: what routes refer to may have."""
+        if not kinds.isdisjoint(_REFERENCED):
             for key in self._routes:
                 self._queue.add(key)
 
