@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import random
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from loadtest.csr import CsrJob, run_csr
 from loadtest.pinning import pin
 from loadtest.proxies import ProxySpec, ProxyState, Sim, make_sim
 from loadtest.tracking import Delivery, Expectation, Tracker
+from xds.tasks import cancel_and_wait
 
 MAX_RECEIVE_BYTES = 256 * 1024 * 1024
 """ztunnel accepts 200 MiB; the full state of a 10k-pod mesh is ~4 MB (gRPC's default limit)."""
@@ -319,9 +319,7 @@ class Worker:
     async def _disconnect(self) -> None:
         self._connected = False
         for task in list(self._proxy_tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         sims, channels = list(self._sims.values()), self._channels
         self._sims, self._channels, self._states = {}, [], []
         self._reconnects = 0

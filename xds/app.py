@@ -8,7 +8,6 @@ been published, so a proxy never receives a partial mesh.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from xds.serving.metrics import AdsMetrics
 from xds.serving.ratelimit import StreamRateLimit
 from xds.serving.store import ConfigStore
 from xds.sources.files import FileSource
+from xds.tasks import cancel_all
 from xds.translate.base import Translator
 from xds.translate.waypoint import WaypointTranslator
 from xds.translate.ztunnel import ZtunnelTranslator
@@ -354,11 +354,7 @@ class ControlPlane:
         await asyncio.gather(*(server.stop(grace) for server in self._servers))
         if self._http is not None:
             await self._http.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         if self.security is not None:
             self.security.close()
         if self._cluster is not None:

@@ -9,7 +9,6 @@ ztunnel does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,8 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import struct_pb2
+
+from xds.tasks import cancel_and_wait
 
 _ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
 
@@ -88,9 +89,7 @@ class _Stream:
         if self._call is not None:
             self._call.cancel()
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+            await cancel_and_wait(self._reader)
 
 
 @dataclass

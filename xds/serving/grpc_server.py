@@ -84,6 +84,7 @@ class Health:
                 await ready.wait_unready()
         except asyncio.CancelledError:
             await self.servicer.enter_graceful_shutdown()
+            raise
 
     async def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for service in self._services:

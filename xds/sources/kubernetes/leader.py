@@ -21,7 +21,6 @@ algorithm is client-go's ``leaderelection``:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -35,6 +34,7 @@ from typing import Any, Final
 from prometheus_client import Gauge
 
 from xds.sources.kubernetes.api import ApiError, KubeApi
+from xds.tasks import cancel_and_wait
 
 log = logging.getLogger("xds.kube")
 
@@ -116,9 +116,7 @@ class LeaderElection:
                 finally:
                     self.leading.clear()
                     LEADER.set(0)
-                    work.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await work
+                    await cancel_and_wait(work)
                 log.warning("lost the leader Lease; stopped writing to the cluster",
                             extra={"lease": f"{self.namespace}/{self.name}",
                                    "identity": self.identity})
