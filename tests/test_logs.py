@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -90,3 +91,16 @@ def test_the_session_log_scan_finds_key_and_token_material() -> None:
                     "csr is not PEM: no '-----BEGIN CERTIFICATE REQUEST-----' block"):
         scan.handle(logging.LogRecord("xds.ca", logging.INFO, "", 0, message, (), None))
     assert len(scan.leaks) == 3
+
+
+def test_every_scope_the_code_logs_to_is_documented() -> None:
+    """The README's scope list is what ``--log-level scope:level`` can name: a scope in
+    the code that is not listed (or the reverse) is a level nobody can find."""
+    pattern = re.compile(r'getLogger\("xds\.([a-z]+)"\)')
+    used = {match for path in (REPO / "xds").rglob("*.py")
+            for match in pattern.findall(path.read_text())}
+    readme = (REPO / "README.md").read_text()
+    paragraph = readme[readme.index("The scopes:"):]
+    paragraph = paragraph[:paragraph.index("\n\n")]
+    documented = set(re.findall(r"`([a-z]+)`", paragraph))
+    assert used == documented

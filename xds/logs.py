@@ -1,9 +1,9 @@
 """Structured, one-line-per-event logs with a level per scope.
 
-Scopes are the logger names under ``xds.`` (``ads``, ``ca``, ``file``, ``kube``,
-``waypoint``, ...). Levels are given as ``info`` (all scopes) or as istiod's
-``--log_output_level`` style list, e.g. ``ads:debug,ca:warn,default:info``,
-and can be changed at runtime (``/debug/loglevel``).
+Scopes are the fixed logger names under ``xds.`` (``ads``, ``ca``, ``file``, ``kube``,
+...; the README lists them all, a test holds the list to the code). Levels are given
+as ``info`` (all scopes) or as istiod's ``--log_output_level`` style list, e.g.
+``ads:debug,ca:warn,default:info``, and can be changed at runtime (``/debug/loglevel``).
 
 Every event is one line, whatever it carries: newlines in a message (a YAML
 error quotes the offending lines) are escaped, and a traceback goes into an

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from xds.logs import LineFormatter
 from xds.security.authn import (
     AuthenticationError,
     Caller,
@@ -128,9 +129,12 @@ def test_bad_lines_are_skipped_and_logged_without_the_token(
         tokens = TokensFile(path, TD)
         assert tokens.lookup(good) == TokenGrant(APP)
         assert tokens.lookup(secret) is None
-    assert "line 1 ignored" in caplog.text and "line 3 ignored: duplicate" in caplog.text
-    assert "chmod 600" in caplog.text
-    assert secret not in caplog.text and good not in caplog.text
+    lines = [LineFormatter().format(record) for record in caplog.records]
+    ignored = [line for line in lines if "tokens file line ignored" in line]
+    assert len(ignored) == 2
+    assert " line=1 " in ignored[0] and 'reason="duplicate token"' in ignored[1]
+    assert any("chmod 600" in line for line in lines)
+    assert not any(secret in line or good in line for line in lines)
 
 
 async def test_insecure_dev_admits_anonymous_but_keeps_real_identities(tmp_path: Path) -> None:

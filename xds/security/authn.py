@@ -33,7 +33,7 @@ from xds.security.ca import Clock, utcnow
 from xds.security.identity import Identity, InvalidIdentity
 from xds.security.tokens import TokensFile
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xds.authn")
 
 Metadata: TypeAlias = Sequence[tuple[str, str | bytes]]
 
@@ -268,5 +268,6 @@ class InsecureDevAuthenticator:
         host = peer.rsplit(":", 1)[0]
         if host not in self._warned_peers and len(self._warned_peers) < 1024:
             self._warned_peers.add(host)
-            log.warning("INSECURE: admitting unauthenticated caller %s (%s)", peer, reason)
+            log.warning("INSECURE: admitting an unauthenticated caller",
+                        extra={"peer": peer, "reason": reason})
         return Caller(identity=None, authenticator=self.name, cluster_id=cluster_id(metadata))

@@ -41,7 +41,7 @@ from xds.security.ca import (
 )
 from xds.security.fileio import PRIVATE, PUBLIC, atomic_write
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xds.ca")
 
 CA_KEY: Final = "ca-key.pem"
 CA_CERT: Final = "ca-cert.pem"
@@ -113,7 +113,7 @@ class CaDirectory:
             self._restore_root(material)
             return material, False
         material = self.create(key_algorithm, organization=organization)
-        log.info("created a new self-signed root CA in %s", self.path)
+        log.info("created a new self-signed root CA", extra={"dir": self.path})
         return material, True
 
     def _restore_root(self, material: SigningMaterial) -> None:
@@ -129,8 +129,8 @@ class CaDirectory:
         if _parse_certs(current, str(path)) == [root]:
             return
         atomic_write(path, pem, PUBLIC)
-        log.warning("%s was missing or empty; "
-                    "written again from %s", path, self.path / CA_CERT)
+        log.warning("root certificate was missing or empty; written again",
+                    extra={"path": path, "from": self.path / CA_CERT})
 
     def stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
         """A cheap change detector over the CA files (inode, size, mtime)."""
@@ -176,16 +176,13 @@ class CaFileWatcher:
         try:
             material = self._directory.load()
         except CaError as exc:
-            log.error("CA files changed but cannot be loaded, keeping the current CA: %s", exc)
+            log.error("CA files changed but cannot be loaded; keeping the current CA",
+                      extra={"reason": exc})
             return False
         old = self._ca.root_fingerprint
         self._ca.replace(material)
-        log.info(
-            "CA reloaded from %s (root %s -> %s)",
-            self._directory.path,
-            old,
-            material.root_fingerprint,
-        )
+        log.info("CA reloaded", extra={"dir": self._directory.path, "old_root": old,
+                                       "root": material.root_fingerprint})
         return True
 
 

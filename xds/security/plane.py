@@ -42,7 +42,7 @@ from xds.security.serving_tls import ServingCertificate, istiod_dns_names
 from xds.security.signer import Signer
 from xds.security.tokens import TOKENS_FILE, TokensFile
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xds.ca")
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,13 @@ class MeshSecurity:
             options.key_algorithm, organization=options.trust_domain
         )
         log.info(
-            "CA %s from %s: root %s (%s); clients trust %s",
-            "created" if created else "loaded",
-            directory.path,
-            material.root_fingerprint,
-            "self-signed" if material.self_signed else "plug-in intermediate",
-            directory.root_cert_path,
+            "CA created" if created else "CA loaded",
+            extra={
+                "dir": directory.path,
+                "root": material.root_fingerprint,
+                "kind": "self-signed" if material.self_signed else "plug-in intermediate",
+                "clients_trust": directory.root_cert_path,
+            },
         )
         authenticator = TokensFileAuthenticator(
             TokensFile(options.resolved_tokens_file, options.trust_domain)

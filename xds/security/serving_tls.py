@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from xds.security.ca import CertificateAuthority, Clock, IssuedCertificate, key_to_pem, utcnow
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xds.ca")
 
 DEFAULT_NAMESPACE: Final = "istio-system"
 SERVING_TTL: Final = dt.timedelta(hours=24)
@@ -120,11 +120,9 @@ class ServingCertificate:
                     return None
                 self._key_pem, self._issued, self._generation = self._mint()
                 self._refresh_at = self._compute_refresh_at(self._issued)
-                log.info(
-                    "serving certificate renewed (root %s, valid until %s)",
-                    self._issued.root_fingerprint,
-                    self._issued.not_after.isoformat(),
-                )
+                log.info("serving certificate renewed",
+                         extra={"root": self._issued.root_fingerprint,
+                                "not_after": self._issued.not_after.isoformat()})
                 return self._configuration()
         except Exception:
             # An exception escaping into gRPC's handshake would fail the

@@ -35,7 +35,7 @@ from xds.security.ca import Clock, utcnow
 from xds.security.fileio import PRIVATE, atomic_write
 from xds.security.identity import DEFAULT_TRUST_DOMAIN, Identity, InvalidIdentity
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xds.authn")
 
 TOKENS_FILE: Final = "tokens"
 MIN_TOKEN_LENGTH: Final = 16
@@ -165,7 +165,8 @@ class TokensFile:
                 return
             self._grants = self._load() if stamp is not None else {}
             if stamp is None:
-                log.warning("tokens file %s does not exist: no bearer token is accepted", self.path)
+                log.warning("tokens file does not exist: no bearer token is accepted",
+                            extra={"path": self.path})
             self._stamp = stamp
             self._loaded_once = True
 
@@ -174,29 +175,29 @@ class TokensFile:
             mode = self.path.stat().st_mode
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            log.error("cannot read tokens file %s: %s; no token is accepted", self.path, exc)
+            log.error("cannot read the tokens file; no token is accepted",
+                      extra={"path": self.path, "reason": exc})
             return {}
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning(
-                "tokens file %s is accessible by group/others (mode %o); use chmod 600",
-                self.path,
-                stat.S_IMODE(mode),
-            )
+            log.warning("tokens file is accessible by group/others; use chmod 600",
+                        extra={"path": self.path, "mode": f"{stat.S_IMODE(mode):o}"})
         grants: dict[bytes, tuple[bytes, TokenGrant]] = {}
         for number, line in enumerate(text.splitlines(), start=1):
             try:
                 parsed = parse_line(line, self.trust_domain)
             except TokensFileError as exc:
-                log.error("%s line %d ignored: %s", self.path, number, exc)
+                log.error("tokens file line ignored",
+                          extra={"path": self.path, "line": number, "reason": exc})
                 continue
             if parsed is None:
                 continue
             key = digest(parsed[0])
             if key in grants:
-                log.error("%s line %d ignored: duplicate token", self.path, number)
+                log.error("tokens file line ignored",
+                          extra={"path": self.path, "line": number, "reason": "duplicate token"})
                 continue
             grants[key] = (key, parsed[1])
-        log.info("loaded %d token(s) from %s", len(grants), self.path)
+        log.info("tokens loaded", extra={"path": self.path, "tokens": len(grants)})
         return grants
 
 

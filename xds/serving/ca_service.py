@@ -30,7 +30,7 @@ from xds.security.identity import Identity
 from xds.security.signer import Signer
 from xds.serving.metrics import IstioCounter
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xds.ca")
 
 SERVICE_NAME: Final = "istio.v1.auth.IstioCertificateService"
 METHOD: Final = f"/{SERVICE_NAME}/CreateCertificate"
@@ -94,13 +94,13 @@ class CertificateService:
         try:
             return await self._create(request, tuple(context.invocation_metadata() or ()), peer)
         except Refused as refusal:
-            log.info("CreateCertificate from %s refused (%s): %s",
-                     peer, refusal.code.name, refusal.message)
+            log.info("CreateCertificate refused",
+                     extra={"peer": peer, "code": refusal.code.name, "reason": refusal.message})
             await context.abort(refusal.code, refusal.message)
             raise  # abort raises; this keeps type checkers and readers certain
         except Exception:
             SIGN_ERRORS.inc("internal")
-            log.exception("CreateCertificate from %s failed", peer)
+            log.exception("CreateCertificate failed", extra={"peer": peer})
             await context.abort(grpc.StatusCode.INTERNAL, "certificate signing failed")
             raise
 
@@ -128,8 +128,10 @@ class CertificateService:
             raise Refused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         ISSUED.inc()
         if log.isEnabledFor(logging.DEBUG):  # skip formatting on the hot path
-            log.debug("issued %s to %s, serial %x, valid until %s", identity, caller,
-                      issued.certificate.serial_number, issued.not_after.isoformat())
+            log.debug("certificate issued",
+                      extra={"identity": identity, "caller": caller,
+                             "serial": f"{issued.certificate.serial_number:x}",
+                             "not_after": issued.not_after.isoformat()})
         return ca_pb2.IstioCertificateResponse(cert_chain=issued.chain)
 
     def _authorize(self, caller: Caller, request: ca_pb2.IstioCertificateRequest) -> Identity:
