@@ -103,8 +103,9 @@ def make_csrs(count: int) -> list[str]:
         csr = (
             x509.CertificateSigningRequestBuilder()
             .subject_name(x509.Name([]))
-            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]),
-                           critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=True
+            )
             .sign(key, hashes.SHA256())
         )
         csrs.append(csr.public_bytes(serialization.Encoding.PEM).decode())
@@ -167,8 +168,9 @@ async def _run_job(setup: Setup, channels: int, csrs: list[str], job: Job) -> Re
         counter += 1
         stub = stubs[counter % len(stubs)]
         try:
-            await stub.CreateCertificate(requests[counter % len(requests)], metadata=metadata,
-                                         timeout=30)
+            await stub.CreateCertificate(
+                requests[counter % len(requests)], metadata=metadata, timeout=30
+            )
         except grpc.aio.AioRpcError as exc:
             errors += 1
             first_error = first_error or f"{exc.code().name}: {exc.details()}"
@@ -258,16 +260,27 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.bench_ca", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.bench_ca",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--ca-key", default="ec-p256", choices=["ec-p256", "rsa-2048", "rsa-4096"])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
-    parser.add_argument("--server-procs", type=int, default=1,
-                        help="server processes sharing the port (SO_REUSEPORT)")
+    parser.add_argument(
+        "--server-procs",
+        type=int,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT)",
+    )
     parser.add_argument("--client-procs", type=int, default=1)
     parser.add_argument("--channels", type=int, default=2, help="connections per client process")
-    parser.add_argument("--concurrency", type=int, default=64,
-                        help="calls in flight per client process in the throughput phase")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="calls in flight per client process in the throughput phase",
+    )
     parser.add_argument("--signer-workers", type=int, default=1)
     parser.add_argument("--csrs", type=int, default=256, help="distinct pre-generated CSRs")
     args = parser.parse_args(argv)
@@ -291,26 +304,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         clients = []
         for _ in range(args.client_procs):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=client, args=(setup, args.channels, csrs, child),
-                               daemon=True)
+            proc = ctx.Process(target=client, args=(setup, args.channels, csrs, child), daemon=True)
             proc.start()
             pipes.append(parent)
             clients.append(proc)
         try:
             # Warm-up: first handshakes, thread pools, allocator.
-            run_phase(pipes, Job("closed", 2.0, concurrency=args.concurrency,
-                                 start_at=time.time() + 1.0))
+            run_phase(
+                pipes, Job("closed", 2.0, concurrency=args.concurrency, start_at=time.time() + 1.0)
+            )
             server_pids = [p.pid for p in servers]
             client_pids = [p.pid for p in clients]
             cpu_before = cpu_seconds(server_pids), cpu_seconds(client_pids)
-            closed = run_phase(pipes, Job("closed", args.duration, concurrency=args.concurrency,
-                                          start_at=time.time() + 1.0))
+            closed = run_phase(
+                pipes,
+                Job(
+                    "closed",
+                    args.duration,
+                    concurrency=args.concurrency,
+                    start_at=time.time() + 1.0,
+                ),
+            )
             cpu_after = cpu_seconds(server_pids), cpu_seconds(client_pids)
             rate = sum(r.completed for r in closed) / args.duration
             half = rate / 2
-            opened = run_phase(pipes, Job("open", args.duration,
-                                          rate=half / args.client_procs,
-                                          start_at=time.time() + 1.0))
+            opened = run_phase(
+                pipes,
+                Job(
+                    "open", args.duration, rate=half / args.client_procs, start_at=time.time() + 1.0
+                ),
+            )
         finally:
             for pipe in pipes:
                 pipe.send(None)
@@ -330,21 +353,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     target_text = f"target >= {target:,}" if target else "no target"
     verdict = ("MET" if rate >= target else "MISSED") if target else ""
     ok_p99 = p99 <= TARGET_P99_MS
-    print(f"CreateCertificate over TLS gRPC on 127.0.0.1 - CA key {args.ca_key}, "
-          f"{args.server_procs} server / {args.client_procs} client process(es), "
-          f"{os.cpu_count()} CPUs, {args.duration:g} s per phase")
-    print(f"  sustained throughput  {rate:9,.0f} certs/s     {target_text}"
-          f"   {verdict}   (closed loop, "
-          f"{args.concurrency * args.client_procs} in flight)")
-    print(f"  latency at {achieved:,.0f}/s     p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   "
-          f"max {worst:6.1f} ms   target p99 <= {TARGET_P99_MS:g} ms   "
-          f"{'MET' if ok_p99 else 'MISSED'}   (open loop at half the sustained rate)")
+    print(
+        f"CreateCertificate over TLS gRPC on 127.0.0.1 - CA key {args.ca_key}, "
+        f"{args.server_procs} server / {args.client_procs} client process(es), "
+        f"{os.cpu_count()} CPUs, {args.duration:g} s per phase"
+    )
+    print(
+        f"  sustained throughput  {rate:9,.0f} certs/s     {target_text}"
+        f"   {verdict}   (closed loop, "
+        f"{args.concurrency * args.client_procs} in flight)"
+    )
+    print(
+        f"  latency at {achieved:,.0f}/s     p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   "
+        f"max {worst:6.1f} ms   target p99 <= {TARGET_P99_MS:g} ms   "
+        f"{'MET' if ok_p99 else 'MISSED'}   (open loop at half the sustained rate)"
+    )
     issued = rate * args.duration
     if issued:
         server_us = (cpu_after[0] - cpu_before[0]) / issued * 1e6
         client_us = (cpu_after[1] - cpu_before[1]) / issued * 1e6
-        print(f"  CPU per certificate   server {server_us:6.0f} us   client {client_us:6.0f} us"
-              "   (throughput phase)")
+        print(
+            f"  CPU per certificate   server {server_us:6.0f} us   client {client_us:6.0f} us"
+            "   (throughput phase)"
+        )
     if latencies:
         print(f"  mean latency          {statistics.fmean(latencies) * 1000:6.1f} ms")
     if errors:

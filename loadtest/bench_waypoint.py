@@ -79,40 +79,66 @@ CHAIN_TYPES: Final = (type_urls.CLUSTER, type_urls.ENDPOINT, type_urls.LISTENER)
 
 # -- the mesh ----------------------------------------------------------------------------
 
+
 def route(generation: int) -> dict[str, Any]:
     """svc-0's HTTPRoute; each generation moves the split (90/10, 80/20, ...)."""
     to_second = 10 + 10 * (generation % 5)
     return {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": "svc-0", "namespace": NAMESPACE,
-                     "creationTimestamp": meshgen.CREATED},
-        "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "svc-0", "port": 80}],
-                 "rules": [
-                     {"matches": [{"headers": [{"name": "x-canary", "value": "yes"}]}],
-                      "backendRefs": [{"name": "svc-1", "port": 80}]},
-                     {"backendRefs": [{"name": "svc-0", "port": 80, "weight": 100 - to_second},
-                                      {"name": "svc-1", "port": 80, "weight": to_second}]}]},
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "svc-0", "namespace": NAMESPACE, "creationTimestamp": meshgen.CREATED},
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "svc-0", "port": 80}],
+            "rules": [
+                {
+                    "matches": [{"headers": [{"name": "x-canary", "value": "yes"}]}],
+                    "backendRefs": [{"name": "svc-1", "port": 80}],
+                },
+                {
+                    "backendRefs": [
+                        {"name": "svc-0", "port": 80, "weight": 100 - to_second},
+                        {"name": "svc-1", "port": 80, "weight": to_second},
+                    ]
+                },
+            ],
+        },
     }
 
 
 def policy() -> dict[str, Any]:
     """L7 ALLOW on the whole waypoint: an RBAC filter in every HTTP chain."""
     return {
-        "apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
-        "metadata": {"name": "waypoint-l7", "namespace": NAMESPACE,
-                     "creationTimestamp": meshgen.CREATED},
-        "spec": {"targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io",
-                                 "name": GATEWAY}],
-                 "action": "ALLOW",
-                 "rules": [{"from": [{"source": {"namespaces": [NAMESPACE]}}],
-                            "to": [{"operation": {"methods": ["GET", "POST"],
-                                                  "paths": ["/api/*"]}}]}]},
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {
+            "name": "waypoint-l7",
+            "namespace": NAMESPACE,
+            "creationTimestamp": meshgen.CREATED,
+        },
+        "spec": {
+            "targetRefs": [
+                {"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": GATEWAY}
+            ],
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "from": [{"source": {"namespaces": [NAMESPACE]}}],
+                    "to": [{"operation": {"methods": ["GET", "POST"], "paths": ["/api/*"]}}],
+                }
+            ],
+        },
     }
 
 
 def mesh_spec(services: int, pods_per_service: int) -> meshgen.MeshSpec:
-    return meshgen.MeshSpec(pods=services * pods_per_service, services=services, namespaces=1,
-                            waypoints=1, nodes=10, authorization_policies=0)
+    return meshgen.MeshSpec(
+        pods=services * pods_per_service,
+        services=services,
+        namespaces=1,
+        waypoints=1,
+        nodes=10,
+        authorization_policies=0,
+    )
 
 
 def mesh_objects(spec: meshgen.MeshSpec) -> list[KubeObject]:
@@ -126,10 +152,10 @@ def mesh_objects(spec: meshgen.MeshSpec) -> list[KubeObject]:
 
 # -- offline figures -----------------------------------------------------------------
 
+
 def _scope_resources(updates: list[Update], type_url: str) -> list[Resource]:
     scope = waypoint_scope(NAMESPACE, GATEWAY)
-    return [r for u in updates if u.scope == scope and u.type_url == type_url
-            for r in u.upserts]
+    return [r for u in updates if u.scope == scope and u.type_url == type_url for r in u.upserts]
 
 
 def _ms(seconds: float) -> str:
@@ -150,8 +176,10 @@ def offline(spec: meshgen.MeshSpec, rounds: int) -> None:
     objects = mesh_objects(spec)
     store = MeshStore()
     store.apply(objects)
-    print(f"mesh: {spec.services} services x {spec.pods // spec.services} pods in one namespace "
-          f"with a waypoint ({len(objects)} objects), an HTTPRoute split, an L7 policy\n")
+    print(
+        f"mesh: {spec.services} services x {spec.pods // spec.services} pods in one namespace "
+        f"with a waypoint ({len(objects)} objects), an HTTPRoute split, an L7 policy\n"
+    )
 
     builds: list[float] = []
     updates: list[Update] = []
@@ -187,12 +215,16 @@ def offline(spec: meshgen.MeshSpec, rounds: int) -> None:
         body = sum(len(r.body) for r in resources)
         wire = sum(len(r.delta_field()) for r in resources)
         largest = max(resources, key=lambda r: len(r.body))
-        _row(f"{type_url.rsplit('.', 1)[1]}: {len(resources)} resources",
-             f"{body / 1024:.1f} KiB", f"wire {wire / 1024:.1f} KiB")
+        _row(
+            f"{type_url.rsplit('.', 1)[1]}: {len(resources)} resources",
+            f"{body / 1024:.1f} KiB",
+            f"wire {wire / 1024:.1f} KiB",
+        )
         _row(f"  largest: {largest.name[:40]}", f"{len(largest.body) / 1024:.1f} KiB")
 
 
 # -- the live run ------------------------------------------------------------------------
+
 
 def envoy_binary() -> str:
     beside = Path(sys.executable).parent / "envoy"
@@ -207,17 +239,30 @@ def admin_json(admin: str, path: str) -> Any:
         return json.load(reply)
 
 
-def _start_envoy(config: dict[str, Any], directory: Path
-                 ) -> tuple[subprocess.Popen[bytes], str, IO[str]]:
+def _start_envoy(
+    config: dict[str, Any], directory: Path
+) -> tuple[subprocess.Popen[bytes], str, IO[str]]:
     """Start Envoy and wait (blocking) until /ready answers; returns its admin URL."""
     path = directory / "waypoint.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     admin_file = directory / "admin.address"
     log = (directory / "envoy.log").open("w")
     process = subprocess.Popen(
-        [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--log-level", "warn",
-         "--admin-address-path", str(admin_file), "--base-id-path", str(directory / "base-id")],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            envoy_binary(),
+            "-c",
+            str(path),
+            "--disable-hot-restart",
+            "--log-level",
+            "warn",
+            "--admin-address-path",
+            str(admin_file),
+            "--base-id-path",
+            str(directory / "base-id"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:
@@ -227,8 +272,10 @@ def _start_envoy(config: dict[str, Any], directory: Path
             raise SystemExit(f"envoy not ready after 30 s; see {directory}")
         if admin_file.exists() and admin_file.read_text().strip():
             admin = "http://" + admin_file.read_text().strip()
-            with contextlib.suppress(urllib.error.URLError, OSError), \
-                    urllib.request.urlopen(f"{admin}/ready", timeout=1) as reply:
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(f"{admin}/ready", timeout=1) as reply,
+            ):
                 if reply.status == 200:
                     return process, admin, log
         time.sleep(0.05)
@@ -276,12 +323,14 @@ def _connection(plane: ControlPlane) -> Connection | None:
 
 def _synced(connection: Connection) -> bool:
     statuses = connection.statuses
-    return (set(CHAIN_TYPES) | {type_urls.SECRET}) <= statuses.keys() and \
-        all(status.state == "SYNCED" for status in statuses.values())
+    return (set(CHAIN_TYPES) | {type_urls.SECRET}) <= statuses.keys() and all(
+        status.state == "SYNCED" for status in statuses.values()
+    )
 
 
-async def _wait(predicate: Callable[[], bool], within: float, what: str,
-                interval: float = 0.002) -> None:
+async def _wait(
+    predicate: Callable[[], bool], within: float, what: str, interval: float = 0.002
+) -> None:
     deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
@@ -295,8 +344,9 @@ def _write_route(directory: Path, generation: int) -> None:
     temporary.replace(directory / ROUTE_FILE)
 
 
-async def live(spec: meshgen.MeshSpec, edits: int, delta: bool, poll_interval: float,
-               verbose: bool) -> None:
+async def live(
+    spec: meshgen.MeshSpec, edits: int, delta: bool, poll_interval: float, verbose: bool
+) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-waypoint-") as temporary:
         work = Path(temporary)
         config = work / "mesh"
@@ -306,36 +356,64 @@ async def live(spec: meshgen.MeshSpec, edits: int, delta: bool, poll_interval: f
         ca_dir, tokens_file = work / "ca", work / "tokens"
         token = add_grant(tokens_file, TokenGrant(Identity.from_account(f"{NAMESPACE}/waypoint")))
         options = ServeOptions(
-            config_dir=config, listen_host="127.0.0.1", xds_port=0, secure_port=-1,
-            http_port=0, debounce_after=0.1, debounce_max=10.0, poll_interval=poll_interval,
-            security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file))
+            config_dir=config,
+            listen_host="127.0.0.1",
+            xds_port=0,
+            secure_port=-1,
+            http_port=0,
+            debounce_after=0.1,
+            debounce_max=10.0,
+            poll_interval=poll_interval,
+            security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file),
+        )
         plane = ControlPlane(options)
         await plane.start()
         try:
-            envoy_config = bootstrap(BootstrapOptions(
-                namespace=NAMESPACE, name=GATEWAY, xds_host="127.0.0.1",
-                xds_port=plane.ports.secure, pod_name="waypoint-bench", token=token,
-                ca_root_path=str(ca_dir / "root-cert.pem"), delta=delta, admin_port=0,
-                readiness_port=0, prometheus_port=0))
+            envoy_config = bootstrap(
+                BootstrapOptions(
+                    namespace=NAMESPACE,
+                    name=GATEWAY,
+                    xds_host="127.0.0.1",
+                    xds_port=plane.ports.secure,
+                    pod_name="waypoint-bench",
+                    token=token,
+                    ca_root_path=str(ca_dir / "root-cert.pem"),
+                    delta=delta,
+                    admin_port=0,
+                    readiness_port=0,
+                    prometheus_port=0,
+                )
+            )
             with exclusive_hbone_port():
                 async with running_envoy(envoy_config, work) as admin:
-                    await _run_edits(plane, admin, config, edits, delta, poll_interval,
-                                     verbose)
+                    await _run_edits(plane, admin, config, edits, delta, poll_interval, verbose)
         finally:
             await plane.stop(grace=0.1)
 
 
-async def _run_edits(plane: ControlPlane, admin: str, config: Path, edits: int, delta: bool,
-                     poll_interval: float, verbose: bool) -> None:
-    await _wait(lambda: (c := _connection(plane)) is not None and _synced(c), 30,
-                "the waypoint's first ACKs")
+async def _run_edits(
+    plane: ControlPlane,
+    admin: str,
+    config: Path,
+    edits: int,
+    delta: bool,
+    poll_interval: float,
+    verbose: bool,
+) -> None:
+    await _wait(
+        lambda: (c := _connection(plane)) is not None and _synced(c),
+        30,
+        "the waypoint's first ACKs",
+    )
     connection = _connection(plane)
     assert connection is not None
     secret_scope = connection.binding.type_scopes.get(type_urls.SECRET, connection.scope)
     secrets = plane.store.view(secret_scope).resources(type_urls.SECRET)
-    _row(f"Secret: {len(secrets)} resources (live)",
-         f"{sum(len(r.body) for r in secrets.values()) / 1024:.1f} KiB",
-         f"wire {sum(len(r.delta_field()) for r in secrets.values()) / 1024:.1f} KiB")
+    _row(
+        f"Secret: {len(secrets)} resources (live)",
+        f"{sum(len(r.body) for r in secrets.values()) / 1024:.1f} KiB",
+        f"wire {sum(len(r.delta_field()) for r in secrets.values()) / 1024:.1f} KiB",
+    )
 
     results: list[Edit] = []
     for generation in range(1, edits + 1):
@@ -350,16 +428,28 @@ async def _run_edits(plane: ControlPlane, admin: str, config: Path, edits: int, 
 
         await _wait(acked, 10, f"the ACK of edit {generation}")
         assert listener.sent_at is not None and listener.acked_at is not None
-        pushed = sorted(t.rsplit(".", 1)[1] for t, s in connection.statuses.items()
-                        if s.sent_at is not None and s.sent_at > written)
+        pushed = sorted(
+            t.rsplit(".", 1)[1]
+            for t, s in connection.statuses.items()
+            if s.sent_at is not None and s.sent_at > written
+        )
         rebuild = plane.pipeline.last.seconds if plane.pipeline.last else 0.0
         active = await _until_envoy_holds(admin, plane, connection, replaced_before)
-        results.append(Edit(listener.sent_at - written, listener.acked_at - listener.sent_at,
-                            pushed, rebuild, active - written))
+        results.append(
+            Edit(
+                listener.sent_at - written,
+                listener.acked_at - listener.sent_at,
+                pushed,
+                rebuild,
+                active - written,
+            )
+        )
         if verbose:
             edit = results[-1]
-            print(f"    edit {generation:>3}: pushed {_ms(edit.to_push)}, ACK +{_ms(edit.to_ack)}, "
-                  f"active {_ms(edit.to_active)} ({', '.join(pushed)})")
+            print(
+                f"    edit {generation:>3}: pushed {_ms(edit.to_push)}, ACK +{_ms(edit.to_ack)}, "
+                f"active {_ms(edit.to_active)} ({', '.join(pushed)})"
+            )
         # Let the file source's "recently written" window and Envoy settle, so
         # each edit is measured on its own.
         await asyncio.sleep(0.25)
@@ -367,18 +457,28 @@ async def _run_edits(plane: ControlPlane, admin: str, config: Path, edits: int, 
     totals = [e.to_push + e.to_ack for e in results]
     median = statistics.median(totals)
     flavour = "Delta" if delta else "SotW"
-    print(f"\nHTTPRoute edit -> Envoy ACK, live ({flavour} ADS over TLS; debounce 100 ms, "
-          f"file poll {poll_interval * 1000:.0f} ms), {edits} edits:")
-    _row("median", _ms(median), f"<= {TARGET_EDIT_TO_ACK_MS:.0f} ms",
-         median * 1000 <= TARGET_EDIT_TO_ACK_MS)
+    print(
+        f"\nHTTPRoute edit -> Envoy ACK, live ({flavour} ADS over TLS; debounce 100 ms, "
+        f"file poll {poll_interval * 1000:.0f} ms), {edits} edits:"
+    )
+    _row(
+        "median",
+        _ms(median),
+        f"<= {TARGET_EDIT_TO_ACK_MS:.0f} ms",
+        median * 1000 <= TARGET_EDIT_TO_ACK_MS,
+    )
     _row("p95", _ms(_percentile(totals, 0.95)))
     _row("max", _ms(max(totals)))
-    _row("  write -> pushed (poll + debounce + build)",
-         _ms(statistics.median(e.to_push for e in results)))
+    _row(
+        "  write -> pushed (poll + debounce + build)",
+        _ms(statistics.median(e.to_push for e in results)),
+    )
     _row("    of which translate + commit", _ms(statistics.median(e.rebuild for e in results)))
     _row("  pushed -> ACK (Envoy applies)", _ms(statistics.median(e.to_ack for e in results)))
-    _row("write -> active in Envoy's config dump",
-         _ms(statistics.median(e.to_active for e in results)))
+    _row(
+        "write -> active in Envoy's config dump",
+        _ms(statistics.median(e.to_active for e in results)),
+    )
     kinds = sorted({", ".join(e.pushed) for e in results})
     _row("types pushed per edit", " | ".join(kinds))
     nacks = sum(s.nacks for s in connection.statuses.values())
@@ -392,8 +492,9 @@ def _main_internal(admin: str) -> dict[str, Any]:
     return state
 
 
-async def _until_envoy_holds(admin: str, plane: ControlPlane, connection: Connection,
-                             before: str) -> float:
+async def _until_envoy_holds(
+    admin: str, plane: ControlPlane, connection: Connection, before: str
+) -> float:
     """Poll Envoy's admin until main_internal is replaced, then check its content.
 
     An ACK means Envoy accepted the update; the new listener may warm for a
@@ -412,15 +513,15 @@ async def _until_envoy_holds(admin: str, plane: ControlPlane, connection: Connec
     ours = plane.store.view(connection.scope).get(type_urls.LISTENER, "main_internal")
     assert ours is not None
     held = {k: v for k, v in state["listener"].items() if k != "@type"}
-    if _normalized(json_format.ParseDict(held, listener_pb2.Listener())) != \
-            _normalized(listener_pb2.Listener.FromString(ours.body)):
+    if _normalized(json_format.ParseDict(held, listener_pb2.Listener())) != _normalized(
+        listener_pb2.Listener.FromString(ours.body)
+    ):
         raise SystemExit("Envoy's main_internal differs from what the server sent")
     return seen
 
 
 def _normalized(message: Any) -> dict[str, Any]:
-    printed: dict[str, Any] = json_format.MessageToDict(message,
-                                                        preserving_proto_field_name=True)
+    printed: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
     return printed
 
 
@@ -431,8 +532,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=30, help="offline builds to time")
     parser.add_argument("--edits", type=int, default=20, help="live HTTPRoute edits to time")
     parser.add_argument("--sotw", action="store_true", help="SotW ADS (default: Delta)")
-    parser.add_argument("--poll-interval", type=float, default=0.05,
-                        help="file source poll interval, seconds (default 0.05)")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.05,
+        help="file source poll interval, seconds (default 0.05)",
+    )
     parser.add_argument("--no-live", action="store_true", help="skip the run with a real Envoy")
     parser.add_argument("--verbose", "-v", action="store_true", help="print every live edit")
     args = parser.parse_args(argv)

@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     objects = generated if isinstance(generated, list) else []
     store = MeshStore()
     apply_seconds, _ = _timed(lambda: store.apply(objects))
-    print(f"  generated and parsed {len(objects)} objects in {generate_seconds:.2f} s; "
-          f"MeshStore.apply {apply_seconds * 1000:.0f} ms\n")
+    print(
+        f"  generated and parsed {len(objects)} objects in {generate_seconds:.2f} s; "
+        f"MeshStore.apply {apply_seconds * 1000:.0f} ms\n"
+    )
 
     # --- full state: build + serialize, then the Delta wire form ----------------
     build_times, wire_times = [], []
@@ -109,26 +111,42 @@ def main(argv: list[str] | None = None) -> None:
     workloads = [r for r in addresses if wl.Address.FromString(r.body).HasField("workload")]
     services = [r for r in addresses if r not in workloads]
     full = statistics.median(b + w for b, w in zip(build_times, wire_times, strict=True))
-    print(f"full state ({len(workloads)} workloads, {len(services)} services, "
-          f"{len(authorizations)} authorizations), median of {args.rounds}:")
+    print(
+        f"full state ({len(workloads)} workloads, {len(services)} services, "
+        f"{len(authorizations)} authorizations), median of {args.rounds}:"
+    )
     _row("build + serialize (translate)", f"{statistics.median(build_times) * 1000:.0f} ms")
     _row("Delta wire form of every resource", f"{statistics.median(wire_times) * 1000:.0f} ms")
-    _row("full state, total", f"{full * 1000:.0f} ms", f"<= {TARGET_FULL_SECONDS:.0f} s",
-         full <= TARGET_FULL_SECONDS)
+    _row(
+        "full state, total",
+        f"{full * 1000:.0f} ms",
+        f"<= {TARGET_FULL_SECONDS:.0f} s",
+        full <= TARGET_FULL_SECONDS,
+    )
 
     # --- sizes -------------------------------------------------------------------
     workload_bytes = statistics.mean(len(r.body) for r in workloads)
     everything = addresses + authorizations
     print("\nsizes:")
-    _row("per Workload (serialized Address)", f"{workload_bytes:.0f} B",
-         f"<= {TARGET_WORKLOAD_BYTES} B", workload_bytes <= TARGET_WORKLOAD_BYTES)
+    _row(
+        "per Workload (serialized Address)",
+        f"{workload_bytes:.0f} B",
+        f"<= {TARGET_WORKLOAD_BYTES} B",
+        workload_bytes <= TARGET_WORKLOAD_BYTES,
+    )
     _row("  largest Workload", f"{max(len(r.body) for r in workloads)} B")
-    _row("per Service (serialized Address)",
-         f"{statistics.mean(len(r.body) for r in services):.0f} B")
-    _row("per Resource on the wire (Delta entry)",
-         f"{statistics.mean(len(r.delta_field()) for r in everything):.0f} B")
-    _row("full Address response (all Delta entries)",
-         f"{sum(len(r.delta_field()) for r in addresses) / 1e6:.2f} MB")
+    _row(
+        "per Service (serialized Address)",
+        f"{statistics.mean(len(r.body) for r in services):.0f} B",
+    )
+    _row(
+        "per Resource on the wire (Delta entry)",
+        f"{statistics.mean(len(r.delta_field()) for r in everything):.0f} B",
+    )
+    _row(
+        "full Address response (all Delta entries)",
+        f"{sum(len(r.delta_field()) for r in addresses) / 1e6:.2f} MB",
+    )
 
     # --- memory ------------------------------------------------------------------
     del updates, addresses, authorizations, workloads, services, everything
@@ -146,8 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     tracemalloc.stop()
     rss_growth = _rss_bytes() - rss_before
     print("\nmemory held for the state (translator memo + resources with wire form):")
-    _row("tracemalloc", f"{state_bytes / 2**20:.1f} MB", f"<= {TARGET_STATE_MB:.0f} MB",
-         state_bytes / 2**20 <= TARGET_STATE_MB)
+    _row(
+        "tracemalloc",
+        f"{state_bytes / 2**20:.1f} MB",
+        f"<= {TARGET_STATE_MB:.0f} MB",
+        state_bytes / 2**20 <= TARGET_STATE_MB,
+    )
     _row("RSS growth (includes tracemalloc's own cost)", f"{rss_growth / 2**20:.1f} MB")
 
     # --- one pod change ------------------------------------------------------------
@@ -165,11 +187,19 @@ def main(argv: list[str] | None = None) -> None:
     median_ms = statistics.median(change_times) * 1000
     p99_ms = change_times[int(len(change_times) * 0.99) - 1] * 1000
     print(f"\none pod change (readiness flip, MeshStore.apply + translate), {args.changes} pods:")
-    _row("median", f"{median_ms:.2f} ms", f"<= {TARGET_POD_CHANGE_MS:.0f} ms",
-         median_ms <= TARGET_POD_CHANGE_MS)
+    _row(
+        "median",
+        f"{median_ms:.2f} ms",
+        f"<= {TARGET_POD_CHANGE_MS:.0f} ms",
+        median_ms <= TARGET_POD_CHANGE_MS,
+    )
     _row("p99", f"{p99_ms:.2f} ms")
-    _row("resources sent per change", ", ".join(map(str, sorted(upserts_per_change))), "1",
-         upserts_per_change == {1})
+    _row(
+        "resources sent per change",
+        ", ".join(map(str, sorted(upserts_per_change))),
+        "1",
+        upserts_per_change == {1},
+    )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def node_audience(node: str) -> str:
 
 def for_ztunnels(audience: str) -> bool:
     return audience in (ZTUNNEL, NOBODY) or audience.startswith(f"{ZTUNNEL}@")
+
+
 _ADDED_POD_NETWORK = int(IPv4Address("10.192.0.0"))
 
 
@@ -94,8 +96,14 @@ def service_name(namespace: str, service: str) -> str:
 class Planner:
     """Draws changes from a mesh, each object at most once, deterministically by seed."""
 
-    def __init__(self, documents: list[Manifest], *, cluster_id: str = "Kubernetes",
-                 seed: int = 7, on_demand: bool = False) -> None:
+    def __init__(
+        self,
+        documents: list[Manifest],
+        *,
+        cluster_id: str = "Kubernetes",
+        seed: int = 7,
+        on_demand: bool = False,
+    ) -> None:
         """``on_demand``: the ztunnels subscribe by name (``XDS_ON_DEMAND``), so a pod's
         change is for the ztunnels of its node only, and a Service's for nobody."""
         self._cluster_id = cluster_id
@@ -106,15 +114,20 @@ class Planner:
         for document in documents:
             by_kind.setdefault(document["kind"], []).append(document)
         waypointed = {d["metadata"]["namespace"] for d in by_kind.get("Gateway", [])}
-        pods = [p for p in by_kind.get("Pod", [])
-                if "gateway.networking.k8s.io/gateway-name" not in p["metadata"]["labels"]]
+        pods = [
+            p
+            for p in by_kind.get("Pod", [])
+            if "gateway.networking.k8s.io/gateway-name" not in p["metadata"]["labels"]
+        ]
         self._pods = self._shuffled(pods)
         self._templates = pods
-        self._services = self._shuffled([s for s in by_kind.get("Service", [])
-                                         if s["metadata"]["name"] != "waypoint"])
+        self._services = self._shuffled(
+            [s for s in by_kind.get("Service", []) if s["metadata"]["name"] != "waypoint"]
+        )
         self._policies = self._shuffled(by_kind.get("AuthorizationPolicy", []))
-        self._routes = self._shuffled([r for r in by_kind.get("HTTPRoute", [])
-                                       if r["metadata"]["namespace"] in waypointed])
+        self._routes = self._shuffled(
+            [r for r in by_kind.get("HTTPRoute", []) if r["metadata"]["namespace"] in waypointed]
+        )
         self._services_by_namespace: dict[str, list[str]] = {}
         for service in by_kind.get("Service", []):
             meta = service["metadata"]
@@ -128,9 +141,14 @@ class Planner:
         return items
 
     def available(self, kind: str) -> bool:
-        pools = {"pod-remove": self._pods, "pod-relabel": self._pods, "pod-add": self._templates,
-                 "service-edit": self._services, "policy-edit": self._policies,
-                 "route-edit": self._routes}
+        pools = {
+            "pod-remove": self._pods,
+            "pod-relabel": self._pods,
+            "pod-add": self._templates,
+            "service-edit": self._services,
+            "policy-edit": self._policies,
+            "route-edit": self._routes,
+        }
         return bool(pools[kind])
 
     # -- one change of each kind ------------------------------------------------------
@@ -165,17 +183,28 @@ class Planner:
         else:
             ports.append({"name": "grpc", "port": 9090, "targetPort": 9090, "protocol": "TCP"})
         meta = service["metadata"]
-        return self._change("service-edit", service_name(meta["namespace"], meta["name"]),
-                            type_urls.ADDRESS, NOBODY if self._on_demand else ZTUNNEL,
-                            Expect.UPSERT, service)
+        return self._change(
+            "service-edit",
+            service_name(meta["namespace"], meta["name"]),
+            type_urls.ADDRESS,
+            NOBODY if self._on_demand else ZTUNNEL,
+            Expect.UPSERT,
+            service,
+        )
 
     def policy_edit(self) -> Change:
         policy = copy.deepcopy(self._policies.pop())
         operation = policy["spec"]["rules"][0]["to"][0]["operation"]
         operation["ports"] = ["8081"] if operation.get("ports") != ["8081"] else ["8080"]
         meta = policy["metadata"]
-        return self._change("policy-edit", f"{meta['namespace']}/{meta['name']}",
-                            type_urls.AUTHORIZATION, ZTUNNEL, Expect.UPSERT, policy)
+        return self._change(
+            "policy-edit",
+            f"{meta['namespace']}/{meta['name']}",
+            type_urls.AUTHORIZATION,
+            ZTUNNEL,
+            Expect.UPSERT,
+            policy,
+        )
 
     def route_edit(self) -> Change:
         route = copy.deepcopy(self._routes.pop())
@@ -184,8 +213,10 @@ class Planner:
         own = rule["backendRefs"][0]["name"]
         others = [s for s in self._services_by_namespace.get(meta["namespace"], []) if s != own]
         if len(rule["backendRefs"]) == 1 and others:
-            rule["backendRefs"] = [{"name": own, "port": 80, "weight": 90},
-                                   {"name": others[0], "port": 80, "weight": 10}]
+            rule["backendRefs"] = [
+                {"name": own, "port": 80, "weight": 90},
+                {"name": others[0], "port": 80, "weight": 10},
+            ]
         else:
             rule["backendRefs"] = [{"name": own, "port": 80, "weight": 100}]
         scope = waypoint_scope(meta["namespace"], "waypoint")
@@ -205,8 +236,9 @@ class Planner:
         pod_makers: list[Callable[[], Change]] = [self.pod_add, self.pod_remove, self.pod_relabel]
         pod_kinds = ["pod-add", "pod-remove", "pod-relabel"]
         for offset in _ticks(spec.pods_per_second, spec.seconds):
-            choices = [i for i, kind in enumerate(pod_kinds) if weights[i] > 0
-                       and self.available(kind)]
+            choices = [
+                i for i, kind in enumerate(pod_kinds) if weights[i] > 0 and self.available(kind)
+            ]
             if not choices:
                 break
             index = self._rng.choices(choices, [weights[i] for i in choices])[0]
@@ -226,17 +258,28 @@ class Planner:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _pod_change(self, kind: str, pod: Manifest, expect: Expect, *,
-                    delete: bool = False) -> Change:
+    def _pod_change(
+        self, kind: str, pod: Manifest, expect: Expect, *, delete: bool = False
+    ) -> Change:
         meta = pod["metadata"]
         key = workload_name(self._cluster_id, meta["namespace"], meta["name"])
-        audience = (node_audience(str(pod["spec"].get("nodeName") or "")) if self._on_demand
-                    else ZTUNNEL)
-        return self._change(kind, key, type_urls.ADDRESS, audience, expect,
-                            None if delete else pod, ref_of(pod))
+        audience = (
+            node_audience(str(pod["spec"].get("nodeName") or "")) if self._on_demand else ZTUNNEL
+        )
+        return self._change(
+            kind, key, type_urls.ADDRESS, audience, expect, None if delete else pod, ref_of(pod)
+        )
 
-    def _change(self, kind: str, key: str, type_url: str, audience: str, expect: Expect,
-                manifest: Manifest | None, ref: ObjectRef | None = None) -> Change:
+    def _change(
+        self,
+        kind: str,
+        key: str,
+        type_url: str,
+        audience: str,
+        expect: Expect,
+        manifest: Manifest | None,
+        ref: ObjectRef | None = None,
+    ) -> Change:
         if ref is None:
             assert manifest is not None
             ref = ref_of(manifest)

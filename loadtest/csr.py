@@ -54,13 +54,21 @@ class CsrResult:
 async def run_csr(job: CsrJob) -> CsrResult:
     result = CsrResult()
     credentials = grpc.ssl_channel_credentials(job.root_pem)
-    channels = [grpc.aio.secure_channel(job.address, credentials, options=[
-        ("grpc.ssl_target_name_override", SERVER_NAME), ("loadtest.csr", i)])
-        for i in range(job.connections)]
-    stubs = [ca_pb2_grpc.IstioCertificateServiceStub(c)  # type: ignore[no-untyped-call]
-             for c in channels]
-    requests = [ca_pb2.IstioCertificateRequest(csr=csr, validity_duration=86400)
-                for csr in job.csrs]
+    channels = [
+        grpc.aio.secure_channel(
+            job.address,
+            credentials,
+            options=[("grpc.ssl_target_name_override", SERVER_NAME), ("loadtest.csr", i)],
+        )
+        for i in range(job.connections)
+    ]
+    stubs = [
+        ca_pb2_grpc.IstioCertificateServiceStub(c)  # type: ignore[no-untyped-call]
+        for c in channels
+    ]
+    requests = [
+        ca_pb2.IstioCertificateRequest(csr=csr, validity_duration=86400) for csr in job.csrs
+    ]
     metadata = (("authorization", f"Bearer {job.token}"),)
     calls = 0
 
@@ -70,8 +78,9 @@ async def run_csr(job: CsrJob) -> CsrResult:
         stub = stubs[calls % len(stubs)]
         started = time.monotonic()
         try:
-            await stub.CreateCertificate(requests[calls % len(requests)], metadata=metadata,
-                                         timeout=30)
+            await stub.CreateCertificate(
+                requests[calls % len(requests)], metadata=metadata, timeout=30
+            )
         except grpc.aio.AioRpcError as e:
             result.errors += 1
             result.first_error = result.first_error or f"{e.code().name}: {e.details()}"
@@ -79,8 +88,9 @@ async def run_csr(job: CsrJob) -> CsrResult:
         return time.monotonic() - started
 
     try:
-        await asyncio.gather(*(stub.CreateCertificate(requests[0], metadata=metadata, timeout=30)
-                               for stub in stubs))
+        await asyncio.gather(
+            *(stub.CreateCertificate(requests[0], metadata=metadata, timeout=30) for stub in stubs)
+        )
         await asyncio.sleep(max(0.0, job.start_at - time.monotonic()))
         await _closed_loop(job, call, result)
         await _open_loop(job, call, result)
@@ -130,4 +140,3 @@ async def _open_loop(job: CsrJob, call: _Call, result: CsrResult) -> None:
         pending.add(task)
         task.add_done_callback(pending.discard)
     await asyncio.gather(*pending)
-

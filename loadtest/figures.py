@@ -31,8 +31,9 @@ def build(outcome: RunResult, report: Report) -> Report:
     scenario = outcome.scenario
     server, floor = outcome.server, outcome.floor
 
-    def add(name: str, value: float, unit: str, label: str, *,
-            better: Better = Better.LOWER) -> None:
+    def add(
+        name: str, value: float, unit: str, label: str, *, better: Better = Better.LOWER
+    ) -> None:
         report.add(name, value, unit, scenario.target(name), better=better, label=label)
 
     _config(outcome, report)
@@ -42,21 +43,36 @@ def build(outcome: RunResult, report: Report) -> Report:
         _singles(add, server.singles, floor.singles if floor else None, floor)
     if server.routes is not None:
         per_change = [o.last for o in server.routes.outcomes if o.converged]
-        add("route_change_p50", _ms(stats.percentile(per_change, 0.5)), "ms",
-            "HTTPRoute edit to the last waypoint's ACK, median")
-        add("route_change_p99", _ms(stats.percentile(per_change, 0.99)), "ms",
-            "HTTPRoute edit to the last waypoint's ACK, p99")
+        add(
+            "route_change_p50",
+            _ms(stats.percentile(per_change, 0.5)),
+            "ms",
+            "HTTPRoute edit to the last waypoint's ACK, median",
+        )
+        add(
+            "route_change_p99",
+            _ms(stats.percentile(per_change, 0.99)),
+            "ms",
+            "HTTPRoute edit to the last waypoint's ACK, p99",
+        )
     if server.churn is not None:
         _churn(add, server.churn, floor.churn if floor else None, server)
     if server.csr:
         _csr(add, server.csr)
     changes = [c for c in (server.singles, server.routes, server.churn) if c is not None]
     if changes:
-        add("changes_not_converged", sum(len(c.not_converged) for c in changes), "changes",
-            "changes some affected proxy never ACKed")
-        add("deliveries_resynced", sum(o.delivery.resynced for c in changes
-                                       for o in c.outcomes), "deliveries",
-            "proxy re-synced (reconnected) before receiving a change")
+        add(
+            "changes_not_converged",
+            sum(len(c.not_converged) for c in changes),
+            "changes",
+            "changes some affected proxy never ACKed",
+        )
+        add(
+            "deliveries_resynced",
+            sum(o.delivery.resynced for c in changes for o in c.outcomes),
+            "deliveries",
+            "proxy re-synced (reconnected) before receiving a change",
+        )
     final = server.final
     add("nacks", final.nacks, "responses", "responses the proxies NACKed")
     add("stream_errors", final.stream_errors, "streams", "ADS streams that ended with an error")
@@ -68,124 +84,222 @@ def build(outcome: RunResult, report: Report) -> Report:
         report.note(f"stream errors: {count} x {text}")
     for changes_ in changes:
         for bad in changes_.not_converged[:3]:
-            report.note(f"not converged: change {bad.change.id} {bad.change.kind} "
-                        f"{bad.change.key}: {bad.delivery.missing} of {bad.delivery.affected} "
-                        "proxies missing")
+            report.note(
+                f"not converged: change {bad.change.id} {bad.change.kind} "
+                f"{bad.change.key}: {bad.delivery.missing} of {bad.delivery.affected} "
+                "proxies missing"
+            )
     return report
 
 
 def _config(outcome: RunResult, report: Report) -> None:
     scenario, options = outcome.scenario, outcome.options
     for name, value, unit in (
-            ("ztunnels", scenario.ztunnels, "proxies"),
-            ("waypoints", scenario.waypoints, "proxies"),
-            ("pods", scenario.mesh.pods, "pods"),
-            ("services", scenario.mesh.services, "services"),
-            ("poll_interval", scenario.poll_interval, "s"),
-            ("debounce_after", scenario.debounce_after, "s"),
-            ("debounce_max", scenario.debounce_max, "s"),
-            ("server_workers", options.serve.workers, "processes"),
-            ("client_processes", options.client_processes, "processes"),
-            ("tls", int(scenario.tls), "bool"),
-            ("cpus", os.cpu_count() or 0, "cores")):
+        ("ztunnels", scenario.ztunnels, "proxies"),
+        ("waypoints", scenario.waypoints, "proxies"),
+        ("pods", scenario.mesh.pods, "pods"),
+        ("services", scenario.mesh.services, "services"),
+        ("poll_interval", scenario.poll_interval, "s"),
+        ("debounce_after", scenario.debounce_after, "s"),
+        ("debounce_max", scenario.debounce_max, "s"),
+        ("server_workers", options.serve.workers, "processes"),
+        ("client_processes", options.client_processes, "processes"),
+        ("tls", int(scenario.tls), "bool"),
+        ("cpus", os.cpu_count() or 0, "cores"),
+    ):
         report.add(f"config.{name}", value, unit)
 
 
 def _sync(add: _Add, server: Exercise, floor: Exercise | None) -> None:
     sync = server.sync
-    add("connect_all_synced", sync.all_synced_seconds, "s",
-        "first connect to the last proxy synced (ACKed its first full state)")
-    add("connect_sync_p50", stats.percentile(sync.per_proxy_seconds, 0.5), "s",
-        "per proxy: connect to synced, median")
-    add("connect_sync_p99", stats.percentile(sync.per_proxy_seconds, 0.99), "s",
-        "per proxy: connect to synced, p99")
+    add(
+        "connect_all_synced",
+        sync.all_synced_seconds,
+        "s",
+        "first connect to the last proxy synced (ACKed its first full state)",
+    )
+    add(
+        "connect_sync_p50",
+        stats.percentile(sync.per_proxy_seconds, 0.5),
+        "s",
+        "per proxy: connect to synced, median",
+    )
+    add(
+        "connect_sync_p99",
+        stats.percentile(sync.per_proxy_seconds, 0.99),
+        "s",
+        "per proxy: connect to synced, p99",
+    )
     if floor is not None:
-        add("floor_connect_all_synced", floor.sync.all_synced_seconds, "s",
-            "the floor: first connect to last ztunnel synced")
-        add("connect_floor_ratio", sync.all_synced_seconds / floor.sync.all_synced_seconds, "x",
-            "connect to all synced, ours / floor")
+        add(
+            "floor_connect_all_synced",
+            floor.sync.all_synced_seconds,
+            "s",
+            "the floor: first connect to last ztunnel synced",
+        )
+        add(
+            "connect_floor_ratio",
+            sync.all_synced_seconds / floor.sync.all_synced_seconds,
+            "x",
+            "connect to all synced, ours / floor",
+        )
     status = server.final
     proxies = max(server.proxies, 1)
-    add("initial_kb_per_proxy", status.initial_bytes / proxies / 1024, "KB",
-        "first responses (full state), per proxy")
+    add(
+        "initial_kb_per_proxy",
+        status.initial_bytes / proxies / 1024,
+        "KB",
+        "first responses (full state), per proxy",
+    )
     add("kb_per_proxy", status.bytes / proxies / 1024, "KB", "everything received, per proxy")
-    add("messages_per_proxy", status.messages / proxies, "messages",
-        "responses received, per proxy")
+    add(
+        "messages_per_proxy", status.messages / proxies, "messages", "responses received, per proxy"
+    )
 
 
 def _server(add: _Add, server: Exercise, outcome: RunResult) -> None:
     if server.startup_seconds is not None:
-        add("server_startup", server.startup_seconds, "s",
-            "xds serve started to /ready (mesh loaded and translated)")
+        add(
+            "server_startup",
+            server.startup_seconds,
+            "s",
+            "xds serve started to /ready (mesh loaded and translated)",
+        )
     if server.rss_ready:
         add("server_rss_ready", server.rss_ready / _MB, "MB", "server RSS, mesh loaded, no proxy")
-        add("server_rss_synced", server.rss_synced / _MB, "MB",
-            "server RSS, every proxy connected and idle")
-        add("server_rss_per_proxy", (server.rss_synced - server.rss_ready) / server.proxies / 1024,
-            "KB", "RSS growth per connected proxy")
+        add(
+            "server_rss_synced",
+            server.rss_synced / _MB,
+            "MB",
+            "server RSS, every proxy connected and idle",
+        )
+        add(
+            "server_rss_per_proxy",
+            (server.rss_synced - server.rss_ready) / server.proxies / 1024,
+            "KB",
+            "RSS growth per connected proxy",
+        )
     if server.whole is not None:
         add("server_rss_peak", server.whole.peak_rss_bytes / _MB, "MB", "server RSS, peak")
         add("server_cpu", server.whole.cpu_seconds, "s", "server CPU over the whole run")
     if server.sync_window is not None:
-        add("server_cpu_connect", server.sync_window.cpu_seconds, "s",
-            "server CPU from first connect to all synced")
+        add(
+            "server_cpu_connect",
+            server.sync_window.cpu_seconds,
+            "s",
+            "server CPU from first connect to all synced",
+        )
     if server.clients is not None:
-        add("generator_cpu", server.clients.cpu_seconds, "s",
-            "CPU of all client processes over the server's part of the run")
-        add("generator_busiest_cores", server.clients.busiest_cores, "cores",
-            "busiest client process (near 1.0: the generator is a bottleneck)")
+        add(
+            "generator_cpu",
+            server.clients.cpu_seconds,
+            "s",
+            "CPU of all client processes over the server's part of the run",
+        )
+        add(
+            "generator_busiest_cores",
+            server.clients.busiest_cores,
+            "cores",
+            "busiest client process (near 1.0: the generator is a bottleneck)",
+        )
     metrics = server.metrics
     # With --workers each scrape reaches one worker: differences would mix workers.
     moved = server.change_metrics if outcome.options.serve.workers == 1 else {}
     for name, series, label in (
-            ("server_debounce_mean", "pilot_debounce_time",
-             "first event of a batch to its rebuild"),
-            ("server_translate_mean", "pilot_pushcontext_init_seconds",
-             "translating a batch"),
-            ("server_convergence_mean", "pilot_proxy_convergence_time",
-             "first event to a push written, per proxy"),
-            ("server_change_to_ack_mean", "xds_change_to_ack_seconds",
-             "first event to the proxy's ACK, per proxy")):
+        ("server_debounce_mean", "pilot_debounce_time", "first event of a batch to its rebuild"),
+        ("server_translate_mean", "pilot_pushcontext_init_seconds", "translating a batch"),
+        (
+            "server_convergence_mean",
+            "pilot_proxy_convergence_time",
+            "first event to a push written, per proxy",
+        ),
+        (
+            "server_change_to_ack_mean",
+            "xds_change_to_ack_seconds",
+            "first event to the proxy's ACK, per proxy",
+        ),
+    ):
         count = moved.get(f"{series}_count", 0.0)
         if count:
-            add(name, moved[f"{series}_sum"] / count * 1000, "ms",
-                f"server-reported mean during the changes: {label}")
+            add(
+                name,
+                moved[f"{series}_sum"] / count * 1000,
+                "ms",
+                f"server-reported mean during the changes: {label}",
+            )
     if "pilot_xds_pushes" in metrics:
-        add("server_pushes", metrics["pilot_xds_pushes"], "responses",
-            "server-reported responses sent" + (" (one worker)"
-                                                if outcome.options.serve.workers > 1 else ""))
+        add(
+            "server_pushes",
+            metrics["pilot_xds_pushes"],
+            "responses",
+            "server-reported responses sent"
+            + (" (one worker)" if outcome.options.serve.workers > 1 else ""),
+        )
 
 
 def _singles(add: _Add, ours: Changes, floors: Changes | None, floor: Exercise | None) -> None:
     pooled = [x for o in ours.outcomes if o.converged for x in o.delivery.latencies]
-    add("single_change_p50", _ms(stats.percentile(pooled, 0.5)), "ms",
-        "one pod change to each ztunnel's ACK, median over proxies and changes")
-    add("single_change_p90", _ms(stats.percentile(pooled, 0.9)), "ms",
-        "one pod change to each ztunnel's ACK, p90 over proxies and changes")
-    add("single_change_p99", _ms(stats.percentile(pooled, 0.99)), "ms",
-        "one pod change to each ztunnel's ACK, p99 over proxies and changes")
-    add("single_change_last_max", _ms(max((o.last for o in ours.outcomes if o.converged),
-                                          default=math.nan)), "ms",
-        "slowest single change to its last proxy")
+    add(
+        "single_change_p50",
+        _ms(stats.percentile(pooled, 0.5)),
+        "ms",
+        "one pod change to each ztunnel's ACK, median over proxies and changes",
+    )
+    add(
+        "single_change_p90",
+        _ms(stats.percentile(pooled, 0.9)),
+        "ms",
+        "one pod change to each ztunnel's ACK, p90 over proxies and changes",
+    )
+    add(
+        "single_change_p99",
+        _ms(stats.percentile(pooled, 0.99)),
+        "ms",
+        "one pod change to each ztunnel's ACK, p99 over proxies and changes",
+    )
+    add(
+        "single_change_last_max",
+        _ms(max((o.last for o in ours.outcomes if o.converged), default=math.nan)),
+        "ms",
+        "slowest single change to its last proxy",
+    )
     if floors is None or floor is None:
         return
     floor_pooled = [x for o in floors.outcomes if o.converged for x in o.delivery.latencies]
     floor_p99 = stats.percentile(floor_pooled, 0.99)
-    add("floor_single_change_p99", _ms(floor_p99), "ms",
-        "the floor: same changes, same poll tick and debounce, bare fan-out")
-    add("single_change_floor_ratio", stats.percentile(pooled, 0.99) / floor_p99, "x",
-        "single change p99, ours / floor")
+    add(
+        "floor_single_change_p99",
+        _ms(floor_p99),
+        "ms",
+        "the floor: same changes, same poll tick and debounce, bare fan-out",
+    )
+    add(
+        "single_change_floor_ratio",
+        stats.percentile(pooled, 0.99) / floor_p99,
+        "x",
+        "single change p99, ours / floor",
+    )
     fanout = _fanout(floors, floor)
-    add("floor_fanout_p99", _ms(stats.percentile(fanout, 0.99)), "ms",
-        "the floor: push written to each ACK, p99 (no poll, no debounce)")
+    add(
+        "floor_fanout_p99",
+        _ms(stats.percentile(fanout, 0.99)),
+        "ms",
+        "the floor: push written to each ACK, p99 (no poll, no debounce)",
+    )
 
 
 def _fanout(changes: Changes, floor: Exercise) -> list[float]:
     """Per delivery, the floor's time from issuing the push to the proxy's ACK."""
     latencies: list[float] = []
     for outcome in changes.outcomes:
-        push = next((p for p in floor.pushes if outcome.change.key in p.names
-                     and p.issued_at >= outcome.applied_at), None)
+        push = next(
+            (
+                p
+                for p in floor.pushes
+                if outcome.change.key in p.names and p.issued_at >= outcome.applied_at
+            ),
+            None,
+        )
         if push is None:
             continue
         offset = push.issued_at - outcome.applied_at
@@ -197,38 +311,72 @@ def _churn(add: _Add, ours: Changes, floors: Changes | None, server: Exercise) -
     per_change = [o.last for o in ours.outcomes if o.converged]
     pods = sum(1 for o in ours.outcomes if o.change.pod)
     if ours.applied_seconds > 0:
-        add("churn_pod_rate", pods / ours.applied_seconds, "pods/s",
-            "pod changes written per second (achieved)", better=Better.HIGHER)
+        add(
+            "churn_pod_rate",
+            pods / ours.applied_seconds,
+            "pods/s",
+            "pod changes written per second (achieved)",
+            better=Better.HIGHER,
+        )
     add("churn_changes", len(ours.outcomes), "changes", "changes made during churn")
     for name, q in (("churn_p50", 0.5), ("churn_p90", 0.9), ("churn_p99", 0.99)):
-        add(name, _ms(stats.percentile(per_change, q)), "ms",
-            f"change to its last proxy's ACK, {name.removeprefix('churn_')} over changes")
+        add(
+            name,
+            _ms(stats.percentile(per_change, q)),
+            "ms",
+            f"change to its last proxy's ACK, {name.removeprefix('churn_')} over changes",
+        )
     add("churn_max", _ms(stats.maximum(per_change)), "ms", "slowest change to its last proxy")
     if server.churn_window is not None:
-        add("server_cores_churn", server.churn_window.cores, "cores",
-            "server CPU during churn (2 = both cores)")
+        add(
+            "server_cores_churn",
+            server.churn_window.cores,
+            "cores",
+            "server CPU during churn (2 = both cores)",
+        )
     if floors is not None:
         floor_changes = [o.last for o in floors.outcomes if o.converged]
         floor_p99 = stats.percentile(floor_changes, 0.99)
-        add("floor_churn_p99", _ms(floor_p99), "ms",
-            "the floor: same churn, same poll tick and debounce, bare fan-out")
-        add("churn_floor_ratio", stats.percentile(per_change, 0.99) / floor_p99, "x",
-            "churn p99, ours / floor")
+        add(
+            "floor_churn_p99",
+            _ms(floor_p99),
+            "ms",
+            "the floor: same churn, same poll tick and debounce, bare fan-out",
+        )
+        add(
+            "churn_floor_ratio",
+            stats.percentile(per_change, 0.99) / floor_p99,
+            "x",
+            "churn p99, ours / floor",
+        )
 
 
 def _csr(add: _Add, results: Sequence[CsrResult]) -> None:
     completed = sum(r.closed_completed for r in results)
     seconds = max(r.closed_seconds for r in results)
     if seconds > 0:
-        add("csr_rate", completed / seconds, "certs/s", "CreateCertificate storm throughput",
-            better=Better.HIGHER)
+        add(
+            "csr_rate",
+            completed / seconds,
+            "certs/s",
+            "CreateCertificate storm throughput",
+            better=Better.HIGHER,
+        )
     storm = [x for r in results for x in r.closed_latencies]
     add("csr_storm_p99", _ms(stats.percentile(storm, 0.99)), "ms", "latency during the storm")
     opened = [x for r in results for x in r.open_latencies]
-    add("csr_open_p50", _ms(stats.percentile(opened, 0.5)), "ms",
-        "latency at the open-loop rate, median")
-    add("csr_open_p99", _ms(stats.percentile(opened, 0.99)), "ms",
-        "latency at the open-loop rate (from scheduled send), p99")
+    add(
+        "csr_open_p50",
+        _ms(stats.percentile(opened, 0.5)),
+        "ms",
+        "latency at the open-loop rate, median",
+    )
+    add(
+        "csr_open_p99",
+        _ms(stats.percentile(opened, 0.99)),
+        "ms",
+        "latency at the open-loop rate (from scheduled send), p99",
+    )
     add("csr_errors", sum(r.errors for r in results), "calls", "failed CreateCertificate calls")
 
 
@@ -239,5 +387,6 @@ def _ms(seconds: float) -> float:
 class _Add(Protocol):
     """``build``'s helper that records a figure with the scenario's target for it."""
 
-    def __call__(self, name: str, value: float, unit: str, label: str, *,
-                 better: Better = Better.LOWER) -> None: ...
+    def __call__(
+        self, name: str, value: float, unit: str, label: str, *, better: Better = Better.LOWER
+    ) -> None: ...

@@ -35,8 +35,9 @@ class Fleet:
         self._processes: list[Any] = []
         for _ in range(processes):
             parent, child = context.Pipe()
-            process = context.Process(target=worker.main, args=(child, cpus), daemon=True,
-                                      name="loadtest-client")
+            process = context.Process(
+                target=worker.main, args=(child, cpus), daemon=True, name="loadtest-client"
+            )
             process.start()
             child.close()
             self._pipes.append(parent)
@@ -54,8 +55,9 @@ class Fleet:
 
     # -- commands ----------------------------------------------------------------------------
 
-    def connect(self, proxies: Sequence[ProxySpec], endpoint: Endpoint, rate: float,
-                delay: float = 0.3) -> float:
+    def connect(
+        self, proxies: Sequence[ProxySpec], endpoint: Endpoint, rate: float, delay: float = 0.3
+    ) -> float:
         """Start connecting ``proxies`` at ``rate`` per second; returns the start (monotonic)."""
         start_at = time.monotonic() + delay
         shares: list[list[tuple[int, ProxySpec]]] = [[] for _ in self._pipes]
@@ -88,8 +90,7 @@ class Fleet:
         self._each([worker.Disconnect()] * len(self._pipes))
 
     def csr(self, jobs: Sequence[CsrJob]) -> list[CsrResult]:
-        return list(self._each([worker.RunCsr(job) for job in jobs],
-                               timeout=_REPLY_TIMEOUT * 5))
+        return list(self._each([worker.RunCsr(job) for job in jobs], timeout=_REPLY_TIMEOUT * 5))
 
     def close(self) -> None:
         for pipe in self._pipes:
@@ -117,16 +118,19 @@ class Fleet:
         for pipe, process in zip(self._pipes, self._processes, strict=True):
             while not pipe.poll(0.1):
                 if not process.is_alive():
-                    raise ClientProcessError(f"client process {process.pid} died "
-                                             f"(exit code {process.exitcode})")
+                    raise ClientProcessError(
+                        f"client process {process.pid} died (exit code {process.exitcode})"
+                    )
                 if time.monotonic() > deadline:
-                    raise ClientProcessError(f"client process {process.pid} did not answer "
-                                             f"within {timeout:.0f} s")
+                    raise ClientProcessError(
+                        f"client process {process.pid} did not answer within {timeout:.0f} s"
+                    )
             try:
                 reply = pipe.recv()
             except EOFError:
-                raise ClientProcessError(f"client process {process.pid} closed its pipe "
-                                         f"(exit code {process.exitcode})") from None
+                raise ClientProcessError(
+                    f"client process {process.pid} closed its pipe (exit code {process.exitcode})"
+                ) from None
             if isinstance(reply, BaseException):
                 raise ClientProcessError(f"client process {process.pid}: {reply!r}")
             replies.append(reply)

@@ -99,8 +99,11 @@ def run(setup: FloorSetup, conn: Connection, cpus: frozenset[int] | None = None)
 def full_state(setup: FloorSetup) -> dict[str, list[Resource]]:
     """The mesh's ztunnel resources by type, built by the real translator once."""
     store = MeshStore()
-    objects = [o for o in (parse_object(d) for d in mesh.manifests(setup.spec, setup.routes))
-               if o is not None]
+    objects = [
+        o
+        for o in (parse_object(d) for d in mesh.manifests(setup.spec, setup.routes))
+        if o is not None
+    ]
     store.apply(objects)
     state: dict[str, list[Resource]] = {}
     for update in ZtunnelTranslator().translate(store, None):
@@ -132,11 +135,20 @@ class Floor:
             self._bodies.update((r.name, r.body) for r in resources)
             self._template[type_url] = resources[-1].body
         server = grpc.aio.server(options=server_options(reuse_port=False))
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, {
-            _METHOD: grpc.stream_stream_rpc_method_handler(
-                self._delta,
-                request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
-                response_serializer=_identity)}),))
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    _SERVICE,
+                    {
+                        _METHOD: grpc.stream_stream_rpc_method_handler(
+                            self._delta,
+                            request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                            response_serializer=_identity,
+                        )
+                    },
+                ),
+            )
+        )
         port = self._bind(server)
         await server.start()
         tasks = [asyncio.create_task(self._poll()), asyncio.create_task(self._pusher())]
@@ -212,8 +224,7 @@ class Floor:
                 upserts.append(Resource(type_url, name, body))
         issued_at = time.monotonic()
         for type_url, (upserts, removed) in by_type.items():
-            data = DeltaResponse(type_url, f"floor-{next(self._nonces)}", upserts,
-                                 removed).encode()
+            data = DeltaResponse(type_url, f"floor-{next(self._nonces)}", upserts, removed).encode()
             for queue in self._streams:
                 queue.put_nowait((data, True))
                 self._unwritten += 1
@@ -221,8 +232,7 @@ class Floor:
             self._drained.clear()
         self._pushes.append(FloorPush(issued_at, tuple(name for _, name in latest)))
 
-    async def _delta(self, requests: AsyncIterator[Any],
-                     context: grpc.aio.ServicerContext) -> None:
+    async def _delta(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._streams.add(queue)
         reader = asyncio.ensure_future(self._read(requests, queue))
@@ -245,8 +255,13 @@ class Floor:
                 if request.response_nonce or request.type_url in answered:
                     continue  # an ACK, or a subscription change the floor ignores
                 answered.add(request.type_url)
-                queue.put_nowait((self._initial.get(request.type_url) or DeltaResponse(
-                    request.type_url, "floor-0", [], []).encode(), False))
+                queue.put_nowait(
+                    (
+                        self._initial.get(request.type_url)
+                        or DeltaResponse(request.type_url, "floor-0", [], []).encode(),
+                        False,
+                    )
+                )
         finally:
             queue.put_nowait(None)
 

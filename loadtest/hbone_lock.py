@@ -55,7 +55,8 @@ def exclusive_hbone_port(timeout: float = 300.0) -> Iterator[None]:
             if others:
                 raise RuntimeError(
                     f"something already listens on port {HBONE_PORT} ({others}): with "
-                    "SO_REUSEPORT it would share the waypoint's connections")
+                    "SO_REUSEPORT it would share the waypoint's connections"
+                )
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

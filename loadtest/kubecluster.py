@@ -32,11 +32,18 @@ from loadtest.meshfiles import Manifest, ObjectRef, ref_of
 
 # Cluster-scoped kinds, and the plural of every kind the generated mesh holds.
 _CLUSTER_SCOPED = {"Namespace", "Node", "GatewayClass"}
-_PLURALS = {"Namespace": "namespaces", "Node": "nodes", "Pod": "pods", "Service": "services",
-            "ServiceAccount": "serviceaccounts", "GatewayClass": "gatewayclasses",
-            "Gateway": "gateways", "HTTPRoute": "httproutes",
-            "AuthorizationPolicy": "authorizationpolicies",
-            "PeerAuthentication": "peerauthentications"}
+_PLURALS = {
+    "Namespace": "namespaces",
+    "Node": "nodes",
+    "Pod": "pods",
+    "Service": "services",
+    "ServiceAccount": "serviceaccounts",
+    "GatewayClass": "gatewayclasses",
+    "Gateway": "gateways",
+    "HTTPRoute": "httproutes",
+    "AuthorizationPolicy": "authorizationpolicies",
+    "PeerAuthentication": "peerauthentications",
+}
 # Set by the API server; a manifest must not carry them.
 _SERVER_FIELDS = ("uid", "creationTimestamp", "resourceVersion")
 
@@ -64,7 +71,8 @@ class KubeClient:
             self._ssl.verify_mode = ssl.CERT_NONE
         elif "certificate-authority-data" in cluster:
             self._ssl.load_verify_locations(
-                cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+                cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+            )
         elif "certificate-authority" in cluster:
             self._ssl.load_verify_locations(cafile=cluster["certificate-authority"])
         self._headers = {"Accept": "application/json"}
@@ -84,12 +92,16 @@ class KubeClient:
         key.chmod(0o600)
         return str(cert), str(key)
 
-    def request(self, method: str, path: str, body: Any = None,
-                content_type: str = "application/json") -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.server + path, data=data, method=method,
-                                         headers={**self._headers,
-                                                  "Content-Type": content_type})
+        request = urllib.request.Request(
+            self.server + path,
+            data=data,
+            method=method,
+            headers={**self._headers, "Content-Type": content_type},
+        )
         try:
             with urllib.request.urlopen(request, context=self._ssl, timeout=60) as reply:
                 raw = reply.read()
@@ -101,8 +113,9 @@ class KubeClient:
 def collection_path(kind: str, api_version: str, namespace: str) -> str:
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     plural = _PLURALS[kind]
-    return f"{base}/{plural}" if kind in _CLUSTER_SCOPED else \
-        f"{base}/namespaces/{namespace}/{plural}"
+    return (
+        f"{base}/{plural}" if kind in _CLUSTER_SCOPED else f"{base}/namespaces/{namespace}/{plural}"
+    )
 
 
 class MeshCluster:
@@ -117,13 +130,21 @@ class MeshCluster:
     def write(self, manifests: Iterable[Manifest]) -> None:
         """Create the mesh: cluster-scoped objects and namespaces first, then the rest."""
         manifests = list(manifests)
-        accounts = {(m["metadata"]["namespace"], m["spec"].get("serviceAccountName", "default"))
-                    for m in manifests if m["kind"] == "Pod"}
+        accounts = {
+            (m["metadata"]["namespace"], m["spec"].get("serviceAccountName", "default"))
+            for m in manifests
+            if m["kind"] == "Pod"
+        }
         first = [m for m in manifests if m["kind"] in _CLUSTER_SCOPED]
         rest = [m for m in manifests if m["kind"] not in _CLUSTER_SCOPED]
-        service_accounts = [{"apiVersion": "v1", "kind": "ServiceAccount",
-                             "metadata": {"name": name, "namespace": namespace}}
-                            for namespace, name in sorted(accounts)]
+        service_accounts = [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": name, "namespace": namespace},
+            }
+            for namespace, name in sorted(accounts)
+        ]
         with ThreadPoolExecutor(self._parallel) as pool:
             for batch in (first, service_accounts, rest):
                 list(pool.map(self._create, batch))
@@ -144,8 +165,12 @@ class MeshCluster:
         self.client.request("PUT", path, body)
         applied_at = time.monotonic()
         if manifest.get("status") and manifest["kind"] not in ("Service", "Namespace"):
-            self.client.request("PATCH", path + "/status", {"status": manifest["status"]},
-                                "application/merge-patch+json")
+            self.client.request(
+                "PATCH",
+                path + "/status",
+                {"status": manifest["status"]},
+                "application/merge-patch+json",
+            )
             applied_at = time.monotonic()
         self._objects[ref] = manifest
         self.writes += 1
@@ -154,9 +179,11 @@ class MeshCluster:
     def delete(self, ref: ObjectRef) -> float:
         manifest = self._objects.pop(ref)
         # No kubelet confirms a pod's termination: delete at once.
-        self.client.request("DELETE", self._path(manifest),
-                            {"apiVersion": "v1", "kind": "DeleteOptions",
-                             "gracePeriodSeconds": 0})
+        self.client.request(
+            "DELETE",
+            self._path(manifest),
+            {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0},
+        )
         self.writes += 1
         return time.monotonic()
 
@@ -169,11 +196,17 @@ class MeshCluster:
             if error.status != 409:
                 raise
             if manifest["kind"] not in _CLUSTER_SCOPED | {"ServiceAccount"}:
-                raise RuntimeError(f"{kind} {namespace}/{manifest['metadata']['name']} already "
-                                   "exists: load the mesh into a cluster without it") from None
+                raise RuntimeError(
+                    f"{kind} {namespace}/{manifest['metadata']['name']} already "
+                    "exists: load the mesh into a cluster without it"
+                ) from None
         if manifest.get("status") and kind not in ("Service", "Namespace", "Node"):
-            self.client.request("PATCH", self._path(manifest) + "/status",
-                                {"status": manifest["status"]}, "application/merge-patch+json")
+            self.client.request(
+                "PATCH",
+                self._path(manifest) + "/status",
+                {"status": manifest["status"]},
+                "application/merge-patch+json",
+            )
         if kind != "ServiceAccount":
             self._objects[ref_of(manifest)] = manifest
         self.writes += 1

@@ -30,16 +30,24 @@ class WaypointPod:
     service_account: str
 
 
-def http_route(name: str, namespace: str, service: str,
-               backends: list[tuple[str, int]]) -> Manifest:
+def http_route(
+    name: str, namespace: str, service: str, backends: list[tuple[str, int]]
+) -> Manifest:
     return {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": meshgen.CREATED},
         "spec": {
             "parentRefs": [{"group": "", "kind": "Service", "name": service, "port": 80}],
-            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                       "backendRefs": [{"name": backend, "port": 80, "weight": weight}
-                                       for backend, weight in backends]}],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [
+                        {"name": backend, "port": 80, "weight": weight}
+                        for backend, weight in backends
+                    ],
+                }
+            ],
         },
     }
 
@@ -47,15 +55,21 @@ def http_route(name: str, namespace: str, service: str,
 def manifests(spec: meshgen.MeshSpec, routes: int = 0) -> list[Manifest]:
     """The mesh's manifests; ``routes`` HTTPRoutes on Services behind a waypoint."""
     documents = list(meshgen.manifests(spec))
-    waypoint_namespaces = {m["metadata"]["namespace"] for m in documents
-                           if m["kind"] == "Gateway"}
-    services = [m for m in documents if m["kind"] == "Service"
-                and m["metadata"]["namespace"] in waypoint_namespaces
-                and m["metadata"]["name"] != "waypoint"]
+    waypoint_namespaces = {m["metadata"]["namespace"] for m in documents if m["kind"] == "Gateway"}
+    services = [
+        m
+        for m in documents
+        if m["kind"] == "Service"
+        and m["metadata"]["namespace"] in waypoint_namespaces
+        and m["metadata"]["name"] != "waypoint"
+    ]
     for service in services[:routes]:
         meta = service["metadata"]
-        documents.append(http_route(f"{meta['name']}-route", meta["namespace"], meta["name"],
-                                    [(meta["name"], 100)]))
+        documents.append(
+            http_route(
+                f"{meta['name']}-route", meta["namespace"], meta["name"], [(meta["name"], 100)]
+            )
+        )
     return documents
 
 
@@ -69,10 +83,16 @@ def waypoint_pods(documents: list[Manifest]) -> list[WaypointPod]:
         gateway = labels.get(GATEWAY_NAME_LABEL)
         if gateway is None:
             continue
-        found.append(WaypointPod(document["metadata"]["namespace"], gateway,
-                                 document["metadata"]["name"], document["status"]["podIP"],
-                                 {str(k): str(v) for k, v in labels.items()},
-                                 document["spec"].get("serviceAccountName", gateway)))
+        found.append(
+            WaypointPod(
+                document["metadata"]["namespace"],
+                gateway,
+                document["metadata"]["name"],
+                document["status"]["podIP"],
+                {str(k): str(v) for k, v in labels.items()},
+                document["spec"].get("serviceAccountName", gateway),
+            )
+        )
     return found
 
 

@@ -92,7 +92,8 @@ class MeshFiles:
         if existing and not marker.exists():
             raise NotOurDirectory(
                 f"{self.directory} holds files the load test did not write "
-                f"({existing[0].name}, ...); give it an empty directory")
+                f"({existing[0].name}, ...); give it an empty directory"
+            )
         for path in existing:
             if path.is_file() and path.suffix in (".yaml", ".json"):
                 path.unlink()

@@ -63,91 +63,189 @@ def _namespace(name: str, waypoint: bool) -> Manifest:
     labels = {"kubernetes.io/metadata.name": name, "istio.io/dataplane-mode": "ambient"}
     if waypoint:
         labels["istio.io/use-waypoint"] = "waypoint"
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "creationTimestamp": CREATED, "labels": labels}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "creationTimestamp": CREATED, "labels": labels},
+    }
 
 
 def _node(index: int) -> Manifest:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": f"node-{index}", "creationTimestamp": CREATED, "labels": {
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": f"node-{index}",
+            "creationTimestamp": CREATED,
+            "labels": {
                 "kubernetes.io/hostname": f"node-{index}",
                 "topology.kubernetes.io/region": "region-1",
-                "topology.kubernetes.io/zone": f"zone-{index % 3}"}}}
+                "topology.kubernetes.io/zone": f"zone-{index % 3}",
+            },
+        },
+    }
 
 
 def _service(name: str, namespace: str, cluster_ip: str) -> Manifest:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": CREATED,
-                         "labels": {"app": name}},
-            "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
-                     "ipFamilies": ["IPv4"], "selector": {"app": name},
-                     "ports": [{"name": "http", "port": 80, "targetPort": "http",
-                                "protocol": "TCP"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "creationTimestamp": CREATED,
+            "labels": {"app": name},
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": cluster_ip,
+            "clusterIPs": [cluster_ip],
+            "ipFamilies": ["IPv4"],
+            "selector": {"app": name},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
 
 
-def _pod(name: str, namespace: str, app: str, template_hash: str, ip: str, node: str,
-         labels: dict[str, str] | None = None, service_account: str | None = None) -> Manifest:
+def _pod(
+    name: str,
+    namespace: str,
+    app: str,
+    template_hash: str,
+    ip: str,
+    node: str,
+    labels: dict[str, str] | None = None,
+    service_account: str | None = None,
+) -> Manifest:
     replica_set = f"{app}-{template_hash}"
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {
-            "name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}",
-            "generateName": f"{replica_set}-", "creationTimestamp": CREATED,
-            "labels": {"app": app, "version": "v1", "pod-template-hash": template_hash,
-                       **(labels or {})},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                 "name": replica_set, "uid": f"uid-{replica_set}",
-                                 "controller": True, "blockOwnerDeletion": True}],
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{namespace}-{name}",
+            "generateName": f"{replica_set}-",
+            "creationTimestamp": CREATED,
+            "labels": {
+                "app": app,
+                "version": "v1",
+                "pod-template-hash": template_hash,
+                **(labels or {}),
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": replica_set,
+                    "uid": f"uid-{replica_set}",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
-        "spec": {"nodeName": node, "serviceAccountName": service_account or app,
-                 "containers": [{"name": app, "image": f"example/{app}:v1",
-                                 "ports": [{"name": "http", "containerPort": 8080,
-                                            "protocol": "TCP"}]}]},
-        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-                   "hostIP": "172.18.0.2",
-                   "conditions": [{"type": "Ready", "status": "True"}]},
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": service_account or app,
+            "containers": [
+                {
+                    "name": app,
+                    "image": f"example/{app}:v1",
+                    "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                }
+            ],
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "hostIP": "172.18.0.2",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
     }
 
 
-def _waypoint(namespace: str, cluster_ip: str, pod_ip: str, node: str,
-              rng: random.Random) -> list[Manifest]:
+def _waypoint(
+    namespace: str, cluster_ip: str, pod_ip: str, node: str, rng: random.Random
+) -> list[Manifest]:
     hostname = f"waypoint.{namespace}.svc.cluster.local"
     template_hash = _name_hash(rng, 10)
-    managed = {"gateway.networking.k8s.io/gateway-name": "waypoint",
-               "gateway.istio.io/managed": "istio.io-mesh-controller"}
+    managed = {
+        "gateway.networking.k8s.io/gateway-name": "waypoint",
+        "gateway.istio.io/managed": "istio.io-mesh-controller",
+    }
     gateway = {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-        "metadata": {"name": "waypoint", "namespace": namespace, "creationTimestamp": CREATED,
-                     "labels": {"istio.io/waypoint-for": "service"}},
-        "spec": {"gatewayClassName": "istio-waypoint",
-                 "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]},
-        "status": {"addresses": [{"type": "IPAddress", "value": cluster_ip},
-                                 {"type": "Hostname", "value": hostname}]},
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {
+            "name": "waypoint",
+            "namespace": namespace,
+            "creationTimestamp": CREATED,
+            "labels": {"istio.io/waypoint-for": "service"},
+        },
+        "spec": {
+            "gatewayClassName": "istio-waypoint",
+            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
+        },
+        "status": {
+            "addresses": [
+                {"type": "IPAddress", "value": cluster_ip},
+                {"type": "Hostname", "value": hostname},
+            ]
+        },
     }
     service = {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "waypoint", "namespace": namespace, "creationTimestamp": CREATED,
-                     "labels": managed},
-        "spec": {"clusterIP": cluster_ip, "clusterIPs": [cluster_ip], "ipFamilies": ["IPv4"],
-                 "selector": {"gateway.networking.k8s.io/gateway-name": "waypoint"},
-                 "ports": [{"name": "status-port", "port": 15021, "targetPort": 15021},
-                           {"name": "mesh", "port": 15008, "targetPort": 15008}]},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "waypoint",
+            "namespace": namespace,
+            "creationTimestamp": CREATED,
+            "labels": managed,
+        },
+        "spec": {
+            "clusterIP": cluster_ip,
+            "clusterIPs": [cluster_ip],
+            "ipFamilies": ["IPv4"],
+            "selector": {"gateway.networking.k8s.io/gateway-name": "waypoint"},
+            "ports": [
+                {"name": "status-port", "port": 15021, "targetPort": 15021},
+                {"name": "mesh", "port": 15008, "targetPort": 15008},
+            ],
+        },
     }
-    pod = _pod(f"waypoint-{template_hash}-{_name_hash(rng, 5)}", namespace, "waypoint",
-               template_hash, pod_ip, node,
-               labels={**managed, "istio.io/dataplane-mode": "none"},
-               service_account="waypoint")
+    pod = _pod(
+        f"waypoint-{template_hash}-{_name_hash(rng, 5)}",
+        namespace,
+        "waypoint",
+        template_hash,
+        pod_ip,
+        node,
+        labels={**managed, "istio.io/dataplane-mode": "none"},
+        service_account="waypoint",
+    )
     return [gateway, service, pod]
 
 
 def _authorization_policy(service: str, namespace: str, client_namespace: str) -> Manifest:
     return {
-        "apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
-        "metadata": {"name": f"{service}-allow", "namespace": namespace,
-                     "creationTimestamp": CREATED},
-        "spec": {"selector": {"matchLabels": {"app": service}}, "action": "ALLOW",
-                 "rules": [{"from": [{"source": {"namespaces": [namespace, client_namespace]}}],
-                            "to": [{"operation": {"ports": ["8080"]}}]}]},
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {
+            "name": f"{service}-allow",
+            "namespace": namespace,
+            "creationTimestamp": CREATED,
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app": service}},
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "from": [{"source": {"namespaces": [namespace, client_namespace]}}],
+                    "to": [{"operation": {"ports": ["8080"]}}],
+                }
+            ],
+        },
     }
 
 
@@ -156,25 +254,40 @@ def manifests(spec: MeshSpec) -> Iterator[Manifest]:
     rng = random.Random(spec.seed)
     namespaces = [f"ns-{i}" for i in range(spec.namespaces)]
     yield _namespace(ROOT_NAMESPACE, waypoint=False) | {
-        "metadata": {"name": ROOT_NAMESPACE, "creationTimestamp": CREATED}}
+        "metadata": {"name": ROOT_NAMESPACE, "creationTimestamp": CREATED}
+    }
     for index, namespace in enumerate(namespaces):
         yield _namespace(namespace, waypoint=index < spec.waypoints)
     for index in range(spec.nodes):
         yield _node(index)
-    yield {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-           "metadata": {"name": "istio-waypoint", "creationTimestamp": CREATED},
-           "spec": {"controllerName": "istio.io/mesh-controller"}}
+    yield {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GatewayClass",
+        "metadata": {"name": "istio-waypoint", "creationTimestamp": CREATED},
+        "spec": {"controllerName": "istio.io/mesh-controller"},
+    }
     if spec.strict_mtls:
-        yield {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-               "metadata": {"name": "default", "namespace": ROOT_NAMESPACE,
-                            "creationTimestamp": CREATED},
-               "spec": {"mtls": {"mode": "STRICT"}}}
+        yield {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "PeerAuthentication",
+            "metadata": {
+                "name": "default",
+                "namespace": ROOT_NAMESPACE,
+                "creationTimestamp": CREATED,
+            },
+            "spec": {"mtls": {"mode": "STRICT"}},
+        }
 
     pod_ip = iter(range(_POD_NETWORK + 1, _POD_NETWORK + 2**22))
     service_ip = iter(range(_SERVICE_NETWORK + 10, _SERVICE_NETWORK + 2**16))
-    for index, namespace in enumerate(namespaces[:spec.waypoints]):
-        yield from _waypoint(namespace, str(IPv4Address(next(service_ip))),
-                             str(IPv4Address(next(pod_ip))), f"node-{index % spec.nodes}", rng)
+    for index, namespace in enumerate(namespaces[: spec.waypoints]):
+        yield from _waypoint(
+            namespace,
+            str(IPv4Address(next(service_ip))),
+            str(IPv4Address(next(pod_ip))),
+            f"node-{index % spec.nodes}",
+            rng,
+        )
 
     pods_left = spec.pods
     for index in range(spec.services):
@@ -189,8 +302,14 @@ def manifests(spec: MeshSpec) -> Iterator[Manifest]:
         for _ in range(min(replicas, pods_left)):
             pods_left -= 1
             node = f"node-{rng.randrange(spec.nodes)}"
-            yield _pod(f"{name}-{template_hash}-{_name_hash(rng, 5)}", namespace, name,
-                       template_hash, str(IPv4Address(next(pod_ip))), node)
+            yield _pod(
+                f"{name}-{template_hash}-{_name_hash(rng, 5)}",
+                namespace,
+                name,
+                template_hash,
+                str(IPv4Address(next(pod_ip))),
+                node,
+            )
 
 
 def objects(spec: MeshSpec) -> list[KubeObject]:
@@ -235,10 +354,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--out", type=Path, required=True, help="directory for the YAML files")
     args = parser.parse_args(argv)
-    spec = MeshSpec(pods=args.pods, services=args.services, namespaces=args.namespaces,
-                    waypoints=min(args.waypoints, args.namespaces), nodes=args.nodes,
-                    authorization_policies=args.policies, strict_mtls=not args.no_strict_mtls,
-                    seed=args.seed)
+    spec = MeshSpec(
+        pods=args.pods,
+        services=args.services,
+        namespaces=args.namespaces,
+        waypoints=min(args.waypoints, args.namespaces),
+        nodes=args.nodes,
+        authorization_policies=args.policies,
+        strict_mtls=not args.no_strict_mtls,
+        seed=args.seed,
+    )
     paths = write(spec, args.out)
     print(f"wrote {len(paths)} files to {args.out}")
 

@@ -31,13 +31,23 @@ def ztunnels(count: int, nodes: int, *, on_demand: bool = False) -> list[ProxySp
         ip = str(IPv4Address(_NODE_NETWORK + index + 1))
         pod = f"ztunnel-{index}"
         node = f"node-{index % max(nodes, 1)}"
-        specs.append(ProxySpec(
-            kind="ztunnel",
-            node_id=f"ztunnel~{ip}~{pod}.istio-system~istio-system.svc.cluster.local",
-            metadata={"NAME": pod, "NAMESPACE": "istio-system", "INSTANCE_IPS": ip,
-                      "NODE_NAME": node, "CLUSTER_ID": CLUSTER_ID},
-            audience=ZTUNNEL_SCOPE, account=ZTUNNEL_ACCOUNT,
-            also=(node_audience(node),) if on_demand else (), on_demand=on_demand))
+        specs.append(
+            ProxySpec(
+                kind="ztunnel",
+                node_id=f"ztunnel~{ip}~{pod}.istio-system~istio-system.svc.cluster.local",
+                metadata={
+                    "NAME": pod,
+                    "NAMESPACE": "istio-system",
+                    "INSTANCE_IPS": ip,
+                    "NODE_NAME": node,
+                    "CLUSTER_ID": CLUSTER_ID,
+                },
+                audience=ZTUNNEL_SCOPE,
+                account=ZTUNNEL_ACCOUNT,
+                also=(node_audience(node),) if on_demand else (),
+                on_demand=on_demand,
+            )
+        )
     return specs
 
 
@@ -49,13 +59,21 @@ def waypoints(count: int, pods: list[WaypointPod], sotw: int = 0) -> list[ProxyS
         pod = pods[index % len(pods)]
         replica = index // len(pods)
         name = pod.pod_name if replica == 0 else f"{pod.pod_name}-r{replica}"
-        specs.append(ProxySpec(
-            kind="waypoint",
-            node_id=f"waypoint~{pod.ip}~{name}.{pod.namespace}~{pod.namespace}.svc.cluster.local",
-            metadata={"NAME": name, "NAMESPACE": pod.namespace, "LABELS": pod.labels,
-                      "SERVICE_ACCOUNT": pod.service_account, "CLUSTER_ID": CLUSTER_ID,
-                      "ISTIO_VERSION": ISTIO_VERSION},
-            audience=waypoint_scope(pod.namespace, pod.gateway),
-            account=f"{pod.namespace}/{pod.service_account}",
-            delta=index >= sotw))
+        specs.append(
+            ProxySpec(
+                kind="waypoint",
+                node_id=f"waypoint~{pod.ip}~{name}.{pod.namespace}~{pod.namespace}.svc.cluster.local",
+                metadata={
+                    "NAME": name,
+                    "NAMESPACE": pod.namespace,
+                    "LABELS": pod.labels,
+                    "SERVICE_ACCOUNT": pod.service_account,
+                    "CLUSTER_ID": CLUSTER_ID,
+                    "ISTIO_VERSION": ISTIO_VERSION,
+                },
+                audience=waypoint_scope(pod.namespace, pod.gateway),
+                account=f"{pod.namespace}/{pod.service_account}",
+                delta=index >= sotw,
+            )
+        )
     return specs

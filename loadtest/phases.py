@@ -70,32 +70,51 @@ class Changes:
         return [o for o in self.outcomes if not o.converged and not o.unaddressed]
 
 
-def connect(fleet: Fleet, subject: Subject, proxies: Sequence[ProxySpec], rate: float,
-            timeout: float, progress: Progress) -> Synced:
+def connect(
+    fleet: Fleet,
+    subject: Subject,
+    proxies: Sequence[ProxySpec],
+    rate: float,
+    timeout: float,
+    progress: Progress,
+) -> Synced:
     """Open every proxy's stream at ``rate`` per second; wait until all are synced."""
     started_at = fleet.connect(proxies, subject.endpoint, rate)
     deadline = started_at + timeout
     total = len(proxies)
     while True:
         status = fleet.status()
-        progress.every(1.0, "sync", f"{subject.label}: {status.started}/{total} connecting, "
-                                    f"{status.streaming} streaming, {status.synced} synced"
-                                    + (f", {status.stream_errors} stream errors"
-                                       if status.stream_errors else ""))
+        progress.every(
+            1.0,
+            "sync",
+            f"{subject.label}: {status.started}/{total} connecting, "
+            f"{status.streaming} streaming, {status.synced} synced"
+            + (f", {status.stream_errors} stream errors" if status.stream_errors else ""),
+        )
         if status.synced >= total or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     status = fleet.status(details=True)
     finished = status.synced >= total and status.last_first_sync is not None
-    seconds = status.last_first_sync - started_at if finished and status.last_first_sync \
-        else math.nan
-    progress.line(f"{subject.label}: {status.synced}/{total} synced"
-                  + (f" in {seconds:.2f} s" if finished else f" (gave up after {timeout:.0f} s)"))
+    seconds = (
+        status.last_first_sync - started_at if finished and status.last_first_sync else math.nan
+    )
+    progress.line(
+        f"{subject.label}: {status.synced}/{total} synced"
+        + (f" in {seconds:.2f} s" if finished else f" (gave up after {timeout:.0f} s)")
+    )
     return Synced(started_at, total, seconds, status.sync_seconds, status, time.monotonic())
 
 
-def singles(fleet: Fleet, subject: Subject, changes: Sequence[Change], *, settle: float,
-            gap: float, progress: Progress) -> Changes:
+def singles(
+    fleet: Fleet,
+    subject: Subject,
+    changes: Sequence[Change],
+    *,
+    settle: float,
+    gap: float,
+    progress: Progress,
+) -> Changes:
     """One change at a time: apply, wait until every proxy ACKed it (or ``settle``), pause."""
     result = Changes(started_at=time.monotonic())
     fleet.track([c.key for c in changes])
@@ -104,18 +123,27 @@ def singles(fleet: Fleet, subject: Subject, changes: Sequence[Change], *, settle
         applied_at = applied[change.id] = subject.apply(change)
         fleet.expect([_expectation(change, applied_at)])
         _wait_for_acks(fleet, settle)
-        progress.line(f"{subject.label}: change {number}/{len(changes)} ({change.kind}) "
-                      f"done in {time.monotonic() - applied_at:.2f} s")
+        progress.line(
+            f"{subject.label}: change {number}/{len(changes)} ({change.kind}) "
+            f"done in {time.monotonic() - applied_at:.2f} s"
+        )
         time.sleep(gap)
     deliveries = fleet.collect()
-    result.outcomes = [Outcome(c, deliveries.get(c.id, Delivery(c.id)), applied[c.id])
-                       for c in changes]
+    result.outcomes = [
+        Outcome(c, deliveries.get(c.id, Delivery(c.id)), applied[c.id]) for c in changes
+    ]
     result.finished_at = time.monotonic()
     return result
 
 
-def churn(fleet: Fleet, subject: Subject, schedule: Sequence[Scheduled], *, settle: float,
-          progress: Progress) -> Changes:
+def churn(
+    fleet: Fleet,
+    subject: Subject,
+    schedule: Sequence[Scheduled],
+    *,
+    settle: float,
+    progress: Progress,
+) -> Changes:
     """Apply changes on schedule (falling behind if a write is slow), then wait for ACKs."""
     result = Changes()
     fleet.track([s.change.key for s in schedule])
@@ -129,8 +157,9 @@ def churn(fleet: Fleet, subject: Subject, schedule: Sequence[Scheduled], *, sett
         while (now := time.monotonic()) < due:
             fleet.expect(pending)
             pending = []
-            progress.every(1.0, "churn", f"{subject.label}: churn {number}/{len(schedule)} "
-                                         f"changes applied")
+            progress.every(
+                1.0, "churn", f"{subject.label}: churn {number}/{len(schedule)} changes applied"
+            )
             time.sleep(min(due - now, 0.01))
         applied_at = applied[item.change.id] = subject.apply(item.change)
         if number == 0:
@@ -139,19 +168,25 @@ def churn(fleet: Fleet, subject: Subject, schedule: Sequence[Scheduled], *, sett
         pending.append(_expectation(item.change, applied_at))
     fleet.expect(pending)
     result.applied_seconds = last_applied - first_applied
-    progress.line(f"{subject.label}: churn: {len(schedule)} changes applied in "
-                  f"{result.applied_seconds:.1f} s; waiting for ACKs")
+    progress.line(
+        f"{subject.label}: churn: {len(schedule)} changes applied in "
+        f"{result.applied_seconds:.1f} s; waiting for ACKs"
+    )
     _wait_for_acks(fleet, settle, progress, subject.label)
     deliveries = fleet.collect()
-    result.outcomes = [Outcome(s.change, deliveries.get(s.change.id, Delivery(s.change.id)),
-                               applied[s.change.id]) for s in schedule]
+    result.outcomes = [
+        Outcome(s.change, deliveries.get(s.change.id, Delivery(s.change.id)), applied[s.change.id])
+        for s in schedule
+    ]
     result.finished_at = time.monotonic()
     return result
 
 
 def csr(fleet: Fleet, jobs: Sequence[CsrJob], progress: Progress) -> list[CsrResult]:
-    progress.line(f"server: CSR storm: {sum(j.closed_requests for j in jobs)} calls, "
-                  f"then {sum(j.open_rate for j in jobs):.0f}/s for {jobs[0].open_seconds:g} s")
+    progress.line(
+        f"server: CSR storm: {sum(j.closed_requests for j in jobs)} calls, "
+        f"then {sum(j.open_rate for j in jobs):.0f}/s for {jobs[0].open_seconds:g} s"
+    )
     return fleet.csr(jobs)
 
 
@@ -165,14 +200,19 @@ def _expectation(change: Change, applied_at: float) -> Expectation:
     return Expectation(change.id, change.key, change.audience, change.expect, applied_at)
 
 
-def _wait_for_acks(fleet: Fleet, settle: float, progress: Progress | None = None,
-                   label: str = "") -> None:
+def _wait_for_acks(
+    fleet: Fleet, settle: float, progress: Progress | None = None, label: str = ""
+) -> None:
     deadline = time.monotonic() + settle
     while time.monotonic() < deadline:
         status = fleet.status()
         if status.outstanding == 0:
             return
         if progress is not None:
-            progress.every(1.0, "acks", f"{label}: {status.outstanding} changes not yet ACKed "
-                                        "by every proxy (counted per client process)")
+            progress.every(
+                1.0,
+                "acks",
+                f"{label}: {status.outstanding} changes not yet ACKed "
+                "by every proxy (counted per client process)",
+            )
         time.sleep(0.02)

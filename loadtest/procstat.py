@@ -75,8 +75,7 @@ class Sample:
     """CPU of the busiest single process since the previous sample, in cores."""
 
 
-def sample(roots: Iterable[int],
-           previous: dict[int, tuple[float, float]] | None = None) -> Sample:
+def sample(roots: Iterable[int], previous: dict[int, tuple[float, float]] | None = None) -> Sample:
     """One sample of the trees under ``roots``; ``previous`` (pid -> (time, cpu)) is
     updated in place and used to find the busiest process since the last call."""
     now = time.monotonic()
@@ -165,10 +164,13 @@ class Sampler:
             inside = [s for s in self._series.get(label, []) if start <= s.at <= end]
         if len(inside) < 2:
             return Window(end - start, math.nan, 0, 0, math.nan)
-        return Window(inside[-1].at - inside[0].at,
-                      inside[-1].cpu_seconds - inside[0].cpu_seconds,
-                      max(s.rss_bytes for s in inside), inside[-1].rss_bytes,
-                      max(s.busiest_cores for s in inside[1:]))
+        return Window(
+            inside[-1].at - inside[0].at,
+            inside[-1].cpu_seconds - inside[0].cpu_seconds,
+            max(s.rss_bytes for s in inside),
+            inside[-1].rss_bytes,
+            max(s.busiest_cores for s in inside[1:]),
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -36,10 +36,26 @@ class Profile:
         self._processes = []
         for number, pid in enumerate(pids):
             target = output if len(pids) == 1 else output.with_suffix(f".{number}{output.suffix}")
-            self._processes.append(subprocess.Popen(
-                [py_spy(), "record", "--pid", str(pid), "--subprocesses", "--rate", str(rate),
-                 "--format", "raw", "--output", str(target), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            self._processes.append(
+                subprocess.Popen(
+                    [
+                        py_spy(),
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--subprocesses",
+                        "--rate",
+                        str(rate),
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(target),
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+            )
 
     def stop(self) -> None:
         for process in self._processes:
@@ -77,8 +93,9 @@ def summarize(path: Path, top: int = 30) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m loadtest.profiling",
-                                     description="Summarize a raw py-spy profile.")
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.profiling", description="Summarize a raw py-spy profile."
+    )
     parser.add_argument("profile", type=Path)
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)

@@ -16,8 +16,9 @@ class Progress:
 
     def line(self, text: str) -> None:
         if not self._quiet:
-            print(f"[{time.monotonic() - self._started:7.1f}s] {text}", file=self._stream,
-                  flush=True)
+            print(
+                f"[{time.monotonic() - self._started:7.1f}s] {text}", file=self._stream, flush=True
+            )
 
     def every(self, seconds: float, topic: str, text: str) -> None:
         """Print ``text`` unless a line on ``topic`` was printed less than ``seconds`` ago."""

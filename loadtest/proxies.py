@@ -185,8 +185,10 @@ class ZtunnelSim(_Simulated, DeltaClient):
 
     async def start(self) -> None:
         self._begin(set(ZTUNNEL_TYPES))
-        await self.connect({t: [] for t in ZTUNNEL_TYPES},
-                           on_demand=[type_urls.ADDRESS] if self.state.spec.on_demand else [])
+        await self.connect(
+            {t: [] for t in ZTUNNEL_TYPES},
+            on_demand=[type_urls.ADDRESS] if self.state.spec.on_demand else [],
+        )
 
     async def _read(self) -> None:
         await self._read_all(self._answer)
@@ -206,8 +208,7 @@ class ZtunnelSim(_Simulated, DeltaClient):
             for name in response.removed_resources:
                 if name in tracked:
                     self.observer.observed(state, name, now, True)
-        ack = discovery_pb2.DeltaDiscoveryRequest(type_url=type_url,
-                                                  response_nonce=response.nonce)
+        ack = discovery_pb2.DeltaDiscoveryRequest(type_url=type_url, response_nonce=response.nonce)
         if error is not None:
             ack.error_detail.message = error  # ztunnel NACKs with code 0 and the reasons
             self._nacked(error)
@@ -312,8 +313,9 @@ class SotwWaypointSim(_Envoy, SotwClient):
         initial = response.type_url in self.state.awaiting
         if self._see(response, initial, now):
             # State of the world: the request names every cluster's endpoints.
-            asyncio.get_running_loop().call_soon(self.subscribe, type_urls.ENDPOINT,
-                                                 sorted(self._eds_names))
+            asyncio.get_running_loop().call_soon(
+                self.subscribe, type_urls.ENDPOINT, sorted(self._eds_names)
+            )
         request = super()._answer(response)
         if request.HasField("error_detail"):
             self._nacked(request.error_detail.message)
@@ -325,13 +327,35 @@ class SotwWaypointSim(_Envoy, SotwClient):
 Sim = ZtunnelSim | DeltaWaypointSim | SotwWaypointSim
 
 
-def make_sim(spec: ProxySpec, state: ProxyState, channel: grpc.aio.Channel,
-             headers: Sequence[tuple[str, str]], observer: Observer, tracked: set[str], *,
-             tls: bool, validate: bool) -> Sim:
+def make_sim(
+    spec: ProxySpec,
+    state: ProxyState,
+    channel: grpc.aio.Channel,
+    headers: Sequence[tuple[str, str]],
+    observer: Observer,
+    tracked: set[str],
+    *,
+    tls: bool,
+    validate: bool,
+) -> Sim:
     if spec.kind == "ztunnel":
-        return ZtunnelSim(channel, spec.node_id, metadata=spec.metadata,
-                          metadata_headers=headers, state=state, observer=observer,
-                          tracked=tracked, validate=validate)
+        return ZtunnelSim(
+            channel,
+            spec.node_id,
+            metadata=spec.metadata,
+            metadata_headers=headers,
+            state=state,
+            observer=observer,
+            tracked=tracked,
+            validate=validate,
+        )
     cls = DeltaWaypointSim if spec.delta else SotwWaypointSim
-    return cls(channel, spec.node_id, metadata=spec.metadata, metadata_headers=headers,
-               state=state, observer=observer, tls=tls)
+    return cls(
+        channel,
+        spec.node_id,
+        metadata=spec.metadata,
+        metadata_headers=headers,
+        state=state,
+        observer=observer,
+        tls=tls,
+    )

@@ -55,8 +55,16 @@ class Report:
     metrics: dict[str, Metric] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, name: str, value: float, unit: str, target: float | None = None, *,
-            better: Better = Better.LOWER, label: str = "") -> None:
+    def add(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        target: float | None = None,
+        *,
+        better: Better = Better.LOWER,
+        label: str = "",
+    ) -> None:
         """Record a figure; NaN/inf values are not figures and are left out."""
         if not math.isfinite(value):
             return
@@ -66,8 +74,11 @@ class Report:
         self.notes.append(text)
 
     def as_json(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "commit": self.commit,
-                "metrics": {name: m.as_json() for name, m in self.metrics.items()}}
+        return {
+            "scenario": self.scenario,
+            "commit": self.commit,
+            "metrics": {name: m.as_json() for name, m in self.metrics.items()},
+        }
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.as_json(), indent=2) + "\n")
@@ -80,11 +91,21 @@ class Report:
         rows = [("figure", "value", "target", "", "what")]
         ordered = sorted(self.metrics.values(), key=lambda m: m.name.startswith("config."))
         for metric in ordered:
-            target = "" if metric.target is None else \
-                f"{metric.better.value} {_number(metric.target)} {metric.unit}"
+            target = (
+                ""
+                if metric.target is None
+                else f"{metric.better.value} {_number(metric.target)} {metric.unit}"
+            )
             verdict = {None: "", True: "met", False: "MISSED"}[metric.met]
-            rows.append((metric.name, f"{_number(metric.value)} {metric.unit}", target, verdict,
-                         metric.label))
+            rows.append(
+                (
+                    metric.name,
+                    f"{_number(metric.value)} {metric.unit}",
+                    target,
+                    verdict,
+                    metric.label,
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = []
         for index, row in enumerate(rows):
@@ -108,8 +129,14 @@ def _number(value: float) -> str:
 def git_commit(repo: Path) -> str:
     """``git rev-parse HEAD`` of ``repo``, or "unknown" outside a checkout."""
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
-                                text=True, timeout=10, check=True)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return result.stdout.strip()

@@ -84,8 +84,11 @@ class Plan:
 
     def for_floor(self) -> Plan:
         """The floor serves ztunnels only."""
-        return Plan([c for c in self.singles if churn.for_ztunnels(c.audience)], [],
-                    [s for s in self.churn if churn.for_ztunnels(s.change.audience)])
+        return Plan(
+            [c for c in self.singles if churn.for_ztunnels(c.audience)],
+            [],
+            [s for s in self.churn if churn.for_ztunnels(s.change.audience)],
+        )
 
 
 @dataclass
@@ -130,31 +133,46 @@ def run(scenario: Scenario, options: RunOptions, progress: Progress) -> RunResul
     proxies = _proxies(scenario, documents)
     plan = _plan(scenario, documents)
     progress.line(f"scenario {scenario.name}: {scenario.summary}")
-    progress.line(f"mesh: {scenario.mesh.pods} pods, {scenario.mesh.services} services, "
-                  f"{scenario.routes} routes; {scenario.ztunnels} ztunnels, "
-                  f"{scenario.waypoints} waypoints; {options.client_processes} client processes")
-    with _workdir(options.workdir) as work, Sampler() as sampler, \
-            contextlib.ExitStack() as stack:
+    progress.line(
+        f"mesh: {scenario.mesh.pods} pods, {scenario.mesh.services} services, "
+        f"{scenario.routes} routes; {scenario.ztunnels} ztunnels, "
+        f"{scenario.waypoints} waypoints; {options.client_processes} client processes"
+    )
+    with _workdir(options.workdir) as work, Sampler() as sampler, contextlib.ExitStack() as stack:
         tls = _tls(scenario, options, work, proxies)
         fleet = Fleet(options.client_processes, options.client_cpus)
         if options.client_cpus or options.serve.cpus:
-            notes.append(f"pinned: server and floor to CPUs {describe(options.serve.cpus)}, "
-                         f"client processes to CPUs {describe(options.client_cpus)}")
+            notes.append(
+                f"pinned: server and floor to CPUs {describe(options.serve.cpus)}, "
+                f"client processes to CPUs {describe(options.client_cpus)}"
+            )
         stack.callback(fleet.close)
         sampler.watch("clients", fleet.pids)
         floor = None
         if scenario.floor and options.floor:
-            floor = _exercise_floor(scenario, fleet, plan.for_floor(), proxies, tls,
-                                    sampler, progress, options.serve.cpus)
+            floor = _exercise_floor(
+                scenario,
+                fleet,
+                plan.for_floor(),
+                proxies,
+                tls,
+                sampler,
+                progress,
+                options.serve.cpus,
+            )
         if options.kubeconfig is not None:
-            progress.line(f"mesh: loading {len(documents)} objects into the cluster of "
-                          f"{options.kubeconfig}")
+            progress.line(
+                f"mesh: loading {len(documents)} objects into the cluster of {options.kubeconfig}"
+            )
         files = _files(scenario, options, work, documents)
         if isinstance(files, MeshCluster):
-            notes.append(f"Kubernetes mode: the mesh was loaded through {files.client.server}; "
-                         "changes are made through the API")
-        server = _exercise_server(scenario, options, fleet, plan, proxies, tls, files, work,
-                                  sampler, progress, notes)
+            notes.append(
+                f"Kubernetes mode: the mesh was loaded through {files.client.server}; "
+                "changes are made through the API"
+            )
+        server = _exercise_server(
+            scenario, options, fleet, plan, proxies, tls, files, work, sampler, progress, notes
+        )
     return RunResult(scenario, options, server, floor, notes)
 
 
@@ -172,25 +190,30 @@ def _workdir(keep: Path | None) -> Iterator[Path]:
 
 
 def _proxies(scenario: Scenario, documents: list[Manifest]) -> list[ProxySpec]:
-    ztunnels = nodes.ztunnels(scenario.ztunnels, mesh.node_count(documents),
-                              on_demand=scenario.on_demand)
-    waypoints = nodes.waypoints(scenario.waypoints, mesh.waypoint_pods(documents),
-                                scenario.sotw_waypoints)
+    ztunnels = nodes.ztunnels(
+        scenario.ztunnels, mesh.node_count(documents), on_demand=scenario.on_demand
+    )
+    waypoints = nodes.waypoints(
+        scenario.waypoints, mesh.waypoint_pods(documents), scenario.sotw_waypoints
+    )
     return ztunnels + waypoints
 
 
 def _plan(scenario: Scenario, documents: list[Manifest]) -> Plan:
-    planner = churn.Planner(documents, cluster_id=nodes.CLUSTER_ID,
-                            on_demand=scenario.on_demand)
+    planner = churn.Planner(documents, cluster_id=nodes.CLUSTER_ID, on_demand=scenario.on_demand)
     singles = planner.singles(scenario.singles)
-    route_singles = [planner.route_edit() for _ in range(scenario.route_singles)
-                     if planner.available("route-edit")]
+    route_singles = [
+        planner.route_edit()
+        for _ in range(scenario.route_singles)
+        if planner.available("route-edit")
+    ]
     schedule = planner.churn(scenario.churn) if scenario.churn is not None else []
     return Plan(singles, route_singles, schedule)
 
 
-def _tls(scenario: Scenario, options: RunOptions, work: Path,
-         proxies: list[ProxySpec]) -> Tls | None:
+def _tls(
+    scenario: Scenario, options: RunOptions, work: Path, proxies: list[ProxySpec]
+) -> Tls | None:
     if not scenario.tls:
         return None
     accounts = [p.account for p in proxies]
@@ -198,8 +221,10 @@ def _tls(scenario: Scenario, options: RunOptions, work: Path,
         accounts.append(scenario.csr.account)
     if options.external is not None:
         if options.external.ca_dir is None:
-            raise ValueError(f"scenario {scenario.name} uses the TLS port: give the external "
-                             "server's --ca-dir so that the load test can mint tokens")
+            raise ValueError(
+                f"scenario {scenario.name} uses the TLS port: give the external "
+                "server's --ca-dir so that the load test can mint tokens"
+            )
         return Tls.prepare(options.external.ca_dir, accounts, create=False)
     ca_dir = work / "ca"
     if ca_dir.exists():
@@ -207,16 +232,20 @@ def _tls(scenario: Scenario, options: RunOptions, work: Path,
     return Tls.prepare(ca_dir, accounts, create=True)
 
 
-def _files(scenario: Scenario, options: RunOptions, work: Path,
-           documents: list[Manifest]) -> Mesh | None:
+def _files(
+    scenario: Scenario, options: RunOptions, work: Path, documents: list[Manifest]
+) -> Mesh | None:
     if options.kubeconfig is not None:
         cluster = MeshCluster(KubeClient(options.kubeconfig))
         cluster.write(documents)
         return cluster
     if options.external is not None and options.external.config_dir is None:
         return None
-    directory = options.external.config_dir if options.external is not None \
-        and options.external.config_dir is not None else work / "mesh"
+    directory = (
+        options.external.config_dir
+        if options.external is not None and options.external.config_dir is not None
+        else work / "mesh"
+    )
     files = MeshFiles(directory, scenario.pods_per_file, options.manifest_format)
     files.write(documents)
     return files
@@ -225,25 +254,47 @@ def _files(scenario: Scenario, options: RunOptions, work: Path,
 # -- the two subjects ------------------------------------------------------------------------------
 
 
-def _exercise_floor(scenario: Scenario, fleet: Fleet, plan: Plan,
-                    proxies: list[ProxySpec], tls: Tls | None, sampler: Sampler,
-                    progress: Progress, cpus: frozenset[int] | None = None) -> Exercise:
+def _exercise_floor(
+    scenario: Scenario,
+    fleet: Fleet,
+    plan: Plan,
+    proxies: list[ProxySpec],
+    tls: Tls | None,
+    sampler: Sampler,
+    progress: Progress,
+    cpus: frozenset[int] | None = None,
+) -> Exercise:
     progress.line("floor: starting (bare grpc.aio fan-out of pre-serialized bytes)")
-    setup = FloorSetup(scenario.mesh, scenario.routes, scenario.poll_interval,
-                       scenario.debounce_after, tls.ca_dir if tls is not None else None)
+    setup = FloorSetup(
+        scenario.mesh,
+        scenario.routes,
+        scenario.poll_interval,
+        scenario.debounce_after,
+        tls.ca_dir if tls is not None else None,
+    )
     subject = FloorServer(setup, tls, cpus=cpus)
     try:
         ztunnels = [p for p in proxies if p.kind == "ztunnel"]
-        return _exercise(scenario, fleet, subject, ztunnels, plan, sampler, progress, [],
-                         pushes=subject.pushes)
+        return _exercise(
+            scenario, fleet, subject, ztunnels, plan, sampler, progress, [], pushes=subject.pushes
+        )
     finally:
         subject.stop()
 
 
-def _exercise_server(scenario: Scenario, options: RunOptions, fleet: Fleet, plan: Plan,
-                     proxies: list[ProxySpec], tls: Tls | None, files: Mesh | None,
-                     work: Path, sampler: Sampler, progress: Progress,
-                     notes: list[str]) -> Exercise:
+def _exercise_server(
+    scenario: Scenario,
+    options: RunOptions,
+    fleet: Fleet,
+    plan: Plan,
+    proxies: list[ProxySpec],
+    tls: Tls | None,
+    files: Mesh | None,
+    work: Path,
+    sampler: Sampler,
+    progress: Progress,
+    notes: list[str],
+) -> Exercise:
     subject: XdsServer | ExternalServer
     startup = None
     if options.external is None:
@@ -254,20 +305,36 @@ def _exercise_server(scenario: Scenario, options: RunOptions, fleet: Fleet, plan
         progress.line(f"server: ready in {startup:.2f} s (log: {work / 'server.log'})")
     else:
         external = options.external
-        endpoint = Endpoint(external.address, tls.root_pem if tls else None,
-                            tokens=dict(tls.tokens) if tls else {})
+        endpoint = Endpoint(
+            external.address, tls.root_pem if tls else None, tokens=dict(tls.tokens) if tls else {}
+        )
         subject = ExternalServer(endpoint, files, external.http_port, external.pids)
         if isinstance(files, MeshFiles):
-            progress.line(f"server: external at {external.address}; mesh written to "
-                          f"{files.directory}, waiting two poll intervals for it")
+            progress.line(
+                f"server: external at {external.address}; mesh written to "
+                f"{files.directory}, waiting two poll intervals for it"
+            )
             time.sleep(2 * scenario.poll_interval + 1.0)
         elif files is not None:
-            progress.line(f"server: external at {external.address}; mesh loaded into "
-                          f"{files.client.server}, waiting for it to be read")
+            progress.line(
+                f"server: external at {external.address}; mesh loaded into "
+                f"{files.client.server}, waiting for it to be read"
+            )
             time.sleep(5.0)
     try:
-        result = _exercise(scenario, fleet, subject, proxies, plan, sampler, progress, notes,
-                           tls=tls, profile=options.profile, profile_phase=options.profile_phase)
+        result = _exercise(
+            scenario,
+            fleet,
+            subject,
+            proxies,
+            plan,
+            sampler,
+            progress,
+            notes,
+            tls=tls,
+            profile=options.profile,
+            profile_phase=options.profile_phase,
+        )
         result.startup_seconds = startup
         result.metrics = subject.metrics()
         return result
@@ -279,50 +346,80 @@ def _exercise_server(scenario: Scenario, options: RunOptions, fleet: Fleet, plan
         subject.stop()
 
 
-def _exercise(scenario: Scenario, fleet: Fleet, subject: Subject, proxies: list[ProxySpec],
-              plan: Plan, sampler: Sampler, progress: Progress, notes: list[str], *,
-              tls: Tls | None = None,
-              pushes: Callable[[], list[FloorPush]] | None = None,
-              profile: Path | None = None, profile_phase: str = "changes") -> Exercise:
+def _exercise(
+    scenario: Scenario,
+    fleet: Fleet,
+    subject: Subject,
+    proxies: list[ProxySpec],
+    plan: Plan,
+    sampler: Sampler,
+    progress: Progress,
+    notes: list[str],
+    *,
+    tls: Tls | None = None,
+    pushes: Callable[[], list[FloorPush]] | None = None,
+    profile: Path | None = None,
+    profile_phase: str = "changes",
+) -> Exercise:
     """Connect, idle, single changes, route edits, churn and CSRs, as far as ``plan`` and
     the scenario ask; CSRs only with ``tls`` (our server's TLS port)."""
     label = subject.label
     sampler.watch(label, subject.pids)
     began = sampler.now(label)
     recording = _profile(profile, subject, progress) if profile_phase == "connect" else None
-    sync = phases.connect(fleet, subject, proxies, scenario.connect_rate, scenario.sync_timeout,
-                          progress)
+    sync = phases.connect(
+        fleet, subject, proxies, scenario.connect_rate, scenario.sync_timeout, progress
+    )
     if recording is not None:
         recording.stop()
     sync_window = sampler.window(label, sync.started_at, sync.finished_at)
     phases.idle(fleet, scenario.idle_seconds, progress, label)
     synced_sample = sampler.now(label)
-    result = Exercise(label, len(proxies), sync, sync.status, rss_ready=began.rss_bytes,
-                      rss_synced=synced_sample.rss_bytes, sync_window=sync_window)
+    result = Exercise(
+        label,
+        len(proxies),
+        sync,
+        sync.status,
+        rss_ready=began.rss_bytes,
+        rss_synced=synced_sample.rss_bytes,
+        sync_window=sync_window,
+    )
     result.waypoints_served = sync.status.initial_resources.get("waypoint", 0) > 0
     settle = scenario.settle_seconds
     recording = _profile(profile, subject, progress) if profile_phase == "changes" else None
     before = subject.metrics()
     if plan.singles:
-        result.singles = phases.singles(fleet, subject, plan.singles, settle=settle,
-                                        gap=scenario.single_gap, progress=progress)
+        result.singles = phases.singles(
+            fleet, subject, plan.singles, settle=settle, gap=scenario.single_gap, progress=progress
+        )
     if plan.route_singles:
         if result.waypoints_served:
-            result.routes = phases.singles(fleet, subject, plan.route_singles, settle=settle,
-                                           gap=scenario.single_gap, progress=progress)
+            result.routes = phases.singles(
+                fleet,
+                subject,
+                plan.route_singles,
+                settle=settle,
+                gap=scenario.single_gap,
+                progress=progress,
+            )
         else:
-            notes.append("route edits not measured: the server sent the waypoints no config "
-                         "(waypoint translation is not served yet)")
+            notes.append(
+                "route edits not measured: the server sent the waypoints no config "
+                "(waypoint translation is not served yet)"
+            )
     schedule = plan.churn
     if not result.waypoints_served:
         schedule = [s for s in schedule if churn.for_ztunnels(s.change.audience)]
         if len(schedule) < len(plan.churn):
-            notes.append(f"{len(plan.churn) - len(schedule)} route edits left out of the churn: "
-                         "the server sent the waypoints no config")
+            notes.append(
+                f"{len(plan.churn) - len(schedule)} route edits left out of the churn: "
+                "the server sent the waypoints no config"
+            )
     if schedule:
         result.churn = phases.churn(fleet, subject, schedule, settle=settle, progress=progress)
-        result.churn_window = sampler.window(label, result.churn.started_at,
-                                             result.churn.finished_at)
+        result.churn_window = sampler.window(
+            label, result.churn.started_at, result.churn.finished_at
+        )
     after = subject.metrics()
     result.change_metrics = {name: value - before.get(name, 0.0) for name, value in after.items()}
     if recording is not None:
@@ -355,12 +452,21 @@ def _csr_jobs(scenario: Scenario, fleet: Fleet, subject: Subject, tls: Tls) -> l
     share = len(fleet)
     csrs = make_csrs(load.distinct_csrs)
     start_at = time.monotonic() + 1.0
-    return [CsrJob(subject.endpoint.address, tls.root_pem, tls.tokens[load.account], csrs,
-                   connections=max(1, load.connections // share),
-                   closed_requests=load.requests // share, concurrency=load.concurrency,
-                   open_rate=load.open_rate / share, open_seconds=load.open_seconds,
-                   start_at=start_at)
-            for _ in range(share)]
+    return [
+        CsrJob(
+            subject.endpoint.address,
+            tls.root_pem,
+            tls.tokens[load.account],
+            csrs,
+            connections=max(1, load.connections // share),
+            closed_requests=load.requests // share,
+            concurrency=load.concurrency,
+            open_rate=load.open_rate / share,
+            open_seconds=load.open_seconds,
+            start_at=start_at,
+        )
+        for _ in range(share)
+    ]
 
 
 def default_client_processes() -> int:

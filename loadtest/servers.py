@@ -83,8 +83,10 @@ class Tls:
         if create:
             directory.create(KeyAlgorithm.EC_P256, organization=TRUST_DOMAIN)
         tokens_file = ca_dir / TOKENS_FILE
-        tokens = {account: add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
-                  for account in sorted(set(accounts))}
+        tokens = {
+            account: add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
+            for account in sorted(set(accounts))
+        }
         return cls(ca_dir, tokens_file, directory.root_cert_path.read_bytes(), tokens)
 
 
@@ -111,8 +113,7 @@ class XdsServer:
 
     label = "server"
 
-    def __init__(self, files: Mesh, options: ServeOptions, log_path: Path,
-                 tls: Tls | None) -> None:
+    def __init__(self, files: Mesh, options: ServeOptions, log_path: Path, tls: Tls | None) -> None:
         self._files = files
         self._options = options
         self._log_path = log_path
@@ -121,8 +122,11 @@ class XdsServer:
         self.http_port = free_port()
         self.secure_port = free_port() if tls is not None else 0
         port = self.secure_port if tls is not None else self.xds_port
-        self.endpoint = Endpoint(f"127.0.0.1:{port}", tls.root_pem if tls else None,
-                                 tokens=dict(tls.tokens) if tls else {})
+        self.endpoint = Endpoint(
+            f"127.0.0.1:{port}",
+            tls.root_pem if tls else None,
+            tokens=dict(tls.tokens) if tls else {},
+        )
         self._process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
@@ -130,16 +134,37 @@ class XdsServer:
         if isinstance(self._files, MeshCluster):
             # The scenario writes its Gateways' addresses itself (no kubelet runs their pods):
             # a waypoint controller rewriting them would add churn the scenario did not ask for.
-            source = ["--kubernetes", "--kubeconfig", str(self._files.client.kubeconfig),
-                      "--no-waypoint-controller"]
+            source = [
+                "--kubernetes",
+                "--kubeconfig",
+                str(self._files.client.kubeconfig),
+                "--no-waypoint-controller",
+            ]
         else:
-            source = ["--config", str(self._files.directory),
-                      "--poll-interval", str(o.poll_interval)]
-        args = [*o.command, *source,
-                "--listen-address", "127.0.0.1", "--xds-port", str(self.xds_port),
-                "--secure-port", str(self.secure_port), "--http-port", str(self.http_port),
-                "--debounce-after", str(o.debounce_after),
-                "--debounce-max", str(o.debounce_max), "--log-level", o.log_level]
+            source = [
+                "--config",
+                str(self._files.directory),
+                "--poll-interval",
+                str(o.poll_interval),
+            ]
+        args = [
+            *o.command,
+            *source,
+            "--listen-address",
+            "127.0.0.1",
+            "--xds-port",
+            str(self.xds_port),
+            "--secure-port",
+            str(self.secure_port),
+            "--http-port",
+            str(self.http_port),
+            "--debounce-after",
+            str(o.debounce_after),
+            "--debounce-max",
+            str(o.debounce_max),
+            "--log-level",
+            o.log_level,
+        ]
         if o.workers != 1:
             args += ["--workers", str(o.workers)]
         if self.tls is not None:
@@ -152,15 +177,21 @@ class XdsServer:
         with self._log_path.open("wb") as log:
             started = time.monotonic()
             cpus = self._options.cpus
-            self._process = subprocess.Popen(self.command(), cwd=self._options.cwd, env=env,
-                                             stdout=log, stderr=subprocess.STDOUT,
-                                             preexec_fn=(lambda: pin(cpus)) if cpus else None)
+            self._process = subprocess.Popen(
+                self.command(),
+                cwd=self._options.cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=(lambda: pin(cpus)) if cpus else None,
+            )
         needed = 2 * self._options.workers  # SO_REUSEPORT: any worker may answer
         streak = 0
         while streak < needed:
             if self._process.poll() is not None:
-                raise StartError(f"xds serve exited with {self._process.returncode}:\n"
-                                 + self.log_tail())
+                raise StartError(
+                    f"xds serve exited with {self._process.returncode}:\n" + self.log_tail()
+                )
             if time.monotonic() - started > timeout:
                 raise StartError(f"xds serve not ready after {timeout:.0f} s:\n" + self.log_tail())
             streak = streak + 1 if http_ready(self.http_port) else 0
@@ -202,8 +233,9 @@ class ExternalServer:
 
     label = "server"
 
-    def __init__(self, endpoint: Endpoint, files: Mesh | None, http_port: int | None,
-                 pids: Sequence[int]) -> None:
+    def __init__(
+        self, endpoint: Endpoint, files: Mesh | None, http_port: int | None, pids: Sequence[int]
+    ) -> None:
         self.endpoint = endpoint
         self._files = files
         self.http_port = http_port
@@ -215,8 +247,10 @@ class ExternalServer:
 
     def apply(self, change: Change) -> float:
         if self._files is None:
-            raise StartError("changes need --config-dir (the directory the server reads) "
-                             "or --kubeconfig (the cluster it watches)")
+            raise StartError(
+                "changes need --config-dir (the directory the server reads) "
+                "or --kubeconfig (the cluster it watches)"
+            )
         if change.manifest is None:
             return self._files.delete(change.ref)
         return self._files.put(change.manifest)
@@ -233,23 +267,33 @@ class FloorServer:
 
     label = "floor"
 
-    def __init__(self, setup: floor.FloorSetup, tls: Tls | None, timeout: float = 180.0,
-                 cpus: frozenset[int] | None = None) -> None:
+    def __init__(
+        self,
+        setup: floor.FloorSetup,
+        tls: Tls | None,
+        timeout: float = 180.0,
+        cpus: frozenset[int] | None = None,
+    ) -> None:
         context = mp.get_context("spawn")
         self._pipe, child = context.Pipe()
-        self._process = context.Process(target=floor.run, args=(setup, child, cpus), daemon=True,
-                                        name="loadtest-floor")
+        self._process = context.Process(
+            target=floor.run, args=(setup, child, cpus), daemon=True, name="loadtest-floor"
+        )
         self._process.start()
         child.close()
         deadline = time.monotonic() + timeout
         while not self._pipe.poll(0.2):
             if not self._process.is_alive() or time.monotonic() > deadline:
                 self._process.terminate()
-                raise StartError("the floor server did not start "
-                                 f"(exit code {self._process.exitcode})")
+                raise StartError(
+                    f"the floor server did not start (exit code {self._process.exitcode})"
+                )
         _, port = self._pipe.recv()
-        self.endpoint = Endpoint(f"127.0.0.1:{port}", tls.root_pem if tls else None,
-                                 tokens=dict(tls.tokens) if tls else {})
+        self.endpoint = Endpoint(
+            f"127.0.0.1:{port}",
+            tls.root_pem if tls else None,
+            tokens=dict(tls.tokens) if tls else {},
+        )
 
     @property
     def pids(self) -> list[int]:
@@ -257,8 +301,11 @@ class FloorServer:
 
     def apply(self, change: Change) -> float:
         applied_at = time.monotonic()
-        self._pipe.send(floor.Apply([floor.FloorChange(change.type_url, change.key,
-                                                       change.expect is Expect.REMOVE)]))
+        self._pipe.send(
+            floor.Apply(
+                [floor.FloorChange(change.type_url, change.key, change.expect is Expect.REMOVE)]
+            )
+        )
         return applied_at
 
     def metrics(self) -> dict[str, float]:

@@ -96,10 +96,16 @@ class Tracker:
                 pending.delivery.resynced += 1
 
     def expect(self, expectation: Expectation, proxies: Iterable[ProxyState]) -> None:
-        affected = {p.index for p in proxies if p.spec.receives(expectation.audience)
-                    and p.synced_at is not None and p.synced_at <= expectation.applied_at}
-        pending = _Pending(expectation, affected,
-                           Delivery(expectation.change_id, affected=len(affected)))
+        affected = {
+            p.index
+            for p in proxies
+            if p.spec.receives(expectation.audience)
+            and p.synced_at is not None
+            and p.synced_at <= expectation.applied_at
+        }
+        pending = _Pending(
+            expectation, affected, Delivery(expectation.change_id, affected=len(affected))
+        )
         self._changes[expectation.change_id] = pending
         self._by_key.setdefault(expectation.key, []).append(pending)
         early = self._unmatched.pop(expectation.key, [])

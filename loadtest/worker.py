@@ -114,8 +114,19 @@ class Status:
     """Per proxy, connect to first sync (only with ``GetStatus(details=True)``)."""
 
     def merge(self, other: Status) -> None:
-        for name in ("proxies", "started", "streaming", "synced", "messages", "bytes",
-                     "initial_bytes", "nacks", "stream_errors", "reconnects", "outstanding"):
+        for name in (
+            "proxies",
+            "started",
+            "streaming",
+            "synced",
+            "messages",
+            "bytes",
+            "initial_bytes",
+            "nacks",
+            "stream_errors",
+            "reconnects",
+            "outstanding",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for kind, count in other.initial_resources.items():
             self.initial_resources[kind] = self.initial_resources.get(kind, 0) + count
@@ -248,8 +259,16 @@ class Worker:
         else:
             channel = grpc.aio.insecure_channel(endpoint.address, options)
         self._channels.append(channel)
-        return make_sim(state.spec, state, channel, headers, self, self._tracker.keys,
-                        tls=self._credentials is not None, validate=validate)
+        return make_sim(
+            state.spec,
+            state,
+            channel,
+            headers,
+            self,
+            self._tracker.keys,
+            tls=self._credentials is not None,
+            validate=validate,
+        )
 
     # -- Observer (called by the sims) -----------------------------------------------------
 
@@ -293,8 +312,12 @@ class Worker:
     # -- status and teardown ----------------------------------------------------------------
 
     def _status(self, details: bool) -> Status:
-        status = Status(proxies=len(self._states), reconnects=self._reconnects,
-                        errors=dict(self._errors), outstanding=self._tracker.outstanding())
+        status = Status(
+            proxies=len(self._states),
+            reconnects=self._reconnects,
+            errors=dict(self._errors),
+            outstanding=self._tracker.outstanding(),
+        )
         for state in self._states:
             status.started += 1
             status.streaming += state.streaming
@@ -303,15 +326,15 @@ class Worker:
             status.bytes += state.bytes
             status.initial_bytes += state.initial_bytes
             kind = state.spec.kind
-            status.initial_resources[kind] = (status.initial_resources.get(kind, 0)
-                                              + state.initial_resources)
+            status.initial_resources[kind] = (
+                status.initial_resources.get(kind, 0) + state.initial_resources
+            )
             status.nacks += state.nacks
             status.first_nack = status.first_nack or state.first_nack
             status.stream_errors += state.stream_errors
             status.first_error = status.first_error or state.first_error
             if state.first_synced_at is not None:
-                status.last_first_sync = max(status.last_first_sync or 0.0,
-                                             state.first_synced_at)
+                status.last_first_sync = max(status.last_first_sync or 0.0, state.first_synced_at)
                 if details and state.started_at is not None:
                     status.sync_seconds.append(state.first_synced_at - state.started_at)
         return status
@@ -326,11 +349,13 @@ class Worker:
         self._errors.clear()
         self._tracker.clear()
         for chunk in range(0, len(sims), 200):
-            await asyncio.gather(*(sim.close() for sim in sims[chunk:chunk + 200]),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(sim.close() for sim in sims[chunk : chunk + 200]), return_exceptions=True
+            )
         for chunk in range(0, len(channels), 200):
-            await asyncio.gather(*(c.close() for c in channels[chunk:chunk + 200]),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(c.close() for c in channels[chunk : chunk + 200]), return_exceptions=True
+            )
 
 
 def merge_deliveries(batches: Sequence[Sequence[Delivery]]) -> dict[int, Delivery]:

@@ -22,8 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Every line the control planes of this test session log (in-process ones; at info and
 # above, as operators run them) is kept and scanned at the end for key and token material.
-_SECRETS = re.compile(
-    r"PRIVATE KEY|Bearer [A-Za-z0-9._~+/-]{16,}|eyJ[A-Za-z0-9_-]{16,}\.")
+_SECRETS = re.compile(r"PRIVATE KEY|Bearer [A-Za-z0-9._~+/-]{16,}|eyJ[A-Za-z0-9_-]{16,}\.")
 
 
 class _SessionLog(logging.Handler):
@@ -55,8 +54,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger("xds").removeHandler(_session_log)
     if _session_log.leaks:
-        print(f"\nkey or token material in {len(_session_log.leaks)} of {_session_log.lines} "
-              "logged lines:\n" + "\n".join(_session_log.leaks[:10]))
+        print(
+            f"\nkey or token material in {len(_session_log.leaks)} of {_session_log.lines} "
+            "logged lines:\n" + "\n".join(_session_log.leaks[:10])
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -67,12 +68,20 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running_control_plane(config_dir: Path | None,
-                                **overrides: Any) -> AsyncIterator[ControlPlane]:
+async def running_control_plane(
+    config_dir: Path | None, **overrides: Any
+) -> AsyncIterator[ControlPlane]:
     """A ControlPlane in this event loop, on ephemeral loopback ports, ready to serve."""
-    options = ServeOptions(config_dir=config_dir, listen_host="127.0.0.1", xds_port=-1,
-                           secure_port=0, http_port=-1, poll_interval=0.05,
-                           debounce_after=0.05, debounce_max=1.0)
+    options = ServeOptions(
+        config_dir=config_dir,
+        listen_host="127.0.0.1",
+        xds_port=-1,
+        secure_port=0,
+        http_port=-1,
+        poll_interval=0.05,
+        debounce_after=0.05,
+        debounce_max=1.0,
+    )
     for key, value in overrides.items():
         setattr(options, key, value)
     plane = ControlPlane(options)

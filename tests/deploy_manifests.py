@@ -23,8 +23,10 @@ def rendered(directory: Path = DEPLOY) -> list[dict[str, Any]]:
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
     unknown = set(kustomization) - _ALLOWED_KEYS
     if unknown:
-        raise AssertionError(f"{directory}/kustomization.yaml uses {sorted(unknown)}, which "
-                             "tests/deploy_manifests.py does not follow")
+        raise AssertionError(
+            f"{directory}/kustomization.yaml uses {sorted(unknown)}, which "
+            "tests/deploy_manifests.py does not follow"
+        )
     objects: list[dict[str, Any]] = []
     for entry in kustomization["resources"]:
         path = directory / entry

@@ -31,12 +31,14 @@ def ready_status(port: int) -> int:
 async def health(port: int) -> int:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=""), timeout=2)
+            health_pb2.HealthCheckRequest(service=""), timeout=2
+        )
         return int(reply.status)
 
 
 async def test_a_failing_source_makes_us_unready_and_is_restarted(
-        demo_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = files._read_tree
     failing = asyncio.Event()
 
@@ -52,17 +54,20 @@ async def test_a_failing_source_makes_us_unready_and_is_restarted(
         failing.set()
 
         async def unready() -> bool:
-            return (await asyncio.to_thread(ready_status, plane.ports.http) == 503
-                    and await health(plane.ports.xds)
-                    == health_pb2.HealthCheckResponse.NOT_SERVING)
+            return (
+                await asyncio.to_thread(ready_status, plane.ports.http) == 503
+                and await health(plane.ports.xds) == health_pb2.HealthCheckResponse.NOT_SERVING
+            )
 
         await eventually(unready, within=5)
         assert SOURCE_FAILURES._value.get() > before
         failing.clear()
 
         async def ready_again() -> bool:
-            return (await asyncio.to_thread(ready_status, plane.ports.http) == 200
-                    and await health(plane.ports.xds) == health_pb2.HealthCheckResponse.SERVING)
+            return (
+                await asyncio.to_thread(ready_status, plane.ports.http) == 200
+                and await health(plane.ports.xds) == health_pb2.HealthCheckResponse.SERVING
+            )
 
         await eventually(ready_again, within=10)
         # The restarted source applies edits.

@@ -23,13 +23,20 @@ from .helpers import http_ready, wait_until
 
 ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.local"
 WAYPOINT = "waypoint~10.244.1.50~waypoint-5d7f-abcde.bookinfo~bookinfo.svc.cluster.local"
-WAYPOINT_METADATA = {"LABELS": {"gateway.networking.k8s.io/gateway-name": "waypoint"},
-                     "NAMESPACE": "bookinfo"}
+WAYPOINT_METADATA = {
+    "LABELS": {"gateway.networking.k8s.io/gateway-name": "waypoint"},
+    "NAMESPACE": "bookinfo",
+}
 
 
 def xds(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xds", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "xds", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_version() -> None:
@@ -46,27 +53,37 @@ def test_bare_xds_prints_its_usage() -> None:
 
 def test_help_shows_the_defaults() -> None:
     text = " ".join(xds("serve", "--help").stdout.split())  # argparse wraps lines
-    for flag, default in (("--listen-address", "0.0.0.0"), ("--xds-port", "15010"),
-                          ("--secure-port", "15012"), ("--http-port", "15014"),
-                          ("--debounce-after", "0.1"), ("--debounce-max", "10.0")):
+    for flag, default in (
+        ("--listen-address", "0.0.0.0"),
+        ("--xds-port", "15010"),
+        ("--secure-port", "15012"),
+        ("--http-port", "15014"),
+        ("--debounce-after", "0.1"),
+        ("--debounce-max", "10.0"),
+    ):
         assert f"(default: {default})" in text.split(flag, 2)[2].split(" --")[0], flag
     assert "(default: None)" not in text and "(default: False)" not in text
 
 
-@pytest.mark.parametrize("args, message", [
-    (["serve", "--xds-port", "70000"], "not a port"),
-    (["serve", "--xds-port", "abc"], "argument --xds-port: 'abc' is not a port (0-65535)"),
-    (["serve", "--debounce-after", "soon"], "'soon' is not a number of seconds"),
-    (["serve", "--workers", "many"], "'many': use 1 to 64 workers"),
-    (["serve", "--log-level", "ads:loud"], "unknown log level"),
-    (["render"], "--node"),
-    (["frobnicate"], "invalid choice"),
-    (["serve", "--trust-domain", ""], "is not a trust domain"),
-    (["serve", "--trust-domain", "Cluster Local"], "is not a trust domain"),
-    (["ca", "init", "--trust-domain", "spiffe://x"], "is not a trust domain"),
-    (["serve", "--default-cert-ttl", "48h", "--max-cert-ttl", "24h"],
-     "--default-cert-ttl (2 days, 0:00:00) is longer than --max-cert-ttl (1 day, 0:00:00)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["serve", "--xds-port", "70000"], "not a port"),
+        (["serve", "--xds-port", "abc"], "argument --xds-port: 'abc' is not a port (0-65535)"),
+        (["serve", "--debounce-after", "soon"], "'soon' is not a number of seconds"),
+        (["serve", "--workers", "many"], "'many': use 1 to 64 workers"),
+        (["serve", "--log-level", "ads:loud"], "unknown log level"),
+        (["render"], "--node"),
+        (["frobnicate"], "invalid choice"),
+        (["serve", "--trust-domain", ""], "is not a trust domain"),
+        (["serve", "--trust-domain", "Cluster Local"], "is not a trust domain"),
+        (["ca", "init", "--trust-domain", "spiffe://x"], "is not a trust domain"),
+        (
+            ["serve", "--default-cert-ttl", "48h", "--max-cert-ttl", "24h"],
+            "--default-cert-ttl (2 days, 0:00:00) is longer than --max-cert-ttl (1 day, 0:00:00)",
+        ),
+    ],
+)
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     result = xds(*args)
     assert result.returncode == 2
@@ -78,11 +95,21 @@ def test_a_port_in_use_is_one_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = xds("serve", "--listen-address", "127.0.0.1", "--xds-port", str(port),
-                     "--secure-port", "0", "--http-port", "0")
+        result = xds(
+            "serve",
+            "--listen-address",
+            "127.0.0.1",
+            "--xds-port",
+            str(port),
+            "--secure-port",
+            "0",
+            "--http-port",
+            "0",
+        )
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
-        f"xds: cannot listen on 127.0.0.1:{port}: the port is in use, or not permitted")
+        f"xds: cannot listen on 127.0.0.1:{port}: the port is in use, or not permitted"
+    )
     for noise in ("Traceback", "Event loop is closed", "add_port.cc", "__del__"):
         assert noise not in result.stderr
 
@@ -100,8 +127,9 @@ def test_render_ztunnel_is_json_grouped_by_type() -> None:
     assert set(rendered) == {ADDRESS, AUTHORIZATION}
     names = {item["name"] for item in rendered[ADDRESS]}
     assert "bookinfo/productpage.bookinfo.svc.cluster.local" in names
-    workload = next(item["resource"]["workload"] for item in rendered[ADDRESS]
-                    if "workload" in item["resource"])
+    workload = next(
+        item["resource"]["workload"] for item in rendered[ADDRESS] if "workload" in item["resource"]
+    )
     assert workload["uid"].startswith("Kubernetes//Pod/")
 
 
@@ -117,7 +145,8 @@ def test_render_names_each_invalid_manifest_and_fails(tmp_path: Path) -> None:
     shutil.copytree(demo_directory(), mesh, ignore=shutil.ignore_patterns("*.py"))
     (mesh / "90-broken.yaml").write_text(
         "apiVersion: v1\nkind: Service\nmetadata: {name: bad, namespace: bookinfo}\n"
-        "spec: {ports: [{port: 99999}]}\n---\nnot: [valid\n")
+        "spec: {ports: [{port: 99999}]}\n---\nnot: [valid\n"
+    )
     result = xds("render", "--config", str(mesh), "--node", ZTUNNEL)
     assert result.returncode == 1 and result.stdout == ""
     lines = [line for line in result.stderr.splitlines() if "invalid manifest:" in line]
@@ -135,9 +164,21 @@ async def serve_demo() -> tuple[asyncio.subprocess.Process, int, int]:
     """``xds serve`` on the demo mesh, plaintext and HTTP ports only: (process, xds, http)."""
     xds_port, http_port = free_port(), free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "xds", "serve", "--xds-port", str(xds_port), "--secure-port", "0",
-        "--http-port", str(http_port), "--listen-address", "127.0.0.1", cwd=REPO,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "xds",
+        "serve",
+        "--xds-port",
+        str(xds_port),
+        "--secure-port",
+        "0",
+        "--http-port",
+        str(http_port),
+        "--listen-address",
+        "127.0.0.1",
+        cwd=REPO,
+        stderr=asyncio.subprocess.PIPE,
+    )
     return process, xds_port, http_port
 
 
@@ -163,8 +204,10 @@ async def test_sigterm_ends_streams_cleanly_and_exits_promptly() -> None:
     try:
         await wait_until(lambda: http_ready(http_port), within=30)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
-            clients = [DeltaClient(channel, ZTUNNEL), SotwClient(channel, WAYPOINT,
-                                                                 metadata=WAYPOINT_METADATA)]
+            clients = [
+                DeltaClient(channel, ZTUNNEL),
+                SotwClient(channel, WAYPOINT, metadata=WAYPOINT_METADATA),
+            ]
             await clients[0].connect({ADDRESS: [], AUTHORIZATION: []})
             await clients[1].connect({CLUSTER: []})
             for client in clients:

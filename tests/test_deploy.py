@@ -46,8 +46,7 @@ def test_names_labels_ports_and_account_agree() -> None:
     assert selector.items() <= pod_labels.items()
     assert service["spec"]["selector"].items() <= pod_labels.items()
     for kind in ("PodDisruptionBudget",):
-        assert one(objects, kind)["spec"]["selector"]["matchLabels"].items() <= \
-            pod_labels.items()
+        assert one(objects, kind)["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     target = one(objects, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", "istiod")
 
@@ -55,8 +54,11 @@ def test_names_labels_ports_and_account_agree() -> None:
     container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     service_ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
     # istiod's port names and numbers.
-    assert service_ports == {"grpc-xds": (15010, "grpc-xds"), "https-dns": (15012, "https-dns"),
-                             "http-monitoring": (15014, "http-monitoring")}
+    assert service_ports == {
+        "grpc-xds": (15010, "grpc-xds"),
+        "https-dns": (15012, "https-dns"),
+        "http-monitoring": (15014, "http-monitoring"),
+    }
     for name, (port, target_port) in service_ports.items():
         assert container_ports[target_port] == port, name
     for probe in ("readinessProbe", "livenessProbe"):
@@ -74,11 +76,13 @@ def test_names_labels_ports_and_account_agree() -> None:
 
     assert template["spec"]["serviceAccountName"] == account["metadata"]["name"]
     for binding in by_kind(objects, "ClusterRoleBinding") + by_kind(objects, "RoleBinding"):
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "istiod",
-                                        "namespace": SYSTEM}]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "istiod", "namespace": SYSTEM}
+        ]
         role_kind = binding["roleRef"]["kind"]
-        assert binding["roleRef"]["name"] in {r["metadata"]["name"]
-                                              for r in by_kind(objects, role_kind)}
+        assert binding["roleRef"]["name"] in {
+            r["metadata"]["name"] for r in by_kind(objects, role_kind)
+        }
 
     gateway_class = one(objects, "GatewayClass")
     assert gateway_class["metadata"]["name"] == WAYPOINT_CLASS
@@ -96,8 +100,9 @@ def test_kubectl_renders_what_we_read() -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed; deploy/ is read by tests/deploy_manifests.py")
-    output = subprocess.run([kubectl, "kustomize", str(DEPLOY)], check=True,
-                            capture_output=True, text=True, timeout=60).stdout
+    output = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY)], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
     ours = {(o["kind"], o["metadata"]["name"]) for o in rendered()}
     theirs = {(o["kind"], o["metadata"]["name"]) for o in yaml.safe_load_all(output) if o}
     assert ours == theirs
@@ -117,11 +122,15 @@ def test_the_api_server_accepts_every_object(kube_cluster: Cluster) -> None:
 
 # -- the Dockerfile -------------------------------------------------------------------
 
+
 def _instructions() -> list[tuple[str, str]]:
     text = (REPO / "Dockerfile").read_text()
     joined = re.sub(r"\\\n\s*", " ", text)
-    lines = [line.strip() for line in joined.splitlines()
-             if line.strip() and not line.strip().startswith("#")]
+    lines = [
+        line.strip()
+        for line in joined.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
     result = []
     for line in lines:
         instruction, _, rest = line.partition(" ")
@@ -156,8 +165,11 @@ def test_dockerfile_installs_the_package_as_a_wheel() -> None:
     assert "pip wheel" in runs and ".whl" in runs
     entrypoint = next(rest for instruction, rest in instructions if instruction == "ENTRYPOINT")
     assert entrypoint == '["xds"]'
-    copied = [rest.split()[0] for instruction, rest in instructions if instruction == "COPY"
-              and not rest.startswith("--from")]
+    copied = [
+        rest.split()[0]
+        for instruction, rest in instructions
+        if instruction == "COPY" and not rest.startswith("--from")
+    ]
     for source in copied:
         assert (REPO / source).exists(), source  # builds from the repository root
 
@@ -171,5 +183,6 @@ def _docker_engine() -> bool:
 
 @pytest.mark.skipif(not _docker_engine(), reason="no Docker engine on this machine")
 def test_the_image_builds() -> None:  # pragma: no cover - needs a container runtime
-    subprocess.run(["docker", "build", "-t", "xds-ambient:test", str(REPO)], check=True,
-                   timeout=900)
+    subprocess.run(
+        ["docker", "build", "-t", "xds-ambient:test", str(REPO)], check=True, timeout=900
+    )

@@ -15,8 +15,11 @@ def test_every_test_named_in_the_security_doc_exists() -> None:
     missing = []
     for path, name in named:
         tree = ast.parse((REPO / path).read_text())
-        functions = {node.name for node in ast.walk(tree)
-                     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+        functions = {
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
         if name not in functions:
             missing.append(f"{path}::{name}")
     assert not missing, missing

@@ -31,20 +31,32 @@ def record(level: int, message: str, *, exc: bool = False, **fields: object) -> 
     return item
 
 
-@pytest.mark.parametrize(("level", "word"), [
-    (logging.DEBUG, "debug"), (logging.INFO, "info"), (logging.WARNING, "warn"),
-    (logging.ERROR, "error"), (logging.CRITICAL, "fatal"),
-])
+@pytest.mark.parametrize(
+    ("level", "word"),
+    [
+        (logging.DEBUG, "debug"),
+        (logging.INFO, "info"),
+        (logging.WARNING, "warn"),
+        (logging.ERROR, "error"),
+        (logging.CRITICAL, "fatal"),
+    ],
+)
 def test_level_words_are_istiods(level: int, word: str) -> None:
     assert LineFormatter().format(record(level, "m")).split(" ")[1] == word
     assert json.loads(JsonFormatter().format(record(level, "m")))["level"] == word
 
 
-@pytest.mark.parametrize("formatter", [LineFormatter(), JsonFormatter()],
-                         ids=["line", "json"])
+@pytest.mark.parametrize("formatter", [LineFormatter(), JsonFormatter()], ids=["line", "json"])
 def test_every_event_is_one_line(formatter: logging.Formatter) -> None:
-    text = formatter.format(record(logging.WARNING, "invalid YAML:\n  in line 3\r\n",
-                                   exc=True, file="a b.yaml", reason='say "no"\nthen'))
+    text = formatter.format(
+        record(
+            logging.WARNING,
+            "invalid YAML:\n  in line 3\r\n",
+            exc=True,
+            file="a b.yaml",
+            reason='say "no"\nthen',
+        )
+    )
     assert "\n" not in text and "\r" not in text
     if isinstance(formatter, JsonFormatter):
         event = json.loads(text)
@@ -64,9 +76,24 @@ async def test_serve_log_as_json_writes_only_json(tmp_path: Path) -> None:
     (mesh / "90-broken.yaml").write_text("kind: Pod\nmetadata: [unclosed\n")
     http_port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "xds", "serve", "--config", str(mesh), "--log-as-json",
-        "--xds-port", "0", "--secure-port", "0", "--http-port", str(http_port),
-        "--listen-address", "127.0.0.1", cwd=REPO, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "xds",
+        "serve",
+        "--config",
+        str(mesh),
+        "--log-as-json",
+        "--xds-port",
+        "0",
+        "--secure-port",
+        "0",
+        "--http-port",
+        str(http_port),
+        "--listen-address",
+        "127.0.0.1",
+        cwd=REPO,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await wait_until(lambda: http_ready(http_port), within=30)
     finally:
@@ -85,10 +112,14 @@ def test_the_session_log_scan_finds_key_and_token_material() -> None:
     from .conftest import _SessionLog
 
     scan = _SessionLog()
-    for message in ("issued -----BEGIN PRIVATE KEY----- MIGH", "authorization: Bearer "
-                    "abcdefghijklmnopqrstuvwxyz", "token eyJhbGciOiJSUzI1NiIsImtpZCI6.x",
-                    "the Bearer token is not known", "cert for spiffe://cluster.local/ns/a",
-                    "csr is not PEM: no '-----BEGIN CERTIFICATE REQUEST-----' block"):
+    for message in (
+        "issued -----BEGIN PRIVATE KEY----- MIGH",
+        "authorization: Bearer abcdefghijklmnopqrstuvwxyz",
+        "token eyJhbGciOiJSUzI1NiIsImtpZCI6.x",
+        "the Bearer token is not known",
+        "cert for spiffe://cluster.local/ns/a",
+        "csr is not PEM: no '-----BEGIN CERTIFICATE REQUEST-----' block",
+    ):
         scan.handle(logging.LogRecord("xds.ca", logging.INFO, "", 0, message, (), None))
     assert len(scan.leaks) == 3
 
@@ -97,10 +128,13 @@ def test_every_scope_the_code_logs_to_is_documented() -> None:
     """The README's scope list is what ``--log-level scope:level`` can name: a scope in
     the code that is not listed (or the reverse) is a level nobody can find."""
     pattern = re.compile(r'getLogger\("xds\.([a-z]+)"\)')
-    used = {match for path in (REPO / "xds").rglob("*.py")
-            for match in pattern.findall(path.read_text())}
+    used = {
+        match
+        for path in (REPO / "xds").rglob("*.py")
+        for match in pattern.findall(path.read_text())
+    }
     readme = (REPO / "README.md").read_text()
-    paragraph = readme[readme.index("The scopes:"):]
-    paragraph = paragraph[:paragraph.index("\n\n")]
+    paragraph = readme[readme.index("The scopes:") :]
+    paragraph = paragraph[: paragraph.index("\n\n")]
     documented = set(re.findall(r"`([a-z]+)`", paragraph))
     assert used == documented

@@ -21,8 +21,13 @@ def test_xds_version_works_after_xds_protos_takes_back_the_init(tmp_path: Path) 
     site = tmp_path / "site"
     shutil.copytree(installed, site / "xds", ignore=shutil.ignore_patterns("__pycache__"))
     (site / "xds" / "__init__.py").write_text("")  # what xds-protos' wheel holds
-    result = subprocess.run([sys.executable, "-m", "xds", "version"], cwd=tmp_path,
-                            env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "xds", "version"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == __version__ != "0+unknown"

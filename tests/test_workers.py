@@ -26,9 +26,23 @@ def children_of(pid: int) -> set[int]:
 async def test_two_workers_share_the_ports_and_are_restarted(tmp_path: Path) -> None:
     xds_port, http_port = free_port(), free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "xds", "serve", "--workers", "2", "--xds-port", str(xds_port),
-        "--secure-port", "0", "--http-port", str(http_port), "--listen-address", "127.0.0.1",
-        cwd=REPO, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "xds",
+        "serve",
+        "--workers",
+        "2",
+        "--xds-port",
+        str(xds_port),
+        "--secure-port",
+        "0",
+        "--http-port",
+        str(http_port),
+        "--listen-address",
+        "127.0.0.1",
+        cwd=REPO,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         # Either worker may answer /ready: several answers in a row make it likely that
         # both are ready (as the load test does).

@@ -53,8 +53,9 @@ if TYPE_CHECKING:  # imported where used: file mode does not pay for the cluster
 
 log = logging.getLogger("xds.app")
 
-SOURCE_FAILURES = Counter("xds_config_source_failures",
-                          "Times the config source failed after start-up and was restarted")
+SOURCE_FAILURES = Counter(
+    "xds_config_source_failures", "Times the config source failed after start-up and was restarted"
+)
 T = TypeVar("T")
 
 
@@ -98,16 +99,19 @@ class BoundPorts:
 
 
 class ControlPlane:
-    def __init__(self, options: ServeOptions,
-                 translators: Sequence[Translator] | None = None) -> None:
+    def __init__(
+        self, options: ServeOptions, translators: Sequence[Translator] | None = None
+    ) -> None:
         self.options = options
         self.mesh = MeshStore(options.mesh)
         self.store = ConfigStore()
-        self.pipeline = Pipeline(self.mesh, self.store,
-                                 translators if translators is not None
-                                 else default_translators(options.mesh),
-                                 debounce_after=options.debounce_after,
-                                 debounce_max=options.debounce_max)
+        self.pipeline = Pipeline(
+            self.mesh,
+            self.store,
+            translators if translators is not None else default_translators(options.mesh),
+            debounce_after=options.debounce_after,
+            debounce_max=options.debounce_max,
+        )
         self.ready = Readiness()
         self.connections = ConnectionRegistry()
         self.ports = BoundPorts()
@@ -119,19 +123,26 @@ class ControlPlane:
             from xds.sources.kubernetes.source import KubernetesSource
 
             # The CA and the token reviewer need the API server: see start().
-            self.source = self._cluster = KubernetesSource(options.kubernetes, self.mesh,
-                                                           self._mesh_changed)
+            self.source = self._cluster = KubernetesSource(
+                options.kubernetes, self.mesh, self._mesh_changed
+            )
         else:
-            self.source = FileSource(options.config_dir or demo_directory(), self.mesh,
-                                     self.pipeline.changed, poll_interval=options.poll_interval)
+            self.source = FileSource(
+                options.config_dir or demo_directory(),
+                self.mesh,
+                self.pipeline.changed,
+                poll_interval=options.poll_interval,
+            )
             if options.secure_port != 0:
                 # Loads (or on first start creates) the CA: blocking, so before serving.
                 self._secure(MeshSecurity.open(options.security, pods=MeshPods(self.mesh)))
         self._push_limit = asyncio.Semaphore(options.push_limit)
         # One bucket for both ports: a client cannot double its rate by using both.
-        self._stream_limit = (StreamRateLimit(options.max_new_streams,
-                                              burst=max(1, int(options.max_new_streams)))
-                              if options.max_new_streams > 0 else None)
+        self._stream_limit = (
+            StreamRateLimit(options.max_new_streams, burst=max(1, int(options.max_new_streams)))
+            if options.max_new_streams > 0
+            else None
+        )
         self._servers: list[grpc.aio.Server] = []
         self._http: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -183,9 +194,16 @@ class ControlPlane:
         self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
         self._writers_ready.set()
         self.ready.set()
-        log.info("ready", extra={"objects": len(self.mesh), "scopes": len(self.store.scopes()),
-                                 "xds_port": self.ports.xds, "secure_port": self.ports.secure,
-                                 "http_port": self.ports.http})
+        log.info(
+            "ready",
+            extra={
+                "objects": len(self.mesh),
+                "scopes": len(self.store.scopes()),
+                "xds_port": self.ports.xds,
+                "secure_port": self.ports.secure,
+                "http_port": self.ports.http,
+            },
+        )
 
     async def _run_source(self) -> None:
         """The config source, supervised: a failure before the first sync fails the start;
@@ -200,8 +218,7 @@ class ControlPlane:
                 await asyncio.wait({running, synced}, return_when=asyncio.FIRST_COMPLETED)
                 synced.cancel()
                 if self.source.synced.is_set() and not running.done():
-                    log.info("config source recovered; ready again",
-                             extra={"failures": failures})
+                    log.info("config source recovered; ready again", extra={"failures": failures})
                     self.ready.set()
                     failures = 0
             try:
@@ -216,9 +233,11 @@ class ControlPlane:
                 failures += 1
                 self.ready.clear()
                 SOURCE_FAILURES.inc()
-                log.error("config source failed; not ready until it has synced again",
-                          exc_info=error, extra={"reason": f"{type(error).__name__}: {error}",
-                                                 "failures": failures})
+                log.error(
+                    "config source failed; not ready until it has synced again",
+                    exc_info=error,
+                    extra={"reason": f"{type(error).__name__}: {error}", "failures": failures},
+                )
                 self.source.synced.clear()
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
 
@@ -232,15 +251,22 @@ class ControlPlane:
         options = self.options.security
         api = await source.connect()
         material, where = await _retrying(
-            "load the CA", lambda: load_cluster_ca(
-                api, options.system_namespace, key_algorithm=options.key_algorithm,
+            "load the CA",
+            lambda: load_cluster_ca(
+                api,
+                options.system_namespace,
+                key_algorithm=options.key_algorithm,
                 organization=options.trust_domain,
-                may_create=self.election.leading if self.election is not None else None))
+                may_create=self.election.leading if self.election is not None else None,
+            ),
+        )
         pods = MeshPods(self.mesh)
-        reviewer = KubeTokenReviewer(api, cluster_id=self.options.mesh.cluster_id,
-                                     pod_node=pods.node_of)
-        authenticator = KubeTokenAuthenticator(reviewer, trust_domain=options.trust_domain,
-                                               audiences=options.token_audiences)
+        reviewer = KubeTokenReviewer(
+            api, cluster_id=self.options.mesh.cluster_id, pod_node=pods.node_of
+        )
+        authenticator = KubeTokenAuthenticator(
+            reviewer, trust_domain=options.trust_domain, audiences=options.token_audiences
+        )
         security = MeshSecurity.assemble(options, material, authenticator, pods=pods)
         self._secure(security)
         log.info("CA ready", extra={"source": where, "root": security.ca.root_fingerprint})
@@ -257,20 +283,27 @@ class ControlPlane:
         api = await source.connect()
         if options.manage_waypoints:
             mesh = self.options.mesh
-            self._waypoints = WaypointController(api, WaypointSettings(
-                system_namespace=self.options.security.system_namespace,
-                image=options.waypoint_image or DEFAULT_ENVOY_IMAGE,
-                cluster_domain=mesh.domain_suffix, cluster_id=mesh.cluster_id),
+            self._waypoints = WaypointController(
+                api,
+                WaypointSettings(
+                    system_namespace=self.options.security.system_namespace,
+                    image=options.waypoint_image or DEFAULT_ENVOY_IMAGE,
+                    cluster_domain=mesh.domain_suffix,
+                    cluster_id=mesh.cluster_id,
+                ),
                 attached_routes=MeshRoutes(self.mesh).attached,
-                backoff=options.backoff)
-            self._route_status = RouteStatusWriter(api, self.mesh, domain_suffix=mesh.domain_suffix,
-                                                   backoff=options.backoff)
+                backoff=options.backoff,
+            )
+            self._route_status = RouteStatusWriter(
+                api, self.mesh, domain_suffix=mesh.domain_suffix, backoff=options.backoff
+            )
             self._writers += [self._waypoints.run, self._route_status.run]
         if options.lease is None:
             self._tasks.append(asyncio.create_task(self._lead(), name="cluster-writers"))
             return
-        self.election = LeaderElection(api, self.options.security.system_namespace,
-                                       timing=options.lease)
+        self.election = LeaderElection(
+            api, self.options.security.system_namespace, timing=options.lease
+        )
         self._tasks.append(asyncio.create_task(self.election.run(self._lead), name="election"))
 
     async def _lead(self) -> None:
@@ -279,17 +312,25 @@ class ControlPlane:
 
     async def _start_plaintext(self) -> None:
         if self.options.xds_port != 0:
-            plaintext = AdsService(self.store, plaintext_binder(), ready=self.ready,
-                                   connections=self.connections, observer=AdsMetrics(),
-                                   push_limit=self._push_limit, debug=debug_types(self),
-                                   control_plane=control_plane_identifier(),
-                                   stream_limit=self._stream_limit)
+            plaintext = AdsService(
+                self.store,
+                plaintext_binder(),
+                ready=self.ready,
+                connections=self.connections,
+                observer=AdsMetrics(),
+                push_limit=self._push_limit,
+                debug=debug_types(self),
+                control_plane=control_plane_identifier(),
+                stream_limit=self._stream_limit,
+            )
             # No credentials on this port: client status only for loopback callers.
             status = CsdsService(self.connections, authorize=loopback_callers)
-            server, health = build_server([plaintext.handler(), status.handler()],
-                                          [ADS_SERVICE, CSDS_SERVICE],
-                                          reuse_port=self.options.reuse_port,
-                                          max_connection_age=self.options.max_connection_age)
+            server, health = build_server(
+                [plaintext.handler(), status.handler()],
+                [ADS_SERVICE, CSDS_SERVICE],
+                reuse_port=self.options.reuse_port,
+                max_connection_age=self.options.max_connection_age,
+            )
             self.ports.xds = _bind(server, self.options.listen_host, self.options.xds_port)
             await server.start()
             self._servers.append(server)
@@ -301,31 +342,49 @@ class ControlPlane:
         async def authenticate(context: grpc.aio.ServicerContext) -> Caller:
             try:
                 return await security.authenticator.authenticate(
-                    context.invocation_metadata() or (), context.peer())
+                    context.invocation_metadata() or (), context.peer()
+                )
             except AuthenticationError as e:
                 raise Unauthenticated(str(e)) from None
 
-        ads = AdsService(self.store, secure_binder(self.mesh, secrets,
-                                                   self.options.security.system_namespace),
-                         ready=self.ready, connections=self.connections,
-                         authenticate=authenticate, observer=AdsMetrics(),
-                         push_limit=self._push_limit, debug=debug_types(self),
-                         control_plane=control_plane_identifier(),
-                         stream_limit=self._stream_limit)
+        ads = AdsService(
+            self.store,
+            secure_binder(self.mesh, secrets, self.options.security.system_namespace),
+            ready=self.ready,
+            connections=self.connections,
+            authenticate=authenticate,
+            observer=AdsMetrics(),
+            push_limit=self._push_limit,
+            debug=debug_types(self),
+            control_plane=control_plane_identifier(),
+            stream_limit=self._stream_limit,
+        )
         ca = CertificateService(security.signer, security.authenticator, security.authorizer)
-        status = CsdsService(self.connections, authorize=system_namespace_callers(
-            authenticate, self.options.security.system_namespace))
-        server, health = build_server([ads.handler(), ca.handler(), status.handler()],
-                                      [ADS_SERVICE, CA_SERVICE, CSDS_SERVICE],
-                                      reuse_port=self.options.reuse_port,
-                                      max_connection_age=self.options.max_connection_age)
-        self.ports.secure = _bind(server, self.options.listen_host, self.options.secure_port,
-                                  security.server_credentials())
+        status = CsdsService(
+            self.connections,
+            authorize=system_namespace_callers(
+                authenticate, self.options.security.system_namespace
+            ),
+        )
+        server, health = build_server(
+            [ads.handler(), ca.handler(), status.handler()],
+            [ADS_SERVICE, CA_SERVICE, CSDS_SERVICE],
+            reuse_port=self.options.reuse_port,
+            max_connection_age=self.options.max_connection_age,
+        )
+        self.ports.secure = _bind(
+            server,
+            self.options.listen_host,
+            self.options.secure_port,
+            security.server_credentials(),
+        )
         await server.start()
         self._servers.append(server)
-        self._tasks += [asyncio.create_task(health.follow(self.ready), name="health-tls"),
-                        asyncio.create_task(secrets.run(), name="sds-rotation"),
-                        asyncio.create_task(security.watch_ca(secrets.ca_changed), name="ca")]
+        self._tasks += [
+            asyncio.create_task(health.follow(self.ready), name="health-tls"),
+            asyncio.create_task(secrets.run(), name="sds-rotation"),
+            asyncio.create_task(security.watch_ca(secrets.ca_changed), name="ca"),
+        ]
 
     async def _start_http(self) -> None:
         if self.options.http_port == 0:
@@ -335,11 +394,14 @@ class ControlPlane:
         self._http = HttpServer(endpoints.routes(), methods=endpoints.methods())
         port = max(self.options.http_port, 0)
         try:
-            self.ports.http = await self._http.start(self.options.listen_host, port,
-                                                     reuse_port=self.options.reuse_port)
+            self.ports.http = await self._http.start(
+                self.options.listen_host, port, reuse_port=self.options.reuse_port
+            )
         except OSError as error:
-            raise PortUnavailable(f"cannot listen on {self.options.listen_host}:{port} "
-                                  f"(HTTP): {error.strerror or error}") from None
+            raise PortUnavailable(
+                f"cannot listen on {self.options.listen_host}:{port} "
+                f"(HTTP): {error.strerror or error}"
+            ) from None
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, end every xDS stream at once, then close everything.
@@ -366,8 +428,9 @@ class PortUnavailable(RuntimeError):
     """A port could not be bound (in use, or not permitted)."""
 
 
-def _bind(server: grpc.aio.Server, host: str, port: int,
-          credentials: grpc.ServerCredentials | None = None) -> int:
+def _bind(
+    server: grpc.aio.Server, host: str, port: int, credentials: grpc.ServerCredentials | None = None
+) -> int:
     """Add ``host:port`` (0 or -1: any free port) to ``server``; returns the port bound."""
     address = f"{host}:{max(port, 0)}"
     try:
@@ -375,8 +438,9 @@ def _bind(server: grpc.aio.Server, host: str, port: int,
             return int(server.add_insecure_port(address))
         return int(server.add_secure_port(address, credentials))
     except RuntimeError:
-        raise PortUnavailable(f"cannot listen on {address}: the port is in use, or not "
-                              "permitted") from None
+        raise PortUnavailable(
+            f"cannot listen on {address}: the port is in use, or not permitted"
+        ) from None
 
 
 class MeshRoutes:
@@ -386,11 +450,21 @@ class MeshRoutes:
         self._mesh = mesh
 
     def attached(self, namespace: str, name: str) -> int:
-        routes: list[HTTPRoute | GRPCRoute] = [*self._mesh.objects(HTTPRoute),
-                                              *self._mesh.objects(GRPCRoute)]
-        return sum(1 for route in routes if any(
-            ref.group == GATEWAY_GROUP and ref.kind == "Gateway" and ref.name == name
-            and ref.namespace == namespace for ref in route.parent_refs))
+        routes: list[HTTPRoute | GRPCRoute] = [
+            *self._mesh.objects(HTTPRoute),
+            *self._mesh.objects(GRPCRoute),
+        ]
+        return sum(
+            1
+            for route in routes
+            if any(
+                ref.group == GATEWAY_GROUP
+                and ref.kind == "Gateway"
+                and ref.name == name
+                and ref.namespace == namespace
+                for ref in route.parent_refs
+            )
+        )
 
 
 class MeshPods:
@@ -407,9 +481,12 @@ class MeshPods:
         return pod.node_name or None
 
     def has_pod(self, identity: Identity, node: str) -> bool:
-        return any(pod.node_name == node and pod.service_account == identity.service_account
-                   and pod.phase not in (PodPhase.SUCCEEDED, PodPhase.FAILED)
-                   for pod in self._mesh.objects(Pod, identity.namespace))
+        return any(
+            pod.node_name == node
+            and pod.service_account == identity.service_account
+            and pod.phase not in (PodPhase.SUCCEEDED, PodPhase.FAILED)
+            for pod in self._mesh.objects(Pod, identity.namespace)
+        )
 
 
 async def _retrying(what: str, attempt: Callable[[], Awaitable[T]]) -> T:

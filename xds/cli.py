@@ -35,8 +35,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     already says it."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if (action.default is argparse.SUPPRESS or action.default in (None, False, "", [], ())
-                or "default" in (action.help or "")):
+        if (
+            action.default is argparse.SUPPRESS
+            or action.default in (None, False, "", [], ())
+            or "default" in (action.help or "")
+        ):
             return action.help
         return super()._get_help_string(action)
 
@@ -58,76 +61,156 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run the control plane")
-    serve.add_argument("--config", type=Path, metavar="DIR",
-                       help="directory of Kubernetes YAML manifests (default: the bundled demo "
-                            "mesh)")
-    serve.add_argument("--listen-address", default="0.0.0.0", metavar="HOST",
-                       help="address every port listens on")
-    serve.add_argument("--xds-port", type=_port, default=15010,
-                       help="plaintext xDS (config only, no secrets); 0 disables")
-    serve.add_argument("--secure-port", type=_port, default=15012,
-                       help="xDS and CA over TLS with token authentication")
-    serve.add_argument("--http-port", type=_port, default=15014,
-                       help="/ready, /metrics, /debug; 0 disables")
-    serve.add_argument("--log-level", default="info", type=_log_levels,
-                       help='"info", or per scope: "ads:debug,default:info"')
-    serve.add_argument("--log-as-json", action="store_true",
-                       help="one JSON object per event (time, level, scope, msg, fields), "
-                            "as istiod's --log_as_json")
-    serve.add_argument("--debounce-after", type=_seconds, default=0.1, metavar="SECONDS",
-                       help="push once changes have been quiet this long")
-    serve.add_argument("--debounce-max", type=_seconds, default=10.0, metavar="SECONDS",
-                       help="push at the latest this long after the first change of a batch")
-    serve.add_argument("--workers", type=_workers, default=1, metavar="N",
-                       help="serving processes sharing the ports (SO_REUSEPORT); each holds "
-                            "its own copy of the mesh, like an istiod replica")
-    serve.add_argument("--poll-interval", type=_seconds, default=0.1, metavar="SECONDS",
-                       help="how often the --config directory is checked for changes")
-    serve.add_argument("--trust-domain", default="cluster.local",
-                       type=security_cli.trust_domain_arg,
-                       help="SPIFFE trust domain of workload identities")
-    serve.add_argument("--cluster-id", default="Kubernetes",
-                       help="this cluster's name (istiod's CLUSTER_ID): workload uids, and "
-                            "the clusterid header tokens must match")
-    serve.add_argument("--max-new-streams", type=_seconds, default=1000.0, metavar="PER_SECOND",
-                       help="new xDS streams accepted per second (a stream waits up to 1 s, "
-                            "then gets RESOURCE_EXHAUSTED), as istiod's "
-                            "PILOT_MAX_REQUESTS_PER_SECOND; 0: no limit (default %(default)s)")
-    serve.add_argument("--max-connection-age", type=_seconds, default=1800.0,
-                       metavar="SECONDS",
-                       help="end gRPC connections after this long (default 30 min, as istiod), "
-                            "so proxies spread over the replicas; 0: never")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        metavar="DIR",
+        help="directory of Kubernetes YAML manifests (default: the bundled demo mesh)",
+    )
+    serve.add_argument(
+        "--listen-address", default="0.0.0.0", metavar="HOST", help="address every port listens on"
+    )
+    serve.add_argument(
+        "--xds-port",
+        type=_port,
+        default=15010,
+        help="plaintext xDS (config only, no secrets); 0 disables",
+    )
+    serve.add_argument(
+        "--secure-port",
+        type=_port,
+        default=15012,
+        help="xDS and CA over TLS with token authentication",
+    )
+    serve.add_argument(
+        "--http-port", type=_port, default=15014, help="/ready, /metrics, /debug; 0 disables"
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        type=_log_levels,
+        help='"info", or per scope: "ads:debug,default:info"',
+    )
+    serve.add_argument(
+        "--log-as-json",
+        action="store_true",
+        help="one JSON object per event (time, level, scope, msg, fields), "
+        "as istiod's --log_as_json",
+    )
+    serve.add_argument(
+        "--debounce-after",
+        type=_seconds,
+        default=0.1,
+        metavar="SECONDS",
+        help="push once changes have been quiet this long",
+    )
+    serve.add_argument(
+        "--debounce-max",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="push at the latest this long after the first change of a batch",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="serving processes sharing the ports (SO_REUSEPORT); each holds "
+        "its own copy of the mesh, like an istiod replica",
+    )
+    serve.add_argument(
+        "--poll-interval",
+        type=_seconds,
+        default=0.1,
+        metavar="SECONDS",
+        help="how often the --config directory is checked for changes",
+    )
+    serve.add_argument(
+        "--trust-domain",
+        default="cluster.local",
+        type=security_cli.trust_domain_arg,
+        help="SPIFFE trust domain of workload identities",
+    )
+    serve.add_argument(
+        "--cluster-id",
+        default="Kubernetes",
+        help="this cluster's name (istiod's CLUSTER_ID): workload uids, and "
+        "the clusterid header tokens must match",
+    )
+    serve.add_argument(
+        "--max-new-streams",
+        type=_seconds,
+        default=1000.0,
+        metavar="PER_SECOND",
+        help="new xDS streams accepted per second (a stream waits up to 1 s, "
+        "then gets RESOURCE_EXHAUSTED), as istiod's "
+        "PILOT_MAX_REQUESTS_PER_SECOND; 0: no limit (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connection-age",
+        type=_seconds,
+        default=1800.0,
+        metavar="SECONDS",
+        help="end gRPC connections after this long (default 30 min, as istiod), "
+        "so proxies spread over the replicas; 0: never",
+    )
     _add_kubernetes_arguments(serve)
     group = serve.add_argument_group("Kubernetes mode: writes to the cluster")
-    group.add_argument("--lease-duration", type=_seconds, default=30.0, metavar="SECONDS",
-                       help="leader election: only the holder of the Lease writes (root "
-                            "ConfigMaps, waypoints, status, the CA Secret); a dead leader is "
-                            "replaced within this time (default %(default)s)")
-    group.add_argument("--no-leader-election", dest="leader_election", action="store_false",
-                       help="write without holding the Lease (a single replica only)")
-    group.add_argument("--no-waypoint-controller", dest="waypoint_controller",
-                       action="store_false",
-                       help="do not create the Deployments of istio-waypoint Gateways")
-    group.add_argument("--waypoint-image", default="", metavar="IMAGE",
-                       help="the Envoy image of waypoint Deployments (default: stock Envoy "
-                            "1.40 from Docker Hub)")
+    group.add_argument(
+        "--lease-duration",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="leader election: only the holder of the Lease writes (root "
+        "ConfigMaps, waypoints, status, the CA Secret); a dead leader is "
+        "replaced within this time (default %(default)s)",
+    )
+    group.add_argument(
+        "--no-leader-election",
+        dest="leader_election",
+        action="store_false",
+        help="write without holding the Lease (a single replica only)",
+    )
+    group.add_argument(
+        "--no-waypoint-controller",
+        dest="waypoint_controller",
+        action="store_false",
+        help="do not create the Deployments of istio-waypoint Gateways",
+    )
+    group.add_argument(
+        "--waypoint-image",
+        default="",
+        metavar="IMAGE",
+        help="the Envoy image of waypoint Deployments (default: stock Envoy 1.40 from Docker Hub)",
+    )
     security_cli.add_serve_arguments(serve)
     serve.set_defaults(run=_serve)
 
     render = commands.add_parser("render", help="print the resources a proxy would receive")
     render.add_argument("--config", type=Path, metavar="DIR")
-    render.add_argument("--node", required=True, metavar="NODE_ID",
-                        help="e.g. ztunnel~10.0.0.1~ztunnel-abc.istio-system~"
-                             "istio-system.svc.cluster.local")
-    render.add_argument("--gateway", metavar="NAME",
-                        help="for waypoint nodes: the Gateway they serve (default: from the "
-                             "pod name <gateway>-<hash>)")
-    render.add_argument("--trust-domain", default="cluster.local",
-                        type=security_cli.trust_domain_arg)
+    render.add_argument(
+        "--node",
+        required=True,
+        metavar="NODE_ID",
+        help="e.g. ztunnel~10.0.0.1~ztunnel-abc.istio-system~istio-system.svc.cluster.local",
+    )
+    render.add_argument(
+        "--gateway",
+        metavar="NAME",
+        help="for waypoint nodes: the Gateway they serve (default: from the "
+        "pod name <gateway>-<hash>)",
+    )
+    render.add_argument(
+        "--trust-domain", default="cluster.local", type=security_cli.trust_domain_arg
+    )
     render.add_argument("--cluster-id", default="Kubernetes")
-    render.add_argument("--keep-going", action="store_true",
-                        help="render even if some manifests are invalid (each is still "
-                             "printed to stderr), as the server would serve the rest")
+    render.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="render even if some manifests are invalid (each is still "
+        "printed to stderr), as the server would serve the rest",
+    )
     _add_kubernetes_arguments(render)
     render.set_defaults(run=_render)
 
@@ -141,18 +224,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_kubernetes_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Kubernetes mode")
-    group.add_argument("--kubernetes", action="store_true",
-                       help="read the mesh from a cluster (instead of --config): in a pod its "
-                            "own service account, else --kubeconfig, $KUBECONFIG or "
-                            "~/.kube/config")
+    group.add_argument(
+        "--kubernetes",
+        action="store_true",
+        help="read the mesh from a cluster (instead of --config): in a pod its "
+        "own service account, else --kubeconfig, $KUBECONFIG or "
+        "~/.kube/config",
+    )
     group.add_argument("--kubeconfig", type=Path, metavar="FILE")
     group.add_argument("--context", metavar="NAME", help="kubeconfig context (default: current)")
-    group.add_argument("--token-audiences", type=_list_arg, default=("istio-ca",),
-                       metavar="AUD[,AUD...]",
-                       help="audiences a bearer token may be for (TokenReview; default istio-ca)")
-    group.add_argument("--recheck-interval", type=_seconds, default=30.0, metavar="SECONDS",
-                       help="how often kinds whose CRD is missing (or RBAC forbids) are "
-                            "looked for again")
+    group.add_argument(
+        "--token-audiences",
+        type=_list_arg,
+        default=("istio-ca",),
+        metavar="AUD[,AUD...]",
+        help="audiences a bearer token may be for (TokenReview; default istio-ca)",
+    )
+    group.add_argument(
+        "--recheck-interval",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how often kinds whose CRD is missing (or RBAC forbids) are looked for again",
+    )
 
 
 def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions | None:
@@ -172,10 +266,13 @@ def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions | None:
             lease = LeaseTiming.scaled(getattr(args, "lease_duration", 30.0))
         except ValueError:
             raise UsageError("--lease-duration must be positive") from None
-    return KubernetesOptions(ClusterConfig(args.kubeconfig, args.context),
-                             recheck_interval=args.recheck_interval, lease=lease,
-                             manage_waypoints=getattr(args, "waypoint_controller", True),
-                             waypoint_image=getattr(args, "waypoint_image", ""))
+    return KubernetesOptions(
+        ClusterConfig(args.kubeconfig, args.context),
+        recheck_interval=args.recheck_interval,
+        lease=lease,
+        manage_waypoints=getattr(args, "waypoint_controller", True),
+        waypoint_image=getattr(args, "waypoint_image", ""),
+    )
 
 
 def _list_arg(text: str) -> tuple[str, ...]:
@@ -225,20 +322,28 @@ def _serve(args: argparse.Namespace) -> int:
     if args.debounce_max < args.debounce_after:
         raise UsageError("--debounce-max must not be smaller than --debounce-after")
     try:
-        security = replace(security_cli.security_options(args, trust_domain=args.trust_domain),
-                           token_audiences=args.token_audiences)
+        security = replace(
+            security_cli.security_options(args, trust_domain=args.trust_domain),
+            token_audiences=args.token_audiences,
+        )
     except ValueError as error:
         raise UsageError(str(error)) from None
-    options = ServeOptions(config_dir=args.config, listen_host=args.listen_address,
-                           xds_port=args.xds_port, secure_port=args.secure_port,
-                           http_port=args.http_port, debounce_after=args.debounce_after,
-                           debounce_max=args.debounce_max,
-                           mesh=MeshConfig(trust_domain=args.trust_domain,
-                                           cluster_id=args.cluster_id),
-                           security=security, poll_interval=args.poll_interval,
-                           reuse_port=args.workers > 1, kubernetes=_kubernetes_options(args),
-                           max_connection_age=args.max_connection_age,
-                           max_new_streams=args.max_new_streams)
+    options = ServeOptions(
+        config_dir=args.config,
+        listen_host=args.listen_address,
+        xds_port=args.xds_port,
+        secure_port=args.secure_port,
+        http_port=args.http_port,
+        debounce_after=args.debounce_after,
+        debounce_max=args.debounce_max,
+        mesh=MeshConfig(trust_domain=args.trust_domain, cluster_id=args.cluster_id),
+        security=security,
+        poll_interval=args.poll_interval,
+        reuse_port=args.workers > 1,
+        kubernetes=_kubernetes_options(args),
+        max_connection_age=args.max_connection_age,
+        max_new_streams=args.max_new_streams,
+    )
 
     async def main() -> None:
         plane = ControlPlane(options)
@@ -284,9 +389,15 @@ def _render(args: argparse.Namespace) -> int:
     def report(line: str) -> None:
         print(f"xds render: invalid manifest: {line}", file=sys.stderr)
 
-    rendered = render(args.config, args.node, gateway=args.gateway, mesh_config=config,
-                      kubernetes=_kubernetes_options(args), keep_going=args.keep_going,
-                      report=report)
+    rendered = render(
+        args.config,
+        args.node,
+        gateway=args.gateway,
+        mesh_config=config,
+        kubernetes=_kubernetes_options(args),
+        keep_going=args.keep_going,
+        report=report,
+    )
     print(json.dumps(rendered, indent=2))
     return 0
 

@@ -52,9 +52,11 @@ class _Stream:
     def _open(self, method: str, request_type: Any, response_type: Any) -> None:
         self._requests = asyncio.Queue()
         self.responses = asyncio.Queue()
-        rpc = self.channel.stream_stream(_ADS + method,
-                                         request_serializer=request_type.SerializeToString,
-                                         response_deserializer=response_type.FromString)
+        rpc = self.channel.stream_stream(
+            _ADS + method,
+            request_serializer=request_type.SerializeToString,
+            response_deserializer=response_type.FromString,
+        )
         self._call = rpc(self._request_stream(), metadata=tuple(self.metadata_headers))
 
     async def _request_stream(self) -> AsyncIterator[Any]:
@@ -104,18 +106,23 @@ class DeltaClient(_Stream):
 
     held: dict[str, dict[str, Held]] = field(default_factory=dict)
 
-    async def connect(self, subscriptions: dict[str, Sequence[str]],
-                      *, on_demand: Sequence[str] = ()) -> None:
+    async def connect(
+        self, subscriptions: dict[str, Sequence[str]], *, on_demand: Sequence[str] = ()
+    ) -> None:
         """Open the stream and send one initial request per type, as ztunnel does.
 
         ``subscriptions`` maps a type URL to the names to subscribe (empty: wildcard).
         Types in ``on_demand`` subscribe to nothing (``*`` in and out). Names held
         from an earlier stream go out as ``initial_resource_versions``."""
-        self._open("DeltaAggregatedResources", discovery_pb2.DeltaDiscoveryRequest,
-                   discovery_pb2.DeltaDiscoveryResponse)
+        self._open(
+            "DeltaAggregatedResources",
+            discovery_pb2.DeltaDiscoveryRequest,
+            discovery_pb2.DeltaDiscoveryResponse,
+        )
         for type_url, names in subscriptions.items():
             request = discovery_pb2.DeltaDiscoveryRequest(
-                node=make_node(self.node_id, self.metadata), type_url=type_url)
+                node=make_node(self.node_id, self.metadata), type_url=type_url
+            )
             if type_url in on_demand:
                 request.resource_names_subscribe.append("*")
                 request.resource_names_unsubscribe.append("*")
@@ -135,18 +142,24 @@ class DeltaClient(_Stream):
                 held[resource.name] = Held(resource.version, resource.resource.value)
         for name in response.removed_resources:
             held.pop(name, None)
-        ack = discovery_pb2.DeltaDiscoveryRequest(type_url=response.type_url,
-                                                  response_nonce=response.nonce)
+        ack = discovery_pb2.DeltaDiscoveryRequest(
+            type_url=response.type_url, response_nonce=response.nonce
+        )
         if error is not None:
             ack.error_detail.code = 3
             ack.error_detail.message = error
         return ack
 
-    def subscribe(self, type_url: str, names: Sequence[str] = (),
-                  unsubscribe: Sequence[str] = ()) -> None:
-        self._requests.put_nowait(discovery_pb2.DeltaDiscoveryRequest(
-            type_url=type_url, resource_names_subscribe=list(names),
-            resource_names_unsubscribe=list(unsubscribe)))
+    def subscribe(
+        self, type_url: str, names: Sequence[str] = (), unsubscribe: Sequence[str] = ()
+    ) -> None:
+        self._requests.put_nowait(
+            discovery_pb2.DeltaDiscoveryRequest(
+                type_url=type_url,
+                resource_names_subscribe=list(names),
+                resource_names_unsubscribe=list(unsubscribe),
+            )
+        )
 
 
 @dataclass
@@ -158,8 +171,11 @@ class SotwClient(_Stream):
     _sent_node: bool = False
 
     async def connect(self, subscriptions: dict[str, Sequence[str]]) -> None:
-        self._open("StreamAggregatedResources", discovery_pb2.DiscoveryRequest,
-                   discovery_pb2.DiscoveryResponse)
+        self._open(
+            "StreamAggregatedResources",
+            discovery_pb2.DiscoveryRequest,
+            discovery_pb2.DiscoveryResponse,
+        )
         self._sent_node = False
         for type_url, names in subscriptions.items():
             self.subscribe(type_url, names)
@@ -181,8 +197,10 @@ class SotwClient(_Stream):
     def _answer(self, response: Any) -> Any:
         error = self.nack(response.type_url, response) if self.nack else None
         request = discovery_pb2.DiscoveryRequest(
-            type_url=response.type_url, response_nonce=response.nonce,
-            resource_names=self.names.get(response.type_url, []))
+            type_url=response.type_url,
+            response_nonce=response.nonce,
+            resource_names=self.names.get(response.type_url, []),
+        )
         if error is None:
             self.last[response.type_url] = response
             request.version_info = response.version_info

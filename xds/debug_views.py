@@ -69,9 +69,14 @@ def registryz(mesh: MeshStore) -> ModelView:
         kinds: defaultdict[str, Counter[str]] = defaultdict(Counter)
         for key in every:
             kinds[key.kind][key.namespace or "(cluster)"] += 1
-        return {"objects": len(mesh), "generation": mesh.generation,
-                "kinds": {kind: {"total": sum(counts.values()), "namespaces": dict(
-                    sorted(counts.items()))} for kind, counts in sorted(kinds.items())}}
+        return {
+            "objects": len(mesh),
+            "generation": mesh.generation,
+            "kinds": {
+                kind: {"total": sum(counts.values()), "namespaces": dict(sorted(counts.items()))}
+                for kind, counts in sorted(kinds.items())
+            },
+        }
 
     return view
 
@@ -81,9 +86,11 @@ def authorizationz(mesh: MeshStore) -> ModelView:
         """AuthorizationPolicies and PeerAuthentications as the model holds them"""
         return {
             "authorization_policies": [
-                plain(p) for p in sorted(mesh.objects(AuthorizationPolicy), key=_key)],
+                plain(p) for p in sorted(mesh.objects(AuthorizationPolicy), key=_key)
+            ],
             "peer_authentications": [
-                plain(p) for p in sorted(mesh.objects(PeerAuthentication), key=_key)],
+                plain(p) for p in sorted(mesh.objects(PeerAuthentication), key=_key)
+            ],
         }
 
     return view
@@ -105,8 +112,10 @@ def ambientz(store: ConfigStore) -> ModelView:
                 workloads.append(with_ips(getattr(address, kind)))
             elif kind == "service":
                 services.append(with_ips(getattr(address, kind)))
-        policies = [with_ips(decode(AUTHORIZATION, r.body))
-                    for _, r in sorted(scope.resources(AUTHORIZATION).items())]
+        policies = [
+            with_ips(decode(AUTHORIZATION, r.body))
+            for _, r in sorted(scope.resources(AUTHORIZATION).items())
+        ]
         return {"workloads": workloads, "services": services, "policies": policies}
 
     return view
@@ -126,8 +135,7 @@ def _rewrite_ips(message: Message, as_dict: dict[str, Any]) -> None:
     for field, value in message.ListFields():
         key = field.json_name
         if field.type == FieldDescriptor.TYPE_BYTES and field.name in _IP_FIELDS:
-            as_dict[key] = ([_ip_text(v) for v in value] if field.is_repeated
-                            else _ip_text(value))
+            as_dict[key] = [_ip_text(v) for v in value] if field.is_repeated else _ip_text(value)
         elif field.type == FieldDescriptor.TYPE_MESSAGE and key in as_dict:
             if field.message_type is None or field.message_type.GetOptions().map_entry:
                 continue
@@ -175,19 +183,28 @@ def mesh_config(mesh: MeshStore) -> ModelView:
 def debug_endpoints(plane: ControlPlane) -> DebugEndpoints:
     """The HTTP debug views of one control plane (also what ``istio.io/debug`` replays)."""
     security = plane.security
-    access = DebugAccess(security.authenticator if security is not None else None,
-                         plane.options.security.system_namespace)
+    access = DebugAccess(
+        security.authenticator if security is not None else None,
+        plane.options.security.system_namespace,
+    )
     return DebugEndpoints(
-        ready=plane.ready, connections=plane.connections, store=plane.store, decode=decode,
+        ready=plane.ready,
+        connections=plane.connections,
+        store=plane.store,
+        decode=decode,
         access=access,
-        extra={"/debug/registryz": registryz(plane.mesh),
-               "/debug/authorizationz": authorizationz(plane.mesh),
-               "/debug/ambientz": ambientz(plane.store),
-               "/debug/push_status": push_status(plane.pipeline),
-               "/debug/mesh": mesh_config(plane.mesh)})
+        extra={
+            "/debug/registryz": registryz(plane.mesh),
+            "/debug/authorizationz": authorizationz(plane.mesh),
+            "/debug/ambientz": ambientz(plane.store),
+            "/debug/push_status": push_status(plane.pipeline),
+            "/debug/mesh": mesh_config(plane.mesh),
+        },
+    )
 
 
 def debug_types(plane: ControlPlane) -> dict[str, DebugView]:
     """The ``istio.io/debug*`` ADS views of one control plane."""
-    return IstioDebugTypes(plane.connections, debug_endpoints(plane),
-                           plane.options.security.system_namespace).views()
+    return IstioDebugTypes(
+        plane.connections, debug_endpoints(plane), plane.options.security.system_namespace
+    ).views()

@@ -21,29 +21,51 @@ import time
 import traceback
 from typing import Any
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-           "warning": logging.WARNING, "error": logging.ERROR, "none": logging.CRITICAL + 1}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "none": logging.CRITICAL + 1,
+}
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
-    "message", "asctime", "taskName"}
+    "message",
+    "asctime",
+    "taskName",
+}
 ROOT = "xds"
 
 
 # istiod's level words.
-_WORDS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
-          logging.ERROR: "error", logging.CRITICAL: "fatal"}
+_WORDS = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "fatal",
+}
 
 
 def _fields(record: logging.LogRecord) -> tuple[str, str, str, str, dict[str, Any]]:
     """time, level, scope, message and the extra fields of one event."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    scope = record.name[len(ROOT) + 1:] if record.name.startswith(ROOT + ".") else record.name
-    extras = {key: value for key, value in vars(record).items()
-              if key not in _STANDARD and not key.startswith("_")}
+    scope = record.name[len(ROOT) + 1 :] if record.name.startswith(ROOT + ".") else record.name
+    extras = {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _STANDARD and not key.startswith("_")
+    }
     if record.exc_info:
         extras["stack"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
     level = _WORDS.get(record.levelno, record.levelname.lower())
-    return (f"{stamp}.{int(record.msecs):03d}Z", level, scope or "default", record.getMessage(),
-            extras)
+    return (
+        f"{stamp}.{int(record.msecs):03d}Z",
+        level,
+        scope or "default",
+        record.getMessage(),
+        extras,
+    )
 
 
 class LineFormatter(logging.Formatter):
@@ -101,7 +123,7 @@ def current_levels() -> dict[str, str]:
     result = {"default": names.get(logging.getLogger(ROOT).level, "info")}
     for name, logger in logging.root.manager.loggerDict.items():
         if name.startswith(ROOT + ".") and isinstance(logger, logging.Logger) and logger.level:
-            result[name[len(ROOT) + 1:]] = names.get(logger.level, str(logger.level))
+            result[name[len(ROOT) + 1 :]] = names.get(logger.level, str(logger.level))
     return result
 
 

@@ -36,13 +36,21 @@ class PushRecord:
 
 
 class Pipeline:
-    def __init__(self, mesh: Mesh, store: ConfigStore, translators: Sequence[Translator], *,
-                 debounce_after: float = 0.1, debounce_max: float = 10.0) -> None:
+    def __init__(
+        self,
+        mesh: Mesh,
+        store: ConfigStore,
+        translators: Sequence[Translator],
+        *,
+        debounce_after: float = 0.1,
+        debounce_max: float = 10.0,
+    ) -> None:
         self.mesh = mesh
         self.store = store
         self.translators = list(translators)
         self.debouncer: Debouncer[ChangeSet] = Debouncer(
-            self._rebuild, quiet=debounce_after, max_delay=debounce_max)
+            self._rebuild, quiet=debounce_after, max_delay=debounce_max
+        )
         self.rebuilds = 0
         self.last: PushRecord | None = None
         self._failed = False
@@ -51,8 +59,11 @@ class Pipeline:
         """Source callback: the MeshStore has applied ``changes``."""
         if not changes:
             return
-        for event, keys in (("add", changes.added), ("update", changes.updated),
-                            ("delete", changes.deleted)):
+        for event, keys in (
+            ("add", changes.added),
+            ("update", changes.updated),
+            ("delete", changes.deleted),
+        ):
             for key in keys:
                 metrics.CONFIG_EVENTS.inc(key.kind, event)
         self.debouncer.add(changes)
@@ -73,13 +84,22 @@ class Pipeline:
         metrics.REBUILD_TIME.observe(translated - started)
         touched = self.store.commit(origin)
         self.rebuilds += 1
-        self.last = PushRecord(time.time(), changes is None,
-                               None if changes is None else len(changes.keys),
-                               () if changes is None else tuple(sorted(changes.kinds)),
-                               tuple(sorted(touched)), time.monotonic() - started)
-        log.debug("rebuilt", extra={"objects": "all" if changes is None else len(changes.keys),
-                                    "scopes": len(touched),
-                                    "ms": round((translated - started) * 1000, 1)})
+        self.last = PushRecord(
+            time.time(),
+            changes is None,
+            None if changes is None else len(changes.keys),
+            () if changes is None else tuple(sorted(changes.kinds)),
+            tuple(sorted(touched)),
+            time.monotonic() - started,
+        )
+        log.debug(
+            "rebuilt",
+            extra={
+                "objects": "all" if changes is None else len(changes.keys),
+                "scopes": len(touched),
+                "ms": round((translated - started) * 1000, 1),
+            },
+        )
         return len(touched)
 
     async def run(self) -> None:

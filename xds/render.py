@@ -25,11 +25,16 @@ class InvalidManifests(Exception):
     """Some manifests could not be used (each was reported); nothing was rendered."""
 
 
-def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
-           mesh_config: MeshConfig | None = None,
-           kubernetes: KubernetesOptions | None = None,
-           keep_going: bool = False,
-           report: Callable[[str], None] = lambda line: None) -> dict[str, list[Any]]:
+def render(
+    config_dir: Path | None,
+    node_id: str,
+    *,
+    gateway: str | None = None,
+    mesh_config: MeshConfig | None = None,
+    kubernetes: KubernetesOptions | None = None,
+    keep_going: bool = False,
+    report: Callable[[str], None] = lambda line: None,
+) -> dict[str, list[Any]]:
     """The resources ``node_id`` would get from the mesh in ``config_dir`` (default: the
     demo mesh) or, with ``kubernetes``, from the cluster.
 
@@ -43,6 +48,7 @@ def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
         # A waypoint pod is "<gateway>-<replicaset hash>-<pod hash>" by default.
         name = gateway or node.pod_name.rsplit("-", 2)[0]
         node = parse_node_id(node_id, {"LABELS": {GATEWAY_NAME_LABEL: name}})
+
     async def bind() -> Binding:
         return await plaintext_binder()(node, None)
 
@@ -59,8 +65,10 @@ def render(config_dir: Path | None, node_id: str, *, gateway: str | None = None,
         for error in errors:
             report(str(error))
         if errors and not keep_going:
-            raise InvalidManifests(f"{len(errors)} invalid manifest(s); nothing rendered "
-                                   "(--keep-going renders the rest, as the server serves it)")
+            raise InvalidManifests(
+                f"{len(errors)} invalid manifest(s); nothing rendered "
+                "(--keep-going renders the rest, as the server serves it)"
+            )
         mesh.apply(objects)
     store = ConfigStore()
     Pipeline(mesh, store, default_translators(config)).rebuild(None)

@@ -41,11 +41,27 @@ class Resource:
     is not sent that resource again.
     """
 
-    __slots__ = ("_any", "_delta_field", "_delta_field_aliased", "_sotw_field", "aliases",
-                 "body", "groups", "name", "type_url", "version")
+    __slots__ = (
+        "_any",
+        "_delta_field",
+        "_delta_field_aliased",
+        "_sotw_field",
+        "aliases",
+        "body",
+        "groups",
+        "name",
+        "type_url",
+        "version",
+    )
 
-    def __init__(self, type_url: str, name: str, body: bytes,
-                 aliases: Iterable[str] = (), groups: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        type_url: str,
+        name: str,
+        body: bytes,
+        aliases: Iterable[str] = (),
+        groups: Iterable[str] = (),
+    ) -> None:
         """``groups``: names this resource is implied by, for clients that subscribe by
         name (a workload is in the group of each of its services and of its node): a
         subscription to a name also covers the resources in that name's group. Derived
@@ -62,19 +78,25 @@ class Resource:
         self._sotw_field: bytes | None = None
 
     @classmethod
-    def from_message(cls, type_url: str, name: str, message: Message,
-                     aliases: Iterable[str] = (), groups: Iterable[str] = ()) -> Resource:
+    def from_message(
+        cls,
+        type_url: str,
+        name: str,
+        message: Message,
+        aliases: Iterable[str] = (),
+        groups: Iterable[str] = (),
+    ) -> Resource:
         global _serializations
         _serializations += 1
         # Deterministic so that map fields (e.g. Workload.services) hash stably.
-        return cls(type_url, name, message.SerializeToString(deterministic=True), aliases,
-                   groups)
+        return cls(type_url, name, message.SerializeToString(deterministic=True), aliases, groups)
 
     def any_bytes(self) -> bytes:
         """The resource as a serialized ``google.protobuf.Any``."""
         if self._any is None:
-            self._any = (wire.string_field(_ANY_TYPE_URL, self.type_url)
-                         + wire.length_delimited(_ANY_VALUE, self.body))
+            self._any = wire.string_field(_ANY_TYPE_URL, self.type_url) + wire.length_delimited(
+                _ANY_VALUE, self.body
+            )
         return self._any
 
     def delta_field(self, aliases: bool = False) -> bytes:
@@ -92,11 +114,12 @@ class Resource:
         return self._delta_field
 
     def _encode_delta(self, aliases: tuple[str, ...]) -> bytes:
-        encoded = (wire.string_field(_RESOURCE_VERSION, self.version)
-                   + wire.length_delimited(_RESOURCE_BODY, self.any_bytes())
-                   + wire.string_field(_RESOURCE_NAME, self.name)
-                   + b"".join(wire.length_delimited(_RESOURCE_ALIASES, a.encode())
-                              for a in aliases))
+        encoded = (
+            wire.string_field(_RESOURCE_VERSION, self.version)
+            + wire.length_delimited(_RESOURCE_BODY, self.any_bytes())
+            + wire.string_field(_RESOURCE_NAME, self.name)
+            + b"".join(wire.length_delimited(_RESOURCE_ALIASES, a.encode()) for a in aliases)
+        )
         return wire.length_delimited(RESPONSE_RESOURCES_FIELD, encoded)
 
     def sotw_field(self) -> bytes:
@@ -106,9 +129,13 @@ class Resource:
         return self._sotw_field
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Resource) and self.type_url == other.type_url
-                and self.name == other.name and self.body == other.body
-                and self.aliases == other.aliases)
+        return (
+            isinstance(other, Resource)
+            and self.type_url == other.type_url
+            and self.name == other.name
+            and self.body == other.body
+            and self.aliases == other.aliases
+        )
 
     def __hash__(self) -> int:
         return hash((self.type_url, self.name, self.version))

@@ -23,8 +23,9 @@ from xds.translate.binding import waypoint_for_gateway
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
 _ZTUNNEL_TYPES = frozenset({type_urls.ADDRESS, type_urls.AUTHORIZATION})
-_ENVOY_TYPES = frozenset({type_urls.LISTENER, type_urls.CLUSTER, type_urls.ENDPOINT,
-                          type_urls.ROUTE, type_urls.SECRET})
+_ENVOY_TYPES = frozenset(
+    {type_urls.LISTENER, type_urls.CLUSTER, type_urls.ENDPOINT, type_urls.ROUTE, type_urls.SECRET}
+)
 DEBUG_TYPES = frozenset({type_urls.DEBUG_SYNCZ, type_urls.DEBUG_CONFIG_DUMP, type_urls.DEBUG})
 # istioctl (proxy-status, x internal-debug) marks its streams with this generator.
 _DEBUG_GENERATOR = "event"
@@ -39,8 +40,10 @@ def _debug_binding() -> Binding:
     return Binding(DEBUG_SCOPE, _only(DEBUG_TYPES, "debug", secrets=False))
 
 
-_SECRETS_ON_TLS_ONLY = ("secrets are only served on the authenticated TLS port, to the "
-                        "identity they belong to; connect HBONE waypoints to the secure port")
+_SECRETS_ON_TLS_ONLY = (
+    "secrets are only served on the authenticated TLS port, to the "
+    "identity they belong to; connect HBONE waypoints to the secure port"
+)
 
 
 def _only(allowed: frozenset[str], who: str, *, secrets: bool) -> TypeFilter:
@@ -57,18 +60,22 @@ def _only(allowed: frozenset[str], who: str, *, secrets: bool) -> TypeFilter:
 def gateway_of(node: ProxyNode) -> str:
     name = node.labels().get(GATEWAY_NAME_LABEL, "")
     if not name:
-        raise InvalidNode(f"{node.type.value} node {node.id}: metadata LABELS must carry "
-                          f"{GATEWAY_NAME_LABEL} naming the Gateway it serves")
+        raise InvalidNode(
+            f"{node.type.value} node {node.id}: metadata LABELS must carry "
+            f"{GATEWAY_NAME_LABEL} naming the Gateway it serves"
+        )
     return name
 
 
 def _ztunnel_binding(node: ProxyNode) -> Binding:
     """The mesh-wide scope; an on-demand ztunnel also gets its own node's workloads
     unasked (istiod: ``AdditionalPodSubscriptions``), found by its ``NODE_NAME``."""
-    standing = ({type_urls.ADDRESS: frozenset({node_group(node.node_name)})}
-                if node.node_name else {})
-    return Binding(ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False),
-                   standing_groups=standing)
+    standing = (
+        {type_urls.ADDRESS: frozenset({node_group(node.node_name)})} if node.node_name else {}
+    )
+    return Binding(
+        ZTUNNEL_SCOPE, _only(_ZTUNNEL_TYPES, "ztunnel", secrets=False), standing_groups=standing
+    )
 
 
 def plaintext_binder() -> Binder:
@@ -81,11 +88,15 @@ def plaintext_binder() -> Binder:
             return _ztunnel_binding(node)
         if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
             scope = waypoint_scope(node.namespace, gateway_of(node))
-            return Binding(scope, _only(_ENVOY_TYPES - {type_urls.SECRET}, "waypoint",
-                                        secrets=False),
-                           withheld={type_urls.SECRET: _SECRETS_ON_TLS_ONLY})
-        raise Forbidden(f"{node.type.value} proxies are not served: this control plane "
-                        "serves ambient mode (ztunnel and waypoints) only")
+            return Binding(
+                scope,
+                _only(_ENVOY_TYPES - {type_urls.SECRET}, "waypoint", secrets=False),
+                withheld={type_urls.SECRET: _SECRETS_ON_TLS_ONLY},
+            )
+        raise Forbidden(
+            f"{node.type.value} proxies are not served: this control plane "
+            "serves ambient mode (ztunnel and waypoints) only"
+        )
 
     return bind
 
@@ -125,14 +136,19 @@ def secure_binder(mesh: Mesh, secrets: SecretPublisher, system_namespace: str) -
         identity = caller.identity if caller is not None else None
         if is_debug_client(node):
             if identity is not None and identity.namespace != system_namespace:
-                raise Forbidden(f"{identity} may not read debug types: they reveal the whole "
-                                f"mesh and need an identity in {system_namespace}")
+                raise Forbidden(
+                    f"{identity} may not read debug types: they reveal the whole "
+                    f"mesh and need an identity in {system_namespace}"
+                )
             return _debug_binding()
         if caller is not None:
             service_account = node.metadata.get("SERVICE_ACCOUNT", "")
             try:
-                authorize_proxy(caller, node.namespace,
-                                service_account if isinstance(service_account, str) else "")
+                authorize_proxy(
+                    caller,
+                    node.namespace,
+                    service_account if isinstance(service_account, str) else "",
+                )
             except PermissionDeniedError as e:
                 raise Forbidden(str(e)) from None
 
@@ -146,14 +162,21 @@ def secure_binder(mesh: Mesh, secrets: SecretPublisher, system_namespace: str) -
                 return Binding(scope, _only(_ENVOY_TYPES, "waypoint", secrets=False))
             allowed = gateway_accounts(mesh, node.namespace, gateway)
             if identity.namespace != node.namespace or identity.service_account not in allowed:
-                raise Forbidden(f"{identity} may not serve Gateway {node.namespace}/{gateway} "
-                                f"(its accounts: {', '.join(sorted(allowed))})")
+                raise Forbidden(
+                    f"{identity} may not serve Gateway {node.namespace}/{gateway} "
+                    f"(its accounts: {', '.join(sorted(allowed))})"
+                )
             secret_scope = await secrets.acquire(identity)
-            return Binding(scope, _only(_ENVOY_TYPES, "waypoint", secrets=True),
-                           type_scopes={type_urls.SECRET: secret_scope},
-                           release=lambda: secrets.release(identity))
+            return Binding(
+                scope,
+                _only(_ENVOY_TYPES, "waypoint", secrets=True),
+                type_scopes={type_urls.SECRET: secret_scope},
+                release=lambda: secrets.release(identity),
+            )
 
-        raise Forbidden(f"{node.type.value} proxies are not served: this control plane "
-                        "serves ambient mode (ztunnel and waypoints) only")
+        raise Forbidden(
+            f"{node.type.value} proxies are not served: this control plane "
+            "serves ambient mode (ztunnel and waypoints) only"
+        )
 
     return bind

@@ -70,8 +70,9 @@ class SecretPublisher:
             delay = self._seconds_until_next()
             await asyncio.sleep(1.0)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(),
-                                       None if delay is None else max(0.0, delay - 1.0))
+                await asyncio.wait_for(
+                    self._wake.wait(), None if delay is None else max(0.0, delay - 1.0)
+                )
             self._wake.clear()
             try:
                 pairs = await self._key_pairs.refresh_due()
@@ -82,8 +83,13 @@ class SecretPublisher:
             for pair in pairs:
                 if pair.identity in self._holders:
                     self._publish(pair)
-                    log.info("rotated", extra={"identity": pair.identity.uri,
-                                               "not_after": pair.not_after.isoformat()})
+                    log.info(
+                        "rotated",
+                        extra={
+                            "identity": pair.identity.uri,
+                            "not_after": pair.not_after.isoformat(),
+                        },
+                    )
 
     def _seconds_until_next(self) -> float | None:
         due = self._key_pairs.next_refresh_at()
@@ -93,6 +99,9 @@ class SecretPublisher:
 
     def _publish(self, pair: KeyPair) -> None:
         scope = identity_scope(pair.identity)
-        self._store.replace(scope, SECRET, workload_secrets(
-            pair.certificate_chain_pem, pair.private_key_pem, pair.root_pem))
+        self._store.replace(
+            scope,
+            SECRET,
+            workload_secrets(pair.certificate_chain_pem, pair.private_key_pem, pair.root_pem),
+        )
         self._store.commit()

@@ -74,8 +74,10 @@ def run_workers(count: int, serve: Callable[[int], int]) -> int:
             stop(signal.SIGTERM, None)
             continue
         delay = _RESTART_BACKOFF[min(failures[index], len(_RESTART_BACKOFF)) - 1]
-        log.warning("worker exited; restarting", extra={"worker": index, "pid": pid,
-                                                         "exit_code": code, "in_s": delay})
+        log.warning(
+            "worker exited; restarting",
+            extra={"worker": index, "pid": pid, "exit_code": code, "in_s": delay},
+        )
         time.sleep(delay)
         if not stopping:
             start(index)

@@ -29,8 +29,12 @@ ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.lo
 WAYPOINT = "waypoint~10.244.1.50~waypoint-5d7f-abcde.bookinfo~bookinfo.svc.cluster.local"
 ISTIOCTL = "sidecar~0.0.0.0~istioctl-1.istio-system~istio-system.svc.cluster.local"
 GATEWAY_LABEL = "gateway.networking.k8s.io/gateway-name"
-ACCOUNTS = ("istio-system/default", "istio-system/ztunnel", "bookinfo/waypoint",
-            "bookinfo/bookinfo-productpage")
+ACCOUNTS = (
+    "istio-system/default",
+    "istio-system/ztunnel",
+    "bookinfo/waypoint",
+    "bookinfo/bookinfo-productpage",
+)
 
 
 @dataclass
@@ -50,7 +54,8 @@ class Plane:
             channel = grpc.aio.secure_channel(
                 f"127.0.0.1:{self.plane.ports.secure}",
                 grpc.ssl_channel_credentials(self.root.read_bytes()),
-                options=[("grpc.ssl_target_name_override", ISTIOD_NAME)])
+                options=[("grpc.ssl_target_name_override", ISTIOD_NAME)],
+            )
         else:
             channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.plane.ports.xds}")
         self.channels.append(channel)
@@ -59,36 +64,48 @@ class Plane:
     def auth(self, account: str) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {self.tokens[account]}")]
 
-    async def ztunnel(self, *, nack: Callable[[str, Any], str | None] | None = None
-                      ) -> DeltaClient:
-        client = DeltaClient(self.channel(), ZTUNNEL, nack=nack,
-                             metadata={"NODE_NAME": "node-a", "ISTIO_VERSION": "1.29.0"})
+    async def ztunnel(self, *, nack: Callable[[str, Any], str | None] | None = None) -> DeltaClient:
+        client = DeltaClient(
+            self.channel(),
+            ZTUNNEL,
+            nack=nack,
+            metadata={"NODE_NAME": "node-a", "ISTIO_VERSION": "1.29.0"},
+        )
         await client.connect({ADDRESS: [], AUTHORIZATION: []})
         self.clients.append(client)
         return client
 
     async def waypoint(self) -> SotwClient:
-        client = SotwClient(self.channel(), WAYPOINT,
-                            metadata={"LABELS": {GATEWAY_LABEL: "waypoint"},
-                                      "NAMESPACE": "bookinfo"})
+        client = SotwClient(
+            self.channel(),
+            WAYPOINT,
+            metadata={"LABELS": {GATEWAY_LABEL: "waypoint"}, "NAMESPACE": "bookinfo"},
+        )
         await client.connect({CLUSTER: [], LISTENER: []})
         self.clients.append(client)
         return client
 
     def istioctl(self, account: str = "istio-system/default") -> SotwClient:
         """An ADS stream as ``istioctl proxy-status`` opens it: TLS, a token, GENERATOR=event."""
-        client = SotwClient(self.channel(tls=True), ISTIOCTL, metadata={"GENERATOR": "event"},
-                            metadata_headers=self.auth(account))
+        client = SotwClient(
+            self.channel(tls=True),
+            ISTIOCTL,
+            metadata={"GENERATOR": "event"},
+            metadata_headers=self.auth(account),
+        )
         self.clients.append(client)
         return client
 
     async def settled(self, proxies: int) -> None:
         """Until ``proxies`` proxies are connected and each answered everything it was sent."""
+
         def done() -> bool:
             connections = [c for c in self.plane.connections if c.statuses]
             return len(connections) == proxies and all(
                 s.sent_nonce and s.state != "STALE"
-                for c in connections for s in c.statuses.values())
+                for c in connections
+                for s in c.statuses.values()
+            )
 
         await wait_until(done)
 
@@ -109,10 +126,13 @@ async def debug_plane_fixture(demo_copy: Path, tmp_path: Path) -> AsyncIterator[
     ca_dir = tmp_path / "ca"
     tokens_file = ca_dir / "tokens"
     ca_dir.mkdir()
-    tokens = {account: add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
-              for account in ACCOUNTS}
-    async with running_control_plane(demo_copy, secure_port=-1,
-                                     security=SecurityOptions(ca_dir=ca_dir)) as plane:
+    tokens = {
+        account: add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
+        for account in ACCOUNTS
+    }
+    async with running_control_plane(
+        demo_copy, secure_port=-1, security=SecurityOptions(ca_dir=ca_dir)
+    ) as plane:
         result = Plane(plane, ca_dir, tokens)
         yield result
         for client in result.clients:
@@ -131,7 +151,8 @@ class Ran:
 async def grpcurl(*args: str) -> Ran:
     """The real grpcurl binary, run without blocking the server's event loop."""
     process = await asyncio.create_subprocess_exec(
-        GRPCURL, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        GRPCURL, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode is not None
     return Ran(process.returncode, out.decode(), err.decode())
@@ -149,8 +170,9 @@ def tls_flags(plane: Plane, account: str | None) -> list[str]:
     return flags
 
 
-async def http_get(host: str, port: int, target: str,
-                   headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+async def http_get(
+    host: str, port: int, target: str, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     reader, writer = await asyncio.open_connection(host, port)
     head = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode())

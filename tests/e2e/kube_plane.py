@@ -29,25 +29,35 @@ from ..kube.objects import node, pod
 SYSTEM = "istio-system"
 
 
-def kubernetes_options(cluster: Cluster, kubeconfig: Any = None, *,
-                       manage_waypoints: bool = False) -> KubernetesOptions:
+def kubernetes_options(
+    cluster: Cluster, kubeconfig: Any = None, *, manage_waypoints: bool = False
+) -> KubernetesOptions:
     """Fast retries and a short Lease. The waypoint controller is off unless asked for:
     most tests write Gateway status themselves, as a stand-in for it."""
-    return KubernetesOptions(ClusterConfig(kubeconfig or cluster.kubeconfig),
-                             recheck_interval=0.5, backoff=Backoff(base=0.05, ceiling=0.5),
-                             lease=LeaseTiming.scaled(3.0), manage_waypoints=manage_waypoints)
+    return KubernetesOptions(
+        ClusterConfig(kubeconfig or cluster.kubeconfig),
+        recheck_interval=0.5,
+        backoff=Backoff(base=0.05, ceiling=0.5),
+        lease=LeaseTiming.scaled(3.0),
+        manage_waypoints=manage_waypoints,
+    )
 
 
 @asynccontextmanager
-async def kube_plane(cluster: Cluster, *, system_namespace: str = SYSTEM,
-                     **overrides: Any) -> AsyncIterator[ControlPlane]:
+async def kube_plane(
+    cluster: Cluster, *, system_namespace: str = SYSTEM, **overrides: Any
+) -> AsyncIterator[ControlPlane]:
     """A ControlPlane reading ``cluster``, ready, with the TLS port on."""
-    cluster.api().ensure({"apiVersion": "v1", "kind": "Namespace",
-                           "metadata": {"name": system_namespace}},
-           node("node-a", "zone-a"), node("node-b", "zone-b"))
+    cluster.api().ensure(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system_namespace}},
+        node("node-a", "zone-a"),
+        node("node-b", "zone-b"),
+    )
     settings: dict[str, Any] = {
-        "kubernetes": kubernetes_options(cluster), "secure_port": -1,
-        "security": SecurityOptions(system_namespace=system_namespace)}
+        "kubernetes": kubernetes_options(cluster),
+        "secure_port": -1,
+        "security": SecurityOptions(system_namespace=system_namespace),
+    }
     settings.update(overrides)
     async with running_control_plane(None, **settings) as plane:
         yield plane
@@ -61,13 +71,13 @@ class Changes:
     removed: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, response: Any) -> None:
-        self.updated.setdefault(response.type_url, set()).update(
-            r.name for r in response.resources)
+        self.updated.setdefault(response.type_url, set()).update(r.name for r in response.resources)
         self.removed.setdefault(response.type_url, set()).update(response.removed_resources)
 
 
-async def changes(client: DeltaClient, until: Any, within: float = 10.0,
-                  quiet: float = 0.5) -> Changes:
+async def changes(
+    client: DeltaClient, until: Any, within: float = 10.0, quiet: float = 0.5
+) -> Changes:
     """Responses until ``until(changes)`` holds, then until ``quiet`` seconds pass."""
     seen = Changes()
     deadline = time.monotonic() + within
@@ -80,15 +90,24 @@ async def changes(client: DeltaClient, until: Any, within: float = 10.0,
             return seen
 
 
-def ztunnel_client(channel: grpc.aio.Channel, node_name: str = "node-a",
-                   headers: list[tuple[str, str]] | None = None) -> DeltaClient:
+def ztunnel_client(
+    channel: grpc.aio.Channel,
+    node_name: str = "node-a",
+    headers: list[tuple[str, str]] | None = None,
+) -> DeltaClient:
     """Node id and metadata as a ztunnel DaemonSet pod sends them."""
     return DeltaClient(
-        channel, f"ztunnel~10.244.0.2~ztunnel-{node_name}.{SYSTEM}~{SYSTEM}.svc.cluster.local",
-        metadata={"NAME": f"ztunnel-{node_name}", "NAMESPACE": SYSTEM,
-                  "INSTANCE_IPS": "10.244.0.2", "NODE_NAME": node_name,
-                  "CLUSTER_ID": "Kubernetes"},
-        metadata_headers=headers or [])
+        channel,
+        f"ztunnel~10.244.0.2~ztunnel-{node_name}.{SYSTEM}~{SYSTEM}.svc.cluster.local",
+        metadata={
+            "NAME": f"ztunnel-{node_name}",
+            "NAMESPACE": SYSTEM,
+            "INSTANCE_IPS": "10.244.0.2",
+            "NODE_NAME": node_name,
+            "CLUSTER_ID": "Kubernetes",
+        },
+        metadata_headers=headers or [],
+    )
 
 
 def tls_channel(plane: ControlPlane) -> grpc.aio.Channel:
@@ -96,8 +115,13 @@ def tls_channel(plane: ControlPlane) -> grpc.aio.Channel:
     return grpc.aio.secure_channel(
         f"127.0.0.1:{plane.ports.secure}",
         grpc.ssl_channel_credentials(plane.security.ca.root_pem.encode()),
-        options=[("grpc.ssl_target_name_override",
-                  f"istiod.{plane.options.security.system_namespace}.svc")])
+        options=[
+            (
+                "grpc.ssl_target_name_override",
+                f"istiod.{plane.options.security.system_namespace}.svc",
+            )
+        ],
+    )
 
 
 def bearer(token: str, cluster_id: str | None = "Kubernetes") -> list[tuple[str, str]]:
@@ -107,18 +131,29 @@ def bearer(token: str, cluster_id: str | None = "Kubernetes") -> list[tuple[str,
     return headers
 
 
-def request_token(api: Api, namespace: str, account: str, *,
-                  audiences: tuple[str, ...] = ("istio-ca",),
-                  bound_pod: dict[str, Any] | None = None, seconds: int = 3600) -> str:
+def request_token(
+    api: Api,
+    namespace: str,
+    account: str,
+    *,
+    audiences: tuple[str, ...] = ("istio-ca",),
+    bound_pod: dict[str, Any] | None = None,
+    seconds: int = 3600,
+) -> str:
     """A TokenRequest token, as the kubelet projects it into a pod."""
     spec: dict[str, Any] = {"audiences": list(audiences), "expirationSeconds": seconds}
     if bound_pod is not None:
-        spec["boundObjectRef"] = {"kind": "Pod", "apiVersion": "v1",
-                                  "name": bound_pod["metadata"]["name"],
-                                  "uid": bound_pod["metadata"]["uid"]}
-    reply = api.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}"
-                                "/token", {"apiVersion": "authentication.k8s.io/v1",
-                                           "kind": "TokenRequest", "spec": spec})
+        spec["boundObjectRef"] = {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "name": bound_pod["metadata"]["name"],
+            "uid": bound_pod["metadata"]["uid"],
+        }
+    reply = api.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+    )
     return str(reply["status"]["token"])
 
 
@@ -126,10 +161,18 @@ def expired_token(cluster: Cluster, namespace: str, account: str) -> str:
     """A token signed by the cluster's own service-account key that expired an hour ago."""
     sa = cluster.api().get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}")
     now = int(time.time())
-    claims = {"iss": ISSUER, "sub": f"system:serviceaccount:{namespace}:{account}",
-              "aud": ["istio-ca"], "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600,
-              "kubernetes.io": {"namespace": namespace, "serviceaccount": {
-                  "name": account, "uid": sa["metadata"]["uid"]}}}
+    claims = {
+        "iss": ISSUER,
+        "sub": f"system:serviceaccount:{namespace}:{account}",
+        "aud": ["istio-ca"],
+        "iat": now - 7200,
+        "nbf": now - 7200,
+        "exp": now - 3600,
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": {"name": account, "uid": sa["metadata"]["uid"]},
+        },
+    }
     key = serialization.load_pem_private_key((cluster.workdir / "sa.key").read_bytes(), None)
     assert isinstance(key, rsa.RSAPrivateKey)
 

@@ -35,8 +35,12 @@ def granted(system: str) -> set[Permission]:
     permissions = set()
     for role in by_kind(rendered(), "ClusterRole") + by_kind(rendered(), "Role"):
         for rule in role["rules"]:
-            permissions |= {(group, resource, verb) for group in rule["apiGroups"]
-                            for resource in rule["resources"] for verb in rule["verbs"]}
+            permissions |= {
+                (group, resource, verb)
+                for group in rule["apiGroups"]
+                for resource in rule["resources"]
+                for verb in rule["verbs"]
+            }
     return permissions
 
 
@@ -50,12 +54,25 @@ def bind_deploy_rules(api: Api, system: str) -> None:
             if kind == "Role":
                 role["metadata"]["namespace"] = system
             api.create(role)
-            api.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": f"{kind}Binding",
-                        "metadata": dict(role["metadata"]),
-                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind,
-                                    "name": name},
-                        "subjects": [{"kind": "User", "name": DOCUMENTED_USER,
-                                      "apiGroup": "rbac.authorization.k8s.io"}]})
+            api.create(
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": f"{kind}Binding",
+                    "metadata": dict(role["metadata"]),
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": kind,
+                        "name": name,
+                    },
+                    "subjects": [
+                        {
+                            "kind": "User",
+                            "name": DOCUMENTED_USER,
+                            "apiGroup": "rbac.authorization.k8s.io",
+                        }
+                    ],
+                }
+            )
 
 
 def requested(cluster: Cluster) -> tuple[set[Permission], list[str]]:
@@ -78,23 +95,28 @@ def requested(cluster: Cluster) -> tuple[set[Permission], list[str]]:
     return asked, refused
 
 
-async def test_the_deploy_rules_are_exactly_what_the_code_uses(kube_cluster: Cluster,
-                                                               tmp_path: Path) -> None:
+async def test_the_deploy_rules_are_exactly_what_the_code_uses(
+    kube_cluster: Cluster, tmp_path: Path
+) -> None:
     api = kube_cluster.api()
     system = fresh_namespace("rbacsys")
     ns = fresh_namespace("rbacapp")
     apply_all(api, namespace(system), namespace(ns), service_account(ns, "app"))
     api.ensure(WAYPOINT_CLASS)
     # Let the controller have something to write on the class.
-    api.merge_patch("/apis/gateway.networking.k8s.io/v1/gatewayclasses/istio-waypoint/status",
-                    {"status": {"conditions": None}})
+    api.merge_patch(
+        "/apis/gateway.networking.k8s.io/v1/gatewayclasses/istio-waypoint/status",
+        {"status": {"conditions": None}},
+    )
     bind_deploy_rules(api, system)
     kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "deploy-rbac", DOCUMENTED_TOKEN)
     options = kubernetes_options(kube_cluster, kubeconfig, manage_waypoints=True)
     token = request_token(api, ns, "app")
     root_map = f"/api/v1/namespaces/{ns}/configmaps/istio-ca-root-cert"
-    async with kube_plane(kube_cluster, system_namespace=system, kubernetes=options) as plane, \
-            tls_channel(plane) as channel:
+    async with (
+        kube_plane(kube_cluster, system_namespace=system, kubernetes=options) as plane,
+        tls_channel(plane) as channel,
+    ):
         assert isinstance(plane.source, KubernetesSource)
         assert plane.source.unavailable == {"missing": [], "forbidden": []}
         await create_certificate(channel, bearer(token))  # TokenReview
@@ -107,34 +129,56 @@ async def test_the_deploy_rules_are_exactly_what_the_code_uses(kube_cluster: Clu
 
         await eventually(lambda: asyncio.to_thread(restored), within=10)
 
-        api.create({"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": "waypoint-params", "namespace": ns},
-                    "data": {"deployment": "spec: {replicas: 2}"}})
-        api.create(gateway(ns, spec={"infrastructure": {"parametersRef": {
-            "group": "", "kind": "ConfigMap", "name": "waypoint-params"}}}))
+        api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "waypoint-params", "namespace": ns},
+                "data": {"deployment": "spec: {replicas: 2}"},
+            }
+        )
+        api.create(
+            gateway(
+                ns,
+                spec={
+                    "infrastructure": {
+                        "parametersRef": {
+                            "group": "",
+                            "kind": "ConfigMap",
+                            "name": "waypoint-params",
+                        }
+                    }
+                },
+            )
+        )
         paths = owned_paths(ns, "waypoint")
         for kind in ("HTTPRoute", "GRPCRoute"):
-            api.create(bound_route(kind, ns, f"{kind.lower()}-1", parent="waypoint",
-                                   backend="app"))
+            api.create(bound_route(kind, ns, f"{kind.lower()}-1", parent="waypoint", backend="app"))
 
         def routes_have_status() -> bool:
-            return all(api.get(f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/{plural}/"
-                               f"{plural[:-1]}-1").get("status", {}).get("parents")
-                       for plural in ("httproutes", "grpcroutes"))
+            return all(
+                api.get(
+                    f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/{plural}/{plural[:-1]}-1"
+                )
+                .get("status", {})
+                .get("parents")
+                for plural in ("httproutes", "grpcroutes")
+            )
 
         await eventually(lambda: asyncio.to_thread(routes_have_status), within=15)
 
         def programmed() -> bool:
             current = api.get(f"{GATEWAYS.format(ns=ns)}/waypoint")
-            return any(c["type"] == "Programmed" and c["status"] == "True"
-                       for c in current.get("status", {}).get("conditions", ()))
+            return any(
+                c["type"] == "Programmed" and c["status"] == "True"
+                for c in current.get("status", {}).get("conditions", ())
+            )
 
         await eventually(lambda: asyncio.to_thread(programmed), within=15)
         api.delete(f"{GATEWAYS.format(ns=ns)}/waypoint")
 
         async def gone() -> bool:
-            return not any([await asyncio.to_thread(get_or_none, api, p)
-                            for p in paths.values()])
+            return not any([await asyncio.to_thread(get_or_none, api, p) for p in paths.values()])
 
         await eventually(gone, within=15)
         # The Lease has been renewed (a 3 s lease renews every 0.5 s).

@@ -27,15 +27,37 @@ from .kube_plane import changes, ztunnel_client
 SETPRIV = shutil.which("setpriv")
 
 
-async def _serve(root: Path, xds_port: int, http_port: int, *,
-                 stderr: int = asyncio.subprocess.DEVNULL,
-                 wrapper: Sequence[str] = ()) -> asyncio.subprocess.Process:
+async def _serve(
+    root: Path,
+    xds_port: int,
+    http_port: int,
+    *,
+    stderr: int = asyncio.subprocess.DEVNULL,
+    wrapper: Sequence[str] = (),
+) -> asyncio.subprocess.Process:
     """``xds serve --config root`` (plaintext and HTTP ports), once ready."""
     process = await asyncio.create_subprocess_exec(
-        *wrapper, sys.executable, "-m", "xds", "serve", "--config", str(root),
-        "--xds-port", str(xds_port), "--secure-port", "0", "--http-port", str(http_port),
-        "--listen-address", "127.0.0.1", "--poll-interval", "0.05", cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=stderr)
+        *wrapper,
+        sys.executable,
+        "-m",
+        "xds",
+        "serve",
+        "--config",
+        str(root),
+        "--xds-port",
+        str(xds_port),
+        "--secure-port",
+        "0",
+        "--http-port",
+        str(http_port),
+        "--listen-address",
+        "127.0.0.1",
+        "--poll-interval",
+        "0.05",
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stderr=stderr,
+    )
     try:
         await wait_until(lambda: http_ready(http_port), within=30)
     except TimeoutError:
@@ -61,8 +83,9 @@ async def _synced_ztunnel(channel: grpc.aio.Channel) -> DeltaClient:
 
 @pytest.mark.skipif(SETPRIV is None, reason="setpriv (util-linux) is needed to drop DAC caps")
 @pytest.mark.parametrize("unreadable", ["root", "subdirectory"])
-async def test_unreadable_directory_keeps_the_last_good_objects(tmp_path: Path,
-                                                                unreadable: str) -> None:
+async def test_unreadable_directory_keeps_the_last_good_objects(
+    tmp_path: Path, unreadable: str
+) -> None:
     from xds.sources.demo import demo_directory
 
     root = tmp_path / "mesh"
@@ -73,9 +96,13 @@ async def test_unreadable_directory_keeps_the_last_good_objects(tmp_path: Path,
     target = root if unreadable == "root" else sub
     xds_port, http_port = free_port(), free_port()
     assert SETPRIV is not None
-    process = await _serve(root, xds_port, http_port, stderr=asyncio.subprocess.PIPE,
-                           wrapper=(SETPRIV, "--bounding-set",
-                                    "-dac_override,-dac_read_search", "--"))
+    process = await _serve(
+        root,
+        xds_port,
+        http_port,
+        stderr=asyncio.subprocess.PIPE,
+        wrapper=(SETPRIV, "--bounding-set", "-dac_override,-dac_read_search", "--"),
+    )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
             client = await _synced_ztunnel(channel)
@@ -105,9 +132,10 @@ async def test_unreadable_directory_keeps_the_last_good_objects(tmp_path: Path,
 PATHOLOGICAL = {
     "deep.json": "[" * 200_000 + "]" * 200_000,
     "digits.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: huge, uid: "
-                   + "1" * 5_000 + "}\n",
+    + "1" * 5_000
+    + "}\n",
     "digits.json": '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j", '
-                   '"generation": ' + "9" * 5_000 + "}}",
+    '"generation": ' + "9" * 5_000 + "}}",
 }
 
 
@@ -153,14 +181,12 @@ def _pods_file(count: int, revision: str) -> str:
             f"  labels: {{app: burst, rev: {revision}}}\nspec:\n  nodeName: node-a\n"
             f"  serviceAccountName: bookinfo-ratings\nstatus:\n  phase: Running\n"
             f"  podIP: 10.244.9.{index + 1}\n  podIPs: [{{ip: 10.244.9.{index + 1}}}]\n"
-            f"  conditions: [{{type: Ready, status: 'True'}}]\n")
+            f"  conditions: [{{type: Ready, status: 'True'}}]\n"
+        )
     return "---\n".join(documents)
 
 
-
-
-async def test_sigkill_mid_push_then_restart_converges_to_what_render_says(
-        tmp_path: Path) -> None:
+async def test_sigkill_mid_push_then_restart_converges_to_what_render_says(tmp_path: Path) -> None:
     """Proxies keep their state across a crash; on reconnect they name what they hold
     (initial_resource_versions) and end with exactly what the mesh says: no loss, no
     leftovers, whatever the crash interrupted."""
@@ -201,22 +227,33 @@ async def test_sigkill_mid_push_then_restart_converges_to_what_render_says(
                 except TimeoutError:
                     break
         render = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "xds", "render", "--config", str(root), "--node",
+            sys.executable,
+            "-m",
+            "xds",
+            "render",
+            "--config",
+            str(root),
+            "--node",
             "ztunnel~10.244.0.2~ztunnel-node-a.istio-system~istio-system.svc.cluster.local",
-            cwd=REPO, stdout=asyncio.subprocess.PIPE)
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+        )
         out, _ = await asyncio.wait_for(render.communicate(), 60)
         assert render.returncode == 0
         rendered = json.loads(out)
         messages = {ADDRESS: workload_pb2.Address, AUTHORIZATION: authorization_pb2.Authorization}
         for client in again:
             for type_url, message in messages.items():
-                held = {name: json_format.MessageToDict(message.FromString(item.body))
-                        for name, item in client.held.get(type_url, {}).items()}
+                held = {
+                    name: json_format.MessageToDict(message.FromString(item.body))
+                    for name, item in client.held.get(type_url, {}).items()
+                }
                 wanted = {item["name"]: item["resource"] for item in rendered.get(type_url, [])}
                 assert held.keys() == wanted.keys(), type_url
                 assert held == wanted, type_url
-            assert not any(name.endswith("/productpage-viewer")
-                           for name in client.held.get(AUTHORIZATION, {}))
+            assert not any(
+                name.endswith("/productpage-viewer") for name in client.held.get(AUTHORIZATION, {})
+            )
             await client.close()
     finally:
         for channel in channels:

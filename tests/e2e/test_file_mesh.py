@@ -44,8 +44,11 @@ def edit(path: Path, old: str, new: str, *more: tuple[str, str]) -> None:
 
 
 async def connect_ztunnel(port: int) -> DeltaClient:
-    client = DeltaClient(grpc.aio.insecure_channel(f"127.0.0.1:{port}"), ZTUNNEL,
-                         metadata={"NODE_NAME": "node-a", "CLUSTER_ID": "Kubernetes"})
+    client = DeltaClient(
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}"),
+        ZTUNNEL,
+        metadata={"NODE_NAME": "node-a", "CLUSTER_ID": "Kubernetes"},
+    )
     await client.connect({ADDRESS: [], AUTHORIZATION: []})
     return client
 
@@ -101,7 +104,8 @@ async def test_fifty_rapid_edits_are_debounced(demo_copy: Path) -> None:
 async def test_broken_manifest_is_reported_and_the_rest_is_served(demo_copy: Path) -> None:
     (demo_copy / "99-broken.yaml").write_text(
         "apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: bookinfo}\n"
-        "spec:\n  ports:\n  - port: http\n")
+        "spec:\n  ports:\n  - port: http\n"
+    )
     async with running_control_plane(demo_copy) as plane:
         [error] = plane.source.errors
         assert error.file.name == "99-broken.yaml" and error.document_index == 0
@@ -118,15 +122,18 @@ async def test_sotw_client_gets_the_same_addresses(demo_copy: Path) -> None:
         await client.connect({ADDRESS: []})
         response = await client.next()
         assert len(response.resources) == len(plane.store.view("ztunnel").resources(ADDRESS))
-        await wait_until(lambda: all(s.state == "SYNCED" for c in plane.connections
-                                     for s in c.statuses.values()))
+        await wait_until(
+            lambda: all(s.state == "SYNCED" for c in plane.connections for s in c.statuses.values())
+        )
         await client.close()
 
 
 async def test_waypoint_without_gateway_label_is_invalid(demo_copy: Path) -> None:
     async with running_control_plane(demo_copy) as plane:
-        client = DeltaClient(grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}"),
-                             "waypoint~10.244.1.50~waypoint-abc.bookinfo~bookinfo.svc.cluster.local")
+        client = DeltaClient(
+            grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}"),
+            "waypoint~10.244.1.50~waypoint-abc.bookinfo~bookinfo.svc.cluster.local",
+        )
         await client.connect({"type.googleapis.com/envoy.config.cluster.v3.Cluster": []})
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await client.next()

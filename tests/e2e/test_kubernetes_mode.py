@@ -44,32 +44,46 @@ async def test_ztunnel_and_waypoint_follow_the_cluster(kube_cluster: Cluster) ->
     api = kube_cluster.api()
     ns = fresh_namespace("mode")
     api.ensure(WAYPOINT_CLASS)
-    apply_all(api, namespace(ns, **{"istio.io/use-waypoint": "waypoint"}),
-              service_account(ns, "default"), pod(ns, "web-1", "10.2.0.11"),
-              service(ns, "web", "10.96.201.11"), waypoint(ns, "10.96.201.100"))
+    apply_all(
+        api,
+        namespace(ns, **{"istio.io/use-waypoint": "waypoint"}),
+        service_account(ns, "default"),
+        pod(ns, "web-1", "10.2.0.11"),
+        service(ns, "web", "10.96.201.11"),
+        waypoint(ns, "10.96.201.100"),
+    )
     host = f"{ns}/web.{ns}.svc.cluster.local"
-    async with kube_plane(kube_cluster) as plane, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}") as channel:
+    async with (
+        kube_plane(kube_cluster) as plane,
+        grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}") as channel,
+    ):
         ztunnel = ztunnel_client(channel)
         await ztunnel.connect({ADDRESS: [], AUTHORIZATION: []})
         await changes(ztunnel, lambda c: AUTHORIZATION in c.updated and ADDRESS in c.updated)
         assert {uid(ns, "web-1"), host} <= set(ztunnel.held[ADDRESS])
 
         waypoint_client = SotwClient(
-            channel, f"waypoint~10.2.0.99~waypoint-6c5d-x1.{ns}~{ns}.svc.cluster.local",
-            metadata={"LABELS": {"gateway.networking.k8s.io/gateway-name": "waypoint"},
-                      "NAMESPACE": ns})
+            channel,
+            f"waypoint~10.2.0.99~waypoint-6c5d-x1.{ns}~{ns}.svc.cluster.local",
+            metadata={
+                "LABELS": {"gateway.networking.k8s.io/gateway-name": "waypoint"},
+                "NAMESPACE": ns,
+            },
+        )
         await waypoint_client.connect({CLUSTER: [], LISTENER: []})
         clusters = (await waypoint_client.next()).resources
         assert any("|80|" in c.value.decode(errors="replace") for c in clusters)
 
         # A readiness change (status patch): exactly that workload.
-        api.merge_patch(pod_path(ns, "web-1") + "/status", {"status": {"conditions": [
-            {"type": "Ready", "status": "False"}]}})
+        api.merge_patch(
+            pod_path(ns, "web-1") + "/status",
+            {"status": {"conditions": [{"type": "Ready", "status": "False"}]}},
+        )
         seen = await changes(ztunnel, lambda c: bool(c.updated.get(ADDRESS)))
         assert seen == Changes({ADDRESS: {uid(ns, "web-1")}}, {ADDRESS: set()})
         workload = workload_pb2.Address.FromString(
-            ztunnel.held[ADDRESS][uid(ns, "web-1")].body).workload
+            ztunnel.held[ADDRESS][uid(ns, "web-1")].body
+        ).workload
         assert workload.status == workload_pb2.WorkloadStatus.UNHEALTHY
 
         # A label change: that workload again.
@@ -79,8 +93,10 @@ async def test_ztunnel_and_waypoint_follow_the_cluster(kube_cluster: Cluster) ->
 
         # A Service port edit: the Service and the workload that carries its ports;
         # and the waypoint gets the new port's cluster.
-        api.merge_patch(f"/api/v1/namespaces/{ns}/services/web", {"spec": {"ports": [
-            {"name": "http", "port": 8000, "targetPort": 8080}]}})
+        api.merge_patch(
+            f"/api/v1/namespaces/{ns}/services/web",
+            {"spec": {"ports": [{"name": "http", "port": 8000, "targetPort": 8080}]}},
+        )
         seen = await changes(ztunnel, lambda c: len(c.updated.get(ADDRESS, ())) >= 2)
         assert seen.updated == {ADDRESS: {host, uid(ns, "web-1")}}
 
@@ -88,8 +104,8 @@ async def test_ztunnel_and_waypoint_follow_the_cluster(kube_cluster: Cluster) ->
             while True:
                 response = await waypoint_client.next()
                 if response.type_url == CLUSTER and any(
-                        "|8000|" in c.value.decode(errors="replace")
-                        for c in response.resources):
+                    "|8000|" in c.value.decode(errors="replace") for c in response.resources
+                ):
                     return
 
         await asyncio.wait_for(waypoint_has_port_8000(), 10)
@@ -109,10 +125,11 @@ async def test_ztunnel_and_waypoint_follow_the_cluster(kube_cluster: Cluster) ->
 async def test_losing_the_api_server_keeps_serving_then_converges(kube_cluster: Cluster) -> None:
     api = kube_cluster.api()
     ns = fresh_namespace("outage")
-    apply_all(api, namespace(ns), service_account(ns, "default"),
-              pod(ns, "web-1", "10.2.1.11"))
-    async with kube_plane(kube_cluster) as plane, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}") as channel:
+    apply_all(api, namespace(ns), service_account(ns, "default"), pod(ns, "web-1", "10.2.1.11"))
+    async with (
+        kube_plane(kube_cluster) as plane,
+        grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}") as channel,
+    ):
         ztunnel = ztunnel_client(channel)
         await ztunnel.connect({ADDRESS: [], AUTHORIZATION: []})
         await changes(ztunnel, lambda c: AUTHORIZATION in c.updated and ADDRESS in c.updated)
@@ -128,24 +145,34 @@ async def test_losing_the_api_server_keeps_serving_then_converges(kube_cluster: 
             await eventually(lambda: _metric_shows(plane.ports.http, "0.0"), within=10)
         finally:
             kube_cluster.start_apiserver()
-        api.merge_patch(pod_path(ns, "web-1"),
-                        {"metadata": {"labels": {"version": "after-outage"}}})
-        seen = await changes(ztunnel, lambda c: uid(ns, "web-1") in c.updated.get(ADDRESS, ()),
-                             within=30)
+        api.merge_patch(
+            pod_path(ns, "web-1"), {"metadata": {"labels": {"version": "after-outage"}}}
+        )
+        seen = await changes(
+            ztunnel, lambda c: uid(ns, "web-1") in c.updated.get(ADDRESS, ()), within=30
+        )
         assert not seen.removed.get(ADDRESS)
         await eventually(lambda: _metric_shows(plane.ports.http, "1.0"), within=10)
         await ztunnel.close()
 
 
-async def test_streams_wait_until_the_cluster_has_been_read(kube_cluster: Cluster,
-                                                            tmp_path: Path) -> None:
+async def test_streams_wait_until_the_cluster_has_been_read(
+    kube_cluster: Cluster, tmp_path: Path
+) -> None:
     """No API server behind the kubeconfig: never ready, streams get UNAVAILABLE."""
-    dead = kube_cluster.write_kubeconfig(tmp_path / "dead", "token",
-                                         server=f"https://127.0.0.1:{free_port()}")
+    dead = kube_cluster.write_kubeconfig(
+        tmp_path / "dead", "token", server=f"https://127.0.0.1:{free_port()}"
+    )
     xds_port, http_port = free_port(), free_port()
-    plane = ControlPlane(ServeOptions(
-        listen_host="127.0.0.1", xds_port=xds_port, secure_port=0, http_port=http_port,
-        kubernetes=kubernetes_options(kube_cluster, dead)))
+    plane = ControlPlane(
+        ServeOptions(
+            listen_host="127.0.0.1",
+            xds_port=xds_port,
+            secure_port=0,
+            http_port=http_port,
+            kubernetes=kubernetes_options(kube_cluster, dead),
+        )
+    )
     starting = asyncio.create_task(plane.start())
     try:
         await eventually(lambda: asyncio.to_thread(_answers, http_port), within=20)
@@ -187,15 +214,30 @@ def _get(port: int, path: str) -> str:
 async def test_cli_serve_and_render_in_kubernetes_mode(kube_cluster: Cluster) -> None:
     api = kube_cluster.api()
     ns = fresh_namespace("cli")
-    apply_all(api, namespace(ns), service_account(ns, "default"),
-              pod(ns, "web-1", "10.2.2.11"), service(ns, "web", "10.96.202.11"))
+    apply_all(
+        api,
+        namespace(ns),
+        service_account(ns, "default"),
+        pod(ns, "web-1", "10.2.2.11"),
+        service(ns, "web", "10.96.202.11"),
+    )
     api.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})
     node = "ztunnel~10.244.0.2~ztunnel-x.istio-system~istio-system.svc.cluster.local"
     kubeconfig = str(kube_cluster.kubeconfig)
     rendered = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "xds", "render", "--kubernetes", "--kubeconfig", kubeconfig,
-        "--node", node, cwd=REPO, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "xds",
+        "render",
+        "--kubernetes",
+        "--kubeconfig",
+        kubeconfig,
+        "--node",
+        node,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(rendered.communicate(), 60)
     assert rendered.returncode == 0, err.decode()
     names = {item["name"] for item in json.loads(out)[ADDRESS]}
@@ -203,10 +245,24 @@ async def test_cli_serve_and_render_in_kubernetes_mode(kube_cluster: Cluster) ->
 
     xds_port, secure_port, http_port = free_port(), free_port(), free_port()
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "xds", "serve", "--kubernetes", "--kubeconfig", kubeconfig,
-        "--listen-address", "127.0.0.1", "--xds-port", str(xds_port),
-        "--secure-port", str(secure_port), "--http-port", str(http_port), cwd=REPO,
-        stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "xds",
+        "serve",
+        "--kubernetes",
+        "--kubeconfig",
+        kubeconfig,
+        "--listen-address",
+        "127.0.0.1",
+        "--xds-port",
+        str(xds_port),
+        "--secure-port",
+        str(secure_port),
+        "--http-port",
+        str(http_port),
+        cwd=REPO,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         await wait_until(lambda: http_ready(http_port), within=60)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:

@@ -28,14 +28,29 @@ pytestmark = pytest.mark.kube
 # Every collection the model reads, as the test's own list of paths (not the discovery
 # code under test).
 COLLECTIONS = (
-    "/api/v1/namespaces", "/api/v1/nodes", "/api/v1/pods", "/api/v1/services",
-    "/api/v1/serviceaccounts", "/apis/discovery.k8s.io/v1/endpointslices",
-    *(f"/apis/gateway.networking.k8s.io/v1/{plural}" for plural in (
-        "gatewayclasses", "gateways", "httproutes", "grpcroutes", "tcproutes", "tlsroutes")),
+    "/api/v1/namespaces",
+    "/api/v1/nodes",
+    "/api/v1/pods",
+    "/api/v1/services",
+    "/api/v1/serviceaccounts",
+    "/apis/discovery.k8s.io/v1/endpointslices",
+    *(
+        f"/apis/gateway.networking.k8s.io/v1/{plural}"
+        for plural in (
+            "gatewayclasses",
+            "gateways",
+            "httproutes",
+            "grpcroutes",
+            "tcproutes",
+            "tlsroutes",
+        )
+    ),
     "/apis/security.istio.io/v1/authorizationpolicies",
     "/apis/security.istio.io/v1/peerauthentications",
-    *(f"/apis/networking.istio.io/v1/{plural}" for plural in (
-        "serviceentries", "workloadentries", "virtualservices", "destinationrules")),
+    *(
+        f"/apis/networking.istio.io/v1/{plural}"
+        for plural in ("serviceentries", "workloadentries", "virtualservices", "destinationrules")
+    ),
 )
 ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-p8rzs.istio-system~istio-system.svc.cluster.local"
 WAYPOINTS = [("bookinfo", "waypoint"), ("shop", "waypoint"), ("other", "waypoint")]
@@ -52,9 +67,14 @@ def for_api_server(document: dict[str, Any]) -> dict[str, Any]:
             container.setdefault("image", "example/app:1")
     else:  # Gateway API status conditions need the full metav1.Condition
         status = doc.get("status") or {}
-        for condition in [*status.get("conditions", ()),
-                          *(c for listener in status.get("listeners", ())
-                            for c in listener.get("conditions", ()))]:
+        for condition in [
+            *status.get("conditions", ()),
+            *(
+                c
+                for listener in status.get("listeners", ())
+                for c in listener.get("conditions", ())
+            ),
+        ]:
             condition.setdefault("lastTransitionTime", "2026-01-15T09:00:00Z")
             condition.setdefault("message", "")
     return doc
@@ -78,8 +98,9 @@ def dump(cluster: Cluster, directory: Path) -> None:
         for item in listed["items"]:
             item.setdefault("apiVersion", group_version)
             item.setdefault("kind", kind)
-        (directory / f"{index:02d}.yaml").write_text(yaml.safe_dump(
-            {"apiVersion": "v1", "kind": "List", "items": listed["items"]}))
+        (directory / f"{index:02d}.yaml").write_text(
+            yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": listed["items"]})
+        )
 
 
 def test_cluster_and_files_render_the_same_bytes(kube_cluster: Cluster, tmp_path: Path) -> None:
@@ -117,5 +138,6 @@ def test_cluster_and_files_render_the_same_bytes(kube_cluster: Cluster, tmp_path
     # The bundled demo's own waypoint comes out as it does from the demo's files: the
     # defaults the API server adds are ones the parser already assumes.
     node = "waypoint~10.244.9.9~waypoint-5d7f-abcde.bookinfo~bookinfo.svc.cluster.local"
-    assert render(None, node, mesh_config=config, kubernetes=options) == \
-        render(None, node, mesh_config=config)
+    assert render(None, node, mesh_config=config, kubernetes=options) == render(
+        None, node, mesh_config=config
+    )

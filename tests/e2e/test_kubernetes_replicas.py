@@ -44,18 +44,38 @@ class Replica:
 
 
 @asynccontextmanager
-async def replica(name: str, kubeconfig: Path, system: str,
-                  directory: Path) -> AsyncIterator[Replica]:
+async def replica(
+    name: str, kubeconfig: Path, system: str, directory: Path
+) -> AsyncIterator[Replica]:
     xds_port, secure_port, http_port = free_port(), free_port(), free_port()
     log = directory / f"{name}.log"
     with log.open("w") as stderr:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "xds", "serve", "--kubernetes", "--kubeconfig", str(kubeconfig),
-            "--listen-address", "127.0.0.1", "--xds-port", str(xds_port),
-            "--secure-port", str(secure_port), "--http-port", str(http_port),
-            "--system-namespace", system, "--lease-duration", str(LEASE_SECONDS),
-            "--recheck-interval", "1", cwd=REPO, stderr=stderr,
-            env={**os.environ, "POD_NAME": name})
+            sys.executable,
+            "-m",
+            "xds",
+            "serve",
+            "--kubernetes",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--listen-address",
+            "127.0.0.1",
+            "--xds-port",
+            str(xds_port),
+            "--secure-port",
+            str(secure_port),
+            "--http-port",
+            str(http_port),
+            "--system-namespace",
+            system,
+            "--lease-duration",
+            str(LEASE_SECONDS),
+            "--recheck-interval",
+            "1",
+            cwd=REPO,
+            stderr=stderr,
+            env={**os.environ, "POD_NAME": name},
+        )
     try:
         yield Replica(name, process, xds_port, http_port, log)
     finally:
@@ -66,8 +86,9 @@ async def replica(name: str, kubeconfig: Path, system: str,
 
 def lease_holder(api: Api, system: str) -> str:
     try:
-        lease = api.get(f"/apis/coordination.k8s.io/v1/namespaces/{system}/leases/"
-                        "istiod-xds-leader")
+        lease = api.get(
+            f"/apis/coordination.k8s.io/v1/namespaces/{system}/leases/istiod-xds-leader"
+        )
     except ApiError:
         return ""
     return str(lease["spec"].get("holderIdentity") or "")
@@ -89,17 +110,19 @@ async def address_names(client: DeltaClient, wanted: str, within: float) -> None
         await client.next(within=max(0.01, deadline - time.monotonic()))
 
 
-async def test_one_replica_writes_and_the_other_takes_over(kube_cluster: Cluster,
-                                                           tmp_path: Path) -> None:
+async def test_one_replica_writes_and_the_other_takes_over(
+    kube_cluster: Cluster, tmp_path: Path
+) -> None:
     api = kube_cluster.api()
     system = fresh_namespace("sys")
     ns = fresh_namespace("ha")
     api.ensure(WAYPOINT_CLASS, node("node-a", "zone-a"))
     apply_all(api, namespace(system), namespace(ns), pod(ns, "web-1", "10.7.0.11"))
-    async with replica("replica-a", kube_cluster.kubeconfig, system, tmp_path) as a, \
-            replica("replica-b", kube_cluster.kubeconfig, system, tmp_path) as b:
-        await wait_until(lambda: http_ready(a.http_port) and http_ready(b.http_port),
-                         within=60)
+    async with (
+        replica("replica-a", kube_cluster.kubeconfig, system, tmp_path) as a,
+        replica("replica-b", kube_cluster.kubeconfig, system, tmp_path) as b,
+    ):
+        await wait_until(lambda: http_ready(a.http_port) and http_ready(b.http_port), within=60)
         holder = lease_holder(api, system)
         leader, follower = (a, b) if holder.startswith("replica-a_") else (b, a)
         assert holder.startswith(f"{leader.name}_")
@@ -119,11 +142,18 @@ async def test_one_replica_writes_and_the_other_takes_over(kube_cluster: Cluster
 
             # Only the leader writes: the root ConfigMap and a waypoint's objects.
             api.create(_gateway(ns, "waypoint"))
-            await eventually(lambda: asyncio.to_thread(
-                exists, api, f"/apis/apps/v1/namespaces/{ns}/deployments/waypoint"), within=15)
-            await eventually(lambda: asyncio.to_thread(
-                exists, api, f"/api/v1/namespaces/{ns}/configmaps/istio-ca-root-cert"),
-                within=15)
+            await eventually(
+                lambda: asyncio.to_thread(
+                    exists, api, f"/apis/apps/v1/namespaces/{ns}/deployments/waypoint"
+                ),
+                within=15,
+            )
+            await eventually(
+                lambda: asyncio.to_thread(
+                    exists, api, f"/api/v1/namespaces/{ns}/configmaps/istio-ca-root-cert"
+                ),
+                within=15,
+            )
             assert "waypoint Deployment created" in leader.text()
             assert "became the leader" not in follower.text()
             assert "waypoint Deployment created" not in follower.text()
@@ -133,9 +163,12 @@ async def test_one_replica_writes_and_the_other_takes_over(kube_cluster: Cluster
             killed_at = time.monotonic()
             leader.process.send_signal(signal.SIGKILL)
             await leader.process.wait()
-            await eventually(lambda: asyncio.to_thread(
-                lambda: lease_holder(api, system).startswith(f"{follower.name}_")),
-                within=LEASE_SECONDS * 3)
+            await eventually(
+                lambda: asyncio.to_thread(
+                    lambda: lease_holder(api, system).startswith(f"{follower.name}_")
+                ),
+                within=LEASE_SECONDS * 3,
+            )
             took_over = time.monotonic() - killed_at
             # Within one lease duration plus a retry period (and the test's polling).
             assert took_over < LEASE_SECONDS * 2, took_over
@@ -144,12 +177,18 @@ async def test_one_replica_writes_and_the_other_takes_over(kube_cluster: Cluster
             other = fresh_namespace("ha2")
             apply_all(api, namespace(other), pod(other, "web-2", "10.7.0.12"))
             api.create(_gateway(other, "waypoint"))
-            await eventually(lambda: asyncio.to_thread(
-                exists, api, f"/api/v1/namespaces/{other}/configmaps/istio-ca-root-cert"),
-                within=15)
-            await eventually(lambda: asyncio.to_thread(
-                exists, api, f"/apis/apps/v1/namespaces/{other}/deployments/waypoint"),
-                within=15)
+            await eventually(
+                lambda: asyncio.to_thread(
+                    exists, api, f"/api/v1/namespaces/{other}/configmaps/istio-ca-root-cert"
+                ),
+                within=15,
+            )
+            await eventually(
+                lambda: asyncio.to_thread(
+                    exists, api, f"/apis/apps/v1/namespaces/{other}/deployments/waypoint"
+                ),
+                within=15,
+            )
             # The follower's xDS stream stayed up throughout and follows the cluster.
             await address_names(clients[follower.name], f"Kubernetes//Pod/{other}/web-2", 10)
         finally:
@@ -158,7 +197,12 @@ async def test_one_replica_writes_and_the_other_takes_over(kube_cluster: Cluster
 
 
 def _gateway(ns: str, name: str) -> dict[str, Any]:
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"gatewayClassName": "istio-waypoint",
-                     "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "gatewayClassName": "istio-waypoint",
+            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
+        },
+    }

@@ -35,26 +35,28 @@ pytestmark = pytest.mark.kube
 CONFIG_MAP = "istio-ca-root-cert"
 
 
-async def create_certificate(channel: grpc.aio.Channel, headers: list[tuple[str, str]],
-                             impersonate: str | None = None) -> list[str]:
+async def create_certificate(
+    channel: grpc.aio.Channel, headers: list[tuple[str, str]], impersonate: str | None = None
+) -> list[str]:
     stub = ca_pb2_grpc.IstioCertificateServiceStub(channel)
-    request = ca_pb2.IstioCertificateRequest(csr=make_csr(None, ec_key()),
-                                             validity_duration=3600)
+    request = ca_pb2.IstioCertificateRequest(csr=make_csr(None, ec_key()), validity_duration=3600)
     if impersonate:
         request.metadata.update({"ImpersonatedIdentity": impersonate})
     reply = await stub.CreateCertificate(request, metadata=headers, timeout=15)
     return list(reply.cert_chain)
 
 
-async def refused(channel: grpc.aio.Channel, headers: list[tuple[str, str]],
-                  impersonate: str | None = None) -> grpc.aio.AioRpcError:
+async def refused(
+    channel: grpc.aio.Channel, headers: list[tuple[str, str]], impersonate: str | None = None
+) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await create_certificate(channel, headers, impersonate)
     return error.value
 
 
-async def test_tokenreview_decides_who_gets_which_certificate(kube_cluster: Cluster,
-                                                              tmp_path: Path) -> None:
+async def test_tokenreview_decides_who_gets_which_certificate(
+    kube_cluster: Cluster, tmp_path: Path
+) -> None:
     api = kube_cluster.api()
     ns = fresh_namespace("tr")
     apply_all(api, namespace(ns), service_account(ns, "app"), service_account(ns, "gone"))
@@ -73,11 +75,16 @@ async def test_tokenreview_decides_who_gets_which_certificate(kube_cluster: Clus
         # The CA's root is the one in the cluster's Secret.
         secret = api.get(f"/api/v1/namespaces/{SYSTEM}/secrets/istio-ca-secret")
         root = base64.b64decode(secret["data"]["ca-cert.pem"])
-        assert x509.load_pem_x509_certificate(chain[-1].encode()) == \
-            x509.load_pem_x509_certificate(root)
+        assert x509.load_pem_x509_certificate(chain[-1].encode()) == x509.load_pem_x509_certificate(
+            root
+        )
 
-        for token, why in ((wrong_audience, "audience"), (api_audience, "audience"),
-                           (expired, "expired"), (orphan, "deleted service account")):
+        for token, why in (
+            (wrong_audience, "audience"),
+            (api_audience, "audience"),
+            (expired, "expired"),
+            (orphan, "deleted service account"),
+        ):
             error = await refused(channel, bearer(token))
             assert error.code() == grpc.StatusCode.UNAUTHENTICATED, why
             assert token not in (error.details() or "")
@@ -97,8 +104,15 @@ async def test_ztunnel_token_impersonates_only_pods_on_its_node(kube_cluster: Cl
     running_pod(api, ns, "far-1", "10.3.1.12", account="far", node_name="node-b")
     api.ensure(service_account(SYSTEM, "ztunnel"))
     ztunnel_pod_name = f"ztunnel-{ns}"
-    ztunnel = running_pod(api, SYSTEM, ztunnel_pod_name, "10.3.1.2", account="ztunnel",
-                          node_name="node-a", app="ztunnel")
+    ztunnel = running_pod(
+        api,
+        SYSTEM,
+        ztunnel_pod_name,
+        "10.3.1.2",
+        account="ztunnel",
+        node_name="node-a",
+        app="ztunnel",
+    )
     token = request_token(api, SYSTEM, "ztunnel", bound_pod=ztunnel)
 
     async with kube_plane(kube_cluster) as plane, tls_channel(plane) as channel:
@@ -106,8 +120,9 @@ async def test_ztunnel_token_impersonates_only_pods_on_its_node(kube_cluster: Cl
         near = f"spiffe://cluster.local/ns/{ns}/sa/near"
         chain = await create_certificate(channel, bearer(token), impersonate=near)
         assert leaf_uris(chain[0]) == [near]
-        error = await refused(channel, bearer(token),
-                              impersonate=f"spiffe://cluster.local/ns/{ns}/sa/far")
+        error = await refused(
+            channel, bearer(token), impersonate=f"spiffe://cluster.local/ns/{ns}/sa/far"
+        )
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "node-a" in (error.details() or "")
         # The node account's token also gets the ztunnel config on 15012.
@@ -117,8 +132,9 @@ async def test_ztunnel_token_impersonates_only_pods_on_its_node(kube_cluster: Cl
         await client.close()
         # A workload's own token cannot impersonate anybody.
         app_token = request_token(api, ns, "near")
-        error = await refused(channel, bearer(app_token),
-                              impersonate=f"spiffe://cluster.local/ns/{ns}/sa/far")
+        error = await refused(
+            channel, bearer(app_token), impersonate=f"spiffe://cluster.local/ns/{ns}/sa/far"
+        )
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -139,8 +155,10 @@ async def test_root_certificate_reaches_every_namespace_and_stays(kube_cluster: 
                 data = api.get(f"/api/v1/namespaces/{ns}/configmaps/{CONFIG_MAP}")
             except ApiError:
                 return False
-            return bool(data["data"].get("root-cert.pem") == root
-                        and data["metadata"]["labels"].get("istio.io/config") == "true")
+            return bool(
+                data["data"].get("root-cert.pem") == root
+                and data["metadata"]["labels"].get("istio.io/config") == "true"
+            )
 
         await wait_until(lambda: published(SYSTEM), within=10)
         ns = fresh_namespace("root")
@@ -151,8 +169,10 @@ async def test_root_certificate_reaches_every_namespace_and_stays(kube_cluster: 
 
         api.delete(f"/api/v1/namespaces/{ns}/configmaps/{CONFIG_MAP}")
         await wait_until(lambda: published(ns), within=5)
-        api.merge_patch(f"/api/v1/namespaces/{ns}/configmaps/{CONFIG_MAP}",
-                        {"data": {"root-cert.pem": "tampered"}})
+        api.merge_patch(
+            f"/api/v1/namespaces/{ns}/configmaps/{CONFIG_MAP}",
+            {"data": {"root-cert.pem": "tampered"}},
+        )
         await wait_until(lambda: published(ns), within=5)
         # kube-public is skipped, as istiod does.
         api.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-public"}})
@@ -167,13 +187,17 @@ async def test_replicas_share_one_self_signed_root(kube_cluster: Cluster) -> Non
     from contextlib import AsyncExitStack
 
     async with AsyncExitStack() as stack:
-        planes = await asyncio.gather(*(stack.enter_async_context(
-            kube_plane(kube_cluster, system_namespace=system, xds_port=0, http_port=0))
-            for _ in range(2)))
+        planes = await asyncio.gather(
+            *(
+                stack.enter_async_context(
+                    kube_plane(kube_cluster, system_namespace=system, xds_port=0, http_port=0)
+                )
+                for _ in range(2)
+            )
+        )
         roots = {p.security.ca.root_fingerprint for p in planes if p.security is not None}
         assert len(roots) == 1
-    async with kube_plane(kube_cluster, system_namespace=system, xds_port=0,
-                          http_port=0) as again:
+    async with kube_plane(kube_cluster, system_namespace=system, xds_port=0, http_port=0) as again:
         assert again.security is not None and again.security.ca.root_fingerprint in roots
 
 
@@ -182,12 +206,18 @@ async def test_plugin_cacerts_secret_is_used(kube_cluster: Cluster, tmp_path: Pa
     plugin = write_plugin_ca(tmp_path / "cacerts")
     api = kube_cluster.api()
     api.create(namespace(system))
-    api.create({"apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": "cacerts", "namespace": system},
-                "data": {f.name: base64.b64encode(f.read_bytes()).decode()
-                         for f in plugin.directory.iterdir()}})
-    async with kube_plane(kube_cluster, system_namespace=system, xds_port=0,
-                          http_port=0) as plane:
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "cacerts", "namespace": system},
+            "data": {
+                f.name: base64.b64encode(f.read_bytes()).decode()
+                for f in plugin.directory.iterdir()
+            },
+        }
+    )
+    async with kube_plane(kube_cluster, system_namespace=system, xds_port=0, http_port=0) as plane:
         assert plane.security is not None
         assert plane.security.ca.material.cert == plugin.intermediate
         assert list(plane.security.ca.material.roots) == [plugin.root]

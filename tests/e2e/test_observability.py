@@ -106,12 +106,14 @@ async def test_syncz_over_http_and_over_ads(debug_plane: Plane) -> None:
     replayed = await istioctl.next()
     assert replayed.type_url == DEBUG and replayed.resources[0].type_url == DEBUG
     assert {r["proxy"]: r["resources"] for r in json.loads(replayed.resources[0].value)} == {
-        proxy: row["resources"] for proxy, row in rows.items()}
+        proxy: row["resources"] for proxy, row in rows.items()
+    }
 
     istioctl.subscribe(DEBUG_CONFIG_DUMP, ["ztunnel-a.istio-system"])
     dump = await istioctl.next()
-    workloads = [workload_pb2.Address.FromString(r.value) for r in dump.resources
-                 if r.type_url == ADDRESS]
+    workloads = [
+        workload_pb2.Address.FromString(r.value) for r in dump.resources if r.type_url == ADDRESS
+    ]
     assert "productpage-v1-d5789fdfb-4xjbq" in {a.workload.name for a in workloads}
 
 
@@ -141,8 +143,9 @@ async def test_model_views_follow_a_file_change(debug_plane: Plane, demo_copy: P
     ambient = await get_json(debug_plane, "/debug/ambientz")
     [productpage] = [w for w in ambient["workloads"] if w["uid"] == PRODUCTPAGE]
     assert productpage["addresses"] == ["10.244.1.99"]
-    assert any(s["hostname"] == "productpage.bookinfo.svc.cluster.local"
-               for s in ambient["services"])
+    assert any(
+        s["hostname"] == "productpage.bookinfo.svc.cluster.local" for s in ambient["services"]
+    )
     assert "ratings-from-reviews" in {p["name"] for p in ambient["policies"]}
 
     registry = await get_json(debug_plane, "/debug/registryz")
@@ -174,9 +177,11 @@ class Metrics:
 
     def delta(self, name: str, **labels: str) -> float:
         """How much the summed samples named ``name`` (with ``labels``) moved."""
+
         def total(values: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
-            return sum(v for (n, ls), v in values.items()
-                       if n == name and set(labels.items()) <= ls)
+            return sum(
+                v for (n, ls), v in values.items() if n == name and set(labels.items()) <= ls
+            )
 
         return total(self.now) - total(self.before)
 
@@ -197,8 +202,12 @@ async def test_metrics_move(debug_plane: Plane, demo_copy: Path) -> None:
     await debug_plane.quiet()
     status = debug_plane.connection("ztunnel-a.istio-system").statuses[ADDRESS]
     acks = status.acks
-    edit(demo_copy / "20-productpage.yaml", "podIP: 10.244.1.10", "podIP: 10.244.1.98",
-         ("- ip: 10.244.1.10", "- ip: 10.244.1.98"))
+    edit(
+        demo_copy / "20-productpage.yaml",
+        "podIP: 10.244.1.10",
+        "podIP: 10.244.1.98",
+        ("- ip: 10.244.1.10", "- ip: 10.244.1.98"),
+    )
     await wait_until(lambda: status.acks > acks)
     await metrics.read()
     assert metrics.delta("pilot_k8s_reg_events", type="Pod", event="update") == 1
@@ -209,9 +218,11 @@ async def test_metrics_move(debug_plane: Plane, demo_copy: Path) -> None:
 
     stub = ca_pb2_grpc.IstioCertificateServiceStub(debug_plane.channel(tls=True))
     csr = make_csr("spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage", ec_key())
-    await stub.CreateCertificate(ca_pb2.IstioCertificateRequest(csr=csr, validity_duration=600),
-                                 metadata=debug_plane.auth("bookinfo/bookinfo-productpage"),
-                                 timeout=10)
+    await stub.CreateCertificate(
+        ca_pb2.IstioCertificateRequest(csr=csr, validity_duration=600),
+        metadata=debug_plane.auth("bookinfo/bookinfo-productpage"),
+        timeout=10,
+    )
     await metrics.read()
     assert metrics.delta("citadel_server_csr_count") == 1
     assert metrics.delta("citadel_server_success_cert_issuance_count") == 1
@@ -235,7 +246,8 @@ def outward_address() -> str | None:
 
 
 async def test_debug_endpoints_refuse_remote_callers_without_a_token(
-        demo_copy: Path, tmp_path: Path) -> None:
+    demo_copy: Path, tmp_path: Path
+) -> None:
     host = outward_address()
     if host is None:
         pytest.skip("this host has no non-loopback address to call from")
@@ -244,12 +256,17 @@ async def test_debug_endpoints_refuse_remote_callers_without_a_token(
 
     ca_dir = tmp_path / "ca"
     ca_dir.mkdir()
-    tokens = {a: add_grant(ca_dir / "tokens", TokenGrant(Identity.from_account(a)))
-              for a in ACCOUNTS}
-    async with running_control_plane(demo_copy, listen_host=host, secure_port=-1,
-                                     security=SecurityOptions(ca_dir=ca_dir)) as plane:
-        waypoint = DeltaClient(grpc.aio.insecure_channel(f"{host}:{plane.ports.xds}"), WAYPOINT,
-                               metadata={"LABELS": {GATEWAY_LABEL: "waypoint"}})
+    tokens = {
+        a: add_grant(ca_dir / "tokens", TokenGrant(Identity.from_account(a))) for a in ACCOUNTS
+    }
+    async with running_control_plane(
+        demo_copy, listen_host=host, secure_port=-1, security=SecurityOptions(ca_dir=ca_dir)
+    ) as plane:
+        waypoint = DeltaClient(
+            grpc.aio.insecure_channel(f"{host}:{plane.ports.xds}"),
+            WAYPOINT,
+            metadata={"LABELS": {GATEWAY_LABEL: "waypoint"}},
+        )
         await waypoint.connect({CLUSTER: []})
         await waypoint.next()
 
@@ -265,8 +282,12 @@ async def test_debug_endpoints_refuse_remote_callers_without_a_token(
         assert await get("/debug/syncz", token="not-a-token-0123456789") == 401
         assert await get("/debug/syncz", "bookinfo/bookinfo-productpage") == 403
         assert await get(own, "bookinfo/bookinfo-productpage") == 200
-        assert await get("/debug/config_dump?proxyID=ztunnel-a.istio-system",
-                         "bookinfo/bookinfo-productpage") == 404
+        assert (
+            await get(
+                "/debug/config_dump?proxyID=ztunnel-a.istio-system", "bookinfo/bookinfo-productpage"
+            )
+            == 404
+        )
         assert await get("/debug/syncz", "istio-system/default") == 200
         assert await get(own, "istio-system/default") == 200
         await waypoint.close()
@@ -291,21 +312,27 @@ def log_lines() -> Iterator[list[str]]:
     root.setLevel(level)
 
 
-async def test_stream_logs_carry_ids_and_never_credentials(debug_plane: Plane,
-                                                           log_lines: list[str]) -> None:
+async def test_stream_logs_carry_ids_and_never_credentials(
+    debug_plane: Plane, log_lines: list[str]
+) -> None:
     await debug_plane.ztunnel(nack=nack_policies)
     # A waypoint over TLS receives its private key over SDS.
-    waypoint = DeltaClient(debug_plane.channel(tls=True), WAYPOINT,
-                           metadata={"LABELS": {GATEWAY_LABEL: "waypoint"},
-                                     "NAMESPACE": "bookinfo"},
-                           metadata_headers=debug_plane.auth("bookinfo/waypoint"))
+    waypoint = DeltaClient(
+        debug_plane.channel(tls=True),
+        WAYPOINT,
+        metadata={"LABELS": {GATEWAY_LABEL: "waypoint"}, "NAMESPACE": "bookinfo"},
+        metadata_headers=debug_plane.auth("bookinfo/waypoint"),
+    )
     debug_plane.clients.append(waypoint)
     await waypoint.connect({SECRET: ["default"]})
     secret = await waypoint.next()
     assert b"PRIVATE KEY" in secret.resources[0].resource.value
     await debug_plane.settled(2)
-    forged = DeltaClient(debug_plane.channel(tls=True), ZTUNNEL,
-                         metadata_headers=[("authorization", "Bearer forged-0123456789abcdef")])
+    forged = DeltaClient(
+        debug_plane.channel(tls=True),
+        ZTUNNEL,
+        metadata_headers=[("authorization", "Bearer forged-0123456789abcdef")],
+    )
     debug_plane.clients.append(forged)
     await forged.connect({ADDRESS: []})
     with pytest.raises(grpc.aio.AioRpcError):
@@ -327,8 +354,7 @@ async def test_stream_logs_carry_ids_and_never_credentials(debug_plane: Plane,
     assert "PRIVATE KEY" not in text
 
 
-async def test_istioctl_requests_carry_their_own_nonce_and_are_answered(
-        debug_plane: Plane) -> None:
+async def test_istioctl_requests_carry_their_own_nonce_and_are_answered(debug_plane: Plane) -> None:
     """istioctl's xDS client (pkg/adsc) sets ``ResponseNonce = time.Now().String()`` on every
     request, the first one included, and never ACKs debug responses."""
     import asyncio
@@ -355,18 +381,25 @@ async def test_istioctl_requests_carry_their_own_nonce_and_are_answered(
         response_deserializer=discovery_pb2.DiscoveryResponse.FromString,
     )(outgoing(), metadata=debug_plane.auth("istio-system/default"))
     node = make_node(ISTIOCTL_NODE, {"GENERATOR": "event"})
-    requests.put_nowait(discovery_pb2.DiscoveryRequest(
-        node=node, type_url=DEBUG_SYNCZ, response_nonce=now_nonce()))
+    requests.put_nowait(
+        discovery_pb2.DiscoveryRequest(node=node, type_url=DEBUG_SYNCZ, response_nonce=now_nonce())
+    )
     syncz = await asyncio.wait_for(stream.read(), 5)
     assert syncz.type_url == DEBUG_SYNCZ and syncz.resources
-    requests.put_nowait(discovery_pb2.DiscoveryRequest(
-        node=node, type_url=DEBUG_CONFIG_DUMP, resource_names=["ztunnel-a.istio-system"],
-        response_nonce=now_nonce()))
+    requests.put_nowait(
+        discovery_pb2.DiscoveryRequest(
+            node=node,
+            type_url=DEBUG_CONFIG_DUMP,
+            resource_names=["ztunnel-a.istio-system"],
+            response_nonce=now_nonce(),
+        )
+    )
     dump = await asyncio.wait_for(stream.read(), 5)
     assert dump.type_url == DEBUG_CONFIG_DUMP and dump.resources
     # A client that does ACK (echoing our nonce) gets no answer to its ACK.
-    requests.put_nowait(discovery_pb2.DiscoveryRequest(
-        type_url=DEBUG_SYNCZ, response_nonce=syncz.nonce))
+    requests.put_nowait(
+        discovery_pb2.DiscoveryRequest(type_url=DEBUG_SYNCZ, response_nonce=syncz.nonce)
+    )
     pending = asyncio.ensure_future(stream.read())
     done, _ = await asyncio.wait({pending}, timeout=0.5)
     assert not done

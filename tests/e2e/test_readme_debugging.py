@@ -32,23 +32,30 @@ _DONE = "<<<readme-command-done "
 # A fragment of a command -> what its output must contain. Every key must match a
 # README command, so dropping one from the README fails here too.
 EXPECTED = {
-    "localhost:15010 list": ["envoy.service.status.v3.ClientStatusDiscoveryService",
-                             "envoy.service.discovery.v3.AggregatedDiscoveryService",
-                             "grpc.health.v1.Health"],
+    "localhost:15010 list": [
+        "envoy.service.status.v3.ClientStatusDiscoveryService",
+        "envoy.service.discovery.v3.AggregatedDiscoveryService",
+        "grpc.health.v1.Health",
+    ],
     "localhost:15010 describe": ["rpc FetchClientStatus", "rpc StreamClientStatus"],
     "Health/Check": ['"status": "SERVING"'],
-    "-plaintext -d '{\"node_matchers\"": [ZTUNNEL, '"config_status": "SYNCED"',
-                                         '"client_status": "ACKED"'],
+    '-plaintext -d \'{"node_matchers"': [
+        ZTUNNEL,
+        '"config_status": "SYNCED"',
+        '"client_status": "ACKED"',
+    ],
     "token add": [],
-    "localhost:15012 envoy.service.status": [ZTUNNEL, '"config_status": "SYNCED"',
-                                             '"xds_config"'],
+    "localhost:15012 envoy.service.status": [ZTUNNEL, '"config_status": "SYNCED"', '"xds_config"'],
     "openssl req": [],
     "CreateCertificate": ['"cert_chain"', "-----BEGIN CERTIFICATE-----"],
     "/ready": ["ready"],
-    "syncz?pretty": ['"proxy": "ztunnel-7x2kq.istio-system"', '"proxy_type": "ztunnel"',
-                     f'"{ADDRESS}"'],
+    "syncz?pretty": [
+        '"proxy": "ztunnel-7x2kq.istio-system"',
+        '"proxy_type": "ztunnel"',
+        f'"{ADDRESS}"',
+    ],
     "config_dump?proxyID": [ADDRESS, AUTHORIZATION],
-    "/metrics": ['pilot_xds{', 'proxy_type="ztunnel"', "pilot_xds_pushes{type=\"wds\"}"],
+    "/metrics": ["pilot_xds{", 'proxy_type="ztunnel"', 'pilot_xds_pushes{type="wds"}'],
     "loglevel": ['"ads": "debug"'],
 }
 
@@ -61,8 +68,11 @@ def readme_commands() -> list[str]:
 
 
 def substitute(command: str, plane: ControlPlane, ca_dir: Path) -> str:
-    for default, port in (("15010", plane.ports.xds), ("15012", plane.ports.secure),
-                          ("15014", plane.ports.http)):
+    for default, port in (
+        ("15010", plane.ports.xds),
+        ("15012", plane.ports.secure),
+        ("15014", plane.ports.http),
+    ):
         command = command.replace(f"localhost:{default}", f"127.0.0.1:{port}")
     return command.replace("./ca", str(ca_dir))
 
@@ -71,11 +81,16 @@ async def run_all(commands: list[str], cwd: Path) -> list[tuple[int, str]]:
     """Run ``commands`` in one bash; returns (exit status, combined output) per command."""
     # pipefail: "curl ... | jq" fails when curl does.
     script = "set -o pipefail\n" + "".join(
-        f"{{ {command}\n}} 2>&1; echo \"{_DONE}$?\"\n" for command in commands)
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        f'{{ {command}\n}} 2>&1; echo "{_DONE}$?"\n' for command in commands
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     process = await asyncio.create_subprocess_exec(
-        "bash", "-c", script, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE)
+        "bash", "-c", script, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE
+    )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     parts = re.split(re.escape(_DONE) + r"(\d+)\n", output.decode())
     return [(int(status), text) for text, status in zip(parts[0::2], parts[1::2], strict=False)]
@@ -86,14 +101,20 @@ async def test_readme_debugging_commands_work(demo_copy: Path, tmp_path: Path) -
     for fragment in EXPECTED:
         assert any(fragment in c for c in commands), f"no README command contains {fragment!r}"
     ca_dir = tmp_path / "ca"
-    async with running_control_plane(demo_copy, secure_port=-1,
-                                     security=SecurityOptions(ca_dir=ca_dir)) as plane:
+    async with running_control_plane(
+        demo_copy, secure_port=-1, security=SecurityOptions(ca_dir=ca_dir)
+    ) as plane:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}")
         ztunnel = DeltaClient(channel, ZTUNNEL)
         await ztunnel.connect({ADDRESS: [], AUTHORIZATION: []})
-        await wait_until(lambda: any(
-            c.statuses and all(s.state == "SYNCED" for s in c.statuses.values())
-            and len(c.statuses) == 2 for c in plane.connections))
+        await wait_until(
+            lambda: any(
+                c.statuses
+                and all(s.state == "SYNCED" for s in c.statuses.values())
+                and len(c.statuses) == 2
+                for c in plane.connections
+            )
+        )
         work = tmp_path / "work"
         work.mkdir()
         # The server runs in this process: keep the README's log level change local.

@@ -55,16 +55,24 @@ Headers = list[tuple[str, str]]
 
 def ztunnel_request(env: dict[str, str], work: Path) -> tuple[str, dict[str, str], Headers]:
     """Node id, node metadata and call headers, as ztunnel derives them from its env."""
-    node_id = (f"ztunnel~{env.get('INSTANCE_IP', '1.1.1.1')}~{env['POD_NAME']}."
-               f"{env['POD_NAMESPACE']}~{env['POD_NAMESPACE']}.svc.cluster.local")
-    metadata = {"NAME": env["POD_NAME"], "NAMESPACE": env["POD_NAMESPACE"],
-                "INSTANCE_IPS": env.get("INSTANCE_IP", "1.1.1.1"),
-                "NODE_NAME": env.get("NODE_NAME", "")}
-    metadata.update({k.removeprefix("ISTIO_META_"): v for k, v in env.items()
-                     if k.startswith("ISTIO_META_")})
+    node_id = (
+        f"ztunnel~{env.get('INSTANCE_IP', '1.1.1.1')}~{env['POD_NAME']}."
+        f"{env['POD_NAMESPACE']}~{env['POD_NAMESPACE']}.svc.cluster.local"
+    )
+    metadata = {
+        "NAME": env["POD_NAME"],
+        "NAMESPACE": env["POD_NAMESPACE"],
+        "INSTANCE_IPS": env.get("INSTANCE_IP", "1.1.1.1"),
+        "NODE_NAME": env.get("NODE_NAME", ""),
+    }
+    metadata.update(
+        {k.removeprefix("ISTIO_META_"): v for k, v in env.items() if k.startswith("ISTIO_META_")}
+    )
     token = (work / env["AUTH_TOKEN"]).read_text()  # verbatim, as ztunnel reads it
-    headers = [("authorization", f"Bearer {token}"),
-               ("clusterid", env.get("ISTIO_META_CLUSTER_ID", "Kubernetes"))]
+    headers = [
+        ("authorization", f"Bearer {token}"),
+        ("clusterid", env.get("ISTIO_META_CLUSTER_ID", "Kubernetes")),
+    ]
     return node_id, metadata, headers
 
 
@@ -83,16 +91,37 @@ async def test_readme_ztunnel_section_works(tmp_path: Path, on_demand: bool) -> 
     assert env["PROXY_MODE"] == "dedicated"
     target = urlsplit(env["XDS_ADDRESS"])
     assert target.port == 15012 and env["CA_ADDRESS"] == env["XDS_ADDRESS"]
-    argv = [*shlex.split(serve.removesuffix(" &"))[2:], "--listen-address", "127.0.0.1",
-            "--xds-port", "0", "--secure-port", str(secure_port), "--http-port", str(http_port)]
+    argv = [
+        *shlex.split(serve.removesuffix(" &"))[2:],
+        "--listen-address",
+        "127.0.0.1",
+        "--xds-port",
+        "0",
+        "--secure-port",
+        str(secure_port),
+        "--http-port",
+        str(http_port),
+    ]
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "xds", "serve", *argv, cwd=work,
-        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "xds",
+        "serve",
+        *argv,
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         await wait_until(lambda: http_ready(http_port), within=30)
         added = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "xds", *shlex.split(token_add)[1:], cwd=work,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+            sys.executable,
+            "-m",
+            "xds",
+            *shlex.split(token_add)[1:],
+            cwd=work,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert await added.wait() == 0
 
         node_id, metadata, headers = ztunnel_request(env, work)
@@ -100,13 +129,16 @@ async def test_readme_ztunnel_section_works(tmp_path: Path, on_demand: bool) -> 
         assert env["CA_ROOT_CA"] == env["XDS_ROOT_CA"]
         # The server certificate must verify for the XDS_ADDRESS host, as rustls checks it.
         async with grpc.aio.secure_channel(
-                f"127.0.0.1:{secure_port}", grpc.ssl_channel_credentials(root),
-                options=[("grpc.ssl_target_name_override", str(target.hostname))]) as channel:
+            f"127.0.0.1:{secure_port}",
+            grpc.ssl_channel_credentials(root),
+            options=[("grpc.ssl_target_name_override", str(target.hostname))],
+        ) as channel:
             client = DeltaClient(channel, node_id, metadata=metadata, metadata_headers=headers)
             # XDS_ON_DEMAND=true: Address subscribes to nothing; the README says how
             # the rest arrives (the node's workloads unasked, the VIP looked up).
-            await client.connect({ADDRESS: [], AUTHORIZATION: []},
-                                 on_demand=[ADDRESS] if on_demand else [])
+            await client.connect(
+                {ADDRESS: [], AUTHORIZATION: []}, on_demand=[ADDRESS] if on_demand else []
+            )
             received: dict[str, list[bytes]] = {}
             while len(received) < 2:
                 response = await client.next()
@@ -122,8 +154,12 @@ async def test_readme_ztunnel_section_works(tmp_path: Path, on_demand: bool) -> 
             services = [a.service for a in addresses if a.HasField("service")]
             namespace, name, account = env["PROXY_WORKLOAD_INFO"].split("/")
             # ztunnel finds its own workload by name, namespace, account and node.
-            (own,) = [w for w in workloads if (w.name, w.namespace, w.service_account, w.node)
-                      == (name, namespace, account, env["NODE_NAME"])]
+            (own,) = [
+                w
+                for w in workloads
+                if (w.name, w.namespace, w.service_account, w.node)
+                == (name, namespace, account, env["NODE_NAME"])
+            ]
             assert own.addresses == [bytes([127, 0, 0, 1])]
             assert own.tunnel_protocol == workload_pb2.TunnelProtocol.HBONE
             (service,) = services
@@ -139,9 +175,12 @@ async def test_readme_ztunnel_section_works(tmp_path: Path, on_demand: bool) -> 
             identity = f"spiffe://cluster.local/ns/{namespace}/sa/{account}"
             stub = ca_pb2_grpc.IstioCertificateServiceStub(channel)
             reply = await stub.CreateCertificate(
-                ca_pb2.IstioCertificateRequest(csr=make_csr(identity, ec_key()),
-                                               validity_duration=86400),
-                metadata=headers, timeout=10)
+                ca_pb2.IstioCertificateRequest(
+                    csr=make_csr(identity, ec_key()), validity_duration=86400
+                ),
+                metadata=headers,
+                timeout=10,
+            )
             chain = list(reply.cert_chain)
             assert verify_chain(tmp_path / "verify", chain).returncode == 0
             leaf = x509.load_pem_x509_certificate(chain[0].encode())

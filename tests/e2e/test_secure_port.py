@@ -40,7 +40,8 @@ class Secure:
             channel = grpc.aio.secure_channel(
                 f"127.0.0.1:{port or self.plane.ports.secure}",
                 grpc.ssl_channel_credentials(self.root_pem),
-                options=[("grpc.ssl_target_name_override", ISTIOD_NAME)])
+                options=[("grpc.ssl_target_name_override", ISTIOD_NAME)],
+            )
         else:
             channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         self.channels.append(channel)
@@ -58,12 +59,16 @@ async def secure(demo_copy: Path, tmp_path: Path) -> AsyncIterator[Secure]:
     ca_dir = tmp_path / "ca"
     tokens_file = tmp_path / "tokens"
     tokens = {}
-    for account in ("bookinfo/waypoint", "istio-system/ztunnel", "bookinfo/bookinfo-productpage",
-                    "default/default"):
+    for account in (
+        "bookinfo/waypoint",
+        "istio-system/ztunnel",
+        "bookinfo/bookinfo-productpage",
+        "default/default",
+    ):
         tokens[account] = add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
     async with running_control_plane(
-            demo_copy, secure_port=-1,
-            security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file)) as plane:
+        demo_copy, secure_port=-1, security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file)
+    ) as plane:
         assert plane.security is not None
         root = (ca_dir / "root-cert.pem").read_bytes()
         secure = Secure(plane, tokens, root, [])
@@ -72,8 +77,14 @@ async def secure(demo_copy: Path, tmp_path: Path) -> AsyncIterator[Secure]:
             await channel.close()
 
 
-def waypoint(secure: Secure, account: str | None, *, gateway: str = "waypoint",
-             node: str = WAYPOINT_NODE, delta: bool = True) -> Any:
+def waypoint(
+    secure: Secure,
+    account: str | None,
+    *,
+    gateway: str = "waypoint",
+    node: str = WAYPOINT_NODE,
+    delta: bool = True,
+) -> Any:
     metadata = {"LABELS": {GATEWAY: gateway}, "NAMESPACE": "bookinfo"}
     cls = DeltaClient if delta else SotwClient
     return cls(secure.channel(), node, metadata=metadata, metadata_headers=secure.auth(account))
@@ -89,8 +100,7 @@ async def refusal(client: Any, subscriptions: dict[str, list[str]]) -> grpc.aio.
 
 
 @pytest.mark.parametrize("delta", [True, False])
-async def test_waypoint_gets_its_own_secrets(secure: Secure, delta: bool,
-                                             tmp_path: Path) -> None:
+async def test_waypoint_gets_its_own_secrets(secure: Secure, delta: bool, tmp_path: Path) -> None:
     client = waypoint(secure, "bookinfo/waypoint", delta=delta)
     await client.connect({CLUSTER: [], SECRET: ["default", "ROOTCA"]})
     secrets: dict[str, Any] = {}
@@ -108,7 +118,8 @@ async def test_waypoint_gets_its_own_secrets(secure: Secure, delta: bool,
     leaf = x509.load_pem_x509_certificates(chain)[0]
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == [
-        "spiffe://cluster.local/ns/bookinfo/sa/waypoint"]
+        "spiffe://cluster.local/ns/bookinfo/sa/waypoint"
+    ]
     result = openssl_verify(tmp_path / "verify", chain.decode(), secure.root_pem.decode())
     assert result.returncode == 0, result.stdout + result.stderr
     await client.close()
@@ -125,13 +136,19 @@ async def test_waypoint_identity_cannot_get_another_waypoints_config(secure: Sec
 # What a dedicated-mode ztunnel (PROXY_MODE=dedicated, POD_NAME=local, POD_NAMESPACE=default)
 # sends: its token is its workload's own account, not a node account.
 DEDICATED_ZTUNNEL = "ztunnel~127.0.0.1~local.default~default.svc.cluster.local"
-DEDICATED_METADATA = {"NAME": "local", "NAMESPACE": "default", "INSTANCE_IPS": "127.0.0.1",
-                      "NODE_NAME": "local", "CLUSTER_ID": "Kubernetes"}
+DEDICATED_METADATA = {
+    "NAME": "local",
+    "NAMESPACE": "default",
+    "INSTANCE_IPS": "127.0.0.1",
+    "NODE_NAME": "local",
+    "CLUSTER_ID": "Kubernetes",
+}
 
 
 async def test_node_account_gets_ztunnel_config(secure: Secure) -> None:
-    client = DeltaClient(secure.channel(), ZTUNNEL_NODE,
-                         metadata_headers=secure.auth("istio-system/ztunnel"))
+    client = DeltaClient(
+        secure.channel(), ZTUNNEL_NODE, metadata_headers=secure.auth("istio-system/ztunnel")
+    )
     await client.connect({ADDRESS: [], AUTHORIZATION: []})
     assert (await client.next()).resources
     await client.close()
@@ -139,8 +156,12 @@ async def test_node_account_gets_ztunnel_config(secure: Secure) -> None:
 
 async def test_dedicated_ztunnel_gets_ztunnel_config_as_its_workload(secure: Secure) -> None:
     """istiod's rule: any identity matching the namespace its node claims."""
-    client = DeltaClient(secure.channel(), DEDICATED_ZTUNNEL, metadata=DEDICATED_METADATA,
-                         metadata_headers=secure.auth("default/default"))
+    client = DeltaClient(
+        secure.channel(),
+        DEDICATED_ZTUNNEL,
+        metadata=DEDICATED_METADATA,
+        metadata_headers=secure.auth("default/default"),
+    )
     await client.connect({ADDRESS: [], AUTHORIZATION: []})
     types = {(await client.next()).type_url, (await client.next()).type_url}
     assert types == {ADDRESS, AUTHORIZATION}
@@ -148,10 +169,12 @@ async def test_dedicated_ztunnel_gets_ztunnel_config_as_its_workload(secure: Sec
 
 
 async def test_ztunnel_claiming_another_namespace_is_refused(secure: Secure) -> None:
-    impostor = DeltaClient(secure.channel(),
-                           "ztunnel~127.0.0.1~local.other~other.svc.cluster.local",
-                           metadata={**DEDICATED_METADATA, "NAMESPACE": "other"},
-                           metadata_headers=secure.auth("default/default"))
+    impostor = DeltaClient(
+        secure.channel(),
+        "ztunnel~127.0.0.1~local.other~other.svc.cluster.local",
+        metadata={**DEDICATED_METADATA, "NAMESPACE": "other"},
+        metadata_headers=secure.auth("default/default"),
+    )
     error = await refusal(impostor, {ADDRESS: []})
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "may not connect as a proxy of other/*" in (error.details() or "")
@@ -166,8 +189,7 @@ async def test_workload_token_cannot_impersonate(secure: Secure) -> None:
     request = ca_pb2.IstioCertificateRequest(csr=make_csr(wanted, ec_key()))
     request.metadata.update({"ImpersonatedIdentity": wanted})
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await stub.CreateCertificate(request, metadata=secure.auth("default/default"),
-                                     timeout=10)
+        await stub.CreateCertificate(request, metadata=secure.auth("default/default"), timeout=10)
     assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "not a trusted node account" in (error.value.details() or "")
 
@@ -181,8 +203,11 @@ async def test_unauthenticated_streams_are_refused(secure: Secure, account: str 
 
 
 async def test_plaintext_port_never_serves_secrets(secure: Secure) -> None:
-    client = DeltaClient(secure.channel(secure.plane.ports.xds, tls=False), WAYPOINT_NODE,
-                         metadata={"LABELS": {GATEWAY: "waypoint"}})
+    client = DeltaClient(
+        secure.channel(secure.plane.ports.xds, tls=False),
+        WAYPOINT_NODE,
+        metadata={"LABELS": {GATEWAY: "waypoint"}},
+    )
     await client.connect({CLUSTER: [], SECRET: ["default", "ROOTCA"]})
     responses = {}
     while len(responses) < 2:
@@ -203,14 +228,17 @@ async def test_ca_shares_the_port(secure: Secure, tmp_path: Path) -> None:
     csr = make_csr("spiffe://cluster.local/ns/bookinfo/sa/someone-else", ec_key())
     response = await stub.CreateCertificate(
         ca_pb2.IstioCertificateRequest(csr=csr, validity_duration=3600),
-        metadata=secure.auth("bookinfo/bookinfo-productpage"), timeout=10)
+        metadata=secure.auth("bookinfo/bookinfo-productpage"),
+        timeout=10,
+    )
     chain = list(response.cert_chain)
     assert len(chain) >= 2
     assert verify_chain(tmp_path / "v", chain).returncode == 0
     leaf = x509.load_pem_x509_certificate(chain[0].encode())
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == [
-        "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage"]
+        "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage"
+    ]
 
 
 async def test_short_validity_requests_get_the_ten_minute_floor(secure: Secure) -> None:
@@ -222,7 +250,9 @@ async def test_short_validity_requests_get_the_ten_minute_floor(secure: Secure) 
     stub = ca_pb2_grpc.IstioCertificateServiceStub(secure.channel())
     response = await stub.CreateCertificate(
         ca_pb2.IstioCertificateRequest(csr=make_csr(), validity_duration=60),
-        metadata=secure.auth("default/default"), timeout=10)
+        metadata=secure.auth("default/default"),
+        timeout=10,
+    )
     leaf = x509.load_pem_x509_certificate(response.cert_chain[0].encode())
     remaining = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
     assert dt.timedelta(minutes=9, seconds=50) < remaining <= dt.timedelta(minutes=10)
@@ -233,8 +263,9 @@ async def test_waypoint_secrets_rotate_before_expiry(demo_copy: Path, tmp_path: 
 
     tokens_file = tmp_path / "tokens"
     token = add_grant(tokens_file, TokenGrant(Identity.from_account("bookinfo/waypoint")))
-    options = SecurityOptions(ca_dir=tmp_path / "ca", tokens_file=tokens_file,
-                              default_cert_ttl=dt.timedelta(seconds=4))
+    options = SecurityOptions(
+        ca_dir=tmp_path / "ca", tokens_file=tokens_file, default_cert_ttl=dt.timedelta(seconds=4)
+    )
     async with running_control_plane(demo_copy, secure_port=-1, security=options) as plane:
         root = (tmp_path / "ca" / "root-cert.pem").read_bytes()
         secure = Secure(plane, {"bookinfo/waypoint": token}, root, [])
@@ -245,7 +276,8 @@ async def test_waypoint_secrets_rotate_before_expiry(demo_copy: Path, tmp_path: 
             response = await client.next(within=6)
             for item in response.resources:
                 chain = secret_pb2.Secret.FromString(
-                    item.resource.value).tls_certificate.certificate_chain.inline_bytes
+                    item.resource.value
+                ).tls_certificate.certificate_chain.inline_bytes
                 leaf = x509.load_pem_x509_certificates(chain)[0]
                 serials.append((leaf.serial_number, leaf.not_valid_after_utc))
         (first, first_expiry), (second, _) = serials
@@ -256,17 +288,20 @@ async def test_waypoint_secrets_rotate_before_expiry(demo_copy: Path, tmp_path: 
             await channel.close()
 
 
-@pytest.mark.parametrize("sa, allowed", [("bookinfo-productpage", True),
-                                         ("bookinfo-details", False)])
-async def test_ztunnel_impersonates_only_pods_on_its_node(demo_copy: Path, tmp_path: Path,
-                                                           sa: str, allowed: bool) -> None:
+@pytest.mark.parametrize(
+    "sa, allowed", [("bookinfo-productpage", True), ("bookinfo-details", False)]
+)
+async def test_ztunnel_impersonates_only_pods_on_its_node(
+    demo_copy: Path, tmp_path: Path, sa: str, allowed: bool
+) -> None:
     """The node account may ask for a pod's identity only if that pod runs on its node
     (productpage runs on node-a, details on node-b), judged from the mesh model."""
     from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
 
     tokens_file = tmp_path / "tokens"
-    token = add_grant(tokens_file, TokenGrant(Identity.from_account("istio-system/ztunnel"),
-                                              node="node-a"))
+    token = add_grant(
+        tokens_file, TokenGrant(Identity.from_account("istio-system/ztunnel"), node="node-a")
+    )
     options = SecurityOptions(ca_dir=tmp_path / "ca", tokens_file=tokens_file)
     async with running_control_plane(demo_copy, secure_port=-1, security=options) as plane:
         root = (tmp_path / "ca" / "root-cert.pem").read_bytes()
@@ -275,8 +310,9 @@ async def test_ztunnel_impersonates_only_pods_on_its_node(demo_copy: Path, tmp_p
         wanted = f"spiffe://cluster.local/ns/bookinfo/sa/{sa}"
         request = ca_pb2.IstioCertificateRequest(csr=make_csr(wanted, ec_key()))
         request.metadata.update({"ImpersonatedIdentity": wanted})
-        call = stub.CreateCertificate(request, metadata=secure.auth("istio-system/ztunnel"),
-                                      timeout=10)
+        call = stub.CreateCertificate(
+            request, metadata=secure.auth("istio-system/ztunnel"), timeout=10
+        )
         if allowed:
             chain = list((await call).cert_chain)
             assert verify_chain(tmp_path / "v", chain).returncode == 0
@@ -292,30 +328,41 @@ async def test_ztunnel_impersonates_only_pods_on_its_node(demo_copy: Path, tmp_p
 
 
 async def test_refused_streams_are_logged_once_and_counted(
-        secure: Secure, caplog: pytest.LogCaptureFixture) -> None:
+    secure: Secure, caplog: pytest.LogCaptureFixture
+) -> None:
     from xds.serving.metrics import STREAM_REFUSALS
 
     def count(code: str) -> float:
         return STREAM_REFUSALS._values.get((code,), 0.0)
 
-    before = {code: count(code) for code in ("UNAUTHENTICATED", "PERMISSION_DENIED",
-                                             "INVALID_ARGUMENT")}
+    before = {
+        code: count(code) for code in ("UNAUTHENTICATED", "PERMISSION_DENIED", "INVALID_ARGUMENT")
+    }
     caplog.set_level(logging.INFO, logger="xds.ads")
     for _ in range(3):  # a proxy retrying in a loop: one warning, three counts
-        await refusal(DeltaClient(secure.channel(), ZTUNNEL_NODE,
-                                  metadata_headers=secure.auth(None)), {ADDRESS: []})
-    impostor = DeltaClient(secure.channel(),
-                           "ztunnel~127.0.0.1~local.other~other.svc.cluster.local",
-                           metadata={**DEDICATED_METADATA, "NAMESPACE": "other"},
-                           metadata_headers=secure.auth("default/default"))
+        await refusal(
+            DeltaClient(secure.channel(), ZTUNNEL_NODE, metadata_headers=secure.auth(None)),
+            {ADDRESS: []},
+        )
+    impostor = DeltaClient(
+        secure.channel(),
+        "ztunnel~127.0.0.1~local.other~other.svc.cluster.local",
+        metadata={**DEDICATED_METADATA, "NAMESPACE": "other"},
+        metadata_headers=secure.auth("default/default"),
+    )
     await refusal(impostor, {ADDRESS: []})
     huge = "ztunnel~" + "x" * 1_000_000
-    await refusal(DeltaClient(secure.channel(), huge,
-                              metadata_headers=secure.auth("default/default")), {ADDRESS: []})
+    await refusal(
+        DeltaClient(secure.channel(), huge, metadata_headers=secure.auth("default/default")),
+        {ADDRESS: []},
+    )
 
     refused = [r for r in caplog.records if r.getMessage() == "stream refused"]
     assert [r.code for r in refused] == [  # type: ignore[attr-defined]
-        "UNAUTHENTICATED", "PERMISSION_DENIED", "INVALID_ARGUMENT"]
+        "UNAUTHENTICATED",
+        "PERMISSION_DENIED",
+        "INVALID_ARGUMENT",
+    ]
     unauthenticated, denied, invalid = refused
     assert unauthenticated.peer.startswith("ipv4:127.0.0.1:")  # type: ignore[attr-defined]
     assert "ns/default/sa/default" in denied.identity  # type: ignore[attr-defined]

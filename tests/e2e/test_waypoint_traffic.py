@@ -54,10 +54,21 @@ pytestmark = pytest.mark.envoy
 NS = "shop"
 WAYPOINT_ADDRESS = "127.77.0.2"  # the Gateway's address: where client ztunnels send HBONE
 WAYPOINT_POD = "127.77.0.3"
-VIP = {"reviews": "127.77.1.1", "reviews-v1": "127.77.1.2", "reviews-v2": "127.77.1.3",
-       "ratings": "127.77.1.4", "db": "127.77.1.5", "smtp": "127.77.1.6"}
-POD = {"reviews-v1": "127.77.2.1", "reviews-v2": "127.77.2.2", "ratings": "127.77.2.3",
-       "db": "127.77.2.4", "smtp": "127.77.2.5"}
+VIP = {
+    "reviews": "127.77.1.1",
+    "reviews-v1": "127.77.1.2",
+    "reviews-v2": "127.77.1.3",
+    "ratings": "127.77.1.4",
+    "db": "127.77.1.5",
+    "smtp": "127.77.1.6",
+}
+POD = {
+    "reviews-v1": "127.77.2.1",
+    "reviews-v2": "127.77.2.2",
+    "ratings": "127.77.2.3",
+    "db": "127.77.2.4",
+    "smtp": "127.77.2.5",
+}
 SLEEP = f"spiffe://{h.TRUST_DOMAIN}/ns/{NS}/sa/sleep"
 STRANGER = f"spiffe://{h.TRUST_DOMAIN}/ns/elsewhere/sa/stranger"
 BANNER = b"220 smtp.shop ready\r\n"
@@ -68,26 +79,47 @@ EDIT_DEADLINE = 2.0
 
 # -- the mesh, as manifests ------------------------------------------------------------
 
+
 def route(*, generation: int, default: list[dict[str, Any]]) -> dict[str, Any]:
     """The reviews HTTPRoute: a header match to v2, and a default rule."""
-    stamp = {"type": "ResponseHeaderModifier", "responseHeaderModifier": {
-        "set": [{"name": "x-route-generation", "value": str(generation)}]}}
-    return http_route(NS, "reviews", "reviews", [
-        {"matches": [{"headers": [{"name": "x-canary", "value": "yes"}]}],
-         "filters": [stamp], "backendRefs": [{"name": "reviews-v2", "port": 9080}]},
-        {"filters": [stamp], "backendRefs": default},
-    ], port=9080)
+    stamp = {
+        "type": "ResponseHeaderModifier",
+        "responseHeaderModifier": {
+            "set": [{"name": "x-route-generation", "value": str(generation)}]
+        },
+    }
+    return http_route(
+        NS,
+        "reviews",
+        "reviews",
+        [
+            {
+                "matches": [{"headers": [{"name": "x-canary", "value": "yes"}]}],
+                "filters": [stamp],
+                "backendRefs": [{"name": "reviews-v2", "port": 9080}],
+            },
+            {"filters": [stamp], "backendRefs": default},
+        ],
+        port=9080,
+    )
 
 
-ROUTE_90_10 = route(generation=1, default=[{"name": "reviews-v1", "port": 9080, "weight": 90},
-                                           {"name": "reviews-v2", "port": 9080, "weight": 10}])
+ROUTE_90_10 = route(
+    generation=1,
+    default=[
+        {"name": "reviews-v1", "port": 9080, "weight": 90},
+        {"name": "reviews-v2", "port": 9080, "weight": 10},
+    ],
+)
 ROUTE_ALL_V2 = route(generation=2, default=[{"name": "reviews-v2", "port": 9080}])
 
 
 def mesh_manifests() -> list[dict[str, Any]]:
     tcp = [{"name": "tcp-echo", "port": 5432, "targetPort": 5432}]
-    smtp = [{"name": "tcp-smtp", "port": 2525, "targetPort": 2525},
-            {"name": "tcp-bulk", "port": 2526, "targetPort": 2526}]
+    smtp = [
+        {"name": "tcp-smtp", "port": 2525, "targetPort": 2525},
+        {"name": "tcp-bulk", "port": 2526, "targetPort": 2526},
+    ]
     return [
         namespace(NS),
         gateway(NS, address=WAYPOINT_ADDRESS),
@@ -101,22 +133,54 @@ def mesh_manifests() -> list[dict[str, Any]]:
         service(NS, "db", VIP["db"], tcp),
         pod(NS, "db-0", POD["db"], {"app": "db"}, container_ports=[{"containerPort": 5432}]),
         service(NS, "smtp", VIP["smtp"], smtp),
-        pod(NS, "smtp-0", POD["smtp"], {"app": "smtp"},
-            container_ports=[{"containerPort": 2525}, {"containerPort": 2526}]),
-        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-         "metadata": meta(NS, "ratings"),
-         "spec": {"hosts": ["ratings"], "http": [
-             {"name": "teapot", "match": [{"uri": {"prefix": "/fault"}}],
-              "fault": {"abort": {"httpStatus": 418, "percentage": {"value": 100}}},
-              "route": [{"destination": {"host": "ratings"}}]},
-             {"name": "default", "route": [{"destination": {"host": "ratings"}}]}]}},
+        pod(
+            NS,
+            "smtp-0",
+            POD["smtp"],
+            {"app": "smtp"},
+            container_ports=[{"containerPort": 2525}, {"containerPort": 2526}],
+        ),
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": meta(NS, "ratings"),
+            "spec": {
+                "hosts": ["ratings"],
+                "http": [
+                    {
+                        "name": "teapot",
+                        "match": [{"uri": {"prefix": "/fault"}}],
+                        "fault": {"abort": {"httpStatus": 418, "percentage": {"value": 100}}},
+                        "route": [{"destination": {"host": "ratings"}}],
+                    },
+                    {"name": "default", "route": [{"destination": {"host": "ratings"}}]},
+                ],
+            },
+        },
         # L7 on the whole waypoint: only sleep, and only reading methods; the
         # second rule (ports only) is what TCP chains can evaluate.
-        policy(NS, "only-sleep", {**to_waypoint(), "action": "ALLOW", "rules": [
-            {"from": [{"source": {"principals": [f"{h.TRUST_DOMAIN}/ns/{NS}/sa/sleep"]}}],
-             "to": [{"operation": {"methods": ["GET", "HEAD"]}}]},
-            {"from": [{"source": {"principals": [f"{h.TRUST_DOMAIN}/ns/{NS}/sa/sleep"]}}],
-             "to": [{"operation": {"ports": ["5432", "2525", "2526"]}}]}]}),
+        policy(
+            NS,
+            "only-sleep",
+            {
+                **to_waypoint(),
+                "action": "ALLOW",
+                "rules": [
+                    {
+                        "from": [
+                            {"source": {"principals": [f"{h.TRUST_DOMAIN}/ns/{NS}/sa/sleep"]}}
+                        ],
+                        "to": [{"operation": {"methods": ["GET", "HEAD"]}}],
+                    },
+                    {
+                        "from": [
+                            {"source": {"principals": [f"{h.TRUST_DOMAIN}/ns/{NS}/sa/sleep"]}}
+                        ],
+                        "to": [{"operation": {"ports": ["5432", "2525", "2526"]}}],
+                    },
+                ],
+            },
+        ),
     ]
 
 
@@ -128,6 +192,7 @@ def write_route(directory: Path, document: dict[str, Any]) -> None:
 
 
 # -- module fixtures -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Tunnel:
@@ -168,33 +233,57 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     (config / "mesh.yaml").write_text(yaml.safe_dump_all(mesh_manifests(), sort_keys=False))
     write_route(config, ROUTE_90_10)
     ca_dir, tokens_file = directory / "ca", directory / "tokens"
-    accounts = {"waypoint": f"{NS}/waypoint", "sleep": f"{NS}/sleep",
-                "stranger": "elsewhere/stranger", "reviews": f"{NS}/reviews",
-                "ratings": f"{NS}/ratings", "db": f"{NS}/db", "smtp": f"{NS}/smtp"}
-    tokens = {name: add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
-              for name, account in accounts.items()}
+    accounts = {
+        "waypoint": f"{NS}/waypoint",
+        "sleep": f"{NS}/sleep",
+        "stranger": "elsewhere/stranger",
+        "reviews": f"{NS}/reviews",
+        "ratings": f"{NS}/ratings",
+        "db": f"{NS}/db",
+        "smtp": f"{NS}/smtp",
+    }
+    tokens = {
+        name: add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
+        for name, account in accounts.items()
+    }
     token_file = directory / "waypoint.token"
     token_file.write_text(tokens["waypoint"] + "\n")
 
     with h.exclusive_hbone_port(), h.LoopThread() as loop, ExitStack() as stack:
-        plane = loop.run(loop.stack.enter_async_context(running_control_plane(
-            config, secure_port=-1,
-            security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file))))
+        plane = loop.run(
+            loop.stack.enter_async_context(
+                running_control_plane(
+                    config,
+                    secure_port=-1,
+                    security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file),
+                )
+            )
+        )
         logs = {name: h.BackendLog() for name in ("reviews-v1", "reviews-v2", "ratings")}
         servers = [h.serve_http(name, POD[name], 9080, log) for name, log in logs.items()]
-        servers += [h.serve_echo(POD["db"], 5432),
-                    h.serve_write_then_close(POD["smtp"], 2525, BANNER),
-                    h.serve_write_then_close(POD["smtp"], 2526, BULK)]
+        servers += [
+            h.serve_echo(POD["db"], 5432),
+            h.serve_write_then_close(POD["smtp"], 2525, BANNER),
+            h.serve_write_then_close(POD["smtp"], 2526, BULK),
+        ]
         for server in servers:
             started = loop.run(server)
             loop.stack.push_async_callback(h.close_server, started)
 
         ca_root = ca_dir / "root-cert.pem"
         root_pem = ca_root.read_bytes()
-        certs = {name: h.issue_certificate(plane.ports.secure, root_pem, tokens[name],
-                                           directory / "certs", name,
-                                           Identity.from_account(account).uri)
-                 for name, account in accounts.items() if name != "waypoint"}
+        certs = {
+            name: h.issue_certificate(
+                plane.ports.secure,
+                root_pem,
+                tokens[name],
+                directory / "certs",
+                name,
+                Identity.from_account(account).uri,
+            )
+            for name, account in accounts.items()
+            if name != "waypoint"
+        }
         assert certs["sleep"].spiffe_id == SLEEP and certs["stranger"].spiffe_id == STRANGER
 
         # One destination ztunnel, a listener per pod on <pod IP>:15008, each
@@ -204,23 +293,30 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             account = pod_name.split("-v")[0]
             issued = certs[account]
             identity = Certificates(ca_root, issued.chain, issued.key)
-            dest = live.destination_ztunnel(address, h.HBONE_PORT, identity, issued.chain,
-                                            issued.key)
-            listeners.append({**dest["static_resources"]["listeners"][0],
-                              "name": f"hbone-{pod_name}"})
+            dest = live.destination_ztunnel(
+                address, h.HBONE_PORT, identity, issued.chain, issued.key
+            )
+            listeners.append(
+                {**dest["static_resources"]["listeners"][0], "name": f"hbone-{pod_name}"}
+            )
         dest["static_resources"]["listeners"] = listeners
         destination = stack.enter_context(live.envoy("destination", dest, directory))
 
         ports = {name: live.free_port() for name in TUNNELS}
         client_config = live.client_ztunnel(
-            [live.Tunnel(name, tunnel.target, tunnel.identity, ports[name])
-             for name, tunnel in TUNNELS.items()],
-            h.HBONE_PORT, Certificates(ca_root, certs["sleep"].chain, certs["sleep"].key),
+            [
+                live.Tunnel(name, tunnel.target, tunnel.identity, ports[name])
+                for name, tunnel in TUNNELS.items()
+            ],
+            h.HBONE_PORT,
+            Certificates(ca_root, certs["sleep"].chain, certs["sleep"].key),
             {who: (certs[who].chain, certs[who].key) for who in ("sleep", "stranger")},
-            waypoint_address=WAYPOINT_ADDRESS)
+            waypoint_address=WAYPOINT_ADDRESS,
+        )
         client = stack.enter_context(live.envoy("client", client_config, directory))
-        yield Mesh(directory, config, loop, plane, ca_root, token_file, ports, logs, client,
-                   destination)
+        yield Mesh(
+            directory, config, loop, plane, ca_root, token_file, ports, logs, client, destination
+        )
 
 
 @dataclass
@@ -243,15 +339,24 @@ def waypoint(request: pytest.FixtureRequest, mesh: Mesh) -> Iterator[Waypoint]:
     # A pod name per flavour, so the last test can tell the two streams apart.
     pod_name = f"waypoint-{flavour}"
     h.write_waypoint_bootstrap(
-        path, namespace=NS, name="waypoint", pod_name=pod_name,
+        path,
+        namespace=NS,
+        name="waypoint",
+        pod_name=pod_name,
         secure_port=mesh.plane.ports.secure,
-        token_file=mesh.waypoint_token, ca_root=mesh.ca_root, pod_ip=WAYPOINT_POD,
-        admin_port=live.free_port(), readiness_port=readiness, delta=flavour == "delta")
+        token_file=mesh.waypoint_token,
+        ca_root=mesh.ca_root,
+        pod_ip=WAYPOINT_POD,
+        admin_port=live.free_port(),
+        readiness_port=readiness,
+        delta=flavour == "delta",
+    )
     with live.envoy_from_file(f"waypoint-{flavour}", path, mesh.directory) as envoy:
         # Ready as Kubernetes would probe it, then every dynamic listener active
         # (they warm until SDS delivers the certificate), then traffic.
-        h.wait_until(lambda: h.http_ok(f"http://127.0.0.1:{readiness}/healthz/ready"), 20,
-                     "/healthz/ready")
+        h.wait_until(
+            lambda: h.http_ok(f"http://127.0.0.1:{readiness}/healthz/ready"), 20, "/healthz/ready"
+        )
         h.wait_until(lambda: _all_listeners_active(envoy), 20, "active listeners")
         h.wait_until(lambda: _answers(mesh.ports["reviews"]), 20, "first request")
         yield Waypoint(mesh, flavour, envoy, pod_name)
@@ -259,8 +364,9 @@ def waypoint(request: pytest.FixtureRequest, mesh: Mesh) -> Iterator[Waypoint]:
 
 def _all_listeners_active(envoy: live.RunningEnvoy) -> bool:
     view = h.envoy_view(h.config_dump(envoy))
-    return not view.warming and {"connect_terminate", "main_internal",
-                                 "connect_originate"} <= set(view.versions[type_urls.LISTENER])
+    return not view.warming and {"connect_terminate", "main_internal", "connect_originate"} <= set(
+        view.versions[type_urls.LISTENER]
+    )
 
 
 def _answers(port: int) -> bool:
@@ -272,8 +378,10 @@ def _answers(port: int) -> bool:
 
 # -- clients -----------------------------------------------------------------------------
 
-def get_json(port: int, path: str, headers: dict[str, str] | None = None
-             ) -> tuple[live.Reply, dict[str, Any]]:
+
+def get_json(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[live.Reply, dict[str, Any]]:
     reply = live.get(port, path, headers)
     body = json.loads(reply.body) if reply.status == 200 else {}
     return reply, body
@@ -298,6 +406,7 @@ def stat(envoy: live.RunningEnvoy, name: str) -> int:
 
 # -- the tests -----------------------------------------------------------------------------
 
+
 def test_service_vip_traffic_crosses_the_waypoint(waypoint: Waypoint) -> None:
     mesh = waypoint.mesh
     tunnels = stat(waypoint.envoy, "http.connect_terminate.downstream_rq_total")
@@ -314,8 +423,9 @@ def test_service_vip_traffic_crosses_the_waypoint(waypoint: Waypoint) -> None:
     # ... which the destination ztunnel terminated (the tunnel to a pod is
     # pooled, so it may predate this request) and delivered to that pod.
     assert stat(mesh.destination, "http.hbone.downstream_rq_total") >= 1
-    assert mesh.loop.call(lambda: mesh.logs[body["backend"]].requests) == \
-        served[body["backend"]] + 1
+    assert (
+        mesh.loop.call(lambda: mesh.logs[body["backend"]].requests) == served[body["backend"]] + 1
+    )
 
 
 def test_weighted_route_splits_90_10(waypoint: Waypoint) -> None:
@@ -343,8 +453,10 @@ def test_header_match_selects_the_backend(waypoint: Waypoint) -> None:
         assert reply.status == 200
         assert body["backend"] == "reviews-v2"
     # A different value is not a match: the default rule (90/10) decides.
-    backends = {get_json(waypoint.ports["reviews"], "/x", {"x-canary": "no"})[1]["backend"]
-                for _ in range(20)}
+    backends = {
+        get_json(waypoint.ports["reviews"], "/x", {"x-canary": "no"})[1]["backend"]
+        for _ in range(20)
+    }
     assert "reviews-v1" in backends
 
 
@@ -361,8 +473,10 @@ def test_authorization_policy_on_the_waypoint_checks_spiffe_ids(waypoint: Waypoi
     finally:
         connection.close()
     logs = waypoint.mesh.logs
-    assert waypoint.mesh.loop.call(lambda: sum(log.methods.get("DELETE", 0)
-                                               for log in logs.values())) == 0
+    assert (
+        waypoint.mesh.loop.call(lambda: sum(log.methods.get("DELETE", 0) for log in logs.values()))
+        == 0
+    )
     # The TCP chain applies the L4 rule: the stranger's connection is closed
     # without a byte from the backend.
     assert tcp_exchange(waypoint.ports["echo-stranger"], b"hello\n") == b""
@@ -449,16 +563,25 @@ def test_no_nack_and_envoy_agrees_with_our_ack_tracking(waypoint: Waypoint) -> N
     assert h.certificate_uris(waypoint.envoy) == [f"spiffe://{h.TRUST_DOMAIN}/ns/{NS}/sa/waypoint"]
 
     def server() -> list[h.ServerView]:
-        return [h.server_view(c, mesh.plane.store) for c in
-                h.waypoint_connections(mesh.plane.connections, waypoint.pod_name)]
+        return [
+            h.server_view(c, mesh.plane.store)
+            for c in h.waypoint_connections(mesh.plane.connections, waypoint.pod_name)
+        ]
 
     # Envoy ACKs right after applying: give the last ACK a moment to land.
-    h.wait_until(lambda: all(s == "SYNCED" for v in mesh.loop.call(server)
-                             for s in v.states.values()), 5, "every type SYNCED")
+    h.wait_until(
+        lambda: all(s == "SYNCED" for v in mesh.loop.call(server) for s in v.states.values()),
+        5,
+        "every type SYNCED",
+    )
     [ours] = mesh.loop.call(server)
     assert ours.delta == (waypoint.flavour == "delta")
-    assert set(ours.states) == {type_urls.CLUSTER, type_urls.ENDPOINT, type_urls.LISTENER,
-                                type_urls.SECRET}
+    assert set(ours.states) == {
+        type_urls.CLUSTER,
+        type_urls.ENDPOINT,
+        type_urls.LISTENER,
+        type_urls.SECRET,
+    }
     assert set(ours.states.values()) == {"SYNCED"}, ours.states
     assert sum(ours.nacks.values()) == 0, ours.nacks
     assert all(count > 0 for count in ours.acks.values()), ours.acks
@@ -469,8 +592,7 @@ def test_no_nack_and_envoy_agrees_with_our_ack_tracking(waypoint: Waypoint) -> N
     for type_url in (type_urls.LISTENER, type_urls.CLUSTER):
         envoy_holds = h.envoy_resources(dump, type_url)
         for name, body in ours.bodies[type_url].items():
-            assert h.normalized(type_url, envoy_holds[name]) == h.normalized(type_url, body), \
-                name
+            assert h.normalized(type_url, envoy_holds[name]) == h.normalized(type_url, body), name
     if ours.delta:
         # ... in the same versions (Delta versions are per resource). Not for
         # listeners: after an in-place (filter-chain-only) update, as the route

@@ -26,19 +26,30 @@ DETAILS_POD = "Kubernetes//Pod/bookinfo/details-v1-65cfcf56f9-kmqgz"
 
 
 def names(responses: list[object]) -> set[str]:
-    return {r.name for response in responses for r in response.resources  # type: ignore[attr-defined]
-            if response.type_url == ADDRESS}  # type: ignore[attr-defined]
+    return {
+        r.name
+        for response in responses
+        for r in response.resources  # type: ignore[attr-defined]
+        if response.type_url == ADDRESS
+    }  # type: ignore[attr-defined]
 
 
 def removed(responses: list[object]) -> set[str]:
-    return {n for response in responses for n in response.removed_resources  # type: ignore[attr-defined]
-            if response.type_url == ADDRESS}  # type: ignore[attr-defined]
+    return {
+        n
+        for response in responses
+        for n in response.removed_resources  # type: ignore[attr-defined]
+        if response.type_url == ADDRESS
+    }  # type: ignore[attr-defined]
 
 
 async def test_an_on_demand_ztunnel_gets_its_node_and_what_it_looks_up(demo_copy: Path) -> None:
     async with running_control_plane(demo_copy) as plane:
-        node_a = {f"Kubernetes//Pod/{p.meta.namespace}/{p.meta.name}"
-                  for p in plane.mesh.objects(Pod) if p.node_name == "node-a"}
+        node_a = {
+            f"Kubernetes//Pod/{p.meta.namespace}/{p.meta.name}"
+            for p in plane.mesh.objects(Pod)
+            if p.node_name == "node-a"
+        }
         assert node_a
         client = ztunnel(plane.ports.xds)  # NODE_NAME node-a
         await client.connect({ADDRESS: [], AUTHORIZATION: []}, on_demand=[ADDRESS])
@@ -75,8 +86,10 @@ async def test_an_on_demand_ztunnel_gets_its_node_and_what_it_looks_up(demo_copy
         assert workload.node == "node-a"
         (demo_copy / "71-elsewhere.yaml").write_text(
             NEW_POD.replace("ratings-v2-5b7c9-xyz12", "ratings-v3-5b7c9-abc34")
-            .replace("uid-ratings-v2", "uid-ratings-v3").replace("10.244.2.77", "10.244.2.78")
-            .replace("version: v2", "version: v3"))
+            .replace("uid-ratings-v2", "uid-ratings-v3")
+            .replace("10.244.2.77", "10.244.2.78")
+            .replace("version: v2", "version: v3")
+        )
         assert names(await drain(client)) == set()
 
         # Reconnecting, it names what it holds: nothing is sent again, and the Service it

@@ -38,10 +38,17 @@ NEW_UID = "Kubernetes//Pod/bookinfo/ratings-v2-5b7c9-xyz12"
 
 def ztunnel(port: int) -> DeltaClient:
     # What ztunnel sends: its node id and the metadata keys of its initial request.
-    return DeltaClient(grpc.aio.insecure_channel(f"127.0.0.1:{port}"), ZTUNNEL,
-                       metadata={"NAME": "ztunnel-a", "NAMESPACE": "istio-system",
-                                 "INSTANCE_IPS": "10.244.1.2", "NODE_NAME": "node-a",
-                                 "CLUSTER_ID": "Kubernetes"})
+    return DeltaClient(
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}"),
+        ZTUNNEL,
+        metadata={
+            "NAME": "ztunnel-a",
+            "NAMESPACE": "istio-system",
+            "INSTANCE_IPS": "10.244.1.2",
+            "NODE_NAME": "node-a",
+            "CLUSTER_ID": "Kubernetes",
+        },
+    )
 
 
 async def test_ztunnel_stream_lifecycle(demo_copy: Path) -> None:
@@ -80,7 +87,8 @@ async def test_ztunnel_stream_lifecycle(demo_copy: Path) -> None:
         (demo_copy / "70-new-pod.yaml").write_text(NEW_POD)
         text = (demo_copy / "22-ratings.yaml").read_text()
         (demo_copy / "22-ratings.yaml").write_text(
-            "\n---\n".join(d for d in text.split("\n---\n") if "kind: Pod" not in d))
+            "\n---\n".join(d for d in text.split("\n---\n") if "kind: Pod" not in d)
+        )
         await plane.source.reload()
         await drain_pipeline(plane)
         # The same client: like ztunnel, it keeps what it holds across streams.
@@ -114,10 +122,12 @@ async def test_a_misspelt_group_keeps_the_policy_it_breaks(demo_copy: Path) -> N
         await drain(client)
         policies = set(client.held[AUTHORIZATION])
         policies_file = demo_copy / "60-policies.yaml"
-        policies_file.write_text(policies_file.read_text().replace(
-            "apiVersion: security.istio.io/v1", "apiVersion: secuirty.istio.io/v1"))
+        policies_file.write_text(
+            policies_file.read_text().replace(
+                "apiVersion: security.istio.io/v1", "apiVersion: secuirty.istio.io/v1"
+            )
+        )
         assert await drain(client) == []
         assert set(client.held[AUTHORIZATION]) == policies
-        assert any("did you mean security.istio.io" in str(error)
-                   for error in plane.source.errors)  # type: ignore[union-attr]
+        assert any("did you mean security.istio.io" in str(error) for error in plane.source.errors)  # type: ignore[union-attr]
         await client.close()

@@ -62,13 +62,13 @@ T = TypeVar("T")
 
 # -- an asyncio loop in a thread -----------------------------------------------------
 
+
 class LoopThread:
     """Runs an event loop in a daemon thread; ``run`` executes a coroutine there."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="e2e-loop",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="e2e-loop", daemon=True)
         self._thread.start()
         self.stack = contextlib.AsyncExitStack()
 
@@ -80,6 +80,7 @@ class LoopThread:
 
     def call(self, function: Callable[[], T], timeout: float = 10.0) -> T:
         """``function()`` on the loop thread (to read state the loop mutates)."""
+
         async def wrapped() -> T:
             return function()
 
@@ -123,20 +124,26 @@ async def serve_http(name: str, host: str, port: int, log: BackendLog) -> asynci
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_SECONDS)
                 request_line, *header_lines = head.decode("latin-1").split("\r\n")
                 method, path, version = request_line.split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in
-                           (line.partition(":") for line in header_lines if line)}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in header_lines if line)
+                }
                 length = int(headers.get("content-length", "0"))
                 if length:
                     await reader.readexactly(length)
                 log.requests += 1
                 log.methods[method] = log.methods.get(method, 0) + 1
-                body = json.dumps({"backend": name, "method": method, "path": path,
-                                   "headers": headers}).encode()
-                close = (headers.get("connection", "").lower() == "close"
-                         or version == "HTTP/1.0")
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                             + f"content-length: {len(body)}\r\n".encode()
-                             + (b"connection: close\r\n" if close else b"") + b"\r\n" + body)
+                body = json.dumps(
+                    {"backend": name, "method": method, "path": path, "headers": headers}
+                ).encode()
+                close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    + f"content-length: {len(body)}\r\n".encode()
+                    + (b"connection: close\r\n" if close else b"")
+                    + b"\r\n"
+                    + body
+                )
                 await writer.drain()
                 if close:
                     break
@@ -187,6 +194,7 @@ async def close_server(server: asyncio.Server) -> None:
 
 # -- certificates from our CA, as a ztunnel gets them ---------------------------------
 
+
 @dataclass(frozen=True)
 class IssuedCertificate:
     spiffe_id: str
@@ -195,48 +203,100 @@ class IssuedCertificate:
     key: Path
 
 
-def issue_certificate(secure_port: int, root_pem: bytes, token: str, directory: Path,
-                      name: str, spiffe_id: str) -> IssuedCertificate:
+def issue_certificate(
+    secure_port: int, root_pem: bytes, token: str, directory: Path, name: str, spiffe_id: str
+) -> IssuedCertificate:
     """CreateCertificate on the TLS port, authenticated as the identity itself."""
     key = ec_key()
-    channel = grpc.secure_channel(f"127.0.0.1:{secure_port}",
-                                  grpc.ssl_channel_credentials(root_pem),
-                                  options=[("grpc.ssl_target_name_override", ISTIOD_NAME)])
+    channel = grpc.secure_channel(
+        f"127.0.0.1:{secure_port}",
+        grpc.ssl_channel_credentials(root_pem),
+        options=[("grpc.ssl_target_name_override", ISTIOD_NAME)],
+    )
     with channel:
         stub = ca_pb2_grpc.IstioCertificateServiceStub(channel)
         response = stub.CreateCertificate(
             ca_pb2.IstioCertificateRequest(csr=make_csr(spiffe_id, key), validity_duration=3600),
-            metadata=[("authorization", f"Bearer {token}")], timeout=20)
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=20,
+        )
     directory.mkdir(parents=True, exist_ok=True)
     chain = directory / f"{name}.pem"
     # cert_chain is [leaf, *intermediates, root]; a TLS peer sends all but the root.
-    chain.write_text("".join(pem if pem.endswith("\n") else pem + "\n"
-                             for pem in list(response.cert_chain)[:-1]))
+    chain.write_text(
+        "".join(pem if pem.endswith("\n") else pem + "\n" for pem in list(response.cert_chain)[:-1])
+    )
     key_path = directory / f"{name}.key"
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     [issued] = leaf_uris(response.cert_chain[0])
     return IssuedCertificate(issued, chain, key_path)
 
 
 # -- the waypoint, from `xds bootstrap waypoint` ---------------------------------------
 
-def write_waypoint_bootstrap(path: Path, *, namespace: str, name: str, pod_name: str,
-                             secure_port: int, token_file: Path, ca_root: Path, pod_ip: str,
-                             admin_port: int, readiness_port: int, delta: bool) -> None:
+
+def write_waypoint_bootstrap(
+    path: Path,
+    *,
+    namespace: str,
+    name: str,
+    pod_name: str,
+    secure_port: int,
+    token_file: Path,
+    ca_root: Path,
+    pod_ip: str,
+    admin_port: int,
+    readiness_port: int,
+    delta: bool,
+) -> None:
     """Run the CLI exactly as an operator would (a separate process)."""
     subprocess.run(
-        [sys.executable, "-m", "xds", "bootstrap", "waypoint", "--namespace", namespace,
-         "--name", name, "--xds-address", f"127.0.0.1:{secure_port}", "--pod-ip", pod_ip,
-         "--pod-name", pod_name, "--token-file", str(token_file), "--ca-root", str(ca_root),
-         "--admin-port", str(admin_port), "--readiness-port", str(readiness_port),
-         "--prometheus-port", "0", "--delta" if delta else "--sotw", "--output", str(path)],
-        check=True, timeout=60, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "xds",
+            "bootstrap",
+            "waypoint",
+            "--namespace",
+            namespace,
+            "--name",
+            name,
+            "--xds-address",
+            f"127.0.0.1:{secure_port}",
+            "--pod-ip",
+            pod_ip,
+            "--pod-name",
+            pod_name,
+            "--token-file",
+            str(token_file),
+            "--ca-root",
+            str(ca_root),
+            "--admin-port",
+            str(admin_port),
+            "--readiness-port",
+            str(readiness_port),
+            "--prometheus-port",
+            "0",
+            "--delta" if delta else "--sotw",
+            "--output",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
-               interval: float = 0.05) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -262,9 +322,15 @@ def certificate_uris(envoy: RunningEnvoy) -> list[str]:
     """URI SANs of the certificates Envoy holds (admin ``/certs``), without the CAs'."""
     with urllib.request.urlopen(f"{envoy.admin}/certs", timeout=10) as reply:
         certs = json.load(reply)
-    return sorted({san["uri"] for entry in certs.get("certificates", [])
-                   for cert in entry.get("cert_chain", [])
-                   for san in cert.get("subject_alt_names", []) if "uri" in san})
+    return sorted(
+        {
+            san["uri"]
+            for entry in certs.get("certificates", [])
+            for cert in entry.get("cert_chain", [])
+            for san in cert.get("subject_alt_names", [])
+            if "uri" in san
+        }
+    )
 
 
 def dump_section(dump: Mapping[str, Any], kind: str) -> dict[str, Any]:
@@ -293,12 +359,16 @@ def find_keys(value: Any, key: str) -> list[Any]:
 def envoy_resources(dump: Mapping[str, Any], type_url: str) -> dict[str, dict[str, Any]]:
     """The active dynamic listeners or clusters as Envoy dumps them, by name."""
     if type_url == type_urls.LISTENER:
-        return {entry["name"]: entry["active_state"]["listener"]
-                for entry in dump_section(dump, "Listeners").get("dynamic_listeners", [])
-                if "active_state" in entry}
+        return {
+            entry["name"]: entry["active_state"]["listener"]
+            for entry in dump_section(dump, "Listeners").get("dynamic_listeners", [])
+            if "active_state" in entry
+        }
     if type_url == type_urls.CLUSTER:
-        return {c["cluster"]["name"]: c["cluster"]
-                for c in dump_section(dump, "Clusters").get("dynamic_active_clusters", [])}
+        return {
+            c["cluster"]["name"]: c["cluster"]
+            for c in dump_section(dump, "Clusters").get("dynamic_active_clusters", [])
+        }
     raise ValueError(f"no content comparison for {type_url}")
 
 
@@ -311,8 +381,7 @@ def normalized(type_url: str, value: Mapping[str, Any] | bytes) -> dict[str, Any
     else:
         value = {k: v for k, v in value.items() if k != "@type"}
         json_format.ParseDict(value, message)
-    printed: dict[str, Any] = json_format.MessageToDict(message,
-                                                        preserving_proto_field_name=True)
+    printed: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
     return printed
 
 
@@ -340,27 +409,45 @@ def envoy_view(dump: Mapping[str, Any]) -> EnvoyView:
     eds = {c["cluster"]["name"] for c in active if "eds_cluster_config" in c["cluster"]}
     versions = {
         type_urls.CLUSTER: {c["cluster"]["name"]: c.get("version_info", "") for c in active},
-        type_urls.LISTENER: {entry["name"]: entry["active_state"].get("version_info", "")
-                             for entry in listeners.get("dynamic_listeners", [])
-                             if "active_state" in entry},
-        type_urls.ENDPOINT: {e["endpoint_config"]["cluster_name"]: e.get("version_info", "")
-                             for e in endpoints.get("dynamic_endpoint_configs", [])
-                             if e["endpoint_config"]["cluster_name"] in eds},
-        type_urls.SECRET: {s["name"]: s.get("version_info", "")
-                           for s in secrets.get("dynamic_active_secrets", [])},
+        type_urls.LISTENER: {
+            entry["name"]: entry["active_state"].get("version_info", "")
+            for entry in listeners.get("dynamic_listeners", [])
+            if "active_state" in entry
+        },
+        type_urls.ENDPOINT: {
+            e["endpoint_config"]["cluster_name"]: e.get("version_info", "")
+            for e in endpoints.get("dynamic_endpoint_configs", [])
+            if e["endpoint_config"]["cluster_name"] in eds
+        },
+        type_urls.SECRET: {
+            s["name"]: s.get("version_info", "") for s in secrets.get("dynamic_active_secrets", [])
+        },
     }
-    warming = ([c["cluster"]["name"] for c in clusters.get("dynamic_warming_clusters", [])]
-               + [entry["name"] for entry in listeners.get("dynamic_listeners", [])
-                  if "warming_state" in entry]
-               + [s["name"] for s in secrets.get("dynamic_warming_secrets", [])])
-    empty = [e["endpoint_config"]["cluster_name"]
-             for e in endpoints.get("dynamic_endpoint_configs", [])
-             if e["endpoint_config"]["cluster_name"] in eds
-             and not find_keys(e["endpoint_config"], "lb_endpoints")]
-    return EnvoyView(versions, empty,
-                     {type_urls.CLUSTER: clusters.get("version_info", ""),
-                      type_urls.LISTENER: listeners.get("version_info", "")},
-                     warming, find_keys(dump, "error_state"))
+    warming = (
+        [c["cluster"]["name"] for c in clusters.get("dynamic_warming_clusters", [])]
+        + [
+            entry["name"]
+            for entry in listeners.get("dynamic_listeners", [])
+            if "warming_state" in entry
+        ]
+        + [s["name"] for s in secrets.get("dynamic_warming_secrets", [])]
+    )
+    empty = [
+        e["endpoint_config"]["cluster_name"]
+        for e in endpoints.get("dynamic_endpoint_configs", [])
+        if e["endpoint_config"]["cluster_name"] in eds
+        and not find_keys(e["endpoint_config"], "lb_endpoints")
+    ]
+    return EnvoyView(
+        versions,
+        empty,
+        {
+            type_urls.CLUSTER: clusters.get("version_info", ""),
+            type_urls.LISTENER: listeners.get("version_info", ""),
+        },
+        warming,
+        find_keys(dump, "error_state"),
+    )
 
 
 @dataclass(frozen=True)
@@ -390,13 +477,18 @@ def server_view(connection: Connection, store: ConfigStore) -> ServerView:
     bodies = {}
     for type_url in statuses:
         scope = connection.binding.type_scopes.get(type_url, connection.scope)
-        bodies[type_url] = {name: resource.body for name, resource
-                            in store.view(scope).resources(type_url).items()}
-    return ServerView(connection.delta,
-                      {t: s.state for t, s in statuses.items()},
-                      {t: s.nacks for t, s in statuses.items()},
-                      {t: s.acks for t, s in statuses.items()},
-                      versions, acked, bodies)
+        bodies[type_url] = {
+            name: resource.body for name, resource in store.view(scope).resources(type_url).items()
+        }
+    return ServerView(
+        connection.delta,
+        {t: s.state for t, s in statuses.items()},
+        {t: s.nacks for t, s in statuses.items()},
+        {t: s.acks for t, s in statuses.items()},
+        versions,
+        acked,
+        bodies,
+    )
 
 
 def waypoint_connections(connections: ConnectionRegistry, pod_name: str) -> list[Connection]:

@@ -34,31 +34,88 @@ from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER, LISTENER
 
 from ..serving.conftest import workload
 
-FAST = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-_scalars = (st.none() | st.booleans() | st.integers(-70_000, 70_000)
-            | st.floats(allow_nan=False, allow_infinity=False)
-            | st.text(max_size=20) | st.sampled_from(
-                ["10.0.0.1", "fd00::1", "80", "http", "TCP", "HBONE", "ALLOW", "DENY",
-                 "STRICT", "default", "app", "v1", "5s", "*", "/", "istio-waypoint"]))
-_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4)
-                       | st.dictionaries(st.text(max_size=12) | st.sampled_from(
-                           ["name", "namespace", "labels", "ports", "port", "selector",
-                            "rules", "from", "to", "hosts", "addresses", "parentRefs",
-                            "backendRefs", "listeners", "protocol", "action", "mtls"]),
-                           inner, max_size=5), max_leaves=25)
-_KINDS = [("v1", "Pod"), ("v1", "Service"), ("v1", "Namespace"), ("v1", "Node"),
-          ("discovery.k8s.io/v1", "EndpointSlice"),
-          ("gateway.networking.k8s.io/v1", "Gateway"),
-          ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-          ("gateway.networking.k8s.io/v1", "GRPCRoute"),
-          ("security.istio.io/v1", "AuthorizationPolicy"),
-          ("security.istio.io/v1", "PeerAuthentication"),
-          ("networking.istio.io/v1", "ServiceEntry"),
-          ("networking.istio.io/v1", "WorkloadEntry"),
-          ("networking.istio.io/v1", "VirtualService"),
-          ("networking.istio.io/v1", "DestinationRule")]
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-70_000, 70_000)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(
+        [
+            "10.0.0.1",
+            "fd00::1",
+            "80",
+            "http",
+            "TCP",
+            "HBONE",
+            "ALLOW",
+            "DENY",
+            "STRICT",
+            "default",
+            "app",
+            "v1",
+            "5s",
+            "*",
+            "/",
+            "istio-waypoint",
+        ]
+    )
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=12)
+            | st.sampled_from(
+                [
+                    "name",
+                    "namespace",
+                    "labels",
+                    "ports",
+                    "port",
+                    "selector",
+                    "rules",
+                    "from",
+                    "to",
+                    "hosts",
+                    "addresses",
+                    "parentRefs",
+                    "backendRefs",
+                    "listeners",
+                    "protocol",
+                    "action",
+                    "mtls",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=25,
+)
+_KINDS = [
+    ("v1", "Pod"),
+    ("v1", "Service"),
+    ("v1", "Namespace"),
+    ("v1", "Node"),
+    ("discovery.k8s.io/v1", "EndpointSlice"),
+    ("gateway.networking.k8s.io/v1", "Gateway"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+    ("security.istio.io/v1", "AuthorizationPolicy"),
+    ("security.istio.io/v1", "PeerAuthentication"),
+    ("networking.istio.io/v1", "ServiceEntry"),
+    ("networking.istio.io/v1", "WorkloadEntry"),
+    ("networking.istio.io/v1", "VirtualService"),
+    ("networking.istio.io/v1", "DestinationRule"),
+]
 
 
 @st.composite
@@ -66,13 +123,26 @@ def documents(draw: st.DrawFn) -> object:
     if draw(st.booleans()):
         return draw(_values)
     api_version, kind = draw(st.sampled_from(_KINDS))
-    metadata = draw(st.fixed_dictionaries(
-        {"name": st.sampled_from(["a", "web", "x-1"]) | st.text(max_size=8)},
-        optional={"namespace": st.sampled_from(["default", "bookinfo"]),
-                  "labels": st.dictionaries(st.sampled_from(["app", "istio.io/use-waypoint"]),
-                                            st.text(max_size=8), max_size=2)}))
-    return {"apiVersion": api_version, "kind": kind, "metadata": metadata,
-            "spec": draw(_values), "status": draw(_values)}
+    metadata = draw(
+        st.fixed_dictionaries(
+            {"name": st.sampled_from(["a", "web", "x-1"]) | st.text(max_size=8)},
+            optional={
+                "namespace": st.sampled_from(["default", "bookinfo"]),
+                "labels": st.dictionaries(
+                    st.sampled_from(["app", "istio.io/use-waypoint"]),
+                    st.text(max_size=8),
+                    max_size=2,
+                ),
+            },
+        )
+    )
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": metadata,
+        "spec": draw(_values),
+        "status": draw(_values),
+    }
 
 
 def _parsed(document: object) -> KubeObject | None:
@@ -115,8 +185,19 @@ def test_whatever_parses_translates(documents_: list[object]) -> None:
 
 
 _TYPES = [ADDRESS, AUTHORIZATION, CLUSTER, LISTENER, ""]
-_NAMES = st.lists(st.sampled_from(["*", "Kubernetes//Pod/default/a", "/10.0.0.1", "nope",
-                                   "default/web.default.svc.cluster.local", ""]), max_size=3)
+_NAMES = st.lists(
+    st.sampled_from(
+        [
+            "*",
+            "Kubernetes//Pod/default/a",
+            "/10.0.0.1",
+            "nope",
+            "default/web.default.svc.cluster.local",
+            "",
+        ]
+    ),
+    max_size=3,
+)
 
 
 @st.composite
@@ -125,8 +206,10 @@ def delta_requests(draw: st.DrawFn) -> list[Any]:
     for _ in range(draw(st.integers(1, 6))):
         request = discovery_pb2.DeltaDiscoveryRequest(
             type_url=draw(st.sampled_from(_TYPES)),
-            resource_names_subscribe=draw(_NAMES), resource_names_unsubscribe=draw(_NAMES),
-            response_nonce=draw(st.sampled_from(["", "1", "2", "zzz"])))
+            resource_names_subscribe=draw(_NAMES),
+            resource_names_unsubscribe=draw(_NAMES),
+            response_nonce=draw(st.sampled_from(["", "1", "2", "zzz"])),
+        )
         for name in draw(_NAMES):
             request.initial_resource_versions[name] = draw(st.sampled_from(["", "v", "x"]))
         if draw(st.booleans()):
@@ -160,10 +243,19 @@ def test_delta_sessions_answer_or_end_cleanly(requests: list[Any]) -> None:
 
 
 @FAST
-@given(st.lists(st.builds(
-    discovery_pb2.DiscoveryRequest, type_url=st.sampled_from(_TYPES), resource_names=_NAMES,
-    version_info=st.sampled_from(["", "1", "x"]),
-    response_nonce=st.sampled_from(["", "1", "2", "zzz"])), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.builds(
+            discovery_pb2.DiscoveryRequest,
+            type_url=st.sampled_from(_TYPES),
+            resource_names=_NAMES,
+            version_info=st.sampled_from(["", "1", "x"]),
+            response_nonce=st.sampled_from(["", "1", "2", "zzz"]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_sotw_sessions_answer_or_end_cleanly(requests: list[Any]) -> None:
     store = _store()
     session = SotwSession(store.view("s"))

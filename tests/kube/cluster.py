@@ -58,8 +58,9 @@ def _die_with_parent() -> None:
 
 def build() -> Path:
     """The cache directory with bin/ and crds/, building it first if needed (~5 min once)."""
-    result = subprocess.run(["bash", str(HERE / "build.sh")], capture_output=True, text=True,
-                            timeout=3600, check=False)
+    result = subprocess.run(
+        ["bash", str(HERE / "build.sh")], capture_output=True, text=True, timeout=3600, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"tests/kube/build.sh failed:\n{result.stderr[-5000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
@@ -86,12 +87,25 @@ class Api:
     token: str
     context: ssl.SSLContext
 
-    def request(self, method: str, path: str, body: Any = None,
-                content_type: str = "application/json", timeout: float = 30) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30,
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.server + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Accept": "application/json",
-            "Content-Type": content_type})
+        request = urllib.request.Request(
+            self.server + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/json",
+                "Content-Type": content_type,
+            },
+        )
         try:
             with urllib.request.urlopen(request, context=self.context, timeout=timeout) as reply:
                 raw = reply.read()
@@ -114,8 +128,9 @@ class Api:
 
     def delete(self, path: str) -> Any:
         # No kubelet confirms a pod's termination: delete at once, not gracefully.
-        return self.request("DELETE", path, {"kind": "DeleteOptions", "apiVersion": "v1",
-                                             "gracePeriodSeconds": 0})
+        return self.request(
+            "DELETE", path, {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}
+        )
 
     def ensure(self, *objects: Mapping[str, Any]) -> None:
         """Apply each object unless it exists (shared fixtures: Nodes, CRDs, ...)."""
@@ -149,22 +164,45 @@ class Api:
 
 # Plural resource names of the kinds tests create (the API server needs the plural).
 PLURALS = {
-    "Namespace": "namespaces", "Pod": "pods", "Service": "services", "Node": "nodes",
-    "ServiceAccount": "serviceaccounts", "EndpointSlice": "endpointslices",
-    "ConfigMap": "configmaps", "Secret": "secrets", "CustomResourceDefinition":
-    "customresourcedefinitions", "GatewayClass": "gatewayclasses", "Gateway": "gateways",
-    "HTTPRoute": "httproutes", "GRPCRoute": "grpcroutes", "TCPRoute": "tcproutes",
-    "TLSRoute": "tlsroutes", "ReferenceGrant": "referencegrants",
-    "AuthorizationPolicy": "authorizationpolicies", "PeerAuthentication": "peerauthentications",
-    "ServiceEntry": "serviceentries", "WorkloadEntry": "workloadentries",
-    "VirtualService": "virtualservices", "DestinationRule": "destinationrules",
-    "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
-    "Role": "roles", "RoleBinding": "rolebindings", "Lease": "leases",
-    "Deployment": "deployments", "PodDisruptionBudget": "poddisruptionbudgets",
+    "Namespace": "namespaces",
+    "Pod": "pods",
+    "Service": "services",
+    "Node": "nodes",
+    "ServiceAccount": "serviceaccounts",
+    "EndpointSlice": "endpointslices",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "CustomResourceDefinition": "customresourcedefinitions",
+    "GatewayClass": "gatewayclasses",
+    "Gateway": "gateways",
+    "HTTPRoute": "httproutes",
+    "GRPCRoute": "grpcroutes",
+    "TCPRoute": "tcproutes",
+    "TLSRoute": "tlsroutes",
+    "ReferenceGrant": "referencegrants",
+    "AuthorizationPolicy": "authorizationpolicies",
+    "PeerAuthentication": "peerauthentications",
+    "ServiceEntry": "serviceentries",
+    "WorkloadEntry": "workloadentries",
+    "VirtualService": "virtualservices",
+    "DestinationRule": "destinationrules",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "Lease": "leases",
+    "Deployment": "deployments",
+    "PodDisruptionBudget": "poddisruptionbudgets",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
 }
-CLUSTER_SCOPED = {"Namespace", "Node", "CustomResourceDefinition", "GatewayClass",
-                  "ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "Node",
+    "CustomResourceDefinition",
+    "GatewayClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
+}
 
 
 def collection_path(obj: Mapping[str, Any]) -> str:
@@ -199,30 +237,44 @@ def _pki() -> _Pki:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-kube-ca")])
     start, end = now - dt.timedelta(hours=1), now + dt.timedelta(days=2)
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(start).not_valid_after(end)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
 
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = serialization.Encoding.PEM
     return _Pki(
-        ca.public_bytes(pem), cert.public_bytes(pem),
+        ca.public_bytes(pem),
+        cert.public_bytes(pem),
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-        sa_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()),
-        sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo))
+        sa_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
+    )
 
 
 @dataclass
@@ -257,14 +309,19 @@ class Cluster:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         pki = _pki()
-        for name, data in (("ca.crt", pki.ca_pem), ("tls.crt", pki.cert_pem),
-                           ("tls.key", pki.key_pem), ("sa.key", pki.sa_key_pem),
-                           ("sa.pub", pki.sa_pub_pem)):
+        for name, data in (
+            ("ca.crt", pki.ca_pem),
+            ("tls.crt", pki.cert_pem),
+            ("tls.key", pki.key_pem),
+            ("sa.key", pki.sa_key_pem),
+            ("sa.pub", pki.sa_pub_pem),
+        ):
             (self.workdir / name).write_bytes(data)
         (self.workdir / "tokens.csv").write_text(
             f"{ADMIN_TOKEN},admin,admin-uid,system:masters\n"
             f"{LIMITED_TOKEN},{LIMITED_USER},limited-uid\n"
-            f"{DOCUMENTED_TOKEN},{DOCUMENTED_USER},documented-uid\n")
+            f"{DOCUMENTED_TOKEN},{DOCUMENTED_USER},documented-uid\n"
+        )
         (self.workdir / "audit-policy.yaml").write_text(AUDIT_POLICY)
         self.write_kubeconfig(self.kubeconfig, ADMIN_TOKEN)
         self._start_etcd()
@@ -273,26 +330,56 @@ class Cluster:
 
     def write_kubeconfig(self, path: Path, token: str, server: str | None = None) -> Path:
         ca = base64.b64encode(self.ca_file.read_bytes()).decode()
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "test",
-            "clusters": [{"name": "test", "cluster": {
-                "server": server or self.server, "certificate-authority-data": ca}}],
-            "users": [{"name": "test", "user": {"token": token}}],
-            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-        }))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "test",
+                    "clusters": [
+                        {
+                            "name": "test",
+                            "cluster": {
+                                "server": server or self.server,
+                                "certificate-authority-data": ca,
+                            },
+                        }
+                    ],
+                    "users": [{"name": "test", "user": {"token": token}}],
+                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                }
+            )
+        )
         return path
 
     def _start_etcd(self) -> None:
         client = f"http://127.0.0.1:{self.etcd_port}"
         peer = f"http://127.0.0.1:{self.etcd_peer_port}"
         self._etcd = subprocess.Popen(
-            [str(self.binaries / "bin" / "etcd"), "--data-dir", str(self.workdir / "etcd"),
-             "--listen-client-urls", client, "--advertise-client-urls", client,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"default={peer}", "--unsafe-no-fsync",
-             "--listen-metrics-urls", "", "--log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=open(self.workdir / "etcd.log", "ab"),  # noqa: SIM115
-            preexec_fn=_die_with_parent)
+            [
+                str(self.binaries / "bin" / "etcd"),
+                "--data-dir",
+                str(self.workdir / "etcd"),
+                "--listen-client-urls",
+                client,
+                "--advertise-client-urls",
+                client,
+                "--listen-peer-urls",
+                peer,
+                "--initial-advertise-peer-urls",
+                peer,
+                "--initial-cluster",
+                f"default={peer}",
+                "--unsafe-no-fsync",
+                "--listen-metrics-urls",
+                "",
+                "--log-level",
+                "error",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "etcd.log", "ab"),  # noqa: SIM115
+            preexec_fn=_die_with_parent,
+        )
 
     def start_apiserver(self, port: int | None = None) -> int:
         """Start an API server on ``port`` (default: the main one); returns the port.
@@ -302,23 +389,54 @@ class Cluster:
         w = self.workdir
         log = open(w / f"apiserver-{port}.log", "ab")  # noqa: SIM115
         self._apiservers[port] = subprocess.Popen(
-            [str(self.binaries / "bin" / "kube-apiserver"),
-             "--etcd-servers", f"http://127.0.0.1:{self.etcd_port}",
-             "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-             "--secure-port", str(port), "--endpoint-reconciler-type", "none",
-             "--tls-cert-file", str(w / "tls.crt"), "--tls-private-key-file", str(w / "tls.key"),
-             "--token-auth-file", str(w / "tokens.csv"), "--authorization-mode", "RBAC",
-             "--service-account-issuer", ISSUER,
-             "--service-account-key-file", str(w / "sa.pub"),
-             "--service-account-signing-key-file", str(w / "sa.key"),
-             "--service-cluster-ip-range", SERVICE_CIDR,
-             # No controller-manager creates default ServiceAccounts: pods name theirs.
-             "--disable-admission-plugins", "ServiceAccount",
-             "--enable-priority-and-fairness=false", "--profiling=false",
-             "--etcd-compaction-interval", "0", "--cert-dir", str(w / "certs"),
-             "--audit-policy-file", str(w / "audit-policy.yaml"),
-             "--audit-log-path", str(w / "audit.log"), "--audit-log-mode", "blocking"],
-            stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent)
+            [
+                str(self.binaries / "bin" / "kube-apiserver"),
+                "--etcd-servers",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(port),
+                "--endpoint-reconciler-type",
+                "none",
+                "--tls-cert-file",
+                str(w / "tls.crt"),
+                "--tls-private-key-file",
+                str(w / "tls.key"),
+                "--token-auth-file",
+                str(w / "tokens.csv"),
+                "--authorization-mode",
+                "RBAC",
+                "--service-account-issuer",
+                ISSUER,
+                "--service-account-key-file",
+                str(w / "sa.pub"),
+                "--service-account-signing-key-file",
+                str(w / "sa.key"),
+                "--service-cluster-ip-range",
+                SERVICE_CIDR,
+                # No controller-manager creates default ServiceAccounts: pods name theirs.
+                "--disable-admission-plugins",
+                "ServiceAccount",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "--etcd-compaction-interval",
+                "0",
+                "--cert-dir",
+                str(w / "certs"),
+                "--audit-policy-file",
+                str(w / "audit-policy.yaml"),
+                "--audit-log-path",
+                str(w / "audit.log"),
+                "--audit-log-mode",
+                "blocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            preexec_fn=_die_with_parent,
+        )
         self.api(port=port).wait_ready()
         return port
 
@@ -349,30 +467,39 @@ class Cluster:
         url = f"http://127.0.0.1:{self.etcd_port}"
 
         def post(path: str, body: Mapping[str, Any]) -> Any:
-            request = urllib.request.Request(url + path, data=json.dumps(body).encode(),
-                                             method="POST")
+            request = urllib.request.Request(
+                url + path, data=json.dumps(body).encode(), method="POST"
+            )
             with urllib.request.urlopen(request, timeout=10) as reply:
                 return json.loads(reply.read())
 
-        revision = int(post("/v3/kv/range", {"key": base64.b64encode(b"/").decode()})
-                       ["header"]["revision"])
+        revision = int(
+            post("/v3/kv/range", {"key": base64.b64encode(b"/").decode()})["header"]["revision"]
+        )
         post("/v3/kv/compaction", {"revision": revision, "physical": True})
         return revision
 
     def crd_documents(self) -> list[dict[str, Any]]:
         if not self._crds:
             for path in sorted((self.binaries / "crds").glob("*.yaml")):
-                self._crds += [d for d in load_documents(path.read_text())
-                               if d.get("kind") == "CustomResourceDefinition"]
+                self._crds += [
+                    d
+                    for d in load_documents(path.read_text())
+                    if d.get("kind") == "CustomResourceDefinition"
+                ]
         return self._crds
 
-    def install_crds(self, names: set[str] | None = None,
-                     exclude: frozenset[str] = frozenset()) -> None:
+    def install_crds(
+        self, names: set[str] | None = None, exclude: frozenset[str] = frozenset()
+    ) -> None:
         """Install the real CRDs (all, or those named), and wait until each is served."""
         api = self.api()
-        wanted = [d for d in self.crd_documents()
-                  if (names is None or d["metadata"]["name"] in names)
-                  and d["metadata"]["name"] not in exclude]
+        wanted = [
+            d
+            for d in self.crd_documents()
+            if (names is None or d["metadata"]["name"] in names)
+            and d["metadata"]["name"] not in exclude
+        ]
         api.ensure(*wanted)
         for crd in wanted:
             self.wait_crd_served(crd)
@@ -407,8 +534,9 @@ class Cluster:
                 self._etcd.wait()
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:]
-                         for p in sorted(self.workdir.glob("*.log")))
+        return "\n".join(
+            p.read_text(errors="replace")[-3000:] for p in sorted(self.workdir.glob("*.log"))
+        )
 
 
 _names = iter(range(1, 1 << 30))

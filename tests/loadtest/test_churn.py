@@ -16,8 +16,7 @@ from xds import type_urls
 from xds.model import MeshStore, parse_object
 from xds.translate.ztunnel import ZtunnelTranslator
 
-SPEC = MeshSpec(pods=60, services=6, namespaces=3, waypoints=2, nodes=4,
-                authorization_policies=4)
+SPEC = MeshSpec(pods=60, services=6, namespaces=3, waypoints=2, nodes=4, authorization_policies=4)
 
 
 @pytest.fixture
@@ -35,12 +34,19 @@ def ztunnel_names(documents: list[dict[str, object]]) -> dict[str, set[str]]:
 
 
 def test_a_plan_touches_each_object_once_and_names_real_resources(
-        documents: list[dict[str, object]]) -> None:
+    documents: list[dict[str, object]],
+) -> None:
     planner = Planner(documents)
     singles = planner.singles(6)
-    schedule = planner.churn(ChurnSpec(pods_per_second=10, seconds=2,
-                                       service_edits_per_second=1, policy_edits_per_second=1,
-                                       route_edits_per_second=1))
+    schedule = planner.churn(
+        ChurnSpec(
+            pods_per_second=10,
+            seconds=2,
+            service_edits_per_second=1,
+            policy_edits_per_second=1,
+            route_edits_per_second=1,
+        )
+    )
     changes = singles + [s.change for s in schedule]
     assert Counter(c.kind for c in singles) == {"pod-relabel": 2, "pod-add": 2, "pod-remove": 2}
     refs = [c.ref for c in changes]
@@ -55,12 +61,18 @@ def test_a_plan_touches_each_object_once_and_names_real_resources(
 
 
 def test_applied_changes_show_up_under_the_expected_names(
-        documents: list[dict[str, object]], tmp_path: Path) -> None:
+    documents: list[dict[str, object]], tmp_path: Path
+) -> None:
     files = MeshFiles(tmp_path, pods_per_file=5)
     files.write(documents)
     planner = Planner(documents)
-    changes = [planner.pod_add(), planner.pod_remove(), planner.pod_relabel(),
-               planner.service_edit(), planner.policy_edit()]
+    changes = [
+        planner.pod_add(),
+        planner.pod_remove(),
+        planner.pod_relabel(),
+        planner.service_edit(),
+        planner.policy_edit(),
+    ]
     before = _versions(tmp_path)
     for change in changes:
         if change.manifest is None:
@@ -77,12 +89,17 @@ def test_applied_changes_show_up_under_the_expected_names(
 
 
 def _versions(directory: Path) -> dict[str, str]:
-    documents = [d for path in sorted(directory.glob("*.yaml"))
-                 for d in yaml.safe_load_all(path.read_text()) if d]
+    documents = [
+        d
+        for path in sorted(directory.glob("*.yaml"))
+        for d in yaml.safe_load_all(path.read_text())
+        if d
+    ]
     store = MeshStore()
     store.apply([o for o in map(parse_object, documents) if o is not None])
-    return {r.name: r.version for u in ZtunnelTranslator().translate(store, None)
-            for r in u.upserts}
+    return {
+        r.name: r.version for u in ZtunnelTranslator().translate(store, None) for r in u.upserts
+    }
 
 
 def test_refuses_a_directory_it_did_not_write(tmp_path: Path) -> None:

@@ -20,10 +20,27 @@ pytestmark = [pytest.mark.slow, pytest.mark.kube]
 def test_smoke_scenario_through_the_api_server(kube_cluster: Cluster, tmp_path: Path) -> None:
     path = tmp_path / "report.json"
     result = subprocess.run(
-        [sys.executable, "-m", "loadtest", "--scenario", "smoke", "--plaintext", "--no-floor",
-         "--kubeconfig", str(kube_cluster.kubeconfig), "--client-procs", "2",
-         "--report", str(path), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=180)
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "--scenario",
+            "smoke",
+            "--plaintext",
+            "--no-floor",
+            "--kubeconfig",
+            str(kube_cluster.kubeconfig),
+            "--client-procs",
+            "2",
+            "--report",
+            str(path),
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Kubernetes mode" in result.stdout
     metrics = json.loads(path.read_text())["metrics"]

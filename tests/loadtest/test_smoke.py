@@ -21,11 +21,26 @@ pytestmark = pytest.mark.slow
 
 # Figures the smoke run must produce (it exercises every phase).
 EXPECTED = {
-    "connect_all_synced", "floor_connect_all_synced", "server_startup", "server_rss_per_proxy",
-    "single_change_p99", "floor_single_change_p99", "single_change_floor_ratio",
-    "floor_fanout_p99", "route_change_p99", "churn_p99", "floor_churn_p99", "churn_floor_ratio",
-    "csr_rate", "csr_open_p99", "changes_not_converged", "nacks", "stream_errors",
-    "config.ztunnels", "config.poll_interval", "config.server_workers",
+    "connect_all_synced",
+    "floor_connect_all_synced",
+    "server_startup",
+    "server_rss_per_proxy",
+    "single_change_p99",
+    "floor_single_change_p99",
+    "single_change_floor_ratio",
+    "floor_fanout_p99",
+    "route_change_p99",
+    "churn_p99",
+    "floor_churn_p99",
+    "churn_floor_ratio",
+    "csr_rate",
+    "csr_open_p99",
+    "changes_not_converged",
+    "nacks",
+    "stream_errors",
+    "config.ztunnels",
+    "config.poll_interval",
+    "config.server_workers",
 }
 
 
@@ -33,9 +48,23 @@ EXPECTED = {
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     path = tmp_path_factory.mktemp("smoke") / "report.json"
     result = subprocess.run(
-        [sys.executable, "-m", "loadtest", "--scenario", "smoke", "--client-procs", "2",
-         "--report", str(path), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "--scenario",
+            "smoke",
+            "--client-procs",
+            "2",
+            "--report",
+            str(path),
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     loaded: dict[str, object] = json.loads(path.read_text())
     return loaded
@@ -44,8 +73,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def test_report_has_exactly_the_documented_shape(report: dict[str, object]) -> None:
     assert set(report) == {"scenario", "commit", "metrics"}
     assert report["scenario"] == "smoke"
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert report["commit"] == head
     metrics = report["metrics"]
     assert isinstance(metrics, dict)
@@ -75,16 +105,33 @@ def test_every_change_reached_every_proxy(report: dict[str, object]) -> None:
 def on_demand_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     path = tmp_path_factory.mktemp("smoke-on-demand") / "report.json"
     result = subprocess.run(
-        [sys.executable, "-m", "loadtest", "--scenario", "smoke", "--on-demand", "--plaintext",
-         "--client-procs", "2", "--report", str(path), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "--scenario",
+            "smoke",
+            "--on-demand",
+            "--plaintext",
+            "--client-procs",
+            "2",
+            "--report",
+            str(path),
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     loaded: dict[str, object] = json.loads(path.read_text())
     return loaded
 
 
 def test_on_demand_ztunnels_converge_on_their_node_with_less(
-        on_demand_report: dict[str, object], report: dict[str, object]) -> None:
+    on_demand_report: dict[str, object], report: dict[str, object]
+) -> None:
     metrics = on_demand_report["metrics"]
     assert isinstance(metrics, dict)
     for name in ("changes_not_converged", "nacks", "stream_errors"):

@@ -26,8 +26,11 @@ def service(name: str, namespace: str = "ns", **selector: str) -> Service:
 def test_defaults() -> None:
     config = MeshStore().config
     assert config == MeshConfig(
-        trust_domain="cluster.local", domain_suffix="cluster.local", root_namespace="istio-system",
-        cluster_id="Kubernetes", network="",
+        trust_domain="cluster.local",
+        domain_suffix="cluster.local",
+        root_namespace="istio-system",
+        cluster_id="Kubernetes",
+        network="",
     )
 
 
@@ -48,7 +51,8 @@ def test_apply_reports_only_real_changes() -> None:
     a2 = pod("a", ip="10.0.0.1", app="y")
     changes = store.apply([a2], [b.key])
     assert changes == ChangeSet(
-        updated=frozenset({a.key}), deleted=frozenset({b.key}),
+        updated=frozenset({a.key}),
+        deleted=frozenset({b.key}),
         previous=FrozenMap({a.key: a, b.key: b}),
     )
     assert store.generation == 2
@@ -107,12 +111,14 @@ def test_pods_by_ip_follow_updates_and_deletes() -> None:
 
 def test_pods_with_labels() -> None:
     store = MeshStore()
-    store.apply([
-        pod("r1", app="reviews", version="v1"),
-        pod("r2", app="reviews", version="v2"),
-        pod("p1", app="productpage", version="v1"),
-        pod("other-ns", "ns2", app="reviews", version="v1"),
-    ])
+    store.apply(
+        [
+            pod("r1", app="reviews", version="v1"),
+            pod("r2", app="reviews", version="v2"),
+            pod("p1", app="productpage", version="v1"),
+            pod("other-ns", "ns2", app="reviews", version="v1"),
+        ]
+    )
 
     def names(selector: dict[str, str]) -> list[str]:
         return [p.name for p in store.pods_with_labels("ns", selector)]
@@ -140,31 +146,50 @@ OLD_A, OLD_B = pod("a"), pod("b")
     ("first", "later", "merged"),
     [
         # add then update: still an add, with no "previous"
-        (ChangeSet(added=frozenset({A})),
-         ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A})),
-         ChangeSet(added=frozenset({A}))),
+        (
+            ChangeSet(added=frozenset({A})),
+            ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A})),
+            ChangeSet(added=frozenset({A})),
+        ),
         # add then delete: nothing happened
-        (ChangeSet(added=frozenset({A})),
-         ChangeSet(deleted=frozenset({A}), previous=FrozenMap({A: OLD_A})),
-         ChangeSet()),
+        (
+            ChangeSet(added=frozenset({A})),
+            ChangeSet(deleted=frozenset({A}), previous=FrozenMap({A: OLD_A})),
+            ChangeSet(),
+        ),
         # delete then add: an update against the original object
-        (ChangeSet(deleted=frozenset({A}), previous=FrozenMap({A: OLD_A})),
-         ChangeSet(added=frozenset({A})),
-         ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A}))),
+        (
+            ChangeSet(deleted=frozenset({A}), previous=FrozenMap({A: OLD_A})),
+            ChangeSet(added=frozenset({A})),
+            ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A})),
+        ),
         # update then update: the first previous is kept
-        (ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A})),
-         ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: pod("a", app="mid")})),
-         ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A}))),
+        (
+            ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A})),
+            ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: pod("a", app="mid")})),
+            ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A})),
+        ),
         # update then delete: a delete of the original
-        (ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A})),
-         ChangeSet(deleted=frozenset({A}), previous=FrozenMap({A: pod("a", app="mid")})),
-         ChangeSet(deleted=frozenset({A}), previous=FrozenMap({A: OLD_A}))),
+        (
+            ChangeSet(updated=frozenset({A}), previous=FrozenMap({A: OLD_A})),
+            ChangeSet(deleted=frozenset({A}), previous=FrozenMap({A: pod("a", app="mid")})),
+            ChangeSet(deleted=frozenset({A}), previous=FrozenMap({A: OLD_A})),
+        ),
         # unrelated keys are united
-        (ChangeSet(added=frozenset({A})),
-         ChangeSet(deleted=frozenset({B}), updated=frozenset({C}),
-                   previous=FrozenMap({B: OLD_B, C: pod("c")})),
-         ChangeSet(added=frozenset({A}), deleted=frozenset({B}), updated=frozenset({C}),
-                   previous=FrozenMap({B: OLD_B, C: pod("c")}))),
+        (
+            ChangeSet(added=frozenset({A})),
+            ChangeSet(
+                deleted=frozenset({B}),
+                updated=frozenset({C}),
+                previous=FrozenMap({B: OLD_B, C: pod("c")}),
+            ),
+            ChangeSet(
+                added=frozenset({A}),
+                deleted=frozenset({B}),
+                updated=frozenset({C}),
+                previous=FrozenMap({B: OLD_B, C: pod("c")}),
+            ),
+        ),
     ],
 )
 def test_change_set_merge(first: ChangeSet, later: ChangeSet, merged: ChangeSet) -> None:

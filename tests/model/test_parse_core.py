@@ -93,14 +93,16 @@ def test_pod_fields() -> None:
 
 
 def test_pod_defaults_match_the_api_server() -> None:
-    pod = parse_object(load("""
+    pod = parse_object(
+        load("""
         apiVersion: v1
         kind: Pod
         metadata: {name: bare}
         status:
           podIP: 10.0.0.9
           conditions: [{type: Ready, status: "False"}]
-    """))
+    """)
+    )
     assert isinstance(pod, Pod)
     assert pod.namespace == "default"
     assert pod.service_account == "default"
@@ -119,22 +121,26 @@ def test_pod_defaults_match_the_api_server() -> None:
     ],
 )
 def test_creation_timestamps_are_always_aware(stamp: str) -> None:
-    pod = parse_object(load(f"""
+    pod = parse_object(
+        load(f"""
         apiVersion: v1
         kind: Pod
         metadata: {{name: p, creationTimestamp: {stamp}}}
-    """))
+    """)
+    )
     assert pod is not None
     assert pod.meta.creation_timestamp == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def test_pod_terminating_and_host_network() -> None:
-    pod = parse_object(load("""
+    pod = parse_object(
+        load("""
         apiVersion: v1
         kind: Pod
         metadata: {name: p, namespace: ns, deletionTimestamp: "2026-01-01T00:00:00Z"}
         spec: {hostNetwork: true, serviceAccount: legacy}
-    """))
+    """)
+    )
     assert isinstance(pod, Pod)
     assert pod.terminating and pod.host_network
     assert pod.service_account == "legacy"
@@ -174,7 +180,11 @@ def test_service_fields() -> None:
     assert service.publish_not_ready_addresses
     http, grpc, dns = service.ports
     assert (http.port, http.target_port, http.target_port_name, http.app_protocol) == (
-        9080, "http", "http", "http")
+        9080,
+        "http",
+        "http",
+        "http",
+    )
     assert (grpc.target_port, grpc.target_port_name) == (19090, None)
     # targetPort defaults to port, protocol to TCP, as the API server does.
     assert (dns.target_port, dns.protocol) == (53, Protocol.UDP)
@@ -193,19 +203,22 @@ def test_service_fields() -> None:
 def test_service_cluster_ip_placeholders(
     spec: str, cluster_ips: tuple[object, ...], headless: bool
 ) -> None:
-    service = parse_object(load(f"""
+    service = parse_object(
+        load(f"""
         apiVersion: v1
         kind: Service
         metadata: {{name: s, namespace: ns}}
         spec: {spec}
-    """))
+    """)
+    )
     assert isinstance(service, Service)
     assert service.cluster_ips == cluster_ips
     assert service.headless is headless
 
 
 def test_endpoint_slice() -> None:
-    endpoints = parse_object(load("""
+    endpoints = parse_object(
+        load("""
         apiVersion: discovery.k8s.io/v1
         kind: EndpointSlice
         metadata: {name: ext-abc, namespace: ns, labels: {kubernetes.io/service-name: ext}}
@@ -217,7 +230,8 @@ def test_endpoint_slice() -> None:
           nodeName: node-a
         - addresses: ["fd00::2"]
         ports: [{name: http, port: 8080}, {}]
-    """))
+    """)
+    )
     assert isinstance(endpoints, EndpointSlice)
     assert endpoints.service_name == "ext"
     assert endpoints.address_type is AddressType.IPV6
@@ -232,12 +246,21 @@ def test_endpoint_slice() -> None:
 @pytest.mark.parametrize(
     ("text", "cls", "key"),
     [
-        ("{apiVersion: v1, kind: Namespace, metadata: {name: bookinfo, namespace: x}}",
-         Namespace, ObjectKey("Namespace", "", "bookinfo")),
-        ("{apiVersion: v1, kind: Node, metadata: {name: node-a}}",
-         Node, ObjectKey("Node", "", "node-a")),
-        ("{apiVersion: v1, kind: ServiceAccount, metadata: {name: sa, namespace: ns}}",
-         ServiceAccount, ObjectKey("ServiceAccount", "ns", "sa")),
+        (
+            "{apiVersion: v1, kind: Namespace, metadata: {name: bookinfo, namespace: x}}",
+            Namespace,
+            ObjectKey("Namespace", "", "bookinfo"),
+        ),
+        (
+            "{apiVersion: v1, kind: Node, metadata: {name: node-a}}",
+            Node,
+            ObjectKey("Node", "", "node-a"),
+        ),
+        (
+            "{apiVersion: v1, kind: ServiceAccount, metadata: {name: sa, namespace: ns}}",
+            ServiceAccount,
+            ObjectKey("ServiceAccount", "ns", "sa"),
+        ),
     ],
 )
 def test_metadata_only_kinds(text: str, cls: type, key: ObjectKey) -> None:
@@ -265,64 +288,114 @@ def test_unknown_kinds_are_skipped(text: str) -> None:
         ("[1, 2]", "<unknown kind> <unnamed>: expected a Kubernetes object"),
         ("{apiVersion: v1}", "<unknown kind> <unnamed>: kind: required field is missing"),
         ("{kind: Pod}", "Pod <unnamed>: apiVersion: required field is missing"),
-        ("{apiVersion: v1, kind: Pod, metadata: {namespace: ns}}",
-         "Pod ns/<unnamed>: metadata.name: required field is missing"),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: Bad_Name}}",
-         'Pod default/Bad_Name: metadata.name: "Bad_Name" is not a valid object name'),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: a/b}}",
-         "metadata.namespace: \"a/b\" is not a valid namespace name"),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: p, labels: {version: 1}}}",
-         "Pod default/p: metadata.labels.version: expected a string value, got 1"),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: p, annotations: {a.io/x: true}}}",
-         'metadata.annotations["a.io/x"]: expected a string value, got true'),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {podIP: 10.0.0.300}}",
-         'Pod default/p: status.podIP: expected an IP address, got "10.0.0.300"'),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {podIPs: [{ip: x}]}}",
-         "status.podIPs[0].ip: expected an IP address"),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {namespace: ns}}",
+            "Pod ns/<unnamed>: metadata.name: required field is missing",
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: Bad_Name}}",
+            'Pod default/Bad_Name: metadata.name: "Bad_Name" is not a valid object name',
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: a/b}}",
+            'metadata.namespace: "a/b" is not a valid namespace name',
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p, labels: {version: 1}}}",
+            "Pod default/p: metadata.labels.version: expected a string value, got 1",
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p, annotations: {a.io/x: true}}}",
+            'metadata.annotations["a.io/x"]: expected a string value, got true',
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {podIP: 10.0.0.300}}",
+            'Pod default/p: status.podIP: expected an IP address, got "10.0.0.300"',
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {podIPs: [{ip: x}]}}",
+            "status.podIPs[0].ip: expected an IP address",
+        ),
         # A version no API server serves, and a misspelt group of a kind we model (which
         # would silently drop, say, a DENY rule): errors, not skipped documents.
-        ("{apiVersion: v9, kind: Pod, metadata: {name: p}}",
-         "Pod p: apiVersion: apiVersion v9: not a version of the core API (expected v1)"),
-        ("{apiVersion: secuirty.istio.io/v1, kind: AuthorizationPolicy,"
-         " metadata: {name: deny, namespace: ns}}",
-         "AuthorizationPolicy ns/deny: apiVersion: apiVersion secuirty.istio.io/v1: "
-         "AuthorizationPolicy is not served in that group; did you mean security.istio.io?"),
-        ("{apiVersion: security.istio.io/version1, kind: AuthorizationPolicy,"
-         " metadata: {name: deny, namespace: ns}}",
-         "apiVersion security.istio.io/version1: not a version of security.istio.io"),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {phase: Dead}}",
-         'status.phase: expected one of Pending, Running, Succeeded, Failed, Unknown, got "Dead"'),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: p},"
-         " spec: {containers: [{ports: [{containerPort: 70000}]}]}}",
-         "spec.containers[0].ports[0].containerPort: expected an integer 1-65535, got 70000"),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {hostNetwork: 'yes'}}",
-         'spec.hostNetwork: expected true or false, got "yes"'),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s, namespace: ns},"
-         " spec: {ports: [{port: 80}, {port: http}]}}",
-         'Service ns/s: spec.ports[1].port: expected an integer 1-65535, got "http"'),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{name: x}]}}",
-         "spec.ports[0].port: required field is missing"),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s},"
-         " spec: {ports: [{port: 80, targetPort: '8080'}]}}",
-         'spec.ports[0].targetPort: expected a port number 1-65535 or a port name, got "8080"'),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s},"
-         " spec: {ports: [{port: 80, targetPort: 0}]}}",
-         "spec.ports[0].targetPort: expected a port number 1-65535 or a port name, got 0"),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {clusterIPs: [10.0.0.1, x]}}",
-         'spec.clusterIPs[1]: expected an IP address, "None" or "", got "x"'),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {type: Magic}}",
-         "spec.type: expected one of ClusterIP, NodePort, LoadBalancer, ExternalName"),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ipFamilies: [IPv5]}}",
-         'spec.ipFamilies[0]: expected one of IPv4, IPv6, got "IPv5"'),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: {port: 80}}}",
-         "spec.ports: expected a list, got an object"),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: [1]}",
-         "spec: expected an object, got a list"),
-        ("{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e}}",
-         "EndpointSlice default/e: addressType: required field is missing"),
-        ("{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e},"
-         " addressType: IPv4, endpoints: [{addresses: ['fd00::1']}]}",
-         'endpoints[0].addresses[0]: expected an IPv4 address, got "fd00::1"'),
+        (
+            "{apiVersion: v9, kind: Pod, metadata: {name: p}}",
+            "Pod p: apiVersion: apiVersion v9: not a version of the core API (expected v1)",
+        ),
+        (
+            "{apiVersion: secuirty.istio.io/v1, kind: AuthorizationPolicy,"
+            " metadata: {name: deny, namespace: ns}}",
+            "AuthorizationPolicy ns/deny: apiVersion: apiVersion secuirty.istio.io/v1: "
+            "AuthorizationPolicy is not served in that group; did you mean security.istio.io?",
+        ),
+        (
+            "{apiVersion: security.istio.io/version1, kind: AuthorizationPolicy,"
+            " metadata: {name: deny, namespace: ns}}",
+            "apiVersion security.istio.io/version1: not a version of security.istio.io",
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p}, status: {phase: Dead}}",
+            "status.phase: expected one of Pending, Running, Succeeded, Failed, Unknown, "
+            'got "Dead"',
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p},"
+            " spec: {containers: [{ports: [{containerPort: 70000}]}]}}",
+            "spec.containers[0].ports[0].containerPort: expected an integer 1-65535, got 70000",
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {hostNetwork: 'yes'}}",
+            'spec.hostNetwork: expected true or false, got "yes"',
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s, namespace: ns},"
+            " spec: {ports: [{port: 80}, {port: http}]}}",
+            'Service ns/s: spec.ports[1].port: expected an integer 1-65535, got "http"',
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{name: x}]}}",
+            "spec.ports[0].port: required field is missing",
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s},"
+            " spec: {ports: [{port: 80, targetPort: '8080'}]}}",
+            'spec.ports[0].targetPort: expected a port number 1-65535 or a port name, got "8080"',
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s},"
+            " spec: {ports: [{port: 80, targetPort: 0}]}}",
+            "spec.ports[0].targetPort: expected a port number 1-65535 or a port name, got 0",
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, "
+            "spec: {clusterIPs: [10.0.0.1, x]}}",
+            'spec.clusterIPs[1]: expected an IP address, "None" or "", got "x"',
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {type: Magic}}",
+            "spec.type: expected one of ClusterIP, NodePort, LoadBalancer, ExternalName",
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ipFamilies: [IPv5]}}",
+            'spec.ipFamilies[0]: expected one of IPv4, IPv6, got "IPv5"',
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: {port: 80}}}",
+            "spec.ports: expected a list, got an object",
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: [1]}",
+            "spec: expected an object, got a list",
+        ),
+        (
+            "{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e}}",
+            "EndpointSlice default/e: addressType: required field is missing",
+        ),
+        (
+            "{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e},"
+            " addressType: IPv4, endpoints: [{addresses: ['fd00::1']}]}",
+            'endpoints[0].addresses[0]: expected an IPv4 address, got "fd00::1"',
+        ),
     ],
 )
 def test_invalid_core_objects(text: str, message: str) -> None:
@@ -333,12 +406,14 @@ def test_invalid_core_objects(text: str, message: str) -> None:
 
 def test_error_carries_structured_identity() -> None:
     with pytest.raises(ManifestError) as raised:
-        parse_object(load("""
+        parse_object(
+            load("""
             apiVersion: v1
             kind: Service
             metadata: {name: s, namespace: ns}
             spec: {ports: [{port: 80}, {port: 0}]}
-        """))
+        """)
+        )
     error = raised.value
     assert (error.kind, error.namespace, error.name) == ("Service", "ns", "s")
     assert error.field == "spec.ports[1].port"

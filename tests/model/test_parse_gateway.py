@@ -51,19 +51,22 @@ def load(text: str) -> Any:
 
 
 def test_gateway_class() -> None:
-    cls = parse_object(load("""
+    cls = parse_object(
+        load("""
         apiVersion: gateway.networking.k8s.io/v1
         kind: GatewayClass
         metadata: {name: istio-waypoint, labels: {istio.io/waypoint-for: all}}
         spec: {controllerName: istio.io/mesh-controller}
-    """))
+    """)
+    )
     assert isinstance(cls, GatewayClass)
     assert cls.namespace == ""
     assert cls.controller_name == "istio.io/mesh-controller"
 
 
 def test_waypoint_gateway() -> None:
-    gateway = parse_object(load("""
+    gateway = parse_object(
+        load("""
         apiVersion: gateway.networking.k8s.io/v1
         kind: Gateway
         metadata: {name: waypoint, namespace: bookinfo, labels: {istio.io/waypoint-for: service}}
@@ -87,7 +90,8 @@ def test_waypoint_gateway() -> None:
           addresses:
           - {type: IPAddress, value: 10.96.0.50}
           - {type: Hostname, value: waypoint.bookinfo.svc.cluster.local}
-    """))
+    """)
+    )
     assert isinstance(gateway, Gateway)
     assert gateway.gateway_class_name == "istio-waypoint"
     mesh, proxy, everyone = gateway.listeners
@@ -171,7 +175,10 @@ def test_http_route() -> None:
     assert service_parent.is_service
     # Defaults: a Gateway in the Gateway API group, in the route's namespace.
     assert gateway_parent == ParentRef(
-        name="waypoint", namespace="bookinfo", group=GATEWAY_GROUP, kind="Gateway",
+        name="waypoint",
+        namespace="bookinfo",
+        group=GATEWAY_GROUP,
+        kind="Gateway",
         section_name="mesh",
     )
     assert not gateway_parent.is_service
@@ -211,8 +218,12 @@ def test_http_route() -> None:
     assert detailed.retry == HTTPRouteRetry((503, 504), 3, timedelta(milliseconds=100))
 
     assert redirect.filters == (
-        RequestRedirect(scheme="https", port=443, status_code=301,
-                        path=PathModifier(PathModifierType.REPLACE_FULL_PATH, "/new")),
+        RequestRedirect(
+            scheme="https",
+            port=443,
+            status_code=301,
+            path=PathModifier(PathModifierType.REPLACE_FULL_PATH, "/new"),
+        ),
     )
     assert redirect.backend_refs == ()
 
@@ -223,7 +234,8 @@ def test_request_and_response_header_modifiers_differ() -> None:
 
 
 def test_grpc_route() -> None:
-    route = parse_object(load("""
+    route = parse_object(
+        load("""
         apiVersion: gateway.networking.k8s.io/v1
         kind: GRPCRoute
         metadata: {name: echo, namespace: ns}
@@ -236,7 +248,8 @@ def test_grpc_route() -> None:
             - method: {type: RegularExpression, service: "echo\\\\..*"}
             backendRefs: [{name: echo-v2, port: 7070}]
           - backendRefs: [{name: echo, port: 7070}]
-    """))
+    """)
+    )
     assert isinstance(route, GRPCRoute)
     first, catch_all = route.rules
     exact, regex = first.matches
@@ -250,18 +263,21 @@ def test_grpc_route() -> None:
 
 
 def test_tcp_and_tls_routes() -> None:
-    tcp = parse_object(load("""
+    tcp = parse_object(
+        load("""
         apiVersion: gateway.networking.k8s.io/v1alpha2
         kind: TCPRoute
         metadata: {name: db, namespace: ns}
         spec:
           parentRefs: [{group: "", kind: Service, name: db, port: 5432}]
           rules: [{backendRefs: [{name: db-a, port: 5432, weight: 3}, {name: db-b, port: 5432}]}]
-    """))
+    """)
+    )
     assert isinstance(tcp, TCPRoute)
     assert tcp.parent_refs[0].is_service and tcp.parent_refs[0].port == 5432
     assert [(b.name, b.weight) for b in tcp.rules[0].backend_refs] == [("db-a", 3), ("db-b", 1)]
-    tls = parse_object(load("""
+    tls = parse_object(
+        load("""
         apiVersion: gateway.networking.k8s.io/v1alpha2
         kind: TLSRoute
         metadata: {name: web, namespace: ns}
@@ -269,7 +285,8 @@ def test_tcp_and_tls_routes() -> None:
           parentRefs: [{group: "", kind: Service, name: web}]
           hostnames: [web.ns.svc.cluster.local]
           rules: [{name: all, backendRefs: [{name: web-v2, port: 443}]}]
-    """))
+    """)
+    )
     assert isinstance(tls, TLSRoute)
     assert tls.hostnames == ("web.ns.svc.cluster.local",)
     assert tls.rules[0].name == "all"
@@ -277,53 +294,91 @@ def test_tcp_and_tls_routes() -> None:
 
 
 def _route(rule: str) -> str:
-    return ("{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute,"
-            f" metadata: {{name: r, namespace: ns}}, spec: {{rules: [{rule}]}}}}")
+    return (
+        "{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute,"
+        f" metadata: {{name: r, namespace: ns}}, spec: {{rules: [{rule}]}}}}"
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g}}",
-         "Gateway default/g: spec.gatewayClassName: required field is missing"),
-        ("{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g},"
-         " spec: {gatewayClassName: c, listeners: [{name: l, port: 0, protocol: HBONE}]}}",
-         "spec.listeners[0].port: expected an integer 1-65535, got 0"),
-        ("{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g},"
-         " spec: {gatewayClassName: c},"
-         " status: {addresses: [{type: IPAddress, value: waypoint.local}]}}",
-         'status.addresses[0].value: expected an IP address for type IPAddress'),
-        ("{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g},"
-         " spec: {gatewayClassName: c, listeners: [{name: l, port: 1, protocol: HBONE,"
-         " allowedRoutes: {namespaces: {from: Selector}}}]}}",
-         'spec.listeners[0].allowedRoutes.namespaces.selector: required when "from" is Selector'),
-        ("{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g},"
-         " spec: {gatewayClassName: c, listeners: [{name: l, port: 1, protocol: HBONE,"
-         " allowedRoutes: {namespaces: {from: Selector, selector: {matchExpressions:"
-         " [{key: k, operator: In}]}}}}]}}",
-         "selector.matchExpressions[0].values: In needs a non-empty list"),
-        ("{apiVersion: gateway.networking.k8s.io/v1, kind: GatewayClass, metadata: {name: c}}",
-         "GatewayClass c: spec.controllerName: required field is missing"),
-        (_route("{backendRefs: [{name: b, weight: -1}]}"),
-         "HTTPRoute ns/r: spec.rules[0].backendRefs[0].weight: expected an integer 0-1000000"),
-        (_route("{backendRefs: [{port: 80}]}"),
-         "spec.rules[0].backendRefs[0].name: required field is missing"),
-        (_route("{matches: [{path: {type: Glob, value: /x}}]}"),
-         "spec.rules[0].matches[0].path.type: expected one of Exact, PathPrefix, Regular"),
-        (_route("{matches: [{method: FETCH}]}"),
-         'spec.rules[0].matches[0].method: expected an HTTP method such as GET, got "FETCH"'),
-        (_route("{timeouts: {request: 10 seconds}}"),
-         'spec.rules[0].timeouts.request: expected a duration such as "10s"'),
-        (_route("{retry: {codes: [200]}}"),
-         "spec.rules[0].retry.codes[0]: expected an HTTP status code 400-599, got 200"),
-        (_route("{filters: [{type: RequestRedirect, requestRedirect: {statusCode: 304}}]}"),
-         "spec.rules[0].filters[0].requestRedirect.statusCode: expected one of 301, 302"),
-        (_route("{filters: [{requestRedirect: {}}]}"),
-         "spec.rules[0].filters[0].type: required field is missing"),
-        (_route("{filters: [{type: RequestMirror, requestMirror: {}}]}"),
-         "spec.rules[0].filters[0].requestMirror.backendRef: required field is missing"),
-        (_route("{filters: [{type: URLRewrite, urlRewrite: {path: {replaceFullPath: /}}}]}"),
-         "spec.rules[0].filters[0].urlRewrite.path.type: required field is missing"),
+        (
+            "{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g}}",
+            "Gateway default/g: spec.gatewayClassName: required field is missing",
+        ),
+        (
+            "{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g},"
+            " spec: {gatewayClassName: c, listeners: [{name: l, port: 0, protocol: HBONE}]}}",
+            "spec.listeners[0].port: expected an integer 1-65535, got 0",
+        ),
+        (
+            "{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g},"
+            " spec: {gatewayClassName: c},"
+            " status: {addresses: [{type: IPAddress, value: waypoint.local}]}}",
+            "status.addresses[0].value: expected an IP address for type IPAddress",
+        ),
+        (
+            "{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g},"
+            " spec: {gatewayClassName: c, listeners: [{name: l, port: 1, protocol: HBONE,"
+            " allowedRoutes: {namespaces: {from: Selector}}}]}}",
+            'spec.listeners[0].allowedRoutes.namespaces.selector: required when "from" is Selector',
+        ),
+        (
+            "{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {name: g},"
+            " spec: {gatewayClassName: c, listeners: [{name: l, port: 1, protocol: HBONE,"
+            " allowedRoutes: {namespaces: {from: Selector, selector: {matchExpressions:"
+            " [{key: k, operator: In}]}}}}]}}",
+            "selector.matchExpressions[0].values: In needs a non-empty list",
+        ),
+        (
+            "{apiVersion: gateway.networking.k8s.io/v1, kind: GatewayClass, metadata: {name: c}}",
+            "GatewayClass c: spec.controllerName: required field is missing",
+        ),
+        (
+            _route("{backendRefs: [{name: b, weight: -1}]}"),
+            "HTTPRoute ns/r: spec.rules[0].backendRefs[0].weight: expected an integer 0-1000000",
+        ),
+        (
+            _route("{backendRefs: [{port: 80}]}"),
+            "spec.rules[0].backendRefs[0].name: required field is missing",
+        ),
+        (
+            _route("{matches: [{path: {type: Glob, value: /x}}]}"),
+            "spec.rules[0].matches[0].path.type: expected one of Exact, PathPrefix, Regular",
+        ),
+        (
+            _route("{matches: [{method: FETCH}]}"),
+            'spec.rules[0].matches[0].method: expected an HTTP method such as GET, got "FETCH"',
+        ),
+        (
+            _route("{timeouts: {request: 10 seconds}}"),
+            'spec.rules[0].timeouts.request: expected a duration such as "10s"',
+        ),
+        (
+            _route("{retry: {codes: [200]}}"),
+            "spec.rules[0].retry.codes[0]: expected an HTTP status code 400-599, got 200",
+        ),
+        (
+            _route("{filters: [{type: RequestRedirect, requestRedirect: {statusCode: 304}}]}"),
+            "spec.rules[0].filters[0].requestRedirect.statusCode: expected one of 301, 302",
+        ),
+        (
+            _route("{filters: [{type: CORS, cors: {maxAge: -1}}]}"),
+            "spec.rules[0].filters[0].cors.maxAge: expected a number of seconds >= 0, got -1",
+        ),
+        (
+            _route("{filters: [{requestRedirect: {}}]}"),
+            "spec.rules[0].filters[0].type: required field is missing",
+        ),
+        (
+            _route("{filters: [{type: RequestMirror, requestMirror: {}}]}"),
+            "spec.rules[0].filters[0].requestMirror.backendRef: required field is missing",
+        ),
+        (
+            _route("{filters: [{type: URLRewrite, urlRewrite: {path: {replaceFullPath: /}}}]}"),
+            "spec.rules[0].filters[0].urlRewrite.path.type: required field is missing",
+        ),
     ],
 )
 def test_invalid_gateway_objects(text: str, message: str) -> None:

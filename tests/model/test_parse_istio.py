@@ -56,7 +56,8 @@ def load(text: str) -> Any:
 
 
 def test_l4_authorization_policy() -> None:
-    policy = parse_object(load("""
+    policy = parse_object(
+        load("""
         apiVersion: security.istio.io/v1
         kind: AuthorizationPolicy
         metadata: {name: ratings, namespace: bookinfo, annotations: {istio.io/dry-run: "true"}}
@@ -92,7 +93,8 @@ def test_l4_authorization_policy() -> None:
             when:
             - {key: source.ip, values: [10.0.0.1], notValues: [10.0.0.2]}
           - {}
-    """))
+    """)
+    )
     assert isinstance(policy, AuthorizationPolicy)
     assert policy.selector == {"app": "ratings"}
     assert policy.target_refs == ()
@@ -119,8 +121,13 @@ def test_l4_authorization_policy() -> None:
     # Ports stay strings, invalid ones included: translation drops them, as upstream does.
     assert rule.operations == (
         Operation(
-            hosts=("a.example",), not_hosts=("b.example",), ports=("9080", "9090", "http"),
-            not_ports=("22",), methods=("GET",), not_methods=("DELETE",), paths=("/api/*",),
+            hosts=("a.example",),
+            not_hosts=("b.example",),
+            ports=("9080", "9090", "http"),
+            not_ports=("22",),
+            methods=("GET",),
+            not_methods=("DELETE",),
+            paths=("/api/*",),
             not_paths=("/admin",),
         ),
     )
@@ -129,7 +136,8 @@ def test_l4_authorization_policy() -> None:
 
 
 def test_waypoint_authorization_policy() -> None:
-    policy = parse_object(load("""
+    policy = parse_object(
+        load("""
         apiVersion: security.istio.io/v1
         kind: AuthorizationPolicy
         metadata: {name: viewer, namespace: bookinfo}
@@ -138,7 +146,8 @@ def test_waypoint_authorization_policy() -> None:
           targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
           action: CUSTOM
           provider: {name: ext-authz}
-    """))
+    """)
+    )
     assert isinstance(policy, AuthorizationPolicy)
     assert policy.selector is None
     assert policy.target_refs == (
@@ -155,19 +164,22 @@ def test_waypoint_authorization_policy() -> None:
     [("{}", None), ("{selector: {}}", FrozenMap()), ("{selector: {matchLabels: {}}}", FrozenMap())],
 )
 def test_absent_and_empty_selectors_differ(spec: str, selector: object) -> None:
-    policy = parse_object(load(f"""
+    policy = parse_object(
+        load(f"""
         apiVersion: security.istio.io/v1
         kind: AuthorizationPolicy
         metadata: {{name: p, namespace: ns}}
         spec: {spec}
-    """))
+    """)
+    )
     assert isinstance(policy, AuthorizationPolicy)
     assert policy.selector == selector
     assert policy.action is AuthorizationAction.ALLOW
 
 
 def test_peer_authentication() -> None:
-    policy = parse_object(load("""
+    policy = parse_object(
+        load("""
         apiVersion: security.istio.io/v1
         kind: PeerAuthentication
         metadata: {name: ratings, namespace: bookinfo}
@@ -178,28 +190,37 @@ def test_peer_authentication() -> None:
             "9090": {mode: PERMISSIVE}
             8080: {mode: DISABLE}
             7070: {}
-    """))
+    """)
+    )
     assert isinstance(policy, PeerAuthentication)
     assert policy.mode is MtlsMode.STRICT
     assert policy.has_workload_selector
     assert policy.port_level_mtls == {
-        7070: MtlsMode.UNSET, 8080: MtlsMode.DISABLE, 9090: MtlsMode.PERMISSIVE
+        7070: MtlsMode.UNSET,
+        8080: MtlsMode.DISABLE,
+        9090: MtlsMode.PERMISSIVE,
     }
     assert list(policy.port_level_mtls) == [7070, 8080, 9090]  # sorted by port
 
 
 def test_peer_authentication_defaults() -> None:
-    policy = parse_object(load("""
+    policy = parse_object(
+        load("""
         {apiVersion: security.istio.io/v1beta1, kind: PeerAuthentication,
          metadata: {name: default, namespace: istio-system}, spec: {}}
-    """))
+    """)
+    )
     assert isinstance(policy, PeerAuthentication)
     assert (policy.mode, policy.selector, policy.has_workload_selector) == (
-        MtlsMode.UNSET, None, False)
+        MtlsMode.UNSET,
+        None,
+        False,
+    )
 
 
 def test_service_entry() -> None:
-    entry = parse_object(load("""
+    entry = parse_object(
+        load("""
         apiVersion: networking.istio.io/v1
         kind: ServiceEntry
         metadata: {name: external, namespace: ns}
@@ -224,21 +245,30 @@ def test_service_entry() -> None:
           exportTo: ["."]
         status:
           addresses: [{host: api.example.com, value: 240.240.0.1}]
-    """))
+    """)
+    )
     assert isinstance(entry, ServiceEntry)
     assert entry.hosts == ("api.example.com", "*.example.org")
     assert entry.addresses == (
-        ip_network("192.0.2.10/32"), ip_network("198.51.100.0/24"), ip_network("2001:db8::1/128")
+        ip_network("192.0.2.10/32"),
+        ip_network("198.51.100.0/24"),
+        ip_network("2001:db8::1/128"),
     )
     assert entry.ports == (
-        ServiceEntryPort(443, "https", "HTTPS", 0), ServiceEntryPort(80, "http", "HTTP", 8080)
+        ServiceEntryPort(443, "https", "HTTPS", 0),
+        ServiceEntryPort(80, "http", "HTTP", 8080),
     )
     assert entry.location is Location.MESH_INTERNAL
     assert entry.resolution is Resolution.STATIC
     assert entry.endpoints == (
         WorkloadEndpoint(
-            address="10.1.0.5", ports=FrozenMap({"http": 18080}), labels=FrozenMap({"app": "ext"}),
-            network="net1", locality="us-east/zone-a", weight=3, service_account="ext-sa",
+            address="10.1.0.5",
+            ports=FrozenMap({"http": 18080}),
+            labels=FrozenMap({"app": "ext"}),
+            network="net1",
+            locality="us-east/zone-a",
+            weight=3,
+            service_account="ext-sa",
         ),
         WorkloadEndpoint(address="ext.internal"),
     )
@@ -249,12 +279,14 @@ def test_service_entry() -> None:
 
 
 def test_service_entry_defaults_and_selector() -> None:
-    entry = parse_object(load("""
+    entry = parse_object(
+        load("""
         apiVersion: networking.istio.io/v1beta1
         kind: ServiceEntry
         metadata: {name: internal, namespace: ns}
         spec: {hosts: [a.internal], workloadSelector: {labels: {app: a}}}
-    """))
+    """)
+    )
     assert isinstance(entry, ServiceEntry)
     assert entry.location is Location.MESH_EXTERNAL
     assert entry.resolution is Resolution.NONE
@@ -262,7 +294,8 @@ def test_service_entry_defaults_and_selector() -> None:
 
 
 def test_workload_entry_labels_merge_with_metadata_winning() -> None:
-    entry = parse_object(load("""
+    entry = parse_object(
+        load("""
         apiVersion: networking.istio.io/v1
         kind: WorkloadEntry
         metadata:
@@ -278,18 +311,24 @@ def test_workload_entry_labels_merge_with_metadata_winning() -> None:
           locality: eu/west
           weight: 7
           serviceAccount: vm-sa
-    """))
+    """)
+    )
     assert isinstance(entry, WorkloadEntry)
     assert entry.address == "10.2.0.9"
     assert entry.spec_labels == {"app": "from-spec", "version": "v1"}
     assert entry.workload_labels == {"app": "from-metadata", "version": "v1"}
     assert entry.ports == {"http": 8080}
     assert (entry.network, entry.locality, entry.weight, entry.service_account) == (
-        "vm-net", "eu/west", 7, "vm-sa")
+        "vm-net",
+        "eu/west",
+        7,
+        "vm-sa",
+    )
 
 
 def test_virtual_service() -> None:
-    service = parse_object(load("""
+    service = parse_object(
+        load("""
         apiVersion: networking.istio.io/v1
         kind: VirtualService
         metadata: {name: reviews, namespace: bookinfo}
@@ -333,7 +372,8 @@ def test_virtual_service() -> None:
           - rewrite: {uriRegexRewrite: {match: "^/old(.*)", rewrite: "/new\\\\1"}}
             fault: {abort: {grpcStatus: UNAVAILABLE}}
             route: [{destination: {host: reviews}}]
-    """))
+    """)
+    )
     assert isinstance(service, VirtualService)
     assert (service.hosts, service.gateways) == (("reviews",), ("mesh",))
     first, redirect, regex = service.http
@@ -349,7 +389,8 @@ def test_virtual_service() -> None:
     assert match.source_labels == {"app": "productpage"}
     assert first.route == (
         RouteDestination(
-            Destination("reviews", "v2", 9080), 80,
+            Destination("reviews", "v2", 9080),
+            80,
             Headers(request=HeaderOperations(set=FrozenMap({"x-a": "b"}))),
         ),
         RouteDestination(Destination("reviews", "v3"), 20),
@@ -373,7 +414,8 @@ def test_virtual_service() -> None:
 
 
 def test_destination_rule() -> None:
-    rule = parse_object(load("""
+    rule = parse_object(
+        load("""
         apiVersion: networking.istio.io/v1
         kind: DestinationRule
         metadata: {name: reviews, namespace: bookinfo}
@@ -388,7 +430,8 @@ def test_destination_rule() -> None:
             labels: {version: v2}
             trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
           exportTo: ["*"]
-    """))
+    """)
+    )
     assert isinstance(rule, DestinationRule)
     assert rule.host == "reviews.bookinfo.svc.cluster.local"
     assert rule.traffic_policy == TrafficPolicy(
@@ -405,60 +448,124 @@ def test_destination_rule() -> None:
 
 
 def _istio(kind: str, spec: str, group: str = "networking.istio.io") -> str:
-    return f"{{apiVersion: {group}/v1, kind: {kind}, metadata: {{name: x, namespace: ns}}," \
-           f" spec: {spec}}}"
+    return (
+        f"{{apiVersion: {group}/v1, kind: {kind}, metadata: {{name: x, namespace: ns}},"
+        f" spec: {spec}}}"
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (_istio("AuthorizationPolicy", "{action: MAYBE}", "security.istio.io"),
-         'AuthorizationPolicy ns/x: spec.action: expected one of ALLOW, DENY, AUDIT, CUSTOM'),
-        (_istio("AuthorizationPolicy", "{rules: [{from: [{source: {principals: a}}]}]}",
-                "security.istio.io"),
-         "spec.rules[0].from[0].source.principals: expected a list"),
-        (_istio("AuthorizationPolicy", "{rules: [{when: [{values: [a]}]}]}", "security.istio.io"),
-         "spec.rules[0].when[0].key: required field is missing"),
-        (_istio("AuthorizationPolicy", "{targetRefs: [{name: waypoint}]}", "security.istio.io"),
-         "spec.targetRefs[0].kind: required field is missing"),
-        (_istio("AuthorizationPolicy", "{rules: [{to: [{operation: {ports: [[1]]}}]}]}",
-                "security.istio.io"),
-         "spec.rules[0].to[0].operation.ports[0]: expected a port as a string"),
-        (_istio("PeerAuthentication", "{mtls: {mode: strict}}", "security.istio.io"),
-         'spec.mtls.mode: expected one of UNSET, DISABLE, PERMISSIVE, STRICT, got "strict"'),
-        (_istio("PeerAuthentication", "{portLevelMtls: {http: {mode: STRICT}}}",
-                "security.istio.io"),
-         'spec.portLevelMtls.http: expected a port number 1-65535 as the key, got "http"'),
-        (_istio("ServiceEntry", "{ports: [{number: 80}]}"),
-         "ServiceEntry ns/x: spec.hosts: required field is missing or empty"),
-        (_istio("ServiceEntry", "{hosts: [a], addresses: [10.0.0.0/33]}"),
-         'spec.addresses[0]: expected an IP address or CIDR, got "10.0.0.0/33"'),
-        (_istio("ServiceEntry", "{hosts: [a], resolution: MAGIC}"),
-         "spec.resolution: expected one of NONE, STATIC, DNS, DNS_ROUND_ROBIN, DYNAMIC_DNS"),
-        (_istio("ServiceEntry", "{hosts: [a], ports: [{name: http}]}"),
-         "spec.ports[0].number: required field is missing"),
-        (_istio("ServiceEntry", "{hosts: [a], endpoints: [{address: x, ports: {http: 0}}]}"),
-         "spec.endpoints[0].ports.http: expected an integer 1-65535, got 0"),
-        (_istio("WorkloadEntry", "{weight: -2}"),
-         "WorkloadEntry ns/x: spec.weight: expected an integer"),
-        (_istio("VirtualService", "{http: [{match: [{uri: {exact: /a, prefix: /b}}]}]}"),
-         "spec.http[0].match[0].uri: expected exactly one of exact, prefix, regex"),
-        (_istio("VirtualService", "{http: [{route: [{destination: {subset: v1}}]}]}"),
-         "spec.http[0].route[0].destination.host: required field is missing"),
-        (_istio("VirtualService", "{http: [{route: [{destination: {host: a}, weight: 101}]}]}"),
-         "spec.http[0].route[0].weight: expected an integer 0-100, got 101"),
-        (_istio("VirtualService", "{http: [{timeout: forever}]}"),
-         'spec.http[0].timeout: expected a duration such as "10s"'),
-        (_istio("VirtualService", "{http: [{fault: {delay: {exponentialDelay: 1s}}}]}"),
-         "spec.http[0].fault.delay.fixedDelay: required field is missing"),
-        (_istio("VirtualService", "{http: [{fault: {abort: {percentage: {value: 5}}}}]}"),
-         "spec.http[0].fault.abort: expected exactly one of httpStatus, grpcStatus"),
-        (_istio("VirtualService", "{http: [{mirrorPercentage: {value: 150}}]}"),
-         "spec.http[0].mirrorPercentage.value: expected a number 0-100, got 150"),
-        (_istio("DestinationRule", "{subsets: [{name: v1}]}"),
-         "DestinationRule ns/x: spec.host: required field is missing"),
-        (_istio("DestinationRule", "{host: a, subsets: [{labels: {version: v1}}]}"),
-         "spec.subsets[0].name: required field is missing"),
+        (
+            _istio("AuthorizationPolicy", "{action: MAYBE}", "security.istio.io"),
+            "AuthorizationPolicy ns/x: spec.action: expected one of ALLOW, DENY, AUDIT, CUSTOM",
+        ),
+        (
+            _istio(
+                "AuthorizationPolicy",
+                "{rules: [{from: [{source: {principals: a}}]}]}",
+                "security.istio.io",
+            ),
+            "spec.rules[0].from[0].source.principals: expected a list",
+        ),
+        (
+            _istio(
+                "AuthorizationPolicy", "{rules: [{when: [{values: [a]}]}]}", "security.istio.io"
+            ),
+            "spec.rules[0].when[0].key: required field is missing",
+        ),
+        (
+            _istio("AuthorizationPolicy", "{targetRefs: [{name: waypoint}]}", "security.istio.io"),
+            "spec.targetRefs[0].kind: required field is missing",
+        ),
+        (
+            _istio(
+                "AuthorizationPolicy",
+                "{rules: [{to: [{operation: {ports: [[1]]}}]}]}",
+                "security.istio.io",
+            ),
+            "spec.rules[0].to[0].operation.ports[0]: expected a port as a string",
+        ),
+        (
+            _istio("PeerAuthentication", "{mtls: {mode: strict}}", "security.istio.io"),
+            'spec.mtls.mode: expected one of UNSET, DISABLE, PERMISSIVE, STRICT, got "strict"',
+        ),
+        (
+            _istio(
+                "PeerAuthentication", "{portLevelMtls: {http: {mode: STRICT}}}", "security.istio.io"
+            ),
+            'spec.portLevelMtls.http: expected a port number 1-65535 as the key, got "http"',
+        ),
+        (
+            _istio("ServiceEntry", "{ports: [{number: 80}]}"),
+            "ServiceEntry ns/x: spec.hosts: required field is missing or empty",
+        ),
+        (
+            _istio("ServiceEntry", "{hosts: [a], addresses: [10.0.0.0/33]}"),
+            'spec.addresses[0]: expected an IP address or CIDR, got "10.0.0.0/33"',
+        ),
+        (
+            _istio("ServiceEntry", "{hosts: [a], resolution: MAGIC}"),
+            "spec.resolution: expected one of NONE, STATIC, DNS, DNS_ROUND_ROBIN, DYNAMIC_DNS",
+        ),
+        (
+            _istio("ServiceEntry", "{hosts: [a], ports: [{name: http}]}"),
+            "spec.ports[0].number: required field is missing",
+        ),
+        (
+            _istio("ServiceEntry", "{hosts: [a], endpoints: [{address: x, ports: {http: 0}}]}"),
+            "spec.endpoints[0].ports.http: expected an integer 1-65535, got 0",
+        ),
+        (
+            _istio("WorkloadEntry", "{weight: -2}"),
+            "WorkloadEntry ns/x: spec.weight: expected an integer",
+        ),
+        (
+            _istio("VirtualService", "{http: [{match: [{uri: {exact: /a, prefix: /b}}]}]}"),
+            "spec.http[0].match[0].uri: expected exactly one of exact, prefix, regex",
+        ),
+        (
+            _istio("VirtualService", "{http: [{route: [{destination: {subset: v1}}]}]}"),
+            "spec.http[0].route[0].destination.host: required field is missing",
+        ),
+        (
+            _istio("VirtualService", "{http: [{route: [{destination: {host: a}, weight: 101}]}]}"),
+            "spec.http[0].route[0].weight: expected an integer 0-100, got 101",
+        ),
+        (
+            _istio("VirtualService", "{http: [{timeout: forever}]}"),
+            'spec.http[0].timeout: expected a duration such as "10s"',
+        ),
+        (
+            _istio("VirtualService", "{http: [{corsPolicy: {unmatchedPreflights: DROP}}]}"),
+            "spec.http[0].corsPolicy.unmatchedPreflights: expected one of UNSPECIFIED, FORWARD, "
+            'IGNORE, got "DROP"',
+        ),
+        (
+            _istio("VirtualService", "{http: [{corsPolicy: {allowOrigins: [{glob: x}]}}]}"),
+            "spec.http[0].corsPolicy.allowOrigins[0]: expected exactly one of exact, prefix, regex",
+        ),
+        (
+            _istio("VirtualService", "{http: [{fault: {delay: {exponentialDelay: 1s}}}]}"),
+            "spec.http[0].fault.delay.fixedDelay: required field is missing",
+        ),
+        (
+            _istio("VirtualService", "{http: [{fault: {abort: {percentage: {value: 5}}}}]}"),
+            "spec.http[0].fault.abort: expected exactly one of httpStatus, grpcStatus",
+        ),
+        (
+            _istio("VirtualService", "{http: [{mirrorPercentage: {value: 150}}]}"),
+            "spec.http[0].mirrorPercentage.value: expected a number 0-100, got 150",
+        ),
+        (
+            _istio("DestinationRule", "{subsets: [{name: v1}]}"),
+            "DestinationRule ns/x: spec.host: required field is missing",
+        ),
+        (
+            _istio("DestinationRule", "{host: a, subsets: [{labels: {version: v1}}]}"),
+            "spec.subsets[0].name: required field is missing",
+        ),
     ],
 )
 def test_invalid_istio_objects(text: str, message: str) -> None:

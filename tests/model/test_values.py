@@ -98,8 +98,10 @@ def test_object_key_text_and_order() -> None:
 @pytest.mark.parametrize(
     ("error", "text"),
     [
-        (ManifestError("bad", field="spec.x", kind="Pod", namespace="ns", name="p"),
-         "Pod ns/p: spec.x: bad"),
+        (
+            ManifestError("bad", field="spec.x", kind="Pod", namespace="ns", name="p"),
+            "Pod ns/p: spec.x: bad",
+        ),
         (ManifestError("bad", kind="Namespace", name="ns"), "Namespace ns: bad"),
         (ManifestError("bad"), "<unknown kind> <unnamed>: bad"),
     ],

@@ -17,12 +17,18 @@ def _compile_module():  # type: ignore[no-untyped-def]
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     compile_ = _compile_module()
     generated = compile_.generate(tmp_path)
-    committed = {p.relative_to(compile_.PACKAGE_DIR): p.read_text()
-                 for p in compile_.PACKAGE_DIR.rglob("*.py*") if "__pycache__" not in p.parts}
-    stale = sorted(str(p) for p in generated.keys() | committed.keys()
-                   if generated.get(p) != committed.get(p))
-    assert not stale, (f"xds/proto is out of date for {stale}; "
-                       "run `python protos/compile.py` and commit the result")
+    committed = {
+        p.relative_to(compile_.PACKAGE_DIR): p.read_text()
+        for p in compile_.PACKAGE_DIR.rglob("*.py*")
+        if "__pycache__" not in p.parts
+    }
+    stale = sorted(
+        str(p) for p in generated.keys() | committed.keys() if generated.get(p) != committed.get(p)
+    )
+    assert not stale, (
+        f"xds/proto is out of date for {stale}; "
+        "run `python protos/compile.py` and commit the result"
+    )
 
 
 def test_type_urls_match_the_wire_contract() -> None:

@@ -173,8 +173,12 @@ async def test_kube_authenticator_caches_successes_only() -> None:
 async def test_first_of_reports_the_primary_reason(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     token = add_grant(path, TokenGrant(APP))
-    chain = FirstOf([KubeTokenAuthenticator(FakeReviewer(), trust_domain=TD),
-                     TokensFileAuthenticator(TokensFile(path, TD))])
+    chain = FirstOf(
+        [
+            KubeTokenAuthenticator(FakeReviewer(), trust_domain=TD),
+            TokensFileAuthenticator(TokensFile(path, TD)),
+        ]
+    )
     assert (await chain.authenticate(bearer(token), PEER)).identity == APP
     with pytest.raises(AuthenticationError, match="not authenticated"):
         await chain.authenticate(bearer("nope" * 10), PEER)

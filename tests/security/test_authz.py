@@ -43,11 +43,17 @@ def test_node_agent_may_impersonate_a_pod_on_its_node() -> None:
     ("caller", "target", "message"),
     [
         (Caller(APP, "t", node="node-a"), DB.uri, "default/app is not a trusted node account"),
-        (Caller(ZTUNNEL, "t", node="node-a"), DB.uri,
-         "no pod with identity spiffe://cluster.local/ns/data/sa/db runs on node 'node-a'"),
+        (
+            Caller(ZTUNNEL, "t", node="node-a"),
+            DB.uri,
+            "no pod with identity spiffe://cluster.local/ns/data/sa/db runs on node 'node-a'",
+        ),
         (Caller(ZTUNNEL, "t"), APP.uri, "not bound to a node"),
-        (Caller(ZTUNNEL, "t", node="node-a"), "spiffe://other.td/ns/default/sa/app",
-         "outside trust domain"),
+        (
+            Caller(ZTUNNEL, "t", node="node-a"),
+            "spiffe://other.td/ns/default/sa/app",
+            "outside trust domain",
+        ),
         (Caller(ZTUNNEL, "t", node="node-a"), "not-a-uri", "not a spiffe:// URI"),
     ],
 )
@@ -84,8 +90,14 @@ def test_anonymous_dev_callers_get_what_the_csr_asks_for() -> None:
 
 @pytest.mark.parametrize(
     ("namespace", "service_account", "allowed"),
-    [("default", "app", True), ("", "", True), ("default", "", True), ("", "app", True),
-     ("other", "app", False), ("default", "db", False)],
+    [
+        ("default", "app", True),
+        ("", "", True),
+        ("default", "", True),
+        ("", "app", True),
+        ("other", "app", False),
+        ("default", "db", False),
+    ],
 )
 def test_proxy_identity_check(namespace: str, service_account: str, allowed: bool) -> None:
     caller = Caller(APP, "tokens-file")

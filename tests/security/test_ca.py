@@ -83,8 +83,10 @@ def test_rsa_csr_key_gets_key_encipherment(ca: CertificateAuthority) -> None:
 
 
 def test_serials_differ(ca: CertificateAuthority) -> None:
-    serials = {ca.sign_csr(make_csr(), APP, dt.timedelta(hours=1)).certificate.serial_number
-               for _ in range(20)}
+    serials = {
+        ca.sign_csr(make_csr(), APP, dt.timedelta(hours=1)).certificate.serial_number
+        for _ in range(20)
+    }
     assert len(serials) == 20
 
 
@@ -111,11 +113,17 @@ def test_expired_ca_refuses_to_issue() -> None:
 
 @pytest.mark.parametrize(
     ("requested", "expected"),
-    [(0, dt.timedelta(hours=24)), (-5, dt.timedelta(hours=24)), (3600, dt.timedelta(hours=1)),
-     (90 * 86400, dt.timedelta(days=90)),
-     # below the floor: raised to 10 minutes, so a short-TTL client cannot spin
-     (60, dt.timedelta(minutes=10)), (1, dt.timedelta(minutes=10)),
-     (600, dt.timedelta(minutes=10)), (601, dt.timedelta(seconds=601))],
+    [
+        (0, dt.timedelta(hours=24)),
+        (-5, dt.timedelta(hours=24)),
+        (3600, dt.timedelta(hours=1)),
+        (90 * 86400, dt.timedelta(days=90)),
+        # below the floor: raised to 10 minutes, so a short-TTL client cannot spin
+        (60, dt.timedelta(minutes=10)),
+        (1, dt.timedelta(minutes=10)),
+        (600, dt.timedelta(minutes=10)),
+        (601, dt.timedelta(seconds=601)),
+    ],
 )
 def test_ttl_rules(ca: CertificateAuthority, requested: int, expected: dt.timedelta) -> None:
     assert ca.resolve_ttl(requested) == expected
@@ -131,10 +139,14 @@ def test_ttl_above_maximum_is_an_error(ca: CertificateAuthority) -> None:
     [
         ("", "csr is empty"),
         ("hello", "csr is not PEM"),
-        ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-         "csr is a PEM CERTIFICATE, expected a CERTIFICATE REQUEST"),
-        ("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
-         "could not be parsed as PKCS#10"),
+        (
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "csr is a PEM CERTIFICATE, expected a CERTIFICATE REQUEST",
+        ),
+        (
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+            "could not be parsed as PKCS#10",
+        ),
         ("x" * 70_000, "larger than"),
     ],
 )
@@ -188,15 +200,18 @@ def test_sha1_signed_csr_is_rejected(tmp_path: Path) -> None:
     key.write_bytes(key_to_pem(rsa_key()))
     csr = subprocess.run(
         [OPENSSL, "req", "-new", "-sha1", "-key", str(key), "-subj", "/CN=x"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     with pytest.raises(CsrError, match="csr is signed with sha1"):
         parse_csr(csr)
 
 
 def test_csr_sans_are_ignored(ca: CertificateAuthority) -> None:
-    issued = ca.sign_csr(make_csr("spiffe://cluster.local/ns/kube-system/sa/admin"), APP,
-                         dt.timedelta(hours=1))
+    issued = ca.sign_csr(
+        make_csr("spiffe://cluster.local/ns/kube-system/sa/admin"), APP, dt.timedelta(hours=1)
+    )
     san = issued.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert san.value.get_values_for_type(x509.UniformResourceIdentifier) == [APP.uri]
 
@@ -214,8 +229,11 @@ def test_chain_verifies_with_openssl(algorithm: KeyAlgorithm, tmp_path: Path) ->
     assert len(issued.chain) == 2
     result = verify_chain(tmp_path, issued.chain)
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = (SignatureAlgorithmOID.ECDSA_WITH_SHA256 if algorithm is KeyAlgorithm.EC_P256
-                else SignatureAlgorithmOID.RSA_WITH_SHA256)
+    expected = (
+        SignatureAlgorithmOID.ECDSA_WITH_SHA256
+        if algorithm is KeyAlgorithm.EC_P256
+        else SignatureAlgorithmOID.RSA_WITH_SHA256
+    )
     assert issued.certificate.signature_algorithm_oid == expected
 
 
@@ -264,8 +282,12 @@ def test_material_requires_chain_to_a_root() -> None:
 def test_fingerprint_matches_openssl(ca: CertificateAuthority, tmp_path: Path) -> None:
     path = tmp_path / "root.pem"
     path.write_text(ca.root_pem)
-    out = subprocess.run([OPENSSL, "x509", "-noout", "-fingerprint", "-sha256", "-in", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [OPENSSL, "x509", "-noout", "-fingerprint", "-sha256", "-in", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == f"sha256 Fingerprint={fingerprint(ca.material.cert)}"
     assert ca.root_fingerprint == fingerprint(ca.material.cert)
 

@@ -78,8 +78,9 @@ def test_missing_root_file_falls_back_to_a_self_signed_ca_cert(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("damage", ["emptied", "removed"])
-def test_serving_writes_back_the_root_clients_are_told_to_trust(tmp_path: Path,
-                                                                damage: str) -> None:
+def test_serving_writes_back_the_root_clients_are_told_to_trust(
+    tmp_path: Path, damage: str
+) -> None:
     directory = CaDirectory(tmp_path)
     material = directory.create(organization=TD)
     root = tmp_path / "root-cert.pem"

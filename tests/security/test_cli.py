@@ -23,14 +23,22 @@ REPO = Path(__file__).resolve().parents[2]
 def xds(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "xds.security.cli", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**os.environ, **(env or {})},
     )
 
 
 def openssl_fingerprint(path: Path) -> str:
-    out = subprocess.run([OPENSSL, "x509", "-noout", "-fingerprint", "-sha256", "-in", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [OPENSSL, "x509", "-noout", "-fingerprint", "-sha256", "-in", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return out.strip().split("=", 1)[1]
 
 
@@ -95,8 +103,21 @@ def test_token_add_ends_the_line_on_a_terminal(tmp_path: Path) -> None:
     controller, terminal = pty.openpty()
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "xds.security.cli", "token", "add", "default/app",
-             "--ca-dir", str(tmp_path)], cwd=REPO, stdout=terminal, timeout=60, check=False)
+            [
+                sys.executable,
+                "-m",
+                "xds.security.cli",
+                "token",
+                "add",
+                "default/app",
+                "--ca-dir",
+                str(tmp_path),
+            ],
+            cwd=REPO,
+            stdout=terminal,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 0
         printed = os.read(controller, 1024)
     finally:
@@ -107,8 +128,9 @@ def test_token_add_ends_the_line_on_a_terminal(tmp_path: Path) -> None:
 
 def test_token_add_output_file(tmp_path: Path) -> None:
     target = tmp_path / "ztunnel-token"
-    result = xds("token", "add", "default/default", "--ca-dir", str(tmp_path),
-                 "--output", str(target))
+    result = xds(
+        "token", "add", "default/default", "--ca-dir", str(tmp_path), "--output", str(target)
+    )
     assert result.returncode == 0 and result.stdout == "", result.stderr
     token = target.read_text()
     assert token.strip() == token and len(token) == 43
@@ -118,8 +140,17 @@ def test_token_add_output_file(tmp_path: Path) -> None:
 
 def test_token_add_with_node_and_expiry(tmp_path: Path) -> None:
     path = tmp_path / "custom-tokens"
-    result = xds("token", "add", "istio-system/ztunnel", "--tokens-file", str(path),
-                 "--node", "node-a", "--expires-in", "2h")
+    result = xds(
+        "token",
+        "add",
+        "istio-system/ztunnel",
+        "--tokens-file",
+        str(path),
+        "--node",
+        "node-a",
+        "--expires-in",
+        "2h",
+    )
     assert result.returncode == 0, result.stderr
     grant = TokensFile(path, TD).lookup(result.stdout.strip())
     assert grant is not None and grant.node == "node-a" and grant.expires is not None

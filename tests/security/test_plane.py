@@ -58,8 +58,9 @@ async def test_tls_port_from_options(tmp_path: Path) -> None:
         CaDirectory(tmp_path).create(organization=TD, force=True)
         await asyncio.wait_for(changed.wait(), 5)
         root_after = (tmp_path / "root-cert.pem").read_text()
-        chain = await client.create_certificate(make_csr(), token,
-                                                channel=client.channel(root_after))
+        chain = await client.create_certificate(
+            make_csr(), token, channel=client.channel(root_after)
+        )
         assert chain[-1] == root_after != root_before
         rotated = await security.key_pairs.refresh_due()
         assert [p.root_fingerprint for p in rotated] == [security.ca.root_fingerprint]
@@ -84,24 +85,45 @@ def test_serve_flags_defaults() -> None:
 
 
 def test_serve_flags() -> None:
-    args = parse("--ca-dir", "/x", "--ca-key-algorithm", "rsa-2048", "--insecure-dev-auth",
-                 "--trusted-node-accounts", "kube-system/ztunnel,istio-system/ztunnel",
-                 "--tls-host", "XDS.example.com", "--tls-host", "10.0.0.1",
-                 "--max-cert-ttl", "30d", "--revision", "canary")
+    args = parse(
+        "--ca-dir",
+        "/x",
+        "--ca-key-algorithm",
+        "rsa-2048",
+        "--insecure-dev-auth",
+        "--trusted-node-accounts",
+        "kube-system/ztunnel,istio-system/ztunnel",
+        "--tls-host",
+        "XDS.example.com",
+        "--tls-host",
+        "10.0.0.1",
+        "--max-cert-ttl",
+        "30d",
+        "--revision",
+        "canary",
+    )
     options = security_options(args, trust_domain=TD)
     assert options.ca_dir == Path("/x")
     assert options.trusted_node_accounts == {"kube-system/ztunnel", "istio-system/ztunnel"}
     assert options.extra_hosts == ("xds.example.com", "10.0.0.1")
     assert options.max_cert_ttl == dt.timedelta(days=30)
     assert options.insecure_dev_auth and options.revision == "canary"
-    assert security_options(parse("--trusted-node-accounts", ""), trust_domain=TD) \
-        .trusted_node_accounts == frozenset()
+    assert (
+        security_options(
+            parse("--trusted-node-accounts", ""), trust_domain=TD
+        ).trusted_node_accounts
+        == frozenset()
+    )
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["--tls-host", "not a host"], ["--trusted-node-accounts", "ztunnel"],
-     ["--max-cert-ttl", "forever"], ["--ca-key-algorithm", "dsa"]],
+    [
+        ["--tls-host", "not a host"],
+        ["--trusted-node-accounts", "ztunnel"],
+        ["--max-cert-ttl", "forever"],
+        ["--ca-key-algorithm", "dsa"],
+    ],
 )
 def test_bad_serve_flags_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -112,6 +134,7 @@ def test_bad_serve_flags_are_usage_errors(argv: list[str]) -> None:
 def test_istiod_name_is_on_the_serving_certificate(tmp_path: Path) -> None:
     security = MeshSecurity.open(SecurityOptions(ca_dir=tmp_path, extra_hosts=("xds.example",)))
     san = security.serving.certificate.certificate.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value
+        x509.SubjectAlternativeName
+    ).value
     assert {ISTIOD_NAME, "xds.example"} <= set(san.get_values_for_type(x509.DNSName))
     security.close()

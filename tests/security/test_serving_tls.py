@@ -30,10 +30,17 @@ def test_istiod_names() -> None:
         "istiod-remote.istio-system.svc",
         "istio-pilot.istio-system.svc",
     ]
-    names = istiod_dns_names("mesh", revision="canary", extra=["XDS.example.com", "10.0.0.1",
-                                                                 "istiod.mesh.svc"])
-    assert names == ["istiod.mesh.svc", "istiod-remote.mesh.svc", "istio-pilot.mesh.svc",
-                     "istiod-canary.mesh.svc", "xds.example.com", "10.0.0.1"]
+    names = istiod_dns_names(
+        "mesh", revision="canary", extra=["XDS.example.com", "10.0.0.1", "istiod.mesh.svc"]
+    )
+    assert names == [
+        "istiod.mesh.svc",
+        "istiod-remote.mesh.svc",
+        "istio-pilot.mesh.svc",
+        "istiod-canary.mesh.svc",
+        "xds.example.com",
+        "10.0.0.1",
+    ]
 
 
 def test_subject_alt_names() -> None:
@@ -104,9 +111,21 @@ async def test_serving_certificate_renews_at_half_life() -> None:
 
 def _s_client(port: int, *flags: str) -> str:
     result = subprocess.run(
-        [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", ISTIOD_NAME,
-         "-alpn", "h2", *flags],
-        input=b"", capture_output=True, timeout=20, check=False,
+        [
+            OPENSSL,
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-servername",
+            ISTIOD_NAME,
+            "-alpn",
+            "h2",
+            *flags,
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=20,
+        check=False,
     )
     # The server's HTTP/2 settings frame arrives as binary after the handshake.
     return (result.stdout + result.stderr).decode("utf-8", "replace")
@@ -117,8 +136,13 @@ async def test_tls13_and_alpn_h2(tmp_path: Path) -> None:
     (tmp_path / "root.pem").write_text(ca.root_pem)
     async with ca_server(ca, InsecureDevAuthenticator()) as server:
         out = await asyncio.to_thread(
-            _s_client, server.port, "-CAfile", str(tmp_path / "root.pem"),
-            "-verify_hostname", ISTIOD_NAME, "-verify_return_error",
+            _s_client,
+            server.port,
+            "-CAfile",
+            str(tmp_path / "root.pem"),
+            "-verify_hostname",
+            ISTIOD_NAME,
+            "-verify_return_error",
         )
         assert "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384" in out, out
         assert "ALPN protocol: h2" in out, out

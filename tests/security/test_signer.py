@@ -35,8 +35,9 @@ class RecordingCa(CertificateAuthority):
     delay = 0.0
     threads: set[int]
 
-    def sign_csr(self, csr_pem: str | bytes, identity: Identity,
-                 ttl: dt.timedelta) -> IssuedCertificate:
+    def sign_csr(
+        self, csr_pem: str | bytes, identity: Identity, ttl: dt.timedelta
+    ) -> IssuedCertificate:
         self.threads.add(threading.get_ident())
         time.sleep(self.delay)
         return super().sign_csr(csr_pem, identity, ttl)
@@ -77,12 +78,14 @@ async def test_signs_on_another_thread(signer: Signer, ca: RecordingCa) -> None:
     assert ca.threads and threading.get_ident() not in ca.threads
 
 
-async def test_a_bad_csr_fails_alone_within_a_batch(signer: Signer, ca: RecordingCa,
-                                                    batches: list[int]) -> None:
+async def test_a_bad_csr_fails_alone_within_a_batch(
+    signer: Signer, ca: RecordingCa, batches: list[int]
+) -> None:
     ca.delay = 0.002
     csrs = [make_csr() if i % 3 else "garbage" for i in range(30)]
-    results = await asyncio.gather(*(signer.sign_csr(c, APP, HOUR) for c in csrs),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(signer.sign_csr(c, APP, HOUR) for c in csrs), return_exceptions=True
+    )
     for csr, result in zip(csrs, results, strict=True):
         if csr == "garbage":
             assert isinstance(result, CsrError)
@@ -107,8 +110,9 @@ async def test_max_batch_is_respected(ca: RecordingCa, batches: list[int]) -> No
     assert max(batches) <= 4 and sum(batches) == 13
 
 
-async def test_a_cancelled_caller_does_not_disturb_the_others(signer: Signer,
-                                                              ca: RecordingCa) -> None:
+async def test_a_cancelled_caller_does_not_disturb_the_others(
+    signer: Signer, ca: RecordingCa
+) -> None:
     ca.delay = 0.05
     first = asyncio.create_task(signer.sign_csr(make_csr(), APP, HOUR))
     second = asyncio.create_task(signer.sign_csr(make_csr(), APP, HOUR))
@@ -130,6 +134,7 @@ async def test_key_pairs(signer: Signer) -> None:
 async def test_closed_signer_fails_every_queued_request(ca: RecordingCa) -> None:
     signer = Signer(ca)
     signer.close()
-    results = await asyncio.gather(*(signer.sign_csr(make_csr(), APP, HOUR) for _ in range(3)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(signer.sign_csr(make_csr(), APP, HOUR) for _ in range(3)), return_exceptions=True
+    )
     assert all(isinstance(r, RuntimeError) for r in results)

@@ -73,8 +73,9 @@ async def test_delta_ztunnel_flow(server: Server) -> None:
     assert first.type_url == ADDRESS and len(first.resources) == 2
     second = await client.next()
     assert second.type_url == AUTHORIZATION and len(second.resources) == 0
-    await wait_until(lambda: all(s.state == "SYNCED"
-                                 for c in server.connections for s in c.statuses.values()))
+    await wait_until(
+        lambda: all(s.state == "SYNCED" for c in server.connections for s in c.statuses.values())
+    )
 
     server.store.upsert("s", [workload("c", b"\x0a\x00\x00\x03")])
     server.store.commit()
@@ -110,8 +111,7 @@ async def test_delta_nack_is_recorded(server: Server) -> None:
     client = server.client(nack=lambda t, r: "bad address" if r.resources else None)
     await client.connect({ADDRESS: []})
     await client.next()
-    await wait_until(lambda: any(c.statuses[ADDRESS].state == "ERROR"
-                                 for c in server.connections))
+    await wait_until(lambda: any(c.statuses[ADDRESS].state == "ERROR" for c in server.connections))
     [connection] = list(server.connections)
     assert connection.statuses[ADDRESS].last_error == "bad address"
     await client.close()
@@ -143,8 +143,7 @@ async def test_sotw_flow(server: Server) -> None:
     server.store.commit()
     push = await client.next()
     assert sorted(r.value for r in push.resources) == [b"one", b"two"]
-    await wait_until(lambda: all(c.statuses[CLUSTER].state == "SYNCED"
-                                 for c in server.connections))
+    await wait_until(lambda: all(c.statuses[CLUSTER].state == "SYNCED" for c in server.connections))
     await client.close()
 
 
@@ -158,14 +157,18 @@ async def test_not_ready_is_unavailable(server: Server) -> None:
     await client.close()
 
 
-@pytest.mark.parametrize("node_id, complaint", [
-    ("", "must carry node.id"),
-    ("ztunnel~10.0.0.1~podonly~d", "<pod>.<namespace>"),
-    ("robot~10.0.0.1~p.ns~d", "unknown proxy type 'robot'"),
-    ("ztunnel~not-an-ip~p.ns~d", "is not an IP address"),
-])
-async def test_malformed_node_is_invalid_argument(server: Server, node_id: str,
-                                                  complaint: str) -> None:
+@pytest.mark.parametrize(
+    "node_id, complaint",
+    [
+        ("", "must carry node.id"),
+        ("ztunnel~10.0.0.1~podonly~d", "<pod>.<namespace>"),
+        ("robot~10.0.0.1~p.ns~d", "unknown proxy type 'robot'"),
+        ("ztunnel~not-an-ip~p.ns~d", "is not an IP address"),
+    ],
+)
+async def test_malformed_node_is_invalid_argument(
+    server: Server, node_id: str, complaint: str
+) -> None:
     for delta in (True, False):
         client = server.client(delta=delta, node_id=node_id)
         await client.connect({ADDRESS: []})
@@ -212,18 +215,20 @@ async def test_one_change_to_100_streams_is_serialized_once(server: Server) -> N
 async def test_sotw_nack_keeps_state_and_is_recorded(server: Server) -> None:
     server.store.upsert("s", [Resource(CLUSTER, "c1", b"one")])
     server.store.commit()
-    client = server.client(delta=False, nack=lambda t, r: "bad cluster" if r.resources and
-                           r.resources[-1].value == b"bad" else None)
+    client = server.client(
+        delta=False,
+        nack=lambda t, r: (
+            "bad cluster" if r.resources and r.resources[-1].value == b"bad" else None
+        ),
+    )
     await client.connect({CLUSTER: []})
     first = await client.next()
     # Let the ACK arrive first: an ACK that crosses a newer push is stale by design.
-    await wait_until(lambda: all(c.statuses[CLUSTER].state == "SYNCED"
-                                 for c in server.connections))
+    await wait_until(lambda: all(c.statuses[CLUSTER].state == "SYNCED" for c in server.connections))
     server.store.upsert("s", [Resource(CLUSTER, "c1", b"bad")])
     server.store.commit()
     await client.next()
-    await wait_until(lambda: any(c.statuses[CLUSTER].state == "ERROR"
-                                 for c in server.connections))
+    await wait_until(lambda: any(c.statuses[CLUSTER].state == "ERROR" for c in server.connections))
     [connection] = list(server.connections)
     watch = connection.session.watches[CLUSTER]
     assert watch.status.last_error == "bad cluster"

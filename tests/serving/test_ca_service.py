@@ -122,7 +122,8 @@ async def test_requested_ttl_is_honoured(mesh: Mesh) -> None:
 async def test_ttl_above_maximum(mesh: Mesh) -> None:
     await expect_error(
         mesh.server.create_certificate(make_csr(), mesh.app_token, ttl_seconds=91 * 86400),
-        grpc.StatusCode.INVALID_ARGUMENT, "exceeds the maximum of 7776000s",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "exceeds the maximum of 7776000s",
     )
 
 
@@ -130,19 +131,28 @@ async def test_ttl_above_maximum(mesh: Mesh) -> None:
     ("csr", "message"),
     [
         ("garbage", "csr is not PEM"),
-        ("-----BEGIN CERTIFICATE REQUEST-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE REQUEST-----\n",
-         "csr could not be parsed as PKCS#10"),
+        (
+            "-----BEGIN CERTIFICATE REQUEST-----\nZ2FyYmFnZQ==\n"
+            "-----END CERTIFICATE REQUEST-----\n",
+            "csr could not be parsed as PKCS#10",
+        ),
         ("", "csr is empty"),
     ],
 )
 async def test_garbage_csr(mesh: Mesh, csr: str, message: str) -> None:
-    await expect_error(mesh.server.create_certificate(csr, mesh.app_token),
-                       grpc.StatusCode.INVALID_ARGUMENT, message)
+    await expect_error(
+        mesh.server.create_certificate(csr, mesh.app_token),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        message,
+    )
 
 
 async def test_weak_rsa_csr(mesh: Mesh) -> None:
-    await expect_error(mesh.server.create_certificate(make_csr(key=rsa_key(1024)), mesh.app_token),
-                       grpc.StatusCode.INVALID_ARGUMENT, "csr key is RSA 1024")
+    await expect_error(
+        mesh.server.create_certificate(make_csr(key=rsa_key(1024)), mesh.app_token),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "csr key is RSA 1024",
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,14 +161,16 @@ async def test_weak_rsa_csr(mesh: Mesh) -> None:
 )
 async def test_unauthenticated(mesh: Mesh, which: str, message: str) -> None:
     token = {"missing": None, "bad": "b" * 43, "expired": mesh.expired_token}[which]
-    details = await expect_error(mesh.server.create_certificate(make_csr(), token),
-                                 grpc.StatusCode.UNAUTHENTICATED, message)
+    details = await expect_error(
+        mesh.server.create_certificate(make_csr(), token), grpc.StatusCode.UNAUTHENTICATED, message
+    )
     assert not token or token not in details
 
 
 async def test_node_agent_impersonates_a_pod_on_its_node(mesh: Mesh, tmp_path: Path) -> None:
-    chain = await mesh.server.create_certificate(make_csr(APP.uri), mesh.ztunnel_token,
-                                                 impersonate=APP.uri)
+    chain = await mesh.server.create_certificate(
+        make_csr(APP.uri), mesh.ztunnel_token, impersonate=APP.uri
+    )
     assert leaf_uris(chain[0]) == [APP.uri]
     assert verify_chain(tmp_path, chain).returncode == 0
 
@@ -166,14 +178,16 @@ async def test_node_agent_impersonates_a_pod_on_its_node(mesh: Mesh, tmp_path: P
 async def test_impersonation_of_a_pod_on_another_node_is_refused(mesh: Mesh) -> None:
     await expect_error(
         mesh.server.create_certificate(make_csr(DB.uri), mesh.ztunnel_token, impersonate=DB.uri),
-        grpc.StatusCode.PERMISSION_DENIED, f"no pod with identity {DB.uri} runs on node 'node-a'",
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"no pod with identity {DB.uri} runs on node 'node-a'",
     )
 
 
 async def test_impersonation_by_a_workload_is_refused(mesh: Mesh) -> None:
     await expect_error(
         mesh.server.create_certificate(make_csr(DB.uri), mesh.app_token, impersonate=DB.uri),
-        grpc.StatusCode.PERMISSION_DENIED, "default/app is not a trusted node account",
+        grpc.StatusCode.PERMISSION_DENIED,
+        "default/app is not a trusted node account",
     )
 
 
@@ -183,7 +197,8 @@ async def test_impersonated_identity_must_be_a_string(mesh: Mesh) -> None:
     request.metadata.fields["ImpersonatedIdentity"].CopyFrom(struct_pb2.Value(number_value=1))
     await expect_error(
         stub.CreateCertificate(request, metadata=[("authorization", f"Bearer {mesh.app_token}")]),
-        grpc.StatusCode.INVALID_ARGUMENT, "ImpersonatedIdentity must be a string",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "ImpersonatedIdentity must be a string",
     )
 
 
@@ -194,15 +209,25 @@ async def test_tokens_added_while_serving_work_at_once(mesh: Mesh) -> None:
 
 
 async def test_counters(mesh: Mesh) -> None:
-    before = (ca_service.CSR_COUNT.value(), ca_service.ISSUED.value(),
-              ca_service.AUTHENTICATION_FAILURES.value(), ca_service.CSR_PARSING_ERRORS.value())
+    before = (
+        ca_service.CSR_COUNT.value(),
+        ca_service.ISSUED.value(),
+        ca_service.AUTHENTICATION_FAILURES.value(),
+        ca_service.CSR_PARSING_ERRORS.value(),
+    )
     await mesh.server.create_certificate(make_csr(), mesh.app_token)
-    for call in (mesh.server.create_certificate(make_csr(), None),
-                 mesh.server.create_certificate("x", mesh.app_token)):
+    for call in (
+        mesh.server.create_certificate(make_csr(), None),
+        mesh.server.create_certificate("x", mesh.app_token),
+    ):
         with pytest.raises(grpc.aio.AioRpcError):
             await call
-    after = (ca_service.CSR_COUNT.value(), ca_service.ISSUED.value(),
-             ca_service.AUTHENTICATION_FAILURES.value(), ca_service.CSR_PARSING_ERRORS.value())
+    after = (
+        ca_service.CSR_COUNT.value(),
+        ca_service.ISSUED.value(),
+        ca_service.AUTHENTICATION_FAILURES.value(),
+        ca_service.CSR_PARSING_ERRORS.value(),
+    )
     assert [b - a for a, b in zip(before, after, strict=True)] == [3, 1, 1, 1]
 
 
@@ -216,8 +241,9 @@ async def test_restart_keeps_the_root(tmp_path: Path) -> None:
     assert not created
     async for second in start(tmp_path, CertificateAuthority(again)):
         # The root file clients were given before the restart still verifies us.
-        after = await second.server.create_certificate(make_csr(), second.app_token,
-                                                        channel=second.server.channel(root_file))
+        after = await second.server.create_certificate(
+            make_csr(), second.app_token, channel=second.server.channel(root_file)
+        )
     assert before[-1] == after[-1] == root_file
     assert second.server.ca.root_fingerprint == fingerprint(
         x509.load_pem_x509_certificate(root_file.encode())
@@ -254,15 +280,20 @@ async def test_insecure_dev_mode_signs_what_the_csr_asks(tmp_path: Path) -> None
     async with ca_server(ca, InsecureDevAuthenticator()) as server:
         chain = await server.create_certificate(make_csr(DB.uri))
         assert leaf_uris(chain[0]) == [DB.uri]
-        await expect_error(server.create_certificate(make_csr(None)),
-                           grpc.StatusCode.PERMISSION_DENIED, "one spiffe:// URI SAN")
-        await expect_error(server.create_certificate("junk"),
-                           grpc.StatusCode.INVALID_ARGUMENT, "csr is not PEM")
+        await expect_error(
+            server.create_certificate(make_csr(None)),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "one spiffe:// URI SAN",
+        )
+        await expect_error(
+            server.create_certificate("junk"), grpc.StatusCode.INVALID_ARGUMENT, "csr is not PEM"
+        )
 
 
 class SlowCa(CertificateAuthority):
-    def sign_csr(self, csr_pem: str | bytes, identity: Identity,
-                 ttl: dt.timedelta) -> IssuedCertificate:
+    def sign_csr(
+        self, csr_pem: str | bytes, identity: Identity, ttl: dt.timedelta
+    ) -> IssuedCertificate:
         time.sleep(0.3)  # blocking, like a big RSA signature
         return super().sign_csr(csr_pem, identity, ttl)
 

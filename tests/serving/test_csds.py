@@ -56,7 +56,8 @@ class Plane:
     async def fetch(self, *matchers: Any, **kw: Any) -> csds_pb2.ClientStatusResponse:
         request = csds_pb2.ClientStatusRequest(node_matchers=list(matchers), **kw)
         response: csds_pb2.ClientStatusResponse = await self.stub().FetchClientStatus(
-            request, timeout=5)
+            request, timeout=5
+        )
         return response
 
 
@@ -97,14 +98,19 @@ async def connect_both(plane: Plane, *, nack_clusters: str | None = None) -> tup
     ztunnel = DeltaClient(plane.channel(), ZTUNNEL)
     await ztunnel.connect({ADDRESS: []})
     await ztunnel.next()
-    waypoint = SotwClient(plane.channel(), WAYPOINT,
-                          nack=lambda t, r: nack_clusters if t == CLUSTER else None)
+    waypoint = SotwClient(
+        plane.channel(), WAYPOINT, nack=lambda t, r: nack_clusters if t == CLUSTER else None
+    )
     await waypoint.connect({CLUSTER: [], SECRET: ["default"]})
     await waypoint.next()
     await waypoint.next()
     # Wait for the ACK (or NACK) of every response to be recorded.
-    await wait_until(lambda: len(plane.connections) == 2 and all(
-        s.state != "STALE" for c in plane.connections for s in c.statuses.values()))
+    await wait_until(
+        lambda: (
+            len(plane.connections) == 2
+            and all(s.state != "STALE" for c in plane.connections for s in c.statuses.values())
+        )
+    )
     return ztunnel, waypoint
 
 
@@ -123,8 +129,11 @@ async def test_fetch_reports_every_proxy_with_what_it_acked(plane: Plane) -> Non
     assert set(configs) == {ZTUNNEL, WAYPOINT}
 
     z = configs[ZTUNNEL]
-    assert dict(z.node.metadata) == {"CLUSTER_ID": "Kubernetes", "NAMESPACE": "istio-system",
-                                     "ISTIO_VERSION": ""}
+    assert dict(z.node.metadata) == {
+        "CLUSTER_ID": "Kubernetes",
+        "NAMESPACE": "istio-system",
+        "ISTIO_VERSION": "",
+    }
     addresses = entries(z, ADDRESS)
     assert addresses[""].config_status == csds_pb2.SYNCED
     uid_a = "Kubernetes//Pod/default/a"
@@ -161,32 +170,44 @@ def match_id(**pattern: Any) -> node_pb2.NodeMatcher:
     return node_pb2.NodeMatcher(node_id=string_pb2.StringMatcher(**pattern))
 
 
-@pytest.mark.parametrize("matchers, expected", [
-    ([match_id(exact=ZTUNNEL)], {ZTUNNEL}),
-    ([match_id(exact="ztunnel-abc.istio-system")], {ZTUNNEL}),  # the short pod.ns id
-    ([match_id(prefix="waypoint~")], {WAYPOINT}),
-    ([match_id(suffix=".bookinfo")], {WAYPOINT}),
-    ([match_id(contains="ZTUNNEL-ABC", ignore_case=True)], {ZTUNNEL}),
-    ([match_id(contains="ZTUNNEL-ABC")], set()),
-    ([match_id(prefix="ztunnel"), match_id(prefix="waypoint")], {ZTUNNEL, WAYPOINT}),  # OR
-    ([node_pb2.NodeMatcher()], {ZTUNNEL, WAYPOINT}),
-])
-async def test_node_matchers_select_by_node_id(plane: Plane, matchers: list[Any],
-                                               expected: set[str]) -> None:
+@pytest.mark.parametrize(
+    "matchers, expected",
+    [
+        ([match_id(exact=ZTUNNEL)], {ZTUNNEL}),
+        ([match_id(exact="ztunnel-abc.istio-system")], {ZTUNNEL}),  # the short pod.ns id
+        ([match_id(prefix="waypoint~")], {WAYPOINT}),
+        ([match_id(suffix=".bookinfo")], {WAYPOINT}),
+        ([match_id(contains="ZTUNNEL-ABC", ignore_case=True)], {ZTUNNEL}),
+        ([match_id(contains="ZTUNNEL-ABC")], set()),
+        ([match_id(prefix="ztunnel"), match_id(prefix="waypoint")], {ZTUNNEL, WAYPOINT}),  # OR
+        ([node_pb2.NodeMatcher()], {ZTUNNEL, WAYPOINT}),
+    ],
+)
+async def test_node_matchers_select_by_node_id(
+    plane: Plane, matchers: list[Any], expected: set[str]
+) -> None:
     ztunnel, waypoint = await connect_both(plane)
     assert set(by_node(await plane.fetch(*matchers))) == expected
     await ztunnel.close()
     await waypoint.close()
 
 
-@pytest.mark.parametrize("matcher, complaint", [
-    (node_pb2.NodeMatcher(node_id=string_pb2.StringMatcher(
-        safe_regex={"regex": "(a+)+$"})), "safe_regex is not supported"),
-    (node_pb2.NodeMatcher(node_metadatas=[{"path": [{"key": "NAMESPACE"}]}]),
-     "node_metadatas is not supported"),
-])
-async def test_unsupported_matchers_are_invalid_arguments(plane: Plane, matcher: Any,
-                                                          complaint: str) -> None:
+@pytest.mark.parametrize(
+    "matcher, complaint",
+    [
+        (
+            node_pb2.NodeMatcher(node_id=string_pb2.StringMatcher(safe_regex={"regex": "(a+)+$"})),
+            "safe_regex is not supported",
+        ),
+        (
+            node_pb2.NodeMatcher(node_metadatas=[{"path": [{"key": "NAMESPACE"}]}]),
+            "node_metadatas is not supported",
+        ),
+    ],
+)
+async def test_unsupported_matchers_are_invalid_arguments(
+    plane: Plane, matcher: Any, complaint: str
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await plane.fetch(matcher)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -214,18 +235,23 @@ async def test_stream_answers_each_request_with_the_current_state(plane: Plane) 
             yield request
 
     call = plane.stub().StreamClientStatus(outgoing())
-    await wait_until(lambda: all(s.state == "SYNCED" for c in plane.connections
-                                 for s in c.statuses.values()))
+    await wait_until(
+        lambda: all(s.state == "SYNCED" for c in plane.connections for s in c.statuses.values())
+    )
     await requests.put(csds_pb2.ClientStatusRequest())
     first = by_node(await call.read())[ZTUNNEL]
-    assert set(entries(first, ADDRESS)) == {"", "Kubernetes//Pod/default/a",
-                                            "Kubernetes//Pod/default/b"}
+    assert set(entries(first, ADDRESS)) == {
+        "",
+        "Kubernetes//Pod/default/a",
+        "Kubernetes//Pod/default/b",
+    }
 
     plane.store.upsert("ztunnel", [workload("c", b"\x0a\x00\x00\x03")])
     plane.store.commit()
     await ztunnel.next()
-    await wait_until(lambda: all(s.state == "SYNCED" for c in plane.connections
-                                 for s in c.statuses.values()))
+    await wait_until(
+        lambda: all(s.state == "SYNCED" for c in plane.connections for s in c.statuses.values())
+    )
     await requests.put(csds_pb2.ClientStatusRequest())
     second = by_node(await call.read())[ZTUNNEL]
     assert "Kubernetes//Pod/default/c" in entries(second, ADDRESS)
@@ -251,14 +277,17 @@ class FakeContext:
         return self._peer
 
 
-@pytest.mark.parametrize("peer, admitted", [
-    ("ipv4:127.0.0.1:50000", True),
-    ("ipv6:[::1]:50000", True),
-    ("ipv6:%5B::1%5D:50000", True),
-    ("ipv4:10.1.2.3:50000", False),
-    ("ipv6:[fd00::2]:50000", False),
-    ("unix:/tmp/socket", False),
-])
+@pytest.mark.parametrize(
+    "peer, admitted",
+    [
+        ("ipv4:127.0.0.1:50000", True),
+        ("ipv6:[::1]:50000", True),
+        ("ipv6:%5B::1%5D:50000", True),
+        ("ipv4:10.1.2.3:50000", False),
+        ("ipv6:[fd00::2]:50000", False),
+        ("unix:/tmp/socket", False),
+    ],
+)
 async def test_plaintext_port_admits_loopback_callers_only(peer: str, admitted: bool) -> None:
     assert is_loopback_peer(peer) is admitted
     refusal = await loopback_callers(FakeContext(peer))  # type: ignore[arg-type]
@@ -267,14 +296,18 @@ async def test_plaintext_port_admits_loopback_callers_only(peer: str, admitted: 
         assert refusal.code == grpc.StatusCode.PERMISSION_DENIED
 
 
-@pytest.mark.parametrize("account, code", [
-    ("istio-system/default", None),
-    ("bookinfo/productpage", grpc.StatusCode.PERMISSION_DENIED),
-    (None, grpc.StatusCode.PERMISSION_DENIED),  # anonymous (--insecure-dev-auth)
-    ("no-token", grpc.StatusCode.UNAUTHENTICATED),
-])
-async def test_tls_port_admits_system_namespace_identities(account: str | None,
-                                                          code: grpc.StatusCode | None) -> None:
+@pytest.mark.parametrize(
+    "account, code",
+    [
+        ("istio-system/default", None),
+        ("bookinfo/productpage", grpc.StatusCode.PERMISSION_DENIED),
+        (None, grpc.StatusCode.PERMISSION_DENIED),  # anonymous (--insecure-dev-auth)
+        ("no-token", grpc.StatusCode.UNAUTHENTICATED),
+    ],
+)
+async def test_tls_port_admits_system_namespace_identities(
+    account: str | None, code: grpc.StatusCode | None
+) -> None:
     async def authenticate(context: Any) -> Caller:
         if account == "no-token":
             raise Unauthenticated("no credentials")

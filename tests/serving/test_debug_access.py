@@ -20,8 +20,10 @@ REMOTE = "192.0.2.7"
 @pytest.fixture
 def tokens(tmp_path: Path) -> dict[str, str]:
     path = tmp_path / "tokens"
-    return {account: add_grant(path, TokenGrant(Identity.from_account(account)))
-            for account in ("istio-system/istioctl", "bookinfo/reviews")}
+    return {
+        account: add_grant(path, TokenGrant(Identity.from_account(account)))
+        for account in ("istio-system/istioctl", "bookinfo/reviews")
+    }
 
 
 @pytest.fixture
@@ -67,8 +69,9 @@ async def test_remote_callers_need_a_token(access: DebugAccess, logged: list[str
     assert any("refused" in line for line in logged)
 
 
-async def test_an_unknown_token_is_401_and_never_echoed(access: DebugAccess,
-                                                       logged: list[str]) -> None:
+async def test_an_unknown_token_is_401_and_never_echoed(
+    access: DebugAccess, logged: list[str]
+) -> None:
     forged = "forged-token-0123456789abcdef"
     answer = await access(request("/debug/config_dump", token=forged))
     assert status(answer) == 401
@@ -76,15 +79,17 @@ async def test_an_unknown_token_is_401_and_never_echoed(access: DebugAccess,
     assert logged and not any(forged in line for line in logged)
 
 
-async def test_system_namespace_identities_read_everything(access: DebugAccess,
-                                                          tokens: dict[str, str]) -> None:
+async def test_system_namespace_identities_read_everything(
+    access: DebugAccess, tokens: dict[str, str]
+) -> None:
     token = tokens["istio-system/istioctl"]
     for path in ("/debug/syncz", "/debug/registryz", "/debug/config_dump"):
         assert await access(request(path, token=token)) == EVERYTHING
 
 
 async def test_other_identities_read_only_their_namespaces_config_dump(
-        access: DebugAccess, tokens: dict[str, str], logged: list[str]) -> None:
+    access: DebugAccess, tokens: dict[str, str], logged: list[str]
+) -> None:
     token = tokens["bookinfo/reviews"]
     assert await access(request("/debug/config_dump", token=token)) == DebugCaller("bookinfo")
     for path in ("/debug/syncz", "/debug/ambientz", "/debug/loglevel", "/debug"):
@@ -95,8 +100,9 @@ async def test_other_identities_read_only_their_namespaces_config_dump(
 
 async def test_without_a_tls_port_only_loopback_gets_in(tokens: dict[str, str]) -> None:
     access = DebugAccess(None, "istio-system")
-    assert status(await access(request("/debug/syncz",
-                                       token=tokens["istio-system/istioctl"]))) == 401
+    assert (
+        status(await access(request("/debug/syncz", token=tokens["istio-system/istioctl"]))) == 401
+    )
     assert await access(request("/debug/syncz", "127.0.0.1")) == EVERYTHING
 
 

@@ -44,23 +44,35 @@ class Mesh:
         self.store.upsert("waypoint/bookinfo/waypoint", [Resource(CLUSTER, "c1", b"")])
         self.store.commit()
         self.connections = ConnectionRegistry()
-        self.http = DebugEndpoints(ready=asyncio.Event(), connections=self.connections,
-                                   store=self.store, decode=decode)
+        self.http = DebugEndpoints(
+            ready=asyncio.Event(), connections=self.connections, store=self.store, decode=decode
+        )
         self.types = IstioDebugTypes(self.connections, self.http, "istio-system")
 
-    def connect(self, node_id: str, scope: str, *, delta: bool, identity: str | None = None,
-                peer: str = LOCAL) -> Connection:
+    def connect(
+        self,
+        node_id: str,
+        scope: str,
+        *,
+        delta: bool,
+        identity: str | None = None,
+        peer: str = LOCAL,
+    ) -> Connection:
         session = (DeltaSession if delta else SotwSession)(self.store.view(scope))
-        connection = Connection(parse_node_id(node_id), identity, Binding(scope, allow_all),
-                                session, peer, delta)
+        connection = Connection(
+            parse_node_id(node_id), identity, Binding(scope, allow_all), session, peer, delta
+        )
         self.connections.add(connection)
         return connection
 
     @staticmethod
     def subscribe(connection: Connection, type_url: str, *, reply: str | None = "ack") -> str:
         """Subscribe to a type; then ACK, NACK (``reply`` is the error) or stay silent (None)."""
-        request_type: Any = (discovery_pb2.DeltaDiscoveryRequest if connection.delta
-                             else discovery_pb2.DiscoveryRequest)
+        request_type: Any = (
+            discovery_pb2.DeltaDiscoveryRequest
+            if connection.delta
+            else discovery_pb2.DiscoveryRequest
+        )
         _, [response] = connection.session.receive(request_type(type_url=type_url))
         if reply is not None:
             answer = request_type(type_url=type_url, response_nonce=response.nonce)
@@ -80,10 +92,12 @@ def proxies(mesh: Mesh) -> dict[str, str]:
     unanswered); returns the nonces sent."""
     ztunnel = mesh.connect(ZTUNNEL, "ztunnel", delta=True)
     waypoint = mesh.connect(WAYPOINT, "waypoint/bookinfo/waypoint", delta=False)
-    return {"address": mesh.subscribe(ztunnel, ADDRESS),
-            "authorization": mesh.subscribe(ztunnel, AUTHORIZATION, reply="bad policy"),
-            "cluster": mesh.subscribe(waypoint, CLUSTER),
-            "listener": mesh.subscribe(waypoint, LISTENER, reply=None)}
+    return {
+        "address": mesh.subscribe(ztunnel, ADDRESS),
+        "authorization": mesh.subscribe(ztunnel, AUTHORIZATION, reply="bad policy"),
+        "cluster": mesh.subscribe(waypoint, CLUSTER),
+        "listener": mesh.subscribe(waypoint, LISTENER, reply=None),
+    }
 
 
 def json_of(mesh: Mesh, target: str, caller: DebugCaller = EVERYTHING) -> tuple[int, Any]:
@@ -100,8 +114,11 @@ def test_syncz_rows_have_istiods_shape(mesh: Mesh) -> None:
     assert ztunnel["cluster_id"] == "Kubernetes"
     assert "cluster_sent" not in ztunnel  # omitted when empty, as istiod's omitempty
     assert ztunnel["resources"][ADDRESS] == {
-        "sent": nonces["address"], "acked": nonces["address"], "state": "SYNCED",
-        "sentTime": ztunnel["resources"][ADDRESS]["sentTime"]}
+        "sent": nonces["address"],
+        "acked": nonces["address"],
+        "state": "SYNCED",
+        "sentTime": ztunnel["resources"][ADDRESS]["sentTime"],
+    }
     policies = ztunnel["resources"][AUTHORIZATION]
     assert policies["sent"] == policies["nacked"] == nonces["authorization"]
     assert policies["state"] == "ERROR" and policies["lastError"] == "bad policy"
@@ -110,15 +127,18 @@ def test_syncz_rows_have_istiods_shape(mesh: Mesh) -> None:
     assert waypoint["listener_sent"] == nonces["listener"] and "listener_acked" not in waypoint
     assert waypoint["resources"][LISTENER]["state"] == "STALE"
     assert [r["proxy"] for r in json_of(mesh, "syncz?namespace=bookinfo")[1]] == [
-        "waypoint-x.bookinfo"]
+        "waypoint-x.bookinfo"
+    ]
 
 
 def test_connections_and_adsz(mesh: Mesh) -> None:
     proxies(mesh)
     status, connections = json_of(mesh, "connections")
     assert status == 200 and connections["totalClients"] == 2
-    assert {c["proxy"] for c in connections["clients"]} == {"ztunnel-a.istio-system",
-                                                           "waypoint-x.bookinfo"}
+    assert {c["proxy"] for c in connections["clients"]} == {
+        "ztunnel-a.istio-system",
+        "waypoint-x.bookinfo",
+    }
     status, adsz = json_of(mesh, "adsz?proxyID=ztunnel-a.istio-system")
     [client] = adsz["clients"]
     assert client["node"] == ZTUNNEL
@@ -133,8 +153,10 @@ def test_config_dump_is_limited_to_the_callers_namespace(mesh: Mesh) -> None:
     assert status == 200 and [r["name"] for r in dump[CLUSTER]] == ["c1"]
     # Another namespace's proxy looks exactly like one that is not connected.
     hidden = json_of(mesh, "config_dump?proxyID=ztunnel-a.istio-system", bookinfo)
-    assert hidden == (404, {"error": "proxy 'ztunnel-a.istio-system' is not connected "
-                                     "to this instance"})
+    assert hidden == (
+        404,
+        {"error": "proxy 'ztunnel-a.istio-system' is not connected to this instance"},
+    )
     status, dump = json_of(mesh, "config_dump?proxyID=ztunnel-a.istio-system")
     assert status == 200 and dump[ADDRESS][0]["resource"]["workload"]["name"] == "a"
     assert json_of(mesh, "config_dump")[0] == 400
@@ -190,6 +212,7 @@ async def test_routes_over_http(mesh: Mesh) -> None:
 
 # -- the ADS debug types ----------------------------------------------------------
 
+
 def test_syncz_type_wraps_a_client_config_per_proxy(mesh: Mesh) -> None:
     proxies(mesh)
     istioctl = mesh.connect(ISTIOCTL, "debug", delta=False)
@@ -198,8 +221,11 @@ def test_syncz_type_wraps_a_client_config_per_proxy(mesh: Mesh) -> None:
     assert {r.type_url for r in resources} == {CLIENT_CONFIG_TYPE}
     config = csds_pb2.ClientConfig.FromString(resources[1].body)
     assert config.node.id == "ztunnel-a.istio-system"
-    assert dict(config.node.metadata) == {"CLUSTER_ID": "Kubernetes",
-                                          "NAMESPACE": "istio-system", "ISTIO_VERSION": ""}
+    assert dict(config.node.metadata) == {
+        "CLUSTER_ID": "Kubernetes",
+        "NAMESPACE": "istio-system",
+        "ISTIO_VERSION": "",
+    }
     states = {c.type_url: c for c in config.generic_xds_configs}
     assert list(states) == sorted(states)
     assert states[ADDRESS].config_status == csds_pb2.SYNCED
@@ -217,8 +243,12 @@ def test_config_dump_type(mesh: Mesh) -> None:
 
     sections = mesh.types.config_dump(istioctl, ["waypoint-x.bookinfo"])
     assert [s.type_url.rsplit(".", 1)[-1] for s in sections] == [
-        "BootstrapConfigDump", "ClustersConfigDump", "ListenersConfigDump",
-        "ScopedRoutesConfigDump", "RoutesConfigDump"]
+        "BootstrapConfigDump",
+        "ClustersConfigDump",
+        "ListenersConfigDump",
+        "ScopedRoutesConfigDump",
+        "RoutesConfigDump",
+    ]
     clusters = config_dump_shared_pb2.ClustersConfigDump.FromString(sections[1].body)
     assert [c.cluster.type_url for c in clusters.dynamic_active_clusters] == [CLUSTER]
     assert mesh.types.config_dump(istioctl, ["elsewhere.default"]) == []
@@ -243,16 +273,26 @@ def test_debug_types_need_a_known_caller(mesh: Mesh) -> None:
     remote = mesh.connect(ISTIOCTL, "debug", delta=False, peer="ipv4:10.1.1.1:5")
     with pytest.raises(Forbidden):
         mesh.types.syncz(remote, [])
-    forged = mesh.connect(ISTIOCTL, "debug", delta=False, identity="istio-system (via x)",
-                          peer="ipv4:10.1.1.1:5")
+    forged = mesh.connect(
+        ISTIOCTL, "debug", delta=False, identity="istio-system (via x)", peer="ipv4:10.1.1.1:5"
+    )
     with pytest.raises(Forbidden):
         mesh.types.syncz(forged, [])
-    system = mesh.connect(ISTIOCTL, "debug", delta=False, peer="ipv4:10.1.1.1:5",
-                          identity="spiffe://cluster.local/ns/istio-system/sa/default "
-                                   "(via tokens-file)")
+    system = mesh.connect(
+        ISTIOCTL,
+        "debug",
+        delta=False,
+        peer="ipv4:10.1.1.1:5",
+        identity="spiffe://cluster.local/ns/istio-system/sa/default (via tokens-file)",
+    )
     assert len(mesh.types.syncz(system, [])) == 2
-    tenant = mesh.connect(ISTIOCTL, "debug", delta=False, peer="ipv4:10.1.1.1:5",
-                          identity="spiffe://cluster.local/ns/bookinfo/sa/reviews (via x)")
+    tenant = mesh.connect(
+        ISTIOCTL,
+        "debug",
+        delta=False,
+        peer="ipv4:10.1.1.1:5",
+        identity="spiffe://cluster.local/ns/bookinfo/sa/reviews (via x)",
+    )
     assert [r.name for r in mesh.types.syncz(tenant, [])] == ["waypoint-x.bookinfo"]
     assert mesh.types.config_dump(tenant, ["ztunnel-a.istio-system"]) == []
     [refused] = mesh.types.debug(tenant, ["syncz"])
@@ -266,8 +306,9 @@ def test_anonymous_dev_callers_follow_the_loopback_rule(mesh: Mesh) -> None:
     anonymous = "anonymous (via insecure-dev)"
     local = mesh.connect(ISTIOCTL, "debug", delta=False, identity=anonymous)
     assert len(mesh.types.syncz(local, [])) == 2
-    remote = mesh.connect(ISTIOCTL, "debug", delta=False, identity=anonymous,
-                          peer="ipv4:10.1.1.1:5")
+    remote = mesh.connect(
+        ISTIOCTL, "debug", delta=False, identity=anonymous, peer="ipv4:10.1.1.1:5"
+    )
     with pytest.raises(Forbidden):
         mesh.types.syncz(remote, [])
 

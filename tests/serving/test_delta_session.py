@@ -46,8 +46,11 @@ def test_new_wildcard_clients_share_bytes_and_versions() -> None:
     assert one.everything is two.everything  # encoded once for every stream
     held_one = first.watches[ADDRESS].client_versions
     held_two = second.watches[ADDRESS].client_versions
-    assert dict(held_one) == dict(held_two) == {
-        uid(n): store.view("s").get(ADDRESS, uid(n)).version for n in "ab"}  # type: ignore[union-attr]
+    assert (
+        dict(held_one)
+        == dict(held_two)
+        == {uid(n): store.view("s").get(ADDRESS, uid(n)).version for n in "ab"}
+    )  # type: ignore[union-attr]
     # The next commit is encoded once for both, and both keep sharing the store's map.
     store.upsert("s", [workload("a", revision="v2"), workload("c", b"\x0a\x00\x00\x03")])
     store.remove("s", ADDRESS, [uid("b")])
@@ -59,8 +62,10 @@ def test_new_wildcard_clients_share_bytes_and_versions() -> None:
         assert sorted(r.name for r in decoded.resources) == [uid("a"), uid("c")]
         assert list(decoded.removed_resources) == [uid("b")]
     assert held_one._base is held_two._base is store.view("s").versions(ADDRESS)
-    assert dict(held_one) == {uid(n): store.view("s").get(ADDRESS, uid(n)).version  # type: ignore[union-attr]
-                              for n in "ac"}
+    assert dict(held_one) == {
+        uid(n): store.view("s").get(ADDRESS, uid(n)).version  # type: ignore[union-attr]
+        for n in "ac"
+    }
 
 
 def test_first_request_is_answered_even_when_empty() -> None:
@@ -122,8 +127,9 @@ def test_subscribing_a_missing_name_reports_it_removed() -> None:
 
 def test_on_demand_subscribes_to_nothing_then_by_alias() -> None:
     session = DeltaSession(store_with("a").view("s"))
-    _, [response] = session.receive(request(resource_names_subscribe=["*"],
-                                             resource_names_unsubscribe=["*"]))
+    _, [response] = session.receive(
+        request(resource_names_subscribe=["*"], resource_names_unsubscribe=["*"])
+    )
     assert response.resources == [] and response.removed == []
     # ztunnel asks by "network/ip"; the answer names the resource by uid and
     # echoes the key as removed so that ztunnel's waiter is released
@@ -184,8 +190,10 @@ def test_type_filter_forbids() -> None:
 
     from xds.serving.session import Forbidden
 
-    session = DeltaSession(ConfigStore().view("s"),
-                           type_filter=lambda t: "no secrets here" if t == AUTHORIZATION else None)
+    session = DeltaSession(
+        ConfigStore().view("s"),
+        type_filter=lambda t: "no secrets here" if t == AUTHORIZATION else None,
+    )
     with pytest.raises(Forbidden, match="no secrets here"):
         session.receive(request(type_url=AUTHORIZATION))
 
@@ -205,8 +213,7 @@ def test_a_client_behind_by_two_commits_gets_both() -> None:
     assert not response.everything
     assert [r.name for r in response.resources] == [uid("a")]
     assert response.removed == [uid("b")]
-    assert dict(session.watches[ADDRESS].client_versions) == dict(
-        store.view("s").versions(ADDRESS))
+    assert dict(session.watches[ADDRESS].client_versions) == dict(store.view("s").versions(ADDRESS))
 
 
 # -- subscriptions by name that imply more (ztunnel's on-demand mode) -------------------
@@ -225,17 +232,21 @@ def service_resource() -> Resource:
 
 def on_demand_store() -> ConfigStore:
     store = ConfigStore()
-    store.upsert("s", [grouped("local", b"\x0a\x00\x00\x01", node_group("node-a")),
-                       grouped("web-1", b"\x0a\x00\x00\x02", node_group("node-b"), SERVICE),
-                       grouped("other", b"\x0a\x00\x00\x03", node_group("node-b")),
-                       service_resource()])
+    store.upsert(
+        "s",
+        [
+            grouped("local", b"\x0a\x00\x00\x01", node_group("node-a")),
+            grouped("web-1", b"\x0a\x00\x00\x02", node_group("node-b"), SERVICE),
+            grouped("other", b"\x0a\x00\x00\x03", node_group("node-b")),
+            service_resource(),
+        ],
+    )
     store.commit()
     return store
 
 
 def on_demand_session(store: ConfigStore) -> DeltaSession:
-    return DeltaSession(store.view("s"),
-                        standing_groups={ADDRESS: {node_group("node-a")}})
+    return DeltaSession(store.view("s"), standing_groups={ADDRESS: {node_group("node-a")}})
 
 
 def names_of(response: DeltaResponse) -> tuple[set[str], list[str]]:
@@ -245,8 +256,9 @@ def names_of(response: DeltaResponse) -> tuple[set[str], list[str]]:
 
 def test_subscribing_to_nothing_still_brings_the_own_node() -> None:
     session = on_demand_session(on_demand_store())
-    _, [first] = session.receive(request(resource_names_subscribe=["*"],
-                                         resource_names_unsubscribe=["*"]))
+    _, [first] = session.receive(
+        request(resource_names_subscribe=["*"], resource_names_unsubscribe=["*"])
+    )
     assert names_of(first) == ({uid("local")}, [])
 
 
@@ -259,11 +271,14 @@ def test_a_vip_lookup_brings_the_service_and_its_workloads() -> None:
 
     # A change of that workload, and a new one joining the Service, are pushed; a change
     # of a workload nobody asked for is not.
-    store.upsert("s", [grouped("web-1", b"\x0a\x00\x00\x02", node_group("node-b"), SERVICE,
-                               revision="v2"),
-                       grouped("web-2", b"\x0a\x00\x00\x04", node_group("node-b"), SERVICE),
-                       grouped("other", b"\x0a\x00\x00\x03", node_group("node-b"),
-                               revision="v2")])
+    store.upsert(
+        "s",
+        [
+            grouped("web-1", b"\x0a\x00\x00\x02", node_group("node-b"), SERVICE, revision="v2"),
+            grouped("web-2", b"\x0a\x00\x00\x04", node_group("node-b"), SERVICE),
+            grouped("other", b"\x0a\x00\x00\x03", node_group("node-b"), revision="v2"),
+        ],
+    )
     [push] = session.push(store.commit()["s"])
     assert names_of(push) == ({uid("web-1"), uid("web-2")}, [])
 
@@ -294,9 +309,13 @@ def test_a_reconnect_keeps_what_its_held_names_imply() -> None:
     held = dict(first.watches[ADDRESS].client_versions)
 
     again = on_demand_session(store)
-    _, [resumed] = again.receive(request(resource_names_subscribe=["*"],
-                                         resource_names_unsubscribe=["*"],
-                                         initial_resource_versions=held))
+    _, [resumed] = again.receive(
+        request(
+            resource_names_subscribe=["*"],
+            resource_names_unsubscribe=["*"],
+            initial_resource_versions=held,
+        )
+    )
     assert names_of(resumed) == (set(), [])
     store.upsert("s", [grouped("web-2", b"\x0a\x00\x00\x04", node_group("node-b"), SERVICE)])
     [push] = again.push(store.commit()["s"])

@@ -30,8 +30,9 @@ async def test_connections_end_at_their_max_age_and_clients_come_back() -> None:
     ready = asyncio.Event()
     ready.set()
     service = AdsService(store, bind, ready=ready, connections=ConnectionRegistry())
-    server, _ = build_server([service.handler()], [], max_connection_age=1.0,
-                             max_connection_age_grace=0.5)
+    server, _ = build_server(
+        [service.handler()], [], max_connection_age=1.0, max_connection_age_grace=0.5
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -64,8 +65,9 @@ async def test_a_stream_that_never_speaks_is_ended() -> None:
     ready = asyncio.Event()
     ready.set()
     connections = ConnectionRegistry()
-    service = AdsService(store, bind, ready=ready, connections=connections,
-                         first_request_timeout=0.3)
+    service = AdsService(
+        store, bind, ready=ready, connections=connections, first_request_timeout=0.3
+    )
     server, _ = build_server([service.handler()], [])
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -77,8 +79,8 @@ async def test_a_stream_that_never_speaks_is_ended() -> None:
                 yield await silent.get()  # never
 
             call = channel.stream_stream(
-                "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
-                "DeltaAggregatedResources")(nothing())
+                "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+            )(nothing())
             started = time.monotonic()
             try:
                 async for _ in call:
@@ -93,7 +95,8 @@ async def test_a_stream_that_never_speaks_is_ended() -> None:
 
 
 async def test_a_client_that_stops_reading_does_not_hold_up_the_others(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """With one push slot, a stream whose client reads nothing would hold it forever;
     the write timeout closes that stream, and the others get their pushes."""
     from envoy.service.discovery.v3 import discovery_pb2
@@ -107,8 +110,14 @@ async def test_a_client_that_stops_reading_does_not_hold_up_the_others(
     ready = asyncio.Event()
     ready.set()
     connections = ConnectionRegistry()
-    service = AdsService(store, bind, ready=ready, connections=connections,
-                         push_limit=asyncio.Semaphore(1), write_timeout=1.0)
+    service = AdsService(
+        store,
+        bind,
+        ready=ready,
+        connections=connections,
+        push_limit=asyncio.Semaphore(1),
+        write_timeout=1.0,
+    )
     server, _ = build_server([service.handler()], [])
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -116,21 +125,23 @@ async def test_a_client_that_stops_reading_does_not_hold_up_the_others(
     try:
         # No BDP probing on the stalled side: its window stays at 64 KB, so a write blocks
         # as soon as its buffer is full, whatever the machine's timing.
-        async with grpc.aio.insecure_channel(
-                f"127.0.0.1:{port}", options=[*options, ("grpc.http2.bdp_probe", 0)]) as stalled, \
-                grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as healthy:
+        async with (
+            grpc.aio.insecure_channel(
+                f"127.0.0.1:{port}", options=[*options, ("grpc.http2.bdp_probe", 0)]
+            ) as stalled,
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as healthy,
+        ):
             # The stalled client says who it is, then never reads a response.
             silent: asyncio.Queue[object] = asyncio.Queue()
 
             async def hello() -> AsyncIterator[object]:
-                yield discovery_pb2.DeltaDiscoveryRequest(
-                    node={"id": ZTUNNEL}, type_url=ADDRESS)
+                yield discovery_pb2.DeltaDiscoveryRequest(node={"id": ZTUNNEL}, type_url=ADDRESS)
                 await silent.get()
 
             stuck = stalled.stream_stream(
-                "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
-                "DeltaAggregatedResources",
-                request_serializer=discovery_pb2.DeltaDiscoveryRequest.SerializeToString)(hello())
+                "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources",
+                request_serializer=discovery_pb2.DeltaDiscoveryRequest.SerializeToString,
+            )(hello())
             reader = DeltaClient(healthy, ZTUNNEL)
             await reader.connect({ADDRESS: []})
             await reader.next(within=10)
@@ -153,8 +164,11 @@ async def test_new_streams_beyond_the_rate_are_refused(demo_copy: Path) -> None:
 
     from ..conftest import running_control_plane
 
-    async with running_control_plane(demo_copy, max_new_streams=5.0) as plane, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}") as channel:
+    async with (
+        running_control_plane(demo_copy, max_new_streams=5.0) as plane,
+        grpc.aio.insecure_channel(f"127.0.0.1:{plane.ports.xds}") as channel,
+    ):
+
         async def one() -> str:
             client = DeltaClient(channel, ZTUNNEL)
             await client.connect({AUTHORIZATION: []})

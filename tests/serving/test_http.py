@@ -27,8 +27,7 @@ async def test_routes_guards_and_errors() -> None:
     def deny(request: HttpRequest) -> HttpResponse | None:
         return HttpResponse.text("no\n", 403) if request.arg("deny") else None
 
-    server = HttpServer({"/hello": hello, "/debug/": hello, "/boom": boom},
-                        guards={"/debug": deny})
+    server = HttpServer({"/hello": hello, "/debug/": hello, "/boom": boom}, guards={"/debug": deny})
     port = await server.start("127.0.0.1", 0)
     try:
         assert await fetch(port, b"GET /hello?who=me HTTP/1.1\r\n\r\n") == (200, b'{"who": "me"}\n')
@@ -55,24 +54,31 @@ async def test_methods_lengths_and_timeouts_are_bounded() -> None:
     async def echo(request: HttpRequest) -> HttpResponse:
         return HttpResponse.text(f"{request.method} {len(request.body)}\n")
 
-    server = HttpServer({"/read": echo, "/write": echo},
-                        methods={"/write": frozenset({"GET", "PUT"})}, read_timeout=0.3)
+    server = HttpServer(
+        {"/read": echo, "/write": echo},
+        methods={"/write": frozenset({"GET", "PUT"})},
+        read_timeout=0.3,
+    )
     port = await server.start("127.0.0.1", 0)
     try:
         # Only the methods a route takes; the answer says which.
         refused = await raw_head(port, b"POST /read HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
         assert refused.startswith(b"HTTP/1.1 405") and b"Allow: GET, HEAD" in refused
-        assert await fetch(port, b"PUT /write HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc") == \
-            (200, b"PUT 3\n")
+        assert await fetch(port, b"PUT /write HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc") == (
+            200,
+            b"PUT 3\n",
+        )
         head = await raw_head(port, b"HEAD /read HTTP/1.1\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200") and head.endswith(b"\r\n\r\n")  # no body
         # A bad or negative Content-Length is a 400, not a traceback.
         for length in (b"-5", b"abc", b"1e3"):
             status, body = await fetch(
-                port, b"PUT /write HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n")
+                port, b"PUT /write HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n"
+            )
             assert status == 400 and b"Content-Length" in body
-        assert (await fetch(port, b"PUT /write HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n"))[0] \
-            == 413
+        assert (await fetch(port, b"PUT /write HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n"))[
+            0
+        ] == 413
         # A body that never comes does not hold the connection.
         started = asyncio.get_running_loop().time()
         status, _ = await fetch(port, b"PUT /write HTTP/1.1\r\nContent-Length: 10\r\n\r\nab")

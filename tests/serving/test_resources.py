@@ -28,7 +28,8 @@ def test_delta_response_decodes_with_envoy_protos() -> None:
     assert address.workload.name == "a"
     # Without aliases (what wildcard clients get, as from istiod): the same otherwise.
     plain = discovery_pb2.DeltaDiscoveryResponse.FromString(
-        DeltaResponse(ADDRESS, "n-1", [a, b], ["gone/x"], "7").encode())
+        DeltaResponse(ADDRESS, "n-1", [a, b], ["gone/x"], "7").encode()
+    )
     assert [list(r.aliases) for r in plain.resources] == [[], []]
     assert [r.resource for r in plain.resources] == [r.resource for r in decoded.resources]
 
@@ -44,7 +45,8 @@ def test_sotw_response_decodes_with_envoy_protos() -> None:
 
 def test_empty_response_is_valid() -> None:
     decoded = discovery_pb2.DeltaDiscoveryResponse.FromString(
-        DeltaResponse(ADDRESS, "n", [], []).encode())
+        DeltaResponse(ADDRESS, "n", [], []).encode()
+    )
     assert decoded.nonce == "n" and not decoded.resources
 
 
@@ -56,5 +58,6 @@ def test_version_is_a_content_hash() -> None:
 def test_large_lengths_use_multibyte_varints() -> None:
     big = Resource(ADDRESS, "big", b"x" * 70_000)
     decoded = discovery_pb2.DeltaDiscoveryResponse.FromString(
-        DeltaResponse(ADDRESS, "n", [big], []).encode())
+        DeltaResponse(ADDRESS, "n", [big], []).encode()
+    )
     assert decoded.resources[0].resource.value == b"x" * 70_000

@@ -41,8 +41,9 @@ def test_empty_names_is_wildcard_for_cds_and_nothing_for_eds() -> None:
 def test_ack_nack_stale() -> None:
     store, session = setup()
     _, [first] = session.receive(request(type_url=CLUSTER))
-    received, out = session.receive(request(type_url=CLUSTER, response_nonce=first.nonce,
-                                             version_info=first.version))
+    received, out = session.receive(
+        request(type_url=CLUSTER, response_nonce=first.nonce, version_info=first.version)
+    )
     assert received.kind is RequestKind.ACK and out == []
     store.upsert("s", [cluster("a", b"new")])
     [second] = session.push(store.commit()["s"])
@@ -63,12 +64,14 @@ def test_eds_name_changes() -> None:
     _, [first] = session.receive(request(type_url=ENDPOINT, resource_names=["a"]))
     assert [r.name for r in first.resources] == ["a"]
     # adding a name: answered with the added one
-    _, [second] = session.receive(request(type_url=ENDPOINT, resource_names=["a", "b"],
-                                          response_nonce=first.nonce))
+    _, [second] = session.receive(
+        request(type_url=ENDPOINT, resource_names=["a", "b"], response_nonce=first.nonce)
+    )
     assert [r.name for r in second.resources] == ["b"]
     # removing a name: no answer
-    received, out = session.receive(request(type_url=ENDPOINT, resource_names=["b"],
-                                            response_nonce=second.nonce))
+    received, out = session.receive(
+        request(type_url=ENDPOINT, resource_names=["b"], response_nonce=second.nonce)
+    )
     assert out == [] and received.kind is RequestKind.ACK
     # a change to the unsubscribed one reaches nobody; to the subscribed one, only it
     store.upsert("s", [cla("a", b"2"), cla("b", b"2")])

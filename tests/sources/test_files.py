@@ -49,8 +49,7 @@ class Harness:
     def __init__(self, directory: Path) -> None:
         self.store = MeshStore()
         self.changes: asyncio.Queue[ChangeSet] = asyncio.Queue()
-        self.source = FileSource(directory, self.store, self.changes.put_nowait,
-                                 poll_interval=POLL)
+        self.source = FileSource(directory, self.store, self.changes.put_nowait, poll_interval=POLL)
 
     async def next_change(self) -> ChangeSet:
         return await asyncio.wait_for(self.changes.get(), TIMEOUT)
@@ -80,13 +79,26 @@ def test_file_source_is_a_source(tmp_path: Path) -> None:
 async def test_initial_load_reads_yaml_json_and_lists_recursively(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", service_yaml("a"), service_yaml("b"), "")  # trailing empty doc
     (tmp_path / "nested" / "deeper").mkdir(parents=True)
-    (tmp_path / "nested" / "deeper" / "list.json").write_text(json.dumps({
-        "apiVersion": "v1", "kind": "List",
-        "items": [{"apiVersion": "v1", "kind": "Service",
-                   "metadata": {"name": "c", "namespace": "ns"}}],
-    }))
-    write(tmp_path / "nested" / "other.yml", service_yaml("d"),
-          "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ignored}\n")
+    (tmp_path / "nested" / "deeper" / "list.json").write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Service",
+                        "metadata": {"name": "c", "namespace": "ns"},
+                    }
+                ],
+            }
+        )
+    )
+    write(
+        tmp_path / "nested" / "other.yml",
+        service_yaml("d"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ignored}\n",
+    )
     write(tmp_path / "README.md", "not a manifest")
     write(tmp_path / ".hidden.yaml", service_yaml("hidden"))
     async with running(tmp_path) as harness:
@@ -119,8 +131,7 @@ async def test_edit_reports_only_the_changed_object(tmp_path: Path) -> None:
         old_b = harness.store.get(Service, "ns", "b")
         write(manifest, service_yaml("a"), service_yaml("b", port=8080))
         changes = await harness.next_change()
-        assert changes == ChangeSet(updated=frozenset({svc("b")}),
-                                    previous=changes.previous)
+        assert changes == ChangeSet(updated=frozenset({svc("b")}), previous=changes.previous)
         assert changes.previous[svc("b")] is old_b
         updated = harness.store.get(Service, "ns", "b")
         assert updated is not None and updated.ports[0].port == 8080
@@ -206,14 +217,21 @@ async def test_malformed_document_among_good_ones(
     with caplog.at_level(logging.WARNING, logger="xds.file"):
         async with running(tmp_path) as harness:
             assert (await harness.next_change()).added == {svc("a"), svc("c")}
-            assert harness.source.errors == [DocumentError(
-                file=manifest, document_index=1,
-                message='expected an integer 1-65535, got "http"', field="spec.ports[0].port",
-                kind="Service", namespace="ns", name="bad",
-            )]
+            assert harness.source.errors == [
+                DocumentError(
+                    file=manifest,
+                    document_index=1,
+                    message='expected an integer 1-65535, got "http"',
+                    field="spec.ports[0].port",
+                    kind="Service",
+                    namespace="ns",
+                    name="bad",
+                )
+            ]
             assert str(harness.source.errors[0]) == (
-                f'{manifest}: document 1: Service ns/bad: spec.ports[0].port: '
-                'expected an integer 1-65535, got "http"')
+                f"{manifest}: document 1: Service ns/bad: spec.ports[0].port: "
+                'expected an integer 1-65535, got "http"'
+            )
             # Further polls and unrelated changes do not log it again.
             write(tmp_path / "other.yaml", service_yaml("d"))
             await harness.next_change()
@@ -313,14 +331,17 @@ def test_load_directory_and_single_file(tmp_path: Path) -> None:
 
 
 def test_list_item_errors_name_the_item(tmp_path: Path) -> None:
-    write(tmp_path / "list.yaml", textwrap.dedent("""\
+    write(
+        tmp_path / "list.yaml",
+        textwrap.dedent("""\
         apiVersion: v1
         kind: PodList
         items:
         - {apiVersion: v1, kind: Pod, metadata: {name: good, namespace: ns}}
         - {apiVersion: v1, kind: Pod, metadata: {name: bad, namespace: ns},
            status: {podIP: not-an-ip}}
-        """))
+        """),
+    )
     objects, errors = load_directory(tmp_path)
     assert [o.key for o in objects] == [ObjectKey("Pod", "ns", "good")]
     (error,) = errors
@@ -347,7 +368,14 @@ def test_bundled_demo_mesh_loads_cleanly() -> None:
     assert store.get(Namespace, "", "istio-system") is not None
 
     assert {s.name for s in store.services_in("bookinfo")} >= {
-        "productpage", "details", "reviews", "ratings", "reviews-v1", "reviews-v2", "waypoint"}
+        "productpage",
+        "details",
+        "reviews",
+        "ratings",
+        "reviews-v1",
+        "reviews-v2",
+        "waypoint",
+    }
     reviews = store.get(Service, "bookinfo", "reviews")
     assert reviews is not None and reviews.ports[0].target_port == "http"
     versions = {p.labels["version"] for p in store.pods_with_labels("bookinfo", reviews.selector)}
@@ -364,13 +392,16 @@ def test_bundled_demo_mesh_loads_cleanly() -> None:
     assert [(lis.port, lis.protocol) for lis in waypoint.listeners] == [(15008, "HBONE")]
     assert waypoint.status_addresses and waypoint.labels["istio.io/waypoint-for"] == "service"
     waypoint_pods = store.pods_with_labels(
-        "bookinfo", {"gateway.networking.k8s.io/gateway-name": "waypoint"})
+        "bookinfo", {"gateway.networking.k8s.io/gateway-name": "waypoint"}
+    )
     assert len(waypoint_pods) == 1
 
     route = store.get(HTTPRoute, "bookinfo", "reviews")
     assert route is not None and route.parent_refs[0].is_service
     assert [(b.name, b.weight) for b in route.rules[0].backend_refs] == [
-        ("reviews-v1", 90), ("reviews-v2", 10)]
+        ("reviews-v1", 90),
+        ("reviews-v2", 10),
+    ]
 
     l4 = store.get(AuthorizationPolicy, "bookinfo", "ratings-from-reviews")
     l7 = store.get(AuthorizationPolicy, "bookinfo", "productpage-viewer")
@@ -401,7 +432,8 @@ def test_unparseable_files_are_reported(tmp_path: Path, name: str, content: byte
 
 
 async def test_vanished_directory_is_logged_once_and_its_return_once(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, "xds.file")
     directory = tmp_path / "mesh"
     write(directory / "a.yaml", service_yaml("a"))
@@ -430,8 +462,9 @@ async def test_special_files_are_never_opened(tmp_path: Path) -> None:
         assert all("not a regular file" in reason for reason in reasons.values())
 
 
-async def test_oversized_file_is_skipped_and_named(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_oversized_file_is_skipped_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from xds.sources import files
 
     monkeypatch.setattr(files, "MAX_FILE_BYTES", 1024)

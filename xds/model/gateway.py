@@ -198,8 +198,21 @@ class RequestMirror:
 
 
 @dataclass(frozen=True, slots=True)
+class CORSFilter:
+    """``cors``: origins are exact, ``*`` (any origin) or patterns with ``*`` wildcards;
+    ``max_age`` in seconds (the CRD's default is 5)."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class UnsupportedFilter:
-    """A filter type the control plane does not implement (CORS, ExtensionRef, ...).
+    """A filter type the control plane does not implement (ExtensionRef, ...).
 
     Kept rather than rejected: the route is valid Gateway API, and translation
     decides what to do (upstream fails the rule with "unsupported filter type").
@@ -214,6 +227,7 @@ HTTPFilter = (
     | RequestRedirect
     | URLRewrite
     | RequestMirror
+    | CORSFilter
     | UnsupportedFilter
 )
 

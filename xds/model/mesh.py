@@ -93,8 +93,9 @@ class ChangeSet:
                 previous.setdefault(key, later.previous[key])
         for key in added:
             previous.pop(key, None)
-        return ChangeSet(frozenset(added), frozenset(updated), frozenset(deleted),
-                         FrozenMap(previous))
+        return ChangeSet(
+            frozenset(added), frozenset(updated), frozenset(deleted), FrozenMap(previous)
+        )
 
 
 class Mesh(Protocol):
@@ -182,8 +183,9 @@ class MeshStore:
             else:
                 (updated if old is not None else added).add(key)
                 self._index(key, new)
-        changes = ChangeSet(frozenset(added), frozenset(updated), frozenset(deleted),
-                            FrozenMap(previous))
+        changes = ChangeSet(
+            frozenset(added), frozenset(updated), frozenset(deleted), FrozenMap(previous)
+        )
         if changes:
             self._generation += 1
         return changes
@@ -252,8 +254,10 @@ class MeshStore:
         if not selector:
             return sorted(self.objects(Pod, namespace), key=lambda pod: pod.name)
         candidates = sorted(
-            (self._pods_by_label.get((namespace, label, value), set())
-             for label, value in selector.items()),
+            (
+                self._pods_by_label.get((namespace, label, value), set())
+                for label, value in selector.items()
+            ),
             key=len,
         )
         keys = candidates[0].intersection(*candidates[1:])

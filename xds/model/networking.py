@@ -221,6 +221,28 @@ class Fault:
     abort: FaultAbort | None = None
 
 
+class UnmatchedPreflights(StrEnum):
+    """Preflights whose origin is not allowed: FORWARD (and UNSPECIFIED) pass them on to
+    the backend, IGNORE answers them without CORS headers."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    FORWARD = "FORWARD"
+    IGNORE = "IGNORE"
+
+
+@dataclass(frozen=True, slots=True)
+class CorsPolicy:
+    """``http[].corsPolicy``; the deprecated ``allowOrigin`` strings are exact origins here."""
+
+    allow_origins: tuple[StringMatch, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: timedelta | None = None
+    allow_credentials: bool | None = None
+    unmatched_preflights: UnmatchedPreflights = UnmatchedPreflights.UNSPECIFIED
+
+
 @dataclass(frozen=True, slots=True)
 class VirtualServiceRoute:
     """One ``http[]`` entry of a VirtualService."""
@@ -236,6 +258,7 @@ class VirtualServiceRoute:
     mirror: Destination | None = None
     mirror_percentage: float | None = None
     headers: Headers | None = None
+    cors: CorsPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -92,9 +92,7 @@ def bearer_token(metadata: Metadata) -> str:
     """The token from ``authorization: Bearer <token>``; ``AuthenticationError`` otherwise."""
     value = header(metadata, AUTHORIZATION_HEADER)
     if value is None:
-        raise AuthenticationError(
-            "no credentials: send the header 'authorization: Bearer <token>'"
-        )
+        raise AuthenticationError("no credentials: send the header 'authorization: Bearer <token>'")
     scheme, _, token = value.strip().partition(" ")
     if scheme.lower() != "bearer":
         raise AuthenticationError("the authorization header is not a Bearer token")
@@ -160,9 +158,7 @@ class TokenReviewer(Protocol):
     ``system:serviceaccounts`` and user ``system:serviceaccount:<ns>:<sa>``).
     """
 
-    async def review(
-        self, token: str, audiences: Sequence[str], cluster_id: str
-    ) -> ReviewedToken:
+    async def review(self, token: str, audiences: Sequence[str], cluster_id: str) -> ReviewedToken:
         """``cluster_id`` is the ``clusterid`` header, ``""`` when not sent."""
         ...
 
@@ -268,6 +264,8 @@ class InsecureDevAuthenticator:
         host = peer.rsplit(":", 1)[0]
         if host not in self._warned_peers and len(self._warned_peers) < 1024:
             self._warned_peers.add(host)
-            log.warning("INSECURE: admitting an unauthenticated caller",
-                        extra={"peer": peer, "reason": reason})
+            log.warning(
+                "INSECURE: admitting an unauthenticated caller",
+                extra={"peer": peer, "reason": reason},
+            )
         return Caller(identity=None, authenticator=self.name, cluster_id=cluster_id(metadata))

@@ -96,8 +96,7 @@ class CertificateAuthorizer:
             return self._parse_own_domain(impersonated)
         if csr_identity is None:
             raise PermissionDeniedError(
-                "anonymous callers must name their identity: the CSR needs one "
-                "spiffe:// URI SAN"
+                "anonymous callers must name their identity: the CSR needs one spiffe:// URI SAN"
             )
         if csr_identity.trust_domain != self.trust_domain:
             raise PermissionDeniedError(

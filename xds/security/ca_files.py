@@ -106,8 +106,10 @@ class CaDirectory:
         back: that file is what clients are told to trust.
         """
         if self.path.exists() and not self.path.is_dir():
-            raise CaError(f"{self.path}: not a directory (the CA directory holds ca-key.pem, "
-                          "ca-cert.pem and root-cert.pem)")
+            raise CaError(
+                f"{self.path}: not a directory (the CA directory holds ca-key.pem, "
+                "ca-cert.pem and root-cert.pem)"
+            )
         if self.has_material():
             material = self.load()
             self._restore_root(material)
@@ -129,8 +131,10 @@ class CaDirectory:
         if _parse_certs(current, str(path)) == [root]:
             return
         atomic_write(path, pem, PUBLIC)
-        log.warning("root certificate was missing or empty; written again",
-                    extra={"path": path, "from": self.path / CA_CERT})
+        log.warning(
+            "root certificate was missing or empty; written again",
+            extra={"path": path, "from": self.path / CA_CERT},
+        )
 
     def stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
         """A cheap change detector over the CA files (inode, size, mtime)."""
@@ -176,18 +180,21 @@ class CaFileWatcher:
         try:
             material = self._directory.load()
         except CaError as exc:
-            log.error("CA files changed but cannot be loaded; keeping the current CA",
-                      extra={"reason": exc})
+            log.error(
+                "CA files changed but cannot be loaded; keeping the current CA",
+                extra={"reason": exc},
+            )
             return False
         old = self._ca.root_fingerprint
         self._ca.replace(material)
-        log.info("CA reloaded", extra={"dir": self._directory.path, "old_root": old,
-                                       "root": material.root_fingerprint})
+        log.info(
+            "CA reloaded",
+            extra={"dir": self._directory.path, "old_root": old, "root": material.root_fingerprint},
+        )
         return True
 
 
-def material_from_pems(pems: Mapping[str, bytes],
-                       where: Callable[[str], str]) -> SigningMaterial:
+def material_from_pems(pems: Mapping[str, bytes], where: Callable[[str], str]) -> SigningMaterial:
     """The CA from the PEM contents of the cacerts files (``CA_FILES`` names; absent
     ones left out). ``where(name)`` says where a file came from, for errors."""
     key = _parse_key(_required(pems, CA_KEY, where), where(CA_KEY))

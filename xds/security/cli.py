@@ -64,27 +64,57 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The CA / TLS-port flags of ``xds serve``; read them back with ``security_options``."""
     group = parser.add_argument_group("CA and TLS port")
     add_ca_dir_argument(group)
-    group.add_argument("--ca-key-algorithm", choices=[a.value for a in KeyAlgorithm],
-                       default=KeyAlgorithm.EC_P256.value,
-                       help="key type of a root created on first start (default %(default)s)")
-    group.add_argument("--tokens-file", type=Path, default=None,
-                       help=f"bearer tokens (default <ca-dir>/{TOKENS_FILE}); re-read on change")
-    group.add_argument("--insecure-dev-auth", action="store_true",
-                       help="DEVELOPMENT ONLY: accept callers without valid credentials")
-    group.add_argument("--trusted-node-accounts", type=_accounts_arg,
-                       default=DEFAULT_TRUSTED_NODE_ACCOUNTS, metavar="NS/SA[,NS/SA...]",
-                       help="node agents that may request certificates for pods on their node "
-                            "(default istio-system/ztunnel; '' for none)")
-    group.add_argument("--system-namespace", default="istio-system",
-                       help="namespace in the serving certificate's istiod names")
+    group.add_argument(
+        "--ca-key-algorithm",
+        choices=[a.value for a in KeyAlgorithm],
+        default=KeyAlgorithm.EC_P256.value,
+        help="key type of a root created on first start (default %(default)s)",
+    )
+    group.add_argument(
+        "--tokens-file",
+        type=Path,
+        default=None,
+        help=f"bearer tokens (default <ca-dir>/{TOKENS_FILE}); re-read on change",
+    )
+    group.add_argument(
+        "--insecure-dev-auth",
+        action="store_true",
+        help="DEVELOPMENT ONLY: accept callers without valid credentials",
+    )
+    group.add_argument(
+        "--trusted-node-accounts",
+        type=_accounts_arg,
+        default=DEFAULT_TRUSTED_NODE_ACCOUNTS,
+        metavar="NS/SA[,NS/SA...]",
+        help="node agents that may request certificates for pods on their node "
+        "(default istio-system/ztunnel; '' for none)",
+    )
+    group.add_argument(
+        "--system-namespace",
+        default="istio-system",
+        help="namespace in the serving certificate's istiod names",
+    )
     group.add_argument("--revision", default="", help="adds istiod-<revision>.<ns>.svc")
-    group.add_argument("--tls-host", action="append", type=_host_arg, default=[],
-                       metavar="HOST", help="extra DNS name or IP for the serving certificate "
-                                            "(repeatable)")
-    group.add_argument("--default-cert-ttl", type=_duration_arg, default=DEFAULT_WORKLOAD_TTL,
-                       help="workload certificate TTL when none is requested (default 24h)")
-    group.add_argument("--max-cert-ttl", type=_duration_arg, default=MAX_WORKLOAD_TTL,
-                       help="longest TTL a workload may request (default 90d)")
+    group.add_argument(
+        "--tls-host",
+        action="append",
+        type=_host_arg,
+        default=[],
+        metavar="HOST",
+        help="extra DNS name or IP for the serving certificate (repeatable)",
+    )
+    group.add_argument(
+        "--default-cert-ttl",
+        type=_duration_arg,
+        default=DEFAULT_WORKLOAD_TTL,
+        help="workload certificate TTL when none is requested (default 24h)",
+    )
+    group.add_argument(
+        "--max-cert-ttl",
+        type=_duration_arg,
+        default=MAX_WORKLOAD_TTL,
+        help="longest TTL a workload may request (default 90d)",
+    )
 
 
 _TRUST_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
@@ -95,7 +125,8 @@ def trust_domain_arg(text: str) -> str:
     if len(text) > 255 or not _TRUST_DOMAIN.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a trust domain (lowercase letters, digits, '.', '-', '_'; "
-            "e.g. cluster.local)")
+            "e.g. cluster.local)"
+        )
     return text
 
 
@@ -104,8 +135,10 @@ def security_options(args: argparse.Namespace, *, trust_domain: str) -> Security
 
     Raises ``ValueError`` for settings that contradict each other."""
     if args.default_cert_ttl > args.max_cert_ttl:
-        raise ValueError(f"--default-cert-ttl ({args.default_cert_ttl}) is longer than "
-                         f"--max-cert-ttl ({args.max_cert_ttl})")
+        raise ValueError(
+            f"--default-cert-ttl ({args.default_cert_ttl}) is longer than "
+            f"--max-cert-ttl ({args.max_cert_ttl})"
+        )
     return SecurityOptions(
         ca_dir=args.ca_dir,
         key_algorithm=KeyAlgorithm(args.ca_key_algorithm),
@@ -134,12 +167,23 @@ def register(subparsers: Any) -> None:
         default=KeyAlgorithm.EC_P256.value,
         help="CA key type (default %(default)s)",
     )
-    init.add_argument("--trust-domain", default=DEFAULT_TRUST_DOMAIN, type=trust_domain_arg,
-                      help="organization of the root (default %(default)s)")
-    init.add_argument("--root-ttl", type=_duration_arg, default=dt.timedelta(days=3650),
-                      help="root validity (default 3650d)")
-    init.add_argument("--force", action="store_true",
-                      help="replace an existing CA: every issued certificate stops verifying")
+    init.add_argument(
+        "--trust-domain",
+        default=DEFAULT_TRUST_DOMAIN,
+        type=trust_domain_arg,
+        help="organization of the root (default %(default)s)",
+    )
+    init.add_argument(
+        "--root-ttl",
+        type=_duration_arg,
+        default=dt.timedelta(days=3650),
+        help="root validity (default 3650d)",
+    )
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing CA: every issued certificate stops verifying",
+    )
     init.set_defaults(func=run_ca_init)
 
     show = ca_commands.add_parser("show", help="print the CA's certificates")
@@ -153,16 +197,33 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("account", metavar="NS/SA", help="namespace/service-account")
     where = add.add_mutually_exclusive_group()
-    where.add_argument("--ca-dir", type=Path, default=None,
-                       help=f"use <ca-dir>/{TOKENS_FILE} (default {default_ca_dir()})")
+    where.add_argument(
+        "--ca-dir",
+        type=Path,
+        default=None,
+        help=f"use <ca-dir>/{TOKENS_FILE} (default {default_ca_dir()})",
+    )
     where.add_argument("--tokens-file", type=Path, default=None, help="tokens file to append to")
-    add.add_argument("--node", default=None,
-                     help="bind the token to a node (lets a node agent impersonate its pods)")
-    add.add_argument("--expires-in", type=_duration_arg, default=None,
-                     help="token lifetime, e.g. 30d (default: no expiry)")
-    add.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
-                     help="write the token to FILE (mode 0600, no trailing newline: what "
-                          "ztunnel's AUTH_TOKEN and Envoy's token file expect) instead of stdout")
+    add.add_argument(
+        "--node",
+        default=None,
+        help="bind the token to a node (lets a node agent impersonate its pods)",
+    )
+    add.add_argument(
+        "--expires-in",
+        type=_duration_arg,
+        default=None,
+        help="token lifetime, e.g. 30d (default: no expiry)",
+    )
+    add.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the token to FILE (mode 0600, no trailing newline: what "
+        "ztunnel's AUTH_TOKEN and Envoy's token file expect) instead of stdout",
+    )
     add.set_defaults(func=run_token_add)
 
 

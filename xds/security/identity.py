@@ -42,9 +42,7 @@ class Identity:
         if not _NAMESPACE.fullmatch(self.namespace):
             raise InvalidIdentity(f"invalid namespace {_shorten(self.namespace)!r}")
         if not _SERVICE_ACCOUNT.fullmatch(self.service_account):
-            raise InvalidIdentity(
-                f"invalid service account {_shorten(self.service_account)!r}"
-            )
+            raise InvalidIdentity(f"invalid service account {_shorten(self.service_account)!r}")
 
     @classmethod
     def parse(cls, uri: str) -> Identity:

@@ -118,9 +118,14 @@ class MeshSecurity:
         return security
 
     @classmethod
-    def assemble(cls, options: SecurityOptions, material: SigningMaterial,
-                 authenticator: Authenticator, *, pods: PodLocator | None = None
-                 ) -> MeshSecurity:
+    def assemble(
+        cls,
+        options: SecurityOptions,
+        material: SigningMaterial,
+        authenticator: Authenticator,
+        *,
+        pods: PodLocator | None = None,
+    ) -> MeshSecurity:
         """Everything the TLS port needs, around CA material and an authenticator
         from wherever the mode keeps them (files, or the cluster)."""
         ca = CertificateAuthority(

@@ -120,9 +120,13 @@ class ServingCertificate:
                     return None
                 self._key_pem, self._issued, self._generation = self._mint()
                 self._refresh_at = self._compute_refresh_at(self._issued)
-                log.info("serving certificate renewed",
-                         extra={"root": self._issued.root_fingerprint,
-                                "not_after": self._issued.not_after.isoformat()})
+                log.info(
+                    "serving certificate renewed",
+                    extra={
+                        "root": self._issued.root_fingerprint,
+                        "not_after": self._issued.not_after.isoformat(),
+                    },
+                )
                 return self._configuration()
         except Exception:
             # An exception escaping into gRPC's handshake would fail the

@@ -165,8 +165,10 @@ class TokensFile:
                 return
             self._grants = self._load() if stamp is not None else {}
             if stamp is None:
-                log.warning("tokens file does not exist: no bearer token is accepted",
-                            extra={"path": self.path})
+                log.warning(
+                    "tokens file does not exist: no bearer token is accepted",
+                    extra={"path": self.path},
+                )
             self._stamp = stamp
             self._loaded_once = True
 
@@ -175,26 +177,34 @@ class TokensFile:
             mode = self.path.stat().st_mode
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            log.error("cannot read the tokens file; no token is accepted",
-                      extra={"path": self.path, "reason": exc})
+            log.error(
+                "cannot read the tokens file; no token is accepted",
+                extra={"path": self.path, "reason": exc},
+            )
             return {}
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning("tokens file is accessible by group/others; use chmod 600",
-                        extra={"path": self.path, "mode": f"{stat.S_IMODE(mode):o}"})
+            log.warning(
+                "tokens file is accessible by group/others; use chmod 600",
+                extra={"path": self.path, "mode": f"{stat.S_IMODE(mode):o}"},
+            )
         grants: dict[bytes, tuple[bytes, TokenGrant]] = {}
         for number, line in enumerate(text.splitlines(), start=1):
             try:
                 parsed = parse_line(line, self.trust_domain)
             except TokensFileError as exc:
-                log.error("tokens file line ignored",
-                          extra={"path": self.path, "line": number, "reason": exc})
+                log.error(
+                    "tokens file line ignored",
+                    extra={"path": self.path, "line": number, "reason": exc},
+                )
                 continue
             if parsed is None:
                 continue
             key = digest(parsed[0])
             if key in grants:
-                log.error("tokens file line ignored",
-                          extra={"path": self.path, "line": number, "reason": "duplicate token"})
+                log.error(
+                    "tokens file line ignored",
+                    extra={"path": self.path, "line": number, "reason": "duplicate token"},
+                )
                 continue
             grants[key] = (key, parsed[1])
         log.info("tokens loaded", extra={"path": self.path, "tokens": len(grants)})

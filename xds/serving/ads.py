@@ -85,8 +85,9 @@ class AdsObserver(Protocol):
     def connected(self, connection: Connection) -> None: ...
     def disconnected(self, connection: Connection) -> None: ...
     def received(self, connection: Connection, received: Received) -> None: ...
-    def sent(self, connection: Connection, response: Response, size: int,
-             origin: float | None) -> None:
+    def sent(
+        self, connection: Connection, response: Response, size: int, origin: float | None
+    ) -> None:
         """A response was written; ``origin`` is the change time for pushes, else None."""
 
     def refused(self, code: grpc.StatusCode) -> None:
@@ -103,8 +104,9 @@ class NullObserver:
     def received(self, connection: Connection, received: Received) -> None:
         pass
 
-    def sent(self, connection: Connection, response: Response, size: int,
-             origin: float | None) -> None:
+    def sent(
+        self, connection: Connection, response: Response, size: int, origin: float | None
+    ) -> None:
         pass
 
     def refused(self, code: grpc.StatusCode) -> None:
@@ -132,14 +134,16 @@ def _peer_host(peer: str) -> str:
 class RefusalLog:
     """Warns about refused streams, rate-limited per (peer host, status)."""
 
-    def __init__(self, interval: float = REFUSAL_LOG_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, interval: float = REFUSAL_LOG_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._interval = interval
         self._clock = clock
         self._last: dict[tuple[str, str], tuple[float, int]] = {}
 
-    def refused(self, code: grpc.StatusCode, reason: str, *, peer: str, node_id: str,
-                identity: str) -> bool:
+    def refused(
+        self, code: grpc.StatusCode, reason: str, *, peer: str, node_id: str, identity: str
+    ) -> bool:
         """Log this refusal unless one like it was logged lately; returns whether it was."""
         key = (_peer_host(peer), code.name)
         now = self._clock()
@@ -150,10 +154,17 @@ class RefusalLog:
         if len(self._last) > 10_000:  # bounded: many peers, each retrying
             self._last.clear()
         self._last[key] = (now, 0)
-        log.warning("stream refused", extra={
-            "code": code.name, "reason": reason, "peer": peer,
-            "proxy": node_id[:_LOGGED_NODE_ID], "identity": identity,
-            "suppressed": suppressed})
+        log.warning(
+            "stream refused",
+            extra={
+                "code": code.name,
+                "reason": reason,
+                "peer": peer,
+                "proxy": node_id[:_LOGGED_NODE_ID],
+                "identity": identity,
+                "suppressed": suppressed,
+            },
+        )
         return True
 
 
@@ -255,17 +266,22 @@ class ConnectionRegistry:
 class AdsService:
     """Serves both ADS variants for one listening port."""
 
-    def __init__(self, store: ConfigStore, binder: Binder, *,
-                 ready: asyncio.Event,
-                 connections: ConnectionRegistry,
-                 authenticate: Authenticate = no_authentication,
-                 observer: AdsObserver | None = None,
-                 push_limit: asyncio.Semaphore | None = None,
-                 debug: Mapping[str, DebugView] | None = None,
-                 control_plane: str = "",
-                 first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
-                 write_timeout: float = WRITE_TIMEOUT,
-                 stream_limit: StreamRateLimit | None = None) -> None:
+    def __init__(
+        self,
+        store: ConfigStore,
+        binder: Binder,
+        *,
+        ready: asyncio.Event,
+        connections: ConnectionRegistry,
+        authenticate: Authenticate = no_authentication,
+        observer: AdsObserver | None = None,
+        push_limit: asyncio.Semaphore | None = None,
+        debug: Mapping[str, DebugView] | None = None,
+        control_plane: str = "",
+        first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
+        stream_limit: StreamRateLimit | None = None,
+    ) -> None:
         """``debug`` maps debug type URLs to views computed per request;
         ``control_plane`` is the ``control_plane.identifier`` of SotW responses;
         a stream that sends nothing within ``first_request_timeout`` seconds is ended."""
@@ -287,16 +303,21 @@ class AdsService:
 
     def handler(self) -> grpc.GenericRpcHandler:
         identity: Callable[[bytes], bytes] = _identity
-        return grpc.method_handlers_generic_handler(SERVICE, {
-            "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                self._sotw,
-                request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
-                response_serializer=identity),
-            "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                self._delta,
-                request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
-                response_serializer=identity),
-        })
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                    self._sotw,
+                    request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                    response_serializer=identity,
+                ),
+                "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                    self._delta,
+                    request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                    response_serializer=identity,
+                ),
+            },
+        )
 
     async def _sotw(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
         await self._serve(requests, context, delta=False)
@@ -304,17 +325,23 @@ class AdsService:
     async def _delta(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
         await self._serve(requests, context, delta=True)
 
-    async def _serve(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext,
-                     *, delta: bool) -> None:
+    async def _serve(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext, *, delta: bool
+    ) -> None:
         if self.connections.closing:
             await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_MESSAGE)
         if not self._ready.is_set():
-            await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                "control plane not ready: config sources have not synced yet")
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                "control plane not ready: config sources have not synced yet",
+            )
         if self._stream_limit is not None and not await self._stream_limit.acquire():
-            await self._refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"too many new streams: at most {self._stream_limit.rate:g} per "
-                               "second are accepted; retry with backoff")
+            await self._refuse(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many new streams: at most {self._stream_limit.rate:g} per "
+                "second are accepted; retry with backoff",
+            )
         try:
             caller = await self._authenticate(context)
         except Unauthenticated as e:
@@ -327,14 +354,20 @@ class AdsService:
         except StopAsyncIteration:
             return
         except TimeoutError:
-            await self._refuse(context, grpc.StatusCode.DEADLINE_EXCEEDED,
-                               f"no request within {self._first_request_timeout:g} s of "
-                               "opening the stream", identity=who)
+            await self._refuse(
+                context,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"no request within {self._first_request_timeout:g} s of opening the stream",
+                identity=who,
+            )
         claimed = first.node.id if first.HasField("node") else ""
         if not claimed:
-            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
-                               "the first request on a stream must carry node.id",
-                               identity=who)
+            await self._refuse(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the first request on a stream must carry node.id",
+                identity=who,
+            )
         try:
             node = parse_node(first.node)
             binding = await self._binder(node, caller)
@@ -344,18 +377,25 @@ class AdsService:
             await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, str(e), claimed, who)
 
         view = self._store.view(binding.scope, binding.type_scopes)
-        session: Session = (DeltaSession(view, type_filter=binding.type_filter,
-                                         standing_groups=binding.standing_groups) if delta
-                            else SotwSession(view, type_filter=binding.type_filter))
-        connection = Connection(node, None if caller is None else str(caller), binding,
-                                session, context.peer(), delta)
+        session: Session = (
+            DeltaSession(
+                view, type_filter=binding.type_filter, standing_groups=binding.standing_groups
+            )
+            if delta
+            else SotwSession(view, type_filter=binding.type_filter)
+        )
+        connection = Connection(
+            node, None if caller is None else str(caller), binding, session, context.peer(), delta
+        )
         unwatch = self._watch(binding, connection)
         self.connections.add(connection)
         if self.connections.closing:  # the binder awaited while shutdown began
             connection._inbox.put_nowait(_SHUTDOWN)
         self._observer.connected(connection)
-        log.info("connected", extra={"conn": connection.id, "proxy": node.id,
-                                     "scope": binding.scope, "delta": delta})
+        log.info(
+            "connected",
+            extra={"conn": connection.id, "proxy": node.id, "scope": binding.scope, "delta": delta},
+        )
         try:
             await self._run(connection, first, requests, context)
         except ProtocolError as e:
@@ -365,8 +405,10 @@ class AdsService:
         except ShuttingDown:
             await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_MESSAGE)
         except SlowClient as e:
-            log.warning("client not reading; stream closed", extra={
-                "conn": connection.id, "proxy": node.id, "reason": str(e)})
+            log.warning(
+                "client not reading; stream closed",
+                extra={"conn": connection.id, "proxy": node.id, "reason": str(e)},
+            )
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         finally:
             unwatch()
@@ -376,11 +418,18 @@ class AdsService:
             self._observer.disconnected(connection)
             log.info("disconnected", extra={"conn": connection.id, "proxy": node.id})
 
-    async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode,
-                      reason: str, node_id: str = "", identity: str = "") -> None:
+    async def _refuse(
+        self,
+        context: grpc.aio.ServicerContext,
+        code: grpc.StatusCode,
+        reason: str,
+        node_id: str = "",
+        identity: str = "",
+    ) -> None:
         """End a stream that is not served: logged (rate-limited), counted, aborted."""
-        self._refusals.refused(code, reason, peer=context.peer(), node_id=node_id,
-                               identity=identity)
+        self._refusals.refused(
+            code, reason, peer=context.peer(), node_id=node_id, identity=identity
+        )
         self._observer.refused(code)
         await context.abort(code, reason)
 
@@ -398,8 +447,13 @@ class AdsService:
 
         return unwatch
 
-    async def _run(self, connection: Connection, first: Any, requests: AsyncIterator[Any],
-                   context: grpc.aio.ServicerContext) -> None:
+    async def _run(
+        self,
+        connection: Connection,
+        first: Any,
+        requests: AsyncIterator[Any],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
         await self._handle(connection, first, context)
         reader = asyncio.create_task(_read_into(requests, connection._inbox))
         try:
@@ -418,8 +472,9 @@ class AdsService:
         finally:
             reader.cancel()
 
-    async def _handle(self, connection: Connection, request: Any,
-                      context: grpc.aio.ServicerContext) -> None:
+    async def _handle(
+        self, connection: Connection, request: Any, context: grpc.aio.ServicerContext
+    ) -> None:
         view = self._debug.get(request.type_url)
         if view is not None:
             await self._answer_debug(connection, request, view, context)
@@ -431,16 +486,34 @@ class AdsService:
         received, responses = connection.session.receive(request)
         self._observer.received(connection, received)
         if received.kind is RequestKind.NACK:
-            log.warning("NACK", extra={"conn": connection.id, "proxy": connection.node.id,
-                                       "type": received.type_url, "error": received.error})
+            log.warning(
+                "NACK",
+                extra={
+                    "conn": connection.id,
+                    "proxy": connection.node.id,
+                    "type": received.type_url,
+                    "error": received.error,
+                },
+            )
         elif received.kind is RequestKind.ACK and log.isEnabledFor(logging.DEBUG):
-            log.debug("ACK", extra={"conn": connection.id, "proxy": connection.node.id,
-                                    "type": received.type_url})
+            log.debug(
+                "ACK",
+                extra={
+                    "conn": connection.id,
+                    "proxy": connection.node.id,
+                    "type": received.type_url,
+                },
+            )
         for response in responses:
             await self._write(connection, response, context, origin=None)
 
-    async def _answer_debug(self, connection: Connection, request: Any, view: DebugView,
-                            context: grpc.aio.ServicerContext) -> None:
+    async def _answer_debug(
+        self,
+        connection: Connection,
+        request: Any,
+        view: DebugView,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
         """Debug types are computed per request and never pushed.
 
         istioctl puts a nonce of its own on every request, the first one included
@@ -452,8 +525,9 @@ class AdsService:
         denial = connection.binding.type_filter(request.type_url)
         if denial is not None:
             raise Forbidden(denial)
-        names = list(request.resource_names if not connection.delta
-                     else request.resource_names_subscribe)
+        names = list(
+            request.resource_names if not connection.delta else request.resource_names_subscribe
+        )
         resources = view(connection, names)
         nonce = f"debug-{next(_debug_nonces)}"
         if len(connection._unacked_debug) < 64:  # clients that never ACK must not grow it
@@ -462,16 +536,25 @@ class AdsService:
         if connection.delta:
             response = DeltaResponse(request.type_url, nonce, list(resources), [])
         else:
-            response = SotwResponse(request.type_url, nonce, nonce, list(resources),
-                                    self._control_plane)
+            response = SotwResponse(
+                request.type_url, nonce, nonce, list(resources), self._control_plane
+            )
         await self._write(connection, response, context, origin=None)
 
-    async def _answer_withheld(self, connection: Connection, request: Any, reason: str,
-                               context: grpc.aio.ServicerContext) -> None:
+    async def _answer_withheld(
+        self, connection: Connection, request: Any, reason: str, context: grpc.aio.ServicerContext
+    ) -> None:
         if request.response_nonce:
             return  # an ACK of our empty answer
-        log.warning("withheld", extra={"conn": connection.id, "proxy": connection.node.id,
-                                       "type": request.type_url, "reason": reason})
+        log.warning(
+            "withheld",
+            extra={
+                "conn": connection.id,
+                "proxy": connection.node.id,
+                "type": request.type_url,
+                "reason": reason,
+            },
+        )
         nonce = f"withheld-{next(_debug_nonces)}"
         response: Response
         if connection.delta:
@@ -489,17 +572,25 @@ class AdsService:
             for response in connection.session.push(pending, origin):
                 await self._write(connection, response, context, origin=origin)
 
-    async def _write(self, connection: Connection, response: Response,
-                     context: grpc.aio.ServicerContext, *, origin: float | None) -> None:
+    async def _write(
+        self,
+        connection: Connection,
+        response: Response,
+        context: grpc.aio.ServicerContext,
+        *,
+        origin: float | None,
+    ) -> None:
         data = response.encode()
         try:
             # A timeout scope, not wait_for: no extra task per write on the push path.
             async with asyncio.timeout(self._write_timeout):
                 await context.write(data)
         except TimeoutError:
-            raise SlowClient(f"a {len(data)}-byte response waited {self._write_timeout:g} s "
-                             "to be written: the client is not reading its stream; reconnect "
-                             "to resync") from None
+            raise SlowClient(
+                f"a {len(data)}-byte response waited {self._write_timeout:g} s "
+                "to be written: the client is not reading its stream; reconnect "
+                "to resync"
+            ) from None
         self._observer.sent(connection, response, len(data), origin)
 
 

@@ -47,9 +47,7 @@ CSR_PARSING_ERRORS = IstioCounter(
 SIGN_ERRORS = IstioCounter(
     "citadel_server_csr_sign_err_count", "CSRs that were not signed, by reason.", ["error"]
 )
-ISSUED = IstioCounter(
-    "citadel_server_success_cert_issuance_count", "Certificates issued."
-)
+ISSUED = IstioCounter("citadel_server_success_cert_issuance_count", "Certificates issued.")
 
 
 class Refused(Exception):
@@ -94,8 +92,10 @@ class CertificateService:
         try:
             return await self._create(request, tuple(context.invocation_metadata() or ()), peer)
         except Refused as refusal:
-            log.info("CreateCertificate refused",
-                     extra={"peer": peer, "code": refusal.code.name, "reason": refusal.message})
+            log.info(
+                "CreateCertificate refused",
+                extra={"peer": peer, "code": refusal.code.name, "reason": refusal.message},
+            )
             await context.abort(refusal.code, refusal.message)
             raise  # abort raises; this keeps type checkers and readers certain
         except Exception:
@@ -128,10 +128,15 @@ class CertificateService:
             raise Refused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         ISSUED.inc()
         if log.isEnabledFor(logging.DEBUG):  # skip formatting on the hot path
-            log.debug("certificate issued",
-                      extra={"identity": identity, "caller": caller,
-                             "serial": f"{issued.certificate.serial_number:x}",
-                             "not_after": issued.not_after.isoformat()})
+            log.debug(
+                "certificate issued",
+                extra={
+                    "identity": identity,
+                    "caller": caller,
+                    "serial": f"{issued.certificate.serial_number:x}",
+                    "not_after": issued.not_after.isoformat(),
+                },
+            )
         return ca_pb2.IstioCertificateResponse(cert_chain=issued.chain)
 
     def _authorize(self, caller: Caller, request: ca_pb2.IstioCertificateRequest) -> Identity:

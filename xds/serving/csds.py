@@ -45,14 +45,16 @@ async def loopback_callers(context: grpc.aio.ServicerContext) -> Refusal | None:
     """The plaintext port has no credentials: only callers on this host may look."""
     if is_loopback_peer(context.peer()):
         return None
-    return Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                   "client status is served on the plaintext port to loopback callers only; "
-                   "use the TLS port with a token of the system namespace")
+    return Refusal(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "client status is served on the plaintext port to loopback callers only; "
+        "use the TLS port with a token of the system namespace",
+    )
 
 
-def system_namespace_callers(authenticate: Callable[[grpc.aio.ServicerContext],
-                                                    Awaitable[Any]],
-                             system_namespace: str) -> Authorize:
+def system_namespace_callers(
+    authenticate: Callable[[grpc.aio.ServicerContext], Awaitable[Any]], system_namespace: str
+) -> Authorize:
     """The TLS port: the caller's token must name an identity in ``system_namespace``
     (like istioctl's, which uses ``<system namespace>/default``)."""
 
@@ -64,9 +66,11 @@ def system_namespace_callers(authenticate: Callable[[grpc.aio.ServicerContext],
         identity = caller.identity if isinstance(caller, Caller) else None
         if identity is None or identity.namespace != system_namespace:
             who = identity.uri if identity is not None else "an anonymous caller"
-            return Refusal(grpc.StatusCode.PERMISSION_DENIED,
-                           f"{who} may not read client status: it reveals every proxy's "
-                           f"config and needs an identity in {system_namespace}")
+            return Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{who} may not read client status: it reveals every proxy's "
+                f"config and needs an identity in {system_namespace}",
+            )
         return None
 
     return authorize
@@ -86,8 +90,9 @@ def check_matchers(matchers: Any) -> None:
         if pattern in ("safe_regex", "custom"):
             # Regexes from callers are not compiled on the request path
             # (istiod's regex advisories); the other forms cover node ids.
-            raise InvalidMatcher(f"node_id.{pattern} is not supported: "
-                                 "use exact, prefix, suffix or contains")
+            raise InvalidMatcher(
+                f"node_id.{pattern} is not supported: use exact, prefix, suffix or contains"
+            )
 
 
 def _string_matches(matcher: Any, value: str) -> bool:
@@ -114,16 +119,20 @@ def selected(connection: Connection, matchers: Any) -> bool:
     return any(any(_string_matches(m.node_id, node_id) for node_id in ids) for m in matchers)
 
 
-def client_status(connections: ConnectionRegistry,
-                  request: Any) -> csds_pb2.ClientStatusResponse:
+def client_status(connections: ConnectionRegistry, request: Any) -> csds_pb2.ClientStatusResponse:
     """The answer to one ``ClientStatusRequest``; raises ``InvalidMatcher``."""
     check_matchers(request.node_matchers)
     response = csds_pb2.ClientStatusResponse()
     for connection in proxies(connections):
         if selected(connection, request.node_matchers):
-            response.config.append(client_config(
-                connection, node_id=full_node_id(connection.node), resources=True,
-                contents=not request.exclude_resource_contents))
+            response.config.append(
+                client_config(
+                    connection,
+                    node_id=full_node_id(connection.node),
+                    resources=True,
+                    contents=not request.exclude_resource_contents,
+                )
+            )
     return response
 
 
@@ -134,40 +143,48 @@ class CsdsService:
 
     def handler(self) -> grpc.GenericRpcHandler:
         serialize: Callable[[Any], bytes] = csds_pb2.ClientStatusResponse.SerializeToString
-        return grpc.method_handlers_generic_handler(SERVICE, {
-            "FetchClientStatus": grpc.unary_unary_rpc_method_handler(
-                self._fetch,
-                request_deserializer=csds_pb2.ClientStatusRequest.FromString,
-                response_serializer=serialize),
-            "StreamClientStatus": grpc.stream_stream_rpc_method_handler(
-                self._stream,
-                request_deserializer=csds_pb2.ClientStatusRequest.FromString,
-                response_serializer=serialize),
-        })
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "FetchClientStatus": grpc.unary_unary_rpc_method_handler(
+                    self._fetch,
+                    request_deserializer=csds_pb2.ClientStatusRequest.FromString,
+                    response_serializer=serialize,
+                ),
+                "StreamClientStatus": grpc.stream_stream_rpc_method_handler(
+                    self._stream,
+                    request_deserializer=csds_pb2.ClientStatusRequest.FromString,
+                    response_serializer=serialize,
+                ),
+            },
+        )
 
     async def _admit(self, context: grpc.aio.ServicerContext) -> None:
         refusal = await self._authorize(context)
         if refusal is not None:
-            log.warning("client status refused", extra={"peer": context.peer(),
-                                                         "reason": refusal.message})
+            log.warning(
+                "client status refused", extra={"peer": context.peer(), "reason": refusal.message}
+            )
             await context.abort(refusal.code, refusal.message)
 
-    async def _answer(self, request: Any,
-                      context: grpc.aio.ServicerContext) -> csds_pb2.ClientStatusResponse:
+    async def _answer(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> csds_pb2.ClientStatusResponse:
         try:
             return client_status(self._connections, request)
         except InvalidMatcher as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             raise  # abort raises; this keeps type checkers informed
 
-    async def _fetch(self, request: Any,
-                     context: grpc.aio.ServicerContext) -> csds_pb2.ClientStatusResponse:
+    async def _fetch(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> csds_pb2.ClientStatusResponse:
         await self._admit(context)
         return await self._answer(request, context)
 
-    async def _stream(self, requests: AsyncIterator[Any],
-                      context: grpc.aio.ServicerContext
-                      ) -> AsyncIterator[csds_pb2.ClientStatusResponse]:
+    async def _stream(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[csds_pb2.ClientStatusResponse]:
         await self._admit(context)
         async for request in requests:
             yield await self._answer(request, context)

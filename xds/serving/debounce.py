@@ -26,8 +26,13 @@ class Batch(Generic[T]):
 
 
 class Debouncer(Generic[T]):
-    def __init__(self, handle: Callable[[Batch[T]], Awaitable[None]], *,
-                 quiet: float = 0.1, max_delay: float = 10.0) -> None:
+    def __init__(
+        self,
+        handle: Callable[[Batch[T]], Awaitable[None]],
+        *,
+        quiet: float = 0.1,
+        max_delay: float = 10.0,
+    ) -> None:
         if quiet < 0 or max_delay < quiet:
             raise ValueError("debounce needs 0 <= quiet <= max_delay")
         self._handle = handle

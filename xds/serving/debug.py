@@ -83,8 +83,12 @@ class DebugAccess:
             return EVERYTHING
         header = request.headers.get("authorization")
         if header is None or self._authenticator is None:
-            return self._refuse(request, 401, "debug endpoints answer loopback callers and "
-                                              "callers sending 'Authorization: Bearer <token>'")
+            return self._refuse(
+                request,
+                401,
+                "debug endpoints answer loopback callers and "
+                "callers sending 'Authorization: Bearer <token>'",
+            )
         metadata = [("authorization", header)]
         if "clusterid" in request.headers:
             metadata.append(("clusterid", request.headers["clusterid"]))
@@ -98,23 +102,35 @@ class DebugAccess:
             return EVERYTHING
         restricted = DebugCaller(caller.identity.namespace)
         if not restricted.may_read(request.path):
-            return self._refuse(request, 403, f"{caller.identity} may read only "
-                                              f"{', '.join(sorted(NAMESPACED_PATHS))} for "
-                                              "proxies of its own namespace")
+            return self._refuse(
+                request,
+                403,
+                f"{caller.identity} may read only "
+                f"{', '.join(sorted(NAMESPACED_PATHS))} for "
+                "proxies of its own namespace",
+            )
         return restricted
 
     @staticmethod
     def _refuse(request: HttpRequest, status: int, reason: str) -> HttpResponse:
-        log.warning("debug request refused", extra={"path": request.path, "peer": request.peer,
-                                                    "status": status, "reason": reason})
+        log.warning(
+            "debug request refused",
+            extra={"path": request.path, "peer": request.peer, "status": status, "reason": reason},
+        )
         return HttpResponse.text(reason + "\n", status)
 
 
 class DebugEndpoints:
-    def __init__(self, *, ready: asyncio.Event, connections: ConnectionRegistry,
-                 store: ConfigStore, decode: Decoder,
-                 access: DebugAccess | None = None,
-                 extra: Mapping[str, Callable[[HttpRequest], Any]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ready: asyncio.Event,
+        connections: ConnectionRegistry,
+        store: ConfigStore,
+        decode: Decoder,
+        access: DebugAccess | None = None,
+        extra: Mapping[str, Callable[[HttpRequest], Any]] | None = None,
+    ) -> None:
         """``extra`` adds views (path -> request -> JSON value) that need no caller,
         e.g. the mesh model's; ``access`` defaults to loopback callers only."""
         self._ready = ready
@@ -123,20 +139,31 @@ class DebugEndpoints:
         self._decode = decode
         self._access = access or DebugAccess(None, "")
         self._views: dict[str, tuple[View, str]] = {
-            "/debug/syncz": (self._syncz, "per proxy and type: nonces sent and ACKed, "
-                                          "errors (istiod's SyncStatus); ?namespace="),
+            "/debug/syncz": (
+                self._syncz,
+                "per proxy and type: nonces sent and ACKed, "
+                "errors (istiod's SyncStatus); ?namespace=",
+            ),
             "/debug/connections": (self._connections_view, "connected streams"),
             "/debug/adsz": (self._adsz, "connected streams and what each watches; ?proxyID="),
-            "/debug/config_dump": (self._config_dump, "what a proxy was sent, decoded; "
-                                                      "?proxyID=<pod>.<namespace>"),
-            "/debug/loglevel": (self._loglevel, "log levels per scope; "
-                                                "?level=ads:debug,default:info"),
+            "/debug/config_dump": (
+                self._config_dump,
+                "what a proxy was sent, decoded; ?proxyID=<pod>.<namespace>",
+            ),
+            "/debug/loglevel": (
+                self._loglevel,
+                "log levels per scope; ?level=ads:debug,default:info",
+            ),
         }
         for path, view in (extra or {}).items():
-            self._views[path] = (_ignoring_caller(view), (view.__doc__ or "").strip()
-                                 .split("\n")[0])
-        self._views["/debug/list"] = (self._list, "the endpoint names, as istiod's list "
-                                                  "(istioctl x internal-debug --list)")
+            self._views[path] = (
+                _ignoring_caller(view),
+                (view.__doc__ or "").strip().split("\n")[0],
+            )
+        self._views["/debug/list"] = (
+            self._list,
+            "the endpoint names, as istiod's list (istioctl x internal-debug --list)",
+        )
 
     def routes(self) -> dict[str, Handler]:
         routes: dict[str, Handler] = {
@@ -154,11 +181,11 @@ class DebugEndpoints:
         """Answer ``<path>?<query>`` (relative to ``/debug/``) as if it had come over HTTP
         from ``caller``: the ``istio.io/debug`` ADS type."""
         url = urlsplit("/debug/" + target.lstrip("/"))
-        request = HttpRequest("GET", url.path, parse_qs(url.query, keep_blank_values=True), {},
-                              "")
+        request = HttpRequest("GET", url.path, parse_qs(url.query, keep_blank_values=True), {}, "")
         if not caller.may_read(request.path):
-            return HttpResponse.text(f"{request.path} is not available to callers outside "
-                                     "the system namespace\n", 403)
+            return HttpResponse.text(
+                f"{request.path} is not available to callers outside the system namespace\n", 403
+            )
         return self.replay_request(request, caller)
 
     def replay_request(self, request: HttpRequest, caller: DebugCaller) -> HttpResponse:
@@ -181,6 +208,7 @@ class DebugEndpoints:
 
     def _guarded(self, answer: Callable[[HttpRequest, DebugCaller], HttpResponse]) -> Handler:
         """``answer`` behind ``DebugAccess``."""
+
         async def handler(request: HttpRequest) -> HttpResponse:
             caller = await self._access(request)
             if isinstance(caller, HttpResponse):
@@ -208,16 +236,18 @@ class DebugEndpoints:
     # -- views ------------------------------------------------------------------
 
     def _list(self, request: HttpRequest, caller: DebugCaller) -> list[str]:
-        return sorted(path.removeprefix("/debug/") for path in self._views
-                      if path != "/debug/list")
+        return sorted(path.removeprefix("/debug/") for path in self._views if path != "/debug/list")
 
     def _visible(self, caller: DebugCaller) -> list[Connection]:
         return [c for c in self._connections if caller.may_see(c)]
 
     def _syncz(self, request: HttpRequest, caller: DebugCaller) -> Any:
         namespace = request.arg("namespace")
-        return [sync_status(c) for c in proxies(self._connections)
-                if caller.may_see(c) and (not namespace or c.node.namespace == namespace)]
+        return [
+            sync_status(c)
+            for c in proxies(self._connections)
+            if caller.may_see(c) and (not namespace or c.node.namespace == namespace)
+        ]
 
     def _connections_view(self, request: HttpRequest, caller: DebugCaller) -> Any:
         rows = [connection_row(c) for c in self._visible(caller)]
@@ -254,8 +284,11 @@ class DebugEndpoints:
             logs.set_levels(spec)  # ValueError -> 400
             log.info("log levels changed", extra={"levels": spec, "peer": request.peer})
         elif spec:
-            raise HttpError(405, "changing log levels takes PUT (or POST): "
-                                 f"curl -X PUT '{request.path}?level={spec}'")
+            raise HttpError(
+                405,
+                "changing log levels takes PUT (or POST): "
+                f"curl -X PUT '{request.path}?level={spec}'",
+            )
         return logs.current_levels()
 
     def methods(self) -> dict[str, frozenset[str]]:
@@ -285,8 +318,12 @@ def render_scope(store: ConfigStore, scope: str, decode: Decoder) -> dict[str, l
         if type_url == SECRET:
             continue
         result[type_url] = [
-            {"name": name,
-             "resource": json_format.MessageToDict(decode(type_url, resource.body),
-                                                   preserving_proto_field_name=False)}
-            for name, resource in sorted(view.resources(type_url).items())]
+            {
+                "name": name,
+                "resource": json_format.MessageToDict(
+                    decode(type_url, resource.body), preserving_proto_field_name=False
+                ),
+            }
+            for name, resource in sorted(view.resources(type_url).items())
+        ]
     return result

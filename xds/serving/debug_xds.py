@@ -40,16 +40,16 @@ from xds.type_urls import DEBUG, DEBUG_CONFIG_DUMP, DEBUG_SYNCZ
 
 
 class IstioDebugTypes:
-    def __init__(self, connections: ConnectionRegistry, http: DebugEndpoints,
-                 system_namespace: str) -> None:
+    def __init__(
+        self, connections: ConnectionRegistry, http: DebugEndpoints, system_namespace: str
+    ) -> None:
         self._connections = connections
         self._http = http
         self._system_namespace = system_namespace
 
     def views(self) -> dict[str, DebugView]:
         """For ``AdsService(debug=...)``."""
-        return {DEBUG_SYNCZ: self.syncz, DEBUG_CONFIG_DUMP: self.config_dump,
-                DEBUG: self.debug}
+        return {DEBUG_SYNCZ: self.syncz, DEBUG_CONFIG_DUMP: self.config_dump, DEBUG: self.debug}
 
     def caller(self, connection: Connection) -> DebugCaller:
         """What the requesting stream may see; ``Forbidden`` if it may see nothing."""
@@ -63,22 +63,29 @@ class IstioDebugTypes:
         if identity is None:
             if is_loopback_peer(connection.peer):
                 return EVERYTHING
-            raise Forbidden("debug types need an authenticated SPIFFE identity (the TLS port "
-                            "with a token) or a loopback caller")
+            raise Forbidden(
+                "debug types need an authenticated SPIFFE identity (the TLS port "
+                "with a token) or a loopback caller"
+            )
         if identity.namespace == self._system_namespace:
             return EVERYTHING
         return DebugCaller(identity.namespace)
 
     def syncz(self, connection: Connection, names: Sequence[str]) -> list[Resource]:
         caller = self.caller(connection)
-        return [Resource.from_message(CLIENT_CONFIG_TYPE, proxy.node.id, client_config(proxy))
-                for proxy in proxies(self._connections) if caller.may_see(proxy)]
+        return [
+            Resource.from_message(CLIENT_CONFIG_TYPE, proxy.node.id, client_config(proxy))
+            for proxy in proxies(self._connections)
+            if caller.may_see(proxy)
+        ]
 
     def config_dump(self, connection: Connection, names: Sequence[str]) -> list[Resource]:
         caller = self.caller(connection)
         if len(names) != 1:
-            raise ProtocolError(f"{DEBUG_CONFIG_DUMP} takes exactly one resource name: "
-                                "the proxy id <pod>.<namespace>")
+            raise ProtocolError(
+                f"{DEBUG_CONFIG_DUMP} takes exactly one resource name: "
+                "the proxy id <pod>.<namespace>"
+            )
         for proxy in proxies(self._connections):
             if proxy.node.id == names[0] and caller.may_see(proxy):
                 return _dump(proxy)
@@ -88,8 +95,10 @@ class IstioDebugTypes:
     def debug(self, connection: Connection, names: Sequence[str]) -> list[Resource]:
         caller = self.caller(connection)
         if len(names) != 1:
-            raise ProtocolError(f"{DEBUG} takes exactly one resource name: a debug path "
-                                "such as config_dump?proxyID=<pod>.<namespace>")
+            raise ProtocolError(
+                f"{DEBUG} takes exactly one resource name: a debug path "
+                "such as config_dump?proxyID=<pod>.<namespace>"
+            )
         response = self._http.replay(names[0], caller)
         body = response.body
         if response.status != 200:

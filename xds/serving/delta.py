@@ -59,14 +59,16 @@ class DeltaResponse:
 
     def encode(self) -> bytes:
         """The serialized DeltaDiscoveryResponse, spliced from cached resource bytes."""
-        return b"".join((
-            wire.string_field(_SYSTEM_VERSION_INFO, self.system_version),
-            self.everything,
-            *(r.delta_field(self.aliases) for r in self.resources),
-            wire.string_field(_TYPE_URL, self.type_url),
-            wire.string_field(_NONCE, self.nonce),
-            *(wire.length_delimited(_REMOVED_RESOURCES, n.encode()) for n in self.removed),
-        ))
+        return b"".join(
+            (
+                wire.string_field(_SYSTEM_VERSION_INFO, self.system_version),
+                self.everything,
+                *(r.delta_field(self.aliases) for r in self.resources),
+                wire.string_field(_TYPE_URL, self.type_url),
+                wire.string_field(_NONCE, self.nonce),
+                *(wire.length_delimited(_REMOVED_RESOURCES, n.encode()) for n in self.removed),
+            )
+        )
 
 
 class HeldVersions(Mapping[str, str]):
@@ -129,16 +131,25 @@ class DeltaWatch:
     def subscribed(self, name: str, resource: Resource | None = None) -> bool:
         """Whether a change of ``name`` (now ``resource``, None if gone) concerns the client:
         asked for, implied by a group, or held (it must hear that it changed or went)."""
-        return (self.wildcard or name in self.names or name in self.client_versions
-                or (resource is not None and not self.groups.isdisjoint(resource.groups)))
+        return (
+            self.wildcard
+            or name in self.names
+            or name in self.client_versions
+            or (resource is not None and not self.groups.isdisjoint(resource.groups))
+        )
 
 
 class DeltaSession:
     """One Delta ADS stream's protocol state."""
 
-    def __init__(self, view: ScopeView, *, type_filter: TypeFilter = allow_all,
-                 clock: Clock = monotonic,
-                 standing_groups: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(
+        self,
+        view: ScopeView,
+        *,
+        type_filter: TypeFilter = allow_all,
+        clock: Clock = monotonic,
+        standing_groups: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         """``standing_groups``: per type, groups subscribed for as long as the stream lasts
         (they matter only to a client that does not subscribe to everything)."""
         self.view = view
@@ -156,7 +167,8 @@ class DeltaSession:
         first = watch is None
         if watch is None:
             watch = self.watches[type_url] = DeltaWatch(
-                TypeStatus(type_url), groups=set(self._standing.get(type_url, ())))
+                TypeStatus(type_url), groups=set(self._standing.get(type_url, ()))
+            )
 
         received = Received(type_url, RequestKind.SUBSCRIBE if first else RequestKind.UPDATE)
         if request.response_nonce:
@@ -190,8 +202,9 @@ class DeltaSession:
         update = self._response(watch, names, echoes, always=True, resend=frozenset(asked))
         return received, [] if update is None else [update]
 
-    def push(self, touched: Mapping[str, Iterable[str]],
-             origin: float | None = None) -> list[DeltaResponse]:
+    def push(
+        self, touched: Mapping[str, Iterable[str]], origin: float | None = None
+    ) -> list[DeltaResponse]:
         """Responses for names touched in the store, in make-before-break order.
 
         ``origin`` is when the change happened, for convergence measurements."""
@@ -202,8 +215,9 @@ class DeltaSession:
                 continue
             shared, response = self._shared_push(watch, touched[type_url], origin)
             if not shared:
-                names = [n for n in touched[type_url]
-                         if watch.subscribed(n, self.view.get(type_url, n))]
+                names = [
+                    n for n in touched[type_url] if watch.subscribed(n, self.view.get(type_url, n))
+                ]
                 response = self._response(watch, names, (), origin=origin)
             if response is not None:
                 responses.append(response)
@@ -211,17 +225,21 @@ class DeltaSession:
 
     # -- internals ------------------------------------------------------------
 
-    def _shared_push(self, watch: DeltaWatch, touched: Iterable[str],
-                     origin: float | None) -> tuple[bool, DeltaResponse | None]:
+    def _shared_push(
+        self, watch: DeltaWatch, touched: Iterable[str], origin: float | None
+    ) -> tuple[bool, DeltaResponse | None]:
         """The common case, computed once for all streams: a wildcard client that held
         exactly the generation before the last commit gets exactly that commit.
 
         Returns whether that case applied, and the response (None: nothing to send)."""
         type_url = watch.status.type_url
         previous, changed = self.view.last_change(type_url)
-        if not (watch.wildcard and not watch.names
-                and watch.client_versions.is_exactly(previous)
-                and frozenset(touched) == changed):
+        if not (
+            watch.wildcard
+            and not watch.names
+            and watch.client_versions.is_exactly(previous)
+            and frozenset(touched) == changed
+        ):
             return False, None
         updates, removed = self.view.last_change_encoded(type_url)
         watch.client_versions.rebase(self.view.versions(type_url))
@@ -229,11 +247,18 @@ class DeltaSession:
             return True, None
         nonce = self._nonce()
         watch.status.record_sent(nonce, self._clock(), origin)
-        return True, DeltaResponse(type_url, nonce, [], list(removed),
-                                   str(self.view.generation(type_url)), everything=updates)
+        return True, DeltaResponse(
+            type_url,
+            nonce,
+            [],
+            list(removed),
+            str(self.view.generation(type_url)),
+            everything=updates,
+        )
 
-    def _subscribe(self, watch: DeltaWatch,
-                   names: list[str]) -> tuple[list[str], list[str], list[str]]:
+    def _subscribe(
+        self, watch: DeltaWatch, names: list[str]
+    ) -> tuple[list[str], list[str], list[str]]:
         """Returns the newly subscribed or implied primary names, the aliases to echo
         back, and the primary names asked for (new or not)."""
         added: list[str] = []
@@ -281,23 +306,37 @@ class DeltaSession:
             nonce = self._nonce()
             watch.status.record_sent(nonce, self._clock())
             watch.client_versions.rebase(self.view.versions(type_url))
-            return DeltaResponse(type_url, nonce, [], [], str(self.view.generation(type_url)),
-                                 everything=self.view.delta_blob(type_url))
+            return DeltaResponse(
+                type_url,
+                nonce,
+                [],
+                [],
+                str(self.view.generation(type_url)),
+                everything=self.view.delta_blob(type_url),
+            )
         current = self.view.resources(type_url)
         if watch.wildcard:
             candidates: Iterable[str] = list(current) + list(watch.names - current.keys())
         else:
-            implied = {n for group in sorted(watch.groups)
-                       for n in self.view.members(type_url, group)}
+            implied = {
+                n for group in sorted(watch.groups) for n in self.view.members(type_url, group)
+            }
             candidates = [*sorted(watch.names), *sorted(implied - watch.names)]
         stale = [n for n in watch.client_versions if n not in current]
         response = self._response(watch, [*candidates, *stale], echoes, always=True)
         assert response is not None
         return response
 
-    def _response(self, watch: DeltaWatch, names: Iterable[str], echoes: Iterable[str],
-                  *, always: bool = False, origin: float | None = None,
-                  resend: frozenset[str] = frozenset()) -> DeltaResponse | None:
+    def _response(
+        self,
+        watch: DeltaWatch,
+        names: Iterable[str],
+        echoes: Iterable[str],
+        *,
+        always: bool = False,
+        origin: float | None = None,
+        resend: frozenset[str] = frozenset(),
+    ) -> DeltaResponse | None:
         """``resend``: names sent even when the client holds their current version."""
         type_url = watch.status.type_url
         updated: list[Resource] = []
@@ -322,5 +361,11 @@ class DeltaSession:
             return None
         nonce = self._nonce()
         watch.status.record_sent(nonce, self._clock(), origin)
-        return DeltaResponse(type_url, nonce, updated, removed,
-                             str(self.view.generation(type_url)), aliases=not watch.wildcard)
+        return DeltaResponse(
+            type_url,
+            nonce,
+            updated,
+            removed,
+            str(self.view.generation(type_url)),
+            aliases=not watch.wildcard,
+        )

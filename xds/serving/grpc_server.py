@@ -22,15 +22,24 @@ _MB = 1024 * 1024
 MAX_CONNECTION_AGE_GRACE = 10.0
 
 
-def server_options(*, reuse_port: bool, max_connection_age: float = 0.0,
-                   max_connection_age_grace: float = MAX_CONNECTION_AGE_GRACE,
-                   ) -> list[tuple[str, int]]:
+def server_options(
+    *,
+    reuse_port: bool,
+    max_connection_age: float = 0.0,
+    max_connection_age_grace: float = MAX_CONNECTION_AGE_GRACE,
+) -> list[tuple[str, int]]:
     """``max_connection_age`` in seconds (0: never); grpc adds +-10% jitter to it, so the
     proxies that connected together do not all reconnect together."""
-    age = ([("grpc.max_connection_age_ms", int(max_connection_age * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace * 1000))]
-           if max_connection_age > 0 else [])
-    return [*age,
+    age = (
+        [
+            ("grpc.max_connection_age_ms", int(max_connection_age * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace * 1000)),
+        ]
+        if max_connection_age > 0
+        else []
+    )
+    return [
+        *age,
         # ztunnel pings every 30 s; grpc's default tolerance (one ping per
         # 5 min, 2 strikes) would GOAWAY it. istiod allows a ping every 15 s.
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -91,17 +100,26 @@ class Health:
             await self.servicer.set(service, status)
 
 
-def build_server(handlers: Sequence[grpc.GenericRpcHandler], services: Sequence[str], *,
-                 reuse_port: bool = False, max_connection_age: float = 0.0,
-                 max_connection_age_grace: float = MAX_CONNECTION_AGE_GRACE,
-                 ) -> tuple[grpc.aio.Server, Health]:
+def build_server(
+    handlers: Sequence[grpc.GenericRpcHandler],
+    services: Sequence[str],
+    *,
+    reuse_port: bool = False,
+    max_connection_age: float = 0.0,
+    max_connection_age_grace: float = MAX_CONNECTION_AGE_GRACE,
+) -> tuple[grpc.aio.Server, Health]:
     """A server with ``handlers`` plus reflection and health for ``services``."""
-    server = grpc.aio.server(options=server_options(
-        reuse_port=reuse_port, max_connection_age=max_connection_age,
-        max_connection_age_grace=max_connection_age_grace))
+    server = grpc.aio.server(
+        options=server_options(
+            reuse_port=reuse_port,
+            max_connection_age=max_connection_age,
+            max_connection_age_grace=max_connection_age_grace,
+        )
+    )
     server.add_generic_rpc_handlers(tuple(handlers))
     checker = Health(services)
     health_pb2_grpc.add_HealthServicer_to_server(checker.servicer, server)
     reflection.enable_server_reflection(
-        [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
     return server, checker

@@ -30,9 +30,18 @@ _MAX_BODY = 1024 * 1024
 READ_TIMEOUT = 10.0
 MAX_CONNECTIONS = 256
 READ_ONLY: frozenset[str] = frozenset({"GET", "HEAD"})
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-            404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-            413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class HttpError(Exception):
@@ -80,11 +89,15 @@ Guard = Callable[[HttpRequest], HttpResponse | None]
 
 
 class HttpServer:
-    def __init__(self, routes: Mapping[str, Handler], *,
-                 guards: Mapping[str, Guard] | None = None,
-                 methods: Mapping[str, frozenset[str]] | None = None,
-                 max_connections: int = MAX_CONNECTIONS,
-                 read_timeout: float = READ_TIMEOUT) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Handler],
+        *,
+        guards: Mapping[str, Guard] | None = None,
+        methods: Mapping[str, frozenset[str]] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
         """``routes`` maps exact paths, or prefixes ending in "/", to handlers;
         ``guards`` maps path prefixes to checks run before the handler; ``methods`` the
         paths that take more than GET and HEAD."""
@@ -97,8 +110,9 @@ class HttpServer:
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
-        self._server = await asyncio.start_server(self._connection, host, port,
-                                                  reuse_port=reuse_port or None)
+        self._server = await asyncio.start_server(
+            self._connection, host, port, reuse_port=reuse_port or None
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
@@ -106,8 +120,7 @@ class HttpServer:
             self._server.close()
             await self._server.wait_closed()
 
-    async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._open += 1
         try:
             if self._open > self._max_connections:
@@ -116,13 +129,16 @@ class HttpServer:
             else:
                 response, head_only = await self._respond(reader, writer)
             reason = _REASONS.get(response.status, "")
-            head = [f"HTTP/1.1 {response.status} {reason}",
-                    f"Content-Type: {response.content_type}",
-                    f"Content-Length: {len(response.body)}",
-                    "Connection: close",
-                    *(f"{k}: {v}" for k, v in response.headers.items())]
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode()
-                         + (b"" if head_only else response.body))
+            head = [
+                f"HTTP/1.1 {response.status} {reason}",
+                f"Content-Type: {response.content_type}",
+                f"Content-Length: {len(response.body)}",
+                "Connection: close",
+                *(f"{k}: {v}" for k, v in response.headers.items()),
+            ]
+            writer.write(
+                ("\r\n".join(head) + "\r\n\r\n").encode() + (b"" if head_only else response.body)
+            )
             await asyncio.wait_for(writer.drain(), self._read_timeout)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
@@ -132,8 +148,9 @@ class HttpServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _respond(self, reader: asyncio.StreamReader,
-                       writer: asyncio.StreamWriter) -> tuple[HttpResponse, bool]:
+    async def _respond(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[HttpResponse, bool]:
         """The response, and whether to send its head only (HEAD)."""
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._read_timeout)
@@ -166,8 +183,14 @@ class HttpServer:
                 return HttpResponse.text("request body too slow\n", 408), False
         url = urlsplit(target)
         peer = writer.get_extra_info("peername")
-        request = HttpRequest(method, url.path, parse_qs(url.query, keep_blank_values=True),
-                              headers, peer[0] if peer else "", body)
+        request = HttpRequest(
+            method,
+            url.path,
+            parse_qs(url.query, keep_blank_values=True),
+            headers,
+            peer[0] if peer else "",
+            body,
+        )
         handler = self._route(request.path)
         if handler is None:
             return HttpResponse.text(f"no such endpoint: {request.path}\n", 404), False

@@ -62,14 +62,14 @@ _CLIENT_STATUS = {
 
 # -- who is connected -------------------------------------------------------------
 
+
 def proxies(connections: ConnectionRegistry) -> list[Connection]:
     """Connected proxies (ztunnels, waypoints), sorted by proxy id.
 
     Debug clients such as istioctl are left out: their requests are answered
     per request and never create a watch, so a stream without watches is not
     a proxy (istiod likewise skips nodes without proxy metadata)."""
-    return sorted((c for c in connections if c.session.watches),
-                  key=lambda c: (c.node.id, c.id))
+    return sorted((c for c in connections if c.session.watches), key=lambda c: (c.node.id, c.id))
 
 
 def full_node_id(node: ProxyNode) -> str:
@@ -102,10 +102,15 @@ def control_plane_identifier(pod_name: str | None = None) -> str:
     instance = {
         "Component": "istiod",
         "ID": pod_name or os.environ.get("POD_NAME") or socket.gethostname(),
-        "Info": {"version": __version__, "revision": "", "golang_version": "",
-                 "status": "Clean", "tag": __version__,
-                 # Not in istiod's BuildInfo; extra keys are ignored by its readers.
-                 "python_version": platform.python_version()},
+        "Info": {
+            "version": __version__,
+            "revision": "",
+            "golang_version": "",
+            "status": "Clean",
+            "tag": __version__,
+            # Not in istiod's BuildInfo; extra keys are ignored by its readers.
+            "python_version": platform.python_version(),
+        },
     }
     return json.dumps(instance, separators=(",", ":"))
 
@@ -142,7 +147,8 @@ def sent_versions(connection: Connection, type_url: str) -> Mapping[str, str]:
 def _type_entry(status: TypeStatus) -> csds_pb2.ClientConfig.GenericXdsConfig:
     """One type's delivery state, as istiod's syncz reports it (no name, no contents)."""
     entry = csds_pb2.ClientConfig.GenericXdsConfig(
-        type_url=status.type_url, config_status=_CONFIG_STATUS[status.state])
+        type_url=status.type_url, config_status=_CONFIG_STATUS[status.state]
+    )
     if status.sent_at is not None:
         entry.last_updated.CopyFrom(_timestamp(status.sent_at))
     if status.last_error:
@@ -152,9 +158,13 @@ def _type_entry(status: TypeStatus) -> csds_pb2.ClientConfig.GenericXdsConfig:
     return entry
 
 
-def client_config(connection: Connection, *, node_id: str | None = None,
-                  resources: bool = False,
-                  contents: bool = True) -> csds_pb2.ClientConfig:
+def client_config(
+    connection: Connection,
+    *,
+    node_id: str | None = None,
+    resources: bool = False,
+    contents: bool = True,
+) -> csds_pb2.ClientConfig:
     """A proxy's state as an ``envoy.service.status.v3.ClientConfig``.
 
     Per watched type (sorted by type URL, as istiod's syncz) one entry without
@@ -165,8 +175,13 @@ def client_config(connection: Connection, *, node_id: str | None = None,
     """
     node = connection.node
     metadata = struct_pb2.Struct()
-    metadata.update({"CLUSTER_ID": node.cluster_id, "NAMESPACE": node.namespace,
-                     "ISTIO_VERSION": istio_version(node)})
+    metadata.update(
+        {
+            "CLUSTER_ID": node.cluster_id,
+            "NAMESPACE": node.namespace,
+            "ISTIO_VERSION": istio_version(node),
+        }
+    )
     config = csds_pb2.ClientConfig(node=base_pb2.Node(id=node_id or node.id, metadata=metadata))
     view = connection.session.view
     for type_url, status in sorted(connection.statuses.items()):
@@ -181,23 +196,35 @@ def client_config(connection: Connection, *, node_id: str | None = None,
             entry.version_info = version
             entry.client_status = _CLIENT_STATUS[status.state]
             current = view.get(type_url, name)
-            if (contents and type_url != SECRET and current is not None
-                    and current.version == version):
+            if (
+                contents
+                and type_url != SECRET
+                and current is not None
+                and current.version == version
+            ):
                 entry.xds_config.CopyFrom(any_pb2.Any(type_url=type_url, value=current.body))
     return config
 
 
 def _status_row(status: TypeStatus) -> dict[str, str]:
-    row = {"sent": status.sent_nonce, "acked": status.acked_nonce,
-           "nacked": status.nacked_nonce, "state": status.state,
-           "lastError": status.last_error}
+    row = {
+        "sent": status.sent_nonce,
+        "acked": status.acked_nonce,
+        "nacked": status.nacked_nonce,
+        "state": status.state,
+        "lastError": status.last_error,
+    }
     if status.sent_at is not None:
         row["sentTime"] = wall_time(status.sent_at).isoformat().replace("+00:00", "Z")
     return {key: value for key, value in row.items() if value}
 
 
-_SYNC_FIELDS = (("cluster", CLUSTER), ("listener", LISTENER), ("route", ROUTE),
-                ("endpoint", ENDPOINT))
+_SYNC_FIELDS = (
+    ("cluster", CLUSTER),
+    ("listener", LISTENER),
+    ("route", ROUTE),
+    ("endpoint", ENDPOINT),
+)
 
 
 def sync_status(connection: Connection) -> dict[str, Any]:
@@ -220,8 +247,9 @@ def sync_status(connection: Connection) -> dict[str, Any]:
         if status is not None:
             row[f"{prefix}_sent"] = status.sent_nonce
             row[f"{prefix}_acked"] = status.acked_nonce
-    row["resources"] = {type_url: _status_row(status)
-                        for type_url, status in sorted(statuses.items())}
+    row["resources"] = {
+        type_url: _status_row(status) for type_url, status in sorted(statuses.items())
+    }
     row["connection_id"] = connection.id
     row["scope"] = connection.scope
     return {key: value for key, value in row.items() if value != ""}
@@ -254,6 +282,7 @@ def watched_names(connection: Connection) -> dict[str, list[str]]:
 
 # -- what a proxy was given ---------------------------------------------------------
 
+
 def served_types(connection: Connection) -> list[str]:
     """The types the proxy subscribed to, in push order, secrets excluded."""
     return [t for t in in_push_order(connection.session.watches) if t != SECRET]
@@ -280,16 +309,29 @@ def envoy_config_dump(connection: Connection) -> config_dump_pb2.ConfigDump:
     def of(type_url: str) -> list[any_pb2.Any]:
         return _packed(r for _, r in sorted(view.resources(type_url).items()))
 
-    clusters = ClustersConfigDump(dynamic_active_clusters=[
-        ClustersConfigDump.DynamicCluster(cluster=c) for c in of(CLUSTER)])
-    listeners = ListenersConfigDump(dynamic_listeners=[
-        ListenersConfigDump.DynamicListener(
-            name=name, active_state=ListenersConfigDump.DynamicListenerState(listener=packed))
-        for name, packed in zip(sorted(view.resources(LISTENER)), of(LISTENER), strict=True)])
-    routes = RoutesConfigDump(dynamic_route_configs=[
-        RoutesConfigDump.DynamicRouteConfig(route_config=r) for r in of(ROUTE)])
+    clusters = ClustersConfigDump(
+        dynamic_active_clusters=[ClustersConfigDump.DynamicCluster(cluster=c) for c in of(CLUSTER)]
+    )
+    listeners = ListenersConfigDump(
+        dynamic_listeners=[
+            ListenersConfigDump.DynamicListener(
+                name=name, active_state=ListenersConfigDump.DynamicListenerState(listener=packed)
+            )
+            for name, packed in zip(sorted(view.resources(LISTENER)), of(LISTENER), strict=True)
+        ]
+    )
+    routes = RoutesConfigDump(
+        dynamic_route_configs=[
+            RoutesConfigDump.DynamicRouteConfig(route_config=r) for r in of(ROUTE)
+        ]
+    )
     dump = config_dump_pb2.ConfigDump()
-    for section in (config_dump_pb2.BootstrapConfigDump(), clusters, listeners,
-                    ScopedRoutesConfigDump(), routes):
+    for section in (
+        config_dump_pb2.BootstrapConfigDump(),
+        clusters,
+        listeners,
+        ScopedRoutesConfigDump(),
+        routes,
+    ):
         dump.configs.add().Pack(section)
     return dump

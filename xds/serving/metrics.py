@@ -29,7 +29,7 @@ from xds.version import __version__
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # istiod's convergence buckets plus finer ones for our sub-second targets.
-_LATENCY_BUCKETS = (.005, .01, .025, .05, .1, .25, .5, 1, 3, 5, 10, 20, 30)
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5, 10, 20, 30)
 _SIZE_BUCKETS = (1, 10_000, 1_000_000, 4_000_000, 10_000_000, 40_000_000)
 
 
@@ -57,44 +57,69 @@ class IstioCounter(Collector):
         metric = Metric(self.name, self._documentation, "unknown")
         with self._lock:
             for labels, value in self._values.items():
-                metric.add_sample(self.name, dict(zip(self._labelnames, labels, strict=True)),
-                                  value)
+                metric.add_sample(
+                    self.name, dict(zip(self._labelnames, labels, strict=True)), value
+                )
         yield metric
 
 
 # -- ADS ----------------------------------------------------------------------
-XDS_CLIENTS = Gauge("pilot_xds", "Number of proxies connected to this instance.",
-                    ["version", "proxy_type"])
+XDS_CLIENTS = Gauge(
+    "pilot_xds", "Number of proxies connected to this instance.", ["version", "proxy_type"]
+)
 XDS_PUSHES = IstioCounter("pilot_xds_pushes", "xDS responses sent, by type.", ["type"])
-XDS_REJECTS = IstioCounter("pilot_total_xds_rejects", "xDS responses rejected by proxies (NACK).",
-                           ["type"])
+XDS_REJECTS = IstioCounter(
+    "pilot_total_xds_rejects", "xDS responses rejected by proxies (NACK).", ["type"]
+)
 XDS_ACKS = IstioCounter("xds_acks", "xDS responses acknowledged by proxies (ACK).", ["type"])
 STREAM_REFUSALS = IstioCounter(
-    "xds_stream_refusals", "xDS streams refused before being served, by gRPC status "
-    "(UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT).", ["code"])
-CONFIG_SIZE = Histogram("pilot_xds_config_size_bytes", "Size of each xDS response in bytes.",
-                        ["type"], buckets=_SIZE_BUCKETS)
-CONVERGENCE = Histogram("pilot_proxy_convergence_time",
-                        "Seconds from a config change to its push being written to a proxy.",
-                        buckets=_LATENCY_BUCKETS)
-CHANGE_TO_ACK = Histogram("xds_change_to_ack_seconds",
-                          "Seconds from a config change to the proxy's ACK of it.",
-                          ["type"], buckets=_LATENCY_BUCKETS)
-SEND_TO_ACK = Histogram("xds_send_to_ack_seconds",
-                        "Seconds from writing a response to receiving its ACK or NACK.",
-                        ["type"], buckets=_LATENCY_BUCKETS)
+    "xds_stream_refusals",
+    "xDS streams refused before being served, by gRPC status "
+    "(UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT).",
+    ["code"],
+)
+CONFIG_SIZE = Histogram(
+    "pilot_xds_config_size_bytes",
+    "Size of each xDS response in bytes.",
+    ["type"],
+    buckets=_SIZE_BUCKETS,
+)
+CONVERGENCE = Histogram(
+    "pilot_proxy_convergence_time",
+    "Seconds from a config change to its push being written to a proxy.",
+    buckets=_LATENCY_BUCKETS,
+)
+CHANGE_TO_ACK = Histogram(
+    "xds_change_to_ack_seconds",
+    "Seconds from a config change to the proxy's ACK of it.",
+    ["type"],
+    buckets=_LATENCY_BUCKETS,
+)
+SEND_TO_ACK = Histogram(
+    "xds_send_to_ack_seconds",
+    "Seconds from writing a response to receiving its ACK or NACK.",
+    ["type"],
+    buckets=_LATENCY_BUCKETS,
+)
 # -- config pipeline -----------------------------------------------------------
-DEBOUNCE_TIME = Histogram("pilot_debounce_time",
-                          "Seconds from the first config event of a batch to its rebuild.",
-                          buckets=_LATENCY_BUCKETS)
-REBUILD_TIME = Histogram("pilot_pushcontext_init_seconds",
-                         "Seconds spent translating a batch of config changes into resources.",
-                         buckets=_LATENCY_BUCKETS)
-CONFIG_EVENTS = IstioCounter("pilot_k8s_reg_events",
-                             "Config objects added, updated or deleted, by kind and event.",
-                             ["type", "event"])
-CONFIG_ERRORS = Gauge("xds_config_errors", "Config objects currently rejected as invalid.",
-                      ["source"])
+DEBOUNCE_TIME = Histogram(
+    "pilot_debounce_time",
+    "Seconds from the first config event of a batch to its rebuild.",
+    buckets=_LATENCY_BUCKETS,
+)
+REBUILD_TIME = Histogram(
+    "pilot_pushcontext_init_seconds",
+    "Seconds spent translating a batch of config changes into resources.",
+    buckets=_LATENCY_BUCKETS,
+)
+CONFIG_EVENTS = IstioCounter(
+    "pilot_k8s_reg_events",
+    "Config objects added, updated or deleted, by kind and event.",
+    ["type", "event"],
+)
+CONFIG_ERRORS = Gauge(
+    "xds_config_errors", "Config objects currently rejected as invalid.", ["source"]
+)
 
 
 class AdsMetrics:
@@ -110,8 +135,12 @@ class AdsMetrics:
         children = self._per_type.get(type_url)
         if children is None:
             label = short_name(type_url)
-            children = (label, CHANGE_TO_ACK.labels(label), SEND_TO_ACK.labels(label),
-                        CONFIG_SIZE.labels(label))
+            children = (
+                label,
+                CHANGE_TO_ACK.labels(label),
+                SEND_TO_ACK.labels(label),
+                CONFIG_SIZE.labels(label),
+            )
             self._per_type[type_url] = children
         return children
 
@@ -135,8 +164,9 @@ class AdsMetrics:
         if received.latency is not None:
             send_to_ack.observe(received.latency)
 
-    def sent(self, connection: Connection, response: Response, size: int,
-             origin: float | None) -> None:
+    def sent(
+        self, connection: Connection, response: Response, size: int, origin: float | None
+    ) -> None:
         label, _, _, config_size = self._children(response.type_url)
         XDS_PUSHES.inc(label)
         config_size.observe(size)

@@ -78,34 +78,34 @@ def parse_node_id(node_id: str, metadata: dict[str, Any] | None = None) -> Proxy
     if not node_id:
         raise InvalidNode("node.id is empty; expected <type>~<ip>~<pod>.<namespace>~<domain>")
     if len(node_id) > MAX_NODE_ID:
-        raise InvalidNode(f"node.id {_quoted(node_id)} is {len(node_id)} characters long; "
-                          f"at most {MAX_NODE_ID}")
+        raise InvalidNode(
+            f"node.id {_quoted(node_id)} is {len(node_id)} characters long; at most {MAX_NODE_ID}"
+        )
     parts = node_id.split("~")
     if len(parts) != 4:
-        raise InvalidNode(f"node.id {_quoted(node_id)} has {len(parts)} '~'-separated parts, "
-                          "expected 4: <type>~<ip>~<pod>.<namespace>~<domain>")
+        raise InvalidNode(
+            f"node.id {_quoted(node_id)} has {len(parts)} '~'-separated parts, "
+            "expected 4: <type>~<ip>~<pod>.<namespace>~<domain>"
+        )
     kind, ip, pod_and_ns, domain = parts
     try:
         proxy_type = ProxyType(kind)
     except ValueError:
         known = ", ".join(t.value for t in ProxyType)
         raise InvalidNode(
-            f"node.id {_quoted(node_id)}: unknown proxy type {kind[:40]!r} "
-            f"(known: {known})") from None
+            f"node.id {_quoted(node_id)}: unknown proxy type {kind[:40]!r} (known: {known})"
+        ) from None
     try:
         ipaddress.ip_address(ip)
     except ValueError:
-        raise InvalidNode(f"node.id {_quoted(node_id)}: {ip[:60]!r} is not an IP "
-                          "address") from None
+        raise InvalidNode(f"node.id {_quoted(node_id)}: {ip[:60]!r} is not an IP address") from None
     pod, dot, namespace = pod_and_ns.rpartition(".")
     if not dot or not pod or not namespace:
-        raise InvalidNode(f"node.id {_quoted(node_id)}: third part must be "
-                          "<pod>.<namespace>")
+        raise InvalidNode(f"node.id {_quoted(node_id)}: third part must be <pod>.<namespace>")
     if len(pod) > 253 or not _POD.fullmatch(pod):
         raise InvalidNode(f"node.id {_quoted(node_id)}: {pod[:80]!r} is not a pod name")
     if len(namespace) > 63 or not _NAMESPACE.fullmatch(namespace):
-        raise InvalidNode(f"node.id {_quoted(node_id)}: {namespace[:80]!r} is not a "
-                          "namespace name")
+        raise InvalidNode(f"node.id {_quoted(node_id)}: {namespace[:80]!r} is not a namespace name")
     if len(domain) > 253 or not _DOMAIN.fullmatch(domain):
         raise InvalidNode(f"node.id {_quoted(node_id)}: {domain[:80]!r} is not a DNS domain")
     return ProxyNode(proxy_type, ip, pod, namespace, domain, dict(metadata or {}))

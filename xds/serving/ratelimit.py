@@ -14,8 +14,14 @@ from collections.abc import Callable
 
 
 class StreamRateLimit:
-    def __init__(self, rate: float, burst: int, *, max_wait: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        max_wait: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("the rate must be positive and the burst at least 1")
         self.rate = rate

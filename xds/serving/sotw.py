@@ -46,15 +46,22 @@ class SotwResponse:
     control_plane: str = ""  # control_plane.identifier, as istiod sets on debug responses
 
     def encode(self) -> bytes:
-        control_plane = (wire.length_delimited(_CONTROL_PLANE, wire.string_field(
-            _CONTROL_PLANE_IDENTIFIER, self.control_plane)) if self.control_plane else b"")
-        return b"".join((
-            wire.string_field(_VERSION_INFO, self.version),
-            *(r.sotw_field() for r in self.resources),
-            wire.string_field(_TYPE_URL, self.type_url),
-            wire.string_field(_NONCE, self.nonce),
-            control_plane,
-        ))
+        control_plane = (
+            wire.length_delimited(
+                _CONTROL_PLANE, wire.string_field(_CONTROL_PLANE_IDENTIFIER, self.control_plane)
+            )
+            if self.control_plane
+            else b""
+        )
+        return b"".join(
+            (
+                wire.string_field(_VERSION_INFO, self.version),
+                *(r.sotw_field() for r in self.resources),
+                wire.string_field(_TYPE_URL, self.type_url),
+                wire.string_field(_NONCE, self.nonce),
+                control_plane,
+            )
+        )
 
 
 @dataclass
@@ -70,8 +77,9 @@ class SotwWatch:
 class SotwSession:
     """One state-of-the-world ADS stream's protocol state."""
 
-    def __init__(self, view: ScopeView, *, type_filter: TypeFilter = allow_all,
-                 clock: Clock = monotonic) -> None:
+    def __init__(
+        self, view: ScopeView, *, type_filter: TypeFilter = allow_all, clock: Clock = monotonic
+    ) -> None:
         self.view = view
         self.watches: dict[str, SotwWatch] = {}
         self._type_filter = type_filter
@@ -89,13 +97,15 @@ class SotwSession:
         if watch is None or not request.response_nonce:
             # A new subscription, or the first request after a reconnect.
             watch = self.watches[type_url] = SotwWatch(
-                watch.status if watch else TypeStatus(type_url), wildcard, names, {})
+                watch.status if watch else TypeStatus(type_url), wildcard, names, {}
+            )
             return Received(type_url, RequestKind.SUBSCRIBE), [self._respond(watch, None)]
 
         if request.response_nonce != watch.status.sent_nonce:
             return Received(type_url, RequestKind.STALE), []
-        received = watch.status.settle(request.response_nonce, error_message(request),
-                                       self._clock())
+        received = watch.status.settle(
+            request.response_nonce, error_message(request), self._clock()
+        )
         if received.kind is RequestKind.NACK:
             return received, []
         if received.kind is RequestKind.ACK:
@@ -106,16 +116,18 @@ class SotwSession:
         added = names - watch.names
         grew = (wildcard and not watch.wildcard) or bool(added)
         watch.wildcard, watch.names = wildcard, names
-        watch.sent_versions = {n: v for n, v in watch.sent_versions.items()
-                               if wildcard or n in names}
+        watch.sent_versions = {
+            n: v for n, v in watch.sent_versions.items() if wildcard or n in names
+        }
         if watch.wildcard or grew:
             # Wildcard types always get the full set; others only when names
             # were added (a shrinking subscription needs no answer).
             return received, [self._respond(watch, None if watch.wildcard else added)]
         return received, []
 
-    def push(self, touched: Mapping[str, Iterable[str]],
-             origin: float | None = None) -> list[SotwResponse]:
+    def push(
+        self, touched: Mapping[str, Iterable[str]], origin: float | None = None
+    ) -> list[SotwResponse]:
         responses = []
         for type_url in in_push_order(touched):
             watch = self.watches.get(type_url)
@@ -136,8 +148,9 @@ class SotwSession:
         current = None if resource is None else resource.version
         return watch.sent_versions.get(name) != current
 
-    def _respond(self, watch: SotwWatch, only: Iterable[str] | None,
-                 origin: float | None = None) -> SotwResponse:
+    def _respond(
+        self, watch: SotwWatch, only: Iterable[str] | None, origin: float | None = None
+    ) -> SotwResponse:
         type_url = watch.status.type_url
         if watch.wildcard:
             resources = list(self.view.resources(type_url).values())

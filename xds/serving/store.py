@@ -56,7 +56,8 @@ class _TypeTable:
     def versions(self) -> Mapping[str, str]:
         if self._versions is None:
             self._versions = MappingProxyType(
-                {name: r.version for name, r in self.resources.items()})
+                {name: r.version for name, r in self.resources.items()}
+            )
         return self._versions
 
     def delta_blob(self) -> bytes:
@@ -136,8 +137,9 @@ class ScopeView:
 
     __slots__ = ("_overrides", "_store", "scope")
 
-    def __init__(self, store: ConfigStore, scope: str,
-                 overrides: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, store: ConfigStore, scope: str, overrides: Mapping[str, str] | None = None
+    ) -> None:
         self._store = store
         self.scope = scope
         self._overrides = dict(overrides or {})
@@ -272,8 +274,9 @@ class ConfigStore:
 
     def types(self, scope: str) -> list[str]:
         """The type URLs a scope holds resources of, in push order."""
-        return in_push_order(t for t, table in self._scopes.get(scope, {}).items()
-                             if table.resources)
+        return in_push_order(
+            t for t, table in self._scopes.get(scope, {}).items() if table.resources
+        )
 
     def _table(self, scope: str, type_url: str, *, create: bool) -> _TypeTable | None:
         tables = self._scopes.get(scope)

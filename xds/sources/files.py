@@ -79,8 +79,10 @@ class DocumentError:
             parts.append(f"document {self.document_index}")
         if self.kind or self.name:
             name = self.name or "<unnamed>"
-            parts.append(f"{self.kind or '<unknown kind>'} "
-                         + (f"{self.namespace}/{name}" if self.namespace else name))
+            parts.append(
+                f"{self.kind or '<unknown kind>'} "
+                + (f"{self.namespace}/{name}" if self.namespace else name)
+            )
         if self.field:
             parts.append(self.field)
         parts.append(self.message)
@@ -158,39 +160,62 @@ def read_manifests(path: Path, data: bytes) -> ManifestFile:
                     obj = parse_object(item)
                 except ManifestError as error:
                     field_path = ".".join(part for part in (prefix, error.field) if part)
-                    errors.append(DocumentError(path, index, error.message, field_path,
-                                                error.kind, error.namespace, error.name))
+                    errors.append(
+                        DocumentError(
+                            path,
+                            index,
+                            error.message,
+                            field_path,
+                            error.kind,
+                            error.namespace,
+                            error.name,
+                        )
+                    )
                     broken.append((index, _broken_key(error)))
                     continue
                 except (RecursionError, MemoryError, ValueError) as error:
                     # Pathological input the parser was not written for (nesting
                     # thousands deep...): this document's error, never the source's.
-                    errors.append(DocumentError(path, index, f"cannot be parsed: "
-                                                f"{type(error).__name__}: {error}", prefix))
+                    errors.append(
+                        DocumentError(
+                            path,
+                            index,
+                            f"cannot be parsed: {type(error).__name__}: {error}",
+                            prefix,
+                        )
+                    )
                     broken.append((index, None))
                     continue
                 if obj is None:
                     kind, _, _ = object_identity(item)
                     api_version = item.get("apiVersion") if isinstance(item, Mapping) else None
-                    skipped.append(SkippedDocument(path, index, str(api_version or ""),
-                                                   kind or ""))
+                    skipped.append(SkippedDocument(path, index, str(api_version or ""), kind or ""))
                     continue
                 if obj.key in objects:
-                    errors.append(DocumentError(
-                        path, index, f"duplicate of document {document_of[obj.key]}; ignored",
-                        prefix, obj.kind, obj.namespace or None, obj.name))
+                    errors.append(
+                        DocumentError(
+                            path,
+                            index,
+                            f"duplicate of document {document_of[obj.key]}; ignored",
+                            prefix,
+                            obj.kind,
+                            obj.namespace or None,
+                            obj.name,
+                        )
+                    )
                     continue
                 objects[obj.key] = obj
                 document_of[obj.key] = index
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError, MemoryError,
-            ValueError) as error:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError, MemoryError, ValueError) as error:
         # ValueError covers JSONDecodeError and the integer-size limit (a 5,000-digit
         # number); RecursionError a document nested 200,000 deep.
-        reason = str(error) if isinstance(error, yaml.YAMLError | ValueError) else \
-            type(error).__name__
+        reason = (
+            str(error) if isinstance(error, yaml.YAMLError | ValueError) else type(error).__name__
+        )
         errors.append(DocumentError(path, max(index + 1, 0), f"invalid YAML/JSON: {reason}"))
-        return ManifestFile(objects, document_of, tuple(errors), tuple(skipped), tuple(broken),
-                            unparseable=True)
+        return ManifestFile(
+            objects, document_of, tuple(errors), tuple(skipped), tuple(broken), unparseable=True
+        )
     return ManifestFile(objects, document_of, tuple(errors), tuple(skipped), tuple(broken))
 
 
@@ -253,7 +278,8 @@ def _manifest_paths(root: Path) -> tuple[list[Path], dict[Path, str]]:
         seen_dirs.add((info.st_dev, info.st_ino))
         subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
         found.extend(
-            Path(directory, name) for name in files
+            Path(directory, name)
+            for name in files
             if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES)
         )
     return sorted(found), unreadable
@@ -269,17 +295,23 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
     for path, held in previous.items():
         for directory, reason in unreadable.items():
             if path.is_relative_to(directory):
-                failure = DocumentError(path, None, f"cannot read directory {directory}: "
-                                                    f"{reason}; serving its last good objects")
-                states[path] = _FileState(-1, -1, b"", replace(held.contents,
-                                                               errors=(failure,)))
+                failure = DocumentError(
+                    path,
+                    None,
+                    f"cannot read directory {directory}: {reason}; serving its last good objects",
+                )
+                states[path] = _FileState(-1, -1, b"", replace(held.contents, errors=(failure,)))
                 break
     for path in paths:
         old = previous.get(path)
         try:
             info = path.stat()
-            if (old is not None and old.mtime_ns == info.st_mtime_ns and old.size == info.st_size
-                    and now_ns - info.st_mtime_ns > _RACY_SECONDS * 1e9):
+            if (
+                old is not None
+                and old.mtime_ns == info.st_mtime_ns
+                and old.size == info.st_size
+                and now_ns - info.st_mtime_ns > _RACY_SECONDS * 1e9
+            ):
                 states[path] = old
                 continue
             # Never open a FIFO or a device (a read would block or never end), nor read a
@@ -287,15 +319,20 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
             if not stat.S_ISREG(info.st_mode):
                 raise _Unusable("not a regular file (a FIFO, device or socket?); skipped")
             if info.st_size > MAX_FILE_BYTES:
-                raise _Unusable(f"{info.st_size} bytes, more than the {MAX_FILE_BYTES >> 20} "
-                                "MiB a manifest file may have; skipped")
+                raise _Unusable(
+                    f"{info.st_size} bytes, more than the {MAX_FILE_BYTES >> 20} "
+                    "MiB a manifest file may have; skipped"
+                )
             data = path.read_bytes()
         except FileNotFoundError:
             continue  # removed since it was listed: it is gone
         except (OSError, _Unusable) as error:
             # Unreadable for now (permissions, I/O): serve what it held before.
-            reason = (str(error) if isinstance(error, _Unusable)
-                      else f"cannot read file: {error.strerror or error}")
+            reason = (
+                str(error)
+                if isinstance(error, _Unusable)
+                else f"cannot read file: {error.strerror or error}"
+            )
             contents = old.contents if old is not None else ManifestFile()
             failure = DocumentError(path, None, reason)
             states[path] = _FileState(-1, -1, b"", replace(contents, errors=(failure,)))
@@ -304,18 +341,22 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
         if old is not None and old.digest == digest:
             states[path] = replace(old, mtime_ns=info.st_mtime_ns, size=info.st_size)
             continue
-        contents = _keep_last_good(read_manifests(path, data),
-                                   old.contents if old is not None else None)
+        contents = _keep_last_good(
+            read_manifests(path, data), old.contents if old is not None else None
+        )
         if contents.skipped:
             kinds = sorted({doc.kind for doc in contents.skipped})
-            log.info("skipped documents of kinds that are not modelled",
-                     extra={"file": str(path), "count": len(contents.skipped), "kinds": kinds})
+            log.info(
+                "skipped documents of kinds that are not modelled",
+                extra={"file": str(path), "count": len(contents.skipped), "kinds": kinds},
+            )
         states[path] = _FileState(info.st_mtime_ns, info.st_size, digest, contents)
     return states
 
 
-def _merge(files: Mapping[Path, _FileState]) -> tuple[dict[ObjectKey, KubeObject],
-                                                      list[DocumentError]]:
+def _merge(
+    files: Mapping[Path, _FileState],
+) -> tuple[dict[ObjectKey, KubeObject], list[DocumentError]]:
     """All objects; for a key defined in several files, the first file (sorted) wins."""
     merged: dict[ObjectKey, KubeObject] = {}
     owner: dict[ObjectKey, Path] = {}
@@ -324,18 +365,25 @@ def _merge(files: Mapping[Path, _FileState]) -> tuple[dict[ObjectKey, KubeObject
         contents = files[path].contents
         for key, obj in contents.objects.items():
             if key in merged:
-                duplicates.append(DocumentError(
-                    path, contents.document_of.get(key),
-                    f"duplicate of the object in {owner[key]}; ignored",
-                    kind=key.kind, namespace=key.namespace or None, name=key.name))
+                duplicates.append(
+                    DocumentError(
+                        path,
+                        contents.document_of.get(key),
+                        f"duplicate of the object in {owner[key]}; ignored",
+                        kind=key.kind,
+                        namespace=key.namespace or None,
+                        name=key.name,
+                    )
+                )
                 continue
             merged[key] = obj
             owner[key] = path
     return merged, duplicates
 
 
-def _all_errors(files: Mapping[Path, _FileState], duplicates: list[DocumentError]
-                ) -> list[DocumentError]:
+def _all_errors(
+    files: Mapping[Path, _FileState], duplicates: list[DocumentError]
+) -> list[DocumentError]:
     errors = [error for path in sorted(files) for error in files[path].contents.errors]
     return errors + duplicates
 
@@ -354,8 +402,9 @@ def load_directory(path: Path) -> tuple[list[KubeObject], list[DocumentError]]:
 class FileSource:
     """Serves the manifests under ``directory`` into ``store``; see the module docstring."""
 
-    def __init__(self, directory: Path, store: MeshStore, on_change: OnChange,
-                 poll_interval: float = 0.5) -> None:
+    def __init__(
+        self, directory: Path, store: MeshStore, on_change: OnChange, poll_interval: float = 0.5
+    ) -> None:
         self.directory = Path(directory)
         self.synced = asyncio.Event()
         self._store = store
@@ -391,13 +440,16 @@ class FileSource:
                 await self.reload()
             except FileNotFoundError as error:
                 if not missing:  # the transition, not every poll
-                    log.warning("config directory unavailable; keeping the last state",
-                                extra={"reason": str(error)})
+                    log.warning(
+                        "config directory unavailable; keeping the last state",
+                        extra={"reason": str(error)},
+                    )
                 missing = True
                 continue
             if missing:
-                log.info("config directory available again",
-                         extra={"directory": str(self.directory)})
+                log.info(
+                    "config directory available again", extra={"directory": str(self.directory)}
+                )
                 missing = False
 
     async def reload(self) -> None:
@@ -408,7 +460,8 @@ class FileSource:
         files = await asyncio.to_thread(_read_tree, self.directory, previous)
         self._files = files
         if files.keys() == previous.keys() and all(
-                files[p].contents is previous[p].contents for p in files):
+            files[p].contents is previous[p].contents for p in files
+        ):
             # Nothing was re-parsed (a recently written file is re-hashed on
             # every poll, but same bytes keep the same contents object).
             return
@@ -421,9 +474,14 @@ class FileSource:
             return
         changes = self._store.apply(upserts, deletes)
         if changes:
-            log.info("config changed", extra={
-                "added": len(changes.added), "updated": len(changes.updated),
-                "deleted": len(changes.deleted)})
+            log.info(
+                "config changed",
+                extra={
+                    "added": len(changes.added),
+                    "updated": len(changes.updated),
+                    "deleted": len(changes.deleted),
+                },
+            )
             self._on_change(changes)
 
     def _report(self, errors: list[DocumentError]) -> None:
@@ -431,8 +489,17 @@ class FileSource:
         known = set(self._errors)
         for error in errors:
             if error not in known:
-                log.warning("invalid manifest skipped: %s", error, extra={
-                    "file": str(error.file), "document": error.document_index,
-                    "object_kind": error.kind, "object_namespace": error.namespace,
-                    "object_name": error.name, "field": error.field, "reason": error.message})
+                log.warning(
+                    "invalid manifest skipped: %s",
+                    error,
+                    extra={
+                        "file": str(error.file),
+                        "document": error.document_index,
+                        "object_kind": error.kind,
+                        "object_namespace": error.namespace,
+                        "object_name": error.name,
+                        "field": error.field,
+                        "reason": error.message,
+                    },
+                )
         self._errors = errors

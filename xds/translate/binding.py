@@ -189,8 +189,10 @@ def _allowed_routes(gateway: Gateway, binding: InboundBinding | None) -> Allowed
             if binding.port:
                 if listener.port == binding.port:
                     return listener.allowed_routes
-            elif (binding.protocol is TunnelProtocol.PROXY
-                  and listener.protocol == PROXY_LISTENER_PROTOCOL):
+            elif (
+                binding.protocol is TunnelProtocol.PROXY
+                and listener.protocol == PROXY_LISTENER_PROTOCOL
+            ):
                 return listener.allowed_routes
     for listener in gateway.listeners:
         if listener.protocol == "HBONE" and listener.port == HBONE_PORT:
@@ -357,20 +359,27 @@ def _resolve(
         return NO_BINDING
     waypoint = waypoints.get(ref.key)
     if waypoint is None:
-        return Binding(error=BindingError(
-            BindingFailure.NOT_READY, f'waypoint "{ref.key}" is not ready'))
+        return Binding(
+            error=BindingError(BindingFailure.NOT_READY, f'waypoint "{ref.key}" is not ready')
+        )
     if not waypoint.allows_from(namespace, namespace_labels):
-        return Binding(error=BindingError(
-            BindingFailure.ATTACHMENT_DENIED,
-            f'we are not permitted to attach to waypoint "{ref.key}" (missing allowedRoutes?)'))
+        return Binding(
+            error=BindingError(
+                BindingFailure.ATTACHMENT_DENIED,
+                f'we are not permitted to attach to waypoint "{ref.key}" (missing allowedRoutes?)',
+            )
+        )
     return Binding(waypoint)
 
 
 def _unsupported(waypoint: Waypoint, traffic: TrafficType) -> Binding:
-    return Binding(error=BindingError(
-        BindingFailure.UNSUPPORTED_TRAFFIC_TYPE,
-        f'attempting to bind to traffic type "{traffic}" which the waypoint '
-        f'"{waypoint.key}" does not support'))
+    return Binding(
+        error=BindingError(
+            BindingFailure.UNSUPPORTED_TRAFFIC_TYPE,
+            f'attempting to bind to traffic type "{traffic}" which the waypoint '
+            f'"{waypoint.key}" does not support',
+        )
+    )
 
 
 def _labels_of(namespace: Namespace | None) -> Labels:
@@ -380,7 +389,9 @@ def _labels_of(namespace: Namespace | None) -> Labels:
 def is_waypoint_managed_service(labels: Mapping[str, str]) -> bool:
     """Services of waypoints and east-west gateways never get a waypoint themselves."""
     return labels.get(wellknown.GATEWAY_MANAGED) in (
-        wellknown.MANAGED_BY_MESH_CONTROLLER, wellknown.MANAGED_BY_EASTWEST_CONTROLLER)
+        wellknown.MANAGED_BY_MESH_CONTROLLER,
+        wellknown.MANAGED_BY_EASTWEST_CONTROLLER,
+    )
 
 
 def service_binding(
@@ -460,8 +471,10 @@ def _canary_ref(
     annotations: Mapping[str, str] = obj.annotations
     inherit = namespace is not None and wellknown.USE_WAYPOINT not in obj.labels
     if inherit and namespace is not None:
-        if wellknown.USE_WAYPOINT_CANARY not in labels \
-                and wellknown.USE_WAYPOINT_CANARY in namespace.labels:
+        if (
+            wellknown.USE_WAYPOINT_CANARY not in labels
+            and wellknown.USE_WAYPOINT_CANARY in namespace.labels
+        ):
             labels = namespace.labels
         if wellknown.USE_WAYPOINT_CANARY_WEIGHT not in annotations:
             annotations = namespace.annotations
@@ -497,20 +510,30 @@ def canary_waypoints(
     if ref is None:
         return (), None
     if ref.key == primary.waypoint.key:
-        return (), BindingError(BindingFailure.CANARY_SAME_AS_PRIMARY,
-                                f'canary waypoint "{ref.key}" is the same as the primary')
+        return (), BindingError(
+            BindingFailure.CANARY_SAME_AS_PRIMARY,
+            f'canary waypoint "{ref.key}" is the same as the primary',
+        )
     weight = _canary_weight(annotations)
     if weight is None:
-        return (), BindingError(BindingFailure.CANARY_INVALID_WEIGHT,
-                                f'canary waypoint "{ref.key}" has an invalid weight')
-    canary = _resolve(WaypointRef(ref.namespace, ref.name, False), service.namespace,
-                      _labels_of(namespace), waypoints)
+        return (), BindingError(
+            BindingFailure.CANARY_INVALID_WEIGHT,
+            f'canary waypoint "{ref.key}" has an invalid weight',
+        )
+    canary = _resolve(
+        WaypointRef(ref.namespace, ref.name, False),
+        service.namespace,
+        _labels_of(namespace),
+        waypoints,
+    )
     if canary.waypoint is None:
         return (), canary.error
     if not canary.waypoint.serves_services():
         return (), _unsupported(canary.waypoint, TrafficType.SERVICE).error
-    return (WeightedWaypoint(primary.waypoint, 100 - weight),
-            WeightedWaypoint(canary.waypoint, weight)), None
+    return (
+        WeightedWaypoint(primary.waypoint, 100 - weight),
+        WeightedWaypoint(canary.waypoint, weight),
+    ), None
 
 
 # --- The whole mesh: who is bound to which waypoint --------------------------------
@@ -556,12 +579,14 @@ class WaypointBindings:
                 bindings._service_waypoint_of[service.key] = bound.key
         workloads: list[BoundWorkload] = [*mesh.objects(Pod), *mesh.objects(WorkloadEntry)]
         for workload in sorted(workloads, key=_order):
-            labels = workload.workload_labels if isinstance(workload, WorkloadEntry) \
-                else workload.labels
+            labels = (
+                workload.workload_labels if isinstance(workload, WorkloadEntry) else workload.labels
+            )
             if instance_of(workload.namespace, labels, waypoints) is not None:
                 continue
-            bound = workload_binding(workload.namespace, labels,
-                                     namespace_of(workload.namespace), waypoints).waypoint
+            bound = workload_binding(
+                workload.namespace, labels, namespace_of(workload.namespace), waypoints
+            ).waypoint
             if bound is not None:
                 bindings._workloads.setdefault(bound.key, []).append(workload)
                 bindings._waypoint_of[workload.key] = bound.key
@@ -579,8 +604,9 @@ class WaypointBindings:
             service = mesh.get_by_key(key)
             if not isinstance(service, Service):
                 continue
-            bound = service_binding(service, mesh.namespace(service.namespace),
-                                    self.waypoints).waypoint
+            bound = service_binding(
+                service, mesh.namespace(service.namespace), self.waypoints
+            ).waypoint
             if bound is not None:
                 bisect.insort(self._services.setdefault(bound.key, []), service, key=_order)
                 self._service_waypoint_of[key] = bound.key
@@ -605,8 +631,9 @@ class WaypointBindings:
                 continue
             if instance_of(pod.namespace, pod.labels, self.waypoints) is not None:
                 continue
-            bound = workload_binding(pod.namespace, pod.labels, mesh.namespace(pod.namespace),
-                                     self.waypoints).waypoint
+            bound = workload_binding(
+                pod.namespace, pod.labels, mesh.namespace(pod.namespace), self.waypoints
+            ).waypoint
             if bound is not None:
                 workloads = self._workloads.setdefault(bound.key, [])
                 bisect.insort(workloads, pod, key=_order)

@@ -15,12 +15,15 @@ WORKLOAD_SECRET = "default"
 ROOT_SECRET = "ROOTCA"
 
 
-def workload_secrets(certificate_chain_pem: bytes, private_key_pem: bytes,
-                     root_pem: bytes) -> list[Resource]:
+def workload_secrets(
+    certificate_chain_pem: bytes, private_key_pem: bytes, root_pem: bytes
+) -> list[Resource]:
     workload = secret_pb2.Secret(name=WORKLOAD_SECRET)
     workload.tls_certificate.certificate_chain.inline_bytes = certificate_chain_pem
     workload.tls_certificate.private_key.inline_bytes = private_key_pem
     root = secret_pb2.Secret(name=ROOT_SECRET)
     root.validation_context.trusted_ca.inline_bytes = root_pem
-    return [Resource.from_message(SECRET, WORKLOAD_SECRET, workload),
-            Resource.from_message(SECRET, ROOT_SECRET, root)]
+    return [
+        Resource.from_message(SECRET, WORKLOAD_SECRET, workload),
+        Resource.from_message(SECRET, ROOT_SECRET, root),
+    ]

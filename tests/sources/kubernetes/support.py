@@ -16,16 +16,20 @@ from ...kube.cluster import Cluster
 
 
 def fast_options(cluster: Cluster, **overrides: Any) -> KubernetesOptions:
-    options = KubernetesOptions(ClusterConfig(cluster.kubeconfig), recheck_interval=0.5,
-                                backoff=Backoff(base=0.05, ceiling=0.5))
+    options = KubernetesOptions(
+        ClusterConfig(cluster.kubeconfig),
+        recheck_interval=0.5,
+        backoff=Backoff(base=0.05, ceiling=0.5),
+    )
     for key, value in overrides.items():
         setattr(options, key, value)
     return options
 
 
 @asynccontextmanager
-async def running_source(options: KubernetesOptions,
-                         mesh: MeshStore | None = None) -> AsyncIterator[Watched]:
+async def running_source(
+    options: KubernetesOptions, mesh: MeshStore | None = None
+) -> AsyncIterator[Watched]:
     """A KubernetesSource feeding a MeshStore, synced; cancelled on exit."""
     watched = Watched(mesh or MeshStore(MeshConfig()))
     source = KubernetesSource(options, watched.mesh, watched.changes.append)

@@ -25,9 +25,9 @@ TIMING = LeaseTiming(lease_duration=3.0, renew_deadline=2.0, retry_period=0.3)
 
 
 @asynccontextmanager
-async def campaigning(api: KubeApi, ns: str, identity: str,
-                      timing: LeaseTiming = TIMING) -> AsyncIterator[tuple[LeaderElection,
-                                                                           list[str]]]:
+async def campaigning(
+    api: KubeApi, ns: str, identity: str, timing: LeaseTiming = TIMING
+) -> AsyncIterator[tuple[LeaderElection, list[str]]]:
     """An election running in the background; the list records its work starting/ending."""
     log: list[str] = []
     election = LeaderElection(api, ns, identity=identity, timing=timing)
@@ -48,8 +48,9 @@ async def campaigning(api: KubeApi, ns: str, identity: str,
 
 
 def holder(cluster: Cluster, ns: str) -> str:
-    lease = cluster.api().get(f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/"
-                              "istiod-xds-leader")
+    lease = cluster.api().get(
+        f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/istiod-xds-leader"
+    )
     return str(lease["spec"].get("holderIdentity") or "")
 
 
@@ -62,7 +63,8 @@ async def test_one_leads_and_a_release_hands_over_at_once(kube_cluster: Cluster)
             async with campaigning(api, ns, "one") as (first, first_log):
                 await wait_until(lambda: first.is_leader, within=5)
                 second, second_log = await second_stack.enter_async_context(
-                    campaigning(api, ns, "two"))
+                    campaigning(api, ns, "two")
+                )
                 await asyncio.sleep(TIMING.lease_duration * 1.5)  # renewals keep it
                 assert first.is_leader and not second.is_leader
                 assert first_log == ["start"] and second_log == []
@@ -77,18 +79,27 @@ async def test_one_leads_and_a_release_hands_over_at_once(kube_cluster: Cluster)
         await api.close()
 
 
-async def test_an_expired_lease_is_taken_only_after_a_full_duration(
-        kube_cluster: Cluster) -> None:
+async def test_an_expired_lease_is_taken_only_after_a_full_duration(kube_cluster: Cluster) -> None:
     """The record of a dead holder: its renewTime is long past by *its* clock, but the
     duration is measured on ours from the moment we first saw the record."""
     ns = fresh_namespace("stale")
     admin = kube_cluster.api()
     admin.create(namespace(ns))
     past = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    admin.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                  "metadata": {"name": "istiod-xds-leader", "namespace": ns},
-                  "spec": {"holderIdentity": "dead", "leaseDurationSeconds": 2,
-                           "renewTime": past, "acquireTime": past, "leaseTransitions": 4}})
+    admin.create(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "istiod-xds-leader", "namespace": ns},
+            "spec": {
+                "holderIdentity": "dead",
+                "leaseDurationSeconds": 2,
+                "renewTime": past,
+                "acquireTime": past,
+                "leaseTransitions": 4,
+            },
+        }
+    )
     api = await connect(ClusterConfig(kube_cluster.kubeconfig))
     try:
         started = time.monotonic()
@@ -96,22 +107,23 @@ async def test_an_expired_lease_is_taken_only_after_a_full_duration(
             await wait_until(lambda: election.is_leader, within=6)
             waited = time.monotonic() - started
         assert waited >= 2.0, waited
-        lease = admin.get(f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/"
-                          "istiod-xds-leader")
+        lease = admin.get(f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/istiod-xds-leader")
         assert lease["spec"]["leaseTransitions"] == 5
     finally:
         await api.close()
 
 
-async def test_a_leader_that_cannot_renew_stops_writing(kube_cluster: Cluster,
-                                                        tmp_path: Path) -> None:
+async def test_a_leader_that_cannot_renew_stops_writing(
+    kube_cluster: Cluster, tmp_path: Path
+) -> None:
     """Its own API server dies: within the renew deadline it stops its work, before the
     Lease expires for the others."""
     ns = fresh_namespace("cut")
     kube_cluster.api().create(namespace(ns))
     port = kube_cluster.start_apiserver(port=free_port())
-    kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "second", ADMIN_TOKEN,
-                                               server=f"https://127.0.0.1:{port}")
+    kubeconfig = kube_cluster.write_kubeconfig(
+        tmp_path / "second", ADMIN_TOKEN, server=f"https://127.0.0.1:{port}"
+    )
     api = await connect(ClusterConfig(kubeconfig))
     try:
         async with campaigning(api, ns, "isolated") as (election, log):

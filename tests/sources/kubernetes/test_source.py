@@ -34,8 +34,13 @@ pytestmark = pytest.mark.kube
 async def test_lists_then_follows_every_change(kube_cluster: Cluster) -> None:
     api = kube_cluster.api()
     ns = fresh_namespace("src")
-    apply_all(api, namespace(ns), service_account(ns, "default"),
-              pod(ns, "web-1", "10.1.0.11"), service(ns, "web", "10.96.100.11"))
+    apply_all(
+        api,
+        namespace(ns),
+        service_account(ns, "default"),
+        pod(ns, "web-1", "10.1.0.11"),
+        service(ns, "web", "10.96.100.11"),
+    )
     async with running_source(fast_options(kube_cluster)) as watched:
         mesh = watched.mesh
         listed = mesh.get(Pod, ns, "web-1")
@@ -44,20 +49,29 @@ async def test_lists_then_follows_every_change(kube_cluster: Cluster) -> None:
 
         watched.changes.clear()
         api.merge_patch(pod_path(ns, "web-1"), {"metadata": {"labels": {"version": "v2"}}})
-        await wait_until(lambda: (p := mesh.get(Pod, ns, "web-1")) is not None
-                         and p.meta.labels.get("version") == "v2")
-        api.merge_patch(f"/api/v1/namespaces/{ns}/services/web",
-                        {"spec": {"ports": [{"name": "http", "port": 8000,
-                                             "targetPort": 8080}]}})
-        await wait_until(lambda: (s := mesh.get(Service, ns, "web")) is not None
-                         and s.ports[0].port == 8000)
+        await wait_until(
+            lambda: (
+                (p := mesh.get(Pod, ns, "web-1")) is not None
+                and p.meta.labels.get("version") == "v2"
+            )
+        )
+        api.merge_patch(
+            f"/api/v1/namespaces/{ns}/services/web",
+            {"spec": {"ports": [{"name": "http", "port": 8000, "targetPort": 8080}]}},
+        )
+        await wait_until(
+            lambda: (s := mesh.get(Service, ns, "web")) is not None and s.ports[0].port == 8000
+        )
         api.create(authorization_policy(ns, "deny"))
         await wait_until(lambda: mesh.get(AuthorizationPolicy, ns, "deny") is not None)
         api.delete(f"/apis/security.istio.io/v1/namespaces/{ns}/authorizationpolicies/deny")
         await wait_until(lambda: mesh.get(AuthorizationPolicy, ns, "deny") is None)
         # Each edit reached the store as exactly that object's change.
-        assert watched.changed_keys() == {f"Pod/{ns}/web-1", f"Service/{ns}/web",
-                                          f"AuthorizationPolicy/{ns}/deny"}
+        assert watched.changed_keys() == {
+            f"Pod/{ns}/web-1",
+            f"Service/{ns}/web",
+            f"AuthorizationPolicy/{ns}/deny",
+        }
 
 
 async def test_restart_and_compaction_relist_only_the_differences(kube_cluster: Cluster) -> None:
@@ -66,9 +80,14 @@ async def test_restart_and_compaction_relist_only_the_differences(kube_cluster: 
     changed, and the last known state was served throughout."""
     api = kube_cluster.api()
     ns = fresh_namespace("relist")
-    apply_all(api, namespace(ns), service_account(ns, "default"),
-              pod(ns, "keep", "10.1.1.1"), pod(ns, "drop", "10.1.1.2"),
-              pod(ns, "edit", "10.1.1.3"))
+    apply_all(
+        api,
+        namespace(ns),
+        service_account(ns, "default"),
+        pod(ns, "keep", "10.1.1.1"),
+        pod(ns, "drop", "10.1.1.2"),
+        pod(ns, "edit", "10.1.1.3"),
+    )
     async with running_source(fast_options(kube_cluster)) as watched:
         mesh = watched.mesh
         assert watched.source is not None
@@ -121,19 +140,18 @@ async def test_crd_installed_after_start_is_watched(kube_cluster: Cluster) -> No
         assert "WorkloadEntry" in watched.source.unavailable["missing"]
         kube_cluster.install_crds({crd})
         api.create(workload_entry(ns, "vm", "10.9.9.9"))
-        await wait_until(lambda: watched.mesh.get(WorkloadEntry, ns, "vm") is not None,
-                         within=20)
+        await wait_until(lambda: watched.mesh.get(WorkloadEntry, ns, "vm") is not None, within=20)
         assert "WorkloadEntry" not in watched.source.unavailable["missing"]
 
         # Deleting the CRD takes its objects with it; installing it again brings the kind back.
         kube_cluster.delete_crd(crd)
         await wait_until(lambda: watched.mesh.get(WorkloadEntry, ns, "vm") is None, within=20)
-        await wait_until(lambda: "WorkloadEntry" in watched.source.unavailable["missing"],
-                         within=20)
+        await wait_until(
+            lambda: "WorkloadEntry" in watched.source.unavailable["missing"], within=20
+        )
         kube_cluster.install_crds({crd})
         api.create(workload_entry(ns, "vm2", "10.9.9.10"))
-        await wait_until(lambda: watched.mesh.get(WorkloadEntry, ns, "vm2") is not None,
-                         within=20)
+        await wait_until(lambda: watched.mesh.get(WorkloadEntry, ns, "vm2") is not None, within=20)
 
 
 def _not_served(cluster: Cluster) -> bool:
@@ -144,31 +162,64 @@ def _not_served(cluster: Cluster) -> bool:
     return False
 
 
-async def test_forbidden_kind_is_skipped_and_the_rest_works(kube_cluster: Cluster,
-                                                           tmp_path: object) -> None:
+async def test_forbidden_kind_is_skipped_and_the_rest_works(
+    kube_cluster: Cluster, tmp_path: object
+) -> None:
     api = kube_cluster.api()
     ns = fresh_namespace("rbac")
-    apply_all(api, namespace(ns), service_account(ns, "default"),
-              pod(ns, "web-1", "10.1.2.1"), authorization_policy(ns, "hidden"))
+    apply_all(
+        api,
+        namespace(ns),
+        service_account(ns, "default"),
+        pod(ns, "web-1", "10.1.2.1"),
+        authorization_policy(ns, "hidden"),
+    )
     role = f"xds-limited-{ns}"
-    api.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                "metadata": {"name": role}, "rules": [
-                    {"apiGroups": ["", "discovery.k8s.io", "gateway.networking.k8s.io",
-                                   "networking.istio.io"],
-                     "resources": ["*"], "verbs": ["list", "watch"]},
-                    {"apiGroups": ["security.istio.io"], "resources": ["peerauthentications"],
-                     "verbs": ["list", "watch"]}]})
-    api.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": role},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": role},
-                "subjects": [{"kind": "User", "name": LIMITED_USER,
-                              "apiGroup": "rbac.authorization.k8s.io"}]})
+    api.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": role},
+            "rules": [
+                {
+                    "apiGroups": [
+                        "",
+                        "discovery.k8s.io",
+                        "gateway.networking.k8s.io",
+                        "networking.istio.io",
+                    ],
+                    "resources": ["*"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["security.istio.io"],
+                    "resources": ["peerauthentications"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        }
+    )
+    api.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": role},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role,
+            },
+            "subjects": [
+                {"kind": "User", "name": LIMITED_USER, "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        }
+    )
     from pathlib import Path
 
     kubeconfig = kube_cluster.write_kubeconfig(Path(str(tmp_path)) / "limited", LIMITED_TOKEN)
-    options = KubernetesOptions(ClusterConfig(kubeconfig), recheck_interval=0.5,
-                                backoff=Backoff(base=0.05, ceiling=0.5))
+    options = KubernetesOptions(
+        ClusterConfig(kubeconfig), recheck_interval=0.5, backoff=Backoff(base=0.05, ceiling=0.5)
+    )
     async with running_source(options) as watched:
         assert watched.source is not None
         assert watched.source.unavailable["forbidden"] == ["AuthorizationPolicy"]
@@ -177,7 +228,8 @@ async def test_forbidden_kind_is_skipped_and_the_rest_works(kube_cluster: Cluste
 
 
 def test_invalid_object_is_named_and_its_last_good_version_kept(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The real CRD schemas refuse what our parser refuses today, but version skew (a
     newer API server, a CRD without schema) can deliver such an object: it is named,
     with the field, and not taken for a deletion."""
@@ -186,17 +238,18 @@ def test_invalid_object_is_named_and_its_last_good_version_kept(
 
     applied: list[tuple[list[str], list[ObjectKey]]] = []
     services = ApiResource(Service, "", "v1", "services", True)
-    reflector = Reflector(None, services,  # type: ignore[arg-type]
-                          lambda up, down: applied.append(([str(o.key) for o in up],
-                                                           list(down))),
-                          lambda: [ObjectKey("Service", "n", "bad")])
+    reflector = Reflector(
+        None,
+        services,  # type: ignore[arg-type]
+        lambda up, down: applied.append(([str(o.key) for o in up], list(down))),
+        lambda: [ObjectKey("Service", "n", "bad")],
+    )
     bad = {"metadata": {"name": "bad", "namespace": "n"}, "spec": {"clusterIP": "zzz"}}
     key, obj = reflector._parse(bad)
     assert key == ObjectKey("Service", "n", "bad") and obj is None
     assert "spec.clusterIP" in reflector.invalid[key]
     (record,) = [r for r in caplog.records if "invalid object skipped" in r.getMessage()]
-    assert (record.__dict__["object_name"], record.__dict__["field"]) == ("bad",
-                                                                          "spec.clusterIP")
+    assert (record.__dict__["object_name"], record.__dict__["field"]) == ("bad", "spec.clusterIP")
     # Logged once, not on every re-list.
     reflector._parse(dict(bad))
     assert len([r for r in caplog.records if "invalid object" in r.getMessage()]) == 1
@@ -208,7 +261,8 @@ def test_key_of_a_deleted_object() -> None:
 
     pods = ApiResource(Pod, "", "v1", "pods", True)
     assert object_key(pods, {"metadata": {"name": "a", "namespace": "n"}}) == ObjectKey(
-        "Pod", "n", "a")
+        "Pod", "n", "a"
+    )
     assert object_key(pods, {"metadata": {}}) is None
     keys = [ObjectKey("Pod", "n", x) for x in "abc"]
     assert deletions(keys, keys[1:]) == keys[:1]

@@ -48,30 +48,46 @@ def make_pki(directory: Path, identities: Mapping[str, str]) -> dict[str, Certif
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cluster.local")])
-    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-               .public_key(ca_key.public_key()).serial_number(1)
-               .not_valid_before(now - datetime.timedelta(hours=1))
-               .not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-               .sign(ca_key, hashes.SHA256()))
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     directory.mkdir(parents=True, exist_ok=True)
     ca_path = directory / "ca.pem"
     ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     out = {}
     for serial, (name, spiffe_id) in enumerate(sorted(identities.items()), start=2):
         leaf_key = ec.generate_private_key(ec.SECP256R1())
-        leaf = (x509.CertificateBuilder().subject_name(x509.Name([]))
-                .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(serial)
-                .not_valid_before(now - datetime.timedelta(hours=1))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName(
-                    [x509.UniformResourceIdentifier(spiffe_id)]), critical=True)
-                .sign(ca_key, hashes.SHA256()))
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(ca_name)
+            .public_key(leaf_key.public_key())
+            .serial_number(serial)
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
         paths = Certificates(ca_path, directory / f"{name}.pem", directory / f"{name}.key")
         paths.cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-        paths.key.write_bytes(leaf_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
+        paths.key.write_bytes(
+            leaf_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
         out[name] = paths
     return out
 
@@ -88,9 +104,9 @@ def resources(updates: Iterable[Update], scope: str) -> dict[str, list[dict[str,
         if update.scope != scope:
             continue
         out.setdefault(update.type_url, []).extend(
-            MessageToDict(decode(update.type_url, resource.body),
-                          preserving_proto_field_name=True)
-            for resource in update.upserts)
+            MessageToDict(decode(update.type_url, resource.body), preserving_proto_field_name=True)
+            for resource in update.upserts
+        )
     return out
 
 
@@ -106,8 +122,9 @@ def _static_secret_refs(value: Any) -> Any:
     return value
 
 
-def static_bootstrap(snapshot: Mapping[str, Sequence[dict[str, Any]]], certs: Certificates,
-                     node_id: str = NODE_ID) -> dict[str, Any]:
+def static_bootstrap(
+    snapshot: Mapping[str, Sequence[dict[str, Any]]], certs: Certificates, node_id: str = NODE_ID
+) -> dict[str, Any]:
     assignments = {cla["cluster_name"]: cla for cla in snapshot.get(type_urls.ENDPOINT, [])}
     clusters = []
     for cluster in snapshot.get(type_urls.CLUSTER, []):
@@ -123,20 +140,32 @@ def static_bootstrap(snapshot: Mapping[str, Sequence[dict[str, Any]]], certs: Ce
     return {
         "node": {"id": node_id, "cluster": "waypoint.default"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "bootstrap_extensions": [{
-            "name": "envoy.bootstrap.internal_listener",
-            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.bootstrap."
-                                      "internal_listener.v3.InternalListener"}}],
+        "bootstrap_extensions": [
+            {
+                "name": "envoy.bootstrap.internal_listener",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.bootstrap."
+                    "internal_listener.v3.InternalListener"
+                },
+            }
+        ],
         "static_resources": {
             "secrets": [
-                {"name": "default", "tls_certificate": {
-                    "certificate_chain": {"filename": str(certs.cert)},
-                    "private_key": {"filename": str(certs.key)}}},
-                {"name": "ROOTCA", "validation_context": {
-                    "trusted_ca": {"filename": str(certs.ca)}}},
+                {
+                    "name": "default",
+                    "tls_certificate": {
+                        "certificate_chain": {"filename": str(certs.cert)},
+                        "private_key": {"filename": str(certs.key)},
+                    },
+                },
+                {
+                    "name": "ROOTCA",
+                    "validation_context": {"trusted_ca": {"filename": str(certs.ca)}},
+                },
             ],
-            "listeners": [_static_secret_refs(listener)
-                          for listener in snapshot.get(type_urls.LISTENER, [])],
+            "listeners": [
+                _static_secret_refs(listener) for listener in snapshot.get(type_urls.LISTENER, [])
+            ],
             "clusters": clusters,
         },
         "layered_runtime": runtime_layers(),
@@ -157,9 +186,17 @@ def validate(configs: Mapping[str, dict[str, Any]], directory: Path) -> list[Val
     for name, config in configs.items():
         path = directory / f"{name}.json"
         path.write_text(json.dumps(config, indent=1))
-        running.append((name, subprocess.Popen(
-            [str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+        running.append(
+            (
+                name,
+                subprocess.Popen(
+                    [str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                ),
+            )
+        )
     results = []
     for name, process in running:
         output, _ = process.communicate(timeout=120)

@@ -24,8 +24,13 @@ OTHER = waypoint_scope("other", "waypoint")
 CREATED = "2026-01-15T09:00:00Z"
 
 
-def meta(namespace: str, name: str, labels: Mapping[str, str] | None = None,
-         annotations: Mapping[str, str] | None = None, created: str = CREATED) -> Doc:
+def meta(
+    namespace: str,
+    name: str,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    created: str = CREATED,
+) -> Doc:
     out: Doc = {"name": name, "creationTimestamp": created}
     if namespace:
         out["namespace"] = namespace
@@ -43,59 +48,114 @@ def namespace(name: str, *, use_waypoint: str | None = "waypoint") -> Doc:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta("", name, labels)}
 
 
-def gateway(ns: str, name: str = "waypoint", *, cls: str = "istio-waypoint",
-            address: str = "10.96.0.100", labels: Mapping[str, str] | None = None,
-            annotations: Mapping[str, str] | None = None,
-            listeners: Sequence[Doc] | None = None) -> Doc:
+def gateway(
+    ns: str,
+    name: str = "waypoint",
+    *,
+    cls: str = "istio-waypoint",
+    address: str = "10.96.0.100",
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    listeners: Sequence[Doc] | None = None,
+) -> Doc:
     if listeners is None:
         listeners = [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-            "metadata": meta(ns, name, labels, annotations),
-            "spec": {"gatewayClassName": cls, "listeners": list(listeners)},
-            "status": {"addresses": [{"type": "IPAddress", "value": address}]}}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": meta(ns, name, labels, annotations),
+        "spec": {"gatewayClassName": cls, "listeners": list(listeners)},
+        "status": {"addresses": [{"type": "IPAddress", "value": address}]},
+    }
 
 
-def service(ns: str, name: str, ip: str, ports: Sequence[Doc] | None = None, *,
-            selector: Mapping[str, str] | None = None,
-            labels: Mapping[str, str] | None = None) -> Doc:
+def service(
+    ns: str,
+    name: str,
+    ip: str,
+    ports: Sequence[Doc] | None = None,
+    *,
+    selector: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Doc:
     if ports is None:
         ports = [{"name": "http", "port": 9080, "targetPort": "http"}]
-    return {"apiVersion": "v1", "kind": "Service", "metadata": meta(ns, name, labels),
-            "spec": {"clusterIP": ip, "clusterIPs": [ip], "ports": list(ports),
-                     "selector": dict(selector or {"app": name})}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(ns, name, labels),
+        "spec": {
+            "clusterIP": ip,
+            "clusterIPs": [ip],
+            "ports": list(ports),
+            "selector": dict(selector or {"app": name}),
+        },
+    }
 
 
-def pod(ns: str, name: str, ip: str, labels: Mapping[str, str], *, ready: bool = True,
-        captured: bool = True, node: str = "node-a",
-        container_ports: Sequence[Doc] | None = None) -> Doc:
+def pod(
+    ns: str,
+    name: str,
+    ip: str,
+    labels: Mapping[str, str],
+    *,
+    ready: bool = True,
+    captured: bool = True,
+    node: str = "node-a",
+    container_ports: Sequence[Doc] | None = None,
+) -> Doc:
     if container_ports is None:
         container_ports = [{"name": "http", "containerPort": 9080}]
     annotations = {"ambient.istio.io/redirection": "enabled" if captured else "disabled"}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta(ns, name, labels, annotations),
-            "spec": {"nodeName": node, "serviceAccountName": labels.get("app", "default"),
-                     "containers": [{"name": "app", "ports": list(container_ports)}]},
-            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(ns, name, labels, annotations),
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": labels.get("app", "default"),
+            "containers": [{"name": "app", "ports": list(container_ports)}],
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
 
 
-def http_route(ns: str, name: str, parent: str, rules: Sequence[Doc], *,
-               port: int | None = None, created: str = CREATED) -> Doc:
+def http_route(
+    ns: str,
+    name: str,
+    parent: str,
+    rules: Sequence[Doc],
+    *,
+    port: int | None = None,
+    created: str = CREATED,
+) -> Doc:
     parent_ref: Doc = {"group": "", "kind": "Service", "name": parent}
     if port is not None:
         parent_ref["port"] = port
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": meta(ns, name, created=created),
-            "spec": {"parentRefs": [parent_ref], "rules": list(rules)}}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": meta(ns, name, created=created),
+        "spec": {"parentRefs": [parent_ref], "rules": list(rules)},
+    }
 
 
 def policy(ns: str, name: str, spec: Doc, annotations: Mapping[str, str] | None = None) -> Doc:
-    return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
-            "metadata": meta(ns, name, annotations=annotations), "spec": spec}
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": meta(ns, name, annotations=annotations),
+        "spec": spec,
+    }
 
 
 def to_waypoint(name: str = "waypoint") -> Doc:
-    return {"targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io",
-                            "name": name}]}
+    return {"targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": name}]}
 
 
 def to_service(name: str) -> Doc:
@@ -109,23 +169,49 @@ def shop() -> list[Doc]:
         gateway("shop"),
         service("shop", "reviews", "10.96.1.10"),
         pod("shop", "reviews-v1", "10.244.1.10", {"app": "reviews", "version": "v1"}),
-        pod("shop", "reviews-v2", "10.244.1.11", {"app": "reviews", "version": "v2"},
-            node="node-b"),
+        pod(
+            "shop", "reviews-v2", "10.244.1.11", {"app": "reviews", "version": "v2"}, node="node-b"
+        ),
         service("shop", "reviews-v1", "10.96.1.11", selector={"app": "reviews", "version": "v1"}),
         service("shop", "reviews-v2", "10.96.1.12", selector={"app": "reviews", "version": "v2"}),
-        service("shop", "ratings", "10.96.1.20", [{"name": "grpc", "port": 7070,
-                                                   "targetPort": 7070}]),
-        pod("shop", "ratings-1", "10.244.1.20", {"app": "ratings"},
-            container_ports=[{"containerPort": 7070}]),
-        service("shop", "db", "10.96.1.30", [{"name": "tcp-postgres", "port": 5432,
-                                              "targetPort": 5432}]),
-        pod("shop", "db-1", "10.244.1.30", {"app": "db"}, captured=False,
-            container_ports=[{"containerPort": 5432}]),
+        service(
+            "shop", "ratings", "10.96.1.20", [{"name": "grpc", "port": 7070, "targetPort": 7070}]
+        ),
+        pod(
+            "shop",
+            "ratings-1",
+            "10.244.1.20",
+            {"app": "ratings"},
+            container_ports=[{"containerPort": 7070}],
+        ),
+        service(
+            "shop", "db", "10.96.1.30", [{"name": "tcp-postgres", "port": 5432, "targetPort": 5432}]
+        ),
+        pod(
+            "shop",
+            "db-1",
+            "10.244.1.30",
+            {"app": "db"},
+            captured=False,
+            container_ports=[{"containerPort": 5432}],
+        ),
         service("shop", "legacy", "10.96.1.40", [{"port": 8000, "targetPort": 8000}]),
-        pod("shop", "legacy-1", "10.244.1.40", {"app": "legacy"},
-            container_ports=[{"containerPort": 8000}]),
-        {"apiVersion": "v1", "kind": "Node", "metadata": meta("", "node-b", {
-            "topology.kubernetes.io/region": "eu", "topology.kubernetes.io/zone": "eu-1"})},
+        pod(
+            "shop",
+            "legacy-1",
+            "10.244.1.40",
+            {"app": "legacy"},
+            container_ports=[{"containerPort": 8000}],
+        ),
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": meta(
+                "",
+                "node-b",
+                {"topology.kubernetes.io/region": "eu", "topology.kubernetes.io/zone": "eu-1"},
+            ),
+        },
     ]
 
 
@@ -162,10 +248,14 @@ def snapshot(updates: Iterable[Update], scope: str = SHOP) -> Snapshot:
     out: Snapshot = {}
     for update in updates:
         if update.scope == scope:
-            out.setdefault(update.type_url, {}).update({
-                resource.name: MessageToDict(decode(update.type_url, resource.body),
-                                             preserving_proto_field_name=True)
-                for resource in update.upserts})
+            out.setdefault(update.type_url, {}).update(
+                {
+                    resource.name: MessageToDict(
+                        decode(update.type_url, resource.body), preserving_proto_field_name=True
+                    )
+                    for resource in update.upserts
+                }
+            )
     return out
 
 

@@ -33,6 +33,19 @@ from typing import Any
 
 from tests.translate.waypoint.envoy_static import ENVOY, Certificates
 
+_TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+_UPSTREAM_TLS_CONTEXT_TYPE = (
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+)
+_DOWNSTREAM_TLS_CONTEXT_TYPE = (
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+)
+_HTTP_CONNECTION_MANAGER_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+    "HttpConnectionManager"
+)
+_ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
 TLS13 = {"tls_minimum_protocol_version": "TLSv1_3", "tls_maximum_protocol_version": "TLSv1_3"}
 
 
@@ -60,8 +73,10 @@ class RunningEnvoy:
 def envoy(name: str, config: dict[str, Any], directory: Path) -> Iterator[RunningEnvoy]:
     """Start Envoy with ``config`` (admin port chosen by Envoy) and wait until it is ready."""
     directory.mkdir(parents=True, exist_ok=True)
-    config = {**config, "admin": {"address": {"socket_address": {"address": "127.0.0.1",
-                                                                 "port_value": 0}}}}
+    config = {
+        **config,
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+    }
     path = directory / f"{name}.json"
     path.write_text(json.dumps(config, indent=1))
     with envoy_from_file(name, path, directory) as running:
@@ -77,11 +92,23 @@ def envoy_from_file(name: str, config: Path, directory: Path) -> Iterator[Runnin
     log = directory / f"{name}.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [str(ENVOY), "-c", str(config), "--disable-hot-restart",
-             # ENVOY_LOG_LEVEL=debug when a live test needs explaining.
-             "--log-level", os.environ.get("ENVOY_LOG_LEVEL", "info"),
-             "--admin-address-path", str(admin_file), "--base-id-path", str(directory / name)],
-            stdout=output, stderr=subprocess.STDOUT, text=True)
+            [
+                str(ENVOY),
+                "-c",
+                str(config),
+                "--disable-hot-restart",
+                # ENVOY_LOG_LEVEL=debug when a live test needs explaining.
+                "--log-level",
+                os.environ.get("ENVOY_LOG_LEVEL", "info"),
+                "--admin-address-path",
+                str(admin_file),
+                "--base-id-path",
+                str(directory / name),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
         admin = _wait_ready(process, admin_file, log)
         yield RunningEnvoy(name, process, admin, log)
@@ -113,16 +140,23 @@ def _wait_ready(process: subprocess.Popen[str], admin_file: Path, log: Path) -> 
 
 
 def _tls_context(certs: Certificates, cert: Path, key: Path) -> dict[str, Any]:
-    return {"tls_params": TLS13, "alpn_protocols": ["h2"],
-            "tls_certificates": [{"certificate_chain": {"filename": str(cert)},
-                                  "private_key": {"filename": str(key)}}],
-            "validation_context": {"trusted_ca": {"filename": str(certs.ca)}}}
+    return {
+        "tls_params": TLS13,
+        "alpn_protocols": ["h2"],
+        "tls_certificates": [
+            {"certificate_chain": {"filename": str(cert)}, "private_key": {"filename": str(key)}}
+        ],
+        "validation_context": {"trusted_ca": {"filename": str(certs.ca)}},
+    }
 
 
 def _h2_connect_options() -> dict[str, Any]:
-    return {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        "explicit_http_config": {"http2_protocol_options": {"allow_connect": True}}}}
+    return {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {"allow_connect": True}},
+        }
+    }
 
 
 @dataclass(frozen=True)
@@ -135,77 +169,161 @@ class Tunnel:
     port: int
 
 
-def client_ztunnel(tunnels: list[Tunnel], waypoint_port: int, certs: Certificates,
-                   identities: dict[str, tuple[Path, Path]],
-                   waypoint_address: str = "127.0.0.1") -> dict[str, Any]:
-    listeners = [{
-        "name": tunnel.name,
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": tunnel.port}},
-        "filter_chains": [{"filters": [{
-            "name": "envoy.filters.network.tcp_proxy",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3."
-                         "TcpProxy",
-                "stat_prefix": tunnel.name, "cluster": f"hbone-{tunnel.identity}",
-                "tunneling_config": {"hostname": tunnel.target}}}]}]}
-        for tunnel in tunnels]
-    clusters = [{
-        "name": f"hbone-{identity}", "type": "STATIC", "connect_timeout": "2s",
-        "load_assignment": {"cluster_name": f"hbone-{identity}", "endpoints": [{
-            "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": waypoint_address, "port_value": waypoint_port}}}}]}]},
-        "typed_extension_protocol_options": _h2_connect_options(),
-        "transport_socket": {"name": "tls", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
-                     "UpstreamTlsContext",
-            "common_tls_context": _tls_context(certs, *identities[identity])}}}
-        for identity in sorted({tunnel.identity for tunnel in tunnels})]
+def client_ztunnel(
+    tunnels: list[Tunnel],
+    waypoint_port: int,
+    certs: Certificates,
+    identities: dict[str, tuple[Path, Path]],
+    waypoint_address: str = "127.0.0.1",
+) -> dict[str, Any]:
+    listeners = [
+        {
+            "name": tunnel.name,
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": tunnel.port}},
+            "filter_chains": [
+                {
+                    "filters": [
+                        {
+                            "name": "envoy.filters.network.tcp_proxy",
+                            "typed_config": {
+                                "@type": _TCP_PROXY_TYPE,
+                                "stat_prefix": tunnel.name,
+                                "cluster": f"hbone-{tunnel.identity}",
+                                "tunneling_config": {"hostname": tunnel.target},
+                            },
+                        }
+                    ]
+                }
+            ],
+        }
+        for tunnel in tunnels
+    ]
+    clusters = [
+        {
+            "name": f"hbone-{identity}",
+            "type": "STATIC",
+            "connect_timeout": "2s",
+            "load_assignment": {
+                "cluster_name": f"hbone-{identity}",
+                "endpoints": [
+                    {
+                        "lb_endpoints": [
+                            {
+                                "endpoint": {
+                                    "address": {
+                                        "socket_address": {
+                                            "address": waypoint_address,
+                                            "port_value": waypoint_port,
+                                        }
+                                    }
+                                }
+                            }
+                        ]
+                    }
+                ],
+            },
+            "typed_extension_protocol_options": _h2_connect_options(),
+            "transport_socket": {
+                "name": "tls",
+                "typed_config": {
+                    "@type": _UPSTREAM_TLS_CONTEXT_TYPE,
+                    "common_tls_context": _tls_context(certs, *identities[identity]),
+                },
+            },
+        }
+        for identity in sorted({tunnel.identity for tunnel in tunnels})
+    ]
     return {"static_resources": {"listeners": listeners, "clusters": clusters}}
 
 
-def destination_ztunnel(address: str, port: int, certs: Certificates, cert: Path,
-                        key: Path) -> dict[str, Any]:
+def destination_ztunnel(
+    address: str, port: int, certs: Certificates, cert: Path, key: Path
+) -> dict[str, Any]:
     """Terminates CONNECT and connects to the :authority, as a destination ztunnel does."""
-    return {"static_resources": {
-        "listeners": [{
-            "name": "hbone",
-            "address": {"socket_address": {"address": address, "port_value": port}},
-            "filter_chains": [{
-                "transport_socket": {"name": "tls", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
-                             "DownstreamTlsContext",
-                    "require_client_certificate": True,
-                    "common_tls_context": _tls_context(certs, cert, key)}},
-                "filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network."
-                                 "http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "hbone",
-                        "upgrade_configs": [{"upgrade_type": "CONNECT"}],
-                        "http2_protocol_options": {"allow_connect": True},
-                        "route_config": {"virtual_hosts": [{
-                            "name": "all", "domains": ["*"], "routes": [{
-                                "match": {"connect_matcher": {}},
-                                "route": {"cluster": "app", "upgrade_configs": [{
-                                    "upgrade_type": "CONNECT", "connect_config": {}}]}}]}]},
-                        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router."
-                                     "v3.Router"}}]}}]}]}],
-        "clusters": [{
-            "name": "app", "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED",
-            "connect_timeout": "2s",
-            "original_dst_lb_config": {"use_http_header": True,
-                                       "http_header_name": ":authority"}}]}}
+    return {
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "hbone",
+                    "address": {"socket_address": {"address": address, "port_value": port}},
+                    "filter_chains": [
+                        {
+                            "transport_socket": {
+                                "name": "tls",
+                                "typed_config": {
+                                    "@type": _DOWNSTREAM_TLS_CONTEXT_TYPE,
+                                    "require_client_certificate": True,
+                                    "common_tls_context": _tls_context(certs, cert, key),
+                                },
+                            },
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": {
+                                        "@type": _HTTP_CONNECTION_MANAGER_TYPE,
+                                        "stat_prefix": "hbone",
+                                        "upgrade_configs": [{"upgrade_type": "CONNECT"}],
+                                        "http2_protocol_options": {"allow_connect": True},
+                                        "route_config": {
+                                            "virtual_hosts": [
+                                                {
+                                                    "name": "all",
+                                                    "domains": ["*"],
+                                                    "routes": [
+                                                        {
+                                                            "match": {"connect_matcher": {}},
+                                                            "route": {
+                                                                "cluster": "app",
+                                                                "upgrade_configs": [
+                                                                    {
+                                                                        "upgrade_type": "CONNECT",
+                                                                        "connect_config": {},
+                                                                    }
+                                                                ],
+                                                            },
+                                                        }
+                                                    ],
+                                                }
+                                            ]
+                                        },
+                                        "http_filters": [
+                                            {
+                                                "name": "envoy.filters.http.router",
+                                                "typed_config": {"@type": _ROUTER_TYPE},
+                                            }
+                                        ],
+                                    },
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+            "clusters": [
+                {
+                    "name": "app",
+                    "type": "ORIGINAL_DST",
+                    "lb_policy": "CLUSTER_PROVIDED",
+                    "connect_timeout": "2s",
+                    "original_dst_lb_config": {
+                        "use_http_header": True,
+                        "http_header_name": ":authority",
+                    },
+                }
+            ],
+        }
+    }
 
 
-def retarget_hbone_ports(config: dict[str, Any], terminate_port: int,
-                         originate_port: int) -> dict[str, Any]:
+def retarget_hbone_ports(
+    config: dict[str, Any], terminate_port: int, originate_port: int
+) -> dict[str, Any]:
     """Move connect_terminate off 0.0.0.0:15008 and the tunnel port off 15008."""
     for listener in config["static_resources"]["listeners"]:
         if listener["name"] == "connect_terminate":
-            listener["address"] = {"socket_address": {"address": "127.0.0.1",
-                                                      "port_value": terminate_port}}
+            listener["address"] = {
+                "socket_address": {"address": "127.0.0.1", "port_value": terminate_port}
+            }
     for cluster in config["static_resources"]["clusters"]:
         if cluster["name"] == "connect_originate":
             cluster["original_dst_lb_config"]["upstream_port_override"] = originate_port
@@ -216,13 +334,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         address = self.server.server_address
         backend = address[0] if isinstance(address, tuple) else str(address)
-        body = json.dumps({"backend": backend, "path": self.path,
-                           "headers": dict(self.headers)}).encode()
+        body = json.dumps(
+            {"backend": backend, "path": self.path, "headers": dict(self.headers)}
+        ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_OPTIONS = do_GET  # a preflight that reaches the backend says so in its body
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -272,8 +393,7 @@ def tcp_echo(address: str, port: int) -> Iterator[None]:
 
 
 @contextmanager
-def tcp_banner(address: str, port: int, banner: bytes, *, linger: bool = False
-               ) -> Iterator[None]:
+def tcp_banner(address: str, port: int, banner: bytes, *, linger: bool = False) -> Iterator[None]:
     """A server-first TCP server that writes ``banner``, then closes at once, or
     (``linger``) only once the client sends a line or closes."""
     listener = socket.create_server((address, port))
@@ -314,9 +434,13 @@ class Reply:
 
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> Reply:
     """One plain HTTP/1.1 GET (redirects are not followed)."""
+    return request(port, "GET", path, headers)
+
+
+def request(port: int, method: str, path: str, headers: dict[str, str] | None = None) -> Reply:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        connection.request("GET", path, headers=headers or {})
+        connection.request(method, path, headers=headers or {})
         reply = connection.getresponse()
         return Reply(reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read())
     finally:

@@ -68,29 +68,82 @@ def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD) -> list[Doc]:
         pod("shop", "reviews-1", pod_ip, {"app": "reviews"}),
         service("shop", "db", TCP_VIP, [{"name": "tcp", "port": 5432, "targetPort": 5432}]),
         pod("shop", "db-1", TCP_POD, {"app": "db"}, container_ports=[{"containerPort": 5432}]),
-        service("shop", "smtp", BANNER_VIP, [{"name": "tcp-smtp", "port": 2525,
-                                              "targetPort": 2525}]),
-        pod("shop", "smtp-1", BANNER_POD, {"app": "smtp"},
-            container_ports=[{"containerPort": 2525}]),
-        service("shop", "greeter", GREETER_VIP, [{"name": "tcp-greeter", "port": 2626,
-                                                  "targetPort": 2626}]),
-        pod("shop", "greeter-1", GREETER_POD, {"app": "greeter"},
-            container_ports=[{"containerPort": 2626}]),
-        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-         "metadata": meta("shop", "reviews"),
-         "spec": {"hosts": ["reviews"], "http": [
-             {"name": "teapot", "match": [{"uri": {"prefix": "/fault"}}],
-              "fault": {"abort": {"httpStatus": 418}},
-              "route": [{"destination": {"host": "reviews"}}]},
-             {"name": "main",
-              "headers": {"response": {"set": {"x-waypoint": "yes"}}},
-              "route": [{"destination": {"host": "reviews"}}]}]}},
-        policy("shop", "only-client", {**to_service("reviews"), "rules": [
-            {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/client"]}}]}]}),
-        policy("shop", "no-loopback-admin", {**to_service("reviews"), "action": "DENY",
-                                             "rules": [{"from": [{"source": {
-                                                 "ipBlocks": ["127.0.0.1/32"]}}],
-                                                 "to": [{"operation": {"paths": ["/admin"]}}]}]}),
+        service(
+            "shop", "smtp", BANNER_VIP, [{"name": "tcp-smtp", "port": 2525, "targetPort": 2525}]
+        ),
+        pod(
+            "shop", "smtp-1", BANNER_POD, {"app": "smtp"}, container_ports=[{"containerPort": 2525}]
+        ),
+        service(
+            "shop",
+            "greeter",
+            GREETER_VIP,
+            [{"name": "tcp-greeter", "port": 2626, "targetPort": 2626}],
+        ),
+        pod(
+            "shop",
+            "greeter-1",
+            GREETER_POD,
+            {"app": "greeter"},
+            container_ports=[{"containerPort": 2626}],
+        ),
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": meta("shop", "reviews"),
+            "spec": {
+                "hosts": ["reviews"],
+                "http": [
+                    {
+                        "name": "teapot",
+                        "match": [{"uri": {"prefix": "/fault"}}],
+                        "fault": {"abort": {"httpStatus": 418}},
+                        "route": [{"destination": {"host": "reviews"}}],
+                    },
+                    {
+                        "name": "cors",
+                        "match": [{"uri": {"prefix": "/cors"}}],
+                        "corsPolicy": {
+                            "allowOrigins": [{"exact": "https://shop.example"}],
+                            "allowMethods": ["GET", "PUT"],
+                            "allowHeaders": ["x-user"],
+                            "maxAge": "1h",
+                            "unmatchedPreflights": "IGNORE",
+                        },
+                        "route": [{"destination": {"host": "reviews"}}],
+                    },
+                    {
+                        "name": "main",
+                        "headers": {"response": {"set": {"x-waypoint": "yes"}}},
+                        "route": [{"destination": {"host": "reviews"}}],
+                    },
+                ],
+            },
+        },
+        policy(
+            "shop",
+            "only-client",
+            {
+                **to_service("reviews"),
+                "rules": [
+                    {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/client"]}}]}
+                ],
+            },
+        ),
+        policy(
+            "shop",
+            "no-loopback-admin",
+            {
+                **to_service("reviews"),
+                "action": "DENY",
+                "rules": [
+                    {
+                        "from": [{"source": {"ipBlocks": ["127.0.0.1/32"]}}],
+                        "to": [{"operation": {"paths": ["/admin"]}}],
+                    }
+                ],
+            },
+        ),
     ]
 
 
@@ -111,10 +164,15 @@ class Backends:
 def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     """The pods (HTTP, TCP echo, server-first banner) and their destination ztunnel."""
     directory = tmp_path_factory.mktemp("live")
-    pki = make_pki(directory / "certs", {
-        "waypoint": "spiffe://cluster.local/ns/shop/sa/waypoint", "client": CLIENT,
-        "stranger": "spiffe://cluster.local/ns/elsewhere/sa/stranger",
-        "dest": "spiffe://cluster.local/ns/shop/sa/reviews"})
+    pki = make_pki(
+        directory / "certs",
+        {
+            "waypoint": "spiffe://cluster.local/ns/shop/sa/waypoint",
+            "client": CLIENT,
+            "stranger": "spiffe://cluster.local/ns/elsewhere/sa/stranger",
+            "dest": "spiffe://cluster.local/ns/shop/sa/reviews",
+        },
+    )
     dest_port = live.free_port(POD)
     with ExitStack() as stack:
         stack.enter_context(live.http_backend(POD, 9080))
@@ -124,10 +182,12 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
         # One destination ztunnel Envoy with a listener on each pod address.
         listeners = []
         for index, address in enumerate((POD, TCP_POD, BANNER_POD, GREETER_POD)):
-            config = live.destination_ztunnel(address, dest_port, pki["waypoint"],
-                                              pki["dest"].cert, pki["dest"].key)
-            listeners.append({**config["static_resources"]["listeners"][0],
-                              "name": f"hbone-{index}"})
+            config = live.destination_ztunnel(
+                address, dest_port, pki["waypoint"], pki["dest"].cert, pki["dest"].key
+            )
+            listeners.append(
+                {**config["static_resources"]["listeners"][0], "name": f"hbone-{index}"}
+            )
         config["static_resources"]["listeners"] = listeners
         stack.enter_context(live.envoy("dest", config, directory))
         yield Backends(directory, pki, dest_port)
@@ -140,27 +200,36 @@ def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[St
     store = mesh(*_mesh_docs(waypoint=waypoint))
     snapshot = resources(WaypointTranslator().translate(store, None), SCOPE)
     waypoint_port = live.free_port()
-    config = live.retarget_hbone_ports(static_bootstrap(snapshot, pki["waypoint"]),
-                                       waypoint_port, backends.dest_port)
-    tunnels = [live.Tunnel("vip", f"{VIP}:9080", "client", live.free_port()),
-               live.Tunnel("stranger", f"{VIP}:9080", "stranger", live.free_port()),
-               live.Tunnel("pod", f"{POD}:9080", "client", live.free_port()),
-               live.Tunnel("tcp", f"{TCP_VIP}:5432", "client", live.free_port()),
-               live.Tunnel("smtp", f"{BANNER_VIP}:2525", "client", live.free_port()),
-               live.Tunnel("greeter", f"{GREETER_VIP}:2626", "client", live.free_port())]
+    config = live.retarget_hbone_ports(
+        static_bootstrap(snapshot, pki["waypoint"]), waypoint_port, backends.dest_port
+    )
+    tunnels = [
+        live.Tunnel("vip", f"{VIP}:9080", "client", live.free_port()),
+        live.Tunnel("stranger", f"{VIP}:9080", "stranger", live.free_port()),
+        live.Tunnel("pod", f"{POD}:9080", "client", live.free_port()),
+        live.Tunnel("tcp", f"{TCP_VIP}:5432", "client", live.free_port()),
+        live.Tunnel("smtp", f"{BANNER_VIP}:2525", "client", live.free_port()),
+        live.Tunnel("greeter", f"{GREETER_VIP}:2626", "client", live.free_port()),
+    ]
     identities = {who: (pki[who].cert, pki[who].key) for who in ("client", "stranger")}
     directory = backends.directory / name
-    with live.envoy("waypoint", config, directory) as running, \
-            live.envoy("client", live.client_ztunnel(tunnels, waypoint_port, pki["waypoint"],
-                                                     identities), directory):
+    with (
+        live.envoy("waypoint", config, directory) as running,
+        live.envoy(
+            "client",
+            live.client_ztunnel(tunnels, waypoint_port, pki["waypoint"], identities),
+            directory,
+        ),
+    ):
         yield Stack({t.name: t.port for t in tunnels}, running)
 
 
 @pytest.fixture(scope="module")
 def hbone(backends: Backends) -> Iterator[Stack]:
     """A waypoint for services and workloads (pod-addressed traffic too)."""
-    with _waypoint_stack(backends, "all", gateway(
-            "shop", labels={"istio.io/waypoint-for": "all"})) as stack:
+    with _waypoint_stack(
+        backends, "all", gateway("shop", labels={"istio.io/waypoint-for": "all"})
+    ) as stack:
         yield stack
 
 
@@ -182,6 +251,34 @@ def test_virtual_service_fault(hbone: Stack) -> None:
     assert live.get(hbone.ports["vip"], "/fault").status == 418
 
 
+def test_cors_preflights_are_answered_by_the_waypoint(hbone: Stack) -> None:
+    port = hbone.ports["vip"]
+    preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": "PUT"}
+    reply = live.request(port, "OPTIONS", "/cors/items", preflight)
+    assert reply.status == 200, reply
+    assert reply.headers["access-control-allow-origin"] == "https://shop.example"
+    assert reply.headers["access-control-allow-methods"] == "GET,PUT"
+    assert reply.headers["access-control-allow-headers"] == "x-user"
+    assert reply.headers["access-control-max-age"] == "3600"
+    assert b"backend" not in reply.body  # the waypoint answered it
+    # Another origin (unmatchedPreflights IGNORE): answered without CORS headers, and
+    # the backend never sees it.
+    stranger = {**preflight, "Origin": "https://evil.example"}
+    reply = live.request(port, "OPTIONS", "/cors/items", stranger)
+    assert "access-control-allow-origin" not in reply.headers
+    assert b"backend" not in reply.body
+    # Actual requests reach the backend; only the allowed origin gets the header.
+    reply = live.get(port, "/cors/items", {"Origin": "https://shop.example"})
+    assert reply.status == 200 and json.loads(reply.body)["path"] == "/cors/items"
+    assert reply.headers["access-control-allow-origin"] == "https://shop.example"
+    reply = live.get(port, "/cors/items", {"Origin": "https://evil.example"})
+    assert reply.status == 200 and "access-control-allow-origin" not in reply.headers
+    # Without a CORS policy a preflight is just a request for the backend.
+    reply = live.request(port, "OPTIONS", "/hello", preflight)
+    assert json.loads(reply.body)["path"] == "/hello"
+    assert "access-control-allow-origin" not in reply.headers
+
+
 def test_rbac_sees_the_callers_spiffe_id(hbone: Stack) -> None:
     reply = live.get(hbone.ports["stranger"], "/hello")
     assert reply.status == 403
@@ -192,8 +289,7 @@ def test_ip_blocks_match_the_real_caller_and_ignore_x_forwarded_for(hbone: Stack
     # The client ztunnel connects from 127.0.0.1: denied for /admin.
     assert live.get(hbone.ports["vip"], "/admin").status == 403
     # A forged header changes nothing.
-    assert live.get(hbone.ports["vip"], "/admin",
-                    {"x-forwarded-for": "203.0.113.9"}).status == 403
+    assert live.get(hbone.ports["vip"], "/admin", {"x-forwarded-for": "203.0.113.9"}).status == 403
 
 
 def test_pod_addressed_traffic_takes_the_direct_chain(hbone: Stack) -> None:
@@ -216,25 +312,29 @@ def test_tcp_service(hbone: Stack) -> None:
     assert received == b"ping\n"
 
 
-def proxy_v2_header(source: tuple[str, int], destination: tuple[str, int],
-                    identity: str | None) -> bytes:
+def proxy_v2_header(
+    source: tuple[str, int], destination: tuple[str, int], identity: str | None
+) -> bytes:
     """A PROXY protocol v2 header (TCP over IPv4), as ztunnel writes it (inbound.rs)."""
-    addresses = (ip_address(source[0]).packed + ip_address(destination[0]).packed
-                 + struct.pack("!HH", source[1], destination[1]))
+    addresses = (
+        ip_address(source[0]).packed
+        + ip_address(destination[0]).packed
+        + struct.pack("!HH", source[1], destination[1])
+    )
     tlvs = b""
     if identity is not None:
         value = identity.encode()
         tlvs = struct.pack("!BH", 0xD0, len(value)) + value
     body = addresses + tlvs
-    return (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body))
-            + body)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
 
 
 def _proxy_request(port: int, identity: str | None, path: str) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(proxy_v2_header(("10.1.2.3", 40000), (VIP, 9080), identity))
-        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n"
-                           .encode())
+        connection.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n".encode()
+        )
         data = b""
         while chunk := connection.recv(4096):
             data += chunk
@@ -243,9 +343,13 @@ def _proxy_request(port: int, identity: str | None, path: str) -> int:
 
 def test_proxy_binding_routes_and_authorizes_by_the_tlv_identity(tmp_path: Path) -> None:
     binding = {"ambient.istio.io/waypoint-inbound-binding": "PROXY/15088"}
-    waypoint = gateway("shop", cls="byo", labels={"istio.io/dataplane-mode": "ambient"},
-                       annotations=binding,
-                       listeners=[{"name": "proxy", "port": 15088, "protocol": "istio.io/PROXY"}])
+    waypoint = gateway(
+        "shop",
+        cls="byo",
+        labels={"istio.io/dataplane-mode": "ambient"},
+        annotations=binding,
+        listeners=[{"name": "proxy", "port": 15088, "protocol": "istio.io/PROXY"}],
+    )
     # Its own pod address: the module's stack still serves POD.
     store = mesh(*_mesh_docs(waypoint=waypoint, pod_ip=PROXY_POD))
     snapshot = resources(WaypointTranslator().translate(store, None), SCOPE)
@@ -280,8 +384,7 @@ def test_server_first_tcp(services_only: Stack) -> None:
     # for declared TCP ports, so nothing waits for client bytes. (With
     # workloads bound it must stay on for every port and such a protocol waits
     # for listener_filters_timeout, as with istiod: envoy#35958.)
-    with socket.create_connection(("127.0.0.1", services_only.ports["greeter"]),
-                                  timeout=5) as conn:
+    with socket.create_connection(("127.0.0.1", services_only.ports["greeter"]), timeout=5) as conn:
         assert conn.recv(100) == b"hello\r\n"
 
 

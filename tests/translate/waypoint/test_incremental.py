@@ -18,8 +18,9 @@ from xds.translate.waypoint import WaypointTranslator
 
 
 def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
-    spec = meshgen.MeshSpec(pods=600, services=60, namespaces=6, waypoints=3, nodes=10,
-                            authorization_policies=5)
+    spec = meshgen.MeshSpec(
+        pods=600, services=60, namespaces=6, waypoints=3, nodes=10, authorization_policies=5
+    )
     documents = list(meshgen.manifests(spec))
     for document in documents:
         if document["kind"] == "Gateway":  # bind workloads too, not only services
@@ -38,15 +39,18 @@ def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
         service = rng.choice(services)
         match step % 6:
             case 0:  # a new IP
-                changed = dataclasses.replace(pod, pod_ips=(
-                    ipaddress.ip_address(f"10.99.{step}.1"),))
+                changed = dataclasses.replace(
+                    pod, pod_ips=(ipaddress.ip_address(f"10.99.{step}.1"),)
+                )
                 changes = mesh.apply([changed])
             case 1:  # bound to a waypoint by its own label (maybe across namespaces)
                 labels = dict(pod.labels) | {
                     wellknown.USE_WAYPOINT: "waypoint",
-                    wellknown.USE_WAYPOINT_NAMESPACE: rng.choice(waypoint_namespaces)}
+                    wellknown.USE_WAYPOINT_NAMESPACE: rng.choice(waypoint_namespaces),
+                }
                 changed = dataclasses.replace(
-                    pod, meta=dataclasses.replace(pod.meta, labels=FrozenMap(labels)))
+                    pod, meta=dataclasses.replace(pod.meta, labels=FrozenMap(labels))
+                )
                 changes = mesh.apply([changed])
             case 2:  # deleted
                 changes = mesh.apply([], [pod.key])
@@ -56,26 +60,42 @@ def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
                 if step % 12 == 4:
                     labels = dict(service.labels) | {
                         wellknown.USE_WAYPOINT: "waypoint",
-                        wellknown.USE_WAYPOINT_NAMESPACE: rng.choice(waypoint_namespaces)}
-                    changed_service = dataclasses.replace(service, meta=dataclasses.replace(
-                        service.meta, labels=FrozenMap(labels)))
-                else:
-                    port = dataclasses.replace(service.ports[0], port=9000 + step,
-                                               name=f"extra-{step}")
+                        wellknown.USE_WAYPOINT_NAMESPACE: rng.choice(waypoint_namespaces),
+                    }
                     changed_service = dataclasses.replace(
-                        service, ports=(*service.ports, port))
+                        service, meta=dataclasses.replace(service.meta, labels=FrozenMap(labels))
+                    )
+                else:
+                    port = dataclasses.replace(
+                        service.ports[0], port=9000 + step, name=f"extra-{step}"
+                    )
+                    changed_service = dataclasses.replace(service, ports=(*service.ports, port))
                 changes = mesh.apply([changed_service])
             case _:  # an L7 policy on a waypoint, added and later removed
                 namespace = rng.choice(waypoint_namespaces)
-                policy = parse_object({
-                    "apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
-                    "metadata": {"name": f"p{step % 2}", "namespace": namespace},
-                    "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io",
-                                             "kind": "Gateway", "name": "waypoint"}],
-                             "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]}})
+                policy = parse_object(
+                    {
+                        "apiVersion": "security.istio.io/v1",
+                        "kind": "AuthorizationPolicy",
+                        "metadata": {"name": f"p{step % 2}", "namespace": namespace},
+                        "spec": {
+                            "targetRefs": [
+                                {
+                                    "group": "gateway.networking.k8s.io",
+                                    "kind": "Gateway",
+                                    "name": "waypoint",
+                                }
+                            ],
+                            "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}],
+                        },
+                    }
+                )
                 assert policy is not None
-                existing = [p.key for p in mesh.objects(AuthorizationPolicy)
-                            if p.name == policy.name and p.namespace == namespace]
+                existing = [
+                    p.key
+                    for p in mesh.objects(AuthorizationPolicy)
+                    if p.name == policy.name and p.namespace == namespace
+                ]
                 changes = mesh.apply([] if existing else [policy], existing)
         translator.translate(mesh, changes)
         bound += sum(len(i.config.workloads) for i in translator._inputs.values())

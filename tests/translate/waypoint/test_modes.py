@@ -23,18 +23,29 @@ SANDWICH_LABELS = {"istio.io/dataplane-mode": "ambient"}
 
 
 def sandwich_mesh(*extra: Doc) -> list[Doc]:
-    listeners = [{"name": "http", "port": 9080, "protocol": "HTTP"},
-                 {"name": "grpc", "port": 7070, "protocol": "HTTP"}]
-    return [namespace("shop"), gateway("shop", cls="istio", labels=SANDWICH_LABELS,
-                                       listeners=listeners), *shop()[2:], *extra]
+    listeners = [
+        {"name": "http", "port": 9080, "protocol": "HTTP"},
+        {"name": "grpc", "port": 7070, "protocol": "HTTP"},
+    ]
+    return [
+        namespace("shop"),
+        gateway("shop", cls="istio", labels=SANDWICH_LABELS, listeners=listeners),
+        *shop()[2:],
+        *extra,
+    ]
 
 
 def proxy_mesh(*extra: Doc) -> list[Doc]:
     binding = {"ambient.istio.io/waypoint-inbound-binding": "PROXY"}
     listeners = [{"name": "proxy", "port": 15088, "protocol": "istio.io/PROXY"}]
-    return [namespace("shop"), gateway("shop", cls="byo", labels=SANDWICH_LABELS,
-                                       annotations=binding, listeners=listeners),
-            *shop()[2:], *extra]
+    return [
+        namespace("shop"),
+        gateway(
+            "shop", cls="byo", labels=SANDWICH_LABELS, annotations=binding, listeners=listeners
+        ),
+        *shop()[2:],
+        *extra,
+    ]
 
 
 def _hcm(listener: dict[str, Any]) -> dict[str, Any]:
@@ -53,10 +64,15 @@ def test_sandwich_is_a_plaintext_gateway_per_listener_port() -> None:
     assert hcm["strip_any_host_port"] is True
     hosts = {vhost["name"]: vhost for vhost in hcm["route_config"]["virtual_hosts"]}
     reviews = hosts["reviews.shop.svc.cluster.local:9080"]
-    assert reviews["domains"] == ["reviews.shop.svc.cluster.local", "reviews.shop.svc",
-                                  "reviews.shop", "reviews"]
-    assert reviews["routes"][0]["route"]["cluster"] == \
-        "outbound|9080||reviews.shop.svc.cluster.local"
+    assert reviews["domains"] == [
+        "reviews.shop.svc.cluster.local",
+        "reviews.shop.svc",
+        "reviews.shop",
+        "reviews",
+    ]
+    assert (
+        reviews["routes"][0]["route"]["cluster"] == "outbound|9080||reviews.shop.svc.cluster.local"
+    )
     clusters = resources[type_urls.CLUSTER]
     assert "connect_originate" not in clusters
     # Plain addresses: ztunnel captures the gateway's outbound traffic and tunnels it.
@@ -67,18 +83,26 @@ def test_sandwich_is_a_plaintext_gateway_per_listener_port() -> None:
 
 
 def test_sandwich_routes_attached_to_the_gateway() -> None:
-    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-             "metadata": meta("shop", "front"),
-             "spec": {"parentRefs": [{"name": "waypoint", "sectionName": "http"}],
-                      "hostnames": ["shop.example.com"],
-                      "rules": [{"backendRefs": [{"name": "reviews-v2", "port": 9080}]}]}}
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": meta("shop", "front"),
+        "spec": {
+            "parentRefs": [{"name": "waypoint", "sectionName": "http"}],
+            "hostnames": ["shop.example.com"],
+            "rules": [{"backendRefs": [{"name": "reviews-v2", "port": 9080}]}],
+        },
+    }
     listeners = snapshot(translate(*sandwich_mesh(route)))[type_urls.LISTENER]
-    hosts = {vhost["name"]: vhost for vhost in
-             _hcm(listeners["0.0.0.0_9080"])["route_config"]["virtual_hosts"]}
+    hosts = {
+        vhost["name"]: vhost
+        for vhost in _hcm(listeners["0.0.0.0_9080"])["route_config"]["virtual_hosts"]
+    }
     front = hosts["shop.example.com:9080"]
     assert front["domains"] == ["shop.example.com"]
-    assert front["routes"][0]["route"]["cluster"] == \
-        "outbound|9080||reviews-v2.shop.svc.cluster.local"
+    assert (
+        front["routes"][0]["route"]["cluster"] == "outbound|9080||reviews-v2.shop.svc.cluster.local"
+    )
     # The other listener (sectionName) does not get it.
     grpc_hosts = _hcm(listeners["0.0.0.0_7070"])["route_config"]["virtual_hosts"]
     assert "shop.example.com:7070" not in {vhost["name"] for vhost in grpc_hosts}
@@ -86,10 +110,21 @@ def test_sandwich_routes_attached_to_the_gateway() -> None:
 
 def test_sandwich_service_policies_apply_per_virtual_host() -> None:
     docs = sandwich_mesh(
-        policy("shop", "gw", {**to_waypoint(), "action": "DENY",
-                              "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}]}),
-        policy("shop", "svc", {**to_service("reviews"), "rules": [
-            {"to": [{"operation": {"methods": ["GET"]}}]}]}))
+        policy(
+            "shop",
+            "gw",
+            {
+                **to_waypoint(),
+                "action": "DENY",
+                "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}],
+            },
+        ),
+        policy(
+            "shop",
+            "svc",
+            {**to_service("reviews"), "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]},
+        ),
+    )
     hcm = _hcm(snapshot(translate(*docs))[type_urls.LISTENER]["0.0.0.0_9080"])
     names = [f["name"] for f in hcm["http_filters"]]
     assert names[:2] == ["envoy.filters.http.rbac.deny", "envoy.filters.http.rbac.allow"]
@@ -113,17 +148,24 @@ def test_proxy_binding_serves_main_internal_chains_behind_the_proxy_header() -> 
     assert inbound["address"]["socket_address"]["port_value"] == 15088
     proxy_protocol = inbound["listener_filters"][0]
     assert proxy_protocol["name"] == "envoy.filters.listener.proxy_protocol"
-    assert proxy_protocol["typed_config"]["rules"] == [{
-        "tlv_type": 0xD0, "on_tlv_present": {
-            "metadata_namespace": "envoy.filters.listener.proxy_protocol",
-            "key": "peer_principal"}}]
+    assert proxy_protocol["typed_config"]["rules"] == [
+        {
+            "tlv_type": 0xD0,
+            "on_tlv_present": {
+                "metadata_namespace": "envoy.filters.listener.proxy_protocol",
+                "key": "peer_principal",
+            },
+        }
+    ]
     chains = {chain["name"]: chain for chain in inbound["filter_chains"]}
     assert "inbound-vip|9080|http|reviews.shop.svc.cluster.local" in chains
     # Every chain first publishes the caller as connect_terminate would.
     for chain in chains.values():
         state = chain["filters"][0]["typed_config"]["on_new_connection"]
         assert [entry["object_key"] for entry in state] == [
-            "envoy.filters.listener.original_dst.remote_ip", "io.istio.peer_principal"]
+            "envoy.filters.listener.original_dst.remote_ip",
+            "io.istio.peer_principal",
+        ]
     assert chains["direct-tcp"]["filters"][-1]["typed_config"]["cluster"] == "PassthroughCluster"
     clusters = resources[type_urls.CLUSTER]
     assert not {"connect_originate", "main_internal", "encap"} & set(clusters)

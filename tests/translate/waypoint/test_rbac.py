@@ -52,36 +52,84 @@ def test_allow_by_principal_uses_the_forwarded_peer_identity() -> None:
     rules = [{"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/client"]}}]}]
     rbac = _http_rbac(_chains(_allow(rules))[REVIEWS])["envoy.filters.http.rbac.allow"]
     assert rbac["rules"].get("action", "ALLOW") == "ALLOW"  # the default is not serialized
-    assert rbac["rules"]["policies"] == {"ns[shop]-policy[p]-rule[0]": {
-        "permissions": [{"any": True}],
-        "principals": [{"filter_state": {
-            "key": PEER, "string_match": {"exact": "spiffe://cluster.local/ns/shop/sa/client"}}}]}}
+    assert rbac["rules"]["policies"] == {
+        "ns[shop]-policy[p]-rule[0]": {
+            "permissions": [{"any": True}],
+            "principals": [
+                {
+                    "filter_state": {
+                        "key": PEER,
+                        "string_match": {"exact": "spiffe://cluster.local/ns/shop/sa/client"},
+                    }
+                }
+            ],
+        }
+    }
 
 
 SOURCE_CASES = [
-    pytest.param({"principals": ["*"]},
-                 {"filter_state": {"key": PEER, "string_match": {"safe_regex": {"regex": ".+"}}}},
-                 id="any-principal"),
-    pytest.param({"principals": ["cluster.local/ns/shop/*"]},
-                 {"filter_state": {"key": PEER, "string_match": {
-                     "prefix": "spiffe://cluster.local/ns/shop/"}}}, id="principal-prefix"),
-    pytest.param({"namespaces": ["front"]},
-                 {"filter_state": {"key": PEER, "string_match": {"safe_regex": {
-                     "regex": "spiffe://[^/]+/ns/front/.*"}}}}, id="namespace"),
-    pytest.param({"serviceAccounts": ["front/web"]},
-                 {"filter_state": {"key": PEER, "string_match": {"safe_regex": {
-                     "regex": "spiffe://[^/]+/ns/front/sa/web"}}}}, id="service-account"),
-    pytest.param({"ipBlocks": ["10.1.0.0/16"]},
-                 {"filter_state": {"key": "envoy.filters.listener.original_dst.remote_ip",
-                                   "address_match": {"ranges": [{"address_prefix": "10.1.0.0",
-                                                                 "prefix_len": 16}]}}},
-                 id="ip-block"),
-    pytest.param({"remoteIpBlocks": ["192.0.2.7"]},
-                 {"remote_ip": {"address_prefix": "192.0.2.7", "prefix_len": 32}},
-                 id="remote-ip-block"),
-    pytest.param({"notNamespaces": ["evil"]},
-                 {"not_id": {"filter_state": {"key": PEER, "string_match": {"safe_regex": {
-                     "regex": "spiffe://[^/]+/ns/evil/.*"}}}}}, id="not-namespace"),
+    pytest.param(
+        {"principals": ["*"]},
+        {"filter_state": {"key": PEER, "string_match": {"safe_regex": {"regex": ".+"}}}},
+        id="any-principal",
+    ),
+    pytest.param(
+        {"principals": ["cluster.local/ns/shop/*"]},
+        {
+            "filter_state": {
+                "key": PEER,
+                "string_match": {"prefix": "spiffe://cluster.local/ns/shop/"},
+            }
+        },
+        id="principal-prefix",
+    ),
+    pytest.param(
+        {"namespaces": ["front"]},
+        {
+            "filter_state": {
+                "key": PEER,
+                "string_match": {"safe_regex": {"regex": "spiffe://[^/]+/ns/front/.*"}},
+            }
+        },
+        id="namespace",
+    ),
+    pytest.param(
+        {"serviceAccounts": ["front/web"]},
+        {
+            "filter_state": {
+                "key": PEER,
+                "string_match": {"safe_regex": {"regex": "spiffe://[^/]+/ns/front/sa/web"}},
+            }
+        },
+        id="service-account",
+    ),
+    pytest.param(
+        {"ipBlocks": ["10.1.0.0/16"]},
+        {
+            "filter_state": {
+                "key": "envoy.filters.listener.original_dst.remote_ip",
+                "address_match": {"ranges": [{"address_prefix": "10.1.0.0", "prefix_len": 16}]},
+            }
+        },
+        id="ip-block",
+    ),
+    pytest.param(
+        {"remoteIpBlocks": ["192.0.2.7"]},
+        {"remote_ip": {"address_prefix": "192.0.2.7", "prefix_len": 32}},
+        id="remote-ip-block",
+    ),
+    pytest.param(
+        {"notNamespaces": ["evil"]},
+        {
+            "not_id": {
+                "filter_state": {
+                    "key": PEER,
+                    "string_match": {"safe_regex": {"regex": "spiffe://[^/]+/ns/evil/.*"}},
+                }
+            }
+        },
+        id="not-namespace",
+    ),
 ]
 
 
@@ -93,25 +141,53 @@ def test_sources(source: Doc, principal: Doc) -> None:
 
 
 OPERATION_CASES = [
-    pytest.param({"methods": ["GET"]},
-                 {"header": {"name": ":method", "string_match": {"exact": "GET"}}}, id="method"),
-    pytest.param({"paths": ["/api/*"]},
-                 {"url_path": {"path": {"prefix": "/api/"}}}, id="path-prefix"),
-    pytest.param({"paths": ["/items/{*}"]},
-                 {"uri_template": {"name": "uri-template", "typed_config": {
-                     "@type": "type.googleapis.com/envoy.extensions.path.match.uri_template."
-                              "v3.UriTemplateMatchConfig", "path_template": "/items/{*}"}}},
-                 id="path-template"),
+    pytest.param(
+        {"methods": ["GET"]},
+        {"header": {"name": ":method", "string_match": {"exact": "GET"}}},
+        id="method",
+    ),
+    pytest.param(
+        {"paths": ["/api/*"]}, {"url_path": {"path": {"prefix": "/api/"}}}, id="path-prefix"
+    ),
+    pytest.param(
+        {"paths": ["/items/{*}"]},
+        {
+            "uri_template": {
+                "name": "uri-template",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.path.match.uri_template."
+                    "v3.UriTemplateMatchConfig",
+                    "path_template": "/items/{*}",
+                },
+            }
+        },
+        id="path-template",
+    ),
     pytest.param({"ports": ["9080"]}, {"destination_port": 9080}, id="port"),
-    pytest.param({"hosts": ["reviews.shop.svc.cluster.local"]},
-                 {"header": {"name": ":authority", "string_match": {"safe_regex": {
-                     "regex": r"(?i)reviews\.shop\.svc\.cluster\.local(:[0-9]+)?"}}}},
-                 id="host"),
-    pytest.param({"methods": ["GET", "HEAD"]},
-                 {"or_rules": {"rules": [
-                     {"header": {"name": ":method", "string_match": {"exact": "GET"}}},
-                     {"header": {"name": ":method", "string_match": {"exact": "HEAD"}}}]}},
-                 id="methods-or"),
+    pytest.param(
+        {"hosts": ["reviews.shop.svc.cluster.local"]},
+        {
+            "header": {
+                "name": ":authority",
+                "string_match": {
+                    "safe_regex": {"regex": r"(?i)reviews\.shop\.svc\.cluster\.local(:[0-9]+)?"}
+                },
+            }
+        },
+        id="host",
+    ),
+    pytest.param(
+        {"methods": ["GET", "HEAD"]},
+        {
+            "or_rules": {
+                "rules": [
+                    {"header": {"name": ":method", "string_match": {"exact": "GET"}}},
+                    {"header": {"name": ":method", "string_match": {"exact": "HEAD"}}},
+                ]
+            }
+        },
+        id="methods-or",
+    ),
 ]
 
 
@@ -123,17 +199,35 @@ def test_operations(operation: Doc, permission: Doc) -> None:
 
 
 def test_when_conditions() -> None:
-    rules = [{"when": [{"key": "request.headers[X-Team]", "values": ["blue"]},
-                       {"key": "source.namespace", "values": ["front"]},
-                       {"key": "destination.port", "notValues": ["9999"]}]}]
+    rules = [
+        {
+            "when": [
+                {"key": "request.headers[X-Team]", "values": ["blue"]},
+                {"key": "source.namespace", "values": ["front"]},
+                {"key": "destination.port", "notValues": ["9999"]},
+            ]
+        }
+    ]
     rbac = _http_rbac(_chains(_allow(rules))[REVIEWS])
-    entry = rbac["envoy.filters.http.rbac.allow"]["rules"]["policies"][
-        "ns[shop]-policy[p]-rule[0]"]
-    assert entry["permissions"] == [{"and_rules": {"rules": [
-        {"header": {"name": "x-team", "string_match": {"exact": "blue"}}},
-        {"not_rule": {"destination_port": 9999}}]}}]
-    assert entry["principals"] == [{"filter_state": {"key": PEER, "string_match": {
-        "safe_regex": {"regex": "spiffe://[^/]+/ns/front/.*"}}}}]
+    entry = rbac["envoy.filters.http.rbac.allow"]["rules"]["policies"]["ns[shop]-policy[p]-rule[0]"]
+    assert entry["permissions"] == [
+        {
+            "and_rules": {
+                "rules": [
+                    {"header": {"name": "x-team", "string_match": {"exact": "blue"}}},
+                    {"not_rule": {"destination_port": 9999}},
+                ]
+            }
+        }
+    ]
+    assert entry["principals"] == [
+        {
+            "filter_state": {
+                "key": PEER,
+                "string_match": {"safe_regex": {"regex": "spiffe://[^/]+/ns/front/.*"}},
+            }
+        }
+    ]
 
 
 def test_allow_with_nothing_that_matches_denies_everything() -> None:
@@ -143,13 +237,25 @@ def test_allow_with_nothing_that_matches_denies_everything() -> None:
 
 
 def test_deny_audit_and_allow_are_separate_filters_in_that_order() -> None:
-    docs = [policy("shop", "a", {**to_waypoint(), "action": "AUDIT", "rules": [{}]}),
-            policy("shop", "d", {**to_waypoint(), "action": "DENY",
-                                 "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}]}),
-            policy("shop", "l", {**to_waypoint(), "action": "ALLOW", "rules": [{}]})]
+    docs = [
+        policy("shop", "a", {**to_waypoint(), "action": "AUDIT", "rules": [{}]}),
+        policy(
+            "shop",
+            "d",
+            {
+                **to_waypoint(),
+                "action": "DENY",
+                "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}],
+            },
+        ),
+        policy("shop", "l", {**to_waypoint(), "action": "ALLOW", "rules": [{}]}),
+    ]
     rbac = _http_rbac(_chains(*docs)[REVIEWS])
-    assert list(rbac) == ["envoy.filters.http.rbac.audit", "envoy.filters.http.rbac.deny",
-                          "envoy.filters.http.rbac.allow"]
+    assert list(rbac) == [
+        "envoy.filters.http.rbac.audit",
+        "envoy.filters.http.rbac.deny",
+        "envoy.filters.http.rbac.allow",
+    ]
     assert rbac["envoy.filters.http.rbac.audit"]["rules"]["action"] == "LOG"
     assert rbac["envoy.filters.http.rbac.deny"]["rules"]["action"] == "DENY"
 
@@ -173,10 +279,11 @@ def test_waypoint_policies_apply_everywhere_including_direct_chains() -> None:
 
 
 def test_selector_policies_and_other_targets_are_ignored() -> None:
-    docs = [policy("shop", "sel", {"selector": {"matchLabels": {"app": "reviews"}},
-                                   "rules": [{}]}),
-            policy("shop", "elsewhere", {**to_waypoint("other-waypoint"), "rules": [{}]}),
-            policy("other", "foreign", {**to_service("reviews"), "rules": [{}]})]
+    docs = [
+        policy("shop", "sel", {"selector": {"matchLabels": {"app": "reviews"}}, "rules": [{}]}),
+        policy("shop", "elsewhere", {**to_waypoint("other-waypoint"), "rules": [{}]}),
+        policy("other", "foreign", {**to_service("reviews"), "rules": [{}]}),
+    ]
     assert _http_rbac(_chains(*docs)[REVIEWS]) == {}
 
 
@@ -185,10 +292,13 @@ def test_http_fields_on_tcp_chains_fail_closed() -> None:
     allow = _network_rbac(_chains(_allow(rules))[DB])["envoy.filters.network.rbac.allow"]
     assert allow["rules"].get("policies", {}) == {}  # the ALLOW rule can never match
     deny = _network_rbac(_chains(_allow(rules, action="DENY"))[DB])[
-        "envoy.filters.network.rbac.deny"]
+        "envoy.filters.network.rbac.deny"
+    ]
     # The DENY rule loses the field it cannot check, so it denies more, not less.
     assert deny["rules"]["policies"]["ns[shop]-policy[p]-rule[0]"] == {
-        "permissions": [{"any": True}], "principals": [{"any": True}]}
+        "permissions": [{"any": True}],
+        "principals": [{"any": True}],
+    }
 
 
 def test_jwt_conditions_cannot_be_met_without_request_authentication() -> None:
@@ -198,8 +308,9 @@ def test_jwt_conditions_cannot_be_met_without_request_authentication() -> None:
 
 
 def test_dry_run_goes_to_shadow_rules() -> None:
-    doc = policy("shop", "p", {**to_waypoint(), "rules": [{}]},
-                 annotations={"istio.io/dry-run": "true"})
+    doc = policy(
+        "shop", "p", {**to_waypoint(), "rules": [{}]}, annotations={"istio.io/dry-run": "true"}
+    )
     rbac = _http_rbac(_chains(doc)[REVIEWS])["envoy.filters.http.rbac.allow"]
     assert "rules" not in rbac  # nothing enforced
     assert rbac["shadow_rules_stat_prefix"] == "istio_dry_run_allow_"
@@ -207,22 +318,35 @@ def test_dry_run_goes_to_shadow_rules() -> None:
 
 
 def test_custom_without_a_provider_denies_what_it_matches() -> None:
-    doc = policy("shop", "ext", {**to_waypoint(), "action": "CUSTOM",
-                                 "provider": {"name": "opa"}, "rules": [{}]})
+    doc = policy(
+        "shop",
+        "ext",
+        {**to_waypoint(), "action": "CUSTOM", "provider": {"name": "opa"}, "rules": [{}]},
+    )
     rbac = _http_rbac(_chains(doc)[REVIEWS])
     assert rbac["envoy.filters.http.rbac.deny"]["rules"]["action"] == "DENY"
 
 
 def test_sandwich_mode_cannot_see_identities() -> None:
-    sandwich = [*shop()[:1], gateway("shop", cls="istio", labels={
-        "istio.io/dataplane-mode": "ambient"}, listeners=[
-        {"name": "http", "port": 9080, "protocol": "HTTP"}]), *shop()[2:]]
-    rules = [{"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/client"]}}]},
-             {"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]}]
+    sandwich = [
+        *shop()[:1],
+        gateway(
+            "shop",
+            cls="istio",
+            labels={"istio.io/dataplane-mode": "ambient"},
+            listeners=[{"name": "http", "port": 9080, "protocol": "HTTP"}],
+        ),
+        *shop()[2:],
+    ]
+    rules = [
+        {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/client"]}}]},
+        {"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]},
+    ]
     listeners = snapshot(translate(*sandwich, _allow(rules)))[type_urls.LISTENER]
     rbac = find(listeners, lambda d: d.get("name") == "envoy.filters.http.rbac.allow")
     policies = rbac[0]["typed_config"]["rules"]["policies"]
     # The identity rule is gone (fail closed); the address is the direct peer.
     assert list(policies) == ["ns[shop]-policy[p]-rule[1]"]
     assert policies["ns[shop]-policy[p]-rule[1]"]["principals"] == [
-        {"direct_remote_ip": {"address_prefix": "10.0.0.0", "prefix_len": 8}}]
+        {"direct_remote_ip": {"address_prefix": "10.0.0.0", "prefix_len": 8}}
+    ]

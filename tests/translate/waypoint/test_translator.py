@@ -37,8 +37,10 @@ def _by_scope(updates: list[Update]) -> dict[str, set[str]]:
 def test_every_waypoint_gets_its_own_complete_scope() -> None:
     _, _, updates = _start()
     scopes = _by_scope(updates)
-    assert scopes == {SHOP: {type_urls.LISTENER, type_urls.CLUSTER, type_urls.ENDPOINT},
-                      OTHER: {type_urls.LISTENER, type_urls.CLUSTER, type_urls.ENDPOINT}}
+    assert scopes == {
+        SHOP: {type_urls.LISTENER, type_urls.CLUSTER, type_urls.ENDPOINT},
+        OTHER: {type_urls.LISTENER, type_urls.CLUSTER, type_urls.ENDPOINT},
+    }
     assert all(update.replace for update in updates)
     assert type_urls.ROUTE not in {update.type_url for update in updates}
     shop_clusters = snapshot(updates, SHOP)[type_urls.CLUSTER]
@@ -51,39 +53,50 @@ def test_every_waypoint_gets_its_own_complete_scope() -> None:
 
 def test_a_service_change_in_one_namespace_leaves_the_other_waypoint_alone() -> None:
     store, translator, _ = _start()
-    changed = service("shop", "reviews", "10.96.1.10",
-                      [{"name": "http", "port": 9090, "targetPort": "http"}])
+    changed = service(
+        "shop", "reviews", "10.96.1.10", [{"name": "http", "port": 9090, "targetPort": "http"}]
+    )
     changes = store.apply(objects([changed]))
     updates = translator.translate(store, changes)
     assert set(_by_scope(updates)) == {SHOP}
     listeners = snapshot(updates, SHOP)[type_urls.LISTENER]
-    assert any("inbound-vip|9090|http|reviews" in chain["name"]
-               for chain in listeners["main_internal"]["filter_chains"])
+    assert any(
+        "inbound-vip|9090|http|reviews" in chain["name"]
+        for chain in listeners["main_internal"]["filter_chains"]
+    )
 
 
 def test_a_pod_change_only_touches_endpoints() -> None:
     store, translator, before = _start()
-    changes = store.apply(objects([pod("shop", "reviews-v3", "10.244.1.12",
-                                       {"app": "reviews", "version": "v3"})]))
+    changes = store.apply(
+        objects([pod("shop", "reviews-v3", "10.244.1.12", {"app": "reviews", "version": "v3"})])
+    )
     updates = translator.translate(store, changes)
     assert _by_scope(updates) == {SHOP: {type_urls.ENDPOINT}}
     old = snapshot(before, SHOP)[type_urls.ENDPOINT]
     new = snapshot(updates, SHOP)[type_urls.ENDPOINT]
     name = "inbound-vip|9080|http|reviews.shop.svc.cluster.local"
     assert old.keys() == new.keys()
-    assert len(new[name]["endpoints"][0]["lb_endpoints"]) \
+    assert (
+        len(new[name]["endpoints"][0]["lb_endpoints"])
         == len(old[name]["endpoints"][0]["lb_endpoints"]) + 1
+    )
     # Unchanged assignments keep their bytes, so the store pushes nothing for them.
-    versions = {r.name: r.version for u in before if u.scope == SHOP
-                and u.type_url == type_urls.ENDPOINT for r in u.upserts}
+    versions = {
+        r.name: r.version
+        for u in before
+        if u.scope == SHOP and u.type_url == type_urls.ENDPOINT
+        for r in u.upserts
+    }
     touched = [r.name for u in updates for r in u.upserts if versions.get(r.name) != r.version]
     assert touched == [name]
 
 
 def test_a_pod_that_does_not_become_ready_changes_nothing() -> None:
     store, translator, _ = _start()
-    changes = store.apply(objects([pod("shop", "reviews-v9", "10.244.1.19",
-                                       {"app": "reviews"}, ready=False)]))
+    changes = store.apply(
+        objects([pod("shop", "reviews-v9", "10.244.1.19", {"app": "reviews"}, ready=False)])
+    )
     assert translator.translate(store, changes) == []
 
 
@@ -104,13 +117,17 @@ def test_a_deleted_waypoint_empties_its_scope() -> None:
     changes = store.apply([], [ObjectKey("Gateway", "other", "waypoint")])
     updates = translator.translate(store, changes)
     assert {(u.scope, u.type_url) for u in updates} == {
-        (OTHER, type_urls.LISTENER), (OTHER, type_urls.CLUSTER), (OTHER, type_urls.ENDPOINT)}
+        (OTHER, type_urls.LISTENER),
+        (OTHER, type_urls.CLUSTER),
+        (OTHER, type_urls.ENDPOINT),
+    }
     assert all(u.replace and not u.upserts for u in updates)
 
 
 def test_gateways_that_are_not_waypoints_get_nothing() -> None:
-    ingress = gateway("shop", "ingress", cls="istio",
-                      listeners=[{"name": "http", "port": 80, "protocol": "HTTP"}])
+    ingress = gateway(
+        "shop", "ingress", cls="istio", listeners=[{"name": "http", "port": 80, "protocol": "HTTP"}]
+    )
     updates = WaypointTranslator().translate(mesh(*shop(), ingress), None)
     assert set(_by_scope(updates)) == {SHOP}
 
@@ -118,8 +135,11 @@ def test_gateways_that_are_not_waypoints_get_nothing() -> None:
 def test_a_waypoint_with_nothing_bound_still_has_its_plumbing() -> None:
     updates = WaypointTranslator().translate(mesh(gateway("empty")), None)
     resources = snapshot(updates, "waypoint/empty/waypoint")
-    assert set(resources[type_urls.LISTENER]) == {"connect_terminate", "main_internal",
-                                                  "connect_originate"}
+    assert set(resources[type_urls.LISTENER]) == {
+        "connect_terminate",
+        "main_internal",
+        "connect_originate",
+    }
     assert set(resources[type_urls.CLUSTER]) == {"main_internal", "encap", "connect_originate"}
 
 
@@ -129,9 +149,11 @@ def test_every_eds_cluster_has_an_assignment_and_nothing_else_does() -> None:
     updates = WaypointTranslator().translate(mesh(*_everything()), None)
     for scope in (SHOP, OTHER):
         resources = snapshot(updates, scope)
-        eds = {cluster["eds_cluster_config"]["service_name"]
-               for cluster in resources[type_urls.CLUSTER].values()
-               if cluster.get("type") == "EDS"}
+        eds = {
+            cluster["eds_cluster_config"]["service_name"]
+            for cluster in resources[type_urls.CLUSTER].values()
+            if cluster.get("type") == "EDS"
+        }
         assert eds, scope
         assert eds == set(resources[type_urls.ENDPOINT]), scope
         for name, cluster in resources[type_urls.CLUSTER].items():

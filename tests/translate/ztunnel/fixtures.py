@@ -55,8 +55,7 @@ class Output:
     def apply(self, updates: Iterable[Update]) -> None:
         for update in updates:
             assert update.scope == ZTUNNEL_SCOPE
-            table = self.addresses if update.type_url == type_urls.ADDRESS \
-                else self.authorizations
+            table = self.addresses if update.type_url == type_urls.ADDRESS else self.authorizations
             if update.replace:
                 table.clear()
             for name in update.removals:
@@ -79,8 +78,11 @@ class Output:
         return authz.Authorization.FromString(self.authorizations[name].body)
 
     def workload_names(self) -> set[str]:
-        return {name for name in self.addresses
-                if wl.Address.FromString(self.addresses[name].body).HasField("workload")}
+        return {
+            name
+            for name in self.addresses
+            if wl.Address.FromString(self.addresses[name].body).HasField("workload")
+        }
 
     def service_names(self) -> set[str]:
         return set(self.addresses) - self.workload_names()

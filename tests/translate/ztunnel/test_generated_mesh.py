@@ -16,8 +16,9 @@ from xds.proto.istio.workload import workload_pb2 as wl
 from xds.sources.files import load_directory
 from xds.translate.ztunnel import ZtunnelTranslator
 
-SPEC = meshgen.MeshSpec(pods=300, services=40, namespaces=6, waypoints=3, nodes=7,
-                        authorization_policies=10)
+SPEC = meshgen.MeshSpec(
+    pods=300, services=40, namespaces=6, waypoints=3, nodes=7, authorization_policies=10
+)
 
 
 def _translate(store: MeshStore) -> Output:
@@ -43,14 +44,17 @@ def test_references_resolve_within_the_output() -> None:
         assert workload.uid == name
         assert set(workload.services) <= services
         assert set(workload.authorization_policies) <= set(output.authorizations)
-        assert workload.tunnel_protocol == (wl.NONE if workload.workload_name == "waypoint"
-                                            else wl.HBONE)
-    bound = [output.service(name) for name in services if output.service(name).HasField(
-        "waypoint")]
+        assert workload.tunnel_protocol == (
+            wl.NONE if workload.workload_name == "waypoint" else wl.HBONE
+        )
+    bound = [output.service(name) for name in services if output.service(name).HasField("waypoint")]
     # Waypoints serve services only; their own Services never get one.
-    assert len(bound) == sum(1 for name in services
-                             if output.service(name).namespace in {"ns-0", "ns-1", "ns-2"}
-                             and output.service(name).name != "waypoint")
+    assert len(bound) == sum(
+        1
+        for name in services
+        if output.service(name).namespace in {"ns-0", "ns-1", "ns-2"}
+        and output.service(name).name != "waypoint"
+    )
 
 
 def test_written_manifests_load_back_to_the_same_translation(tmp_path: Path) -> None:
@@ -60,5 +64,6 @@ def test_written_manifests_load_back_to_the_same_translation(tmp_path: Path) -> 
     store = MeshStore()
     store.apply(loaded)
     from_files, generated = _translate(store), _translate(_generated())
-    assert {n: r.version for n, r in from_files.addresses.items()} == \
-        {n: r.version for n, r in generated.addresses.items()}
+    assert {n: r.version for n, r in from_files.addresses.items()} == {
+        n: r.version for n, r in generated.addresses.items()
+    }

@@ -67,8 +67,11 @@ class Harness:
         self.store.apply(objects(manifests) if isinstance(manifests, str) else manifests)
         self.output.apply(self.translator.translate(self.store, None))
 
-    def change(self, upserts: list[KubeObject] | str = (),  # type: ignore[assignment]
-               deletes: list[ObjectKey] = ()) -> list[Update]:  # type: ignore[assignment]
+    def change(
+        self,
+        upserts: list[KubeObject] | str = (),  # type: ignore[assignment]
+        deletes: list[ObjectKey] = (),
+    ) -> list[Update]:  # type: ignore[assignment]
         if isinstance(upserts, str):
             upserts = objects(upserts)
         changes = self.store.apply(upserts, deletes)
@@ -82,12 +85,15 @@ class Harness:
     def assert_consistent(self) -> None:
         fresh = Output()
         fresh.apply(ZtunnelTranslator().translate(self.store, None))
-        assert {n: r.version for n, r in self.output.addresses.items()} == \
-            {n: r.version for n, r in fresh.addresses.items()}
-        assert {n: r.aliases for n, r in self.output.addresses.items()} == \
-            {n: r.aliases for n, r in fresh.addresses.items()}
-        assert {n: r.version for n, r in self.output.authorizations.items()} == \
-            {n: r.version for n, r in fresh.authorizations.items()}
+        assert {n: r.version for n, r in self.output.addresses.items()} == {
+            n: r.version for n, r in fresh.addresses.items()
+        }
+        assert {n: r.aliases for n, r in self.output.addresses.items()} == {
+            n: r.aliases for n, r in fresh.addresses.items()
+        }
+        assert {n: r.version for n, r in self.output.authorizations.items()} == {
+            n: r.version for n, r in fresh.authorizations.items()
+        }
 
     def pod(self, name: str, namespace: str = "ns1") -> Pod:
         pod = self.store.get(Pod, namespace, name)
@@ -105,7 +111,9 @@ def names(updates: list[Update], type_url: str = type_urls.ADDRESS) -> tuple[lis
 def test_full_translation_replaces_everything() -> None:
     updates = ZtunnelTranslator().translate(_store(BASE), None)
     assert [(u.type_url, u.replace) for u in updates] == [
-        (type_urls.ADDRESS, True), (type_urls.AUTHORIZATION, True)]
+        (type_urls.ADDRESS, True),
+        (type_urls.AUTHORIZATION, True),
+    ]
     assert len(updates[0].upserts) == 5
 
 
@@ -143,8 +151,10 @@ def test_selector_change_rebuilds_old_and_new_selection_only() -> None:
     assert service is not None
     updates = harness.change([replace(service, selector=FrozenMap({"app": "b"}))])
     # The Service message itself does not carry its selector: only workloads change.
-    assert names(updates) == (["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2",
-                               "cluster0//Pod/ns1/b1"], [])
+    assert names(updates) == (
+        ["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2", "cluster0//Pod/ns1/b1"],
+        [],
+    )
 
 
 def test_service_port_change_rebuilds_service_and_its_endpoints() -> None:
@@ -155,8 +165,10 @@ kind: Service
 metadata: {name: svc-a, namespace: ns1}
 spec: {clusterIP: 10.96.0.1, selector: {app: a}, ports: [{port: 80, targetPort: 9090}]}
 """)
-    assert names(updates) == (["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2",
-                               "ns1/svc-a.ns1.svc.cluster.local"], [])
+    assert names(updates) == (
+        ["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2", "ns1/svc-a.ns1.svc.cluster.local"],
+        [],
+    )
 
 
 def test_service_change_not_seen_by_endpoints_leaves_workloads_alone() -> None:
@@ -174,8 +186,10 @@ spec: {clusterIP: 10.96.0.1, selector: {app: a}, ports: [{port: 80, targetPort: 
 def test_service_delete_removes_it_from_workloads() -> None:
     harness = Harness(BASE)
     updates = harness.change(deletes=[ObjectKey("Service", "ns1", "svc-a")])
-    assert names(updates) == (["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2"],
-                              ["ns1/svc-a.ns1.svc.cluster.local"])
+    assert names(updates) == (
+        ["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2"],
+        ["ns1/svc-a.ns1.svc.cluster.local"],
+    )
 
 
 def test_namespace_label_change_rebuilds_its_pods() -> None:
@@ -185,23 +199,31 @@ apiVersion: v1
 kind: Namespace
 metadata: {name: ns1, labels: {istio.io/dataplane-mode: ambient}}
 """)
-    assert names(updates) == (["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2",
-                               "cluster0//Pod/ns1/b1"], [])
+    assert names(updates) == (
+        ["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2", "cluster0//Pod/ns1/b1"],
+        [],
+    )
 
 
 def test_waypoint_becoming_ready_binds_the_namespace() -> None:
-    harness = Harness(BASE + """
+    harness = Harness(
+        BASE
+        + """
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: wp, namespace: ns1, labels: {istio.io/waypoint-for: all}}
 spec: {gatewayClassName: istio-waypoint}
-""")
-    assert harness.change("""
+"""
+    )
+    assert (
+        harness.change("""
 apiVersion: v1
 kind: Namespace
 metadata: {name: ns1, labels: {istio.io/use-waypoint: wp}}
-""") == []  # not ready: nothing changes on the wire
+""")
+        == []
+    )  # not ready: nothing changes on the wire
     updates = harness.change("""
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -209,8 +231,15 @@ metadata: {name: wp, namespace: ns1, labels: {istio.io/waypoint-for: all}}
 spec: {gatewayClassName: istio-waypoint}
 status: {addresses: [{type: Hostname, value: wp.ns1.svc.cluster.local}]}
 """)
-    assert names(updates) == (["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2",
-                               "cluster0//Pod/ns1/b1", "ns1/svc-a.ns1.svc.cluster.local"], [])
+    assert names(updates) == (
+        [
+            "cluster0//Pod/ns1/a1",
+            "cluster0//Pod/ns1/a2",
+            "cluster0//Pod/ns1/b1",
+            "ns1/svc-a.ns1.svc.cluster.local",
+        ],
+        [],
+    )
 
 
 def test_selector_policy_updates_policy_and_selected_pods() -> None:
@@ -236,10 +265,14 @@ kind: PeerAuthentication
 metadata: {name: default, namespace: ns1}
 spec: {mtls: {mode: STRICT}}
 """)
-    assert names(updates) == (["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2",
-                               "cluster0//Pod/ns1/b1"], [])
+    assert names(updates) == (
+        ["cluster0//Pod/ns1/a1", "cluster0//Pod/ns1/a2", "cluster0//Pod/ns1/b1"],
+        [],
+    )
     assert names(updates, type_urls.AUTHORIZATION) == (
-        ["istio-system/istio_converted_static_strict"], [])
+        ["istio-system/istio_converted_static_strict"],
+        [],
+    )
     updates = harness.change("""
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -250,13 +283,16 @@ spec: {mtls: {mode: PERMISSIVE}}
 
 
 def test_endpoint_slice_target_ref_attaches_pod_to_selectorless_service() -> None:
-    harness = Harness(BASE + """
+    harness = Harness(
+        BASE
+        + """
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: manual, namespace: ns1}
 spec: {clusterIP: 10.96.0.9, ports: [{name: http, port: 80}]}
-""")
+"""
+    )
     updates = harness.change("""
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -286,12 +322,15 @@ ports: [{{port: 8080, protocol: TCP}}]
 
 
 def test_node_label_change_updates_pods_on_it() -> None:
-    harness = Harness(BASE + """
+    harness = Harness(
+        BASE
+        + """
 ---
 apiVersion: v1
 kind: Node
 metadata: {name: node1}
-""")
+"""
+    )
     updates = harness.change("""
 apiVersion: v1
 kind: Node
@@ -315,12 +354,18 @@ def test_random_edits_of_the_demo_mesh_stay_consistent() -> None:
     assert not errors
     harness = Harness(demo)
     rng = random.Random(7)
-    label_choices = [{}, {"app": "reviews"}, {"app": "ratings", "version": "v2"},
-                     {"istio.io/use-waypoint": "none"}, {"istio.io/use-waypoint": "waypoint"},
-                     {"istio.io/waypoint-for": "all"}, {"istio.io/dataplane-mode": "none"},
-                     {"istio.io/dataplane-mode": "ambient"},
-                     {"gateway.networking.k8s.io/gateway-name": "waypoint"},
-                     {"topology.kubernetes.io/zone": "zone-c"}]
+    label_choices = [
+        {},
+        {"app": "reviews"},
+        {"app": "ratings", "version": "v2"},
+        {"istio.io/use-waypoint": "none"},
+        {"istio.io/use-waypoint": "waypoint"},
+        {"istio.io/waypoint-for": "all"},
+        {"istio.io/dataplane-mode": "none"},
+        {"istio.io/dataplane-mode": "ambient"},
+        {"gateway.networking.k8s.io/gateway-name": "waypoint"},
+        {"topology.kubernetes.io/zone": "zone-c"},
+    ]
     for _ in range(150):
         kept = list(harness.store.keys())
         key = rng.choice(kept)

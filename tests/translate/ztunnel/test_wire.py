@@ -35,12 +35,12 @@ def fields(data: bytes) -> list[tuple[int, int, int | bytes]]:
             value, offset = read_varint(data, offset)
         elif wire_type == LENGTH:
             length, offset = read_varint(data, offset)
-            value = data[offset:offset + length]
+            value = data[offset : offset + length]
             offset += length
         elif wire_type == FIXED32:
-            value, offset = int.from_bytes(data[offset:offset + 4], "little"), offset + 4
+            value, offset = int.from_bytes(data[offset : offset + 4], "little"), offset + 4
         elif wire_type == FIXED64:
-            value, offset = int.from_bytes(data[offset:offset + 8], "little"), offset + 8
+            value, offset = int.from_bytes(data[offset : offset + 8], "little"), offset + 8
         else:
             raise AssertionError(f"unexpected wire type {wire_type}")
         result.append((number, wire_type, value))

@@ -78,8 +78,11 @@ def misspelt_group(api_version: str, kind: str) -> str | None:
     a Knative Service...)."""
     group = api_version.rpartition("/")[0]
     for candidate in _KINDS_GROUPS.get(kind, ()):
-        if candidate and group != candidate and \
-                difflib.SequenceMatcher(None, group, candidate).ratio() >= 0.85:
+        if (
+            candidate
+            and group != candidate
+            and difflib.SequenceMatcher(None, group, candidate).ratio() >= 0.85
+        ):
             return candidate
     return None
 
@@ -104,15 +107,21 @@ def parse_object(document: object) -> KubeObject | None:
         meant = misspelt_group(api_version, kind)
         if meant is not None:
             _, ref.namespace, ref.name = object_identity(document)
-            doc.fail(f"apiVersion {api_version}: {kind} is not served in that group; "
-                     f"did you mean {meant}? (the object is not used)", "apiVersion")
+            doc.fail(
+                f"apiVersion {api_version}: {kind} is not served in that group; "
+                f"did you mean {meant}? (the object is not used)",
+                "apiVersion",
+            )
         return None
     group, _, version = api_version.rpartition("/")
     if not _VERSION.fullmatch(version) or (not group and version != "v1"):
         _, ref.namespace, ref.name = object_identity(document)
-        doc.fail(f"apiVersion {api_version}: not a version of "
-                 f"{group or 'the core API'} (expected "
-                 f"{'v1' if not group else 'v1, v1beta1, v1alpha2...'})", "apiVersion")
+        doc.fail(
+            f"apiVersion {api_version}: not a version of "
+            f"{group or 'the core API'} (expected "
+            f"{'v1' if not group else 'v1, v1beta1, v1alpha2...'})",
+            "apiVersion",
+        )
     meta = read_metadata(doc, cls.namespaced)
     return _PARSERS[cls](doc, meta)
 

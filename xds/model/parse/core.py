@@ -76,7 +76,8 @@ def parse_pod(doc: Reader, meta: ObjectMeta) -> Pod:
         meta=meta,
         node_name=spec.string("nodeName"),
         # "serviceAccount" is the deprecated alias; the API server fills in "default".
-        service_account=spec.string("serviceAccountName") or spec.string("serviceAccount")
+        service_account=spec.string("serviceAccountName")
+        or spec.string("serviceAccount")
         or "default",
         host_network=spec.boolean("hostNetwork"),
         phase=status.enum("phase", PodPhase, PodPhase.PENDING),
@@ -96,8 +97,7 @@ def _target_port(port: Reader, default: int) -> int | str:
         return default  # the API server defaults targetPort to port
     if isinstance(value, str):
         if not _PORT_NAME.fullmatch(value):
-            port.fail(f'expected a port number 1-65535 or a port name, got "{value}"',
-                      "targetPort")
+            port.fail(f'expected a port number 1-65535 or a port name, got "{value}"', "targetPort")
         return value
     return port.integer("targetPort", default, 1, 65535, "a port number 1-65535 or a port name")
 
@@ -158,8 +158,10 @@ def _slice_endpoint(endpoint: Reader, address_type: AddressType) -> SliceEndpoin
         for index, address in enumerate(addresses):
             ip = parse_ip(address)
             if ip is None or (ip.version == 4) != (address_type is AddressType.IPV4):
-                endpoint.fail(f'expected an {address_type.value} address, got "{address}"',
-                              f"addresses[{index}]")
+                endpoint.fail(
+                    f'expected an {address_type.value} address, got "{address}"',
+                    f"addresses[{index}]",
+                )
             normalised.append(str(ip))
         addresses = tuple(normalised)
     target = endpoint.obj("targetRef")
@@ -171,7 +173,9 @@ def _slice_endpoint(endpoint: Reader, address_type: AddressType) -> SliceEndpoin
             name=target.required_string("name"),
             namespace=target.string("namespace"),
             uid=target.string("uid"),
-        ) if endpoint.has("targetRef") else None,
+        )
+        if endpoint.has("targetRef")
+        else None,
         node_name=endpoint.string("nodeName"),
     )
 

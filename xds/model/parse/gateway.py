@@ -7,6 +7,7 @@ from xds.model.gateway import (
     IP_ADDRESS_TYPE,
     AllowedRoutes,
     BackendRef,
+    CORSFilter,
     FromNamespaces,
     Gateway,
     GatewayAddress,
@@ -181,6 +182,16 @@ def _filter(entry: Reader, route_namespace: str) -> HTTPFilter:
             percent=body.opt_integer("percent", 0, 100, "an integer 0-100"),
             fraction=fraction,
         )
+    if kind == "CORS":
+        body = entry.obj("cors")
+        return CORSFilter(
+            allow_origins=body.strings("allowOrigins"),
+            allow_credentials=body.boolean("allowCredentials"),
+            allow_methods=body.strings("allowMethods"),
+            allow_headers=body.strings("allowHeaders"),
+            expose_headers=body.strings("exposeHeaders"),
+            max_age=body.integer("maxAge", 5, 0, None, "a number of seconds >= 0"),
+        )
     return UnsupportedFilter(kind)
 
 
@@ -223,7 +234,9 @@ def _http_rule(rule: Reader, route_namespace: str) -> HTTPRouteRule:
         timeouts=HTTPRouteTimeouts(
             request=timeouts.opt_duration("request"),
             backend_request=timeouts.opt_duration("backendRequest"),
-        ) if rule.has("timeouts") else None,
+        )
+        if rule.has("timeouts")
+        else None,
         retry=HTTPRouteRetry(
             codes=tuple(
                 code.integer_value(400, 599, "an HTTP status code 400-599")
@@ -231,7 +244,9 @@ def _http_rule(rule: Reader, route_namespace: str) -> HTTPRouteRule:
             ),
             attempts=retry.opt_integer("attempts", 0),
             backoff=retry.opt_duration("backoff"),
-        ) if rule.has("retry") else None,
+        )
+        if rule.has("retry")
+        else None,
         name=rule.opt_string("name"),
     )
 
@@ -253,7 +268,9 @@ def _grpc_match(match: Reader) -> GRPCRouteMatch:
             service=method.opt_string("service"),
             method=method.opt_string("method"),
             type=method.enum("type", GRPCMethodMatchType, GRPCMethodMatchType.EXACT),
-        ) if match.has("method") else None,
+        )
+        if match.has("method")
+        else None,
         headers=_header_matches(match.items("headers")),
     )
 

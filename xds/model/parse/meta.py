@@ -71,7 +71,8 @@ def read_label_selector(selector: Reader) -> LabelSelector:
         needs_values = operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
         if needs_values != bool(values):
             expression.fail(
-                f"{operator.value} needs a non-empty list" if needs_values
+                f"{operator.value} needs a non-empty list"
+                if needs_values
                 else f"{operator.value} takes no values",
                 "values",
             )

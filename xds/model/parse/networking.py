@@ -9,6 +9,7 @@ from xds.model.meta import ObjectMeta
 from xds.model.networking import (
     AllocatedAddress,
     ConsistentHash,
+    CorsPolicy,
     Destination,
     DestinationRule,
     Fault,
@@ -30,6 +31,7 @@ from xds.model.networking import (
     StringMatchType,
     Subset,
     TrafficPolicy,
+    UnmatchedPreflights,
     VirtualService,
     VirtualServiceMatch,
     VirtualServiceRoute,
@@ -107,7 +109,8 @@ def parse_service_entry(doc: Reader, meta: ObjectMeta) -> ServiceEntry:
         resolution=spec.enum("resolution", Resolution, Resolution.NONE),
         endpoints=tuple(_workload_endpoint(endpoint) for endpoint in spec.items("endpoints")),
         workload_selector=spec.obj("workloadSelector").opt_string_map("labels")
-        if spec.has("workloadSelector") else None,
+        if spec.has("workloadSelector")
+        else None,
         subject_alt_names=spec.strings("subjectAltNames"),
         export_to=spec.strings("exportTo"),
         status_addresses=tuple(
@@ -188,8 +191,7 @@ def _fault(fault: Reader) -> Fault:
         body = fault.obj("delay")
         fixed = body.opt_duration("fixedDelay")
         if fixed is None:
-            body.fail("required field is missing (exponentialDelay is not supported)",
-                      "fixedDelay")
+            body.fail("required field is missing (exponentialDelay is not supported)", "fixedDelay")
         delay = FaultDelay(fixed_delay=fixed, percentage=_percentage(body, "percentage"))
     abort = None
     if fault.has("abort"):
@@ -200,6 +202,23 @@ def _fault(fault: Reader) -> Fault:
             body.fail("expected exactly one of httpStatus, grpcStatus")
         abort = FaultAbort(http_status, grpc_status, _percentage(body, "percentage"))
     return Fault(delay=delay, abort=abort)
+
+
+def _cors(cors: Reader) -> CorsPolicy:
+    origins = tuple(_string_match(match) for match in cors.items("allowOrigins"))
+    if not origins:
+        origins = tuple(StringMatch(StringMatchType.EXACT, o) for o in cors.strings("allowOrigin"))
+    return CorsPolicy(
+        allow_origins=origins,
+        allow_methods=cors.strings("allowMethods"),
+        allow_headers=cors.strings("allowHeaders"),
+        expose_headers=cors.strings("exposeHeaders"),
+        max_age=cors.opt_duration("maxAge"),
+        allow_credentials=cors.opt_boolean("allowCredentials"),
+        unmatched_preflights=cors.enum(
+            "unmatchedPreflights", UnmatchedPreflights, UnmatchedPreflights.UNSPECIFIED
+        ),
+    )
 
 
 def _http_route(route: Reader) -> VirtualServiceRoute:
@@ -224,24 +243,32 @@ def _http_route(route: Reader) -> VirtualServiceRoute:
             port=redirect.opt_port("port"),
             scheme=redirect.opt_string("scheme"),
             redirect_code=redirect.integer("redirectCode", 301, 300, 399, "an integer 300-399"),
-        ) if route.has("redirect") else None,
+        )
+        if route.has("redirect")
+        else None,
         rewrite=Rewrite(
             uri=rewrite.opt_string("uri"),
             authority=rewrite.opt_string("authority"),
             uri_regex_rewrite=RegexRewrite(regex.required_string("match"), regex.string("rewrite"))
-            if rewrite.has("uriRegexRewrite") else None,
-        ) if route.has("rewrite") else None,
+            if rewrite.has("uriRegexRewrite")
+            else None,
+        )
+        if route.has("rewrite")
+        else None,
         timeout=route.opt_duration("timeout"),
         retries=Retries(
             attempts=retries.integer("attempts", 0, 0),
             per_try_timeout=retries.opt_duration("perTryTimeout"),
             retry_on=retries.opt_string("retryOn"),
             retry_remote_localities=retries.opt_boolean("retryRemoteLocalities"),
-        ) if route.has("retries") else None,
+        )
+        if route.has("retries")
+        else None,
         fault=_fault(route.obj("fault")) if route.has("fault") else None,
         mirror=_destination(route.obj("mirror")) if route.has("mirror") else None,
         mirror_percentage=_percentage(route, "mirrorPercentage"),
         headers=_headers(route),
+        cors=_cors(route.obj("corsPolicy")) if route.has("corsPolicy") else None,
     )
 
 
@@ -270,13 +297,16 @@ def _traffic_policy(parent: Reader) -> TrafficPolicy | None:
         load_balancer_simple=balancer.opt_string("simple"),
         consistent_hash=ConsistentHash(
             http_header_name=consistent.opt_string("httpHeaderName"),
-            http_cookie_name=cookie.required_string("name") if consistent.has("httpCookie")
+            http_cookie_name=cookie.required_string("name")
+            if consistent.has("httpCookie")
             else None,
             http_cookie_path=cookie.opt_string("path"),
             http_cookie_ttl=cookie.opt_duration("ttl"),
             use_source_ip=consistent.boolean("useSourceIp"),
             http_query_parameter_name=consistent.opt_string("httpQueryParameterName"),
-        ) if balancer.has("consistentHash") else None,
+        )
+        if balancer.has("consistentHash")
+        else None,
         tls_mode=policy.obj("tls").opt_string("mode"),
     )
 

@@ -129,8 +129,10 @@ class Reader:
     def entries(self, key: str) -> list[tuple[str, Reader]]:
         """The (key, value) pairs of the object at ``key``."""
         child = self.obj(key)
-        return [(str(name), Reader(value, child._join(str(name)), self.ref))
-                for name, value in child._mapping().items()]
+        return [
+            (str(name), Reader(value, child._join(str(name)), self.ref))
+            for name, value in child._mapping().items()
+        ]
 
     # --- scalars -----------------------------------------------------------
 
@@ -152,8 +154,13 @@ class Reader:
             self.fail("required field is missing or empty", key)
         return value
 
-    def opt_integer(self, key: str, minimum: int | None = None, maximum: int | None = None,
-                    what: str = "an integer") -> int | None:
+    def opt_integer(
+        self,
+        key: str,
+        minimum: int | None = None,
+        maximum: int | None = None,
+        what: str = "an integer",
+    ) -> int | None:
         value = self._get(key)
         if value is None:
             return None
@@ -162,16 +169,23 @@ class Reader:
         assert isinstance(value, int)
         return value
 
-    def integer_value(self, minimum: int | None = None, maximum: int | None = None,
-                      what: str = "an integer") -> int:
+    def integer_value(
+        self, minimum: int | None = None, maximum: int | None = None, what: str = "an integer"
+    ) -> int:
         """This value itself as an integer (for list elements)."""
         if not _is_int_in(self.value, minimum, maximum):
             self.fail(f"expected {what}, got {_describe(self.value)}")
         assert isinstance(self.value, int)
         return self.value
 
-    def integer(self, key: str, default: int, minimum: int | None = None,
-                maximum: int | None = None, what: str = "an integer") -> int:
+    def integer(
+        self,
+        key: str,
+        default: int,
+        minimum: int | None = None,
+        maximum: int | None = None,
+        what: str = "an integer",
+    ) -> int:
         value = self.opt_integer(key, minimum, maximum, what)
         return default if value is None else value
 
@@ -200,8 +214,11 @@ class Reader:
         value = self._get(key)
         if value is None:
             return None
-        if (isinstance(value, bool) or not isinstance(value, int | float)
-                or not minimum <= value <= maximum):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not minimum <= value <= maximum
+        ):
             self.fail(f"expected a number {minimum:g}-{maximum:g}, got {_describe(value)}", key)
         return float(value)
 

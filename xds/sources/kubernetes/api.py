@@ -93,9 +93,12 @@ async def connect(config: ClusterConfig) -> KubeApi:
         path = config.kubeconfig or _default_kubeconfig()
         if not path.is_file():
             raise FileNotFoundError(f"kubeconfig {path} does not exist")
-        await kube_config.load_kube_config(config_file=str(path), context=config.context,
-                                           client_configuration=configuration,
-                                           persist_config=False)
+        await kube_config.load_kube_config(
+            config_file=str(path),
+            context=config.context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
     configuration.connection_pool_maxsize = _POOL_SIZE
     return KubeApi(kube_client.ApiClient(configuration))
 
@@ -114,23 +117,41 @@ class KubeApi:
     async def close(self) -> None:
         await self._client.close()
 
-    async def _call(self, method: str, path: str, params: Params = (), body: Any = None,
-                    content_type: str = "application/json",
-                    limits: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientResponse:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: Params = (),
+        body: Any = None,
+        content_type: str = "application/json",
+        limits: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
             response: aiohttp.ClientResponse = await self._client.call_api(
-                path, method, query_params=list(params), header_params=headers, body=body,
-                auth_settings=_AUTH, _preload_content=False,
-                _request_timeout=limits or aiohttp.ClientTimeout(total=_READ_TIMEOUT))
+                path,
+                method,
+                query_params=list(params),
+                header_params=headers,
+                body=body,
+                auth_settings=_AUTH,
+                _preload_content=False,
+                _request_timeout=limits or aiohttp.ClientTimeout(total=_READ_TIMEOUT),
+            )
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             raise ApiError(0, type(error).__name__, str(error)) from None
         if response.status >= 300:
             raise await _error(response)
         return response
 
-    async def request(self, method: str, path: str, params: Params = (), body: Any = None,
-                      content_type: str = "application/json") -> JSON:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: Params = (),
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> JSON:
         response = await self._call(method, path, params, body, content_type)
         try:
             data = await response.read()
@@ -150,20 +171,26 @@ class KubeApi:
         return await self.request("PUT", path, body=dict(body))
 
     async def merge_patch(self, path: str, patch: Mapping[str, Any]) -> JSON:
-        return await self.request("PATCH", path, body=dict(patch),
-                                  content_type="application/merge-patch+json")
+        return await self.request(
+            "PATCH", path, body=dict(patch), content_type="application/merge-patch+json"
+        )
 
     async def apply(self, path: str, body: Mapping[str, Any], field_manager: str) -> JSON:
         """Server-side apply of ``body`` (forced: we own the fields we set)."""
-        return await self.request("PATCH", path, [("fieldManager", field_manager),
-                                                  ("force", "true")], body=dict(body),
-                                  content_type="application/apply-patch+yaml")
+        return await self.request(
+            "PATCH",
+            path,
+            [("fieldManager", field_manager), ("force", "true")],
+            body=dict(body),
+            content_type="application/apply-patch+yaml",
+        )
 
     async def delete(self, path: str) -> JSON:
         return await self.request("DELETE", path)
 
-    async def list_all(self, path: str, page_size: int = 500,
-                       params: Params = ()) -> tuple[list[JSON], str]:
+    async def list_all(
+        self, path: str, page_size: int = 500, params: Params = ()
+    ) -> tuple[list[JSON], str]:
         """Every item of a collection, paged; and the list's resourceVersion."""
         items: list[JSON] = []
         token = ""
@@ -178,17 +205,25 @@ class KubeApi:
             if not token:
                 return items, str(metadata.get("resourceVersion") or "")
 
-    async def watch(self, path: str, resource_version: str, timeout_seconds: int,
-                    params: Params = ()) -> AsyncIterator[JSON]:
+    async def watch(
+        self, path: str, resource_version: str, timeout_seconds: int, params: Params = ()
+    ) -> AsyncIterator[JSON]:
         """The watch events after ``resource_version``, with bookmarks, until the server
         ends the watch (after about ``timeout_seconds``). A 410 arrives as ``ApiError``,
         whether as the response status or as an ERROR event."""
         query: list[tuple[str, str | int]] = [
-            *params, ("watch", "true"), ("allowWatchBookmarks", "true"),
-            ("resourceVersion", resource_version), ("timeoutSeconds", timeout_seconds)]
+            *params,
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", timeout_seconds),
+        ]
         response = await self._call(
-            "GET", path, query,
-            limits=aiohttp.ClientTimeout(connect=_READ_TIMEOUT, sock_read=WATCH_IDLE_LIMIT))
+            "GET",
+            path,
+            query,
+            limits=aiohttp.ClientTimeout(connect=_READ_TIMEOUT, sock_read=WATCH_IDLE_LIMIT),
+        )
         try:
             buffer = b""
             async for chunk in response.content.iter_any():
@@ -202,9 +237,11 @@ class KubeApi:
                     event = json.loads(line)
                     if event.get("type") == "ERROR":
                         status = event.get("object") or {}
-                        raise ApiError(int(status.get("code") or 0),
-                                       str(status.get("reason") or "Error"),
-                                       str(status.get("message") or ""))
+                        raise ApiError(
+                            int(status.get("code") or 0),
+                            str(status.get("reason") or "Error"),
+                            str(status.get("message") or ""),
+                        )
                     yield event
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             raise ApiError(0, type(error).__name__, str(error)) from None

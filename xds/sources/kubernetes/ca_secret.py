@@ -47,9 +47,15 @@ def _pems(secret: Mapping[str, Any]) -> dict[str, bytes]:
     return pems
 
 
-async def load_cluster_ca(api: KubeApi, namespace: str, *, key_algorithm: KeyAlgorithm,
-                          organization: str, may_create: asyncio.Event | None = None,
-                          poll_interval: float = 1.0) -> tuple[SigningMaterial, str]:
+async def load_cluster_ca(
+    api: KubeApi,
+    namespace: str,
+    *,
+    key_algorithm: KeyAlgorithm,
+    organization: str,
+    may_create: asyncio.Event | None = None,
+    poll_interval: float = 1.0,
+) -> tuple[SigningMaterial, str]:
     """The signing material and a description of where it came from.
 
     ``may_create``: set while this replica may create the self-signed root (it
@@ -69,8 +75,9 @@ async def load_cluster_ca(api: KubeApi, namespace: str, *, key_algorithm: KeyAlg
             break
         if not waiting:
             waiting = True
-            log.info("no CA Secret yet; waiting for the leader to create it",
-                     extra={"secret": where})
+            log.info(
+                "no CA Secret yet; waiting for the leader to create it", extra={"secret": where}
+            )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(poll_interval):
                 await may_create.wait()
@@ -78,10 +85,16 @@ async def load_cluster_ca(api: KubeApi, namespace: str, *, key_algorithm: KeyAlg
     key = key_algorithm.generate()
     root = generate_root(key, organization=organization)
     body = {
-        "apiVersion": "v1", "kind": "Secret", "type": SELF_SIGNED_TYPE,
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": SELF_SIGNED_TYPE,
         "metadata": {"name": SELF_SIGNED_SECRET, "namespace": namespace},
-        "data": {CA_CERT: _b64(to_pem(root).encode()), CA_KEY: _b64(key_to_pem(key)),
-                 ROOT_CERT: "", CERT_CHAIN: ""},
+        "data": {
+            CA_CERT: _b64(to_pem(root).encode()),
+            CA_KEY: _b64(key_to_pem(key)),
+            ROOT_CERT: "",
+            CERT_CHAIN: "",
+        },
     }
     try:
         await api.create(_secret_path(namespace), body)

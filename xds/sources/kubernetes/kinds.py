@@ -49,8 +49,9 @@ def watched_models() -> tuple[type[KubeObject], ...]:
     return MODEL_KINDS
 
 
-def find_resource(model: type[KubeObject], group_version: str,
-                  resources: Iterable[Mapping[str, Any]]) -> ApiResource | None:
+def find_resource(
+    model: type[KubeObject], group_version: str, resources: Iterable[Mapping[str, Any]]
+) -> ApiResource | None:
     """The resource for ``model`` in one group-version's discovery document, if served."""
     group, _, version = group_version.rpartition("/")
     for resource in resources:
@@ -61,8 +62,9 @@ def find_resource(model: type[KubeObject], group_version: str,
     return None
 
 
-async def discover(api: KubeApi, models: Iterable[type[KubeObject]]
-                   ) -> tuple[dict[type[KubeObject], ApiResource], set[type[KubeObject]]]:
+async def discover(
+    api: KubeApi, models: Iterable[type[KubeObject]]
+) -> tuple[dict[type[KubeObject], ApiResource], set[type[KubeObject]]]:
     """The resources of ``models`` the server has, and the models it lacks.
 
     Raises ``ApiError`` when discovery itself fails (server unreachable)."""

@@ -40,8 +40,9 @@ log = logging.getLogger("xds.kube")
 
 LEASE_NAME: Final = "istiod-xds-leader"
 
-LEADER = Gauge("xds_kubernetes_leader",
-               "1 while this replica holds the leader Lease and writes to the cluster")
+LEADER = Gauge(
+    "xds_kubernetes_leader", "1 while this replica holds the leader Lease and writes to the cluster"
+)
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,11 @@ class LeaseTiming:
 
     def __post_init__(self) -> None:
         if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
-            raise ValueError("need 0 < retry_period < renew_deadline < lease_duration, got "
-                             f"{self.retry_period}, {self.renew_deadline}, "
-                             f"{self.lease_duration}")
+            raise ValueError(
+                "need 0 < retry_period < renew_deadline < lease_duration, got "
+                f"{self.retry_period}, {self.renew_deadline}, "
+                f"{self.lease_duration}"
+            )
 
 
 def default_identity() -> str:
@@ -77,14 +80,24 @@ def _micro_time(moment: datetime) -> str:
 def _record(lease: Mapping[str, Any]) -> tuple[str, str, str]:
     """What identifies one renewal of a Lease: a change means its holder is alive."""
     spec = lease.get("spec") or {}
-    return (str(spec.get("holderIdentity") or ""), str(spec.get("renewTime") or ""),
-            str(spec.get("leaseDurationSeconds") or ""))
+    return (
+        str(spec.get("holderIdentity") or ""),
+        str(spec.get("renewTime") or ""),
+        str(spec.get("leaseDurationSeconds") or ""),
+    )
 
 
 class LeaderElection:
-    def __init__(self, api: KubeApi, namespace: str, *, identity: str | None = None,
-                 name: str = LEASE_NAME, timing: LeaseTiming | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        namespace: str,
+        *,
+        identity: str | None = None,
+        name: str = LEASE_NAME,
+        timing: LeaseTiming | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.identity = identity or default_identity()
         self.namespace = namespace
         self.name = name
@@ -117,9 +130,10 @@ class LeaderElection:
                     self.leading.clear()
                     LEADER.set(0)
                     await cancel_and_wait(work)
-                log.warning("lost the leader Lease; stopped writing to the cluster",
-                            extra={"lease": f"{self.namespace}/{self.name}",
-                                   "identity": self.identity})
+                log.warning(
+                    "lost the leader Lease; stopped writing to the cluster",
+                    extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity},
+                )
         finally:
             if self._holds_record():
                 await self._release()
@@ -131,8 +145,10 @@ class LeaderElection:
             await asyncio.sleep(self.timing.retry_period)  # the Lease is polled, not watched
         self.leading.set()
         LEADER.set(1)
-        log.info("became the leader; writing to the cluster",
-                 extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity})
+        log.info(
+            "became the leader; writing to the cluster",
+            extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity},
+        )
 
     async def _keep(self) -> None:
         """Renew until a renewal has not succeeded for ``renew_deadline``."""
@@ -149,8 +165,11 @@ class LeaderElection:
                 renewed = False
             if renewed:
                 last_renewal = self._clock()
-            elif (self._observed is not None and self._observed[0]
-                  and self._observed[0] != self.identity):
+            elif (
+                self._observed is not None
+                and self._observed[0]
+                and self._observed[0] != self.identity
+            ):
                 return  # somebody else holds it now
             elif self._clock() - last_renewal >= self.timing.renew_deadline:
                 return
@@ -165,8 +184,11 @@ class LeaderElection:
         except ApiError as error:
             self._failures += 1
             level = logging.WARNING if self._failures == 1 or error.forbidden else logging.DEBUG
-            log.log(level, "cannot read or write the leader Lease",
-                    extra={"lease": f"{self.namespace}/{self.name}", "reason": str(error)})
+            log.log(
+                level,
+                "cannot read or write the leader Lease",
+                extra={"lease": f"{self.namespace}/{self.name}", "reason": str(error)},
+            )
             return False
 
     async def _try_once(self) -> bool:
@@ -185,16 +207,14 @@ class LeaderElection:
         spec = lease.get("spec") or {}
         holder = str(spec.get("holderIdentity") or "")
         duration = float(spec.get("leaseDurationSeconds") or 0)
-        if (holder and holder != self.identity
-                and self._clock() - self._observed_at < duration):
+        if holder and holder != self.identity and self._clock() - self._observed_at < duration:
             self._failures = 0
             return False
         new_spec = {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": int(self.timing.lease_duration + 0.999),
             "renewTime": _micro_time(now),
-            "acquireTime": spec.get("acquireTime") if holder == self.identity
-            else _micro_time(now),
+            "acquireTime": spec.get("acquireTime") if holder == self.identity else _micro_time(now),
             "leaseTransitions": int(spec.get("leaseTransitions") or 0)
             + (0 if holder == self.identity else 1),
         }
@@ -210,12 +230,18 @@ class LeaderElection:
         return True
 
     async def _create(self, now: datetime) -> bool:
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": {"holderIdentity": self.identity,
-                         "leaseDurationSeconds": int(self.timing.lease_duration + 0.999),
-                         "acquireTime": _micro_time(now), "renewTime": _micro_time(now),
-                         "leaseTransitions": 0}}
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": int(self.timing.lease_duration + 0.999),
+                "acquireTime": _micro_time(now),
+                "renewTime": _micro_time(now),
+                "leaseTransitions": 0,
+            },
+        }
         try:
             created = await self._api.create(self._path, body)
         except ApiError as error:
@@ -233,14 +259,19 @@ class LeaderElection:
                 spec = lease.get("spec") or {}
                 if spec.get("holderIdentity") != self.identity:
                     return
-                released = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1,
-                            "renewTime": _micro_time(datetime.now(UTC))}
-                await self._api.replace(f"{self._path}/{self.name}",
-                                        {**lease, "spec": released})
+                released = {
+                    **spec,
+                    "holderIdentity": "",
+                    "leaseDurationSeconds": 1,
+                    "renewTime": _micro_time(datetime.now(UTC)),
+                }
+                await self._api.replace(f"{self._path}/{self.name}", {**lease, "spec": released})
             log.info("released the leader Lease", extra={"lease": f"{self.namespace}/{self.name}"})
         except (ApiError, TimeoutError) as error:
-            log.warning("could not release the leader Lease; another replica takes over "
-                        "when it expires", extra={"reason": str(error)})
+            log.warning(
+                "could not release the leader Lease; another replica takes over when it expires",
+                extra={"reason": str(error)},
+            )
 
 
 async def _logged(lead: Callable[[], Awaitable[None]], restart_after: float = 5.0) -> None:
@@ -251,6 +282,5 @@ async def _logged(lead: Callable[[], Awaitable[None]], restart_after: float = 5.
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("leader work failed; starting it again",
-                          extra={"delay": restart_after})
+            log.exception("leader work failed; starting it again", extra={"delay": restart_after})
         await asyncio.sleep(restart_after)

@@ -100,9 +100,17 @@ class Callbacks:
 class ListWatch:
     """The list-then-watch loop for one collection, feeding a ``Handler``."""
 
-    def __init__(self, api: KubeApi, path: str, name: str, handler: Handler, *,
-                 params: Params = (), watch_timeout: int = DEFAULT_WATCH_TIMEOUT,
-                 backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        path: str,
+        name: str,
+        handler: Handler,
+        *,
+        params: Params = (),
+        watch_timeout: int = DEFAULT_WATCH_TIMEOUT,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.api = api
         self.path = path
         self.name = name
@@ -120,7 +128,8 @@ class ListWatch:
             try:
                 if not self.resource_version:
                     items, self.resource_version = await self.api.list_all(
-                        self.path, params=self._params)
+                        self.path, params=self._params
+                    )
                     self._handler.listed(items)
                     self.synced.set()
                 metrics.WATCH_UP.labels(self.name).set(1)
@@ -133,9 +142,10 @@ class ListWatch:
                 if error.gone:
                     # Our resourceVersion was compacted away: only a new list can
                     # tell what changed meanwhile. No backoff, this is routine.
-                    log.info("resourceVersion expired; listing again",
-                             extra={"resource": self.name,
-                                    "resource_version": self.resource_version})
+                    log.info(
+                        "resourceVersion expired; listing again",
+                        extra={"resource": self.name, "resource_version": self.resource_version},
+                    )
                     metrics.RELISTS.labels(self.name).inc()
                     self.resource_version = ""
                     continue
@@ -153,14 +163,18 @@ class ListWatch:
         metrics.WATCH_ERRORS.labels(self.name, reason).inc()
         # The first failure of a streak is a warning; the rest are noise.
         level = logging.WARNING if failures == 1 else logging.DEBUG
-        log.log(level, "watch interrupted; serving the last known state and retrying",
-                extra={"resource": self.name, "reason": message, "failures": failures})
+        log.log(
+            level,
+            "watch interrupted; serving the last known state and retrying",
+            extra={"resource": self.name, "reason": message, "failures": failures},
+        )
 
     async def _watch(self) -> None:
         # A little jitter keeps a fleet of watches from re-watching in lockstep.
         timeout = int(self._watch_timeout * random.uniform(1.0, 1.25))
-        async for event in self.api.watch(self.path, self.resource_version, timeout,
-                                          params=self._params):
+        async for event in self.api.watch(
+            self.path, self.resource_version, timeout, params=self._params
+        ):
             kind = str(event.get("type"))
             obj = event.get("object") or {}
             if kind in ("ADDED", "MODIFIED", "DELETED"):
@@ -173,15 +187,23 @@ class ListWatch:
 class Reflector:
     """Keeps the mesh store's objects of one kind equal to the API server's."""
 
-    def __init__(self, api: KubeApi, resource: ApiResource, apply: Apply, known: Known, *,
-                 watch_timeout: int = DEFAULT_WATCH_TIMEOUT,
-                 backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        resource: ApiResource,
+        apply: Apply,
+        known: Known,
+        *,
+        watch_timeout: int = DEFAULT_WATCH_TIMEOUT,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.resource = resource
         self._apply = apply
         self._known = known
         self._invalid: dict[ObjectKey, str] = {}
-        self._loop = ListWatch(api, resource.path, resource.name, self,
-                               watch_timeout=watch_timeout, backoff=backoff)
+        self._loop = ListWatch(
+            api, resource.path, resource.name, self, watch_timeout=watch_timeout, backoff=backoff
+        )
 
     @property
     def synced(self) -> asyncio.Event:
@@ -236,10 +258,16 @@ class Reflector:
         except ManifestError as error:
             if key is not None and self._invalid.get(key) != str(error):
                 self._invalid[key] = str(error)
-                log.warning("invalid object skipped; its last good version is kept",
-                            extra={"object_kind": key.kind, "object_namespace": key.namespace,
-                                   "object_name": key.name, "field": error.field,
-                                   "reason": error.message})
+                log.warning(
+                    "invalid object skipped; its last good version is kept",
+                    extra={
+                        "object_kind": key.kind,
+                        "object_namespace": key.namespace,
+                        "object_name": key.name,
+                        "field": error.field,
+                        "reason": error.message,
+                    },
+                )
             return key, None
         if key is not None:
             self._invalid.pop(key, None)

@@ -29,37 +29,58 @@ SKIPPED_NAMESPACES: Final = frozenset({"kube-public", "kube-node-lease", "local-
 
 
 def desired(namespace: str, root_pem: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": CONFIG_MAP, "namespace": namespace, "labels": dict(LABEL)},
-            "data": {DATA_KEY: root_pem}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIG_MAP, "namespace": namespace, "labels": dict(LABEL)},
+        "data": {DATA_KEY: root_pem},
+    }
 
 
 def is_current(config_map: Mapping[str, Any] | None, root_pem: str) -> bool:
     if config_map is None or (config_map.get("metadata") or {}).get("deletionTimestamp"):
         return False
     labels = (config_map.get("metadata") or {}).get("labels") or {}
-    return ((config_map.get("data") or {}).get(DATA_KEY) == root_pem
-            and all(labels.get(k) == v for k, v in LABEL.items()))
+    return (config_map.get("data") or {}).get(DATA_KEY) == root_pem and all(
+        labels.get(k) == v for k, v in LABEL.items()
+    )
 
 
 class RootCertPublisher:
-    def __init__(self, api: KubeApi, root_pem: Callable[[], str], *,
-                 backoff: Backoff | None = None, resync_interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        root_pem: Callable[[], str],
+        *,
+        backoff: Backoff | None = None,
+        resync_interval: float = 60.0,
+    ) -> None:
         self._api = api
         self._resync_interval = resync_interval
         self._root_pem = root_pem
         self._namespaces: set[str] = set()
         self._config_maps: dict[str, dict[str, Any] | None] = {}
-        self._queue = WorkQueue(self._reconcile, what="write the root certificate ConfigMap",
-                                describe=lambda namespace: {"namespace": namespace},
-                                backoff=backoff)
+        self._queue = WorkQueue(
+            self._reconcile,
+            what="write the root certificate ConfigMap",
+            describe=lambda namespace: {"namespace": namespace},
+            backoff=backoff,
+        )
         self._namespace_watch = ListWatch(
-            api, "/api/v1/namespaces", "namespaces/root-cert",
-            Callbacks(self._namespaces_listed, self._namespace_event), backoff=backoff)
+            api,
+            "/api/v1/namespaces",
+            "namespaces/root-cert",
+            Callbacks(self._namespaces_listed, self._namespace_event),
+            backoff=backoff,
+        )
         self._config_map_watch = ListWatch(
-            api, "/api/v1/configmaps", f"configmaps/{CONFIG_MAP}",
+            api,
+            "/api/v1/configmaps",
+            f"configmaps/{CONFIG_MAP}",
             Callbacks(self._config_maps_listed, self._config_map_event),
-            params=[("fieldSelector", f"metadata.name={CONFIG_MAP}")], backoff=backoff)
+            params=[("fieldSelector", f"metadata.name={CONFIG_MAP}")],
+            backoff=backoff,
+        )
 
     def root_changed(self) -> None:
         """The CA's root changed: every namespace needs the new one."""
@@ -67,18 +88,22 @@ class RootCertPublisher:
             self._enqueue(namespace)
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self._config_map_watch.run()),
-                 asyncio.create_task(self._namespace_watch.run()),
-                 asyncio.create_task(self._work()),
-                 asyncio.create_task(self._resync())]
+        tasks = [
+            asyncio.create_task(self._config_map_watch.run()),
+            asyncio.create_task(self._namespace_watch.run()),
+            asyncio.create_task(self._work()),
+            asyncio.create_task(self._resync()),
+        ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 if task.exception() is not None:
                     # 403/404 end a watch for good: the ClusterRole lacks ConfigMap or
                     # Namespace access. Say so loudly; serving goes on without it.
-                    log.error("istio-ca-root-cert is not being published",
-                              extra={"reason": str(task.exception())})
+                    log.error(
+                        "istio-ca-root-cert is not being published",
+                        extra={"reason": str(task.exception())},
+                    )
         finally:
             for task in tasks:
                 task.cancel()
@@ -122,8 +147,8 @@ class RootCertPublisher:
                     raise
         # Exists (maybe edited by someone): put our data and label back, keep the rest.
         await self._api.merge_patch(
-            f"{path}/{CONFIG_MAP}", {"metadata": {"labels": dict(LABEL)},
-                                     "data": {DATA_KEY: root}})
+            f"{path}/{CONFIG_MAP}", {"metadata": {"labels": dict(LABEL)}, "data": {DATA_KEY: root}}
+        )
         log.info("root certificate restored", extra={"namespace": namespace})
 
     # What the watches report.
@@ -157,7 +182,6 @@ class RootCertPublisher:
         self._config_maps[namespace] = None if kind == "DELETED" else dict(obj)
         if not is_current(self._config_maps[namespace], self._root_pem()):
             self._enqueue(namespace)
-
 
 
 def _names(items: list[dict[str, Any]]) -> set[str]:

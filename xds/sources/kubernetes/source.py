@@ -55,9 +55,15 @@ class KubernetesOptions:
 
 
 class KubernetesSource:
-    def __init__(self, options: KubernetesOptions, store: MeshStore, on_change: OnChange,
-                 *, api: KubeApi | None = None,
-                 models: Sequence[type[KubeObject]] | None = None) -> None:
+    def __init__(
+        self,
+        options: KubernetesOptions,
+        store: MeshStore,
+        on_change: OnChange,
+        *,
+        api: KubeApi | None = None,
+        models: Sequence[type[KubeObject]] | None = None,
+    ) -> None:
         self.options = options
         self.synced = asyncio.Event()
         self._store = store
@@ -79,8 +85,10 @@ class KubernetesSource:
 
     @property
     def unavailable(self) -> dict[str, list[str]]:
-        return {"missing": sorted(m.kind for m in self._missing),
-                "forbidden": sorted(m.kind for m in self._forbidden)}
+        return {
+            "missing": sorted(m.kind for m in self._missing),
+            "forbidden": sorted(m.kind for m in self._forbidden),
+        }
 
     async def close(self) -> None:
         if self._api is not None:
@@ -90,8 +98,10 @@ class KubernetesSource:
     async def connect(self) -> KubeApi:
         if self._api is None:
             self._api = await connect(self.options.cluster)
-            log.info("connecting to the Kubernetes API",
-                     extra={"server": self._api.host, "via": self.options.cluster.describe()})
+            log.info(
+                "connecting to the Kubernetes API",
+                extra={"server": self._api.host, "via": self.options.cluster.describe()},
+            )
         return self._api
 
     async def run(self) -> None:
@@ -125,18 +135,27 @@ class KubernetesSource:
                     return
                 failures += 1
                 level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(level, "cannot reach the Kubernetes API; retrying",
-                        extra={"reason": str(error), "failures": failures})
+                log.log(
+                    level,
+                    "cannot reach the Kubernetes API; retrying",
+                    extra={"reason": str(error), "failures": failures},
+                )
                 await asyncio.sleep(self.options.backoff.delay(failures))
         for model in missing:
             if model in self._vanishing:
                 self._vanishing.discard(model)
                 keys = self._keys(model)
-                log.warning("kind %s no longer served (CRD deleted); dropping its objects",
-                            model.kind, extra={"kind": model.kind, "objects": len(keys)})
+                log.warning(
+                    "kind %s no longer served (CRD deleted); dropping its objects",
+                    model.kind,
+                    extra={"kind": model.kind, "objects": len(keys)},
+                )
                 self._apply((), keys)
-            self._note_unavailable(model, "missing", "not served by the API server (CRD not "
-                                   "installed?); looking again periodically")
+            self._note_unavailable(
+                model,
+                "missing",
+                "not served by the API server (CRD not installed?); looking again periodically",
+            )
             self._missing.add(model)
         for model, resource in found.items():
             self._missing.discard(model)
@@ -151,12 +170,18 @@ class KubernetesSource:
             return
         if (model, "missing") in self._reported or (model, "forbidden") in self._reported:
             log.info("now watching", extra={"resource": resource.name})
-        reflector = Reflector(self.api, resource, self._apply, lambda: self._keys(model),
-                              watch_timeout=self.options.watch_timeout,
-                              backoff=self.options.backoff)
+        reflector = Reflector(
+            self.api,
+            resource,
+            self._apply,
+            lambda: self._keys(model),
+            watch_timeout=self.options.watch_timeout,
+            backoff=self.options.backoff,
+        )
         self._reflectors[model] = reflector
-        self._tasks[model] = asyncio.create_task(self._supervise(reflector),
-                                                 name=f"watch-{resource.name}")
+        self._tasks[model] = asyncio.create_task(
+            self._supervise(reflector), name=f"watch-{resource.name}"
+        )
 
     async def _supervise(self, reflector: Reflector) -> None:
         model = reflector.resource.model
@@ -168,10 +193,13 @@ class KubernetesSource:
             if unavailable.error.forbidden:
                 # Keep what we had: losing read access is not the objects' deletion.
                 self._forbidden.add(model)
-                self._note_unavailable(model, "forbidden",
-                                       f"cannot list/watch {reflector.resource.name}: "
-                                       f"{unavailable.error.message or 'forbidden'}; check "
-                                       "the ClusterRole; looking again periodically")
+                self._note_unavailable(
+                    model,
+                    "forbidden",
+                    f"cannot list/watch {reflector.resource.name}: "
+                    f"{unavailable.error.message or 'forbidden'}; check "
+                    "the ClusterRole; looking again periodically",
+                )
             else:
                 # A 404 may be a CRD deleted, or an API server that has just started and does
                 # not serve its CRDs yet: dropping the objects now could lift a DENY policy
@@ -179,15 +207,21 @@ class KubernetesSource:
                 # recheck.
                 self._missing.add(model)
                 self._vanishing.add(model)
-                log.warning("resource answers 404; keeping its objects until discovery "
-                            "confirms it is gone", extra={"resource": reflector.resource.name})
+                log.warning(
+                    "resource answers 404; keeping its objects until discovery confirms it is gone",
+                    extra={"resource": reflector.resource.name},
+                )
             self._update_gauges()
 
     def _note_unavailable(self, model: type[KubeObject], reason: str, message: str) -> None:
         if (model, reason) not in self._reported:
             self._reported.add((model, reason))
-            log.warning("kind %s not watched: %s", model.kind, message,
-                        extra={"kind": model.kind, "reason": reason})
+            log.warning(
+                "kind %s not watched: %s",
+                model.kind,
+                message,
+                extra={"kind": model.kind, "reason": reason},
+            )
 
     def _update_gauges(self) -> None:
         metrics.UNAVAILABLE.labels("missing").set(len(self._missing))
@@ -196,8 +230,9 @@ class KubernetesSource:
     async def _wait_synced(self) -> None:
         """Until every started reflector has listed once (or given up on its kind)."""
         while True:
-            pending = [r for m, r in self._reflectors.items()
-                       if not r.synced.is_set() and m in self._tasks]
+            pending = [
+                r for m, r in self._reflectors.items() if not r.synced.is_set() and m in self._tasks
+            ]
             if not pending:
                 return
             waits = [asyncio.create_task(r.synced.wait()) for r in pending]
@@ -219,8 +254,7 @@ class KubernetesSource:
             self._on_change(changes)
 
 
-async def load_once(options: KubernetesOptions, store: MeshStore, *,
-                    within: float = 60.0) -> None:
+async def load_once(options: KubernetesOptions, store: MeshStore, *, within: float = 60.0) -> None:
     """List every modelled kind once into ``store``, for one-shot commands.
 
     Raises ``TimeoutError`` when the cluster cannot be read within ``within`` seconds."""

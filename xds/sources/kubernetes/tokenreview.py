@@ -34,37 +34,42 @@ PodNode = Callable[[str, str, str], str | None]
 class KubeTokenReviewer:
     """A ``TokenReviewer`` that asks the API server the source is connected to."""
 
-    def __init__(self, api: KubeApi, *, cluster_id: str, pod_node: PodNode | None = None
-                 ) -> None:
+    def __init__(self, api: KubeApi, *, cluster_id: str, pod_node: PodNode | None = None) -> None:
         self._api = api
         self._cluster_id = cluster_id
         self._pod_node = pod_node
 
-    async def review(self, token: str, audiences: Sequence[str],
-                     cluster_id: str) -> ReviewedToken:
+    async def review(self, token: str, audiences: Sequence[str], cluster_id: str) -> ReviewedToken:
         if cluster_id and cluster_id != self._cluster_id:
             raise AuthenticationError(
                 f"client claims to be in cluster {cluster_id!r}, but this control plane "
-                f"knows only cluster {self._cluster_id!r}")
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                "spec": {"token": token, "audiences": list(audiences)}}
+                f"knows only cluster {self._cluster_id!r}"
+            )
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token, "audiences": list(audiences)},
+        }
         try:
             review = await self._api.create(TOKEN_REVIEWS, body)
         except ApiError as error:
             # Our own problem (RBAC, API server down), not the caller's: log it.
-            log.warning("TokenReview failed", extra={"status": error.status,
-                                                      "reason": error.reason})
+            log.warning(
+                "TokenReview failed", extra={"status": error.status, "reason": error.reason}
+            )
             raise AuthenticationError(
-                f"the token could not be reviewed (API server: {error.status} "
-                f"{error.reason})") from None
+                f"the token could not be reviewed (API server: {error.status} {error.reason})"
+            ) from None
         return self._result(review.get("status") or {}, audiences)
 
     def _result(self, status: Mapping[str, Any], audiences: Sequence[str]) -> ReviewedToken:
         if status.get("error"):
             raise AuthenticationError(f"the token was not accepted: {status['error']}")
         if not status.get("authenticated"):
-            raise AuthenticationError("the token was not accepted (unknown, expired, revoked, "
-                                      f"or not for audience {', '.join(audiences)})")
+            raise AuthenticationError(
+                "the token was not accepted (unknown, expired, revoked, "
+                f"or not for audience {', '.join(audiences)})"
+            )
         user = status.get("user") or {}
         username = str(user.get("username") or "")
         if SERVICE_ACCOUNTS_GROUP not in (user.get("groups") or ()):
@@ -73,8 +78,11 @@ class KubeTokenReviewer:
         if not username.startswith(_USER_PREFIX) or not namespace or not account:
             raise AuthenticationError(f"unexpected service account user name {username!r}")
         extra = user.get("extra") or {}
-        pod_name, pod_uid, node = (_first(extra, POD_NAME_EXTRA), _first(extra, POD_UID_EXTRA),
-                                   _first(extra, NODE_NAME_EXTRA))
+        pod_name, pod_uid, node = (
+            _first(extra, POD_NAME_EXTRA),
+            _first(extra, POD_UID_EXTRA),
+            _first(extra, NODE_NAME_EXTRA),
+        )
         if node is None and pod_name and self._pod_node is not None:
             # Before Kubernetes 1.32 tokens name the pod but not its node.
             node = self._pod_node(namespace, pod_name, pod_uid or "")

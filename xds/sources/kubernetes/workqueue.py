@@ -21,9 +21,14 @@ K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, reconcile: Callable[[K], Awaitable[None]], *, what: str,
-                 describe: Callable[[K], Mapping[str, Any]] = lambda key: {"key": str(key)},
-                 backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        reconcile: Callable[[K], Awaitable[None]],
+        *,
+        what: str,
+        describe: Callable[[K], Mapping[str, Any]] = lambda key: {"key": str(key)},
+        backoff: Backoff | None = None,
+    ) -> None:
         """``what`` names the work in logs ("write the root certificate ConfigMap");
         ``describe`` turns a key into log fields."""
         self._reconcile = reconcile
@@ -52,9 +57,10 @@ class WorkQueue(Generic[K]):
                 self._failures.pop(key, None)
             except Exception as error:  # whatever it is, retry: never stop the worker
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
-                log.warning("cannot %s; retrying", self._what,
-                            exc_info=not isinstance(error, ApiError),
-                            extra={**self._describe(key), "reason": str(error),
-                                   "failures": failures})
-                asyncio.get_running_loop().call_later(self._backoff.delay(failures),
-                                                      self.add, key)
+                log.warning(
+                    "cannot %s; retrying",
+                    self._what,
+                    exc_info=not isinstance(error, ApiError),
+                    extra={**self._describe(key), "reason": str(error), "failures": failures},
+                )
+                asyncio.get_running_loop().call_later(self._backoff.delay(failures), self.add, key)

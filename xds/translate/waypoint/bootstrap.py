@@ -114,8 +114,10 @@ class BootstrapOptions:
 
     @property
     def node_id(self) -> str:
-        return (f"waypoint~{self.pod_ip}~{self.pod}.{self.namespace}~"
-                f"{self.namespace}.svc.{self.cluster_domain}")
+        return (
+            f"waypoint~{self.pod_ip}~{self.pod}.{self.namespace}~"
+            f"{self.namespace}.svc.{self.cluster_domain}"
+        )
 
 
 def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
@@ -124,27 +126,39 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
     grpc_service: dict[str, Any] = {"envoy_grpc": {"cluster_name": XDS_CLUSTER}}
     if options.token is not None:
         grpc_service["initial_metadata"] = [
-            {"key": "authorization", "value": f"Bearer {options.token}"}]
+            {"key": "authorization", "value": f"Bearer {options.token}"}
+        ]
     listeners = []
     if options.readiness_port:
-        listeners.append(_admin_proxy_listener("readiness", options.readiness_port,
-                                               "/healthz/ready", "/ready"))
+        listeners.append(
+            _admin_proxy_listener("readiness", options.readiness_port, "/healthz/ready", "/ready")
+        )
     if options.prometheus_port:
-        listeners.append(_admin_proxy_listener("prometheus", options.prometheus_port,
-                                               "/stats/prometheus", "/stats/prometheus"))
+        listeners.append(
+            _admin_proxy_listener(
+                "prometheus", options.prometheus_port, "/stats/prometheus", "/stats/prometheus"
+            )
+        )
     clusters = [_xds_cluster(options)]
     if listeners:
         clusters.append(_static_cluster(ADMIN_CLUSTER, "127.0.0.1", options.admin_port))
     return {
         "node": _node(options),
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1",
-                                                 "port_value": options.admin_port}}},
-        "bootstrap_extensions": [{
-            "name": "envoy.bootstrap.internal_listener",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3."
-                         "InternalListener",
-                "buffer_size_kb": 64}}],
+        "admin": {
+            "address": {
+                "socket_address": {"address": "127.0.0.1", "port_value": options.admin_port}
+            }
+        },
+        "bootstrap_extensions": [
+            {
+                "name": "envoy.bootstrap.internal_listener",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3."
+                    "InternalListener",
+                    "buffer_size_kb": 64,
+                },
+            }
+        ],
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "DELTA_GRPC" if options.delta else "GRPC",
@@ -162,8 +176,12 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
 
 def runtime_layers() -> dict[str, Any]:
     """``layered_runtime``: our overrides (static), then an admin layer over them."""
-    return {"layers": [{"name": "waypoint-overrides", "static_layer": dict(RUNTIME_OVERRIDES)},
-                       {"name": "admin", "admin_layer": {}}]}
+    return {
+        "layers": [
+            {"name": "waypoint-overrides", "static_layer": dict(RUNTIME_OVERRIDES)},
+            {"name": "admin", "admin_layer": {}},
+        ]
+    }
 
 
 def bootstrap_yaml(options: BootstrapOptions) -> str:
@@ -172,8 +190,11 @@ def bootstrap_yaml(options: BootstrapOptions) -> str:
 
 def _node(options: BootstrapOptions) -> dict[str, Any]:
     account = options.service_account or options.name
-    labels = {GATEWAY_NAME_LABEL: options.name, MANAGED_LABEL: "istio.io-mesh-controller",
-              **options.extra_labels}
+    labels = {
+        GATEWAY_NAME_LABEL: options.name,
+        MANAGED_LABEL: "istio.io-mesh-controller",
+        **options.extra_labels,
+    }
     return {
         "id": options.node_id,
         "cluster": f"{account}.{options.namespace}",
@@ -203,9 +224,20 @@ def _static_cluster(name: str, host: str, port: int) -> dict[str, Any]:
         "name": name,
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
         "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{
-            "endpoint": {"address": {"socket_address": {"address": host,
-                                                        "port_value": port}}}}]}]},
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {"socket_address": {"address": host, "port_value": port}}
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
     }
 
 
@@ -214,17 +246,21 @@ def _xds_cluster(options: BootstrapOptions) -> dict[str, Any]:
     cluster["typed_extension_protocol_options"] = {
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http2_protocol_options": {
-                # Notice a dead control plane connection within a minute.
-                "connection_keepalive": {"interval": "30s", "timeout": "10s"}}},
-        }}
+            "explicit_http_config": {
+                "http2_protocol_options": {
+                    # Notice a dead control plane connection within a minute.
+                    "connection_keepalive": {"interval": "30s", "timeout": "10s"}
+                }
+            },
+        }
+    }
     cluster["upstream_connection_options"] = {"tcp_keepalive": {"keepalive_time": 300}}
     if options.ca_root_path is not None:
         cluster["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
-                         "UpstreamTlsContext",
+                "UpstreamTlsContext",
                 # The certificate is checked against the service name, not the
                 # address we dial, which is often an IP or a port-forward.
                 "sni": options.server_name,
@@ -234,22 +270,25 @@ def _xds_cluster(options: BootstrapOptions) -> dict[str, Any]:
                     "validation_context": {
                         "trusted_ca": {"filename": options.ca_root_path},
                         "match_typed_subject_alt_names": [
-                            {"san_type": "DNS", "matcher": {"exact": options.server_name}}],
+                            {"san_type": "DNS", "matcher": {"exact": options.server_name}}
+                        ],
                     },
                 },
             },
         }
     if options.token_path is not None:
         cluster["typed_extension_protocol_options"][
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"] = [
-            _token_injector(options.token_path), _UPSTREAM_CODEC]
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+        ]["http_filters"] = [_token_injector(options.token_path), _UPSTREAM_CODEC]
     return cluster
 
 
 _UPSTREAM_CODEC: dict[str, Any] = {
     "name": "envoy.filters.http.upstream_codec",
-    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http."
-                              "upstream_codec.v3.UpstreamCodec"}}
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
+    },
+}
 
 
 def _token_injector(token_path: str) -> dict[str, Any]:
@@ -258,30 +297,45 @@ def _token_injector(token_path: str) -> dict[str, Any]:
         "name": "envoy.filters.http.credential_injector",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3."
-                     "CredentialInjector",
+            "CredentialInjector",
             "overwrite": True,
             "credential": {
                 "name": "envoy.http.injected_credentials.generic",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.http.injected_credentials."
-                             "generic.v3.Generic",
+                    "generic.v3.Generic",
                     "header": "authorization",
                     "header_value_prefix": "Bearer ",
-                    "credential": {"name": TOKEN_SECRET, "sds_config": {
-                        "resource_api_version": "V3",
-                        "path_config_source": {
-                            "path": posixpath.join(directory, TOKEN_SDS_FILE),
-                            "watched_directory": {"path": directory}}}},
-                }},
-        }}
+                    "credential": {
+                        "name": TOKEN_SECRET,
+                        "sds_config": {
+                            "resource_api_version": "V3",
+                            "path_config_source": {
+                                "path": posixpath.join(directory, TOKEN_SDS_FILE),
+                                "watched_directory": {"path": directory},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
 
 
 def token_sds_document(token_path: str) -> str:
     """The SDS file beside ``token_path``: a generic secret read from the token file."""
-    return yaml.safe_dump({"resources": [{
-        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
-        "name": TOKEN_SECRET,
-        "generic_secret": {"secret": {"filename": token_path}}}]}, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "resources": [
+                {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                    "name": TOKEN_SECRET,
+                    "generic_secret": {"secret": {"filename": token_path}},
+                }
+            ]
+        },
+        sort_keys=False,
+    )
 
 
 def _admin_proxy_listener(name: str, port: int, path: str, admin_path: str) -> dict[str, Any]:
@@ -289,20 +343,45 @@ def _admin_proxy_listener(name: str, port: int, path: str, admin_path: str) -> d
     return {
         "name": name,
         "address": {"socket_address": {"address": "0.0.0.0", "port_value": port}},
-        "filter_chains": [{"filters": [{
-            "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network."
-                         "http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": name,
-                "route_config": {"name": name, "virtual_hosts": [{
-                    "name": name, "domains": ["*"],
-                    "routes": [{"match": {"path": path},
-                                "route": {"cluster": ADMIN_CLUSTER,
-                                          "prefix_rewrite": admin_path}}]}]},
-                "http_filters": [{
-                    "name": "envoy.filters.http.router",
-                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters."
-                                              "http.router.v3.Router"}}],
-            }}]}],
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network."
+                            "http_connection_manager.v3.HttpConnectionManager",
+                            "stat_prefix": name,
+                            "route_config": {
+                                "name": name,
+                                "virtual_hosts": [
+                                    {
+                                        "name": name,
+                                        "domains": ["*"],
+                                        "routes": [
+                                            {
+                                                "match": {"path": path},
+                                                "route": {
+                                                    "cluster": ADMIN_CLUSTER,
+                                                    "prefix_rewrite": admin_path,
+                                                },
+                                            }
+                                        ],
+                                    }
+                                ],
+                            },
+                            "http_filters": [
+                                {
+                                    "name": "envoy.filters.http.router",
+                                    "typed_config": {
+                                        "@type": "type.googleapis.com/envoy.extensions.filters."
+                                        "http.router.v3.Router"
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                ]
+            }
+        ],
     }

@@ -60,15 +60,23 @@ def build_clusters(config: WaypointConfig) -> list[Any]:
 
 def _circuit_breakers() -> Any:
     # Limits are the job of DestinationRules; by default nothing is capped.
-    return circuit_breaker_pb2.CircuitBreakers(thresholds=[
-        circuit_breaker_pb2.CircuitBreakers.Thresholds(
-            max_connections=uint32(_MAX), max_pending_requests=uint32(_MAX),
-            max_requests=uint32(_MAX), max_retries=uint32(_MAX), track_remaining=True)])
+    return circuit_breaker_pb2.CircuitBreakers(
+        thresholds=[
+            circuit_breaker_pb2.CircuitBreakers.Thresholds(
+                max_connections=uint32(_MAX),
+                max_pending_requests=uint32(_MAX),
+                max_requests=uint32(_MAX),
+                max_retries=uint32(_MAX),
+                track_remaining=True,
+            )
+        ]
+    )
 
 
 def _raw_buffer() -> Any:
-    return base_pb2.TransportSocket(name="raw_buffer",
-                                    typed_config=typed(raw_buffer_pb2.RawBuffer()))
+    return base_pb2.TransportSocket(
+        name="raw_buffer", typed_config=typed(raw_buffer_pb2.RawBuffer())
+    )
 
 
 def internal_upstream_socket(*, passthrough: bool) -> Any:
@@ -83,12 +91,19 @@ def internal_upstream_socket(*, passthrough: bool) -> Any:
             transport.passthrough_metadata.append(
                 internal_upstream_pb2.InternalUpstreamTransport.MetadataValueSource(
                     kind=metadata_pb2.MetadataKind(host=metadata_pb2.MetadataKind.Host()),
-                    name=namespace))
+                    name=namespace,
+                )
+            )
     return base_pb2.TransportSocket(name="internal_upstream", typed_config=typed(transport))
 
 
-def _http_options(*, idle_seconds: int | None = None, downstream: bool = False,
-                  http2: bool = False, allow_connect: bool = False) -> Any:
+def _http_options(
+    *,
+    idle_seconds: int | None = None,
+    downstream: bool = False,
+    http2: bool = False,
+    allow_connect: bool = False,
+) -> Any:
     options = http_protocol_options_pb2.HttpProtocolOptions()
     if idle_seconds is not None:
         options.common_http_protocol_options.idle_timeout.CopyFrom(duration(idle_seconds))
@@ -97,7 +112,8 @@ def _http_options(*, idle_seconds: int | None = None, downstream: bool = False,
         options.use_downstream_protocol_config.http2_protocol_options.SetInParent()
     elif http2 or allow_connect:
         options.explicit_http_config.http2_protocol_options.CopyFrom(
-            protocol_pb2.Http2ProtocolOptions(allow_connect=allow_connect))
+            protocol_pb2.Http2ProtocolOptions(allow_connect=allow_connect)
+        )
     return typed(options)
 
 
@@ -110,13 +126,27 @@ def _internal_static(name: str, listener: str) -> Any:
         circuit_breakers=_circuit_breakers(),
         load_assignment=endpoint_pb2.ClusterLoadAssignment(
             cluster_name=name,
-            endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[
-                endpoint_components_pb2.LbEndpoint(endpoint=endpoint_components_pb2.Endpoint(
-                    address=address_pb2.Address(envoy_internal_address=address_pb2.EnvoyInternalAddress(
-                        server_listener_name=listener))))])]),
-        transport_socket=internal_upstream_socket(passthrough=False))
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(
+                                address=address_pb2.Address(
+                                    envoy_internal_address=address_pb2.EnvoyInternalAddress(
+                                        server_listener_name=listener
+                                    )
+                                )
+                            )
+                        )
+                    ]
+                )
+            ],
+        ),
+        transport_socket=internal_upstream_socket(passthrough=False),
+    )
     cluster.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(
-        _http_options(idle_seconds=_INTERNAL_IDLE_SECONDS, downstream=True))
+        _http_options(idle_seconds=_INTERNAL_IDLE_SECONDS, downstream=True)
+    )
     return cluster
 
 
@@ -136,10 +166,14 @@ def _connect_originate(trust_domain: str, namespace: str) -> Any:
             # CONNECT authority stays the service; a plain waypoint never sets it.
             metadata_key=metadata_pb2.MetadataKey(
                 key=names.ORIGINAL_DST_METADATA,
-                path=[metadata_pb2.MetadataKey.PathSegment(key="waypoint")])),
-        transport_socket=upstream_hbone_socket(trust_domain, namespace))
+                path=[metadata_pb2.MetadataKey.PathSegment(key="waypoint")],
+            ),
+        ),
+        transport_socket=upstream_hbone_socket(trust_domain, namespace),
+    )
     cluster.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(
-        _http_options(idle_seconds=_HBONE_IDLE_SECONDS, allow_connect=True))
+        _http_options(idle_seconds=_HBONE_IDLE_SECONDS, allow_connect=True)
+    )
     return cluster
 
 
@@ -151,7 +185,8 @@ def _passthrough() -> Any:
         lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED,
         connect_timeout=duration(CONNECT_TIMEOUT_SECONDS),
         alt_stat_name=f"{names.PASSTHROUGH};",
-        circuit_breakers=_circuit_breakers())
+        circuit_breakers=_circuit_breakers(),
+    )
 
 
 _SIMPLE_LB = {
@@ -173,14 +208,19 @@ def traffic_policy(rule: DestinationRule | None, subset: str | None) -> TrafficP
     return rule.traffic_policy
 
 
-def _service_cluster(cluster: ServiceCluster, rule: DestinationRule | None, *,
-                     hbone_upstream: bool) -> Any:
+def _service_cluster(
+    cluster: ServiceCluster, rule: DestinationRule | None, *, hbone_upstream: bool
+) -> Any:
     service = cluster.service
-    istio: dict[str, Any] = {"services": [
-        {"host": service.hostname, "name": service.name, "namespace": service.namespace}]}
+    istio: dict[str, Any] = {
+        "services": [
+            {"host": service.hostname, "name": service.name, "namespace": service.namespace}
+        ]
+    }
     if rule is not None:
-        istio["config"] = (f"/apis/networking.istio.io/v1/namespaces/{rule.namespace}"
-                           f"/destination-rule/{rule.name}")
+        istio["config"] = (
+            f"/apis/networking.istio.io/v1/namespaces/{rule.namespace}/destination-rule/{rule.name}"
+        )
     if cluster.subset:
         istio["subset"] = cluster.subset
     result = cluster_pb2.Cluster(
@@ -190,16 +230,25 @@ def _service_cluster(cluster: ServiceCluster, rule: DestinationRule | None, *,
         lb_policy=cluster_pb2.Cluster.LEAST_REQUEST,
         common_lb_config=cluster_pb2.Cluster.CommonLbConfig(),
         circuit_breakers=_circuit_breakers(),
-        metadata=metadata({names.ISTIO_METADATA: istio}))
+        metadata=metadata({names.ISTIO_METADATA: istio}),
+    )
     if service.dns:
         # Hostname endpoints cannot travel over EDS as addresses Envoy would
         # resolve, so DNS ServiceEntries carry them inline (istiod does the same).
         result.type = cluster_pb2.Cluster.STRICT_DNS
         target = cluster.port.target_port
         port = target if isinstance(target, int) and target else cluster.port.port
-        result.load_assignment.CopyFrom(load_assignment(
-            cluster, [replace(endpoint, port=endpoint.port or port)
-                      for endpoint in service.dns_endpoints], rule, tunnel=False))
+        result.load_assignment.CopyFrom(
+            load_assignment(
+                cluster,
+                [
+                    replace(endpoint, port=endpoint.port or port)
+                    for endpoint in service.dns_endpoints
+                ],
+                rule,
+                tunnel=False,
+            )
+        )
     else:
         result.type = cluster_pb2.Cluster.EDS
         result.eds_cluster_config.service_name = cluster.name
@@ -218,10 +267,12 @@ def _service_cluster(cluster: ServiceCluster, rule: DestinationRule | None, *,
         protocol = cluster.port.protocol
         if protocol.is_http2:
             result.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(
-                _http_options(http2=True))
+                _http_options(http2=True)
+            )
         elif protocol.is_sniffed:
             result.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(
-                _http_options(downstream=True))
+                _http_options(downstream=True)
+            )
     return result
 
 

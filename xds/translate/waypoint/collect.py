@@ -88,8 +88,9 @@ def waypoint_mode(gateway: Gateway, gateway_class: GatewayClass | None) -> Waypo
         return WaypointMode.HBONE
     if gateway.labels.get(wellknown.DATAPLANE_MODE) == "ambient":
         return WaypointMode.SANDWICH
-    if any(listener.protocol == "HBONE" and listener.port == 15008
-           for listener in gateway.listeners):
+    if any(
+        listener.protocol == "HBONE" and listener.port == 15008 for listener in gateway.listeners
+    ):
         return WaypointMode.HBONE
     return None
 
@@ -116,16 +117,26 @@ def identity_of(mesh: Mesh, gateway: Gateway) -> WaypointIdentity | None:
     if mode is None:
         return None
     config = mesh.config
-    listeners = tuple(
-        GatewayListener(listener.name, listener.port, listener.hostname)
-        for listener in gateway.listeners if listener.protocol in _HTTP_LISTENER_PROTOCOLS
-    ) if mode is WaypointMode.SANDWICH else ()
+    listeners = (
+        tuple(
+            GatewayListener(listener.name, listener.port, listener.hostname)
+            for listener in gateway.listeners
+            if listener.protocol in _HTTP_LISTENER_PROTOCOLS
+        )
+        if mode is WaypointMode.SANDWICH
+        else ()
+    )
     return WaypointIdentity(
-        namespace=gateway.namespace, name=gateway.name, mode=mode,
-        gateway_class=gateway.gateway_class_name, trust_domain=config.trust_domain,
-        domain_suffix=config.domain_suffix, root_namespace=config.root_namespace,
+        namespace=gateway.namespace,
+        name=gateway.name,
+        mode=mode,
+        gateway_class=gateway.gateway_class_name,
+        trust_domain=config.trust_domain,
+        domain_suffix=config.domain_suffix,
+        root_namespace=config.root_namespace,
         proxy_port=_proxy_port(gateway, gateway_class) if mode is WaypointMode.PROXY else 0,
-        listeners=listeners)
+        listeners=listeners,
+    )
 
 
 def collect(mesh: Mesh, bindings: WaypointBindings, gateway: Gateway) -> WaypointInputs | None:
@@ -155,8 +166,9 @@ class _Collector:
         tcp_routes = self.routes(TCPRoute, bound)
         virtual_services = self.virtual_services(bound)
         referenced: list[ServiceInfo] = []
-        targets = referenced_hosts(http_routes, grpc_routes, tcp_routes, virtual_services,
-                                    self.suffix)
+        targets = referenced_hosts(
+            http_routes, grpc_routes, tcp_routes, virtual_services, self.suffix
+        )
         for host in sorted(targets - bound_hosts):
             referenced.extend(self.lookup_host(host))
         services = (*bound, *referenced)
@@ -169,7 +181,8 @@ class _Collector:
             tcp_routes=tcp_routes,
             virtual_services=virtual_services,
             destination_rules=self.destination_rules(services),
-            policies=self.policies(bound))
+            policies=self.policies(bound),
+        )
         endpoints = {}
         for service, obj in self._service_objects(services):
             for port in service.ports:
@@ -180,29 +193,58 @@ class _Collector:
 
     def service_infos(self, obj: Service | ServiceEntry, *, bound: bool) -> list[ServiceInfo]:
         if isinstance(obj, Service):
-            return [ServiceInfo(
-                hostname=f"{obj.name}.{obj.namespace}.svc.{self.suffix}",
-                name=obj.name, namespace=obj.namespace, kind="Service",
-                vips=tuple(str(ip) for ip in obj.cluster_ips),
-                ports=tuple(ServicePortInfo(port.port, ports.service_port_protocol(port),
-                                            port.name, port.target_port)
-                            for port in obj.ports),
-                bound=bound)]
+            return [
+                ServiceInfo(
+                    hostname=f"{obj.name}.{obj.namespace}.svc.{self.suffix}",
+                    name=obj.name,
+                    namespace=obj.namespace,
+                    kind="Service",
+                    vips=tuple(str(ip) for ip in obj.cluster_ips),
+                    ports=tuple(
+                        ServicePortInfo(
+                            port.port,
+                            ports.service_port_protocol(port),
+                            port.name,
+                            port.target_port,
+                        )
+                        for port in obj.ports
+                    ),
+                    bound=bound,
+                )
+            ]
         infos = []
         dns = obj.resolution in (Resolution.DNS, Resolution.DNS_ROUND_ROBIN)
-        entry_ports = tuple(ServicePortInfo(port.number, ports.from_name(port.protocol),
-                                            port.name, port.target_port or port.number)
-                            for port in obj.ports)
+        entry_ports = tuple(
+            ServicePortInfo(
+                port.number,
+                ports.from_name(port.protocol),
+                port.name,
+                port.target_port or port.number,
+            )
+            for port in obj.ports
+        )
         for host in obj.hosts:
-            vips = [str(network) if network.num_addresses > 1 else str(network.network_address)
-                    for network in obj.addresses]
+            vips = [
+                str(network) if network.num_addresses > 1 else str(network.network_address)
+                for network in obj.addresses
+            ]
             if not vips:
-                vips = [allocated.value for allocated in obj.status_addresses
-                        if allocated.host == host]
-            infos.append(ServiceInfo(
-                hostname=host, name=obj.name, namespace=obj.namespace, kind="ServiceEntry",
-                vips=tuple(vips), ports=entry_ports, bound=bound, dns=dns,
-                dns_endpoints=self._dns_endpoints(obj, host) if dns else ()))
+                vips = [
+                    allocated.value for allocated in obj.status_addresses if allocated.host == host
+                ]
+            infos.append(
+                ServiceInfo(
+                    hostname=host,
+                    name=obj.name,
+                    namespace=obj.namespace,
+                    kind="ServiceEntry",
+                    vips=tuple(vips),
+                    ports=entry_ports,
+                    bound=bound,
+                    dns=dns,
+                    dns_endpoints=self._dns_endpoints(obj, host) if dns else (),
+                )
+            )
         return infos
 
     def _dns_endpoints(self, entry: ServiceEntry, host: str) -> tuple[Endpoint, ...]:
@@ -223,12 +265,14 @@ class _Collector:
                 return self.service_infos(service, bound=False)
         for entry in self.mesh.objects(ServiceEntry):
             if host in entry.hosts:
-                return [info for info in self.service_infos(entry, bound=False)
-                        if info.hostname == host]
+                return [
+                    info for info in self.service_infos(entry, bound=False) if info.hostname == host
+                ]
         return []
 
-    def _service_objects(self, services: Iterable[ServiceInfo]
-                         ) -> Iterator[tuple[ServiceInfo, Service | ServiceEntry]]:
+    def _service_objects(
+        self, services: Iterable[ServiceInfo]
+    ) -> Iterator[tuple[ServiceInfo, Service | ServiceEntry]]:
         for service in services:
             if service.dns:
                 continue
@@ -256,8 +300,9 @@ class _Collector:
 
     # --- endpoints ----------------------------------------------------------------
 
-    def endpoints(self, obj: Service | ServiceEntry, service: ServiceInfo,
-                  port: ServicePortInfo) -> Iterator[Endpoint]:
+    def endpoints(
+        self, obj: Service | ServiceEntry, service: ServiceInfo, port: ServicePortInfo
+    ) -> Iterator[Endpoint]:
         if isinstance(obj, Service):
             if obj.selector:
                 for pod in self.mesh.pods_with_labels(obj.namespace, obj.selector):
@@ -267,8 +312,9 @@ class _Collector:
             return
         yield from self._entry_endpoints(obj, port)
 
-    def _pod_endpoints(self, pod: Pod, port: ServicePortInfo,
-                       not_ready_too: bool) -> Iterator[Endpoint]:
+    def _pod_endpoints(
+        self, pod: Pod, port: ServicePortInfo, not_ready_too: bool
+    ) -> Iterator[Endpoint]:
         if pod.terminating or not pod.pod_ips or (not pod.ready and not not_ready_too):
             return
         if isinstance(port.target_port, str):
@@ -283,18 +329,27 @@ class _Collector:
         workload = pod_workload_name(pod)
         # Only the first address of a dual-stack pod carries HBONE (envoy#36318).
         yield Endpoint(
-            address=str(pod.pod_ips[0]), port=target, tunnel=tunnel == wl.HBONE,
+            address=str(pod.pod_ips[0]),
+            port=target,
+            tunnel=tunnel == wl.HBONE,
             health=Health.HEALTHY if pod.ready else Health.UNHEALTHY,
-            labels=pod.labels, locality=self._locality(pod.node_name),
-            workload=(f"{workload};{pod.namespace};{canonical_name(pod.labels, workload)};"
-                      f"{canonical_revision(pod.labels)};{self.mesh.config.cluster_id}"))
+            labels=pod.labels,
+            locality=self._locality(pod.node_name),
+            workload=(
+                f"{workload};{pod.namespace};{canonical_name(pod.labels, workload)};"
+                f"{canonical_revision(pod.labels)};{self.mesh.config.cluster_id}"
+            ),
+        )
 
     def _locality(self, node_name: str) -> Locality:
         node = self.mesh.get(Node, "", node_name) if node_name else None
         if node is None:
             return Locality()
-        return Locality(node.labels.get(wellknown.REGION, ""), node.labels.get(wellknown.ZONE, ""),
-                        node.labels.get(wellknown.SUBZONE, ""))
+        return Locality(
+            node.labels.get(wellknown.REGION, ""),
+            node.labels.get(wellknown.ZONE, ""),
+            node.labels.get(wellknown.SUBZONE, ""),
+        )
 
     def _slice_endpoints(self, service: Service, port: ServicePortInfo) -> Iterator[Endpoint]:
         for endpoint_slice in self.mesh.objects(EndpointSlice, service.namespace):
@@ -319,19 +374,27 @@ class _Collector:
                         yield Endpoint(address, number, tunnel=tunnel)
 
     def _entry_endpoints(self, entry: ServiceEntry, port: ServicePortInfo) -> Iterator[Endpoint]:
-        target = port.target_port if isinstance(port.target_port, int) and port.target_port \
+        target = (
+            port.target_port
+            if isinstance(port.target_port, int) and port.target_port
             else port.port
+        )
         for endpoint in entry.endpoints:
             if parse_ip(endpoint.address) is None:
                 continue
-            yield Endpoint(endpoint.address, endpoint.ports.get(port.name, target),
-                           tunnel=supports_http_tunnel(endpoint.labels), labels=endpoint.labels,
-                           weight=endpoint.weight or 1)
+            yield Endpoint(
+                endpoint.address,
+                endpoint.ports.get(port.name, target),
+                tunnel=supports_http_tunnel(endpoint.labels),
+                labels=endpoint.labels,
+                weight=endpoint.weight or 1,
+            )
         if entry.workload_selector is None:
             return
         for pod in self.mesh.pods_with_labels(entry.namespace, entry.workload_selector):
-            yield from self._pod_endpoints(pod, ServicePortInfo(port.port, port.protocol, port.name,
-                                                                target), False)
+            yield from self._pod_endpoints(
+                pod, ServicePortInfo(port.port, port.protocol, port.name, target), False
+            )
         for workload_entry in self.mesh.objects(WorkloadEntry, entry.namespace):
             labels = workload_entry.workload_labels
             if not all(labels.get(k) == v for k, v in entry.workload_selector.items()):
@@ -339,13 +402,20 @@ class _Collector:
             if parse_ip(workload_entry.address) is None:
                 continue
             protocol, _ = declared_tunnel(labels, workload_entry.annotations)
-            name = workload_entry_workload_name(workload_entry.name, labels,
-                                                workload_entry.annotations)
+            name = workload_entry_workload_name(
+                workload_entry.name, labels, workload_entry.annotations
+            )
             yield Endpoint(
-                workload_entry.address, workload_entry.ports.get(port.name, target),
-                tunnel=protocol == wl.HBONE, labels=labels, weight=workload_entry.weight or 1,
-                workload=(f"{name};{workload_entry.namespace};{canonical_name(labels, name)};"
-                          f"{canonical_revision(labels)};{self.mesh.config.cluster_id}"))
+                workload_entry.address,
+                workload_entry.ports.get(port.name, target),
+                tunnel=protocol == wl.HBONE,
+                labels=labels,
+                weight=workload_entry.weight or 1,
+                workload=(
+                    f"{name};{workload_entry.namespace};{canonical_name(labels, name)};"
+                    f"{canonical_revision(labels)};{self.mesh.config.cluster_id}"
+                ),
+            )
 
     # --- routing config -----------------------------------------------------------
 
@@ -356,13 +426,20 @@ class _Collector:
         found: list[AnyRoute] = []
         for namespace in sorted(namespaces):
             for route in self.mesh.objects(cls, namespace):
-                if any(attaches(parent, service, None)
-                       for parent in route.parent_refs for service in bound) \
-                        or (identity.mode is WaypointMode.SANDWICH
-                            and any(parent.group == GATEWAY_GROUP and parent.kind == "Gateway"
-                                    and parent.name == identity.name
-                                    and parent.namespace == identity.namespace
-                                    for parent in route.parent_refs)):
+                if any(
+                    attaches(parent, service, None)
+                    for parent in route.parent_refs
+                    for service in bound
+                ) or (
+                    identity.mode is WaypointMode.SANDWICH
+                    and any(
+                        parent.group == GATEWAY_GROUP
+                        and parent.kind == "Gateway"
+                        and parent.name == identity.name
+                        and parent.namespace == identity.namespace
+                        for parent in route.parent_refs
+                    )
+                ):
                     found.append(route)
         return tuple(sorted(found, key=_age))
 
@@ -373,27 +450,40 @@ class _Collector:
             for vs in self.mesh.objects(VirtualService, namespace):
                 if not virtual_service.is_mesh_bound(vs):
                     continue
-                hosts = [virtual_service.qualify(host, vs.namespace, self.suffix)
-                         for host in vs.hosts]
-                if any(virtual_service.host_matches(host, service.hostname)
-                       for host in hosts for service in bound):
+                hosts = [
+                    virtual_service.qualify(host, vs.namespace, self.suffix) for host in vs.hosts
+                ]
+                if any(
+                    virtual_service.host_matches(host, service.hostname)
+                    for host in hosts
+                    for service in bound
+                ):
                     found.append(vs)
         return tuple(sorted(found, key=_age))
 
-    def destination_rules(self, services: Iterable[ServiceInfo]
-                          ) -> FrozenMap[str, DestinationRule]:
+    def destination_rules(self, services: Iterable[ServiceInfo]) -> FrozenMap[str, DestinationRule]:
         """The DestinationRule of each service: its own namespace first, then the
         waypoint's, then the root namespace; exact hosts before wildcards, oldest first."""
         found: dict[str, DestinationRule] = {}
         for service in services:
-            for namespace in dict.fromkeys((service.namespace, self.identity.namespace,
-                                            self.identity.root_namespace)):
+            for namespace in dict.fromkeys(
+                (service.namespace, self.identity.namespace, self.identity.root_namespace)
+            ):
                 rules = sorted(self.mesh.objects(DestinationRule, namespace), key=_age)
-                exact = [rule for rule in rules if virtual_service.qualify(
-                    rule.host, rule.namespace, self.suffix) == service.hostname]
-                wildcard = [rule for rule in rules if virtual_service.host_matches(
-                    virtual_service.qualify(rule.host, rule.namespace, self.suffix),
-                    service.hostname)]
+                exact = [
+                    rule
+                    for rule in rules
+                    if virtual_service.qualify(rule.host, rule.namespace, self.suffix)
+                    == service.hostname
+                ]
+                wildcard = [
+                    rule
+                    for rule in rules
+                    if virtual_service.host_matches(
+                        virtual_service.qualify(rule.host, rule.namespace, self.suffix),
+                        service.hostname,
+                    )
+                ]
                 chosen = (exact or wildcard)[:1]
                 if chosen:
                     found[service.hostname] = chosen[0]
@@ -402,23 +492,30 @@ class _Collector:
 
     def policies(self, bound: list[ServiceInfo]) -> tuple[AuthorizationPolicy, ...]:
         identity = self.identity
-        namespaces = {identity.namespace, identity.root_namespace,
-                      *(service.namespace for service in bound)}
+        namespaces = {
+            identity.namespace,
+            identity.root_namespace,
+            *(service.namespace for service in bound),
+        }
         found = []
         for namespace in sorted(namespaces):
             for policy in self.mesh.objects(AuthorizationPolicy, namespace):
                 if policy.selector is not None:
                     continue  # waypoints only take targetRefs policies
                 if rbac.targets_waypoint(policy, identity) or any(
-                        rbac.targets_service(policy, service) for service in bound):
+                    rbac.targets_service(policy, service) for service in bound
+                ):
                     found.append(policy)
         return tuple(sorted(found, key=lambda policy: (policy.namespace, policy.name)))
 
 
 def _age(obj: KubeObject) -> tuple[datetime, str, str]:
     created = obj.meta.creation_timestamp
-    return (created.replace(tzinfo=None) if created is not None else _EPOCH,
-            obj.namespace, obj.name)
+    return (
+        created.replace(tzinfo=None) if created is not None else _EPOCH,
+        obj.namespace,
+        obj.name,
+    )
 
 
 def _slice_port(endpoint_slice: EndpointSlice, port: ServicePortInfo) -> int | None:
@@ -428,17 +525,24 @@ def _slice_port(endpoint_slice: EndpointSlice, port: ServicePortInfo) -> int | N
     return None
 
 
-def referenced_hosts(http_routes: Iterable[HTTPRoute], grpc_routes: Iterable[GRPCRoute],
-                      tcp_routes: Iterable[TCPRoute], virtual_services: Iterable[VirtualService],
-                      suffix: str) -> set[str]:
+def referenced_hosts(
+    http_routes: Iterable[HTTPRoute],
+    grpc_routes: Iterable[GRPCRoute],
+    tcp_routes: Iterable[TCPRoute],
+    virtual_services: Iterable[VirtualService],
+    suffix: str,
+) -> set[str]:
     """Hostnames that routes send (or mirror) traffic to."""
     hosts: set[str] = set()
     routes: list[HTTPRoute | GRPCRoute | TCPRoute] = [*http_routes, *grpc_routes, *tcp_routes]
     for route in routes:
         rules: Sequence[HTTPRouteRule | GRPCRouteRule | L4RouteRule] = route.rules
         for rule in rules:
-            mirrors = [] if isinstance(rule, L4RouteRule) else [
-                item.backend_ref for item in rule.filters if isinstance(item, RequestMirror)]
+            mirrors = (
+                []
+                if isinstance(rule, L4RouteRule)
+                else [item.backend_ref for item in rule.filters if isinstance(item, RequestMirror)]
+            )
             refs = [*rule.backend_refs, *mirrors]
             for ref in refs:
                 if ref.kind == "Service" and ref.group == "":
@@ -453,4 +557,3 @@ def referenced_hosts(http_routes: Iterable[HTTPRoute], grpc_routes: Iterable[GRP
             for target in targets:
                 hosts.add(virtual_service.qualify(target.host, vs.namespace, suffix))
     return hosts
-

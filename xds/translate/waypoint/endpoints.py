@@ -56,20 +56,29 @@ def build_endpoints(inputs: WaypointInputs) -> list[Any]:
     return assignments
 
 
-def load_assignment(cluster: ServiceCluster, endpoints: Sequence[Endpoint],
-                    rule: DestinationRule | None, *, tunnel: bool) -> Any:
+def load_assignment(
+    cluster: ServiceCluster,
+    endpoints: Sequence[Endpoint],
+    rule: DestinationRule | None,
+    *,
+    tunnel: bool,
+) -> Any:
     """The assignment of one cluster; ``tunnel`` allows internal (HBONE) addresses."""
     selected = _subset_members(endpoints, rule, cluster.subset)
     by_locality: dict[Locality, list[Any]] = {}
     for endpoint in selected:
         by_locality.setdefault(endpoint.locality, []).append(
-            _lb_endpoint(endpoint, tunnel=tunnel and endpoint.tunnel))
+            _lb_endpoint(endpoint, tunnel=tunnel and endpoint.tunnel)
+        )
     assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster.name)
     for locality, lb_endpoints in sorted(by_locality.items(), key=lambda item: _sort_key(item[0])):
         group = assignment.endpoints.add()
         if locality != Locality():
-            group.locality.CopyFrom(base_pb2.Locality(
-                region=locality.region, zone=locality.zone, sub_zone=locality.sub_zone))
+            group.locality.CopyFrom(
+                base_pb2.Locality(
+                    region=locality.region, zone=locality.zone, sub_zone=locality.sub_zone
+                )
+            )
         group.lb_endpoints.extend(lb_endpoints)
     return assignment
 
@@ -78,8 +87,9 @@ def _sort_key(locality: Locality) -> tuple[str, str, str]:
     return locality.region, locality.zone, locality.sub_zone
 
 
-def _subset_members(endpoints: Iterable[Endpoint], rule: DestinationRule | None,
-                    subset: str | None) -> list[Endpoint]:
+def _subset_members(
+    endpoints: Iterable[Endpoint], rule: DestinationRule | None, subset: str | None
+) -> list[Endpoint]:
     if subset is None:
         return list(endpoints)
     found = rule.subset(subset) if rule is not None else None
@@ -94,18 +104,25 @@ def _lb_endpoint(endpoint: Endpoint, *, tunnel: bool) -> Any:
     if tunnel:
         # endpoint_id keeps one host per pod port: without it every pod
         # would collapse into the single address "envoy://connect_originate".
-        address = address_pb2.Address(envoy_internal_address=address_pb2.EnvoyInternalAddress(
-            server_listener_name=names.CONNECT_ORIGINATE, endpoint_id=target))
+        address = address_pb2.Address(
+            envoy_internal_address=address_pb2.EnvoyInternalAddress(
+                server_listener_name=names.CONNECT_ORIGINATE, endpoint_id=target
+            )
+        )
         values[names.ORIGINAL_DST_METADATA] = {"local": target}
     else:
-        address = address_pb2.Address(socket_address=address_pb2.SocketAddress(
-            address=endpoint.address, port_value=endpoint.port))
+        address = address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(
+                address=endpoint.address, port_value=endpoint.port
+            )
+        )
     if endpoint.workload:
         values[names.ISTIO_METADATA] = {"workload": endpoint.workload}
     lb_endpoint = endpoint_components_pb2.LbEndpoint(
         endpoint=endpoint_components_pb2.Endpoint(address=address),
         health_status=_HEALTH[endpoint.health],
-        load_balancing_weight=uint32(max(endpoint.weight, 1)))
+        load_balancing_weight=uint32(max(endpoint.weight, 1)),
+    )
     if values:
         lb_endpoint.metadata.CopyFrom(metadata(values))
     return lb_endpoint

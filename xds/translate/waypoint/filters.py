@@ -38,8 +38,9 @@ TCP_PROXY = "envoy.filters.network.tcp_proxy"
 SERVER_NAME = "istio-envoy"
 
 
-def filter_state_value(key: str, format_string: str, *, factory: str | None = None,
-                       skip_if_empty: bool = False) -> Any:
+def filter_state_value(
+    key: str, format_string: str, *, factory: str | None = None, skip_if_empty: bool = False
+) -> Any:
     """One ``set_filter_state`` entry, shared with the upstream (internal) connection.
 
     ``ONCE``: the object reaches the next internal connection and no further,
@@ -49,7 +50,8 @@ def filter_state_value(key: str, format_string: str, *, factory: str | None = No
         object_key=key,
         format_string=inline_format(format_string, omit_empty=skip_if_empty),
         shared_with_upstream=value_pb2.FilterStateValue.ONCE,
-        skip_if_empty=skip_if_empty)
+        skip_if_empty=skip_if_empty,
+    )
     if factory:
         value.factory_key = factory
     return value
@@ -67,13 +69,16 @@ def connect_authority_values() -> list[Any]:
     """
     return [
         filter_state_value(names.ORIGINAL_DST_LOCAL_IP, "%REQ(:AUTHORITY)%"),
-        filter_state_value(names.CONNECT_AUTHORITY, "%REQ(:AUTHORITY)%",
-                           factory=names.HASHABLE_STRING),
+        filter_state_value(
+            names.CONNECT_AUTHORITY, "%REQ(:AUTHORITY)%", factory=names.HASHABLE_STRING
+        ),
         filter_state_value(names.ORIGINAL_DST_REMOTE_IP, "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%"),
-        filter_state_value(names.PEER_PRINCIPAL, "%DOWNSTREAM_PEER_URI_SAN%",
-                           factory=names.HASHABLE_STRING),
-        filter_state_value(names.LOCAL_PRINCIPAL, "%DOWNSTREAM_LOCAL_URI_SAN%",
-                           factory=names.HASHABLE_STRING),
+        filter_state_value(
+            names.PEER_PRINCIPAL, "%DOWNSTREAM_PEER_URI_SAN%", factory=names.HASHABLE_STRING
+        ),
+        filter_state_value(
+            names.LOCAL_PRINCIPAL, "%DOWNSTREAM_LOCAL_URI_SAN%", factory=names.HASHABLE_STRING
+        ),
     ]
 
 
@@ -89,13 +94,20 @@ def network_set_filter_state(name: str, values: Iterable[Any]) -> Any:
 
 def republish_local_ip() -> Any:
     """Direct chains: pass the pod address on to connect_originate once more."""
-    return network_set_filter_state("connect_authority", [filter_state_value(
-        names.ORIGINAL_DST_LOCAL_IP, f"%FILTER_STATE({names.ORIGINAL_DST_LOCAL_IP}:PLAIN)%")])
+    return network_set_filter_state(
+        "connect_authority",
+        [
+            filter_state_value(
+                names.ORIGINAL_DST_LOCAL_IP, f"%FILTER_STATE({names.ORIGINAL_DST_LOCAL_IP}:PLAIN)%"
+            )
+        ],
+    )
 
 
 def router() -> Any:
-    return hcm_pb2.HttpFilter(name="envoy.filters.http.router",
-                              typed_config=typed(router_pb2.Router()))
+    return hcm_pb2.HttpFilter(
+        name="envoy.filters.http.router", typed_config=typed(router_pb2.Router())
+    )
 
 
 def core_http_filters(*, grpc_web: bool = False) -> list[Any]:
@@ -106,21 +118,31 @@ def core_http_filters(*, grpc_web: bool = False) -> list[Any]:
     """
     filters = []
     if grpc_web:
-        filters.append(hcm_pb2.HttpFilter(name="envoy.filters.http.grpc_web",
-                                          typed_config=typed(grpc_web_pb2.GrpcWeb())))
+        filters.append(
+            hcm_pb2.HttpFilter(
+                name="envoy.filters.http.grpc_web", typed_config=typed(grpc_web_pb2.GrpcWeb())
+            )
+        )
     filters += [
-        hcm_pb2.HttpFilter(name="envoy.filters.http.grpc_stats", typed_config=typed(
-            grpc_stats_pb2.FilterConfig(emit_filter_state=True,
-                                        stats_for_all_methods=boolean(False)))),
-        hcm_pb2.HttpFilter(name="envoy.filters.http.fault",
-                           typed_config=typed(fault_pb2.HTTPFault())),
+        hcm_pb2.HttpFilter(
+            name="envoy.filters.http.grpc_stats",
+            typed_config=typed(
+                grpc_stats_pb2.FilterConfig(
+                    emit_filter_state=True, stats_for_all_methods=boolean(False)
+                )
+            ),
+        ),
+        hcm_pb2.HttpFilter(
+            name="envoy.filters.http.fault", typed_config=typed(fault_pb2.HTTPFault())
+        ),
         hcm_pb2.HttpFilter(name="envoy.filters.http.cors", typed_config=typed(cors_pb2.Cors())),
     ]
     return filters
 
 
-def http_connection_manager(*, stat_prefix: str, route_config: Any, http_filters: Sequence[Any],
-                            http2: bool = False) -> Any:
+def http_connection_manager(
+    *, stat_prefix: str, route_config: Any, http_filters: Sequence[Any], http2: bool = False
+) -> Any:
     """The HCM of a main_internal (or sandwich) chain, with an inline route config.
 
     No RDS: the route config is part of the listener, as istiod does for
@@ -137,18 +159,26 @@ def http_connection_manager(*, stat_prefix: str, route_config: Any, http_filters
         server_name=SERVER_NAME,
         server_header_transformation=hcm_pb2.HttpConnectionManager.OVERWRITE,
         proxy_100_continue=True,
-        request_id_extension=hcm_pb2.RequestIDExtension(typed_config=typed(
-            uuid_pb2.UuidRequestIdConfig(use_request_id_for_trace_sampling=boolean(True)))),
+        request_id_extension=hcm_pb2.RequestIDExtension(
+            typed_config=typed(
+                uuid_pb2.UuidRequestIdConfig(use_request_id_for_trace_sampling=boolean(True))
+            )
+        ),
         route_config=route_config,
-        http_filters=[*http_filters, router()])
+        http_filters=[*http_filters, router()],
+    )
     if http2:
         manager.http2_protocol_options.SetInParent()
     return listener_components_pb2.Filter(name=HCM, typed_config=typed(manager))
 
 
-def tcp_proxy(cluster: str, *, stat_prefix: str | None = None,
-              tunnel_hostname: str | None = None,
-              weighted: Sequence[tuple[str, int]] = ()) -> Any:
+def tcp_proxy(
+    cluster: str,
+    *,
+    stat_prefix: str | None = None,
+    tunnel_hostname: str | None = None,
+    weighted: Sequence[tuple[str, int]] = (),
+) -> Any:
     """A tcp_proxy to ``cluster``, or split by ``weighted`` (cluster, weight) pairs."""
     proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix or cluster)
     if len(weighted) > 1:
@@ -170,11 +200,14 @@ def listener_filter(name: str, message: Any, *, disabled: Any = None) -> Any:
 
 def ports_predicate(ports: Sequence[int]) -> Any:
     """A listener-filter predicate true for destination ports in ``ports``."""
-    rules = [listener_components_pb2.ListenerFilterChainMatchPredicate(
-        destination_port_range=range_pb2.Int32Range(start=port, end=port + 1))
-        for port in sorted(set(ports))]
+    rules = [
+        listener_components_pb2.ListenerFilterChainMatchPredicate(
+            destination_port_range=range_pb2.Int32Range(start=port, end=port + 1)
+        )
+        for port in sorted(set(ports))
+    ]
     if len(rules) == 1:
         return rules[0]
     return listener_components_pb2.ListenerFilterChainMatchPredicate(
-        or_match=listener_components_pb2.ListenerFilterChainMatchPredicate.MatchSet(rules=rules))
-
+        or_match=listener_components_pb2.ListenerFilterChainMatchPredicate.MatchSet(rules=rules)
+    )

@@ -20,6 +20,7 @@ from datetime import datetime
 from xds.model.gateway import (
     GATEWAY_GROUP,
     BackendRef,
+    CORSFilter,
     GRPCMethodMatch,
     GRPCMethodMatchType,
     GRPCRoute,
@@ -48,6 +49,7 @@ from xds.model.networking import NETWORKING_GROUP
 from xds.translate.waypoint.inputs import GatewayListener, ServiceInfo
 from xds.translate.waypoint.route_ir import (
     DEFAULT_RETRY_ON,
+    Cors,
     Destination,
     DirectResponse,
     HeaderMatch,
@@ -78,18 +80,30 @@ def attaches(parent: ParentRef, service: ServiceInfo, port: int | None) -> bool:
     return parent.group == NETWORKING_GROUP and parent.kind == "ServiceEntry"
 
 
-def route_rules(routes: Iterable[HTTPRoute | GRPCRoute], service: ServiceInfo, port: int,
-                waypoint_namespace: str, domain_suffix: str) -> list[Rule]:
+def route_rules(
+    routes: Iterable[HTTPRoute | GRPCRoute],
+    service: ServiceInfo,
+    port: int,
+    waypoint_namespace: str,
+    domain_suffix: str,
+) -> list[Rule]:
     """The ordered rules of every route attached to ``service`` on ``port`` (GAMMA)."""
-    attached = [route for route in routes
-                if route.namespace in (service.namespace, waypoint_namespace)
-                and any(attaches(parent, service, port) for parent in route.parent_refs)]
+    attached = [
+        route
+        for route in routes
+        if route.namespace in (service.namespace, waypoint_namespace)
+        and any(attaches(parent, service, port) for parent in route.parent_refs)
+    ]
     return ranked_rules(attached, service, port, domain_suffix)
 
 
-def gateway_listener_rules(routes: Iterable[HTTPRoute | GRPCRoute], namespace: str, name: str,
-                           listener: GatewayListener, domain_suffix: str
-                           ) -> dict[str, list[Rule]]:
+def gateway_listener_rules(
+    routes: Iterable[HTTPRoute | GRPCRoute],
+    namespace: str,
+    name: str,
+    listener: GatewayListener,
+    domain_suffix: str,
+) -> dict[str, list[Rule]]:
     """Routes attached to a Gateway listener, as ordered rules per virtual-host domain.
 
     Only routes from the Gateway's namespace are accepted (allowedRoutes
@@ -99,21 +113,28 @@ def gateway_listener_rules(routes: Iterable[HTTPRoute | GRPCRoute], namespace: s
     by_domain: dict[str, list[HTTPRoute | GRPCRoute]] = {}
     for route in routes:
         if route.namespace != namespace or not any(
-                _attaches_listener(parent, namespace, name, listener)
-                for parent in route.parent_refs):
+            _attaches_listener(parent, namespace, name, listener) for parent in route.parent_refs
+        ):
             continue
         for domain in _domains(route.hostnames, listener.hostname):
             by_domain.setdefault(domain, []).append(route)
-    return {domain: ranked_rules(attached, None, listener.port, domain_suffix)
-            for domain, attached in sorted(by_domain.items())}
+    return {
+        domain: ranked_rules(attached, None, listener.port, domain_suffix)
+        for domain, attached in sorted(by_domain.items())
+    }
 
 
-def _attaches_listener(parent: ParentRef, namespace: str, name: str,
-                       listener: GatewayListener) -> bool:
-    return (parent.group == GATEWAY_GROUP and parent.kind == "Gateway" and parent.name == name
-            and parent.namespace == namespace
-            and parent.section_name in (None, listener.name)
-            and parent.port in (None, listener.port))
+def _attaches_listener(
+    parent: ParentRef, namespace: str, name: str, listener: GatewayListener
+) -> bool:
+    return (
+        parent.group == GATEWAY_GROUP
+        and parent.kind == "Gateway"
+        and parent.name == name
+        and parent.namespace == namespace
+        and parent.section_name in (None, listener.name)
+        and parent.port in (None, listener.port)
+    )
 
 
 def _domains(route_hostnames: Sequence[str], listener_hostname: str | None) -> list[str]:
@@ -136,14 +157,21 @@ def _covers(pattern: str, hostname: str) -> bool:
     return pattern == hostname
 
 
-def ranked_rules(routes: Iterable[HTTPRoute | GRPCRoute], service: ServiceInfo | None,
-                 port: int, domain_suffix: str) -> list[Rule]:
+def ranked_rules(
+    routes: Iterable[HTTPRoute | GRPCRoute],
+    service: ServiceInfo | None,
+    port: int,
+    domain_suffix: str,
+) -> list[Rule]:
     """All rules of ``routes``, ordered by Gateway API precedence."""
     ranked: list[tuple[tuple[object, ...], Rule]] = []
     for route in routes:
         converter = _Converter(route, service, port, domain_suffix)
-        created = (route.meta.creation_timestamp.replace(tzinfo=None)
-                   if route.meta.creation_timestamp is not None else _EPOCH)
+        created = (
+            route.meta.creation_timestamp.replace(tzinfo=None)
+            if route.meta.creation_timestamp is not None
+            else _EPOCH
+        )
         for rule_index, (sort_key, rule) in enumerate(converter.rules()):
             ranked.append(((*sort_key, created, route.namespace, route.name, rule_index), rule))
     ranked.sort(key=lambda item: item[0])
@@ -175,8 +203,10 @@ class _Converter:
     @property
     def config_path(self) -> str:
         kind = self.route.kind.lower()
-        return (f"/apis/gateway.networking.k8s.io/v1/namespaces/{self.route.namespace}/"
-                f"{kind}/{self.route.name}")
+        return (
+            f"/apis/gateway.networking.k8s.io/v1/namespaces/{self.route.namespace}/"
+            f"{kind}/{self.route.name}"
+        )
 
     def rules(self) -> Iterable[tuple[tuple[object, ...], Rule]]:
         """Each (match, rule) pair as a single-match rule with its precedence."""
@@ -216,19 +246,31 @@ class _Converter:
         if match.method:
             headers.append(HeaderMatch(":method", StringMatch(MatchKind.EXACT, match.method)))
         query = [QueryMatch(param.name, _string(param)) for param in match.query_params]
-        return Match(path=path_match, headers=tuple(sorted(headers, key=lambda h: h.name)),
-                     query=tuple(sorted(query, key=lambda q: q.name))), bool(match.method)
+        return Match(
+            path=path_match,
+            headers=tuple(sorted(headers, key=lambda h: h.name)),
+            query=tuple(sorted(query, key=lambda q: q.name)),
+        ), bool(match.method)
 
-    def _base_rule(self, name: str, filters: Sequence[HTTPFilter],
-                   backends: Sequence[BackendRef], timeouts: HTTPRouteTimeouts | None,
-                   retry: HTTPRouteRetry | None) -> Rule:
+    def _base_rule(
+        self,
+        name: str,
+        filters: Sequence[HTTPFilter],
+        backends: Sequence[BackendRef],
+        timeouts: HTTPRouteTimeouts | None,
+        retry: HTTPRouteRetry | None,
+    ) -> Rule:
         rule = Rule(name=name, config=self.config_path, gateway_semantics=True)
         for item in filters:
             if isinstance(item, UnsupportedFilter):
                 # Upstream fails the rule ("unsupported filter type"); answering
                 # 500 is the visible, safe equivalent.
-                return Rule(name=name, config=self.config_path, gateway_semantics=True,
-                            direct_response=DirectResponse(500))
+                return Rule(
+                    name=name,
+                    config=self.config_path,
+                    gateway_semantics=True,
+                    direct_response=DirectResponse(500),
+                )
             rule = self._apply_filter(rule, item)
         if rule.redirect is not None:
             return rule
@@ -253,18 +295,30 @@ class _Converter:
                     path = item.path.value
                 else:
                     prefix = item.path.value
-            return replace(rule, redirect=Redirect(
-                scheme=item.scheme, host=item.hostname, port=item.port, path=path,
-                prefix=prefix, status=item.status_code))
+            return replace(
+                rule,
+                redirect=Redirect(
+                    scheme=item.scheme,
+                    host=item.hostname,
+                    port=item.port,
+                    path=path,
+                    prefix=prefix,
+                    status=item.status_code,
+                ),
+            )
         if isinstance(item, URLRewrite):
             kind: PathRewriteKind | None = None
             value = ""
             if item.path is not None:
                 value = item.path.value
-                kind = (PathRewriteKind.FULL if item.path.type is PathModifierType.REPLACE_FULL_PATH
-                        else PathRewriteKind.PREFIX)
-            return replace(rule, rewrite=Rewrite(path_kind=kind, path=value,
-                                                 authority=item.hostname))
+                kind = (
+                    PathRewriteKind.FULL
+                    if item.path.type is PathModifierType.REPLACE_FULL_PATH
+                    else PathRewriteKind.PREFIX
+                )
+            return replace(
+                rule, rewrite=Rewrite(path_kind=kind, path=value, authority=item.hostname)
+            )
         if isinstance(item, RequestMirror):
             percent = 100.0
             if item.percent is not None:
@@ -275,14 +329,48 @@ class _Converter:
                 return rule
             mirror = Mirror(self._destination(item.backend_ref), percent)
             return replace(rule, mirrors=(*rule.mirrors, mirror))
+        if isinstance(item, CORSFilter):
+            return replace(rule, cors=cors_policy(item))
         return rule
 
     def _destination(self, backend: BackendRef) -> Destination:
         return backend_destination(backend, self.route.namespace, self.domain_suffix)
 
 
-def backend_destination(backend: BackendRef, route_namespace: str,
-                        domain_suffix: str) -> Destination:
+# "*" allows any origin, but only a well-formed one (scheme://host[:port]), as istiod.
+_ANY_ORIGIN = r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s?#]+$"
+_REGEX_META = re.compile(r"([\\.+*?()|\[\]{}^$])")
+
+
+def origin_match(origin: str) -> StringMatch:
+    """A Gateway API origin (exact, ``*``, or with ``*`` wildcards) as a string match."""
+    if origin == "*":
+        return StringMatch(MatchKind.REGEX, _ANY_ORIGIN)
+    if "*" not in origin:
+        return StringMatch(MatchKind.EXACT, origin)
+    if origin.count("*") == 1 and origin.endswith("*"):
+        return StringMatch(MatchKind.PREFIX, origin[:-1])
+    pattern = _REGEX_META.sub(r"\\\1", origin).replace("\\*", ".*")
+    return StringMatch(MatchKind.REGEX, f"^{pattern}$")
+
+
+def cors_policy(item: CORSFilter) -> Cors:
+    """istiod's conversion: a filter's preflights from other origins never reach the
+    backend, and credentials are only ever allowed, never denied explicitly."""
+    return Cors(
+        allow_origins=tuple(origin_match(origin) for origin in item.allow_origins if origin),
+        allow_methods=item.allow_methods,
+        allow_headers=item.allow_headers,
+        expose_headers=item.expose_headers,
+        max_age_seconds=item.max_age if item.max_age > 0 else None,
+        allow_credentials=True if item.allow_credentials else None,
+        forward_unmatched_preflights=False,
+    )
+
+
+def backend_destination(
+    backend: BackendRef, route_namespace: str, domain_suffix: str
+) -> Destination:
     """A backendRef as a destination; unusable references are marked ``invalid``."""
     request = response = HeaderOps()
     for item in backend.filters:
@@ -298,18 +386,29 @@ def backend_destination(backend: BackendRef, route_namespace: str,
         return Destination(backend.name, backend.port, weight=backend.weight, invalid=True)
     # No ReferenceGrant in the model: only same-namespace backends are allowed.
     invalid = backend.kind == "Service" and backend.namespace != route_namespace
-    return Destination(host, backend.port, weight=backend.weight, request_headers=request,
-                       response_headers=response, invalid=invalid)
+    return Destination(
+        host,
+        backend.port,
+        weight=backend.weight,
+        request_headers=request,
+        response_headers=response,
+        invalid=invalid,
+    )
 
 
-def _with_timeouts(rule: Rule, timeouts: HTTPRouteTimeouts | None,
-                   retry: HTTPRouteRetry | None) -> Rule:
+def _with_timeouts(
+    rule: Rule, timeouts: HTTPRouteTimeouts | None, retry: HTTPRouteRetry | None
+) -> Rule:
     converted: Retry | None = None
     if retry is not None:
         codes = tuple(sorted(set(retry.codes)))
         retry_on = DEFAULT_RETRY_ON + (("retriable-status-codes",) if codes else ())
-        converted = Retry(attempts=2 if retry.attempts is None else retry.attempts,
-                          retry_on=retry_on, status_codes=codes, backoff=retry.backoff)
+        converted = Retry(
+            attempts=2 if retry.attempts is None else retry.attempts,
+            retry_on=retry_on,
+            status_codes=codes,
+            backoff=retry.backoff,
+        )
     timeout = None
     if timeouts is not None:
         timeout = timeouts.request
@@ -325,7 +424,8 @@ def _header_ops(modifier: HeaderModifier) -> HeaderOps:
     return HeaderOps(
         set=tuple((header.name, header.value) for header in modifier.set),
         add=tuple((header.name, header.value) for header in modifier.add),
-        remove=tuple(modifier.remove))
+        remove=tuple(modifier.remove),
+    )
 
 
 def _string(match: GatewayHeaderMatch) -> StringMatch:
@@ -340,8 +440,9 @@ def _header(match: GatewayHeaderMatch) -> HeaderMatch:
 def _grpc_path(method: GRPCMethodMatch) -> StringMatch | None:
     """A gRPC method match as a path match on ``/<service>/<method>``."""
     if method.type is GRPCMethodMatchType.REGULAR_EXPRESSION:
-        return StringMatch(MatchKind.REGEX,
-                           f"/{method.service or '[^/]+'}/{method.method or '[^/]+'}")
+        return StringMatch(
+            MatchKind.REGEX, f"/{method.service or '[^/]+'}/{method.method or '[^/]+'}"
+        )
     if method.service and method.method:
         return StringMatch(MatchKind.EXACT, f"/{method.service}/{method.method}")
     if method.service:

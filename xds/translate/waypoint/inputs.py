@@ -35,8 +35,12 @@ class PortProtocol(StrEnum):
 
     @property
     def is_http(self) -> bool:
-        return self in (PortProtocol.HTTP, PortProtocol.HTTP2, PortProtocol.GRPC,
-                        PortProtocol.GRPC_WEB)
+        return self in (
+            PortProtocol.HTTP,
+            PortProtocol.HTTP2,
+            PortProtocol.GRPC,
+            PortProtocol.GRPC_WEB,
+        )
 
     @property
     def is_http2(self) -> bool:
@@ -209,5 +213,4 @@ class WaypointInputs:
     """A waypoint's full inputs: the config plus endpoints per (hostname, port)."""
 
     config: WaypointConfig
-    endpoints: FrozenMap[tuple[str, int], tuple[Endpoint, ...]] = field(
-        default_factory=empty_map)
+    endpoints: FrozenMap[tuple[str, int], tuple[Endpoint, ...]] = field(default_factory=empty_map)

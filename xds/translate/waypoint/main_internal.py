@@ -45,11 +45,15 @@ def build_main_internal(config: WaypointConfig) -> Any:
     for service in config.bound_services:
         builder.add_service(service)
     builder.add_direct_chains()
-    return builder.listener(listener_pb2.Listener(
-        name=names.MAIN_INTERNAL,
-        internal_listener=listener_pb2.Listener.InternalListenerConfig()),
-        first_filter=filters.listener_filter("envoy.filters.listener.original_dst",
-                                             original_dst_pb2.OriginalDst()))
+    return builder.listener(
+        listener_pb2.Listener(
+            name=names.MAIN_INTERNAL,
+            internal_listener=listener_pb2.Listener.InternalListenerConfig(),
+        ),
+        first_filter=filters.listener_filter(
+            "envoy.filters.listener.original_dst", original_dst_pb2.OriginalDst()
+        ),
+    )
 
 
 def build_proxy_inbound(config: WaypointConfig) -> Any:
@@ -67,16 +71,29 @@ def build_proxy_inbound(config: WaypointConfig) -> Any:
     for service in config.bound_services:
         builder.add_service(service)
     builder.add_direct_chains()
-    proxy_protocol = proxy_protocol_pb2.ProxyProtocol(rules=[proxy_protocol_pb2.ProxyProtocol.Rule(
-        tlv_type=PROXY_TLV_PEER_IDENTITY,
-        on_tlv_present=proxy_protocol_pb2.ProxyProtocol.KeyValuePair(
-            metadata_namespace=PROXY_METADATA_NAMESPACE, key="peer_principal"))])
-    return builder.listener(listener_pb2.Listener(
-        name=names.PROXY_INBOUND,
-        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(
-            address="0.0.0.0", port_value=config.identity.proxy_port))),
-        first_filter=filters.listener_filter("envoy.filters.listener.proxy_protocol",
-                                             proxy_protocol))
+    proxy_protocol = proxy_protocol_pb2.ProxyProtocol(
+        rules=[
+            proxy_protocol_pb2.ProxyProtocol.Rule(
+                tlv_type=PROXY_TLV_PEER_IDENTITY,
+                on_tlv_present=proxy_protocol_pb2.ProxyProtocol.KeyValuePair(
+                    metadata_namespace=PROXY_METADATA_NAMESPACE, key="peer_principal"
+                ),
+            )
+        ]
+    )
+    return builder.listener(
+        listener_pb2.Listener(
+            name=names.PROXY_INBOUND,
+            address=address_pb2.Address(
+                socket_address=address_pb2.SocketAddress(
+                    address="0.0.0.0", port_value=config.identity.proxy_port
+                )
+            ),
+        ),
+        first_filter=filters.listener_filter(
+            "envoy.filters.listener.proxy_protocol", proxy_protocol
+        ),
+    )
 
 
 # ztunnel's PROXY v2 TLV carrying the caller's SPIFFE identity (ztunnel inbound.rs).
@@ -86,12 +103,18 @@ PROXY_METADATA_NAMESPACE = "envoy.filters.listener.proxy_protocol"
 
 def proxy_peer_state() -> Any:
     """The caller's address and identity from the PROXY header, as filter state."""
-    return filters.network_set_filter_state("proxy_peer", [
-        filters.filter_state_value(names.ORIGINAL_DST_REMOTE_IP, "%DOWNSTREAM_REMOTE_ADDRESS%"),
-        filters.filter_state_value(
-            names.PEER_PRINCIPAL, f"%DYNAMIC_METADATA({PROXY_METADATA_NAMESPACE}:peer_principal)%",
-            factory=names.HASHABLE_STRING, skip_if_empty=True),
-    ])
+    return filters.network_set_filter_state(
+        "proxy_peer",
+        [
+            filters.filter_state_value(names.ORIGINAL_DST_REMOTE_IP, "%DOWNSTREAM_REMOTE_ADDRESS%"),
+            filters.filter_state_value(
+                names.PEER_PRINCIPAL,
+                f"%DYNAMIC_METADATA({PROXY_METADATA_NAMESPACE}:peer_principal)%",
+                factory=names.HASHABLE_STRING,
+                skip_if_empty=True,
+            ),
+        ],
+    )
 
 
 @dataclass
@@ -118,8 +141,10 @@ class _Builder:
             http_name = names.inbound_vip_cluster(port.port, True, service.hostname)
             tcp_name = names.inbound_vip_cluster(port.port, False, service.hostname)
             if port.protocol.is_sniffed:
-                self.chains += [self._tcp_chain(service, port, tcp_name),
-                                self._http_chain(service, port, http_name)]
+                self.chains += [
+                    self._tcp_chain(service, port, tcp_name),
+                    self._http_chain(service, port, http_name),
+                ]
                 port_map[str(port.port)] = _on_match_matcher(_protocol_matcher(http_name, tcp_name))
                 self._note_protocol(port.port, PortProtocol.UNKNOWN)
             elif port.protocol.is_http:
@@ -133,12 +158,17 @@ class _Builder:
         # A service without addresses (headless, DNS) cannot be matched by VIP;
         # Envoy also rejects an empty range list.
         if port_map and service.vips:
-            by_port = matcher_pb2.Matcher(matcher_tree=matcher_pb2.Matcher.MatcherTree(
-                input=xds_extension("port", network_inputs_pb2.DestinationPortInput()),
-                exact_match_map=matcher_pb2.Matcher.MatcherTree.MatchMap(map=port_map)))
-            self.range_matchers.append(ip_pb2.IPMatcher.IPRangeMatcher(
-                ranges=[_cidr(vip) for vip in service.vips],
-                on_match=_on_match_matcher(by_port)))
+            by_port = matcher_pb2.Matcher(
+                matcher_tree=matcher_pb2.Matcher.MatcherTree(
+                    input=xds_extension("port", network_inputs_pb2.DestinationPortInput()),
+                    exact_match_map=matcher_pb2.Matcher.MatcherTree.MatchMap(map=port_map),
+                )
+            )
+            self.range_matchers.append(
+                ip_pb2.IPMatcher.IPRangeMatcher(
+                    ranges=[_cidr(vip) for vip in service.vips], on_match=_on_match_matcher(by_port)
+                )
+            )
 
     def _note_protocol(self, port: int, protocol: PortProtocol) -> None:
         seen = self.port_protocols.get(port)
@@ -149,18 +179,28 @@ class _Builder:
 
     def _http_chain(self, service: ServiceInfo, port: ServicePortInfo, cluster: str) -> Any:
         route_config = routes.service_route_config(self.config, service, port, cluster)
-        http_filters = [*rbac.http_filters(self.config, service),
-                        *filters.core_http_filters(grpc_web=port.protocol is PortProtocol.GRPC_WEB)]
+        http_filters = [
+            *rbac.http_filters(self.config, service),
+            *filters.core_http_filters(grpc_web=port.protocol is PortProtocol.GRPC_WEB),
+        ]
         manager = filters.http_connection_manager(
-            stat_prefix=f"inbound_0.0.0.0_{port.port};", route_config=route_config,
-            http_filters=http_filters, http2=port.protocol.is_http2)
+            stat_prefix=f"inbound_0.0.0.0_{port.port};",
+            route_config=route_config,
+            http_filters=http_filters,
+            http2=port.protocol.is_http2,
+        )
         return listener_components_pb2.FilterChain(name=cluster, filters=[*self.prelude, manager])
 
     def _tcp_chain(self, service: ServiceInfo, port: ServicePortInfo, cluster: str) -> Any:
         targets = routes.tcp_targets(self.config, service, port.port)
-        return listener_components_pb2.FilterChain(name=cluster, filters=[
-            *self.prelude, *rbac.network_filters(self.config, service),
-            filters.tcp_proxy(cluster, weighted=targets)])
+        return listener_components_pb2.FilterChain(
+            name=cluster,
+            filters=[
+                *self.prelude,
+                *rbac.network_filters(self.config, service),
+                filters.tcp_proxy(cluster, weighted=targets),
+            ],
+        )
 
     def add_direct_chains(self) -> None:
         """Chains for traffic addressed to a bound workload's own IP.
@@ -175,40 +215,68 @@ class _Builder:
         prelude = [filters.republish_local_ip()] if hbone else self.prelude
         encap_route = routes.passthrough_route_config(target)
         self.chains += [
-            listener_components_pb2.FilterChain(name=names.DIRECT_TCP, filters=[
-                *prelude, *rbac.network_filters(self.config, None),
-                filters.tcp_proxy(target)]),
-            listener_components_pb2.FilterChain(name=names.DIRECT_HTTP, filters=[
-                *prelude, filters.http_connection_manager(
-                    stat_prefix="inbound_0.0.0.0_0;", route_config=encap_route,
-                    http_filters=[*rbac.http_filters(self.config, None),
-                                  *filters.core_http_filters()])]),
+            listener_components_pb2.FilterChain(
+                name=names.DIRECT_TCP,
+                filters=[
+                    *prelude,
+                    *rbac.network_filters(self.config, None),
+                    filters.tcp_proxy(target),
+                ],
+            ),
+            listener_components_pb2.FilterChain(
+                name=names.DIRECT_HTTP,
+                filters=[
+                    *prelude,
+                    filters.http_connection_manager(
+                        stat_prefix="inbound_0.0.0.0_0;",
+                        route_config=encap_route,
+                        http_filters=[
+                            *rbac.http_filters(self.config, None),
+                            *filters.core_http_filters(),
+                        ],
+                    ),
+                ],
+            ),
         ]
-        addresses = [address for workload in self.config.workloads
-                     for address in workload.addresses]
+        addresses = [
+            address for workload in self.config.workloads for address in workload.addresses
+        ]
         if addresses:
-            self.range_matchers.append(ip_pb2.IPMatcher.IPRangeMatcher(
-                ranges=[_cidr(address) for address in addresses],
-                on_match=_on_match_matcher(
-                    _protocol_matcher(names.DIRECT_HTTP, names.DIRECT_TCP))))
+            self.range_matchers.append(
+                ip_pb2.IPMatcher.IPRangeMatcher(
+                    ranges=[_cidr(address) for address in addresses],
+                    on_match=_on_match_matcher(
+                        _protocol_matcher(names.DIRECT_HTTP, names.DIRECT_TCP)
+                    ),
+                )
+            )
 
     def listener(self, listener: Any, *, first_filter: Any) -> Any:
         """``listener`` completed with the listener filters, the matcher and the chains."""
         listener_filters = [first_filter, self._http_inspector()]
         if self.tls_ports:
             disabled = sorted(self.plain_ports - self.tls_ports)
-            listener_filters.append(filters.listener_filter(
-                "envoy.filters.listener.tls_inspector",
-                tls_inspector_pb2.TlsInspector(initial_read_buffer_size=wrappers_pb2.UInt32Value(
-                    value=512)),
-                disabled=filters.ports_predicate(disabled) if disabled else None))
+            listener_filters.append(
+                filters.listener_filter(
+                    "envoy.filters.listener.tls_inspector",
+                    tls_inspector_pb2.TlsInspector(
+                        initial_read_buffer_size=wrappers_pb2.UInt32Value(value=512)
+                    ),
+                    disabled=filters.ports_predicate(disabled) if disabled else None,
+                )
+            )
         listener.traffic_direction = base_pb2.INBOUND
         listener.listener_filters.extend(listener_filters)
-        listener.filter_chain_matcher.CopyFrom(matcher_pb2.Matcher(
-            matcher_tree=matcher_pb2.Matcher.MatcherTree(
-                input=xds_extension("ip", network_inputs_pb2.DestinationIPInput()),
-                custom_match=xds_extension("ip", ip_pb2.IPMatcher(
-                    range_matchers=self.range_matchers)))))
+        listener.filter_chain_matcher.CopyFrom(
+            matcher_pb2.Matcher(
+                matcher_tree=matcher_pb2.Matcher.MatcherTree(
+                    input=xds_extension("ip", network_inputs_pb2.DestinationIPInput()),
+                    custom_match=xds_extension(
+                        "ip", ip_pb2.IPMatcher(range_matchers=self.range_matchers)
+                    ),
+                )
+            )
+        )
         listener.filter_chains.extend(self.chains)
         return listener
 
@@ -221,25 +289,32 @@ class _Builder:
         """
         disabled = None
         if not self.config.workloads:
-            known = [port for port, protocol in self.port_protocols.items()
-                     if not protocol.is_sniffed]
+            known = [
+                port for port, protocol in self.port_protocols.items() if not protocol.is_sniffed
+            ]
             if known:
                 disabled = filters.ports_predicate(known)
-        return filters.listener_filter("envoy.filters.listener.http_inspector",
-                                       http_inspector_pb2.HttpInspector(), disabled=disabled)
+        return filters.listener_filter(
+            "envoy.filters.listener.http_inspector",
+            http_inspector_pb2.HttpInspector(),
+            disabled=disabled,
+        )
 
 
 def _cidr(address: str) -> Any:
     """An address (or a ServiceEntry's CIDR) as a range for the IP matcher."""
     network = ip_network(address, strict=False)
-    return cidr_pb2.CidrRange(address_prefix=str(network.network_address),
-                              prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen))
+    return cidr_pb2.CidrRange(
+        address_prefix=str(network.network_address),
+        prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen),
+    )
 
 
 def _on_match_chain(chain: str) -> Any:
     """A matcher action naming a filter chain (how the unified matcher selects chains)."""
-    return matcher_pb2.Matcher.OnMatch(action=xds_extension(
-        chain, wrappers_pb2.StringValue(value=chain)))
+    return matcher_pb2.Matcher.OnMatch(
+        action=xds_extension(chain, wrappers_pb2.StringValue(value=chain))
+    )
 
 
 def _on_match_matcher(matcher: Any) -> Any:
@@ -250,10 +325,15 @@ def _protocol_matcher(http_chain: str, tcp_chain: str) -> Any:
     """Sniffed HTTP goes to ``http_chain``, anything else to ``tcp_chain``."""
     return matcher_pb2.Matcher(
         matcher_tree=matcher_pb2.Matcher.MatcherTree(
-            input=xds_extension("application-protocol",
-                                network_inputs_pb2.ApplicationProtocolInput()),
-            exact_match_map=matcher_pb2.Matcher.MatcherTree.MatchMap(map={
-                protocol: _on_match_chain(http_chain)
-                for protocol in _HTTP_APPLICATION_PROTOCOLS})),
-        on_no_match=_on_match_chain(tcp_chain))
-
+            input=xds_extension(
+                "application-protocol", network_inputs_pb2.ApplicationProtocolInput()
+            ),
+            exact_match_map=matcher_pb2.Matcher.MatcherTree.MatchMap(
+                map={
+                    protocol: _on_match_chain(http_chain)
+                    for protocol in _HTTP_APPLICATION_PROTOCOLS
+                }
+            ),
+        ),
+        on_no_match=_on_match_chain(tcp_chain),
+    )

@@ -61,4 +61,3 @@ def inbound_vip_cluster(port: int, http: bool, host: str, subset: str | None = N
 def outbound_cluster(port: int, host: str, subset: str | None = None) -> str:
     """``outbound|<port>|<subset>|<host>``: a route target not bound to this waypoint."""
     return subset_key(OUTBOUND, subset or "", host, port)
-

@@ -78,15 +78,15 @@ def inline_format(text: str, *, omit_empty: bool = False) -> Any:
     ``omit_empty`` renders a missing value as "" instead of "-".
     """
     return fmt_pb2.SubstitutionFormatString(
-        text_format_source=base_pb2.DataSource(inline_string=text),
-        omit_empty_values=omit_empty)
+        text_format_source=base_pb2.DataSource(inline_string=text), omit_empty_values=omit_empty
+    )
 
 
 def fraction_per_million(percent: float) -> Any:
     """``FractionalPercent`` for a 0-100 percentage with istiod's precision (p*10000/1e6)."""
     return percent_pb2.FractionalPercent(
-        numerator=round(percent * 10000),
-        denominator=percent_pb2.FractionalPercent.MILLION)
+        numerator=round(percent * 10000), denominator=percent_pb2.FractionalPercent.MILLION
+    )
 
 
 def exact(value: str, *, ignore_case: bool = False) -> Any:

@@ -91,11 +91,17 @@ def targets_waypoint(policy: AuthorizationPolicy, identity: WaypointIdentity) ->
     for ref in _own_namespace_refs(policy):
         if ref.group != GATEWAY_GROUP:
             continue
-        if (ref.kind == "Gateway" and ref.name == identity.name
-                and policy.namespace == identity.namespace):
+        if (
+            ref.kind == "Gateway"
+            and ref.name == identity.name
+            and policy.namespace == identity.namespace
+        ):
             return True
-        if (ref.kind == "GatewayClass" and ref.name == identity.gateway_class
-                and policy.namespace == identity.root_namespace):
+        if (
+            ref.kind == "GatewayClass"
+            and ref.name == identity.gateway_class
+            and policy.namespace == identity.root_namespace
+        ):
             return True
     return False
 
@@ -108,25 +114,37 @@ def targets_service(policy: AuthorizationPolicy, service: ServiceInfo) -> bool:
             continue
         if service.kind == "Service" and ref.group == "" and ref.kind == "Service":
             return True
-        if (service.kind == "ServiceEntry" and ref.group == NETWORKING_GROUP
-                and ref.kind == "ServiceEntry"):
+        if (
+            service.kind == "ServiceEntry"
+            and ref.group == NETWORKING_GROUP
+            and ref.kind == "ServiceEntry"
+        ):
             return True
     return False
 
 
 def _own_namespace_refs(policy: AuthorizationPolicy) -> Iterable[Any]:
     # A targetRef may only name objects in the policy's own namespace.
-    return (ref for ref in policy.target_refs
-            if ref.namespace is None or ref.namespace == policy.namespace)
+    return (
+        ref
+        for ref in policy.target_refs
+        if ref.namespace is None or ref.namespace == policy.namespace
+    )
 
 
-def attached_policies(config: WaypointConfig,
-                      service: ServiceInfo | None) -> list[AuthorizationPolicy]:
+def attached_policies(
+    config: WaypointConfig, service: ServiceInfo | None
+) -> list[AuthorizationPolicy]:
     """Policies for a chain: waypoint-wide ones, plus the service's own."""
-    found = [policy for policy in config.policies
-             if policy.selector is None
-             and (targets_waypoint(policy, config.identity)
-                  or (service is not None and targets_service(policy, service)))]
+    found = [
+        policy
+        for policy in config.policies
+        if policy.selector is None
+        and (
+            targets_waypoint(policy, config.identity)
+            or (service is not None and targets_service(policy, service))
+        )
+    ]
     return sorted(found, key=lambda policy: (policy.namespace, policy.name))
 
 
@@ -146,31 +164,40 @@ ACTION_ORDER = tuple(action for action, _ in _ORDER)
 
 def filter_name(action: Any, *, http: bool) -> str:
     """One filter per action, each with its own name so routes can override it."""
-    label = {rbac_pb2.RBAC.LOG: "audit", rbac_pb2.RBAC.DENY: "deny",
-             rbac_pb2.RBAC.ALLOW: "allow"}[action]
+    label = {rbac_pb2.RBAC.LOG: "audit", rbac_pb2.RBAC.DENY: "deny", rbac_pb2.RBAC.ALLOW: "allow"}[
+        action
+    ]
     return f"envoy.filters.{'http' if http else 'network'}.rbac.{label}"
 
 
 def http_configs(config: WaypointConfig, service: ServiceInfo | None) -> dict[str, Any]:
     """The HTTP RBAC configs of a chain (or virtual host), keyed by filter name, in order."""
-    return {filter_name(action, http=True): http_rbac_pb2.RBAC(**fields)
-            for action, fields in _filter_fields(config, service, http=True)}
+    return {
+        filter_name(action, http=True): http_rbac_pb2.RBAC(**fields)
+        for action, fields in _filter_fields(config, service, http=True)
+    }
 
 
 def http_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
-    return [hcm_pb2.HttpFilter(name=name, typed_config=typed(rbac))
-            for name, rbac in http_configs(config, service).items()]
+    return [
+        hcm_pb2.HttpFilter(name=name, typed_config=typed(rbac))
+        for name, rbac in http_configs(config, service).items()
+    ]
 
 
 def network_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
-    return [listener_components_pb2.Filter(
-        name=filter_name(action, http=False),
-        typed_config=typed(network_rbac_pb2.RBAC(stat_prefix="tcp.", **fields)))
-        for action, fields in _filter_fields(config, service, http=False)]
+    return [
+        listener_components_pb2.Filter(
+            name=filter_name(action, http=False),
+            typed_config=typed(network_rbac_pb2.RBAC(stat_prefix="tcp.", **fields)),
+        )
+        for action, fields in _filter_fields(config, service, http=False)
+    ]
 
 
-def _filter_fields(config: WaypointConfig, service: ServiceInfo | None, *,
-                   http: bool) -> list[tuple[Any, dict[str, Any]]]:
+def _filter_fields(
+    config: WaypointConfig, service: ServiceInfo | None, *, http: bool
+) -> list[tuple[Any, dict[str, Any]]]:
     policies = attached_policies(config, service)
     context = _Context(mode=config.identity.mode, http=http)
     out = []
@@ -186,7 +213,8 @@ def _filter_fields(config: WaypointConfig, service: ServiceInfo | None, *,
         if dry:
             fields["shadow_rules"] = _rbac(action, dry, context)
             fields["shadow_rules_stat_prefix"] = (
-                "istio_dry_run_allow_" if action == rbac_pb2.RBAC.ALLOW else "istio_dry_run_deny_")
+                "istio_dry_run_allow_" if action == rbac_pb2.RBAC.ALLOW else "istio_dry_run_deny_"
+            )
         out.append((action, fields))
     return out
 
@@ -201,11 +229,13 @@ def _rbac(action: Any, policies: Sequence[AuthorizationPolicy], context: _Contex
     for policy in policies:
         strict = policy.action in (AuthorizationAction.ALLOW, AuthorizationAction.AUDIT)
         for index, rule in enumerate(policy.rules):
-            translated = _Rule(policy, context, strict).build(rule.sources, rule.operations,
-                                                                rule.when)
+            translated = _Rule(policy, context, strict).build(
+                rule.sources, rule.operations, rule.when
+            )
             if translated is not None:
-                result.policies[f"ns[{policy.namespace}]-policy[{policy.name}]-rule[{index}]"] \
-                    .CopyFrom(translated)
+                result.policies[
+                    f"ns[{policy.namespace}]-policy[{policy.name}]-rule[{index}]"
+                ].CopyFrom(translated)
     return result
 
 
@@ -234,12 +264,15 @@ class _Rule:
         """What an unenforceable condition becomes: false for ALLOW, true for DENY."""
         return NEVER if self.strict else ALWAYS
 
-    def build(self, sources: Sequence[Source], operations: Sequence[Operation],
-               when: Sequence[Condition]) -> Any | None:
-        principal_terms: list[Term] = [_any_of([self.source(s) for s in sources], _or_ids)
-                                       if sources else ALWAYS]
-        permission_terms: list[Term] = [_any_of([self.operation(o) for o in operations], _or_rules)
-                                        if operations else ALWAYS]
+    def build(
+        self, sources: Sequence[Source], operations: Sequence[Operation], when: Sequence[Condition]
+    ) -> Any | None:
+        principal_terms: list[Term] = [
+            _any_of([self.source(s) for s in sources], _or_ids) if sources else ALWAYS
+        ]
+        permission_terms: list[Term] = [
+            _any_of([self.operation(o) for o in operations], _or_rules) if operations else ALWAYS
+        ]
         for condition in when:
             side, term = self.condition(condition)
             (principal_terms if side == "principal" else permission_terms).append(term)
@@ -249,24 +282,33 @@ class _Rule:
             return None  # this rule can never match
         return rbac_pb2.Policy(
             principals=[rbac_pb2.Principal(any=True) if principal is ALWAYS else principal],
-            permissions=[rbac_pb2.Permission(any=True) if permission is ALWAYS else permission])
+            permissions=[rbac_pb2.Permission(any=True) if permission is ALWAYS else permission],
+        )
 
     # Sources ---------------------------------------------------------------------
 
     def source(self, source: Source) -> Term:
-        return _all_of([
-            self._values(source.principals, source.not_principals, self.principal),
-            self._values(source.namespaces, source.not_namespaces, self.namespace),
-            self._values(source.service_accounts, source.not_service_accounts,
-                         self.service_account),
-            self._values(source.ip_blocks, source.not_ip_blocks, self.source_ip),
-            self._values(source.remote_ip_blocks, source.not_remote_ip_blocks, self.remote_ip),
-            self._values(source.request_principals, source.not_request_principals,
-                         lambda _value: self.unknown),
-        ], _and_ids)
+        return _all_of(
+            [
+                self._values(source.principals, source.not_principals, self.principal),
+                self._values(source.namespaces, source.not_namespaces, self.namespace),
+                self._values(
+                    source.service_accounts, source.not_service_accounts, self.service_account
+                ),
+                self._values(source.ip_blocks, source.not_ip_blocks, self.source_ip),
+                self._values(source.remote_ip_blocks, source.not_remote_ip_blocks, self.remote_ip),
+                self._values(
+                    source.request_principals,
+                    source.not_request_principals,
+                    lambda _value: self.unknown,
+                ),
+            ],
+            _and_ids,
+        )
 
-    def _values(self, values: Sequence[str], negated: Sequence[str],
-                term: Callable[[str], Term]) -> Term:
+    def _values(
+        self, values: Sequence[str], negated: Sequence[str], term: Callable[[str], Term]
+    ) -> Term:
         """``values`` ORed, ANDed with NOT(``negated`` ORed); principals or permissions."""
         terms = []
         if values:
@@ -295,8 +337,11 @@ class _Rule:
     def _peer(self, matcher: Any) -> Term:
         if not self.context.identity:
             return self.unknown
-        return rbac_pb2.Principal(filter_state=filter_state_pb2.FilterStateMatcher(
-            key=names.PEER_PRINCIPAL, string_match=matcher))
+        return rbac_pb2.Principal(
+            filter_state=filter_state_pb2.FilterStateMatcher(
+                key=names.PEER_PRINCIPAL, string_match=matcher
+            )
+        )
 
     def principal(self, value: str) -> Term:
         if value == "*":
@@ -313,8 +358,9 @@ class _Rule:
     def service_account(self, value: str) -> Term:
         namespace, _, account = value.rpartition("/")
         namespace = namespace or self.policy.namespace
-        return self._peer(safe_regex(
-            f"spiffe://[^/]+/ns/{re.escape(namespace)}/sa/{re.escape(account)}"))
+        return self._peer(
+            safe_regex(f"spiffe://[^/]+/ns/{re.escape(namespace)}/sa/{re.escape(account)}")
+        )
 
     def source_ip(self, value: str) -> Term:
         network = _network(value)
@@ -323,9 +369,12 @@ class _Rule:
         if self.context.mode is WaypointMode.SANDWICH:
             # An ordinary listener: the TCP peer is the caller (ztunnel keeps its address).
             return rbac_pb2.Principal(direct_remote_ip=_core_cidr(network))
-        return rbac_pb2.Principal(filter_state=filter_state_pb2.FilterStateMatcher(
-            key=names.ORIGINAL_DST_REMOTE_IP,
-            address_match=address_matcher_pb2.AddressMatcher(ranges=[_xds_cidr(network)])))
+        return rbac_pb2.Principal(
+            filter_state=filter_state_pb2.FilterStateMatcher(
+                key=names.ORIGINAL_DST_REMOTE_IP,
+                address_match=address_matcher_pb2.AddressMatcher(ranges=[_xds_cidr(network)]),
+            )
+        )
 
     def remote_ip(self, value: str) -> Term:
         network = _network(value)
@@ -336,18 +385,22 @@ class _Rule:
     # Operations ------------------------------------------------------------------
 
     def operation(self, operation: Operation) -> Term:
-        return _all_of([
-            self._values(operation.hosts, operation.not_hosts, self.host),
-            self._values(operation.ports, operation.not_ports, self.port),
-            self._values(operation.methods, operation.not_methods, self.method),
-            self._values(operation.paths, operation.not_paths, self.path),
-        ], _and_rules)
+        return _all_of(
+            [
+                self._values(operation.hosts, operation.not_hosts, self.host),
+                self._values(operation.ports, operation.not_ports, self.port),
+                self._values(operation.methods, operation.not_methods, self.method),
+                self._values(operation.paths, operation.not_paths, self.path),
+            ],
+            _and_rules,
+        )
 
     def _header(self, name: str, matcher: Any) -> Term:
         if not self.context.http:
             return self.unknown
-        return rbac_pb2.Permission(header=route_components_pb2.HeaderMatcher(
-            name=name, string_match=matcher))
+        return rbac_pb2.Permission(
+            header=route_components_pb2.HeaderMatcher(name=name, string_match=matcher)
+        )
 
     def host(self, value: str) -> Term:
         if value == "*":
@@ -373,8 +426,12 @@ class _Rule:
         if not self.context.http:
             return self.unknown
         if "{*}" in value or "{**}" in value:
-            return rbac_pb2.Permission(uri_template=extension(
-                "uri-template", uri_template_match_pb2.UriTemplateMatchConfig(path_template=value)))
+            return rbac_pb2.Permission(
+                uri_template=extension(
+                    "uri-template",
+                    uri_template_match_pb2.UriTemplateMatchConfig(path_template=value),
+                )
+            )
         return rbac_pb2.Permission(url_path=path_pb2.PathMatcher(path=_wild_string(value)))
 
     # Conditions ------------------------------------------------------------------
@@ -390,8 +447,9 @@ class _Rule:
             "source.serviceAccount": self.service_account,
         }
         if key in principal_keys:
-            return "principal", self._values(condition.values, condition.not_values,
-                                             principal_keys[key])
+            return "principal", self._values(
+                condition.values, condition.not_values, principal_keys[key]
+            )
         permission_keys: dict[str, Callable[[str], Term]] = {
             "destination.ip": self.destination_ip,
             "destination.port": self.port,
@@ -401,11 +459,14 @@ class _Rule:
         if header is not None:
             name = header.group(1).lower()
             return "permission", self._values(
-                condition.values, condition.not_values,
-                lambda value: self._header(name, _wild_string(value)))
+                condition.values,
+                condition.not_values,
+                lambda value: self._header(name, _wild_string(value)),
+            )
         if key in permission_keys:
-            return "permission", self._values(condition.values, condition.not_values,
-                                              permission_keys[key])
+            return "permission", self._values(
+                condition.values, condition.not_values, permission_keys[key]
+            )
         # request.auth.* (no JWT support), experimental.*, unknown keys.
         return "permission", self.unknown
 
@@ -495,10 +556,14 @@ def _network(value: str) -> IPNetwork | None:
 
 
 def _core_cidr(network: IPNetwork) -> Any:
-    return address_pb2.CidrRange(address_prefix=str(network.network_address),
-                                 prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen))
+    return address_pb2.CidrRange(
+        address_prefix=str(network.network_address),
+        prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen),
+    )
 
 
 def _xds_cidr(network: IPNetwork) -> Any:
-    return cidr_pb2.CidrRange(address_prefix=str(network.network_address),
-                              prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen))
+    return cidr_pb2.CidrRange(
+        address_prefix=str(network.network_address),
+        prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen),
+    )

@@ -57,9 +57,10 @@ class Match:
 
     @property
     def is_catch_all(self) -> bool:
-        path_all = self.path is None or (self.path.kind in (MatchKind.PREFIX,
-                                                            MatchKind.PATH_SEPARATED_PREFIX)
-                                         and self.path.value in ("", "/"))
+        path_all = self.path is None or (
+            self.path.kind in (MatchKind.PREFIX, MatchKind.PATH_SEPARATED_PREFIX)
+            and self.path.value in ("", "/")
+        )
         return path_all and not self.headers and not self.query
 
 
@@ -167,6 +168,23 @@ class Fault:
 
 
 @dataclass(frozen=True, slots=True)
+class Cors:
+    """A CORS policy for the rule's routes (Envoy's CORS filter answers preflights).
+
+    ``forward_unmatched_preflights``: a preflight from an origin that is not allowed goes
+    on to the backend (True) or is answered by the proxy without CORS headers (False).
+    """
+
+    allow_origins: tuple[StringMatch, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age_seconds: int | None = None
+    allow_credentials: bool | None = None
+    forward_unmatched_preflights: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One routing rule: where requests that match go, and what happens on the way.
 
@@ -188,6 +206,7 @@ class Rule:
     retry: Retry | None = None
     mirrors: tuple[Mirror, ...] = ()
     fault: Fault | None = None
+    cors: Cors | None = None
     config: str = ""
     # Gateway API semantics: unresolvable backends answer 500 instead of 503.
     gateway_semantics: bool = False

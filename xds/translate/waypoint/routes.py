@@ -19,10 +19,12 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.retry.priority.previous_priorities.v3 import previous_priorities_config_pb2
 from envoy.type.matcher.v3 import regex_pb2
+from envoy.type.v3 import percent_pb2
 
 from xds.model.networking import ConsistentHash
 from xds.translate.waypoint import gateway_api, names, virtual_service
@@ -44,6 +46,7 @@ from xds.translate.waypoint.protos import safe_regex as regex_string
 from xds.translate.waypoint.protos import suffix as suffix_string
 from xds.translate.waypoint.route_ir import (
     DEFAULT_RETRY,
+    Cors,
     Destination,
     Fault,
     HeaderMatch,
@@ -58,6 +61,7 @@ from xds.translate.waypoint.route_ir import (
 
 MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
 _FAULT_FILTER = "envoy.filters.http.fault"
+_CORS_FILTER = "envoy.filters.http.cors"
 _REDIRECT_CODES = {
     301: rc.RedirectAction.MOVED_PERMANENTLY,
     302: rc.RedirectAction.FOUND,
@@ -71,19 +75,26 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def rules_for(config: WaypointConfig, service: ServiceInfo, port: int) -> list[Rule]:
     """The routing rules of one service port: Gateway API routes win over VirtualServices."""
     identity = config.identity
-    rules = gateway_api.route_rules((*config.http_routes, *config.grpc_routes), service, port,
-                                    identity.namespace, identity.domain_suffix)
+    rules = gateway_api.route_rules(
+        (*config.http_routes, *config.grpc_routes),
+        service,
+        port,
+        identity.namespace,
+        identity.domain_suffix,
+    )
     if rules:
         return rules
-    chosen = virtual_service.select(config.virtual_services, service, identity.namespace,
-                                    identity.domain_suffix)
+    chosen = virtual_service.select(
+        config.virtual_services, service, identity.namespace, identity.domain_suffix
+    )
     if chosen is not None:
         return virtual_service.route_rules(chosen, port, identity.domain_suffix)
     return []
 
 
-def service_route_config(config: WaypointConfig, service: ServiceInfo, port: ServicePortInfo,
-                         cluster: str) -> Any:
+def service_route_config(
+    config: WaypointConfig, service: ServiceInfo, port: ServicePortInfo, cluster: str
+) -> Any:
     """The inline route config of one service's HTTP chain."""
     rules = rules_for(config, service, port.port)
     builder = RouteBuilder(config, service.hostname, port.port)
@@ -95,8 +106,10 @@ def service_route_config(config: WaypointConfig, service: ServiceInfo, port: Ser
         name=cluster,
         validate_clusters=boolean(False),
         max_direct_response_body_size_bytes=uint32(MAX_DIRECT_RESPONSE_BODY),
-        virtual_hosts=[rc.VirtualHost(name=f"inbound|http|{port.port}", domains=["*"],
-                                      routes=routes)])
+        virtual_hosts=[
+            rc.VirtualHost(name=f"inbound|http|{port.port}", domains=["*"], routes=routes)
+        ],
+    )
 
 
 def passthrough_route_config(cluster: str) -> Any:
@@ -104,11 +117,24 @@ def passthrough_route_config(cluster: str) -> Any:
     return route_pb2.RouteConfiguration(
         name=cluster,
         validate_clusters=boolean(False),
-        virtual_hosts=[rc.VirtualHost(name="inbound|http|0", domains=["*"], routes=[rc.Route(
-            name="default",
-            match=rc.RouteMatch(prefix="/"),
-            route=rc.RouteAction(cluster=cluster, timeout=duration(0),
-                                 retry_policy=retry_policy(DEFAULT_RETRY)))])])
+        virtual_hosts=[
+            rc.VirtualHost(
+                name="inbound|http|0",
+                domains=["*"],
+                routes=[
+                    rc.Route(
+                        name="default",
+                        match=rc.RouteMatch(prefix="/"),
+                        route=rc.RouteAction(
+                            cluster=cluster,
+                            timeout=duration(0),
+                            retry_policy=retry_policy(DEFAULT_RETRY),
+                        ),
+                    )
+                ],
+            )
+        ],
+    )
 
 
 @dataclass
@@ -121,14 +147,19 @@ class RouteBuilder:
     port: int
 
     def default_route(self, cluster: str) -> Any:
-        action = rc.RouteAction(cluster=cluster, timeout=duration(0),
-                                max_stream_duration=_grpc_timeout(None))
+        action = rc.RouteAction(
+            cluster=cluster, timeout=duration(0), max_stream_duration=_grpc_timeout(None)
+        )
         hashing = self._hash_policy(self.host, None)
         action.retry_policy.CopyFrom(retry_policy(DEFAULT_RETRY, same_host=hashing is not None))
         if hashing is not None:
             action.hash_policy.append(hashing)
-        return rc.Route(name="default", match=rc.RouteMatch(prefix="/"), route=action,
-                        decorator=self._decorator())
+        return rc.Route(
+            name="default",
+            match=rc.RouteMatch(prefix="/"),
+            route=action,
+            decorator=self._decorator(),
+        )
 
     def routes(self, rules: Sequence[Rule]) -> list[Any]:
         out = []
@@ -161,6 +192,8 @@ class RouteBuilder:
             route.direct_response.status = 500
         if rule.fault is not None:
             route.typed_per_filter_config[_FAULT_FILTER].CopyFrom(typed(_fault(rule.fault)))
+        if rule.cors is not None:
+            route.typed_per_filter_config[_CORS_FILTER].CopyFrom(typed(cors_policy(rule.cors)))
         return route
 
     def _decorator(self) -> Any:
@@ -170,7 +203,8 @@ class RouteBuilder:
         redirect = rule.redirect
         assert redirect is not None
         action = rc.RedirectAction(
-            response_code=_REDIRECT_CODES.get(redirect.status, rc.RedirectAction.MOVED_PERMANENTLY))
+            response_code=_REDIRECT_CODES.get(redirect.status, rc.RedirectAction.MOVED_PERMANENTLY)
+        )
         if redirect.scheme:
             action.scheme_redirect = redirect.scheme
         if redirect.host:
@@ -184,8 +218,9 @@ class RouteBuilder:
         return action
 
     def _action(self, rule: Rule, match: Match) -> Any:
-        action = rc.RouteAction(timeout=duration(rule.timeout or 0),
-                                max_stream_duration=_grpc_timeout(rule))
+        action = rc.RouteAction(
+            timeout=duration(rule.timeout or 0), max_stream_duration=_grpc_timeout(rule)
+        )
         destinations = rule.destinations
         if len(destinations) == 1:
             only = destinations[0]
@@ -195,7 +230,8 @@ class RouteBuilder:
         else:
             for destination in destinations:
                 weight = action.weighted_clusters.clusters.add(
-                    name=self.cluster(destination), weight=uint32(destination.weight))
+                    name=self.cluster(destination), weight=uint32(destination.weight)
+                )
                 _weight_headers(weight, destination)
         if rule.gateway_semantics:
             action.cluster_not_found_response_code = rc.RouteAction.INTERNAL_SERVER_ERROR
@@ -210,8 +246,10 @@ class RouteBuilder:
             action.request_mirror_policies.add(
                 cluster=self.cluster(mirror.destination),
                 runtime_fraction=base_pb2.RuntimeFractionalPercent(
-                    default_value=fraction_per_million(mirror.percent)),
-                trace_sampled=boolean(False))
+                    default_value=fraction_per_million(mirror.percent)
+                ),
+                trace_sampled=boolean(False),
+            )
         return action
 
     def cluster(self, destination: Destination, *, tcp: bool = False) -> str:
@@ -245,18 +283,21 @@ def tcp_targets(config: WaypointConfig, service: ServiceInfo, port: int) -> list
     An empty list means no TCPRoute applies. A route whose backends all have
     weight 0 (or are not allowed) yields the black hole: connections fail.
     """
-    attached = [route for route in config.tcp_routes
-                if route.namespace in (service.namespace, config.identity.namespace)
-                and any(gateway_api.attaches(parent, service, port)
-                        for parent in route.parent_refs)]
+    attached = [
+        route
+        for route in config.tcp_routes
+        if route.namespace in (service.namespace, config.identity.namespace)
+        and any(gateway_api.attaches(parent, service, port) for parent in route.parent_refs)
+    ]
     if not attached or not attached[0].rules:
         return []
     route = attached[0]
     builder = RouteBuilder(config, service.hostname, port)
     targets = []
     for backend in route.rules[0].backend_refs:
-        destination = gateway_api.backend_destination(backend, route.namespace,
-                                                      config.identity.domain_suffix)
+        destination = gateway_api.backend_destination(
+            backend, route.namespace, config.identity.domain_suffix
+        )
         if destination.weight > 0 and not destination.invalid:
             targets.append((builder.cluster(destination, tcp=True), destination.weight))
     return targets or [(names.BLACKHOLE, 1)]
@@ -265,31 +306,41 @@ def tcp_targets(config: WaypointConfig, service: ServiceInfo, port: int) -> list
 def hash_policy(consistent: ConsistentHash) -> Any | None:
     """The route hash policy that feeds a DestinationRule's consistent hashing."""
     if consistent.http_header_name:
-        return rc.RouteAction.HashPolicy(header=rc.RouteAction.HashPolicy.Header(
-            header_name=consistent.http_header_name))
+        return rc.RouteAction.HashPolicy(
+            header=rc.RouteAction.HashPolicy.Header(header_name=consistent.http_header_name)
+        )
     if consistent.http_cookie_name:
-        cookie = rc.RouteAction.HashPolicy.Cookie(name=consistent.http_cookie_name,
-                                                  path=consistent.http_cookie_path or "")
+        cookie = rc.RouteAction.HashPolicy.Cookie(
+            name=consistent.http_cookie_name, path=consistent.http_cookie_path or ""
+        )
         if consistent.http_cookie_ttl is not None:
             cookie.ttl.CopyFrom(duration(consistent.http_cookie_ttl))
         return rc.RouteAction.HashPolicy(cookie=cookie)
     if consistent.use_source_ip:
-        return rc.RouteAction.HashPolicy(connection_properties=rc.RouteAction.HashPolicy
-                                         .ConnectionProperties(source_ip=True))
+        return rc.RouteAction.HashPolicy(
+            connection_properties=rc.RouteAction.HashPolicy.ConnectionProperties(source_ip=True)
+        )
     if consistent.http_query_parameter_name:
-        return rc.RouteAction.HashPolicy(query_parameter=rc.RouteAction.HashPolicy
-                                         .QueryParameter(name=consistent.http_query_parameter_name))
+        return rc.RouteAction.HashPolicy(
+            query_parameter=rc.RouteAction.HashPolicy.QueryParameter(
+                name=consistent.http_query_parameter_name
+            )
+        )
     return None
 
 
 def retry_policy(retry: Retry, *, same_host: bool = False) -> Any:
     """An Envoy retry policy; retries go to another host unless hashing pins one."""
-    policy = rc.RetryPolicy(retry_on=",".join(retry.retry_on), num_retries=uint32(retry.attempts),
-                            retriable_status_codes=list(retry.status_codes))
+    policy = rc.RetryPolicy(
+        retry_on=",".join(retry.retry_on),
+        num_retries=uint32(retry.attempts),
+        retriable_status_codes=list(retry.status_codes),
+    )
     if not same_host:
         policy.retry_host_predicate.add(
             name="envoy.retry_host_predicates.previous_hosts",
-            typed_config=typed(previous_hosts_pb2.PreviousHostsPredicate()))
+            typed_config=typed(previous_hosts_pb2.PreviousHostsPredicate()),
+        )
         policy.host_selection_retry_max_attempts = 5
     if retry.per_try_timeout is not None:
         policy.per_try_timeout.CopyFrom(duration(retry.per_try_timeout))
@@ -297,8 +348,9 @@ def retry_policy(retry: Retry, *, same_host: bool = False) -> Any:
         policy.retry_back_off.base_interval.CopyFrom(duration(retry.backoff))
     if retry.retry_remote_localities:
         policy.retry_priority.name = "envoy.retry_priorities.previous_priorities"
-        policy.retry_priority.typed_config.CopyFrom(typed(
-            previous_priorities_config_pb2.PreviousPrioritiesConfig(update_frequency=2)))
+        policy.retry_priority.typed_config.CopyFrom(
+            typed(previous_priorities_config_pb2.PreviousPrioritiesConfig(update_frequency=2))
+        )
     return policy
 
 
@@ -366,18 +418,30 @@ def _rewrite(action: Any, rule: Rule, match: Match) -> None:
     authority = rewrite.authority if rewrite is not None else None
     if rewrite is not None and rewrite.path_kind is not None:
         if rewrite.path_kind is PathRewriteKind.REGEX:
-            action.regex_rewrite.CopyFrom(regex_pb2.RegexMatchAndSubstitute(
-                pattern=regex(rewrite.path), substitution=rewrite.regex_substitution))
+            action.regex_rewrite.CopyFrom(
+                regex_pb2.RegexMatchAndSubstitute(
+                    pattern=regex(rewrite.path), substitution=rewrite.regex_substitution
+                )
+            )
         elif rewrite.path_kind is PathRewriteKind.FULL:
-            action.regex_rewrite.CopyFrom(regex_pb2.RegexMatchAndSubstitute(
-                pattern=regex("^.*$"), substitution=_escape_substitution(rewrite.path)))
-        elif (rule.gateway_semantics and rewrite.path == "/" and match.path is not None
-              and match.path.kind is MatchKind.PATH_SEPARATED_PREFIX):
+            action.regex_rewrite.CopyFrom(
+                regex_pb2.RegexMatchAndSubstitute(
+                    pattern=regex("^.*$"), substitution=_escape_substitution(rewrite.path)
+                )
+            )
+        elif (
+            rule.gateway_semantics
+            and rewrite.path == "/"
+            and match.path is not None
+            and match.path.kind is MatchKind.PATH_SEPARATED_PREFIX
+        ):
             # Stripping the prefix with prefix_rewrite "/" would leave "//rest";
             # keep exactly one slash instead (as istiod does).
-            action.regex_rewrite.CopyFrom(regex_pb2.RegexMatchAndSubstitute(
-                pattern=regex(f"^{re.escape(match.path.value)}(/?)(.*)"),
-                substitution="/\\2"))
+            action.regex_rewrite.CopyFrom(
+                regex_pb2.RegexMatchAndSubstitute(
+                    pattern=regex(f"^{re.escape(match.path.value)}(/?)(.*)"), substitution="/\\2"
+                )
+            )
         else:
             action.prefix_rewrite = rewrite.path
     if authority:
@@ -389,12 +453,36 @@ def _escape_substitution(text: str) -> str:
     return text.replace("\\", "\\\\")
 
 
+def cors_policy(cors: Cors) -> Any:
+    """istiod's CorsPolicy: enabled for every request, lists joined with commas."""
+    policy = cors_pb2.CorsPolicy(
+        allow_origin_string_match=[string_matcher(origin) for origin in cors.allow_origins],
+        allow_methods=",".join(cors.allow_methods),
+        allow_headers=",".join(cors.allow_headers),
+        expose_headers=",".join(cors.expose_headers),
+        filter_enabled=base_pb2.RuntimeFractionalPercent(
+            default_value=percent_pb2.FractionalPercent(
+                numerator=100, denominator=percent_pb2.FractionalPercent.HUNDRED
+            )
+        ),
+        forward_not_matching_preflights=boolean(cors.forward_unmatched_preflights),
+    )
+    if cors.max_age_seconds is not None:
+        policy.max_age = str(cors.max_age_seconds)
+    if cors.allow_credentials is not None:
+        policy.allow_credentials.CopyFrom(boolean(cors.allow_credentials))
+    return policy
+
+
 def _fault(fault: Fault) -> Any:
     result = fault_pb2.HTTPFault()
     if fault.delay is not None:
-        result.delay.CopyFrom(common_fault_pb2.FaultDelay(
-            fixed_delay=duration(fault.delay.delay),
-            percentage=fraction_per_million(fault.delay.percent)))
+        result.delay.CopyFrom(
+            common_fault_pb2.FaultDelay(
+                fixed_delay=duration(fault.delay.delay),
+                percentage=fraction_per_million(fault.delay.percent),
+            )
+        )
     if fault.abort is not None:
         abort = fault_pb2.FaultAbort(percentage=fraction_per_million(fault.abort.percent))
         if fault.abort.grpc_status is not None:
@@ -417,14 +505,20 @@ def _header_values(ops: HeaderOps) -> list[Any]:
     values = []
     for name, value in ops.set:
         if _editable(name):
-            values.append(base_pb2.HeaderValueOption(
-                header=base_pb2.HeaderValue(key=name, value=value),
-                append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD))
+            values.append(
+                base_pb2.HeaderValueOption(
+                    header=base_pb2.HeaderValue(key=name, value=value),
+                    append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+                )
+            )
     for name, value in ops.add:
         if _editable(name):
-            values.append(base_pb2.HeaderValueOption(
-                header=base_pb2.HeaderValue(key=name, value=value),
-                append_action=base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD))
+            values.append(
+                base_pb2.HeaderValueOption(
+                    header=base_pb2.HeaderValue(key=name, value=value),
+                    append_action=base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD,
+                )
+            )
     return values
 
 
@@ -440,4 +534,3 @@ def _weight_headers(weight: Any, destination: Destination) -> None:
     _header_ops(weight, destination.request_headers, destination.response_headers)
     if destination.authority:
         weight.host_rewrite_literal = destination.authority
-

@@ -38,9 +38,14 @@ def build_listeners(config: WaypointConfig) -> list[Any]:
         # Several Gateway listeners may share a port (different hostnames);
         # Envoy gets one listener per port whose route config holds them all.
         by_port.setdefault(listener.port, listener)
-    return [_listener(config, port, [listener for listener in config.identity.listeners
-                                     if listener.port == port])
-            for port in sorted(by_port)]
+    return [
+        _listener(
+            config,
+            port,
+            [listener for listener in config.identity.listeners if listener.port == port],
+        )
+        for port in sorted(by_port)
+    ]
 
 
 def listener_name(port: int) -> str:
@@ -53,12 +58,15 @@ def _listener(config: WaypointConfig, port: int, listeners: list[GatewayListener
     # Every action some virtual host overrides needs a filter to override.
     rbac_filters = []
     for name in _ordered_names({*base, *overrides}):
-        rbac_filters.append(hcm_pb2.HttpFilter(
-            name=name, typed_config=typed(base.get(name, http_rbac_pb2.RBAC()))))
+        rbac_filters.append(
+            hcm_pb2.HttpFilter(name=name, typed_config=typed(base.get(name, http_rbac_pb2.RBAC())))
+        )
     route_config = route_pb2.RouteConfiguration(
-        name=f"http.{port}", validate_clusters=boolean(False),
+        name=f"http.{port}",
+        validate_clusters=boolean(False),
         max_direct_response_body_size_bytes=uint32(routes.MAX_DIRECT_RESPONSE_BODY),
-        virtual_hosts=virtual_hosts)
+        virtual_hosts=virtual_hosts,
+    )
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix=f"outbound_0.0.0.0_{port}",
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
@@ -73,13 +81,21 @@ def _listener(config: WaypointConfig, port: int, listeners: list[GatewayListener
         server_name=filters.SERVER_NAME,
         server_header_transformation=hcm_pb2.HttpConnectionManager.OVERWRITE,
         route_config=route_config,
-        http_filters=[*rbac_filters, *filters.core_http_filters(), filters.router()])
+        http_filters=[*rbac_filters, *filters.core_http_filters(), filters.router()],
+    )
     return listener_pb2.Listener(
         name=listener_name(port),
-        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(
-            address="0.0.0.0", port_value=port)),
-        filter_chains=[listener_components_pb2.FilterChain(filters=[
-            listener_components_pb2.Filter(name=filters.HCM, typed_config=typed(manager))])])
+        address=address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(address="0.0.0.0", port_value=port)
+        ),
+        filter_chains=[
+            listener_components_pb2.FilterChain(
+                filters=[
+                    listener_components_pb2.Filter(name=filters.HCM, typed_config=typed(manager))
+                ]
+            )
+        ],
+    )
 
 
 def _ordered_names(names_: set[str]) -> list[str]:
@@ -87,8 +103,9 @@ def _ordered_names(names_: set[str]) -> list[str]:
     return [name for name in order if name in names_]
 
 
-def _virtual_hosts(config: WaypointConfig, port: int, listeners: list[GatewayListener],
-                   base: dict[str, Any]) -> tuple[list[Any], set[str]]:
+def _virtual_hosts(
+    config: WaypointConfig, port: int, listeners: list[GatewayListener], base: dict[str, Any]
+) -> tuple[list[Any], set[str]]:
     identity = config.identity
     claimed: set[str] = set()
     hosts: list[Any] = []
@@ -96,20 +113,27 @@ def _virtual_hosts(config: WaypointConfig, port: int, listeners: list[GatewayLis
     all_routes: list[HTTPRoute | GRPCRoute] = [*config.http_routes, *config.grpc_routes]
     for listener in listeners:
         per_domain = gateway_api.gateway_listener_rules(
-            all_routes, identity.namespace, identity.name, listener, identity.domain_suffix)
+            all_routes, identity.namespace, identity.name, listener, identity.domain_suffix
+        )
         for domain, rules in per_domain.items():
             if domain in claimed:
                 continue
             claimed.add(domain)
             builder = routes.RouteBuilder(config, domain, port)
-            hosts.append(rc.VirtualHost(name=f"{domain}:{port}", domains=[domain],
-                                        routes=builder.routes(rules)))
+            hosts.append(
+                rc.VirtualHost(
+                    name=f"{domain}:{port}", domains=[domain], routes=builder.routes(rules)
+                )
+            )
     for service in config.bound_services:
         service_port = service.port(port)
         if service_port is None:
             continue
-        domains = [domain for domain in _service_domains(service, identity.namespace)
-                   if domain not in claimed]
+        domains = [
+            domain
+            for domain in _service_domains(service, identity.namespace)
+            if domain not in claimed
+        ]
         if not domains:
             continue
         claimed.update(domains)
@@ -118,8 +142,9 @@ def _virtual_hosts(config: WaypointConfig, port: int, listeners: list[GatewayLis
         built = builder.routes(rules) if rules else []
         if not built:
             built = [builder.default_route(names.outbound_cluster(port, service.hostname))]
-        virtual_host = rc.VirtualHost(name=f"{service.hostname}:{port}", domains=domains,
-                                      routes=built)
+        virtual_host = rc.VirtualHost(
+            name=f"{service.hostname}:{port}", domains=domains, routes=built
+        )
         own = rbac.http_configs(config, service)
         if own != base:
             for name in {*own, *base}:

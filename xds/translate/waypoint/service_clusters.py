@@ -53,7 +53,11 @@ def service_clusters(config: WaypointConfig) -> Iterator[ServiceCluster]:
                     for subset in subsets:
                         yield ServiceCluster(
                             names.inbound_vip_cluster(port.port, http, service.hostname, subset),
-                            service, port, http, subset)
+                            service,
+                            port,
+                            http,
+                            subset,
+                        )
             else:
                 # Outbound names carry no protocol: one cluster per port (and subset).
                 http = port.protocol.is_http or port.protocol.is_sniffed

@@ -29,15 +29,20 @@ def sds_secret(name: str) -> Any:
         name=name,
         sds_config=config_source_pb2.ConfigSource(
             ads=config_source_pb2.AggregatedConfigSource(),
-            resource_api_version=config_source_pb2.V3))
+            resource_api_version=config_source_pb2.V3,
+        ),
+    )
 
 
 def spiffe_san_matchers(trust_domain: str, *, extra_prefixes: tuple[str, ...] = ()) -> list[Any]:
     """URI SAN prefix matchers (ORed by Envoy): any identity of the trust domain."""
     prefixes = (f"spiffe://{trust_domain}/", *extra_prefixes)
-    return [common_pb2.SubjectAltNameMatcher(
-        san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=prefix(value))
-        for value in prefixes]
+    return [
+        common_pb2.SubjectAltNameMatcher(
+            san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=prefix(value)
+        )
+        for value in prefixes
+    ]
 
 
 def hbone_tls_context(trust_domain: str, *, extra_san_prefixes: tuple[str, ...] = ()) -> Any:
@@ -45,21 +50,26 @@ def hbone_tls_context(trust_domain: str, *, extra_san_prefixes: tuple[str, ...] 
     return tls_pb2.CommonTlsContext(
         tls_params=common_pb2.TlsParameters(
             tls_minimum_protocol_version=common_pb2.TlsParameters.TLSv1_3,
-            tls_maximum_protocol_version=common_pb2.TlsParameters.TLSv1_3),
+            tls_maximum_protocol_version=common_pb2.TlsParameters.TLSv1_3,
+        ),
         alpn_protocols=["h2"],
         tls_certificate_sds_secret_configs=[sds_secret(names.SECRET_WORKLOAD)],
         combined_validation_context=tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
             default_validation_context=common_pb2.CertificateValidationContext(
                 match_typed_subject_alt_names=spiffe_san_matchers(
-                    trust_domain, extra_prefixes=extra_san_prefixes)),
-            validation_context_sds_secret_config=sds_secret(names.SECRET_ROOT_CA)))
+                    trust_domain, extra_prefixes=extra_san_prefixes
+                )
+            ),
+            validation_context_sds_secret_config=sds_secret(names.SECRET_ROOT_CA),
+        ),
+    )
 
 
 def downstream_hbone_socket(trust_domain: str) -> Any:
     """The server side of HBONE on 15008: client certificates are required."""
     context = tls_pb2.DownstreamTlsContext(
-        common_tls_context=hbone_tls_context(trust_domain),
-        require_client_certificate=boolean(True))
+        common_tls_context=hbone_tls_context(trust_domain), require_client_certificate=boolean(True)
+    )
     return _transport_socket(context)
 
 
@@ -72,7 +82,9 @@ def upstream_hbone_socket(trust_domain: str, waypoint_namespace: str) -> Any:
     context = tls_pb2.UpstreamTlsContext(
         common_tls_context=hbone_tls_context(
             trust_domain,
-            extra_san_prefixes=(f"spiffe://{trust_domain}/ns/{waypoint_namespace}/sa/",)))
+            extra_san_prefixes=(f"spiffe://{trust_domain}/ns/{waypoint_namespace}/sa/",),
+        )
+    )
     return _transport_socket(context)
 
 

@@ -53,22 +53,37 @@ class WaypointTranslator:
             # Pod, Service and policy churn is most of all changes: only the
             # waypoints those objects are (or were) bound to, or whose inputs
             # come from their namespace, can differ.
-            by_kind = {kind: [k for k in changes.keys if k.kind == kind]
-                       for kind in ("Pod", "Service")}
-            touched = (self._bindings.rebind_pods(mesh, by_kind["Pod"])
-                       | self._bindings.rebind_services(mesh, by_kind["Service"]))
+            by_kind = {
+                kind: [k for k in changes.keys if k.kind == kind] for kind in ("Pod", "Service")
+            }
+            touched = self._bindings.rebind_pods(
+                mesh, by_kind["Pod"]
+            ) | self._bindings.rebind_services(mesh, by_kind["Service"])
             namespaces = {key.namespace for key in changes.keys}
-            gateways = [gateway for gateway in mesh.objects(Gateway)
-                        if f"{gateway.namespace}/{gateway.name}" in touched
-                        or self._namespaces.get(waypoint_scope(gateway.namespace, gateway.name),
-                                                frozenset()) & namespaces]
+            gateways = [
+                gateway
+                for gateway in mesh.objects(Gateway)
+                if f"{gateway.namespace}/{gateway.name}" in touched
+                or self._namespaces.get(
+                    waypoint_scope(gateway.namespace, gateway.name), frozenset()
+                )
+                & namespaces
+            ]
             return self._translate(mesh, self._bindings, gateways, changes, prune=False)
         self._bindings = WaypointBindings.build(mesh)
-        return self._translate(mesh, self._bindings, list(mesh.objects(Gateway)), changes,
-                               prune=True)
+        return self._translate(
+            mesh, self._bindings, list(mesh.objects(Gateway)), changes, prune=True
+        )
 
-    def _translate(self, mesh: Mesh, bindings: WaypointBindings, gateways: list[Gateway],
-                   changes: ChangeSet | None, *, prune: bool) -> list[Update]:
+    def _translate(
+        self,
+        mesh: Mesh,
+        bindings: WaypointBindings,
+        gateways: list[Gateway],
+        changes: ChangeSet | None,
+        *,
+        prune: bool,
+    ) -> list[Update]:
         updates: list[Update] = []
         current: set[str] = set()
         for gateway in sorted(gateways, key=lambda g: (g.namespace, g.name)):
@@ -91,9 +106,10 @@ class WaypointTranslator:
                 # The Gateway is gone (or no longer a waypoint): empty its scope.
                 del self._inputs[scope]
                 self._namespaces.pop(scope, None)
-                updates += [Update(scope, type_url, replace=True)
-                            for type_url in (type_urls.CLUSTER, type_urls.ENDPOINT,
-                                             type_urls.LISTENER)]
+                updates += [
+                    Update(scope, type_url, replace=True)
+                    for type_url in (type_urls.CLUSTER, type_urls.ENDPOINT, type_urls.LISTENER)
+                ]
         return updates
 
 
@@ -122,13 +138,25 @@ def _namespaces(inputs: WaypointInputs) -> frozenset[str]:
     including those of route targets that do not exist (yet)."""
     config = inputs.config
     suffix = f".svc.{config.identity.domain_suffix}"
-    targets = referenced_hosts(config.http_routes, config.grpc_routes, config.tcp_routes,
-                                config.virtual_services, config.identity.domain_suffix)
-    return frozenset({config.identity.namespace,
-                      *(service.namespace for service in config.services),
-                      *(workload.namespace for workload in config.workloads),
-                      *(host.removesuffix(suffix).rpartition(".")[2] for host in targets
-                        if host.endswith(suffix))})
+    targets = referenced_hosts(
+        config.http_routes,
+        config.grpc_routes,
+        config.tcp_routes,
+        config.virtual_services,
+        config.identity.domain_suffix,
+    )
+    return frozenset(
+        {
+            config.identity.namespace,
+            *(service.namespace for service in config.services),
+            *(workload.namespace for workload in config.workloads),
+            *(
+                host.removesuffix(suffix).rpartition(".")[2]
+                for host in targets
+                if host.endswith(suffix)
+            ),
+        }
+    )
 
 
 def snapshot(scope: str, inputs: WaypointInputs) -> list[Update]:
@@ -141,9 +169,15 @@ def snapshot(scope: str, inputs: WaypointInputs) -> list[Update]:
 
 
 def _update(scope: str, type_url: str, messages: Iterable[Any]) -> Update:
-    return Update(scope, type_url, upserts=[
-        Resource.from_message(type_url, _name(type_url, message), message)
-        for message in messages], replace=True)
+    return Update(
+        scope,
+        type_url,
+        upserts=[
+            Resource.from_message(type_url, _name(type_url, message), message)
+            for message in messages
+        ],
+        replace=True,
+    )
 
 
 def _name(type_url: str, message: Any) -> str:

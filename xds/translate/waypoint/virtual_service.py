@@ -27,6 +27,7 @@ from xds.model.networking import (
 )
 from xds.translate.waypoint.inputs import ServiceInfo
 from xds.translate.waypoint.route_ir import (
+    Cors,
     Destination,
     Fault,
     FaultAbort,
@@ -50,10 +51,23 @@ _EPOCH = datetime.min
 
 # google.rpc.Code names, as VirtualService abort.grpcStatus spells them.
 GRPC_CODES = {
-    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
-    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
 }
 
 
@@ -77,14 +91,23 @@ def is_mesh_bound(virtual_service: VirtualService) -> bool:
     return not virtual_service.gateways or MESH_GATEWAY in virtual_service.gateways
 
 
-def select(virtual_services: Iterable[VirtualService], service: ServiceInfo,
-           waypoint_namespace: str, domain_suffix: str) -> VirtualService | None:
+def select(
+    virtual_services: Iterable[VirtualService],
+    service: ServiceInfo,
+    waypoint_namespace: str,
+    domain_suffix: str,
+) -> VirtualService | None:
     """The VirtualService that routes ``service`` on this waypoint, if any."""
     candidates = [
-        vs for vs in virtual_services
-        if vs.namespace in (service.namespace, waypoint_namespace) and is_mesh_bound(vs)
-        and any(host_matches(qualify(host, vs.namespace, domain_suffix), service.hostname)
-                for host in vs.hosts)]
+        vs
+        for vs in virtual_services
+        if vs.namespace in (service.namespace, waypoint_namespace)
+        and is_mesh_bound(vs)
+        and any(
+            host_matches(qualify(host, vs.namespace, domain_suffix), service.hostname)
+            for host in vs.hosts
+        )
+    ]
     candidates.sort(key=lambda vs: (vs.meta.creation_timestamp or _EPOCH, vs.namespace, vs.name))
     return candidates[0] if candidates else None
 
@@ -117,8 +140,10 @@ class _Converter:
         self.vs = virtual_service
         self.port = port
         self.domain_suffix = domain_suffix
-        self.config = (f"/apis/networking.istio.io/v1/namespaces/{virtual_service.namespace}/"
-                       f"virtual-service/{virtual_service.name}")
+        self.config = (
+            f"/apis/networking.istio.io/v1/namespaces/{virtual_service.namespace}/"
+            f"virtual-service/{virtual_service.name}"
+        )
 
     def applies(self, match: VirtualServiceMatch) -> bool:
         if match.source_labels:
@@ -131,18 +156,30 @@ class _Converter:
         path = None
         if match.uri is not None:
             path = _string(match.uri, ignore_case=match.ignore_uri_case)
-        headers = [HeaderMatch(name.lower(), _string(value))
-                   for name, value in match.headers.items()]
-        headers += [HeaderMatch(name.lower(), _string(value), invert=True)
-                    for name, value in match.without_headers.items()]
-        for pseudo, value in ((":method", match.method), (":authority", match.authority),
-                              (":scheme", match.scheme)):
+        headers = [
+            HeaderMatch(name.lower(), _string(value)) for name, value in match.headers.items()
+        ]
+        headers += [
+            HeaderMatch(name.lower(), _string(value), invert=True)
+            for name, value in match.without_headers.items()
+        ]
+        for pseudo, value in (
+            (":method", match.method),
+            (":authority", match.authority),
+            (":scheme", match.scheme),
+        ):
             if value is not None:
                 headers.append(HeaderMatch(pseudo, _string(value)))
         query = [QueryMatch(name, _string(value)) for name, value in match.query_params.items()]
-        return (Match(path=path, headers=tuple(sorted(headers, key=lambda h: (h.name, h.invert))),
-                      query=tuple(sorted(query, key=lambda q: q.name)), name=match.name),
-                match.name)
+        return (
+            Match(
+                path=path,
+                headers=tuple(sorted(headers, key=lambda h: (h.name, h.invert))),
+                query=tuple(sorted(query, key=lambda q: q.name)),
+                name=match.name,
+            ),
+            match.name,
+        )
 
     def rule(self, http: VirtualServiceRoute) -> Rule:
         request = response = HeaderOps()
@@ -160,15 +197,23 @@ class _Converter:
                 substitution = http.rewrite.uri_regex_rewrite.rewrite
             elif http.rewrite.uri:
                 kind, path = PathRewriteKind.PREFIX, http.rewrite.uri
-            rewrite = Rewrite(path_kind=kind, path=path, regex_substitution=substitution,
-                              authority=http.rewrite.authority or authority)
+            rewrite = Rewrite(
+                path_kind=kind,
+                path=path,
+                regex_substitution=substitution,
+                authority=http.rewrite.authority or authority,
+            )
         elif authority:
             rewrite = Rewrite(authority=authority)
         redirect = None
         if http.redirect is not None:
-            redirect = Redirect(scheme=http.redirect.scheme, host=http.redirect.authority,
-                                port=http.redirect.port, path=http.redirect.uri,
-                                status=http.redirect.redirect_code)
+            redirect = Redirect(
+                scheme=http.redirect.scheme,
+                host=http.redirect.authority,
+                port=http.redirect.port,
+                path=http.redirect.uri,
+                status=http.redirect.redirect_code,
+            )
         mirrors: tuple[Mirror, ...] = ()
         if http.mirror is not None:
             percent = 100.0 if http.mirror_percentage is None else http.mirror_percentage
@@ -185,7 +230,9 @@ class _Converter:
             retry=_retry(http.retries),
             mirrors=mirrors,
             fault=_fault(http.fault),
-            config=self.config)
+            cors=_cors(http.cors),
+            config=self.config,
+        )
 
     def destinations(self, routes: tuple[RouteDestination, ...]) -> tuple[Destination, ...]:
         if len(routes) == 1:
@@ -202,14 +249,24 @@ class _Converter:
         target = route.destination
         return Destination(
             host=qualify(target.host, self.vs.namespace, self.domain_suffix),
-            port=target.port, subset=target.subset,
+            port=target.port,
+            subset=target.subset,
             weight=route.weight if weight is None else weight,
-            request_headers=request, response_headers=response, authority=authority)
+            request_headers=request,
+            response_headers=response,
+            authority=authority,
+        )
+
+
+_MATCH_KINDS = {
+    StringMatchType.EXACT: MatchKind.EXACT,
+    StringMatchType.PREFIX: MatchKind.PREFIX,
+    StringMatchType.REGEX: MatchKind.REGEX,
+}
 
 
 def _string(match: vs_model.StringMatch, *, ignore_case: bool = False) -> StringMatch:
-    kind = {StringMatchType.EXACT: MatchKind.EXACT, StringMatchType.PREFIX: MatchKind.PREFIX,
-            StringMatchType.REGEX: MatchKind.REGEX}[match.type]
+    kind = _MATCH_KINDS[match.type]
     if kind is MatchKind.REGEX and match.value == "*":
         # Istio's shorthand for "the header is present".
         return StringMatch(MatchKind.PRESENT)
@@ -225,8 +282,30 @@ def _ops(operations: HeaderOperations) -> tuple[HeaderOps, str | None]:
             authority = value
         else:
             sets.append((name, value))
-    return (HeaderOps(set=tuple(sorted(sets)), add=tuple(sorted(operations.add.items())),
-                      remove=tuple(operations.remove)), authority)
+    return (
+        HeaderOps(
+            set=tuple(sorted(sets)),
+            add=tuple(sorted(operations.add.items())),
+            remove=tuple(operations.remove),
+        ),
+        authority,
+    )
+
+
+def _cors(cors: vs_model.CorsPolicy | None) -> Cors | None:
+    if cors is None:
+        return None
+    return Cors(
+        # Origins match literally: no "*"-means-present shorthand as for headers.
+        allow_origins=tuple(StringMatch(_MATCH_KINDS[o.type], o.value) for o in cors.allow_origins),
+        allow_methods=cors.allow_methods,
+        allow_headers=cors.allow_headers,
+        expose_headers=cors.expose_headers,
+        max_age_seconds=None if cors.max_age is None else int(cors.max_age.total_seconds()),
+        allow_credentials=cors.allow_credentials,
+        forward_unmatched_preflights=cors.unmatched_preflights
+        is not vs_model.UnmatchedPreflights.IGNORE,
+    )
 
 
 def _retry(retries: vs_model.Retries | None) -> Retry | None:
@@ -241,13 +320,22 @@ def _retry(retries: vs_model.Retries | None) -> Retry | None:
         elif item:
             retry_on.append(item)
     if not retry_on and not codes:
-        retry_on = ["connect-failure", "refused-stream", "unavailable", "cancelled",
-                    "retriable-status-codes"]
+        retry_on = [
+            "connect-failure",
+            "refused-stream",
+            "unavailable",
+            "cancelled",
+            "retriable-status-codes",
+        ]
     if codes and "retriable-status-codes" not in retry_on:
         retry_on.append("retriable-status-codes")
-    return Retry(attempts=retries.attempts, retry_on=tuple(retry_on),
-                 status_codes=tuple(codes), per_try_timeout=retries.per_try_timeout,
-                 retry_remote_localities=bool(retries.retry_remote_localities))
+    return Retry(
+        attempts=retries.attempts,
+        retry_on=tuple(retry_on),
+        status_codes=tuple(codes),
+        per_try_timeout=retries.per_try_timeout,
+        retry_remote_localities=bool(retries.retry_remote_localities),
+    )
 
 
 def _fault(fault: vs_model.Fault | None) -> Fault | None:
@@ -260,8 +348,11 @@ def _fault(fault: vs_model.Fault | None) -> Fault | None:
         grpc = None
         if fault.abort.grpc_status is not None:
             grpc = GRPC_CODES.get(fault.abort.grpc_status.upper(), 2)
-        abort = FaultAbort(http_status=fault.abort.http_status, grpc_status=grpc,
-                           percent=_percent(fault.abort.percentage))
+        abort = FaultAbort(
+            http_status=fault.abort.http_status,
+            grpc_status=grpc,
+            percent=_percent(fault.abort.percentage),
+        )
     return Fault(delay=delay, abort=abort)
 
 

@@ -39,13 +39,13 @@ def gateway_address(address: WaypointAddress) -> wl.GatewayAddress:
     """A waypoint's address as ``Workload.waypoint`` / ``Service.waypoint`` carry it."""
     if address.hostname is not None:
         return wl.GatewayAddress(
-            hostname=wl.NamespacedHostname(namespace=address.namespace,
-                                           hostname=address.hostname),
+            hostname=wl.NamespacedHostname(namespace=address.namespace, hostname=address.hostname),
             hbone_mtls_port=address.hbone_port,
         )
     assert address.ip is not None  # WaypointAddress holds exactly one of the two
-    return wl.GatewayAddress(address=network_address(address.network, address.ip),
-                             hbone_mtls_port=address.hbone_port)
+    return wl.GatewayAddress(
+        address=network_address(address.network, address.ip), hbone_mtls_port=address.hbone_port
+    )
 
 
 def workload_aliases(network: str, ips: Iterable[IPAddress]) -> tuple[str, ...]:

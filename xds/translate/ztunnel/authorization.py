@@ -38,8 +38,9 @@ from xds.model.security import (
 )
 from xds.proto.istio.security import authorization_pb2 as authz
 
-L4_CONDITION_KEYS = frozenset({"source.ip", "source.namespace", "source.principal",
-                               "destination.ip", "destination.port"})
+L4_CONDITION_KEYS = frozenset(
+    {"source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"}
+)
 _ACTIONS = {AuthorizationAction.ALLOW: authz.ALLOW, AuthorizationAction.DENY: authz.DENY}
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 
@@ -51,7 +52,7 @@ def is_dry_run(policy: AuthorizationPolicy) -> bool:
 
 def is_for_ztunnel(policy: AuthorizationPolicy) -> bool:
     """Whether istiod would send this policy to ztunnel at all."""
-    return (not policy.target_refs and policy.action in _ACTIONS and not is_dry_run(policy))
+    return not policy.target_refs and policy.action in _ACTIONS and not is_dry_run(policy)
 
 
 # --- Value conversions ---------------------------------------------------------------
@@ -73,8 +74,11 @@ def string_matches(values: Iterable[str]) -> list[authz.StringMatch]:
 
 def ports(values: Iterable[str]) -> list[int]:
     """Decimal ports up to 65535; anything else (``"http"``, ``"-1"``) is skipped."""
-    return [int(value) for value in values
-            if value.isascii() and value.isdigit() and int(value) <= 65535]
+    return [
+        int(value)
+        for value in values
+        if value.isascii() and value.isdigit() and int(value) <= 65535
+    ]
 
 
 def _prefix_length(text: str, maximum: int) -> int | None:
@@ -103,8 +107,9 @@ def ip_blocks(values: Iterable[str]) -> list[authz.Address]:
     return result
 
 
-def service_accounts(values: Iterable[str], policy_namespace: str
-                     ) -> list[authz.ServiceAccountMatch]:
+def service_accounts(
+    values: Iterable[str], policy_namespace: str
+) -> list[authz.ServiceAccountMatch]:
     """``ns/sa``, or a bare ``sa`` in the policy's own namespace."""
     result = []
     for value in values:
@@ -119,17 +124,24 @@ def service_accounts(values: Iterable[str], policy_namespace: str
 
 
 def http_operation_fields(operation: Operation) -> list[str]:
-    fields = (("hosts", operation.hosts), ("notHosts", operation.not_hosts),
-              ("methods", operation.methods), ("notMethods", operation.not_methods),
-              ("paths", operation.paths), ("notPaths", operation.not_paths))
+    fields = (
+        ("hosts", operation.hosts),
+        ("notHosts", operation.not_hosts),
+        ("methods", operation.methods),
+        ("notMethods", operation.not_methods),
+        ("paths", operation.paths),
+        ("notPaths", operation.not_paths),
+    )
     return [name for name, values in fields if values]
 
 
 def http_source_fields(source: Source) -> list[str]:
-    fields = (("remoteIpBlocks", source.remote_ip_blocks),
-              ("notRemoteIpBlocks", source.not_remote_ip_blocks),
-              ("requestPrincipals", source.request_principals),
-              ("notRequestPrincipals", source.not_request_principals))
+    fields = (
+        ("remoteIpBlocks", source.remote_ip_blocks),
+        ("notRemoteIpBlocks", source.not_remote_ip_blocks),
+        ("requestPrincipals", source.request_principals),
+        ("notRequestPrincipals", source.not_request_principals),
+    )
     return [name for name, values in fields if values]
 
 
@@ -145,8 +157,9 @@ def http_attributes(rule: Rule) -> set[str]:
 
 
 def _operation_match(operation: Operation) -> authz.Match:
-    return authz.Match(destination_ports=ports(operation.ports),
-                       not_destination_ports=ports(operation.not_ports))
+    return authz.Match(
+        destination_ports=ports(operation.ports), not_destination_ports=ports(operation.not_ports)
+    )
 
 
 def _source_match(source: Source, policy_namespace: str) -> authz.Match:
@@ -167,19 +180,23 @@ def _condition_match(condition: Condition) -> authz.Match:
     values, not_values = condition.values, condition.not_values
     match condition.key:
         case "source.namespace":
-            return authz.Match(namespaces=string_matches(values),
-                               not_namespaces=string_matches(not_values))
+            return authz.Match(
+                namespaces=string_matches(values), not_namespaces=string_matches(not_values)
+            )
         case "source.principal":
-            return authz.Match(principals=string_matches(values),
-                               not_principals=string_matches(not_values))
+            return authz.Match(
+                principals=string_matches(values), not_principals=string_matches(not_values)
+            )
         case "source.ip":
             return authz.Match(source_ips=ip_blocks(values), not_source_ips=ip_blocks(not_values))
         case "destination.ip":
-            return authz.Match(destination_ips=ip_blocks(values),
-                               not_destination_ips=ip_blocks(not_values))
+            return authz.Match(
+                destination_ips=ip_blocks(values), not_destination_ips=ip_blocks(not_values)
+            )
         case "destination.port":
-            return authz.Match(destination_ports=ports(values),
-                               not_destination_ports=ports(not_values))
+            return authz.Match(
+                destination_ports=ports(values), not_destination_ports=ports(not_values)
+            )
         case _:
             return authz.Match()
 
@@ -192,15 +209,17 @@ def convert_rule(rule: Rule, action: int, policy_namespace: str) -> authz.Rule |
     if rule.operations:
         converted.clauses.add(matches=[_operation_match(op) for op in rule.operations])
     if rule.sources:
-        converted.clauses.add(matches=[_source_match(src, policy_namespace)
-                                       for src in rule.sources])
+        converted.clauses.add(
+            matches=[_source_match(src, policy_namespace) for src in rule.sources]
+        )
     for condition in rule.when:
         converted.clauses.add(matches=[_condition_match(condition)])
     return converted
 
 
-def convert_authorization_policy(policy: AuthorizationPolicy,
-                                 root_namespace: str) -> authz.Authorization | None:
+def convert_authorization_policy(
+    policy: AuthorizationPolicy, root_namespace: str
+) -> authz.Authorization | None:
     """The Authorization ztunnel gets for ``policy``, or ``None`` when it gets nothing."""
     if not is_for_ztunnel(policy):
         return None
@@ -211,8 +230,9 @@ def convert_authorization_policy(policy: AuthorizationPolicy,
     else:
         scope = authz.NAMESPACE
     action = _ACTIONS[policy.action]
-    message = authz.Authorization(name=policy.name, namespace=policy.namespace,
-                                  scope=scope, action=action)
+    message = authz.Authorization(
+        name=policy.name, namespace=policy.namespace, scope=scope, action=action
+    )
     for rule in policy.rules:
         converted = convert_rule(rule, action, policy.namespace)
         if converted is not None:

@@ -68,8 +68,9 @@ def pod_tunnel(pod: Pod, namespace_labels: Mapping[str, str]) -> tuple[wl.Tunnel
     return _tunnel(captured, pod.labels)
 
 
-def declared_tunnel(labels: Mapping[str, str],
-                    annotations: Mapping[str, str]) -> tuple[wl.TunnelProtocol, bool]:
+def declared_tunnel(
+    labels: Mapping[str, str], annotations: Mapping[str, str]
+) -> tuple[wl.TunnelProtocol, bool]:
     """istiod's rule for WorkloadEntries and ServiceEntry endpoints."""
     return _tunnel(annotations.get(wellknown.AMBIENT_REDIRECTION) == REDIRECTION_ENABLED, labels)
 

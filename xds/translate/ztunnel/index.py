@@ -124,8 +124,9 @@ class SliceIndex:
 
     _slices_by_pod: dict[tuple[str, str], set[ObjectKey]] = field(default_factory=dict)
 
-    def update(self, key: ObjectKey, old: EndpointSlice | None,
-               new: EndpointSlice | None) -> set[tuple[str, str]]:
+    def update(
+        self, key: ObjectKey, old: EndpointSlice | None, new: EndpointSlice | None
+    ) -> set[tuple[str, str]]:
         """Re-index one slice; returns the ``(namespace, name)`` of pods whose attachment
         through it may have changed.
 
@@ -145,8 +146,7 @@ class SliceIndex:
                     del self._slices_by_pod[pod]
         for pod in new_pods:
             self._slices_by_pod.setdefault(pod, set()).add(key)
-        same_service = (old is not None and new is not None
-                        and old.service_name == new.service_name)
+        same_service = old is not None and new is not None and old.service_name == new.service_name
         changed = old_refs ^ new_refs if same_service else old_refs | new_refs
         return {(namespace, name) for namespace, name, _ in changed}
 

@@ -14,8 +14,11 @@ from xds.model import wellknown
 from xds.model.core import Pod
 
 _CANONICAL_NAME_LABELS = (wellknown.CANONICAL_NAME, wellknown.APP_NAME, wellknown.APP)
-_CANONICAL_REVISION_LABELS = (wellknown.CANONICAL_REVISION, wellknown.APP_VERSION,
-                              wellknown.VERSION)
+_CANONICAL_REVISION_LABELS = (
+    wellknown.CANONICAL_REVISION,
+    wellknown.APP_VERSION,
+    wellknown.VERSION,
+)
 _CRONJOB_JOB_NAME = re.compile(r"(.+)-\d{8,10}")
 
 
@@ -83,8 +86,9 @@ def pod_workload_name(pod: Pod) -> str:
     return label if label is not None else _controller_workload_name(pod)
 
 
-def workload_entry_workload_name(name: str, labels: Mapping[str, str],
-                                 annotations: Mapping[str, str]) -> str:
+def workload_entry_workload_name(
+    name: str, labels: Mapping[str, str], annotations: Mapping[str, str]
+) -> str:
     """The auto-registration group, else the workload-name label, else the entry's name."""
     group = annotations.get(wellknown.AUTO_REGISTRATION_GROUP)
     if group is not None:

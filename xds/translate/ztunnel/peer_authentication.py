@@ -74,8 +74,10 @@ def _no_identity() -> authz.Match:
 def static_strict_policy(root_namespace: str) -> authz.Authorization:
     """The shared "deny plaintext" policy."""
     return authz.Authorization(
-        name=STATIC_STRICT_POLICY_NAME, namespace=root_namespace,
-        scope=authz.WORKLOAD_SELECTOR, action=authz.DENY,
+        name=STATIC_STRICT_POLICY_NAME,
+        namespace=root_namespace,
+        scope=authz.WORKLOAD_SELECTOR,
+        action=authz.DENY,
         rules=[authz.Rule(clauses=[authz.Clause(matches=[_no_identity()])])],
     )
 
@@ -93,18 +95,22 @@ def is_namespace_wide(policy: PeerAuthentication) -> bool:
     return not policy.has_workload_selector
 
 
-def parent_is_strict(namespace_policy: PeerAuthentication | None,
-                     root_policy: PeerAuthentication | None) -> bool:
+def parent_is_strict(
+    namespace_policy: PeerAuthentication | None, root_policy: PeerAuthentication | None
+) -> bool:
     """The mode a workload inherits: the namespace's unless UNSET, else the mesh's."""
     if namespace_policy is not None and namespace_policy.mode is not MtlsMode.UNSET:
         return namespace_policy.mode is MtlsMode.STRICT
     return root_policy is not None and root_policy.mode is MtlsMode.STRICT
 
 
-def convert_peer_authentication(policy: PeerAuthentication, *, root_namespace: str,
-                                namespace_policy: PeerAuthentication | None,
-                                root_policy: PeerAuthentication | None
-                                ) -> authz.Authorization | None:
+def convert_peer_authentication(
+    policy: PeerAuthentication,
+    *,
+    root_namespace: str,
+    namespace_policy: PeerAuthentication | None,
+    root_policy: PeerAuthentication | None,
+) -> authz.Authorization | None:
     """The converted DENY policy for a workload PA with port-level modes, if one is needed.
 
     Shape (as istiod's golden files): one Rule per STRICT port that is
@@ -113,8 +119,11 @@ def convert_peer_authentication(policy: PeerAuthentication, *, root_namespace: s
     each PERMISSIVE/DISABLE port, and "no identity" again when the parent is
     STRICT — so plaintext is denied except on the exempted ports.
     """
-    if (policy.namespace == root_namespace or is_namespace_wide(policy)
-            or not policy.port_level_mtls):
+    if (
+        policy.namespace == root_namespace
+        or is_namespace_wide(policy)
+        or not policy.port_level_mtls
+    ):
         return None
     mode = policy.mode
     inherited_strict = parent_is_strict(namespace_policy, root_policy)
@@ -145,15 +154,20 @@ def convert_peer_authentication(policy: PeerAuthentication, *, root_namespace: s
     if clauses:
         rules.append(authz.Rule(clauses=clauses))
     return authz.Authorization(
-        name=converted_name(policy), namespace=policy.namespace,
-        scope=authz.WORKLOAD_SELECTOR, action=authz.DENY, rules=rules,
+        name=converted_name(policy),
+        namespace=policy.namespace,
+        scope=authz.WORKLOAD_SELECTOR,
+        action=authz.DENY,
+        rules=rules,
     )
 
 
-def effective_policies(namespace: str, labels: Mapping[str, str], root_namespace: str,
-                       by_namespace: Mapping[str, Sequence[PeerAuthentication]]
-                       ) -> tuple[PeerAuthentication | None, PeerAuthentication | None,
-                                  PeerAuthentication | None]:
+def effective_policies(
+    namespace: str,
+    labels: Mapping[str, str],
+    root_namespace: str,
+    by_namespace: Mapping[str, Sequence[PeerAuthentication]],
+) -> tuple[PeerAuthentication | None, PeerAuthentication | None, PeerAuthentication | None]:
     """``(mesh, namespace, workload)`` PAs that apply to a workload (each may be ``None``)."""
     root_policies = by_namespace.get(root_namespace, ())
     mesh = oldest(p for p in root_policies if is_namespace_wide(p))
@@ -162,16 +176,23 @@ def effective_policies(namespace: str, labels: Mapping[str, str], root_namespace
     local = by_namespace.get(namespace, ())
     namespace_policy = oldest(p for p in local if is_namespace_wide(p))
     workload_policy = oldest(
-        p for p in local
-        if not is_namespace_wide(p) and p.selector is not None and is_subset(p.selector, labels))
+        p
+        for p in local
+        if not is_namespace_wide(p) and p.selector is not None and is_subset(p.selector, labels)
+    )
     return mesh, namespace_policy, workload_policy
 
 
-def workload_policy_keys(namespace: str, labels: Mapping[str, str], root_namespace: str,
-                         by_namespace: Mapping[str, Sequence[PeerAuthentication]]) -> list[str]:
+def workload_policy_keys(
+    namespace: str,
+    labels: Mapping[str, str],
+    root_namespace: str,
+    by_namespace: Mapping[str, Sequence[PeerAuthentication]],
+) -> list[str]:
     """The PA-derived names a workload lists in ``authorization_policies``, sorted."""
     mesh, namespace_policy, workload_policy = effective_policies(
-        namespace, labels, root_namespace, by_namespace)
+        namespace, labels, root_namespace, by_namespace
+    )
     strict = parent_is_strict(namespace_policy, mesh)
     converted: str | None = None
     if workload_policy is not None:

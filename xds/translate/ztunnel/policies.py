@@ -51,21 +51,26 @@ class PolicyIndex:
     selector_policies: dict[str, list[SelectorPolicy]] = field(default_factory=dict)
     peer_authentications: dict[str, Sequence[PeerAuthentication]] = field(default_factory=dict)
 
-    def set_authorization_policies(self, namespace: str,
-                                   policies: Iterable[AuthorizationPolicy]) -> None:
+    def set_authorization_policies(
+        self, namespace: str, policies: Iterable[AuthorizationPolicy]
+    ) -> None:
         attached = sorted(
-            (SelectorPolicy(f"{p.namespace}/{p.name}", selector_items(p.selector))
-             for p in policies
-             # An empty selector is workload scope but selects nothing.
-             if p.selector and is_for_ztunnel(p)),
-            key=lambda s: s.key)
+            (
+                SelectorPolicy(f"{p.namespace}/{p.name}", selector_items(p.selector))
+                for p in policies
+                # An empty selector is workload scope but selects nothing.
+                if p.selector and is_for_ztunnel(p)
+            ),
+            key=lambda s: s.key,
+        )
         if attached:
             self.selector_policies[namespace] = attached
         else:
             self.selector_policies.pop(namespace, None)
 
-    def set_peer_authentications(self, namespace: str,
-                                 policies: Iterable[PeerAuthentication]) -> None:
+    def set_peer_authentications(
+        self, namespace: str, policies: Iterable[PeerAuthentication]
+    ) -> None:
         listed = tuple(policies)
         if listed:
             self.peer_authentications[namespace] = listed
@@ -78,13 +83,19 @@ class PolicyIndex:
 
     def for_workload(self, namespace: str, labels: Mapping[str, str]) -> list[str]:
         items = label_items(labels)
-        names = [policy.key for ns in _local_and_root(namespace, self.root_namespace)
-                 for policy in self.selector_policies.get(ns, ())
-                 if policy.selector <= items]
+        names = [
+            policy.key
+            for ns in _local_and_root(namespace, self.root_namespace)
+            for policy in self.selector_policies.get(ns, ())
+            if policy.selector <= items
+        ]
         names.sort()
         if self.peer_authentications:
-            names.extend(workload_policy_keys(namespace, labels, self.root_namespace,
-                                              self.peer_authentications))
+            names.extend(
+                workload_policy_keys(
+                    namespace, labels, self.root_namespace, self.peer_authentications
+                )
+            )
         return names
 
 

@@ -22,8 +22,22 @@ _APP_PROTOCOL = {
     "https": wl.TLS,
     "tcp": wl.TCP,
 }
-_KNOWN_NAMES = frozenset({"tcp", "udp", "grpc", "grpc-web", "http", "http_proxy", "http2",
-                          "https", "tls", "mongo", "redis", "mysql"})
+_KNOWN_NAMES = frozenset(
+    {
+        "tcp",
+        "udp",
+        "grpc",
+        "grpc-web",
+        "http",
+        "http_proxy",
+        "http2",
+        "https",
+        "tls",
+        "mongo",
+        "redis",
+        "mysql",
+    }
+)
 # Ports whose protocol is TCP when nothing else says otherwise (SMTP, DNS,
 # MySQL, MongoDB).
 _WELL_KNOWN_TCP_PORTS = frozenset({25, 53, 3306, 27017})

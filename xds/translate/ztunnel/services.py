@@ -92,8 +92,13 @@ class ServiceInfo:
     def endpoint_view(self) -> tuple[object, ...]:
         """What a workload's ``services`` entry depends on; equal views need no workload
         rebuild when the Service changes in other ways (waypoint, load balancing...)."""
-        return (self.source, self.message.hostname, self.selector, self.ports,
-                tuple(sorted(self.port_names.items())))
+        return (
+            self.source,
+            self.message.hostname,
+            self.selector,
+            self.ports,
+            tuple(sorted(self.port_names.items())),
+        )
 
 
 def _created(obj: Service | ServiceEntry) -> tuple[datetime, str]:
@@ -107,14 +112,21 @@ def _created(obj: Service | ServiceEntry) -> tuple[datetime, str]:
 _SAME_ZONE = "samezone"
 _SAME_NODE = "samenode"
 _ANY = "any"
-_DISTRIBUTIONS = {"preferclose": _SAME_ZONE, "prefersamezone": _SAME_ZONE,
-                  "prefersamenode": _SAME_NODE}
-_SPEC_DISTRIBUTIONS = {"PreferClose": _SAME_ZONE, "PreferSameZone": _SAME_ZONE,
-                       "PreferSameNode": _SAME_NODE}
+_DISTRIBUTIONS = {
+    "preferclose": _SAME_ZONE,
+    "prefersamezone": _SAME_ZONE,
+    "prefersamenode": _SAME_NODE,
+}
+_SPEC_DISTRIBUTIONS = {
+    "PreferClose": _SAME_ZONE,
+    "PreferSameZone": _SAME_ZONE,
+    "PreferSameNode": _SAME_NODE,
+}
 
 
-def traffic_distribution(spec_value: str | None, annotations: Mapping[str, str],
-                         namespace_annotations: Mapping[str, str]) -> str:
+def traffic_distribution(
+    spec_value: str | None, annotations: Mapping[str, str], namespace_annotations: Mapping[str, str]
+) -> str:
     """The first source that says something: spec, Service annotation, namespace annotation.
 
     An unknown spec value falls through; an unknown annotation value means
@@ -133,24 +145,35 @@ def _distribution_load_balancing(distribution: str) -> wl.LoadBalancing | None:
     scopes = wl.LoadBalancing
     if distribution == _SAME_ZONE:
         return wl.LoadBalancing(
-            routing_preference=[scopes.NETWORK, scopes.REGION, scopes.ZONE],
-            mode=scopes.FAILOVER)
+            routing_preference=[scopes.NETWORK, scopes.REGION, scopes.ZONE], mode=scopes.FAILOVER
+        )
     if distribution == _SAME_NODE:
         return wl.LoadBalancing(
-            routing_preference=[scopes.NETWORK, scopes.REGION, scopes.ZONE, scopes.SUBZONE,
-                                scopes.NODE],
-            mode=scopes.FAILOVER)
+            routing_preference=[
+                scopes.NETWORK,
+                scopes.REGION,
+                scopes.ZONE,
+                scopes.SUBZONE,
+                scopes.NODE,
+            ],
+            mode=scopes.FAILOVER,
+        )
     return None
 
 
-def kube_load_balancing(service: Service,
-                        namespace_annotations: Mapping[str, str]) -> wl.LoadBalancing | None:
+def kube_load_balancing(
+    service: Service, namespace_annotations: Mapping[str, str]
+) -> wl.LoadBalancing | None:
     if service.internal_traffic_policy is InternalTrafficPolicy.LOCAL:
         balancing: wl.LoadBalancing | None = wl.LoadBalancing(
-            routing_preference=[wl.LoadBalancing.NODE], mode=wl.LoadBalancing.STRICT)
+            routing_preference=[wl.LoadBalancing.NODE], mode=wl.LoadBalancing.STRICT
+        )
     else:
-        balancing = _distribution_load_balancing(traffic_distribution(
-            service.traffic_distribution, service.annotations, namespace_annotations))
+        balancing = _distribution_load_balancing(
+            traffic_distribution(
+                service.traffic_distribution, service.annotations, namespace_annotations
+            )
+        )
     if service.publish_not_ready_addresses:
         if balancing is None:
             balancing = wl.LoadBalancing()
@@ -180,8 +203,13 @@ def _ingress_use_waypoint(labels: Mapping[str, str], namespace_labels: Mapping[s
     return value in _TRUE
 
 
-def _set_waypoint(message: wl.Service, obj: Service | ServiceEntry, namespace: Namespace | None,
-                  binding: Binding, waypoints: Mapping[str, Waypoint]) -> None:
+def _set_waypoint(
+    message: wl.Service,
+    obj: Service | ServiceEntry,
+    namespace: Namespace | None,
+    binding: Binding,
+    waypoints: Mapping[str, Waypoint],
+) -> None:
     waypoint = binding.waypoint
     if waypoint is None:
         return
@@ -194,15 +222,20 @@ def _set_waypoint(message: wl.Service, obj: Service | ServiceEntry, namespace: N
         destination = entry.waypoint.address
         if destination is None:
             continue
-        message.weighted_waypoints.add(destination=gateway_address(destination),
-                                       weight=entry.weight)
+        message.weighted_waypoints.add(
+            destination=gateway_address(destination), weight=entry.weight
+        )
 
 
 # --- Builders ------------------------------------------------------------------------
 
 
-def kube_service_info(service: Service, namespace: Namespace | None,
-                      waypoints: Mapping[str, Waypoint], context: Context) -> ServiceInfo | None:
+def kube_service_info(
+    service: Service,
+    namespace: Namespace | None,
+    waypoints: Mapping[str, Waypoint],
+    context: Context,
+) -> ServiceInfo | None:
     """A Kubernetes Service; ``None`` for ExternalName (ztunnel leaves that to DNS)."""
     if service.type is ServiceType.EXTERNAL_NAME:
         return None
@@ -218,8 +251,9 @@ def kube_service_info(service: Service, namespace: Namespace | None,
     ports = []
     for port in service.ports:
         target = port.target_port if isinstance(port.target_port, int) else 0
-        message.ports.add(service_port=port.port, target_port=target,
-                          app_protocol=kube_app_protocol(port))
+        message.ports.add(
+            service_port=port.port, target_port=target, app_protocol=kube_app_protocol(port)
+        )
         ports.append((port.port, target))
     balancing = kube_load_balancing(service, namespace_annotations)
     if balancing is not None:
@@ -230,8 +264,9 @@ def kube_service_info(service: Service, namespace: Namespace | None,
         source=service.key,
         message=message,
         ports=tuple(ports),
-        port_names={port.port: PortName(port.name, port.target_port_name or "")
-                    for port in service.ports},
+        port_names={
+            port.port: PortName(port.name, port.target_port_name or "") for port in service.ports
+        },
         selector=service.selector,
         created=_created(service),
         waypoint=binding.waypoint,
@@ -254,16 +289,22 @@ def _auto_allocated(entry: ServiceEntry, host: str, network: str) -> list[wl.Net
     return result
 
 
-def service_entry_infos(entry: ServiceEntry, namespace: Namespace | None,
-                        waypoints: Mapping[str, Waypoint], context: Context) -> list[ServiceInfo]:
+def service_entry_infos(
+    entry: ServiceEntry,
+    namespace: Namespace | None,
+    waypoints: Mapping[str, Waypoint],
+    context: Context,
+) -> list[ServiceInfo]:
     """One ServiceInfo per host of a ServiceEntry."""
     namespace_annotations = namespace.annotations if namespace is not None else EMPTY_LABELS
     if entry.resolution is Resolution.NONE:
         balancing: wl.LoadBalancing | None = wl.LoadBalancing(
-            mode=wl.LoadBalancing.PASSTHROUGH, health_policy=wl.LoadBalancing.ALLOW_ALL)
+            mode=wl.LoadBalancing.PASSTHROUGH, health_policy=wl.LoadBalancing.ALLOW_ALL
+        )
     else:
         balancing = _distribution_load_balancing(
-            traffic_distribution(None, entry.annotations, namespace_annotations))
+            traffic_distribution(None, entry.annotations, namespace_annotations)
+        )
     binding = service_binding(entry, namespace, waypoints)
     addresses = [network_address_from_cidr(context.network, cidr) for cidr in entry.addresses]
     ports = tuple((port.number, port.target_port or port.number) for port in entry.ports)
@@ -278,20 +319,25 @@ def service_entry_infos(entry: ServiceEntry, namespace: Namespace | None,
             subject_alt_names=entry.subject_alt_names,
         )
         for port in entry.ports:
-            message.ports.add(service_port=port.number, target_port=port.target_port or port.number,
-                              app_protocol=protocol_from_name(port.protocol))
+            message.ports.add(
+                service_port=port.number,
+                target_port=port.target_port or port.number,
+                app_protocol=protocol_from_name(port.protocol),
+            )
         if balancing is not None:
             message.load_balancing.CopyFrom(balancing)
         _set_waypoint(message, entry, namespace, binding, waypoints)
-        infos.append(ServiceInfo(
-            source=entry.key,
-            message=message,
-            ports=ports,
-            port_names=port_names,
-            selector=entry.workload_selector or EMPTY_LABELS,
-            created=_created(entry),
-            waypoint=binding.waypoint,
-        ))
+        infos.append(
+            ServiceInfo(
+                source=entry.key,
+                message=message,
+                ports=ports,
+                port_names=port_names,
+                selector=entry.workload_selector or EMPTY_LABELS,
+                created=_created(entry),
+                waypoint=binding.waypoint,
+            )
+        )
     return infos
 
 
@@ -320,8 +366,7 @@ def select_services(candidates: Iterable[ServiceInfo]) -> Selection:
         if info.is_kube:
             canonical = info
             break
-        if canonical is None or (info.created, info.source) < (canonical.created,
-                                                               canonical.source):
+        if canonical is None or (info.created, info.source) < (canonical.created, canonical.source):
             canonical = info
     return Selection(winners, canonical)
 

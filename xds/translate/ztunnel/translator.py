@@ -119,8 +119,15 @@ class _Output:
         for type_url in (ADDRESS, AUTHORIZATION):
             upserts, removals = self.upserts.get(type_url, []), self.removals.get(type_url, [])
             if replace or upserts or removals:
-                result.append(Update(ZTUNNEL_SCOPE, type_url, upserts=upserts,
-                                     removals=sorted(removals), replace=replace))
+                result.append(
+                    Update(
+                        ZTUNNEL_SCOPE,
+                        type_url,
+                        upserts=upserts,
+                        removals=sorted(removals),
+                        replace=replace,
+                    )
+                )
         return result
 
 
@@ -129,8 +136,13 @@ def _same(old: Resource | None, new: Resource) -> bool:
 
 
 def _address_resource(entry: AddressEntry) -> Resource:
-    return Resource.from_message(ADDRESS, entry.name, entry.message, aliases=entry.aliases,
-                                 groups=address_groups(entry.message))
+    return Resource.from_message(
+        ADDRESS,
+        entry.name,
+        entry.message,
+        aliases=entry.aliases,
+        groups=address_groups(entry.message),
+    )
 
 
 def address_groups(address: wl.Address) -> tuple[str, ...]:
@@ -191,10 +203,12 @@ class _State:
 
         for namespace in {p.namespace for p in mesh.objects(AuthorizationPolicy)}:
             self.policies.set_authorization_policies(
-                namespace, mesh.objects(AuthorizationPolicy, namespace))
+                namespace, mesh.objects(AuthorizationPolicy, namespace)
+            )
         for namespace in {p.namespace for p in mesh.objects(PeerAuthentication)}:
             self.policies.set_peer_authentications(
-                namespace, mesh.objects(PeerAuthentication, namespace))
+                namespace, mesh.objects(PeerAuthentication, namespace)
+            )
         for policy in mesh.objects(AuthorizationPolicy):
             self._emit_authorization_policy(policy.key, policy, out)
         self._emit_peer_authentication_policies(out)
@@ -202,8 +216,12 @@ class _State:
         for endpoint_slice in mesh.objects(EndpointSlice):
             self.slices.update(endpoint_slice.key, None, endpoint_slice)
         selected = self._pods_by_selecting_service(mesh)
-        sources: list[KubeObject] = [*mesh.objects(Pod), *mesh.objects(WorkloadEntry),
-                                     *mesh.objects(ServiceEntry), *mesh.objects(EndpointSlice)]
+        sources: list[KubeObject] = [
+            *mesh.objects(Pod),
+            *mesh.objects(WorkloadEntry),
+            *mesh.objects(ServiceEntry),
+            *mesh.objects(EndpointSlice),
+        ]
         for source in sources:
             entries = self._workload_entries(mesh, source, namespaces, selected)
             self._replace_workloads(source.key, entries, out)
@@ -238,8 +256,9 @@ class _State:
             step.dirty.update(step.by_kind[kind])
         for key in sorted(step.dirty):
             source = mesh.get_by_key(key)
-            entries = [] if source is None else self._workload_entries(mesh, source,
-                                                                       step.namespaces)
+            entries = (
+                [] if source is None else self._workload_entries(mesh, source, step.namespaces)
+            )
             self._replace_workloads(key, entries, step.out)
         return step.out.updates(replace=False)
 
@@ -278,47 +297,63 @@ class _State:
         for key in step.by_kind[AuthorizationPolicy.kind]:
             policy = mesh.get(AuthorizationPolicy, key.namespace, key.name)
             self.policies.set_authorization_policies(
-                key.namespace, mesh.objects(AuthorizationPolicy, key.namespace))
+                key.namespace, mesh.objects(AuthorizationPolicy, key.namespace)
+            )
             self._emit_authorization_policy(key, policy, step.out)
             for version in (step.changes.previous.get(key), policy):
                 if isinstance(version, AuthorizationPolicy) and version.selector:
                     step.dirty.update(
-                        self._selected_by_policy(mesh, key.namespace, version.selector))
+                        self._selected_by_policy(mesh, key.namespace, version.selector)
+                    )
 
     def _apply_peer_authentications(self, step: _Step) -> None:
         """Rare: rebuild every PA-derived policy and every workload of the namespace."""
         namespaces = {key.namespace for key in step.by_kind[PeerAuthentication.kind]}
         for namespace in namespaces:
             self.policies.set_peer_authentications(
-                namespace, step.mesh.objects(PeerAuthentication, namespace))
-            step.dirty.update(self._workloads_in(
-                step.mesh, namespace, everywhere=namespace == self.context.root_namespace))
+                namespace, step.mesh.objects(PeerAuthentication, namespace)
+            )
+            step.dirty.update(
+                self._workloads_in(
+                    step.mesh, namespace, everywhere=namespace == self.context.root_namespace
+                )
+            )
         if namespaces:
             self._emit_peer_authentication_policies(step.out)
 
     def _apply_nodes_and_slices(self, step: _Step) -> None:
         node_names = {key.name for key in step.by_kind[Node.kind]}
         if node_names:
-            step.dirty.update(pod.key for pod in step.mesh.objects(Pod)
-                              if pod.node_name in node_names)
+            step.dirty.update(
+                pod.key for pod in step.mesh.objects(Pod) if pod.node_name in node_names
+            )
         for key in step.by_kind[EndpointSlice.kind]:
             old, new = step.changes.previous.get(key), step.mesh.get_by_key(key)
             pods = self.slices.update(
-                key, old if isinstance(old, EndpointSlice) else None,
-                new if isinstance(new, EndpointSlice) else None)
+                key,
+                old if isinstance(old, EndpointSlice) else None,
+                new if isinstance(new, EndpointSlice) else None,
+            )
             step.dirty.update(ObjectKey(Pod.kind, namespace, name) for namespace, name in pods)
 
     # --- waypoints --------------------------------------------------------------------
 
-    def _refresh_waypoints(self, mesh: Mesh, by_kind: Mapping[str, list[ObjectKey]],
-                           previous: Mapping[ObjectKey, KubeObject]) -> set[str]:
+    def _refresh_waypoints(
+        self,
+        mesh: Mesh,
+        by_kind: Mapping[str, list[ObjectKey]],
+        previous: Mapping[ObjectKey, KubeObject],
+    ) -> set[str]:
         """Recompute the waypoints of changed Gateways (and of Gateways whose class or
         instance pods changed); returns the keys whose Waypoint changed."""
         gateways = {(key.namespace, key.name) for key in by_kind.get(Gateway.kind, ())}
         classes = {key.name for key in by_kind.get(GatewayClass.kind, ())}
         if classes:
-            gateways.update((g.namespace, g.name) for g in mesh.objects(Gateway)
-                            if g.gateway_class_name in classes)
+            gateways.update(
+                (g.namespace, g.name)
+                for g in mesh.objects(Gateway)
+                if g.gateway_class_name in classes
+            )
         for key in by_kind.get(Pod.kind, ()):
             for version in (previous.get(key), mesh.get_by_key(key)):
                 if version is not None:
@@ -329,8 +364,11 @@ class _State:
         for namespace, name in gateways:
             waypoint_key = f"{namespace}/{name}"
             gateway = mesh.get(Gateway, namespace, name)
-            waypoint = None if gateway is None else waypoint_for_gateway(
-                mesh, gateway, self.context.network)
+            waypoint = (
+                None
+                if gateway is None
+                else waypoint_for_gateway(mesh, gateway, self.context.network)
+            )
             if waypoint != self.waypoints.get(waypoint_key):
                 changed.add(waypoint_key)
                 if waypoint is None:
@@ -339,17 +377,20 @@ class _State:
                     self.waypoints[waypoint_key] = waypoint
         return changed
 
-    def _bound_to(self, mesh: Mesh, waypoint_keys: set[str],
-                  namespaces: _NamespaceCache) -> set[ObjectKey]:
+    def _bound_to(
+        self, mesh: Mesh, waypoint_keys: set[str], namespaces: _NamespaceCache
+    ) -> set[ObjectKey]:
         """Workload sources that ask for, or are instances of, any of ``waypoint_keys``."""
         result: set[ObjectKey] = set()
         workloads: list[Pod | WorkloadEntry] = [*mesh.objects(Pod), *mesh.objects(WorkloadEntry)]
         for workload in workloads:
-            labels = workload.workload_labels if isinstance(workload, WorkloadEntry) \
-                else workload.labels
+            labels = (
+                workload.workload_labels if isinstance(workload, WorkloadEntry) else workload.labels
+            )
             instance = waypoint_key_of_instance(workload.namespace, labels)
-            ref = requested_waypoint(workload.namespace, labels,
-                                     namespaces.labels(workload.namespace))
+            ref = requested_waypoint(
+                workload.namespace, labels, namespaces.labels(workload.namespace)
+            )
             if instance in waypoint_keys or (ref is not None and ref.key in waypoint_keys):
                 result.add(workload.key)
         # ServiceEntry endpoints bind by their own labels; there are few of them.
@@ -358,16 +399,19 @@ class _State:
 
     # --- services ------------------------------------------------------------------
 
-    def _refresh_service(self, key: ObjectKey, obj: KubeObject | None,
-                         namespaces: _NamespaceCache) -> set[str]:
+    def _refresh_service(
+        self, key: ObjectKey, obj: KubeObject | None, namespaces: _NamespaceCache
+    ) -> set[str]:
         infos: list[ServiceInfo] = []
         if isinstance(obj, Service):
-            info = kube_service_info(obj, namespaces.get(obj.namespace), self.waypoints,
-                                     self.context)
+            info = kube_service_info(
+                obj, namespaces.get(obj.namespace), self.waypoints, self.context
+            )
             infos = [info] if info is not None else []
         elif isinstance(obj, ServiceEntry):
-            infos = service_entry_infos(obj, namespaces.get(obj.namespace), self.waypoints,
-                                        self.context)
+            infos = service_entry_infos(
+                obj, namespaces.get(obj.namespace), self.waypoints, self.context
+            )
         return self.services.replace(key, infos)
 
     def _emit_services(self, hostnames: Iterable[str], out: _Output) -> None:
@@ -379,8 +423,11 @@ class _State:
                 for info in selection.winners.values():
                     message = final_message(info, selection)
                     resource = Resource.from_message(
-                        ADDRESS, info.key, wl.Address(service=message),
-                        aliases=service_aliases(message.addresses))
+                        ADDRESS,
+                        info.key,
+                        wl.Address(service=message),
+                        aliases=service_aliases(message.addresses),
+                    )
                     new[info.key] = resource
                     if not _same(old.get(info.key), resource):
                         out.upserts[ADDRESS].append(resource)
@@ -394,27 +441,35 @@ class _State:
         result: set[ObjectKey] = set()
         if info.selector:
             result.update(pod.key for pod in mesh.pods_with_labels(namespace, info.selector))
-            result.update(entry.key for entry in mesh.objects(WorkloadEntry, namespace)
-                          if is_subset(info.selector, entry.workload_labels))
+            result.update(
+                entry.key
+                for entry in mesh.objects(WorkloadEntry, namespace)
+                if is_subset(info.selector, entry.workload_labels)
+            )
         if info.is_kube:
             for endpoint_slice in mesh.objects(EndpointSlice, namespace):
                 if endpoint_slice.service_name == info.source.name:
                     result.add(endpoint_slice.key)
-                    result.update(ObjectKey(Pod.kind, e.target_ref.namespace or namespace,
-                                            e.target_ref.name)
-                                  for e in endpoint_slice.endpoints
-                                  if e.target_ref is not None and e.target_ref.kind == Pod.kind)
+                    result.update(
+                        ObjectKey(Pod.kind, e.target_ref.namespace or namespace, e.target_ref.name)
+                        for e in endpoint_slice.endpoints
+                        if e.target_ref is not None and e.target_ref.kind == Pod.kind
+                    )
         else:
             result.add(info.source)  # the ServiceEntry's own endpoints
         return result
 
     # --- policies ------------------------------------------------------------------
 
-    def _emit_authorization_policy(self, key: ObjectKey, policy: AuthorizationPolicy | None,
-                                   out: _Output) -> None:
+    def _emit_authorization_policy(
+        self, key: ObjectKey, policy: AuthorizationPolicy | None, out: _Output
+    ) -> None:
         name = f"{key.namespace}/{key.name}"
-        message = None if policy is None else convert_authorization_policy(
-            policy, self.context.root_namespace)
+        message = (
+            None
+            if policy is None
+            else convert_authorization_policy(policy, self.context.root_namespace)
+        )
         if message is None:
             if self.authorizations.pop(name, None) is not None:
                 out.removals[AUTHORIZATION].append(name)
@@ -439,28 +494,29 @@ class _State:
             namespace_policy = oldest(p for p in listed if is_namespace_wide(p))
             for policy in listed:
                 converted = convert_peer_authentication(
-                    policy, root_namespace=root, namespace_policy=namespace_policy,
-                    root_policy=root_policy)
+                    policy,
+                    root_namespace=root,
+                    namespace_policy=namespace_policy,
+                    root_policy=root_policy,
+                )
                 if converted is not None:
                     messages[f"{namespace}/{converted.name}"] = converted
         for name in sorted(self.peer_authentication_names - messages.keys()):
             del self.authorizations[name]
             out.removals[AUTHORIZATION].append(name)
         for name, message in messages.items():
-            self._put_authorization(name, Resource.from_message(AUTHORIZATION, name, message),
-                                    out)
+            self._put_authorization(name, Resource.from_message(AUTHORIZATION, name, message), out)
         self.peer_authentication_names = set(messages)
 
-    def _selected_by_policy(self, mesh: Mesh, namespace: str,
-                            selector: Labels) -> set[ObjectKey]:
+    def _selected_by_policy(self, mesh: Mesh, namespace: str, selector: Labels) -> set[ObjectKey]:
         """Workload sources a selector policy in ``namespace`` attaches to."""
         everywhere = namespace == self.context.root_namespace
-        pods = (mesh.objects(Pod) if everywhere else mesh.pods_with_labels(namespace, selector))
+        pods = mesh.objects(Pod) if everywhere else mesh.pods_with_labels(namespace, selector)
         result = {pod.key for pod in pods if is_subset(selector, pod.labels)}
-        for entry in (mesh.objects(WorkloadEntry, None if everywhere else namespace)):
+        for entry in mesh.objects(WorkloadEntry, None if everywhere else namespace):
             if is_subset(selector, entry.workload_labels):
                 result.add(entry.key)
-        for service_entry in (mesh.objects(ServiceEntry, None if everywhere else namespace)):
+        for service_entry in mesh.objects(ServiceEntry, None if everywhere else namespace):
             if is_subset(selector, service_entry.labels):
                 result.add(service_entry.key)
         return result
@@ -476,15 +532,18 @@ class _State:
 
     # --- workloads ------------------------------------------------------------------
 
-    def _services_for_pod(self, mesh: Mesh, pod: Pod,
-                          selected: Mapping[ObjectKey, list[ServiceInfo]] | None
-                          ) -> list[ServiceInfo]:
+    def _services_for_pod(
+        self, mesh: Mesh, pod: Pod, selected: Mapping[ObjectKey, list[ServiceInfo]] | None
+    ) -> list[ServiceInfo]:
         if selected is not None:
             services = list(selected.get(pod.key, ()))
         else:
             items = label_items(pod.labels)
-            services = [info for info in self.services.winners_in(pod.namespace).values()
-                        if info.selects(items)]
+            services = [
+                info
+                for info in self.services.winners_in(pod.namespace).values()
+                if info.selects(items)
+            ]
         seen = {info.hostname for info in services}
         for slice_key in self.slices.slices_naming(pod.namespace, pod.name):
             info = self._slice_service(mesh, slice_key, pod, seen)
@@ -493,8 +552,9 @@ class _State:
                 services.append(info)
         return services
 
-    def _slice_service(self, mesh: Mesh, slice_key: ObjectKey, pod: Pod,
-                       seen: set[str]) -> ServiceInfo | None:
+    def _slice_service(
+        self, mesh: Mesh, slice_key: ObjectKey, pod: Pod, seen: set[str]
+    ) -> ServiceInfo | None:
         """The Kubernetes Service of a slice that names ``pod`` in a targetRef, unless its
         hostname is already attached (by the Service's selector, the usual case).
 
@@ -508,11 +568,13 @@ class _State:
         if self.context.service_hostname(name, endpoint_slice.namespace) in seen:
             return None
         refers = any(
-            e.target_ref is not None and e.target_ref.kind == Pod.kind
+            e.target_ref is not None
+            and e.target_ref.kind == Pod.kind
             and e.target_ref.name == pod.name
             and (e.target_ref.namespace or endpoint_slice.namespace) == pod.namespace
             and (not e.target_ref.uid or not pod.meta.uid or e.target_ref.uid == pod.meta.uid)
-            for e in endpoint_slice.endpoints)
+            for e in endpoint_slice.endpoints
+        )
         return self._kube_service(endpoint_slice.namespace, name) if refers else None
 
     def _kube_service(self, namespace: str, name: str) -> ServiceInfo | None:
@@ -520,41 +582,60 @@ class _State:
         info = self.services.winners_in(namespace).get(hostname)
         return info if info is not None and info.is_kube else None
 
-    def _workload_entries(self, mesh: Mesh, source: KubeObject, namespaces: _NamespaceCache,
-                          selected: Mapping[ObjectKey, list[ServiceInfo]] | None = None
-                          ) -> list[AddressEntry]:
+    def _workload_entries(
+        self,
+        mesh: Mesh,
+        source: KubeObject,
+        namespaces: _NamespaceCache,
+        selected: Mapping[ObjectKey, list[ServiceInfo]] | None = None,
+    ) -> list[AddressEntry]:
         context = self.context
         namespace = namespaces.get(source.namespace)
         if isinstance(source, Pod):
             entry = pod_workload(
-                source, namespace=namespace,
+                source,
+                namespace=namespace,
                 node=mesh.get(Node, "", source.node_name) if source.node_name else None,
                 services=self._services_for_pod(mesh, source, selected),
                 policies=self.policies.for_workload(source.namespace, source.labels),
-                waypoints=self.waypoints, context=context)
+                waypoints=self.waypoints,
+                context=context,
+            )
             return [] if entry is None else [entry]
         if isinstance(source, WorkloadEntry):
             labels = source.workload_labels
             items = label_items(labels)
-            services = [info for info in self.services.winners_in(source.namespace).values()
-                        if info.selects(items)]
-            return [workload_entry_workload(
-                source, namespace=namespace, services=services,
-                policies=self.policies.for_workload(source.namespace, labels),
-                waypoints=self.waypoints, context=context)]
+            services = [
+                info
+                for info in self.services.winners_in(source.namespace).values()
+                if info.selects(items)
+            ]
+            return [
+                workload_entry_workload(
+                    source,
+                    namespace=namespace,
+                    services=services,
+                    policies=self.policies.for_workload(source.namespace, labels),
+                    waypoints=self.waypoints,
+                    context=context,
+                )
+            ]
         if isinstance(source, ServiceEntry):
             return service_entry_workloads(
-                source, namespace=namespace, services=self.services.surviving(source.key),
+                source,
+                namespace=namespace,
+                services=self.services.surviving(source.key),
                 policies=self.policies.for_workload(source.namespace, source.labels),
-                waypoints=self.waypoints, context=context)
+                waypoints=self.waypoints,
+                context=context,
+            )
         if isinstance(source, EndpointSlice):
             name = source.service_name
             info = None if name is None else self._kube_service(source.namespace, name)
             return endpoint_slice_workloads(source, info, context)
         return []
 
-    def _replace_workloads(self, key: ObjectKey, entries: list[AddressEntry],
-                           out: _Output) -> None:
+    def _replace_workloads(self, key: ObjectKey, entries: list[AddressEntry], out: _Output) -> None:
         old = self.workloads.pop(key, {})
         new: dict[str, Resource] = {}
         for entry in entries:

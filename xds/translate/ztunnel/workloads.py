@@ -51,9 +51,13 @@ class AddressEntry:
 # --- Shared pieces ---------------------------------------------------------------
 
 
-def _set_waypoint_fields(workload: wl.Workload, namespace_name: str,
-                         labels: Mapping[str, str], namespace: Namespace | None,
-                         waypoints: Mapping[str, Waypoint]) -> None:
+def _set_waypoint_fields(
+    workload: wl.Workload,
+    namespace_name: str,
+    labels: Mapping[str, str],
+    namespace: Namespace | None,
+    waypoints: Mapping[str, Waypoint],
+) -> None:
     """``waypoint`` or, for a waypoint's own instance, ``application_tunnel``."""
     instance = instance_of(namespace_name, labels, waypoints)
     if instance is not None:
@@ -152,8 +156,9 @@ def entry_service_ports(info: ServiceInfo, ports: Mapping[str, int]) -> list[tup
     return result
 
 
-def _add_services(workload: wl.Workload, services: Iterable[tuple[str, list[tuple[int, int]]]]
-                  ) -> None:
+def _add_services(
+    workload: wl.Workload, services: Iterable[tuple[str, list[tuple[int, int]]]]
+) -> None:
     for key, ports in services:
         port_list = workload.services[key]
         for service_port, target_port in ports:
@@ -163,9 +168,16 @@ def _add_services(workload: wl.Workload, services: Iterable[tuple[str, list[tupl
 # --- Pods ------------------------------------------------------------------------
 
 
-def pod_workload(pod: Pod, *, namespace: Namespace | None, node: Node | None,
-                 services: Sequence[ServiceInfo], policies: Sequence[str],
-                 waypoints: Mapping[str, Waypoint], context: Context) -> AddressEntry | None:
+def pod_workload(
+    pod: Pod,
+    *,
+    namespace: Namespace | None,
+    node: Node | None,
+    services: Sequence[ServiceInfo],
+    policies: Sequence[str],
+    waypoints: Mapping[str, Waypoint],
+    context: Context,
+) -> AddressEntry | None:
     """A pod's Workload; ``None`` for terminal pods and pods without an IP yet.
 
     Pending pods with an IP are included (UNHEALTHY), so clients can already
@@ -205,10 +217,16 @@ def pod_workload(pod: Pod, *, namespace: Namespace | None, node: Node | None,
 # --- WorkloadEntries and ServiceEntry endpoints -------------------------------------
 
 
-def _endpoint_workload(*, uid: str, name: str, namespace_name: str, endpoint: WorkloadEndpoint,
-                       services: Iterable[tuple[str, list[tuple[int, int]]]],
-                       policies: Sequence[str], context: Context) -> tuple[wl.Address,
-                                                                            list[IPAddress]]:
+def _endpoint_workload(
+    *,
+    uid: str,
+    name: str,
+    namespace_name: str,
+    endpoint: WorkloadEndpoint,
+    services: Iterable[tuple[str, list[tuple[int, int]]]],
+    policies: Sequence[str],
+    context: Context,
+) -> tuple[wl.Address, list[IPAddress]]:
     address = wl.Address()
     workload = address.workload
     workload.uid = uid
@@ -231,23 +249,40 @@ def _endpoint_workload(*, uid: str, name: str, namespace_name: str, endpoint: Wo
     return address, ips
 
 
-def workload_entry_workload(entry: WorkloadEntry, *, namespace: Namespace | None,
-                            services: Sequence[ServiceInfo], policies: Sequence[str],
-                            waypoints: Mapping[str, Waypoint], context: Context) -> AddressEntry:
+def workload_entry_workload(
+    entry: WorkloadEntry,
+    *,
+    namespace: Namespace | None,
+    services: Sequence[ServiceInfo],
+    policies: Sequence[str],
+    waypoints: Mapping[str, Waypoint],
+    context: Context,
+) -> AddressEntry:
     """A WorkloadEntry's Workload (always HEALTHY; istiod has no health for them)."""
     labels = entry.workload_labels
-    endpoint = WorkloadEndpoint(address=entry.address, ports=entry.ports, labels=labels,
-                                network=entry.network, locality=entry.locality,
-                                weight=entry.weight, service_account=entry.service_account)
+    endpoint = WorkloadEndpoint(
+        address=entry.address,
+        ports=entry.ports,
+        labels=labels,
+        network=entry.network,
+        locality=entry.locality,
+        weight=entry.weight,
+        service_account=entry.service_account,
+    )
     address, ips = _endpoint_workload(
         uid=names.workload_entry_uid(context.cluster_id, entry.namespace, entry.name),
-        name=entry.name, namespace_name=entry.namespace, endpoint=endpoint,
+        name=entry.name,
+        namespace_name=entry.namespace,
+        endpoint=endpoint,
         services=((info.key, entry_service_ports(info, entry.ports)) for info in services),
-        policies=policies, context=context)
+        policies=policies,
+        context=context,
+    )
     workload = address.workload
     _set_waypoint_fields(workload, entry.namespace, labels, namespace, waypoints)
-    workload.workload_name = names.workload_entry_workload_name(entry.name, labels,
-                                                                entry.annotations)
+    workload.workload_name = names.workload_entry_workload_name(
+        entry.name, labels, entry.annotations
+    )
     workload.canonical_name = names.canonical_name(labels, workload.workload_name)
     workload.canonical_revision = names.canonical_revision(labels)
     _set_tunnel(workload, enrollment.declared_tunnel(labels, entry.annotations))
@@ -256,15 +291,22 @@ def workload_entry_workload(entry: WorkloadEntry, *, namespace: Namespace | None
 
 def has_implicit_endpoints(entry: ServiceEntry) -> bool:
     """A DNS ServiceEntry without endpoints or selector resolves each host as an endpoint."""
-    return (not entry.endpoints and entry.workload_selector is None
-            and entry.resolution in (Resolution.DNS, Resolution.DNS_ROUND_ROBIN,
-                                     Resolution.DYNAMIC_DNS))
+    return (
+        not entry.endpoints
+        and entry.workload_selector is None
+        and entry.resolution in (Resolution.DNS, Resolution.DNS_ROUND_ROBIN, Resolution.DYNAMIC_DNS)
+    )
 
 
-def service_entry_workloads(entry: ServiceEntry, *, namespace: Namespace | None,
-                            services: Sequence[ServiceInfo], policies: Sequence[str],
-                            waypoints: Mapping[str, Waypoint],
-                            context: Context) -> list[AddressEntry]:
+def service_entry_workloads(
+    entry: ServiceEntry,
+    *,
+    namespace: Namespace | None,
+    services: Sequence[ServiceInfo],
+    policies: Sequence[str],
+    waypoints: Mapping[str, Waypoint],
+    context: Context,
+) -> list[AddressEntry]:
     """Workloads for a ServiceEntry's inline endpoints (or its implicit DNS endpoints).
 
     ``services`` are the entry's own hosts that survived hostname
@@ -279,7 +321,8 @@ def service_entry_workloads(entry: ServiceEntry, *, namespace: Namespace | None,
     implicit = has_implicit_endpoints(entry)
     if implicit:
         endpoints: list[tuple[WorkloadEndpoint, Sequence[ServiceInfo]]] = [
-            (WorkloadEndpoint(address=info.hostname), (info,)) for info in services]
+            (WorkloadEndpoint(address=info.hostname), (info,)) for info in services
+        ]
     else:
         endpoints = [(endpoint, services) for endpoint in entry.endpoints]
     tunnel = enrollment.declared_tunnel(entry.labels, entry.annotations)
@@ -288,12 +331,18 @@ def service_entry_workloads(entry: ServiceEntry, *, namespace: Namespace | None,
     result = []
     for endpoint, endpoint_services in endpoints:
         address, ips = _endpoint_workload(
-            uid=names.service_entry_endpoint_uid(context.cluster_id, entry.namespace, entry.name,
-                                                 endpoint.address),
-            name=entry.name, namespace_name=entry.namespace, endpoint=endpoint,
-            services=((info.key, entry_service_ports(info, endpoint.ports))
-                      for info in endpoint_services),
-            policies=policies, context=context)
+            uid=names.service_entry_endpoint_uid(
+                context.cluster_id, entry.namespace, entry.name, endpoint.address
+            ),
+            name=entry.name,
+            namespace_name=entry.namespace,
+            endpoint=endpoint,
+            services=(
+                (info.key, entry_service_ports(info, endpoint.ports)) for info in endpoint_services
+            ),
+            policies=policies,
+            context=context,
+        )
         workload = address.workload
         if not implicit:
             _set_waypoint_fields(workload, entry.namespace, endpoint.labels, namespace, waypoints)
@@ -301,8 +350,7 @@ def service_entry_workloads(entry: ServiceEntry, *, namespace: Namespace | None,
         workload.canonical_name = canonical_name
         workload.canonical_revision = canonical_revision
         _set_tunnel(workload, tunnel)
-        result.append(AddressEntry(workload.uid, address,
-                                   workload_aliases(workload.network, ips)))
+        result.append(AddressEntry(workload.uid, address, workload_aliases(workload.network, ips)))
     return result
 
 
@@ -313,8 +361,11 @@ def slice_service_ports(endpoint_slice: EndpointSlice, info: ServiceInfo) -> lis
     """Slice ports joined to the Service's ports by port name (TCP, named, numbered only)."""
     result = []
     for slice_port in endpoint_slice.ports:
-        if slice_port.name is None or slice_port.port is None \
-                or slice_port.protocol is not Protocol.TCP:
+        if (
+            slice_port.name is None
+            or slice_port.port is None
+            or slice_port.protocol is not Protocol.TCP
+        ):
             continue
         for service_port, _ in info.ports:
             names_ = info.port_names.get(service_port)
@@ -324,8 +375,9 @@ def slice_service_ports(endpoint_slice: EndpointSlice, info: ServiceInfo) -> lis
     return result
 
 
-def endpoint_slice_workloads(endpoint_slice: EndpointSlice, info: ServiceInfo | None,
-                             context: Context) -> list[AddressEntry]:
+def endpoint_slice_workloads(
+    endpoint_slice: EndpointSlice, info: ServiceInfo | None, context: Context
+) -> list[AddressEntry]:
     """Workloads for slice endpoints that are not pods (manually managed endpoints).
 
     ``info`` is the Kubernetes Service named by the slice's
@@ -350,8 +402,9 @@ def endpoint_slice_workloads(endpoint_slice: EndpointSlice, info: ServiceInfo | 
             continue
         address = wl.Address()
         workload = address.workload
-        workload.uid = names.endpoint_slice_uid(context.cluster_id, endpoint_slice.namespace,
-                                                endpoint_slice.name, first)
+        workload.uid = names.endpoint_slice_uid(
+            context.cluster_id, endpoint_slice.namespace, endpoint_slice.name, first
+        )
         workload.name = endpoint_slice.name
         workload.namespace = endpoint_slice.namespace
         workload.addresses.extend(ip.packed for ip in ips)
@@ -361,7 +414,5 @@ def endpoint_slice_workloads(endpoint_slice: EndpointSlice, info: ServiceInfo | 
         workload.status = wl.HEALTHY if endpoint.ready in (None, True) else wl.UNHEALTHY
         workload.cluster_id = context.cluster_id
         workload.network_mode = wl.HOST_NETWORK
-        result.append(AddressEntry(workload.uid, address,
-                                   workload_aliases(context.network, ips)))
+        result.append(AddressEntry(workload.uid, address, workload_aliases(context.network, ips)))
     return result
-

@@ -15,14 +15,20 @@ NOW = "2026-01-01T00:00:00Z"
 
 @dataclass
 class Mesh:
-    services: dict[tuple[str, str], dict[str, str]] = field(default_factory=lambda: {
-        ("shop", "cart"): {"istio.io/use-waypoint": "waypoint"},
-        ("shop", "plain"): {},
-        ("shop", "backend"): {}})
+    services: dict[tuple[str, str], dict[str, str]] = field(
+        default_factory=lambda: {
+            ("shop", "cart"): {"istio.io/use-waypoint": "waypoint"},
+            ("shop", "plain"): {},
+            ("shop", "backend"): {},
+        }
+    )
     namespaces: dict[str, dict[str, str]] = field(default_factory=lambda: {"shop": {}})
-    gateways: dict[tuple[str, str], dict[str, Any]] = field(default_factory=lambda: {
-        ("shop", "waypoint"): {"class": "istio-waypoint", "listeners": [("mesh", 15008)]},
-        ("shop", "ingress"): {"class": "istio", "listeners": [("http", 80)]}})
+    gateways: dict[tuple[str, str], dict[str, Any]] = field(
+        default_factory=lambda: {
+            ("shop", "waypoint"): {"class": "istio-waypoint", "listeners": [("mesh", 15008)]},
+            ("shop", "ingress"): {"class": "istio", "listeners": [("http", 80)]},
+        }
+    )
     hosts: set[str] = field(default_factory=lambda: {"api.example.com"})
 
     def gateway(self, namespace: str, name: str) -> Mapping[str, Any] | None:
@@ -41,13 +47,25 @@ class Mesh:
         return host in self.hosts
 
 
-def route(parents: list[dict[str, Any]], backends: list[dict[str, Any]] | None = None,
-          status: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"metadata": {"name": "r", "namespace": "shop", "generation": 2},
-            "spec": {"parentRefs": parents,
-                     "rules": [{"backendRefs": backends if backends is not None
-                                else [{"name": "backend", "port": 80}]}]},
-            "status": {"parents": status or []}}
+def route(
+    parents: list[dict[str, Any]],
+    backends: list[dict[str, Any]] | None = None,
+    status: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "r", "namespace": "shop", "generation": 2},
+        "spec": {
+            "parentRefs": parents,
+            "rules": [
+                {
+                    "backendRefs": backends
+                    if backends is not None
+                    else [{"name": "backend", "port": 80}]
+                }
+            ],
+        },
+        "status": {"parents": status or []},
+    }
 
 
 def conditions_of(entry: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
@@ -60,38 +78,102 @@ RESOLVED = ("True", "ResolvedRefs", "All references resolved")
 WAYPOINTS = ("True", "ResolvedWaypoints", "All waypoints resolved")
 
 
-@pytest.mark.parametrize(("parent", "backends", "expected"), [
-    (SERVICE_PARENT, None, {"Accepted": VALID, "ResolvedRefs": RESOLVED,
-                            "ResolvedWaypoints": WAYPOINTS}),
-    ({"group": "", "kind": "Service", "name": "gone"}, None,
-     {"Accepted": ("False", "NoMatchingParent", 'parent service: "gone" not found'),
-      "ResolvedWaypoints": ("False", "NoMatchingParent", "parent not found")}),
-    ({"group": "", "kind": "Service", "name": "plain"}, None,
-     {"Accepted": VALID, "ResolvedWaypoints": (
-         "False", "MissingUseWaypointLabel",
-         "istio.io/use-waypoint label missing from parent and parent namespace; in ambient "
-         "mode, route will not be respected")}),
-    (SERVICE_PARENT, [{"name": "missing", "port": 80}],
-     {"ResolvedRefs": ("False", "BackendNotFound",
-                       "backend(missing.shop.svc.cluster.local) not found")}),
-    (SERVICE_PARENT, [{"group": "networking.istio.io", "kind": "Hostname",
-                       "name": "api.example.com", "port": 443}], {"ResolvedRefs": RESOLVED}),
-    (SERVICE_PARENT, [{"group": "networking.istio.io", "kind": "Hostname",
-                       "name": "nope.example.com", "port": 443}],
-     {"ResolvedRefs": ("False", "BackendNotFound", "backend(nope.example.com) not found")}),
-    (SERVICE_PARENT, [{"group": "example.com", "kind": "Bucket", "name": "b"}],
-     {"ResolvedRefs": ("False", "InvalidKind",
-                       'referencing unsupported backendRef: group "example.com" kind "Bucket"')}),
-    ({"name": "waypoint"}, None, {"Accepted": VALID, "ResolvedWaypoints": WAYPOINTS}),
-    ({"name": "waypoint", "sectionName": "other"}, None,
-     {"Accepted": ("False", "NoMatchingParent", 'sectionName "other" not found')}),
-    ({"name": "waypoint", "port": 80}, None,
-     {"Accepted": ("False", "NoMatchingParent", "port 80 not found")}),
-])
-def test_our_parent_conditions(parent: dict[str, Any], backends: list[dict[str, Any]] | None,
-                               expected: dict[str, tuple[str, str, str]]) -> None:
-    [entry] = route_parents(route([parent], backends), Mesh(), domain_suffix="cluster.local",
-                            now=NOW)
+@pytest.mark.parametrize(
+    ("parent", "backends", "expected"),
+    [
+        (
+            SERVICE_PARENT,
+            None,
+            {"Accepted": VALID, "ResolvedRefs": RESOLVED, "ResolvedWaypoints": WAYPOINTS},
+        ),
+        (
+            {"group": "", "kind": "Service", "name": "gone"},
+            None,
+            {
+                "Accepted": ("False", "NoMatchingParent", 'parent service: "gone" not found'),
+                "ResolvedWaypoints": ("False", "NoMatchingParent", "parent not found"),
+            },
+        ),
+        (
+            {"group": "", "kind": "Service", "name": "plain"},
+            None,
+            {
+                "Accepted": VALID,
+                "ResolvedWaypoints": (
+                    "False",
+                    "MissingUseWaypointLabel",
+                    "istio.io/use-waypoint label missing from parent and parent namespace; "
+                    "in ambient mode, route will not be respected",
+                ),
+            },
+        ),
+        (
+            SERVICE_PARENT,
+            [{"name": "missing", "port": 80}],
+            {
+                "ResolvedRefs": (
+                    "False",
+                    "BackendNotFound",
+                    "backend(missing.shop.svc.cluster.local) not found",
+                )
+            },
+        ),
+        (
+            SERVICE_PARENT,
+            [
+                {
+                    "group": "networking.istio.io",
+                    "kind": "Hostname",
+                    "name": "api.example.com",
+                    "port": 443,
+                }
+            ],
+            {"ResolvedRefs": RESOLVED},
+        ),
+        (
+            SERVICE_PARENT,
+            [
+                {
+                    "group": "networking.istio.io",
+                    "kind": "Hostname",
+                    "name": "nope.example.com",
+                    "port": 443,
+                }
+            ],
+            {"ResolvedRefs": ("False", "BackendNotFound", "backend(nope.example.com) not found")},
+        ),
+        (
+            SERVICE_PARENT,
+            [{"group": "example.com", "kind": "Bucket", "name": "b"}],
+            {
+                "ResolvedRefs": (
+                    "False",
+                    "InvalidKind",
+                    'referencing unsupported backendRef: group "example.com" kind "Bucket"',
+                )
+            },
+        ),
+        ({"name": "waypoint"}, None, {"Accepted": VALID, "ResolvedWaypoints": WAYPOINTS}),
+        (
+            {"name": "waypoint", "sectionName": "other"},
+            None,
+            {"Accepted": ("False", "NoMatchingParent", 'sectionName "other" not found')},
+        ),
+        (
+            {"name": "waypoint", "port": 80},
+            None,
+            {"Accepted": ("False", "NoMatchingParent", "port 80 not found")},
+        ),
+    ],
+)
+def test_our_parent_conditions(
+    parent: dict[str, Any],
+    backends: list[dict[str, Any]] | None,
+    expected: dict[str, tuple[str, str, str]],
+) -> None:
+    [entry] = route_parents(
+        route([parent], backends), Mesh(), domain_suffix="cluster.local", now=NOW
+    )
     assert entry["controllerName"] == ROUTE_CONTROLLER
     assert entry["parentRef"] == parent
     found = conditions_of(entry)
@@ -102,23 +184,45 @@ def test_our_parent_conditions(parent: dict[str, Any], backends: list[dict[str, 
 
 def test_the_namespace_label_resolves_the_waypoint_too() -> None:
     mesh = Mesh(namespaces={"shop": {"istio.io/use-waypoint": "waypoint"}})
-    [entry] = route_parents(route([{"group": "", "kind": "Service", "name": "plain"}]), mesh,
-                            domain_suffix="cluster.local", now=NOW)
+    [entry] = route_parents(
+        route([{"group": "", "kind": "Service", "name": "plain"}]),
+        mesh,
+        domain_suffix="cluster.local",
+        now=NOW,
+    )
     assert conditions_of(entry)["ResolvedWaypoints"] == WAYPOINTS
 
 
 def test_other_controllers_parents_are_kept_and_ours_replaced_in_place() -> None:
-    foreign = {"parentRef": {"name": "ingress"}, "controllerName": "example.com/ingress",
-               "conditions": [{"type": "Accepted", "status": "True"}]}
-    stale = {"parentRef": {"group": "", "kind": "Service", "name": "old"},
-             "controllerName": ROUTE_CONTROLLER, "conditions": []}
-    mine = {"parentRef": SERVICE_PARENT, "controllerName": ROUTE_CONTROLLER,
-            "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
-                            "message": "Route was valid",
-                            "lastTransitionTime": "2025-01-01T00:00:00Z"}]}
-    parents = route_parents(route([{"name": "ingress"}, SERVICE_PARENT],
-                                  status=[foreign, stale, mine]),
-                            Mesh(), domain_suffix="cluster.local", now=NOW)
+    foreign = {
+        "parentRef": {"name": "ingress"},
+        "controllerName": "example.com/ingress",
+        "conditions": [{"type": "Accepted", "status": "True"}],
+    }
+    stale = {
+        "parentRef": {"group": "", "kind": "Service", "name": "old"},
+        "controllerName": ROUTE_CONTROLLER,
+        "conditions": [],
+    }
+    mine = {
+        "parentRef": SERVICE_PARENT,
+        "controllerName": ROUTE_CONTROLLER,
+        "conditions": [
+            {
+                "type": "Accepted",
+                "status": "True",
+                "reason": "Accepted",
+                "message": "Route was valid",
+                "lastTransitionTime": "2025-01-01T00:00:00Z",
+            }
+        ],
+    }
+    parents = route_parents(
+        route([{"name": "ingress"}, SERVICE_PARENT], status=[foreign, stale, mine]),
+        Mesh(),
+        domain_suffix="cluster.local",
+        now=NOW,
+    )
     assert parents[0] == foreign  # an ingress class Gateway is not ours
     assert [p["parentRef"] for p in parents] == [{"name": "ingress"}, SERVICE_PARENT]
     accepted = next(c for c in parents[1]["conditions"] if c["type"] == "Accepted")
@@ -126,5 +230,7 @@ def test_other_controllers_parents_are_kept_and_ours_replaced_in_place() -> None
 
 
 def test_a_route_with_no_parent_of_ours_gets_nothing() -> None:
-    assert route_parents(route([{"name": "ingress"}]), Mesh(), domain_suffix="cluster.local",
-                         now=NOW) == []
+    assert (
+        route_parents(route([{"name": "ingress"}]), Mesh(), domain_suffix="cluster.local", now=NOW)
+        == []
+    )

@@ -71,9 +71,15 @@ def _now() -> str:
 
 
 class WaypointController:
-    def __init__(self, api: KubeApi, settings: objects.WaypointSettings, *,
-                 attached_routes: AttachedRoutes = lambda namespace, name: 0,
-                 backoff: Backoff | None = None, resync_interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        settings: objects.WaypointSettings,
+        *,
+        attached_routes: AttachedRoutes = lambda namespace, name: 0,
+        backoff: Backoff | None = None,
+        resync_interval: float = 60.0,
+    ) -> None:
         self._api = api
         self._settings = settings
         self._attached_routes = attached_routes
@@ -82,23 +88,45 @@ class WaypointController:
         self._owned: dict[ObjectKey, dict[str, Any]] = {}
         self._applied: dict[ObjectKey, tuple[str, str]] = {}  # (what we applied, its RV)
         self._queue: WorkQueue[GatewayKey] = WorkQueue(
-            self._reconcile, what="reconcile a waypoint",
-            describe=lambda key: {"gateway": f"{key[0]}/{key[1]}"}, backoff=backoff)
+            self._reconcile,
+            what="reconcile a waypoint",
+            describe=lambda key: {"gateway": f"{key[0]}/{key[1]}"},
+            backoff=backoff,
+        )
         self._class_queue: WorkQueue[str] = WorkQueue(
-            self._reconcile_class, what="write GatewayClass status",
-            describe=lambda name: {"gateway_class": name}, backoff=backoff)
+            self._reconcile_class,
+            what="write GatewayClass status",
+            describe=lambda name: {"gateway_class": name},
+            backoff=backoff,
+        )
         self._classes: dict[str, dict[str, Any]] = {}
         managed = [("labelSelector", f"{MANAGED_LABEL}={objects.MANAGED_VALUE}")]
         self._watches = [
-            ListWatch(api, GATEWAYS, "gateways/waypoints",
-                      Callbacks(self._gateways_listed, self._gateway_event), backoff=backoff),
-            ListWatch(api, GATEWAY_CLASSES, "gatewayclasses/waypoints",
-                      Callbacks(self._classes_listed, self._class_event), backoff=backoff),
-            *(ListWatch(api, collection(kind), f"{kind.lower()}s/waypoints",
-                        Callbacks(partial(self.owned_listed, kind), partial(self.owned_event,
-                                                                            kind)),
-                        params=managed, backoff=backoff)
-              for kind in OWNED_KINDS),
+            ListWatch(
+                api,
+                GATEWAYS,
+                "gateways/waypoints",
+                Callbacks(self._gateways_listed, self._gateway_event),
+                backoff=backoff,
+            ),
+            ListWatch(
+                api,
+                GATEWAY_CLASSES,
+                "gatewayclasses/waypoints",
+                Callbacks(self._classes_listed, self._class_event),
+                backoff=backoff,
+            ),
+            *(
+                ListWatch(
+                    api,
+                    collection(kind),
+                    f"{kind.lower()}s/waypoints",
+                    Callbacks(partial(self.owned_listed, kind), partial(self.owned_event, kind)),
+                    params=managed,
+                    backoff=backoff,
+                )
+                for kind in OWNED_KINDS
+            ),
         ]
 
     def mesh_changed(self, kinds: frozenset[str]) -> None:
@@ -116,8 +144,9 @@ class WaypointController:
             await asyncio.sleep(UNAVAILABLE_RETRY)
 
     async def _run_once(self) -> None:
-        tasks = [asyncio.create_task(watch.run(), name=f"watch-{watch.name}")
-                 for watch in self._watches]
+        tasks = [
+            asyncio.create_task(watch.run(), name=f"watch-{watch.name}") for watch in self._watches
+        ]
         tasks.append(asyncio.create_task(self._work(), name="waypoint-controller"))
         tasks.append(asyncio.create_task(self._class_queue.run(), name="gatewayclass-status"))
         tasks.append(asyncio.create_task(self._resync(), name="waypoint-resync"))
@@ -125,10 +154,11 @@ class WaypointController:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 if task.exception() is not None:
-                    log.error("the waypoint controller stopped (check RBAC and the Gateway API "
-                              "CRDs); starting it again later",
-                              extra={"reason": str(task.exception()),
-                                     "retry_in": UNAVAILABLE_RETRY})
+                    log.error(
+                        "the waypoint controller stopped (check RBAC and the Gateway API "
+                        "CRDs); starting it again later",
+                        extra={"reason": str(task.exception()), "retry_in": UNAVAILABLE_RETRY},
+                    )
         finally:
             for task in tasks:
                 task.cancel()
@@ -140,8 +170,10 @@ class WaypointController:
             await watch.synced.wait()
         for key in self._gateways:
             self._queue.add(key)
-        for stale in {(k[1], obj["metadata"].get("labels", {}).get(GATEWAY_NAME_LABEL, ""))
-                      for k, obj in self._owned.items()}:
+        for stale in {
+            (k[1], obj["metadata"].get("labels", {}).get(GATEWAY_NAME_LABEL, ""))
+            for k, obj in self._owned.items()
+        }:
             self._queue.add(stale)
         await self._queue.run()
 
@@ -162,23 +194,29 @@ class WaypointController:
             except objects.InvalidParameters as error:
                 # Keep what runs now; the status says what to fix.
                 invalid = str(error)
-                log.warning("waypoint parameters unusable; its objects are left as they are",
-                            extra={"gateway": f"{key[0]}/{key[1]}", "reason": invalid})
+                log.warning(
+                    "waypoint parameters unusable; its objects are left as they are",
+                    extra={"gateway": f"{key[0]}/{key[1]}", "reason": invalid},
+                )
             else:
-                await self._converge(key, objects.desired_objects(gateway, self._settings,
-                                                                  overlays))
+                await self._converge(
+                    key, objects.desired_objects(gateway, self._settings, overlays)
+                )
         else:
             await self._converge(key, [])
         if gateway is not None:
             await self._write_status(key, gateway, invalid)
 
     async def _converge(self, key: GatewayKey, desired: list[dict[str, Any]]) -> None:
-        wanted = {(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]): obj
-                  for obj in desired}
+        wanted = {
+            (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]): obj
+            for obj in desired
+        }
         for object_key, obj in wanted.items():
             await self._apply(object_key, obj)
-        for object_key in [k for k, obj in self._owned.items()
-                           if k not in wanted and _owned_by(obj, key)]:
+        for object_key in [
+            k for k, obj in self._owned.items() if k not in wanted and _owned_by(obj, key)
+        ]:
             await self._delete(object_key)
 
     async def _parameters(self, gateway: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -194,7 +232,8 @@ class WaypointController:
             if error.not_found:
                 raise objects.InvalidParameters(
                     f'parametersRef targeting configmap "{namespace}/{name}", but configmap '
-                    "does not exist") from None
+                    "does not exist"
+                ) from None
             raise
         return objects.parse_overlays(config_map)
 
@@ -205,12 +244,16 @@ class WaypointController:
         observed_version = str((observed or {}).get("metadata", {}).get("resourceVersion") or "")
         if observed is not None and self._applied.get(key) == (body, observed_version):
             return
-        applied = await self._api.apply(f"{collection(kind, namespace)}/{name}", desired,
-                                        objects.FIELD_MANAGER)
+        applied = await self._api.apply(
+            f"{collection(kind, namespace)}/{name}", desired, objects.FIELD_MANAGER
+        )
         self._applied[key] = (body, str(applied.get("metadata", {}).get("resourceVersion")))
-        log.info("waypoint %s %s", kind, "created" if observed is None else "updated",
-                 extra={"object_kind": kind, "object_namespace": namespace,
-                        "object_name": name})
+        log.info(
+            "waypoint %s %s",
+            kind,
+            "created" if observed is None else "updated",
+            extra={"object_kind": kind, "object_namespace": namespace, "object_name": name},
+        )
 
     async def _delete(self, key: ObjectKey) -> None:
         kind, namespace, name = key
@@ -220,26 +263,40 @@ class WaypointController:
             if not error.not_found:
                 raise
         self._applied.pop(key, None)
-        log.info("waypoint %s deleted", kind, extra={"object_kind": kind,
-                                                      "object_namespace": namespace,
-                                                      "object_name": name})
+        log.info(
+            "waypoint %s deleted",
+            kind,
+            extra={"object_kind": kind, "object_namespace": namespace, "object_name": name},
+        )
 
-    async def _write_status(self, key: GatewayKey, gateway: dict[str, Any],
-                            invalid_parameters: str | None) -> None:
+    async def _write_status(
+        self, key: GatewayKey, gateway: dict[str, Any], invalid_parameters: str | None
+    ) -> None:
         namespace, name = key
         service = self._owned.get(("Service", namespace, objects.deployment_name(gateway)))
-        wanted = status.gateway_status(gateway, service,
-                                       attached_routes=self._attached_routes(namespace, name),
-                                       cluster_domain=self._settings.cluster_domain,
-                                       now=_now(), invalid_parameters=invalid_parameters)
+        wanted = status.gateway_status(
+            gateway,
+            service,
+            attached_routes=self._attached_routes(namespace, name),
+            cluster_domain=self._settings.cluster_domain,
+            now=_now(),
+            invalid_parameters=invalid_parameters,
+        )
         if not status.differs(gateway.get("status"), wanted):
             return
-        await self._api.merge_patch(f"/apis/gateway.networking.k8s.io/v1/namespaces/"
-                                    f"{namespace}/gateways/{name}/status", {"status": wanted})
-        log.info("waypoint status written", extra={
-            "gateway": f"{namespace}/{name}",
-            "programmed": next((c["status"] for c in wanted["conditions"]
-                                if c["type"] == "Programmed"), "")})
+        await self._api.merge_patch(
+            f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/gateways/{name}/status",
+            {"status": wanted},
+        )
+        log.info(
+            "waypoint status written",
+            extra={
+                "gateway": f"{namespace}/{name}",
+                "programmed": next(
+                    (c["status"] for c in wanted["conditions"] if c["type"] == "Programmed"), ""
+                ),
+            },
+        )
 
     async def _reconcile_class(self, name: str) -> None:
         gateway_class = self._classes.get(name)
@@ -301,4 +358,5 @@ def _owned_by(obj: Mapping[str, Any], gateway: GatewayKey) -> bool:
     meta = obj.get("metadata") or {}
     return meta.get("namespace") == gateway[0] and any(
         ref.get("kind") == "Gateway" and ref.get("name") == gateway[1]
-        for ref in meta.get("ownerReferences") or ())
+        for ref in meta.get("ownerReferences") or ()
+    )

@@ -57,6 +57,7 @@ SERVICE_ACCOUNT_OVERRIDE: Final = "gateway.istio.io/service-account"
 SERVICE_TYPE: Final = "networking.istio.io/service-type"
 PROXY_IMAGE: Final = "sidecar.istio.io/proxyImage"
 TOKEN_SDS_ANNOTATION: Final = "xds.istio.io/token-sds"
+_TOKEN_SDS_FIELD: Final = f"metadata.annotations['{TOKEN_SDS_ANNOTATION}']"
 FIELD_MANAGER: Final = "istio.io/gateway-controller"
 DEFAULT_ENVOY_IMAGE: Final = "docker.io/envoyproxy/envoy:v1.40.0"
 STATUS_PORT: Final = 15021
@@ -69,9 +70,14 @@ ROOT_CONFIG_MAP: Final = CONFIG_MAP
 TOKEN_LIFETIME: Final = 43200
 PROXY_UID: Final = 1337
 # Annotations that steer us, or kubectl's bookkeeping: never copied onto the objects.
-_NOT_PROPAGATED: Final = frozenset({
-    "kubectl.kubernetes.io/last-applied-configuration", NAME_OVERRIDE, SERVICE_ACCOUNT_OVERRIDE,
-    "gateway.istio.io/controller-version"})
+_NOT_PROPAGATED: Final = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        NAME_OVERRIDE,
+        SERVICE_ACCOUNT_OVERRIDE,
+        "gateway.istio.io/controller-version",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,12 @@ class WaypointSettings:
     cluster_domain: str = "cluster.local"
     cluster_id: str = "Kubernetes"
     xds_port: int = 15012
-    resources: Mapping[str, Any] = field(default_factory=lambda: {
-        "requests": {"cpu": "100m", "memory": "128Mi"},
-        "limits": {"cpu": "2", "memory": "1Gi"}})
+    resources: Mapping[str, Any] = field(
+        default_factory=lambda: {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "2", "memory": "1Gi"},
+        }
+    )
 
     @property
     def xds_host(self) -> str:
@@ -118,38 +127,54 @@ def infrastructure_labels(gateway: Mapping[str, Any]) -> dict[str, str]:
 
 def infrastructure_annotations(gateway: Mapping[str, Any]) -> dict[str, str]:
     infrastructure = (gateway.get("spec") or {}).get("infrastructure") or {}
-    merged = {**(_meta(gateway).get("annotations") or {}),
-              **(infrastructure.get("annotations") or {})}
+    merged = {
+        **(_meta(gateway).get("annotations") or {}),
+        **(infrastructure.get("annotations") or {}),
+    }
     return {k: v for k, v in merged.items() if k not in _NOT_PROPAGATED}
 
 
 def owner_reference(gateway: Mapping[str, Any]) -> dict[str, Any]:
     meta = _meta(gateway)
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-            "name": meta["name"], "uid": meta["uid"]}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "name": meta["name"],
+        "uid": meta["uid"],
+    }
 
 
 def _labels(gateway: Mapping[str, Any]) -> dict[str, str]:
-    return {**infrastructure_labels(gateway), GATEWAY_NAME_LABEL: _meta(gateway)["name"],
-            CLASS_NAME_LABEL: WAYPOINT_CLASS, MANAGED_LABEL: MANAGED_VALUE}
+    return {
+        **infrastructure_labels(gateway),
+        GATEWAY_NAME_LABEL: _meta(gateway)["name"],
+        CLASS_NAME_LABEL: WAYPOINT_CLASS,
+        MANAGED_LABEL: MANAGED_VALUE,
+    }
 
 
 def _object_meta(gateway: Mapping[str, Any], name: str) -> dict[str, Any]:
     meta = _meta(gateway)
-    return {"name": name, "namespace": meta["namespace"], "labels": _labels(gateway),
-            "annotations": infrastructure_annotations(gateway),
-            "ownerReferences": [owner_reference(gateway)]}
+    return {
+        "name": name,
+        "namespace": meta["namespace"],
+        "labels": _labels(gateway),
+        "annotations": infrastructure_annotations(gateway),
+        "ownerReferences": [owner_reference(gateway)],
+    }
 
 
 def service_account(gateway: Mapping[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": _object_meta(gateway, service_account_name(gateway))}
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _object_meta(gateway, service_account_name(gateway)),
+    }
 
 
 def service_ports(gateway: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``status-port`` 15021, then one port per distinct listener port (as istiod)."""
-    ports = [{"name": "status-port", "port": STATUS_PORT, "protocol": "TCP",
-              "appProtocol": "tcp"}]
+    ports = [{"name": "status-port", "port": STATUS_PORT, "protocol": "TCP", "appProtocol": "tcp"}]
     used_names = {"status-port"}
     used_ports = {STATUS_PORT}
     for index, listener in enumerate((gateway.get("spec") or {}).get("listeners") or ()):
@@ -173,27 +198,47 @@ def _port_name(name: str) -> str:
 
 
 def service(gateway: Mapping[str, Any]) -> dict[str, Any]:
-    annotations = (_meta(gateway).get("annotations") or {})
+    annotations = _meta(gateway).get("annotations") or {}
     meta = _object_meta(gateway, deployment_name(gateway))
-    meta["annotations"] = {"networking.istio.io/traffic-distribution": "PreferClose",
-                           **meta["annotations"]}
-    return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-            "spec": {"type": str(annotations.get(SERVICE_TYPE) or "ClusterIP"),
-                     "ports": service_ports(gateway),
-                     "selector": {GATEWAY_NAME_LABEL: _meta(gateway)["name"]}}}
+    meta["annotations"] = {
+        "networking.istio.io/traffic-distribution": "PreferClose",
+        **meta["annotations"],
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "type": str(annotations.get(SERVICE_TYPE) or "ClusterIP"),
+            "ports": service_ports(gateway),
+            "selector": {GATEWAY_NAME_LABEL: _meta(gateway)["name"]},
+        },
+    }
 
 
 def waypoint_bootstrap(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[str, Any]:
     """The bootstrap in the pod template, with the kubelet's ``$(VAR)`` placeholders."""
     meta = _meta(gateway)
-    return bootstrap(BootstrapOptions(
-        namespace=meta["namespace"], name=meta["name"], xds_host=settings.xds_host,
-        xds_port=settings.xds_port, pod_ip="$(INSTANCE_IP)", pod_name="$(POD_NAME)",
-        service_account=service_account_name(gateway),
-        token_path=f"{TOKEN_DIR}/{TOKEN_FILE}", ca_root_path=f"{ROOT_DIR}/{ROOT_FILE}",
-        server_name=settings.xds_host, admin_port=15000, readiness_port=STATUS_PORT,
-        prometheus_port=PROMETHEUS_PORT, cluster_domain=settings.cluster_domain,
-        cluster_id=settings.cluster_id, extra_labels={CLASS_NAME_LABEL: WAYPOINT_CLASS}))
+    return bootstrap(
+        BootstrapOptions(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            xds_host=settings.xds_host,
+            xds_port=settings.xds_port,
+            pod_ip="$(INSTANCE_IP)",
+            pod_name="$(POD_NAME)",
+            service_account=service_account_name(gateway),
+            token_path=f"{TOKEN_DIR}/{TOKEN_FILE}",
+            ca_root_path=f"{ROOT_DIR}/{ROOT_FILE}",
+            server_name=settings.xds_host,
+            admin_port=15000,
+            readiness_port=STATUS_PORT,
+            prometheus_port=PROMETHEUS_PORT,
+            cluster_domain=settings.cluster_domain,
+            cluster_id=settings.cluster_id,
+            extra_labels={CLASS_NAME_LABEL: WAYPOINT_CLASS},
+        )
+    )
 
 
 def deployment(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[str, Any]:
@@ -202,68 +247,119 @@ def deployment(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[s
     annotations = meta.get("annotations") or {}
     image = str(annotations.get(PROXY_IMAGE) or settings.image)
     config = json.dumps(waypoint_bootstrap(gateway, settings), separators=(",", ":"))
-    pod_labels = {"sidecar.istio.io/inject": "false", "istio.io/dataplane-mode": "none",
-                  "service.istio.io/canonical-name": name,
-                  "service.istio.io/canonical-revision": "latest", **_labels(gateway)}
-    pod_annotations = {**infrastructure_annotations(gateway),
-                       "prometheus.io/path": "/stats/prometheus",
-                       "prometheus.io/port": str(PROMETHEUS_PORT),
-                       "prometheus.io/scrape": "true",
-                       TOKEN_SDS_ANNOTATION: token_sds_document(f"{TOKEN_DIR}/{TOKEN_FILE}")}
-    probe = {"httpGet": {"path": "/healthz/ready", "port": STATUS_PORT, "scheme": "HTTP"},
-             "timeoutSeconds": 1, "successThreshold": 1}
+    pod_labels = {
+        "sidecar.istio.io/inject": "false",
+        "istio.io/dataplane-mode": "none",
+        "service.istio.io/canonical-name": name,
+        "service.istio.io/canonical-revision": "latest",
+        **_labels(gateway),
+    }
+    pod_annotations = {
+        **infrastructure_annotations(gateway),
+        "prometheus.io/path": "/stats/prometheus",
+        "prometheus.io/port": str(PROMETHEUS_PORT),
+        "prometheus.io/scrape": "true",
+        TOKEN_SDS_ANNOTATION: token_sds_document(f"{TOKEN_DIR}/{TOKEN_FILE}"),
+    }
+    probe = {
+        "httpGet": {"path": "/healthz/ready", "port": STATUS_PORT, "scheme": "HTTP"},
+        "timeoutSeconds": 1,
+        "successThreshold": 1,
+    }
     container = {
         "name": "istio-proxy",
         "image": image,
         "command": ["envoy"],
         "args": ["--config-yaml", config, "--disable-hot-restart", "--log-level", "warning"],
-        "env": [_field_env("POD_NAME", "metadata.name"),
-                _field_env("POD_NAMESPACE", "metadata.namespace"),
-                _field_env("INSTANCE_IP", "status.podIP"),
-                _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName")],
-        "ports": [{"containerPort": STATUS_PORT, "name": "status-port", "protocol": "TCP"},
-                  {"containerPort": PROMETHEUS_PORT, "name": "http-envoy-prom",
-                   "protocol": "TCP"},
-                  {"containerPort": HBONE_PORT, "name": "hbone", "protocol": "TCP"}],
+        "env": [
+            _field_env("POD_NAME", "metadata.name"),
+            _field_env("POD_NAMESPACE", "metadata.namespace"),
+            _field_env("INSTANCE_IP", "status.podIP"),
+            _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+        ],
+        "ports": [
+            {"containerPort": STATUS_PORT, "name": "status-port", "protocol": "TCP"},
+            {"containerPort": PROMETHEUS_PORT, "name": "http-envoy-prom", "protocol": "TCP"},
+            {"containerPort": HBONE_PORT, "name": "hbone", "protocol": "TCP"},
+        ],
         "resources": copy.deepcopy(dict(settings.resources)),
-        "startupProbe": {**probe, "failureThreshold": 30, "initialDelaySeconds": 1,
-                         "periodSeconds": 1},
-        "readinessProbe": {**probe, "failureThreshold": 4, "initialDelaySeconds": 0,
-                           "periodSeconds": 15},
-        "securityContext": {"privileged": False, "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-                            "runAsUser": PROXY_UID, "runAsGroup": PROXY_UID,
-                            "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "istio-token", "mountPath": TOKEN_DIR, "readOnly": True},
-                         {"name": "istiod-ca-cert", "mountPath": ROOT_DIR, "readOnly": True}],
+        "startupProbe": {
+            **probe,
+            "failureThreshold": 30,
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+        },
+        "readinessProbe": {
+            **probe,
+            "failureThreshold": 4,
+            "initialDelaySeconds": 0,
+            "periodSeconds": 15,
+        },
+        "securityContext": {
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": PROXY_UID,
+            "runAsGroup": PROXY_UID,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "istio-token", "mountPath": TOKEN_DIR, "readOnly": True},
+            {"name": "istiod-ca-cert", "mountPath": ROOT_DIR, "readOnly": True},
+        ],
     }
     volumes = [
-        {"name": "istio-token", "projected": {"sources": [
-            {"serviceAccountToken": {"audience": TOKEN_AUDIENCE,
-                                     "expirationSeconds": TOKEN_LIFETIME, "path": TOKEN_FILE}},
-            {"downwardAPI": {"items": [{
-                "path": TOKEN_SDS_FILE,
-                "fieldRef": {"fieldPath": f"metadata.annotations['{TOKEN_SDS_ANNOTATION}']"}}]}},
-        ]}},
+        {
+            "name": "istio-token",
+            "projected": {
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "audience": TOKEN_AUDIENCE,
+                            "expirationSeconds": TOKEN_LIFETIME,
+                            "path": TOKEN_FILE,
+                        }
+                    },
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": TOKEN_SDS_FILE,
+                                    "fieldRef": {"fieldPath": _TOKEN_SDS_FIELD},
+                                }
+                            ]
+                        }
+                    },
+                ]
+            },
+        },
         {"name": "istiod-ca-cert", "configMap": {"name": ROOT_CONFIG_MAP}},
     ]
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": _object_meta(gateway, name),
         "spec": {
             "selector": {"matchLabels": {GATEWAY_NAME_LABEL: meta["name"]}},
             "template": {
                 "metadata": {"labels": pod_labels, "annotations": pod_annotations},
-                "spec": {"serviceAccountName": service_account_name(gateway),
-                         "terminationGracePeriodSeconds": 5,
-                         "containers": [container], "volumes": volumes},
+                "spec": {
+                    "serviceAccountName": service_account_name(gateway),
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [container],
+                    "volumes": volumes,
+                },
             },
         },
     }
 
 
-OVERLAY_KEYS: Final = {"ServiceAccount": "serviceAccount", "Deployment": "deployment",
-                       "Service": "service"}
+OVERLAY_KEYS: Final = {
+    "ServiceAccount": "serviceAccount",
+    "Deployment": "deployment",
+    "Service": "service",
+}
 
 
 class InvalidParameters(ValueError):
@@ -278,8 +374,9 @@ def parameters_ref(gateway: Mapping[str, Any]) -> str | None:
     if not ref:
         return None
     if ref.get("group", "") != "" or ref.get("kind") != "ConfigMap":
-        raise InvalidParameters(f"unknown infrastructure parameters type "
-                                f"{ref.get('group', '')}/{ref.get('kind', '')}")
+        raise InvalidParameters(
+            f"unknown infrastructure parameters type {ref.get('group', '')}/{ref.get('kind', '')}"
+        )
     return str(ref.get("name") or "")
 
 
@@ -296,8 +393,9 @@ def parse_overlays(config_map: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         try:
             value = yaml.safe_load(data[key])
         except yaml.YAMLError as error:
-            raise InvalidParameters(f"ConfigMap {name} key {key}: not YAML: "
-                                    f"{str(error).splitlines()[0]}") from None
+            raise InvalidParameters(
+                f"ConfigMap {name} key {key}: not YAML: {str(error).splitlines()[0]}"
+            ) from None
         if value is not None and not isinstance(value, dict):
             raise InvalidParameters(f"ConfigMap {name} key {key}: must be a mapping")
         if value:
@@ -320,8 +418,7 @@ def overlay(base: Any, patch: Any) -> Any:
         index = {item["name"]: i for i, item in enumerate(merged_list)}
         for item in patch:
             if item["name"] in index:
-                merged_list[index[item["name"]]] = overlay(merged_list[index[item["name"]]],
-                                                           item)
+                merged_list[index[item["name"]]] = overlay(merged_list[index[item["name"]]], item)
             else:
                 merged_list.append(dict(item))
         return merged_list
@@ -332,9 +429,11 @@ def _named(items: list[Any]) -> bool:
     return all(isinstance(item, Mapping) and "name" in item for item in items)
 
 
-def desired_objects(gateway: Mapping[str, Any], settings: WaypointSettings,
-                    overlays: Mapping[str, Mapping[str, Any]] | None = None,
-                    ) -> list[dict[str, Any]]:
+def desired_objects(
+    gateway: Mapping[str, Any],
+    settings: WaypointSettings,
+    overlays: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Everything one waypoint Gateway owns, in the order to create it, with the
     parameters' ``overlays`` (by kind) merged on; names and ownership cannot be changed."""
     result = []
@@ -344,11 +443,12 @@ def desired_objects(gateway: Mapping[str, Any], settings: WaypointSettings,
             merged = overlay(obj, patch)
             for fixed in ("apiVersion", "kind"):
                 merged[fixed] = obj[fixed]
-            fixed_meta = {k: obj["metadata"][k] for k in ("name", "namespace",
-                                                          "ownerReferences")}
+            fixed_meta = {k: obj["metadata"][k] for k in ("name", "namespace", "ownerReferences")}
             # The controller finds its objects by these labels.
-            fixed_meta["labels"] = {**((merged.get("metadata") or {}).get("labels") or {}),
-                                    **_labels(gateway)}
+            fixed_meta["labels"] = {
+                **((merged.get("metadata") or {}).get("labels") or {}),
+                **_labels(gateway),
+            }
             merged["metadata"] = {**(merged.get("metadata") or {}), **fixed_meta}
             obj = merged
         result.append(obj)

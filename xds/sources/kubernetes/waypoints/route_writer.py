@@ -50,8 +50,10 @@ class ModelLookup:
         gateway = self._mesh.get(Gateway, namespace, name)
         if gateway is None:
             return None
-        return {"class": gateway.gateway_class_name,
-                "listeners": [(listener.name, listener.port) for listener in gateway.listeners]}
+        return {
+            "class": gateway.gateway_class_name,
+            "listeners": [(listener.name, listener.port) for listener in gateway.listeners],
+        }
 
     def service_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
         service = self._mesh.get(Service, namespace, name)
@@ -66,9 +68,11 @@ class ModelLookup:
         return None if found is None else found.labels
 
     def has_host(self, namespace: str, host: str) -> bool:
-        return any(host in entry.hosts for entry in self._mesh.objects(ServiceEntry)
-                   if entry.meta.namespace == namespace or not entry.export_to
-                   or "*" in entry.export_to)
+        return any(
+            host in entry.hosts
+            for entry in self._mesh.objects(ServiceEntry)
+            if entry.meta.namespace == namespace or not entry.export_to or "*" in entry.export_to
+        )
 
 
 def _path(kind: str, namespace: str = "") -> str:
@@ -76,20 +80,29 @@ def _path(kind: str, namespace: str = "") -> str:
 
 
 class RouteStatusWriter:
-    def __init__(self, api: KubeApi, mesh: MeshStore, *, domain_suffix: str,
-                 backoff: Backoff | None = None) -> None:
+    def __init__(
+        self, api: KubeApi, mesh: MeshStore, *, domain_suffix: str, backoff: Backoff | None = None
+    ) -> None:
         self._api = api
         self._lookup = ModelLookup(mesh)
         self._domain_suffix = domain_suffix
         self._routes: dict[RouteKey, dict[str, Any]] = {}
         self._queue: WorkQueue[RouteKey] = WorkQueue(
-            self._reconcile, what="write route status",
-            describe=lambda key: {"route": f"{key[0]} {key[1]}/{key[2]}"}, backoff=backoff)
-        self._watches = {kind: ListWatch(api, _path(kind), f"{kind.lower()}s/status",
-                                         Callbacks(partial(self.listed, kind),
-                                                   partial(self.event, kind)),
-                                         backoff=backoff)
-                         for kind in ROUTE_PATHS}
+            self._reconcile,
+            what="write route status",
+            describe=lambda key: {"route": f"{key[0]} {key[1]}/{key[2]}"},
+            backoff=backoff,
+        )
+        self._watches = {
+            kind: ListWatch(
+                api,
+                _path(kind),
+                f"{kind.lower()}s/status",
+                Callbacks(partial(self.listed, kind), partial(self.event, kind)),
+                backoff=backoff,
+            )
+            for kind in ROUTE_PATHS
+        }
 
     def mesh_changed(self, kinds: frozenset[str]) -> None:
         """Objects of ``kinds`` changed in the model: what routes refer to may have."""
@@ -98,8 +111,10 @@ class RouteStatusWriter:
                 self._queue.add(key)
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self._watch(kind, watch), name=f"watch-{watch.name}")
-                 for kind, watch in self._watches.items()]
+        tasks = [
+            asyncio.create_task(self._watch(kind, watch), name=f"watch-{watch.name}")
+            for kind, watch in self._watches.items()
+        ]
         tasks.append(asyncio.create_task(self._queue.run(), name="route-status"))
         try:
             await asyncio.gather(*tasks)
@@ -115,8 +130,10 @@ class RouteStatusWriter:
             try:
                 await watch.run()
             except ApiError as error:
-                log.warning("route status not written for this kind; looking again later",
-                            extra={"kind": kind, "reason": str(error)})
+                log.warning(
+                    "route status not written for this kind; looking again later",
+                    extra={"kind": kind, "reason": str(error)},
+                )
                 await asyncio.sleep(UNAVAILABLE_RETRY)
 
     async def _reconcile(self, key: RouteKey) -> None:
@@ -131,8 +148,10 @@ class RouteStatusWriter:
         kind, namespace, name = key
         version = (route.get("metadata") or {}).get("resourceVersion")
         try:
-            await self._api.merge_patch(f"{_path(kind, namespace)}/{name}/status", {
-                "metadata": {"resourceVersion": version}, "status": {"parents": wanted}})
+            await self._api.merge_patch(
+                f"{_path(kind, namespace)}/{name}/status",
+                {"metadata": {"resourceVersion": version}, "status": {"parents": wanted}},
+            )
         except ApiError as error:
             if error.not_found:
                 return

@@ -28,8 +28,10 @@ from xds.sources.kubernetes.waypoints.objects import WAYPOINT_CLASS
 from xds.sources.kubernetes.waypoints.status import Condition, conditions
 
 ROUTE_CONTROLLER: Final = "istio.io/gateway-controller"
-MISSING_LABEL: Final = ("istio.io/use-waypoint label missing from parent and parent namespace; "
-                        "in ambient mode, route will not be respected")
+MISSING_LABEL: Final = (
+    "istio.io/use-waypoint label missing from parent and parent namespace; "
+    "in ambient mode, route will not be respected"
+)
 
 
 class MeshLookup(Protocol):
@@ -49,9 +51,14 @@ class MeshLookup(Protocol):
 
 
 def _ref_key(ref: Mapping[str, Any], route_namespace: str) -> tuple[str, ...]:
-    return (str(ref.get("group", GATEWAY_GROUP)), str(ref.get("kind", "Gateway")),
-            str(ref.get("namespace") or route_namespace), str(ref.get("name", "")),
-            str(ref.get("sectionName", "")), str(ref.get("port", "")))
+    return (
+        str(ref.get("group", GATEWAY_GROUP)),
+        str(ref.get("kind", "Gateway")),
+        str(ref.get("namespace") or route_namespace),
+        str(ref.get("name", "")),
+        str(ref.get("sectionName", "")),
+        str(ref.get("port", "")),
+    )
 
 
 def is_ours(ref: Mapping[str, Any], route_namespace: str, mesh: MeshLookup) -> bool:
@@ -64,25 +71,30 @@ def is_ours(ref: Mapping[str, Any], route_namespace: str, mesh: MeshLookup) -> b
     return False
 
 
-def _accepted(ref: Mapping[str, Any], route_namespace: str,
-              mesh: MeshLookup) -> tuple[Condition, Condition]:
+def _accepted(
+    ref: Mapping[str, Any], route_namespace: str, mesh: MeshLookup
+) -> tuple[Condition, Condition]:
     """``Accepted`` and ``ResolvedWaypoints`` for one parent."""
     _, kind, namespace, name = _ref_key(ref, route_namespace)[:4]
     valid = Condition("Accepted", True, "Accepted", "Route was valid")
     resolved = Condition("ResolvedWaypoints", True, "ResolvedWaypoints", "All waypoints resolved")
     if kind in ("Service", "ServiceEntry"):
-        labels = (mesh.service_labels(namespace, name) if kind == "Service"
-                  else mesh.service_entry_labels(namespace, name))
+        labels = (
+            mesh.service_labels(namespace, name)
+            if kind == "Service"
+            else mesh.service_entry_labels(namespace, name)
+        )
         if labels is None:
             what = "parent service" if kind == "Service" else "parent service entry"
-            return (Condition("Accepted", False, "NoMatchingParent",
-                              f'{what}: "{name}" not found'),
-                    Condition("ResolvedWaypoints", False, "NoMatchingParent", "parent not found"))
+            return (
+                Condition("Accepted", False, "NoMatchingParent", f'{what}: "{name}" not found'),
+                Condition("ResolvedWaypoints", False, "NoMatchingParent", "parent not found"),
+            )
         namespace_labels = mesh.namespace_labels(namespace) or {}
-        if wellknown.USE_WAYPOINT not in labels and \
-                wellknown.USE_WAYPOINT not in namespace_labels:
-            resolved = Condition("ResolvedWaypoints", False, "MissingUseWaypointLabel",
-                                 MISSING_LABEL)
+        if wellknown.USE_WAYPOINT not in labels and wellknown.USE_WAYPOINT not in namespace_labels:
+            resolved = Condition(
+                "ResolvedWaypoints", False, "MissingUseWaypointLabel", MISSING_LABEL
+            )
         return valid, resolved
     gateway = mesh.gateway(namespace, name) or {"listeners": []}
     listeners = gateway["listeners"]
@@ -90,8 +102,10 @@ def _accepted(ref: Mapping[str, Any], route_namespace: str,
     if port is not None and all(p != port for _, p in listeners):
         return Condition("Accepted", False, "NoMatchingParent", f"port {port} not found"), resolved
     if section and all(n != section for n, _ in listeners):
-        return (Condition("Accepted", False, "NoMatchingParent",
-                          f'sectionName "{section}" not found'), resolved)
+        return (
+            Condition("Accepted", False, "NoMatchingParent", f'sectionName "{section}" not found'),
+            resolved,
+        )
     return valid, resolved
 
 
@@ -100,8 +114,7 @@ def _backends(route: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [ref for rule in rules for ref in rule.get("backendRefs") or ()]
 
 
-def resolved_refs(route: Mapping[str, Any], mesh: MeshLookup,
-                  domain_suffix: str) -> Condition:
+def resolved_refs(route: Mapping[str, Any], mesh: MeshLookup, domain_suffix: str) -> Condition:
     route_namespace = str((route.get("metadata") or {}).get("namespace") or "")
     for ref in _backends(route):
         group, kind = str(ref.get("group", "")), str(ref.get("kind", "Service"))
@@ -109,41 +122,65 @@ def resolved_refs(route: Mapping[str, Any], mesh: MeshLookup,
         name = str(ref.get("name", ""))
         if (group, kind) == ("", "Service"):
             if mesh.service_labels(namespace, name) is None:
-                return Condition("ResolvedRefs", False, "BackendNotFound",
-                                 f"backend({name}.{namespace}.svc.{domain_suffix}) not found")
+                return Condition(
+                    "ResolvedRefs",
+                    False,
+                    "BackendNotFound",
+                    f"backend({name}.{namespace}.svc.{domain_suffix}) not found",
+                )
         elif (group, kind) == (NETWORKING_GROUP, "Hostname"):
             if not mesh.has_host(namespace, name):
-                return Condition("ResolvedRefs", False, "BackendNotFound",
-                                 f"backend({name}) not found")
+                return Condition(
+                    "ResolvedRefs", False, "BackendNotFound", f"backend({name}) not found"
+                )
         else:
-            return Condition("ResolvedRefs", False, "InvalidKind",
-                             f'referencing unsupported backendRef: group "{group}" '
-                             f'kind "{kind}"')
+            return Condition(
+                "ResolvedRefs",
+                False,
+                "InvalidKind",
+                f'referencing unsupported backendRef: group "{group}" kind "{kind}"',
+            )
     return Condition("ResolvedRefs", True, "ResolvedRefs", "All references resolved")
 
 
-def route_parents(route: Mapping[str, Any], mesh: MeshLookup, *, domain_suffix: str,
-                  now: str) -> list[dict[str, Any]]:
+def route_parents(
+    route: Mapping[str, Any], mesh: MeshLookup, *, domain_suffix: str, now: str
+) -> list[dict[str, Any]]:
     """``status.parents`` as it should be: other controllers' entries kept in place, ours
     rewritten, added or dropped."""
     meta = route.get("metadata") or {}
     route_namespace = str(meta.get("namespace") or "")
     generation = meta.get("generation")
     current = list((route.get("status") or {}).get("parents") or ())
-    ours = [ref for ref in (route.get("spec") or {}).get("parentRefs") or ()
-            if is_ours(ref, route_namespace, mesh)]
+    ours = [
+        ref
+        for ref in (route.get("spec") or {}).get("parentRefs") or ()
+        if is_ours(ref, route_namespace, mesh)
+    ]
     refs_condition = resolved_refs(route, mesh, domain_suffix)
     wanted: dict[tuple[str, ...], dict[str, Any]] = {}
     for ref in ours:
         key = _ref_key(ref, route_namespace)
         previous: Mapping[str, Any] = next(
-            (p for p in current if p.get("controllerName") == ROUTE_CONTROLLER
-             and _ref_key(p.get("parentRef") or {}, route_namespace) == key), {})
+            (
+                p
+                for p in current
+                if p.get("controllerName") == ROUTE_CONTROLLER
+                and _ref_key(p.get("parentRef") or {}, route_namespace) == key
+            ),
+            {},
+        )
         accepted, waypoints = _accepted(ref, route_namespace, mesh)
-        wanted[key] = {"parentRef": dict(ref), "controllerName": ROUTE_CONTROLLER,
-                       "conditions": conditions(previous.get("conditions") or (),
-                                                [accepted, refs_condition, waypoints],
-                                                generation, now)}
+        wanted[key] = {
+            "parentRef": dict(ref),
+            "controllerName": ROUTE_CONTROLLER,
+            "conditions": conditions(
+                previous.get("conditions") or (),
+                [accepted, refs_condition, waypoints],
+                generation,
+                now,
+            ),
+        }
     result: list[dict[str, Any]] = []
     for entry in current:
         key = _ref_key(entry.get("parentRef") or {}, route_namespace)
@@ -155,6 +192,7 @@ def route_parents(route: Mapping[str, Any], mesh: MeshLookup, *, domain_suffix: 
     return result
 
 
-def parents_differ(current: Sequence[Mapping[str, Any]],
-                   wanted: Sequence[Mapping[str, Any]]) -> bool:
+def parents_differ(
+    current: Sequence[Mapping[str, Any]], wanted: Sequence[Mapping[str, Any]]
+) -> bool:
     return [dict(p) for p in current] != [dict(p) for p in wanted]

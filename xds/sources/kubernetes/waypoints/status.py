@@ -27,8 +27,10 @@ from typing import Any, Final
 from xds.sources.kubernetes.waypoints.objects import CONTROLLER_NAME, deployment_name
 from xds.translate.binding import HBONE_PORT
 
-SUPPORTED_KINDS: Final = [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"},
-                      {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"}]
+SUPPORTED_KINDS: Final = [
+    {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"},
+    {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"},
+]
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,12 @@ class Condition:
     message: str
 
 
-def conditions(existing: Sequence[Mapping[str, Any]], wanted: Sequence[Condition],
-               generation: int | None, now: str) -> list[dict[str, Any]]:
+def conditions(
+    existing: Sequence[Mapping[str, Any]],
+    wanted: Sequence[Condition],
+    generation: int | None,
+    now: str,
+) -> list[dict[str, Any]]:
     """``wanted`` as API conditions, keeping each one's ``lastTransitionTime`` while its
     status is unchanged; conditions of other types are dropped (they are all ours)."""
     previous = {str(c.get("type")): c for c in existing}
@@ -49,9 +55,13 @@ def conditions(existing: Sequence[Mapping[str, Any]], wanted: Sequence[Condition
         status = "True" if condition.status else "False"
         before = previous.get(condition.type) or {}
         since = before.get("lastTransitionTime") if before.get("status") == status else None
-        entry: dict[str, Any] = {"type": condition.type, "status": status,
-                                 "reason": condition.reason, "message": condition.message,
-                                 "lastTransitionTime": since or now}
+        entry: dict[str, Any] = {
+            "type": condition.type,
+            "status": status,
+            "reason": condition.reason,
+            "message": condition.message,
+            "lastTransitionTime": since or now,
+        }
         if generation is not None:
             entry["observedGeneration"] = generation
         result.append(entry)
@@ -72,7 +82,8 @@ def _cluster_ips(service: Mapping[str, Any] | None) -> list[str]:
         return []
     spec = service.get("spec") or {}
     ips = [str(ip) for ip in spec.get("clusterIPs") or ()] or (
-        [str(spec["clusterIP"])] if spec.get("clusterIP") else [])
+        [str(spec["clusterIP"])] if spec.get("clusterIP") else []
+    )
     return [ip for ip in ips if ip != "None"]
 
 
@@ -84,9 +95,15 @@ def _address(value: str) -> dict[str, str]:
     return {"type": "IPAddress", "value": value}
 
 
-def gateway_status(gateway: Mapping[str, Any], service: Mapping[str, Any] | None, *,
-                   attached_routes: int, cluster_domain: str, now: str,
-                   invalid_parameters: str | None = None) -> dict[str, Any]:
+def gateway_status(
+    gateway: Mapping[str, Any],
+    service: Mapping[str, Any] | None,
+    *,
+    attached_routes: int,
+    cluster_domain: str,
+    now: str,
+    invalid_parameters: str | None = None,
+) -> dict[str, Any]:
     """The whole ``status`` of one waypoint Gateway; ``invalid_parameters`` says why its
     parametersRef could not be used (its objects are then left as they are)."""
     current = gateway.get("status") or {}
@@ -98,26 +115,41 @@ def gateway_status(gateway: Mapping[str, Any], service: Mapping[str, Any] | None
     if invalid_parameters is not None:
         accepted = Condition("Accepted", False, "InvalidParameters", invalid_parameters)
     elif listeners and not valid:
-        accepted = Condition("Accepted", False, "ListenersNotValid",
-                             "None of the Gateway's listeners are valid")
+        accepted = Condition(
+            "Accepted", False, "ListenersNotValid", "None of the Gateway's listeners are valid"
+        )
     elif len(valid) < len(listeners):
-        accepted = Condition("Accepted", True, "ListenersNotValid",
-                             "One or more of the Gateway's listeners are invalid")
+        accepted = Condition(
+            "Accepted",
+            True,
+            "ListenersNotValid",
+            "One or more of the Gateway's listeners are invalid",
+        )
     else:
         accepted = Condition("Accepted", True, "Accepted", "Resource accepted")
     ips = _cluster_ips(service)
     if ips:
-        programmed = Condition("Programmed", True, "Programmed",
-                               f"Resource programmed, assigned to service(s) {host}:{HBONE_PORT}")
+        programmed = Condition(
+            "Programmed",
+            True,
+            "Programmed",
+            f"Resource programmed, assigned to service(s) {host}:{HBONE_PORT}",
+        )
         addresses = [_address(ip) for ip in ips] + [_address(host)]
     else:
-        programmed = Condition("Programmed", False, "AddressNotUsable",
-                               f'Failed to assign to any requested addresses: hostname "{host}" '
-                               "not found")
+        programmed = Condition(
+            "Programmed",
+            False,
+            "AddressNotUsable",
+            f'Failed to assign to any requested addresses: hostname "{host}" not found',
+        )
         # Never take an address back: ztunnels would lose the waypoint meanwhile.
         addresses = list(current.get("addresses") or ())
-    wanted = [accepted, programmed,
-              Condition("ResolvedRefs", True, "ResolvedRefs", "All references resolved")]
+    wanted = [
+        accepted,
+        programmed,
+        Condition("ResolvedRefs", True, "ResolvedRefs", "All references resolved"),
+    ]
     status: dict[str, Any] = {
         "conditions": conditions(current.get("conditions") or (), wanted, generation, now),
         "listeners": _listener_statuses(current, listeners, attached_routes, generation, now),
@@ -127,26 +159,43 @@ def gateway_status(gateway: Mapping[str, Any], service: Mapping[str, Any] | None
     return status
 
 
-def _listener_statuses(current: Mapping[str, Any], listeners: Sequence[Mapping[str, Any]],
-                       attached_routes: int, generation: int | None,
-                       now: str) -> list[dict[str, Any]]:
+def _listener_statuses(
+    current: Mapping[str, Any],
+    listeners: Sequence[Mapping[str, Any]],
+    attached_routes: int,
+    generation: int | None,
+    now: str,
+) -> list[dict[str, Any]]:
     previous = {str(entry.get("name")): entry for entry in current.get("listeners") or ()}
     result = []
     for listener in listeners:
         name = str(listener.get("name") or "")
         ok = listener_valid(listener)
-        accepted = (Condition("Accepted", True, "Accepted", "No errors found") if ok else
-                    Condition("Accepted", False, "UnsupportedProtocol",
-                              f'Expected a single listener on port {HBONE_PORT} with protocol '
-                              '"HBONE"'))
-        wanted = [accepted, Condition("Conflicted", False, "NoConflicts", "No errors found"),
-                  Condition("Programmed", True, "Programmed", "No errors found"),
-                  Condition("ResolvedRefs", True, "ResolvedRefs", "No errors found")]
+        accepted = (
+            Condition("Accepted", True, "Accepted", "No errors found")
+            if ok
+            else Condition(
+                "Accepted",
+                False,
+                "UnsupportedProtocol",
+                f'Expected a single listener on port {HBONE_PORT} with protocol "HBONE"',
+            )
+        )
+        wanted = [
+            accepted,
+            Condition("Conflicted", False, "NoConflicts", "No errors found"),
+            Condition("Programmed", True, "Programmed", "No errors found"),
+            Condition("ResolvedRefs", True, "ResolvedRefs", "No errors found"),
+        ]
         before = previous.get(name) or {}
-        result.append({"name": name, "attachedRoutes": attached_routes if ok else 0,
-                       "supportedKinds": [dict(kind) for kind in SUPPORTED_KINDS],
-                       "conditions": conditions(before.get("conditions") or (), wanted,
-                                                generation, now)})
+        result.append(
+            {
+                "name": name,
+                "attachedRoutes": attached_routes if ok else 0,
+                "supportedKinds": [dict(kind) for kind in SUPPORTED_KINDS],
+                "conditions": conditions(before.get("conditions") or (), wanted, generation, now),
+            }
+        )
     return result
 
 
