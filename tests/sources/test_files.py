@@ -474,3 +474,54 @@ async def test_oversized_file_is_skipped_and_named(
         assert (await harness.next_change()).added == {svc("a")}
         [error] = harness.source.errors
         assert error.file.name == "big.yaml" and "more than the" in error.message
+
+
+def _destination_rule(policy: str) -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {{name: reviews, namespace: ns}}
+        spec:
+          host: reviews
+          trafficPolicy: {policy}
+        """)
+
+
+async def test_ignored_fields_are_told_once_per_object_and_again_when_they_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = tmp_path / "dr.yaml"
+    write(manifest, _destination_rule("{outlierDetection: {consecutive5xxErrors: 3}}"))
+
+    def told() -> list[str]:
+        return [
+            getattr(r, "fields", "")
+            for r in caplog.records
+            if r.name == "xds.file" and "are ignored" in r.getMessage()
+        ]
+
+    with caplog.at_level(logging.WARNING, logger="xds.file"):
+        async with running(tmp_path) as harness:
+            await harness.next_change()
+            assert told() == ["spec.trafficPolicy.outlierDetection"]
+            record = next(r for r in caplog.records if "are ignored" in r.getMessage())
+            assert (record.object_kind, record.object_namespace, record.object_name) == (
+                "DestinationRule",
+                "ns",
+                "reviews",
+            )
+            # Other edits, and edits of the object that keep the same ignored fields:
+            # nothing new to tell.
+            write(tmp_path / "other.yaml", service_yaml("d"))
+            await harness.next_change()
+            write(
+                manifest,
+                _destination_rule(
+                    "{outlierDetection: {consecutive5xxErrors: 3}, tls: {mode: ISTIO_MUTUAL}}"
+                ),
+            )
+            await harness.next_change()
+            assert len(told()) == 1
+            write(manifest, _destination_rule("{connectionPool: {tcp: {maxConnections: 1}}}"))
+            await harness.next_change()
+            assert told()[1:] == ["spec.trafficPolicy.connectionPool"]

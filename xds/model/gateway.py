@@ -8,6 +8,7 @@ the route's own namespace, so translators never need to know the defaults.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -341,3 +342,59 @@ class TLSRoute(KubeObject):
     parent_refs: tuple[ParentRef, ...] = ()
     hostnames: tuple[str, ...] = ()
     rules: tuple[L4RouteRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceGrantFrom:
+    group: str
+    kind: str
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceGrantTo:
+    """``name`` ``None``: every object of the kind in the grant's namespace."""
+
+    group: str
+    kind: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReferenceGrant(KubeObject):
+    """Lets objects of the ``from`` kinds and namespaces refer to the ``to`` objects in
+    the grant's own namespace (a route's backendRef to a Service elsewhere)."""
+
+    kind = "ReferenceGrant"
+    api_group = GATEWAY_GROUP
+
+    from_: tuple[ReferenceGrantFrom, ...] = ()
+    to: tuple[ReferenceGrantTo, ...] = ()
+
+    def permits(
+        self, source: ReferenceGrantFrom, group: str, kind: str, namespace: str, name: str
+    ) -> bool:
+        return (
+            namespace == self.namespace
+            and source in self.from_
+            and any(
+                target.group == group and target.kind == kind and target.name in (None, name)
+                for target in self.to
+            )
+        )
+
+
+def reference_permitted(
+    grants: Iterable[ReferenceGrant],
+    source: ReferenceGrantFrom,
+    group: str,
+    kind: str,
+    namespace: str,
+    name: str,
+) -> bool:
+    """A reference from an object (``source``: its group, kind and namespace) to the
+    object ``group``/``kind`` ``namespace``/``name``: always within one namespace,
+    across namespaces only when a ReferenceGrant there says so."""
+    return namespace == source.namespace or any(
+        grant.permits(source, group, kind, namespace, name) for grant in grants
+    )

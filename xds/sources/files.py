@@ -39,8 +39,9 @@ import yaml
 from xds.model.errors import ManifestError
 from xds.model.mesh import MeshStore
 from xds.model.meta import KubeObject, ObjectKey
-from xds.model.parse import object_identity, parse_object
+from xds.model.parse import object_identity, parse_with_notes
 from xds.sources.base import OnChange
+from xds.sources.ignored import IgnoredFields
 
 log = logging.getLogger("xds.file")
 
@@ -112,6 +113,8 @@ class ManifestFile:
     """(document index, key if known) of each invalid document."""
     unparseable: bool = False
     """The file is not valid YAML/JSON (from some document on, contents are unknown)."""
+    ignored: Mapping[ObjectKey, tuple[str, ...]] = field(default_factory=dict)
+    """Spec fields of an object that the model does not read (objects with some only)."""
 
 
 def _expand_lists(document: object) -> Iterator[tuple[str, object]]:
@@ -150,6 +153,7 @@ def read_manifests(path: Path, data: bytes) -> ManifestFile:
     errors: list[DocumentError] = []
     skipped: list[SkippedDocument] = []
     broken: list[tuple[int, ObjectKey | None]] = []
+    ignored: dict[ObjectKey, tuple[str, ...]] = {}
     index = -1
     try:
         for index, document in enumerate(_documents(path, data)):
@@ -157,7 +161,7 @@ def read_manifests(path: Path, data: bytes) -> ManifestFile:
                 continue
             for prefix, item in _expand_lists(document):
                 try:
-                    obj = parse_object(item)
+                    obj, ignored_fields = parse_with_notes(item)
                 except ManifestError as error:
                     field_path = ".".join(part for part in (prefix, error.field) if part)
                     errors.append(
@@ -206,6 +210,8 @@ def read_manifests(path: Path, data: bytes) -> ManifestFile:
                     continue
                 objects[obj.key] = obj
                 document_of[obj.key] = index
+                if ignored_fields:
+                    ignored[obj.key] = ignored_fields
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError, MemoryError, ValueError) as error:
         # ValueError covers JSONDecodeError and the integer-size limit (a 5,000-digit
         # number); RecursionError a document nested 200,000 deep.
@@ -214,9 +220,17 @@ def read_manifests(path: Path, data: bytes) -> ManifestFile:
         )
         errors.append(DocumentError(path, max(index + 1, 0), f"invalid YAML/JSON: {reason}"))
         return ManifestFile(
-            objects, document_of, tuple(errors), tuple(skipped), tuple(broken), unparseable=True
+            objects,
+            document_of,
+            tuple(errors),
+            tuple(skipped),
+            tuple(broken),
+            unparseable=True,
+            ignored=ignored,
         )
-    return ManifestFile(objects, document_of, tuple(errors), tuple(skipped), tuple(broken))
+    return ManifestFile(
+        objects, document_of, tuple(errors), tuple(skipped), tuple(broken), ignored=ignored
+    )
 
 
 def _keep_last_good(new: ManifestFile, old: ManifestFile | None) -> ManifestFile:
@@ -413,6 +427,7 @@ class FileSource:
         self._files: dict[Path, _FileState] = {}
         self._served: dict[ObjectKey, KubeObject] = {}
         self._errors: list[DocumentError] = []
+        self._ignored = IgnoredFields(log)
 
     @property
     def errors(self) -> list[DocumentError]:
@@ -467,8 +482,14 @@ class FileSource:
             return
         wanted, duplicates = _merge(files)
         self._report(_all_errors(files, duplicates))
+        for path in sorted(files):
+            for key, fields in files[path].contents.ignored.items():
+                if wanted.get(key) is files[path].contents.objects.get(key):
+                    self._ignored.note(key, fields)
         upserts = [obj for key, obj in wanted.items() if self._served.get(key) is not obj]
         deletes = [key for key in self._served if key not in wanted]
+        for key in deletes:
+            self._ignored.forget(key)
         self._served = wanted
         if not upserts and not deletes:
             return

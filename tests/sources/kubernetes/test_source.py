@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -253,6 +254,32 @@ def test_invalid_object_is_named_and_its_last_good_version_kept(
     # Logged once, not on every re-list.
     reflector._parse(dict(bad))
     assert len([r for r in caplog.records if "invalid object" in r.getMessage()]) == 1
+
+
+def test_ignored_fields_are_told_once_per_object(caplog: pytest.LogCaptureFixture) -> None:
+    """Every watch event re-parses the object: the warning is not repeated with each,
+    only when the object comes back after a deletion or its ignored fields change."""
+    from xds.model.networking import DestinationRule
+    from xds.sources.kubernetes.kinds import ApiResource
+    from xds.sources.kubernetes.reflector import Reflector
+
+    rules = ApiResource(DestinationRule, "networking.istio.io", "v1", "destinationrules", True)
+    reflector = Reflector(None, rules, lambda up, down: None, list)  # type: ignore[arg-type]
+    rule = {
+        "metadata": {"name": "reviews", "namespace": "n"},
+        "spec": {"host": "reviews", "trafficPolicy": {"outlierDetection": {"interval": "1s"}}},
+    }
+
+    def told() -> list[str]:
+        return [r.__dict__["fields"] for r in caplog.records if "ignored" in r.getMessage()]
+
+    with caplog.at_level(logging.WARNING, logger="xds.kube"):
+        reflector.event("ADDED", dict(rule))
+        reflector.event("MODIFIED", dict(rule))
+        assert told() == ["spec.trafficPolicy.outlierDetection"]
+        reflector.event("DELETED", dict(rule))
+        reflector.event("ADDED", dict(rule))
+        assert len(told()) == 2
 
 
 def test_key_of_a_deleted_object() -> None:

@@ -14,6 +14,7 @@ from xds.model.gateway import Gateway
 from xds.model.mesh import MeshStore
 from xds.model.parse import parse_object
 from xds.model.security import AuthorizationPolicy
+from xds.resources import Update
 from xds.translate.waypoint import WaypointTranslator
 
 
@@ -103,3 +104,28 @@ def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
         fresh.translate(mesh, None)
         assert translator._inputs == fresh._inputs, f"diverged at step {step}"
     assert bound > 0  # the churn did exercise workload bindings
+
+
+def test_a_reference_grant_arriving_later_opens_the_backend() -> None:
+    """Grants are an input of the waypoint like its routes: adding or deleting one alone
+    changes what is served."""
+    from tests.translate.waypoint.fixtures import http_route, objects, other, shop, snapshot
+    from tests.translate.waypoint.test_routes import ECHO, REVIEWS, _grant
+    from xds import type_urls
+
+    def route_cluster(updates: list[Update]) -> str:
+        listener = snapshot(updates)[type_urls.LISTENER]["main_internal"]
+        [chain] = [c for c in listener["filter_chains"] if c["name"] == REVIEWS]
+        hosts = chain["filters"][-1]["typed_config"]["route_config"]["virtual_hosts"]
+        return str(hosts[0]["routes"][0]["route"]["cluster"])
+
+    rules = [{"backendRefs": [{"name": "echo", "namespace": "other", "port": 9080}]}]
+    mesh = MeshStore()
+    mesh.apply(objects([*shop(), *other(), http_route("shop", "r", "reviews", rules)]))
+    translator = WaypointTranslator()
+    assert route_cluster(translator.translate(mesh, None)) == "UnknownService"
+    [grant] = objects([_grant("HTTPRoute")])
+    assert route_cluster(translator.translate(mesh, mesh.apply([grant]))) == ECHO
+    assert route_cluster(translator.translate(mesh, mesh.apply([], [grant.key]))) == (
+        "UnknownService"
+    )

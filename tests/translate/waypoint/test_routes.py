@@ -381,10 +381,50 @@ def test_routes_are_ordered_by_gateway_api_precedence() -> None:
     ]
 
 
-def test_a_cross_namespace_backend_without_a_grant_is_refused() -> None:
+def _grant(from_kind: str, to_name: str | None = "echo", namespace: str = "shop") -> Doc:
+    to: Doc = {"group": "", "kind": "Service"}
+    if to_name is not None:
+        to["name"] = to_name
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": meta("other", f"from-{namespace}"),
+        "spec": {
+            "from": [
+                {"group": "gateway.networking.k8s.io", "kind": from_kind, "namespace": namespace}
+            ],
+            "to": [to],
+        },
+    }
+
+
+ECHO = "outbound|9080||echo.other.svc.cluster.local"
+
+
+@pytest.mark.parametrize(
+    ("grants", "cluster"),
+    [
+        pytest.param([], "UnknownService", id="no-grant"),
+        pytest.param([_grant("HTTPRoute")], ECHO, id="granted-by-name"),
+        pytest.param([_grant("HTTPRoute", to_name=None)], ECHO, id="granted-every-service"),
+        pytest.param([_grant("GRPCRoute")], "UnknownService", id="granted-to-another-kind"),
+        pytest.param([_grant("HTTPRoute", "db")], "UnknownService", id="granted-another-name"),
+        pytest.param(
+            [_grant("HTTPRoute", namespace="elsewhere")],
+            "UnknownService",
+            id="granted-to-another-namespace",
+        ),
+    ],
+)
+def test_a_cross_namespace_backend_needs_a_reference_grant(grants: list[Doc], cluster: str) -> None:
+    from tests.translate.waypoint.fixtures import other
+
     rules = [{"backendRefs": [{"name": "echo", "namespace": "other", "port": 9080}]}]
-    route = _routes(http_route("shop", "r", "reviews", rules))[0]
-    assert route["route"]["cluster"] == "UnknownService"
+    docs = [*other(), *grants, http_route("shop", "r", "reviews", rules)]
+    listeners = snapshot(translate(*shop(), *docs))[type_urls.LISTENER]
+    [chain] = [c for c in listeners["main_internal"]["filter_chains"] if c["name"] == REVIEWS]
+    [route] = chain["filters"][-1]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    assert route["route"]["cluster"] == cluster
     assert route["route"]["cluster_not_found_response_code"] == "INTERNAL_SERVER_ERROR"
 
 

@@ -15,7 +15,15 @@ from typing import Any
 
 from xds.model.core import EndpointSlice, Namespace, Node, Pod, Service, ServiceAccount
 from xds.model.errors import ManifestError
-from xds.model.gateway import Gateway, GatewayClass, GRPCRoute, HTTPRoute, TCPRoute, TLSRoute
+from xds.model.gateway import (
+    Gateway,
+    GatewayClass,
+    GRPCRoute,
+    HTTPRoute,
+    ReferenceGrant,
+    TCPRoute,
+    TLSRoute,
+)
 from xds.model.meta import KubeObject, ObjectMeta
 from xds.model.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from xds.model.parse import core, gateway, networking, security
@@ -38,6 +46,7 @@ _PARSERS: dict[type[KubeObject], Parser] = {
     GRPCRoute: gateway.parse_grpc_route,
     TCPRoute: gateway.parse_tcp_route,
     TLSRoute: gateway.parse_tls_route,
+    ReferenceGrant: gateway.parse_reference_grant,
     AuthorizationPolicy: security.parse_authorization_policy,
     PeerAuthentication: security.parse_peer_authentication,
     ServiceEntry: networking.parse_service_entry,
@@ -90,6 +99,20 @@ def misspelt_group(api_version: str, kind: str) -> str | None:
 def parse_object(document: object) -> KubeObject | None:
     """Parse one Kubernetes object; ``None`` for kinds the model does not cover.
 
+    See :func:`parse_with_notes` for the errors, and for the fields it ignores."""
+    return parse_with_notes(document)[0]
+
+
+# Kinds whose spec we read only in part by design (a Pod's containers, a Service's
+# session affinity...): their other fields are not "ignored configuration".
+_PARTLY_READ_GROUPS = frozenset({"", "discovery.k8s.io"})
+
+
+def parse_with_notes(document: object) -> tuple[KubeObject | None, tuple[str, ...]]:
+    """Parse one Kubernetes object, and list the ``spec`` fields of an Istio or Gateway
+    API object that the model does not read (so a user can be told their setting has
+    no effect here, rather than have it dropped without a word).
+
     Raises ``ManifestError`` for a document that is not an object, lacks
     ``apiVersion``/``kind``/``metadata.name``, has an invalid field, names a modelled
     kind in a misspelt group (that would silently drop, say, a DENY policy), or a
@@ -112,7 +135,7 @@ def parse_object(document: object) -> KubeObject | None:
                 f"did you mean {meant}? (the object is not used)",
                 "apiVersion",
             )
-        return None
+        return None, ()
     group, _, version = api_version.rpartition("/")
     if not _VERSION.fullmatch(version) or (not group and version != "v1"):
         _, ref.namespace, ref.name = object_identity(document)
@@ -123,7 +146,9 @@ def parse_object(document: object) -> KubeObject | None:
             "apiVersion",
         )
     meta = read_metadata(doc, cls.namespaced)
-    return _PARSERS[cls](doc, meta)
+    obj = _PARSERS[cls](doc, meta)
+    ignored = () if cls.api_group in _PARTLY_READ_GROUPS else doc.obj("spec").unread()
+    return obj, ignored
 
 
 def object_identity(document: object) -> tuple[str | None, str | None, str | None]:
@@ -147,4 +172,5 @@ __all__ = [
     "object_identity",
     "parse_duration",
     "parse_object",
+    "parse_with_notes",
 ]

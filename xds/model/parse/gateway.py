@@ -33,6 +33,9 @@ from xds.model.gateway import (
     PathMatchType,
     PathModifier,
     PathModifierType,
+    ReferenceGrant,
+    ReferenceGrantFrom,
+    ReferenceGrantTo,
     RequestHeaderModifier,
     RequestMirror,
     RequestRedirect,
@@ -54,6 +57,7 @@ _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 def parse_gateway_class(doc: Reader, meta: ObjectMeta) -> GatewayClass:
     spec = doc.obj("spec")
+    spec.skip("description")  # free text for people
     return GatewayClass(meta=meta, controller_name=spec.required_string("controllerName"))
 
 
@@ -323,4 +327,27 @@ def parse_tls_route(doc: Reader, meta: ObjectMeta) -> TLSRoute:
         parent_refs=tuple(_parent_ref(ref, meta.namespace) for ref in spec.items("parentRefs")),
         hostnames=spec.strings("hostnames"),
         rules=_l4_rules(spec, meta.namespace),
+    )
+
+
+def parse_reference_grant(doc: Reader, meta: ObjectMeta) -> ReferenceGrant:
+    spec = doc.obj("spec")
+    return ReferenceGrant(
+        meta=meta,
+        from_=tuple(
+            ReferenceGrantFrom(
+                group=entry.string("group"),
+                kind=entry.required_string("kind"),
+                namespace=entry.required_string("namespace"),
+            )
+            for entry in spec.items("from")
+        ),
+        to=tuple(
+            ReferenceGrantTo(
+                group=entry.string("group"),
+                kind=entry.required_string("kind"),
+                name=entry.opt_string("name") or None,
+            )
+            for entry in spec.items("to")
+        ),
     )

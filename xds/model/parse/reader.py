@@ -57,20 +57,64 @@ def _is_int_in(value: object, minimum: int | None, maximum: int | None) -> bool:
     )
 
 
+class _Access:
+    """Which fields of one object its parser looked at, so that the fields it never
+    read can be reported instead of silently dropped.
+
+    ``read``: values taken whole (a string, a label map). ``entered``: objects and
+    lists the parser walked into, whose own fields are then checked one by one (a
+    scalar element of an entered list counts as read: the parser iterated it)."""
+
+    __slots__ = ("entered", "read")
+
+    def __init__(self) -> None:
+        self.read: set[str] = set()
+        self.entered: set[str] = set()
+
+
 class Reader:
     """A value at ``path`` inside the object ``ref``.
 
     ``Reader(None, ...)`` reads like an empty object, so optional sections
     need no special casing: ``spec.obj("mtls").string("mode")`` works whether
-    or not ``mtls`` is present.
+    or not ``mtls`` is present. Readers of one object share a record of the
+    fields read (see :meth:`unread`).
     """
 
-    __slots__ = ("path", "ref", "value")
+    __slots__ = ("_access", "path", "ref", "value")
 
-    def __init__(self, value: object, path: str, ref: ObjectRef) -> None:
+    def __init__(
+        self, value: object, path: str, ref: ObjectRef, access: _Access | None = None
+    ) -> None:
         self.value = value
         self.path = path
         self.ref = ref
+        self._access = access if access is not None else _Access()
+
+    def _child(self, value: object, path: str) -> Reader:
+        self._access.entered.add(path)
+        return Reader(value, path, self.ref, self._access)
+
+    def unread(self, limit: int = 20) -> tuple[str, ...]:
+        """Paths of the fields under this value that no accessor read (null ones aside),
+        at most ``limit``: what a parser ignored, for a warning."""
+        found: list[str] = []
+        self._collect_unread(self.value, self.path, found, limit)
+        return tuple(found)
+
+    def _collect_unread(self, value: object, path: str, found: list[str], limit: int) -> None:
+        access = self._access
+        if value is None or path in access.read or len(found) >= limit:
+            return
+        if path not in access.entered and path != self.path:
+            found.append(path)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                child = f"{path}.{key}" if _PLAIN_KEY.fullmatch(str(key)) else f'{path}["{key}"]'
+                self._collect_unread(item, child, found, limit)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._collect_unread(item, f"{path}[{index}]", found, limit)
 
     # --- navigation -------------------------------------------------------
 
@@ -99,6 +143,8 @@ class Reader:
         return self.value
 
     def _get(self, key: str) -> object:
+        """The value at ``key``, taken whole (recorded as read)."""
+        self._access.read.add(self._join(key))
         return self._mapping().get(key)
 
     def raw(self, key: str) -> object:
@@ -106,31 +152,37 @@ class Reader:
         return self._get(key)
 
     def has(self, key: str) -> bool:
-        """The field is present and not null."""
-        return self._get(key) is not None
+        """The field is present and not null (looking is not reading it)."""
+        return self._mapping().get(key) is not None
+
+    def skip(self, *keys: str) -> None:
+        """Fields deliberately not read (they cannot change what is served): never
+        reported by :meth:`unread`."""
+        self._access.read.update(self._join(key) for key in keys)
 
     def obj(self, key: str) -> Reader:
         """The object at ``key``; an absent field reads as an empty object."""
-        value = self._get(key)
+        value = self._mapping().get(key)
         if value is not None and not isinstance(value, Mapping):
             self.fail(f"expected an object, got {_describe(value)}", key)
-        return Reader(value, self._join(key), self.ref)
+        return self._child(value, self._join(key))
 
     def items(self, key: str) -> list[Reader]:
         """The list at ``key`` (empty when absent), one Reader per element."""
-        value = self._get(key)
+        value = self._mapping().get(key)
         if value is None:
             return []
         if not isinstance(value, list):
             self.fail(f"expected a list, got {_describe(value)}", key)
         path = self._join(key)
-        return [Reader(item, f"{path}[{index}]", self.ref) for index, item in enumerate(value)]
+        self._access.entered.add(path)
+        return [self._child(item, f"{path}[{index}]") for index, item in enumerate(value)]
 
     def entries(self, key: str) -> list[tuple[str, Reader]]:
         """The (key, value) pairs of the object at ``key``."""
         child = self.obj(key)
         return [
-            (str(name), Reader(value, child._join(str(name)), self.ref))
+            (str(name), child._child(value, child._join(str(name))))
             for name, value in child._mapping().items()
         ]
 

@@ -29,7 +29,8 @@ from typing import Any, Final, Protocol
 
 from xds.model.errors import ManifestError
 from xds.model.meta import KubeObject, ObjectKey
-from xds.model.parse import parse_object
+from xds.model.parse import parse_with_notes
+from xds.sources.ignored import IgnoredFields
 from xds.sources.kubernetes import metrics
 from xds.sources.kubernetes.api import ApiError, KubeApi, Params
 from xds.sources.kubernetes.kinds import ApiResource
@@ -201,6 +202,7 @@ class Reflector:
         self._apply = apply
         self._known = known
         self._invalid: dict[ObjectKey, str] = {}
+        self._ignored = IgnoredFields(log)
         self._loop = ListWatch(
             api, resource.path, resource.name, self, watch_timeout=watch_timeout, backoff=backoff
         )
@@ -233,6 +235,7 @@ class Reflector:
         gone = deletions(self._known(), listed)
         for key in gone:
             self._invalid.pop(key, None)
+            self._ignored.forget(key)
         self._apply(upserts, gone)
         if not self.synced.is_set():
             log.info("synced", extra={"resource": self.resource.name, "objects": len(listed)})
@@ -242,6 +245,7 @@ class Reflector:
             key = object_key(self.resource, obj)
             if key is not None:
                 self._invalid.pop(key, None)
+                self._ignored.forget(key)
                 self._apply((), (key,))
             return
         _, parsed = self._parse(obj)
@@ -254,7 +258,7 @@ class Reflector:
         item.setdefault("kind", self.resource.model.kind)
         key = object_key(self.resource, item)
         try:
-            obj = parse_object(item)
+            obj, ignored = parse_with_notes(item)
         except ManifestError as error:
             if key is not None and self._invalid.get(key) != str(error):
                 self._invalid[key] = str(error)
@@ -271,4 +275,5 @@ class Reflector:
             return key, None
         if key is not None:
             self._invalid.pop(key, None)
+            self._ignored.note(key, ignored)
         return key, obj

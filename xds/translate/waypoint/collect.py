@@ -17,6 +17,7 @@ from xds.model.core import EndpointSlice, Node, Pod, Service
 from xds.model.frozen import FrozenMap
 from xds.model.gateway import (
     GATEWAY_GROUP,
+    BackendRef,
     Gateway,
     GatewayClass,
     GRPCRoute,
@@ -24,6 +25,7 @@ from xds.model.gateway import (
     HTTPRoute,
     HTTPRouteRule,
     L4RouteRule,
+    ReferenceGrant,
     RequestMirror,
     TCPRoute,
 )
@@ -182,12 +184,31 @@ class _Collector:
             virtual_services=virtual_services,
             destination_rules=self.destination_rules(services),
             policies=self.policies(bound),
+            reference_grants=self.reference_grants((*http_routes, *grpc_routes, *tcp_routes)),
         )
         endpoints = {}
         for service, obj in self._service_objects(services):
             for port in service.ports:
                 endpoints[(service.hostname, port.port)] = tuple(self.endpoints(obj, service, port))
         return WaypointInputs(config=config, endpoints=FrozenMap(endpoints))
+
+    def reference_grants(
+        self, routes: Iterable[HTTPRoute | GRPCRoute | TCPRoute]
+    ) -> tuple[ReferenceGrant, ...]:
+        """The grants of the namespaces that routes send traffic to from another one."""
+        namespaces = {
+            ref.namespace
+            for route in routes
+            for ref in _backend_refs(route)
+            if ref.namespace != route.namespace
+        }
+        return tuple(
+            grant
+            for namespace in sorted(namespaces)
+            for grant in sorted(
+                self.mesh.objects(ReferenceGrant, namespace), key=lambda grant: grant.name
+            )
+        )
 
     # --- services ---------------------------------------------------------------
 
@@ -525,6 +546,17 @@ def _slice_port(endpoint_slice: EndpointSlice, port: ServicePortInfo) -> int | N
     return None
 
 
+def _backend_refs(route: HTTPRoute | GRPCRoute | TCPRoute) -> Iterator[BackendRef]:
+    """Where a route sends (or mirrors) traffic."""
+    rules: Sequence[HTTPRouteRule | GRPCRouteRule | L4RouteRule] = route.rules
+    for rule in rules:
+        yield from rule.backend_refs
+        if not isinstance(rule, L4RouteRule):
+            yield from (
+                item.backend_ref for item in rule.filters if isinstance(item, RequestMirror)
+            )
+
+
 def referenced_hosts(
     http_routes: Iterable[HTTPRoute],
     grpc_routes: Iterable[GRPCRoute],
@@ -536,19 +568,11 @@ def referenced_hosts(
     hosts: set[str] = set()
     routes: list[HTTPRoute | GRPCRoute | TCPRoute] = [*http_routes, *grpc_routes, *tcp_routes]
     for route in routes:
-        rules: Sequence[HTTPRouteRule | GRPCRouteRule | L4RouteRule] = route.rules
-        for rule in rules:
-            mirrors = (
-                []
-                if isinstance(rule, L4RouteRule)
-                else [item.backend_ref for item in rule.filters if isinstance(item, RequestMirror)]
-            )
-            refs = [*rule.backend_refs, *mirrors]
-            for ref in refs:
-                if ref.kind == "Service" and ref.group == "":
-                    hosts.add(f"{ref.name}.{ref.namespace}.svc.{suffix}")
-                elif ref.kind == "Hostname":
-                    hosts.add(ref.name)
+        for ref in _backend_refs(route):
+            if ref.kind == "Service" and ref.group == "":
+                hosts.add(f"{ref.name}.{ref.namespace}.svc.{suffix}")
+            elif ref.kind == "Hostname":
+                hosts.add(ref.name)
     for vs in virtual_services:
         for http in vs.http:
             targets = [route.destination for route in http.route]

@@ -37,12 +37,15 @@ from xds.model.gateway import (
     ParentRef,
     PathMatchType,
     PathModifierType,
+    ReferenceGrant,
+    ReferenceGrantFrom,
     RequestHeaderModifier,
     RequestMirror,
     RequestRedirect,
     ResponseHeaderModifier,
     UnsupportedFilter,
     URLRewrite,
+    reference_permitted,
 )
 from xds.model.gateway import HeaderMatch as GatewayHeaderMatch
 from xds.model.networking import NETWORKING_GROUP
@@ -86,15 +89,17 @@ def route_rules(
     port: int,
     waypoint_namespace: str,
     domain_suffix: str,
+    grants: Sequence[ReferenceGrant],
 ) -> list[Rule]:
-    """The ordered rules of every route attached to ``service`` on ``port`` (GAMMA)."""
+    """The ordered rules of every route attached to ``service`` on ``port`` (GAMMA);
+    ``grants`` may permit backends in other namespaces."""
     attached = [
         route
         for route in routes
         if route.namespace in (service.namespace, waypoint_namespace)
         and any(attaches(parent, service, port) for parent in route.parent_refs)
     ]
-    return ranked_rules(attached, service, port, domain_suffix)
+    return ranked_rules(attached, service, port, domain_suffix, grants)
 
 
 def gateway_listener_rules(
@@ -103,6 +108,7 @@ def gateway_listener_rules(
     name: str,
     listener: GatewayListener,
     domain_suffix: str,
+    grants: Sequence[ReferenceGrant],
 ) -> dict[str, list[Rule]]:
     """Routes attached to a Gateway listener, as ordered rules per virtual-host domain.
 
@@ -119,7 +125,7 @@ def gateway_listener_rules(
         for domain in _domains(route.hostnames, listener.hostname):
             by_domain.setdefault(domain, []).append(route)
     return {
-        domain: ranked_rules(attached, None, listener.port, domain_suffix)
+        domain: ranked_rules(attached, None, listener.port, domain_suffix, grants)
         for domain, attached in sorted(by_domain.items())
     }
 
@@ -162,11 +168,12 @@ def ranked_rules(
     service: ServiceInfo | None,
     port: int,
     domain_suffix: str,
+    grants: Sequence[ReferenceGrant],
 ) -> list[Rule]:
     """All rules of ``routes``, ordered by Gateway API precedence."""
     ranked: list[tuple[tuple[object, ...], Rule]] = []
     for route in routes:
-        converter = _Converter(route, service, port, domain_suffix)
+        converter = _Converter(route, service, port, domain_suffix, grants)
         created = (
             route.meta.creation_timestamp.replace(tzinfo=None)
             if route.meta.creation_timestamp is not None
@@ -199,6 +206,7 @@ class _Converter:
     service: ServiceInfo | None
     port: int
     domain_suffix: str
+    grants: Sequence[ReferenceGrant]
 
     @property
     def config_path(self) -> str:
@@ -334,7 +342,9 @@ class _Converter:
         return rule
 
     def _destination(self, backend: BackendRef) -> Destination:
-        return backend_destination(backend, self.route.namespace, self.domain_suffix)
+        return backend_destination(
+            backend, self.route.kind, self.route.namespace, self.domain_suffix, self.grants
+        )
 
 
 # "*" allows any origin, but only a well-formed one (scheme://host[:port]), as istiod.
@@ -369,9 +379,14 @@ def cors_policy(item: CORSFilter) -> Cors:
 
 
 def backend_destination(
-    backend: BackendRef, route_namespace: str, domain_suffix: str
+    backend: BackendRef,
+    route_kind: str,
+    route_namespace: str,
+    domain_suffix: str,
+    grants: Sequence[ReferenceGrant],
 ) -> Destination:
-    """A backendRef as a destination; unusable references are marked ``invalid``."""
+    """A backendRef as a destination; unusable references (an unknown kind, a Service in
+    another namespace that no ReferenceGrant there opens to the route) are ``invalid``."""
     request = response = HeaderOps()
     for item in backend.filters:
         if isinstance(item, RequestHeaderModifier):
@@ -384,8 +399,10 @@ def backend_destination(
         host = backend.name
     else:
         return Destination(backend.name, backend.port, weight=backend.weight, invalid=True)
-    # No ReferenceGrant in the model: only same-namespace backends are allowed.
-    invalid = backend.kind == "Service" and backend.namespace != route_namespace
+    source = ReferenceGrantFrom(GATEWAY_GROUP, route_kind, route_namespace)
+    invalid = backend.kind == "Service" and not reference_permitted(
+        grants, source, backend.group, backend.kind, backend.namespace, backend.name
+    )
     return Destination(
         host,
         backend.port,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from xds.model.frozen import EMPTY_LABELS, FrozenMap, Labels, empty_map
-from xds.model.gateway import GRPCRoute, HTTPRoute, TCPRoute
+from xds.model.gateway import GRPCRoute, HTTPRoute, ReferenceGrant, TCPRoute
 from xds.model.networking import DestinationRule, VirtualService
 from xds.model.security import AuthorizationPolicy
 
@@ -196,6 +196,8 @@ class WaypointConfig:
     virtual_services: tuple[VirtualService, ...] = ()
     destination_rules: FrozenMap[str, DestinationRule] = field(default_factory=empty_map)
     policies: tuple[AuthorizationPolicy, ...] = ()
+    # The grants in the namespaces that routes send to from elsewhere.
+    reference_grants: tuple[ReferenceGrant, ...] = ()
 
     @property
     def bound_services(self) -> tuple[ServiceInfo, ...]:

@@ -81,6 +81,7 @@ def rules_for(config: WaypointConfig, service: ServiceInfo, port: int) -> list[R
         port,
         identity.namespace,
         identity.domain_suffix,
+        config.reference_grants,
     )
     if rules:
         return rules
@@ -296,7 +297,11 @@ def tcp_targets(config: WaypointConfig, service: ServiceInfo, port: int) -> list
     targets = []
     for backend in route.rules[0].backend_refs:
         destination = gateway_api.backend_destination(
-            backend, route.namespace, config.identity.domain_suffix
+            backend,
+            route.kind,
+            route.namespace,
+            config.identity.domain_suffix,
+            config.reference_grants,
         )
         if destination.weight > 0 and not destination.invalid:
             targets.append((builder.cluster(destination, tcp=True), destination.weight))

@@ -113,7 +113,12 @@ def _virtual_hosts(
     all_routes: list[HTTPRoute | GRPCRoute] = [*config.http_routes, *config.grpc_routes]
     for listener in listeners:
         per_domain = gateway_api.gateway_listener_rules(
-            all_routes, identity.namespace, identity.name, listener, identity.domain_suffix
+            all_routes,
+            identity.namespace,
+            identity.name,
+            listener,
+            identity.domain_suffix,
+            config.reference_grants,
         )
         for domain, rules in per_domain.items():
             if domain in claimed:

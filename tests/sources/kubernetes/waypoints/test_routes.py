@@ -8,6 +8,13 @@ from typing import Any
 
 import pytest
 
+from xds.model.gateway import (
+    GATEWAY_GROUP,
+    ReferenceGrant,
+    ReferenceGrantFrom,
+    ReferenceGrantTo,
+)
+from xds.model.meta import ObjectMeta
 from xds.sources.kubernetes.waypoints.routes import ROUTE_CONTROLLER, route_parents
 
 NOW = "2026-01-01T00:00:00Z"
@@ -20,6 +27,8 @@ class Mesh:
             ("shop", "cart"): {"istio.io/use-waypoint": "waypoint"},
             ("shop", "plain"): {},
             ("shop", "backend"): {},
+            ("store", "granted"): {},
+            ("store", "other"): {},
         }
     )
     namespaces: dict[str, dict[str, str]] = field(default_factory=lambda: {"shop": {}})
@@ -30,6 +39,15 @@ class Mesh:
         }
     )
     hosts: set[str] = field(default_factory=lambda: {"api.example.com"})
+    grants: list[ReferenceGrant] = field(
+        default_factory=lambda: [
+            ReferenceGrant(
+                meta=ObjectMeta(name="routes-from-shop", namespace="store"),
+                from_=(ReferenceGrantFrom(GATEWAY_GROUP, "HTTPRoute", "shop"),),
+                to=(ReferenceGrantTo("", "Service", "granted"),),
+            )
+        ]
+    )
 
     def gateway(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self.gateways.get((namespace, name))
@@ -46,6 +64,9 @@ class Mesh:
     def has_host(self, namespace: str, host: str) -> bool:
         return host in self.hosts
 
+    def reference_grants(self, namespace: str) -> list[ReferenceGrant]:
+        return [grant for grant in self.grants if grant.namespace == namespace]
+
 
 def route(
     parents: list[dict[str, Any]],
@@ -53,6 +74,7 @@ def route(
     status: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
+        "kind": "HTTPRoute",
         "metadata": {"name": "r", "namespace": "shop", "generation": 2},
         "spec": {
             "parentRefs": parents,
@@ -141,6 +163,23 @@ WAYPOINTS = ("True", "ResolvedWaypoints", "All waypoints resolved")
                 }
             ],
             {"ResolvedRefs": ("False", "BackendNotFound", "backend(nope.example.com) not found")},
+        ),
+        (
+            SERVICE_PARENT,
+            [{"name": "granted", "namespace": "store", "port": 80}],
+            {"ResolvedRefs": RESOLVED},
+        ),
+        (
+            SERVICE_PARENT,
+            [{"name": "other", "namespace": "store", "port": 80}],
+            {
+                "ResolvedRefs": (
+                    "False",
+                    "RefNotPermitted",
+                    'backendRef other/store not accessible to a HTTPRoute in namespace "shop" '
+                    "(missing a ReferenceGrant?)",
+                )
+            },
         ),
         (
             SERVICE_PARENT,

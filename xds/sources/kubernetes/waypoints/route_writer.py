@@ -3,8 +3,8 @@
 Runs on the leader only. HTTPRoutes and GRPCRoutes are watched raw (their
 status and generation are needed); what they refer to is looked up in the
 mesh model the source keeps. A route is queued when it changes, and every
-route when a Service, ServiceEntry, Gateway or Namespace changes (a backend or
-a parent appearing changes its conditions). Writes are merge patches of
+route when a Service, ServiceEntry, Gateway, Namespace or ReferenceGrant changes (a backend,
+a parent or a permission appearing changes its conditions). Writes are merge patches of
 ``status.parents`` carrying the resourceVersion they were computed from, so a
 concurrent writer's entries are never overwritten blindly: a conflict (409)
 is retried after the watch has brought the newer route.
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final
 
 from xds.model.core import Namespace, Service
-from xds.model.gateway import Gateway
+from xds.model.gateway import Gateway, ReferenceGrant
 from xds.model.mesh import MeshStore
 from xds.model.networking import ServiceEntry
 from xds.sources.kubernetes.api import ApiError, KubeApi
@@ -35,7 +35,9 @@ ROUTE_PATHS: Final = {
     "HTTPRoute": "/apis/gateway.networking.k8s.io/v1/{namespace}httproutes",
     "GRPCRoute": "/apis/gateway.networking.k8s.io/v1/{namespace}grpcroutes",
 }
-_REFERENCED: Final = frozenset({"Service", "ServiceEntry", "Gateway", "Namespace"})
+_REFERENCED: Final = frozenset(
+    {"Service", "ServiceEntry", "Gateway", "Namespace", "ReferenceGrant"}
+)
 
 RouteKey = tuple[str, str, str]  # kind, namespace, name
 
@@ -73,6 +75,9 @@ class ModelLookup:
             for entry in self._mesh.objects(ServiceEntry)
             if entry.meta.namespace == namespace or not entry.export_to or "*" in entry.export_to
         )
+
+    def reference_grants(self, namespace: str) -> Iterable[ReferenceGrant]:
+        return self._mesh.objects(ReferenceGrant, namespace)
 
 
 def _path(kind: str, namespace: str = "") -> str:

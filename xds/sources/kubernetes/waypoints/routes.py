@@ -18,11 +18,16 @@ Other controllers' entries in ``status.parents`` are kept as they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from xds.model import wellknown
-from xds.model.gateway import GATEWAY_GROUP
+from xds.model.gateway import (
+    GATEWAY_GROUP,
+    ReferenceGrant,
+    ReferenceGrantFrom,
+    reference_permitted,
+)
 from xds.model.networking import NETWORKING_GROUP
 from xds.sources.kubernetes.waypoints.objects import WAYPOINT_CLASS
 from xds.sources.kubernetes.waypoints.status import Condition, conditions
@@ -48,6 +53,9 @@ class MeshLookup(Protocol):
 
     def has_host(self, namespace: str, host: str) -> bool:
         """A ServiceEntry visible from ``namespace`` declares ``host``."""
+
+    def reference_grants(self, namespace: str) -> Iterable[ReferenceGrant]:
+        """The ReferenceGrants of ``namespace``."""
 
 
 def _ref_key(ref: Mapping[str, Any], route_namespace: str) -> tuple[str, ...]:
@@ -116,10 +124,23 @@ def _backends(route: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def resolved_refs(route: Mapping[str, Any], mesh: MeshLookup, domain_suffix: str) -> Condition:
     route_namespace = str((route.get("metadata") or {}).get("namespace") or "")
+    route_kind = str(route.get("kind") or "HTTPRoute")
+    source = ReferenceGrantFrom(GATEWAY_GROUP, route_kind, route_namespace)
     for ref in _backends(route):
         group, kind = str(ref.get("group", "")), str(ref.get("kind", "Service"))
         namespace = str(ref.get("namespace") or route_namespace)
         name = str(ref.get("name", ""))
+        # As istiod: permission is checked before existence.
+        if not reference_permitted(
+            mesh.reference_grants(namespace), source, group, kind, namespace, name
+        ):
+            return Condition(
+                "ResolvedRefs",
+                False,
+                "RefNotPermitted",
+                f"backendRef {name}/{namespace} not accessible to a {route_kind} in namespace "
+                f'"{route_namespace}" (missing a ReferenceGrant?)',
+            )
         if (group, kind) == ("", "Service"):
             if mesh.service_labels(namespace, name) is None:
                 return Condition(
