@@ -317,6 +317,34 @@ async def test_routes_bound_to_a_waypoint_get_parent_status(kube_cluster: Cluste
         await eventually(
             lambda: asyncio.to_thread(shows, "ResolvedRefs", ("True", "ResolvedRefs")), within=15
         )
+        # A backend in another namespace: refused until a ReferenceGrant there allows it.
+        store = fresh_namespace("wps")
+        apply_all(api, namespace(store), service(store, "stock", "10.96.210.12"))
+        moved = api.get(f"{routes}/cart")
+        moved["spec"]["rules"][0]["backendRefs"] = [
+            {"name": "stock", "namespace": store, "port": 80}
+        ]
+        api.replace(moved)
+        await eventually(
+            lambda: asyncio.to_thread(shows, "ResolvedRefs", ("False", "RefNotPermitted")),
+            within=15,
+        )
+        api.create(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1beta1",
+                "kind": "ReferenceGrant",
+                "metadata": {"name": "routes", "namespace": store},
+                "spec": {
+                    "from": [
+                        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": ns}
+                    ],
+                    "to": [{"group": "", "kind": "Service"}],
+                },
+            }
+        )
+        await eventually(
+            lambda: asyncio.to_thread(shows, "ResolvedRefs", ("True", "ResolvedRefs")), within=15
+        )
 
 
 async def test_a_parameters_config_map_customizes_the_deployment(kube_cluster: Cluster) -> None:
