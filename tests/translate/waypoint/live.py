@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -414,6 +415,43 @@ def tcp_banner(address: str, port: int, banner: bytes, *, linger: bool = False) 
                     connection.settimeout(10)
                     with suppress(OSError):
                         connection.recv(100)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+@contextmanager
+def tls_echo(address: str, port: int, identity: Certificates, name: bytes) -> Iterator[None]:
+    """A TLS server (its own certificate): answers each line with ``name`` and the line,
+    so a client knows which backend its handshake reached."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(identity.cert, identity.key)
+    listener = socket.create_server((address, port))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connection.settimeout(10)
+            with suppress(OSError), context.wrap_socket(connection, server_side=True) as tls:
+                line = tls.recv(100)
+                tls.sendall(name + b" " + line)
+                # The client closes first: closing with its bytes unread would reset
+                # the connection before it has read the answer.
+                while tls.recv(100):
+                    pass
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()

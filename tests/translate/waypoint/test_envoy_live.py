@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import urllib.request
 from collections.abc import Iterator
@@ -56,6 +57,10 @@ BANNER_VIP = "127.0.10.3"
 BANNER_POD = "127.0.20.3"
 GREETER_VIP = "127.0.10.4"
 GREETER_POD = "127.0.20.4"
+VAULT_VIP = "127.0.10.5"
+VAULT_POD = "127.0.20.5"
+VAULT_V2_VIP = "127.0.10.6"
+VAULT_V2_POD = "127.0.20.6"
 CLIENT = "spiffe://cluster.local/ns/shop/sa/client"
 SCOPE = waypoint_scope("shop", "waypoint")
 
@@ -87,6 +92,39 @@ def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD) -> list[Doc]:
             {"app": "greeter"},
             container_ports=[{"containerPort": 2626}],
         ),
+        *(
+            doc
+            for name, vip, address in (
+                ("vault", VAULT_VIP, VAULT_POD),
+                ("vault-v2", VAULT_V2_VIP, VAULT_V2_POD),
+            )
+            for doc in (
+                service(
+                    "shop",
+                    name,
+                    vip,
+                    [{"name": "tls", "port": 8443, "targetPort": 8443}],
+                    selector={"app": name},
+                ),
+                pod(
+                    "shop",
+                    f"{name}-1",
+                    address,
+                    {"app": name},
+                    container_ports=[{"containerPort": 8443}],
+                ),
+            )
+        ),
+        {
+            # Every connection to vault goes to vault-v2, TLS passing through untouched.
+            "apiVersion": "gateway.networking.k8s.io/v1alpha2",
+            "kind": "TLSRoute",
+            "metadata": meta("shop", "vault"),
+            "spec": {
+                "parentRefs": [{"group": "", "kind": "Service", "name": "vault", "port": 8443}],
+                "rules": [{"backendRefs": [{"name": "vault-v2", "port": 8443}]}],
+            },
+        },
         {
             "apiVersion": "networking.istio.io/v1",
             "kind": "VirtualService",
@@ -151,6 +189,7 @@ def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD) -> list[Doc]:
 class Stack:
     ports: dict[str, int]
     waypoint: live.RunningEnvoy
+    pki: dict[str, Certificates]
 
 
 @dataclass
@@ -179,9 +218,12 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
         stack.enter_context(live.tcp_echo(TCP_POD, 5432))
         stack.enter_context(live.tcp_banner(BANNER_POD, 2525, b"220 smtp ready\r\n"))
         stack.enter_context(live.tcp_banner(GREETER_POD, 2626, b"hello\r\n", linger=True))
+        stack.enter_context(live.tls_echo(VAULT_POD, 8443, pki["dest"], b"v1"))
+        stack.enter_context(live.tls_echo(VAULT_V2_POD, 8443, pki["dest"], b"v2"))
         # One destination ztunnel Envoy with a listener on each pod address.
         listeners = []
-        for index, address in enumerate((POD, TCP_POD, BANNER_POD, GREETER_POD)):
+        pods = (POD, TCP_POD, BANNER_POD, GREETER_POD, VAULT_POD, VAULT_V2_POD)
+        for index, address in enumerate(pods):
             config = live.destination_ztunnel(
                 address, dest_port, pki["waypoint"], pki["dest"].cert, pki["dest"].key
             )
@@ -210,6 +252,7 @@ def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[St
         live.Tunnel("tcp", f"{TCP_VIP}:5432", "client", live.free_port()),
         live.Tunnel("smtp", f"{BANNER_VIP}:2525", "client", live.free_port()),
         live.Tunnel("greeter", f"{GREETER_VIP}:2626", "client", live.free_port()),
+        live.Tunnel("vault", f"{VAULT_VIP}:8443", "client", live.free_port()),
     ]
     identities = {who: (pki[who].cert, pki[who].key) for who in ("client", "stranger")}
     directory = backends.directory / name
@@ -221,7 +264,7 @@ def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[St
             directory,
         ),
     ):
-        yield Stack({t.name: t.port for t in tunnels}, running)
+        yield Stack({t.name: t.port for t in tunnels}, running, pki)
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +320,17 @@ def test_cors_preflights_are_answered_by_the_waypoint(hbone: Stack) -> None:
     reply = live.request(port, "OPTIONS", "/hello", preflight)
     assert json.loads(reply.body)["path"] == "/hello"
     assert "access-control-allow-origin" not in reply.headers
+
+
+def test_tlsroute_passes_tls_through_to_its_backend(hbone: Stack) -> None:
+    """The client's handshake completes with the backend the TLSRoute picks (vault-v2),
+    through the waypoint, which neither terminates nor needs the TLS."""
+    context = ssl.create_default_context(cafile=str(hbone.pki["dest"].ca))
+    context.check_hostname = False  # the backend's certificate names a SPIFFE id
+    raw = socket.create_connection(("127.0.0.1", hbone.ports["vault"]), timeout=10)
+    with context.wrap_socket(raw, server_hostname="vault.shop.svc.cluster.local") as tls:
+        tls.sendall(b"ping\n")
+        assert tls.recv(100) == b"v2 ping\n"
 
 
 def test_rbac_sees_the_callers_spiffe_id(hbone: Stack) -> None:

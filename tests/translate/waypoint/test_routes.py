@@ -677,3 +677,52 @@ def test_tcproute_splits_connections(backends: list[Doc], expected: Doc) -> None
     [chain] = [c for c in listeners["main_internal"]["filter_chains"] if c["name"] == DB]
     proxy = chain["filters"][-1]["typed_config"]
     assert {key: proxy[key] for key in expected} == expected
+
+
+def _tls_route(hostnames: list[str], backend: str) -> Doc:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1alpha2",
+        "kind": "TLSRoute",
+        "metadata": meta("shop", "db-tls"),
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "db", "port": 5432}],
+            "hostnames": hostnames,
+            "rules": [{"backendRefs": [{"name": backend, "port": 5432}]}],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("hostnames", "cluster"),
+    [
+        pytest.param([], DB_CANARY, id="no-hostnames"),
+        pytest.param(["db.shop.svc.cluster.local"], DB_CANARY, id="the-service"),
+        pytest.param(
+            ["db.shop.svc.cluster.local", "db.example.com"], DB_CANARY, id="the-service-and-more"
+        ),
+        pytest.param(["db.example.com"], DB, id="another-host"),
+        pytest.param(["*.shop.svc.cluster.local"], DB, id="wildcard-is-not-the-service"),
+    ],
+)
+def test_tlsroute_comes_before_tcproute_when_it_names_the_service(
+    hostnames: list[str], cluster: str
+) -> None:
+    """istiod's waypoint semantics: no SNI dispatch; a TLSRoute applies to the service's
+    port when its hostnames are unset or name exactly that service; TCPRoutes after."""
+    from tests.translate.waypoint.fixtures import service
+
+    canary = service(
+        "shop",
+        "db-canary",
+        "10.96.1.31",
+        [{"name": "tcp", "port": 5432, "targetPort": 5432}],
+        selector={"app": "db"},
+    )
+    docs = [
+        canary,
+        _tcp_route({"name": "db", "port": 5432, "weight": 1}),
+        _tls_route(hostnames, "db-canary"),
+    ]
+    listeners = snapshot(translate(*shop(), *docs))[type_urls.LISTENER]
+    [chain] = [c for c in listeners["main_internal"]["filter_chains"] if c["name"] == DB]
+    assert chain["filters"][-1]["typed_config"]["cluster"] == cluster

@@ -28,6 +28,7 @@ from xds.model.gateway import (
     ReferenceGrant,
     RequestMirror,
     TCPRoute,
+    TLSRoute,
 )
 from xds.model.mesh import Mesh
 from xds.model.meta import KubeObject, parse_ip
@@ -69,7 +70,8 @@ from xds.translate.ztunnel.names import (
     workload_entry_workload_name,
 )
 
-AnyRoute = TypeVar("AnyRoute", HTTPRoute, GRPCRoute, TCPRoute)
+AnyRoute = TypeVar("AnyRoute", HTTPRoute, GRPCRoute, TCPRoute, TLSRoute)
+GatewayRoute = HTTPRoute | GRPCRoute | TCPRoute | TLSRoute
 WAYPOINT_CLASS = "istio-waypoint"
 _EPOCH = datetime.min
 _HTTP_LISTENER_PROTOCOLS = frozenset({"HTTP"})
@@ -166,11 +168,16 @@ class _Collector:
         http_routes = self.routes(HTTPRoute, bound)
         grpc_routes = self.routes(GRPCRoute, bound)
         tcp_routes = self.routes(TCPRoute, bound)
+        tls_routes = self.routes(TLSRoute, bound)
+        gateway_routes: tuple[GatewayRoute, ...] = (
+            *http_routes,
+            *grpc_routes,
+            *tcp_routes,
+            *tls_routes,
+        )
         virtual_services = self.virtual_services(bound)
         referenced: list[ServiceInfo] = []
-        targets = referenced_hosts(
-            http_routes, grpc_routes, tcp_routes, virtual_services, self.suffix
-        )
+        targets = referenced_hosts(gateway_routes, virtual_services, self.suffix)
         for host in sorted(targets - bound_hosts):
             referenced.extend(self.lookup_host(host))
         services = (*bound, *referenced)
@@ -181,10 +188,11 @@ class _Collector:
             http_routes=http_routes,
             grpc_routes=grpc_routes,
             tcp_routes=tcp_routes,
+            tls_routes=tls_routes,
             virtual_services=virtual_services,
             destination_rules=self.destination_rules(services),
             policies=self.policies(bound),
-            reference_grants=self.reference_grants((*http_routes, *grpc_routes, *tcp_routes)),
+            reference_grants=self.reference_grants(gateway_routes),
         )
         endpoints = {}
         for service, obj in self._service_objects(services):
@@ -192,9 +200,7 @@ class _Collector:
                 endpoints[(service.hostname, port.port)] = tuple(self.endpoints(obj, service, port))
         return WaypointInputs(config=config, endpoints=FrozenMap(endpoints))
 
-    def reference_grants(
-        self, routes: Iterable[HTTPRoute | GRPCRoute | TCPRoute]
-    ) -> tuple[ReferenceGrant, ...]:
+    def reference_grants(self, routes: Iterable[GatewayRoute]) -> tuple[ReferenceGrant, ...]:
         """The grants of the namespaces that routes send traffic to from another one."""
         namespaces = {
             ref.namespace
@@ -546,7 +552,7 @@ def _slice_port(endpoint_slice: EndpointSlice, port: ServicePortInfo) -> int | N
     return None
 
 
-def _backend_refs(route: HTTPRoute | GRPCRoute | TCPRoute) -> Iterator[BackendRef]:
+def _backend_refs(route: GatewayRoute) -> Iterator[BackendRef]:
     """Where a route sends (or mirrors) traffic."""
     rules: Sequence[HTTPRouteRule | GRPCRouteRule | L4RouteRule] = route.rules
     for rule in rules:
@@ -558,15 +564,12 @@ def _backend_refs(route: HTTPRoute | GRPCRoute | TCPRoute) -> Iterator[BackendRe
 
 
 def referenced_hosts(
-    http_routes: Iterable[HTTPRoute],
-    grpc_routes: Iterable[GRPCRoute],
-    tcp_routes: Iterable[TCPRoute],
+    routes: Iterable[GatewayRoute],
     virtual_services: Iterable[VirtualService],
     suffix: str,
 ) -> set[str]:
     """Hostnames that routes send (or mirror) traffic to."""
     hosts: set[str] = set()
-    routes: list[HTTPRoute | GRPCRoute | TCPRoute] = [*http_routes, *grpc_routes, *tcp_routes]
     for route in routes:
         for ref in _backend_refs(route):
             if ref.kind == "Service" and ref.group == "":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from xds.model.frozen import EMPTY_LABELS, FrozenMap, Labels, empty_map
-from xds.model.gateway import GRPCRoute, HTTPRoute, ReferenceGrant, TCPRoute
+from xds.model.gateway import GRPCRoute, HTTPRoute, ReferenceGrant, TCPRoute, TLSRoute
 from xds.model.networking import DestinationRule, VirtualService
 from xds.model.security import AuthorizationPolicy
 
@@ -193,11 +193,16 @@ class WaypointConfig:
     http_routes: tuple[HTTPRoute, ...] = ()
     grpc_routes: tuple[GRPCRoute, ...] = ()
     tcp_routes: tuple[TCPRoute, ...] = ()
+    tls_routes: tuple[TLSRoute, ...] = ()
     virtual_services: tuple[VirtualService, ...] = ()
     destination_rules: FrozenMap[str, DestinationRule] = field(default_factory=empty_map)
     policies: tuple[AuthorizationPolicy, ...] = ()
     # The grants in the namespaces that routes send to from elsewhere.
     reference_grants: tuple[ReferenceGrant, ...] = ()
+
+    @property
+    def gateway_routes(self) -> tuple[HTTPRoute | GRPCRoute | TCPRoute | TLSRoute, ...]:
+        return (*self.http_routes, *self.grpc_routes, *self.tcp_routes, *self.tls_routes)
 
     @property
     def bound_services(self) -> tuple[ServiceInfo, ...]:

@@ -26,6 +26,7 @@ from envoy.extensions.retry.priority.previous_priorities.v3 import previous_prio
 from envoy.type.matcher.v3 import regex_pb2
 from envoy.type.v3 import percent_pb2
 
+from xds.model.gateway import TCPRoute, TLSRoute
 from xds.model.networking import ConsistentHash
 from xds.translate.waypoint import gateway_api, names, virtual_service
 from xds.translate.waypoint.clusters import traffic_policy
@@ -279,20 +280,30 @@ class RouteBuilder:
 
 
 def tcp_targets(config: WaypointConfig, service: ServiceInfo, port: int) -> list[tuple[str, int]]:
-    """Weighted clusters of the TCPRoute attached to a service port (oldest wins), if any.
+    """Weighted clusters of the TLSRoute or TCPRoute attached to a service port, if any.
 
-    An empty list means no TCPRoute applies. A route whose backends all have
-    weight 0 (or are not allowed) yields the black hole: connections fail.
+    TLSRoutes come first (GEP-1294), then TCPRoutes; the oldest route of a kind wins.
+    As istiod's waypoints, a TLSRoute does not dispatch on the SNI: it applies when its
+    hostnames are unset or name exactly this service among those it covers, and the
+    connection passes through whole (TLS is not terminated). An empty list means no
+    route applies. A route whose backends all have weight 0 (or are not allowed)
+    yields the black hole: connections fail.
     """
-    attached = [
+
+    def attached(route: TCPRoute | TLSRoute) -> bool:
+        return route.namespace in (service.namespace, config.identity.namespace) and any(
+            gateway_api.attaches(parent, service, port) for parent in route.parent_refs
+        )
+
+    candidates: list[TCPRoute | TLSRoute] = [
         route
-        for route in config.tcp_routes
-        if route.namespace in (service.namespace, config.identity.namespace)
-        and any(gateway_api.attaches(parent, service, port) for parent in route.parent_refs)
+        for route in config.tls_routes
+        if attached(route) and _names_service(route.hostnames, service.hostname)
     ]
-    if not attached or not attached[0].rules:
+    candidates += [route for route in config.tcp_routes if attached(route)]
+    if not candidates or not candidates[0].rules:
         return []
-    route = attached[0]
+    route = candidates[0]
     builder = RouteBuilder(config, service.hostname, port)
     targets = []
     for backend in route.rules[0].backend_refs:
@@ -306,6 +317,19 @@ def tcp_targets(config: WaypointConfig, service: ServiceInfo, port: int) -> list
         if destination.weight > 0 and not destination.invalid:
             targets.append((builder.cluster(destination, tcp=True), destination.weight))
     return targets or [(names.BLACKHOLE, 1)]
+
+
+def _names_service(hostnames: Sequence[str], service_hostname: str) -> bool:
+    if not hostnames:
+        return True
+    covering = [name for name in hostnames if _hostname_covers(name, service_hostname)]
+    return covering == [service_hostname]
+
+
+def _hostname_covers(pattern: str, hostname: str) -> bool:
+    if pattern.startswith("*."):
+        return hostname.endswith(pattern[1:])
+    return pattern == hostname
 
 
 def hash_policy(consistent: ConsistentHash) -> Any | None:

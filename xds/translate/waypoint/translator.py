@@ -139,11 +139,7 @@ def _namespaces(inputs: WaypointInputs) -> frozenset[str]:
     config = inputs.config
     suffix = f".svc.{config.identity.domain_suffix}"
     targets = referenced_hosts(
-        config.http_routes,
-        config.grpc_routes,
-        config.tcp_routes,
-        config.virtual_services,
-        config.identity.domain_suffix,
+        config.gateway_routes, config.virtual_services, config.identity.domain_suffix
     )
     return frozenset(
         {
