@@ -49,6 +49,20 @@ CASES = [
     ),
     pytest.param(
         """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: r, namespace: ns}
+        spec:
+          host: reviews
+          exportTo: ["."]
+          trafficPolicy: {tls: {mode: SIMPLE, sni: api.example.com}}
+          subsets: [{name: v1, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}]
+        """,
+        ("spec.exportTo", "spec.trafficPolicy.tls.mode", "spec.trafficPolicy.tls.sni"),
+        id="tls-origination-is-reported-mesh-tls-is-not",
+    ),
+    pytest.param(
+        """
         apiVersion: gateway.networking.k8s.io/v1
         kind: GatewayClass
         metadata: {name: istio-waypoint}
@@ -56,6 +70,19 @@ CASES = [
         """,
         (),
         id="harmless-fields-are-skipped",
+    ),
+    pytest.param(
+        """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata: {name: waypoint, namespace: ns}
+        spec:
+          gatewayClassName: istio-waypoint
+          listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+          infrastructure: {labels: {team: a}}
+        """,
+        (),
+        id="fields-read-elsewhere-are-skipped",
     ),
     pytest.param(
         """

@@ -437,8 +437,7 @@ def test_destination_rule() -> None:
     assert rule.traffic_policy == TrafficPolicy(
         consistent_hash=ConsistentHash(
             http_cookie_name="user", http_cookie_path="/", http_cookie_ttl=timedelta(0)
-        ),
-        tls_mode="ISTIO_MUTUAL",
+        )
     )
     v1 = rule.subset("v1")
     v2 = rule.subset("v2")

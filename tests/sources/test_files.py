@@ -517,7 +517,7 @@ async def test_ignored_fields_are_told_once_per_object_and_again_when_they_chang
             write(
                 manifest,
                 _destination_rule(
-                    "{outlierDetection: {consecutive5xxErrors: 3}, tls: {mode: ISTIO_MUTUAL}}"
+                    "{outlierDetection: {consecutive5xxErrors: 3}, loadBalancer: {simple: RANDOM}}"
                 ),
             )
             await harness.next_change()

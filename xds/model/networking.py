@@ -268,7 +268,6 @@ class VirtualService(KubeObject):
 
     hosts: tuple[str, ...] = ()
     gateways: tuple[str, ...] = ()
-    export_to: tuple[str, ...] = ()
     http: tuple[VirtualServiceRoute, ...] = ()
 
 
@@ -289,11 +288,10 @@ class ConsistentHash:
 
 @dataclass(frozen=True, slots=True)
 class TrafficPolicy:
-    """The part of ``trafficPolicy`` the waypoint needs: load balancing and TLS mode."""
+    """The part of ``trafficPolicy`` the waypoint needs: load balancing."""
 
     load_balancer_simple: str | None = None
     consistent_hash: ConsistentHash | None = None
-    tls_mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +309,6 @@ class DestinationRule(KubeObject):
     host: str
     subsets: tuple[Subset, ...] = ()
     traffic_policy: TrafficPolicy | None = None
-    export_to: tuple[str, ...] = ()
 
     def subset(self, name: str) -> Subset | None:
         for subset in self.subsets:

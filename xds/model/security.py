@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from xds.model import wellknown
 from xds.model.frozen import FrozenMap, Labels, empty_map
 from xds.model.meta import KubeObject
+
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 
 SECURITY_GROUP = "security.istio.io"
 
@@ -100,6 +103,12 @@ class AuthorizationPolicy(KubeObject):
     action: AuthorizationAction = AuthorizationAction.ALLOW
     provider: str | None = None
     rules: tuple[Rule, ...] = ()
+
+    @property
+    def dry_run(self) -> bool:
+        """The ``istio.io/dry-run`` annotation, read as istiod reads it (Go's
+        ``ParseBool``: ``1``, ``t``, ``true``, ``True``...; anything else is false)."""
+        return self.annotations.get(wellknown.DRY_RUN, "") in _GO_TRUE
 
 
 class MtlsMode(StrEnum):

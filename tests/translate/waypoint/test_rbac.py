@@ -307,14 +307,25 @@ def test_jwt_conditions_cannot_be_met_without_request_authentication() -> None:
     assert allow["rules"].get("policies", {}) == {}
 
 
-def test_dry_run_goes_to_shadow_rules() -> None:
+@pytest.mark.parametrize("value", ["true", "True", "1", "t"])
+def test_dry_run_goes_to_shadow_rules(value: str) -> None:
+    """The annotation is read as istiod reads it (Go's ParseBool), as for ztunnel."""
     doc = policy(
-        "shop", "p", {**to_waypoint(), "rules": [{}]}, annotations={"istio.io/dry-run": "true"}
+        "shop", "p", {**to_waypoint(), "rules": [{}]}, annotations={"istio.io/dry-run": value}
     )
     rbac = _http_rbac(_chains(doc)[REVIEWS])["envoy.filters.http.rbac.allow"]
     assert "rules" not in rbac  # nothing enforced
     assert rbac["shadow_rules_stat_prefix"] == "istio_dry_run_allow_"
     assert "ns[shop]-policy[p]-rule[0]" in rbac["shadow_rules"]["policies"]
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "TRUE ", ""])
+def test_other_dry_run_values_are_enforced(value: str) -> None:
+    doc = policy(
+        "shop", "p", {**to_waypoint(), "rules": [{}]}, annotations={"istio.io/dry-run": value}
+    )
+    rbac = _http_rbac(_chains(doc)[REVIEWS])["envoy.filters.http.rbac.allow"]
+    assert "shadow_rules" not in rbac and "ns[shop]-policy[p]-rule[0]" in str(rbac["rules"])
 
 
 def test_custom_without_a_provider_denies_what_it_matches() -> None:

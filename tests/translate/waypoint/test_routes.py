@@ -401,6 +401,14 @@ def _grant(from_kind: str, to_name: str | None = "echo", namespace: str = "shop"
 ECHO = "outbound|9080||echo.other.svc.cluster.local"
 
 
+def test_a_hostname_backend_named_in_another_namespace_needs_a_grant_too() -> None:
+    hostname = {"group": "networking.istio.io", "kind": "Hostname", "name": "api.example.com"}
+    for namespace, refused in (("shop", False), ("other", True)):
+        rules = [{"backendRefs": [{**hostname, "namespace": namespace, "port": 443}]}]
+        [route] = _routes(http_route("shop", "r", "reviews", rules))
+        assert (route["route"]["cluster"] == "UnknownService") == refused, namespace
+
+
 @pytest.mark.parametrize(
     ("grants", "cluster"),
     [

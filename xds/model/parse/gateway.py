@@ -88,6 +88,9 @@ def _listener(listener: Reader) -> Listener:
 
 def parse_gateway(doc: Reader, meta: ObjectMeta) -> Gateway:
     spec = doc.obj("spec")
+    # Read from the raw object by the Kubernetes waypoint controller (labels and
+    # annotations for what it deploys); nothing the model translates.
+    spec.skip("infrastructure")
     return Gateway(
         meta=meta,
         gateway_class_name=spec.required_string("gatewayClassName"),

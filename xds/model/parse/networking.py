@@ -278,7 +278,6 @@ def parse_virtual_service(doc: Reader, meta: ObjectMeta) -> VirtualService:
         meta=meta,
         hosts=spec.strings("hosts"),
         gateways=spec.strings("gateways"),
-        export_to=spec.strings("exportTo"),
         http=tuple(_http_route(route) for route in spec.items("http")),
     )
 
@@ -290,6 +289,11 @@ def _traffic_policy(parent: Reader) -> TrafficPolicy | None:
     if not parent.has("trafficPolicy"):
         return None
     policy = parent.obj("trafficPolicy")
+    tls = policy.obj("tls")
+    if tls.peek("mode") in ("ISTIO_MUTUAL", "DISABLE"):
+        # What a waypoint does anyway (HBONE to mesh backends, plaintext to others);
+        # SIMPLE or MUTUAL origination is not implemented and stays reported.
+        tls.skip("mode")
     balancer = policy.obj("loadBalancer")
     consistent = balancer.obj("consistentHash")
     cookie = consistent.obj("httpCookie")
@@ -307,7 +311,6 @@ def _traffic_policy(parent: Reader) -> TrafficPolicy | None:
         )
         if balancer.has("consistentHash")
         else None,
-        tls_mode=policy.obj("tls").opt_string("mode"),
     )
 
 
@@ -325,5 +328,4 @@ def parse_destination_rule(doc: Reader, meta: ObjectMeta) -> DestinationRule:
             for subset in spec.items("subsets")
         ),
         traffic_policy=_traffic_policy(spec),
-        export_to=spec.strings("exportTo"),
     )

@@ -155,6 +155,11 @@ class Reader:
         """The field is present and not null (looking is not reading it)."""
         return self._mapping().get(key) is not None
 
+    def peek(self, key: str) -> object:
+        """The value at ``key`` without taking it: it is still reported by :meth:`unread`
+        unless the parser decides it is handled (then :meth:`skip` it)."""
+        return self._mapping().get(key)
+
     def skip(self, *keys: str) -> None:
         """Fields deliberately not read (they cannot change what is served): never
         reported by :meth:`unread`."""

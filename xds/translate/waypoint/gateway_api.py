@@ -385,7 +385,7 @@ def backend_destination(
     domain_suffix: str,
     grants: Sequence[ReferenceGrant],
 ) -> Destination:
-    """A backendRef as a destination; unusable references (an unknown kind, a Service in
+    """A backendRef as a destination; unusable references (an unknown kind, a backend in
     another namespace that no ReferenceGrant there opens to the route) are ``invalid``."""
     request = response = HeaderOps()
     for item in backend.filters:
@@ -400,7 +400,8 @@ def backend_destination(
     else:
         return Destination(backend.name, backend.port, weight=backend.weight, invalid=True)
     source = ReferenceGrantFrom(GATEWAY_GROUP, route_kind, route_namespace)
-    invalid = backend.kind == "Service" and not reference_permitted(
+    # As istiod: any backend named in another namespace needs a grant there.
+    invalid = not reference_permitted(
         grants, source, backend.group, backend.kind, backend.namespace, backend.name
     )
     return Destination(

@@ -44,7 +44,6 @@ from envoy.type.matcher.v3 import filter_state_pb2, path_pb2
 from google.protobuf import wrappers_pb2
 
 from xds.core.v3 import cidr_pb2
-from xds.model import wellknown
 from xds.model.gateway import GATEWAY_GROUP
 from xds.model.networking import NETWORKING_GROUP
 from xds.model.security import (
@@ -205,8 +204,8 @@ def _filter_fields(
         chosen = [policy for policy in policies if policy.action in sources]
         if not chosen:
             continue
-        enforced = [policy for policy in chosen if not _dry_run(policy)]
-        dry = [policy for policy in chosen if _dry_run(policy)]
+        enforced = [policy for policy in chosen if not policy.dry_run]
+        dry = [policy for policy in chosen if policy.dry_run]
         fields: dict[str, Any] = {}
         if enforced:
             fields["rules"] = _rbac(action, enforced, context)
@@ -217,10 +216,6 @@ def _filter_fields(
             )
         out.append((action, fields))
     return out
-
-
-def _dry_run(policy: AuthorizationPolicy) -> bool:
-    return policy.annotations.get(wellknown.DRY_RUN, "").lower() == "true"
 
 
 def _rbac(action: Any, policies: Sequence[AuthorizationPolicy], context: _Context) -> Any:

@@ -27,7 +27,6 @@ from ipaddress import ip_address
 
 from google.protobuf.empty_pb2 import Empty
 
-from xds.model import wellknown
 from xds.model.security import (
     AuthorizationAction,
     AuthorizationPolicy,
@@ -42,17 +41,11 @@ L4_CONDITION_KEYS = frozenset(
     {"source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"}
 )
 _ACTIONS = {AuthorizationAction.ALLOW: authz.ALLOW, AuthorizationAction.DENY: authz.DENY}
-_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-
-
-def is_dry_run(policy: AuthorizationPolicy) -> bool:
-    """The ``istio.io/dry-run`` annotation, read as Go's ``ParseBool`` (invalid is false)."""
-    return policy.annotations.get(wellknown.DRY_RUN, "") in _GO_TRUE
 
 
 def is_for_ztunnel(policy: AuthorizationPolicy) -> bool:
     """Whether istiod would send this policy to ztunnel at all."""
-    return not policy.target_refs and policy.action in _ACTIONS and not is_dry_run(policy)
+    return not policy.target_refs and policy.action in _ACTIONS and not policy.dry_run
 
 
 # --- Value conversions ---------------------------------------------------------------
