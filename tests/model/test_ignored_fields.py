@@ -18,12 +18,12 @@ CASES = [
           host: reviews
           trafficPolicy:
             loadBalancer: {simple: LEAST_REQUEST, warmupDurationSecs: 10s}
-            outlierDetection: {consecutive5xxErrors: 3}
+            proxyProtocol: {version: V1}
           subsets: [{name: v1, labels: {version: v1}}]
         """,
         (
             "spec.trafficPolicy.loadBalancer.warmupDurationSecs",
-            "spec.trafficPolicy.outlierDetection",
+            "spec.trafficPolicy.proxyProtocol",
         ),
         id="unread-sections-and-fields",
     ),

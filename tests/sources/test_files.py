@@ -491,7 +491,7 @@ async def test_ignored_fields_are_told_once_per_object_and_again_when_they_chang
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     manifest = tmp_path / "dr.yaml"
-    write(manifest, _destination_rule("{outlierDetection: {consecutive5xxErrors: 3}}"))
+    write(manifest, _destination_rule("{proxyProtocol: {version: V1}}"))
 
     def told() -> list[str]:
         return [
@@ -503,7 +503,7 @@ async def test_ignored_fields_are_told_once_per_object_and_again_when_they_chang
     with caplog.at_level(logging.WARNING, logger="xds.file"):
         async with running(tmp_path) as harness:
             await harness.next_change()
-            assert told() == ["spec.trafficPolicy.outlierDetection"]
+            assert told() == ["spec.trafficPolicy.proxyProtocol"]
             record = next(r for r in caplog.records if "are ignored" in r.getMessage())
             assert (record.object_kind, record.object_namespace, record.object_name) == (
                 "DestinationRule",
@@ -516,12 +516,10 @@ async def test_ignored_fields_are_told_once_per_object_and_again_when_they_chang
             await harness.next_change()
             write(
                 manifest,
-                _destination_rule(
-                    "{outlierDetection: {consecutive5xxErrors: 3}, loadBalancer: {simple: RANDOM}}"
-                ),
+                _destination_rule("{proxyProtocol: {version: V1}, loadBalancer: {simple: RANDOM}}"),
             )
             await harness.next_change()
             assert len(told()) == 1
-            write(manifest, _destination_rule("{connectionPool: {tcp: {maxConnections: 1}}}"))
+            write(manifest, _destination_rule("{tunnel: {protocol: CONNECT}}"))
             await harness.next_change()
-            assert told()[1:] == ["spec.trafficPolicy.connectionPool"]
+            assert told()[1:] == ["spec.trafficPolicy.tunnel"]

@@ -287,11 +287,49 @@ class ConsistentHash:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionPool:
+    """``connectionPool``: 0 or ``None`` means "not set" (Envoy's or istiod's default)."""
+
+    max_connections: int = 0
+    connect_timeout: timedelta | None = None
+    max_connection_duration: timedelta | None = None
+    tcp_idle_timeout: timedelta | None = None
+    http1_max_pending_requests: int = 0
+    http2_max_requests: int = 0
+    max_requests_per_connection: int = 0
+    max_retries: int = 0
+    http_idle_timeout: timedelta | None = None
+    max_concurrent_streams: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutlierDetection:
+    """``outlierDetection``; ``None`` counts are unset (Envoy's defaults apply)."""
+
+    consecutive_5xx_errors: int | None = None
+    consecutive_gateway_errors: int | None = None
+    interval: timedelta | None = None
+    base_ejection_time: timedelta | None = None
+    max_ejection_percent: int = 0
+    min_health_percent: int = 0
+    split_external_local_origin_errors: bool = False
+    consecutive_local_origin_failures: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficPolicy:
-    """The part of ``trafficPolicy`` the waypoint needs: load balancing."""
+    """The parts of a ``trafficPolicy`` a waypoint applies. ``port_level``: the policies
+    of ``portLevelSettings`` by port number (they replace these components whole)."""
 
     load_balancer_simple: str | None = None
     consistent_hash: ConsistentHash | None = None
+    connection_pool: ConnectionPool | None = None
+    outlier_detection: OutlierDetection | None = None
+    port_level: tuple[tuple[int, TrafficPolicy], ...] = ()
+
+    @property
+    def has_load_balancer(self) -> bool:
+        return self.load_balancer_simple is not None or self.consistent_hash is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -267,7 +267,7 @@ def test_ignored_fields_are_told_once_per_object(caplog: pytest.LogCaptureFixtur
     reflector = Reflector(None, rules, lambda up, down: None, list)  # type: ignore[arg-type]
     rule = {
         "metadata": {"name": "reviews", "namespace": "n"},
-        "spec": {"host": "reviews", "trafficPolicy": {"outlierDetection": {"interval": "1s"}}},
+        "spec": {"host": "reviews", "trafficPolicy": {"proxyProtocol": {"version": "V2"}}},
     }
 
     def told() -> list[str]:
@@ -276,7 +276,7 @@ def test_ignored_fields_are_told_once_per_object(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING, logger="xds.kube"):
         reflector.event("ADDED", dict(rule))
         reflector.event("MODIFIED", dict(rule))
-        assert told() == ["spec.trafficPolicy.outlierDetection"]
+        assert told() == ["spec.trafficPolicy.proxyProtocol"]
         reflector.event("DELETED", dict(rule))
         reflector.event("ADDED", dict(rule))
         assert len(told()) == 2

@@ -333,6 +333,8 @@ def retarget_hbone_ports(
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path.startswith("/slow"):
+            time.sleep(1)  # holds its upstream connection: for connection limits
         address = self.server.server_address
         backend = address[0] if isinstance(address, tuple) else str(address)
         body = json.dumps(

@@ -17,6 +17,7 @@ import ssl
 import struct
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -115,6 +116,22 @@ def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD) -> list[Doc]:
                 ),
             )
         ),
+        {
+            # One connection and one waiting request at a time: more concurrent
+            # requests are refused by the waypoint's circuit breaker.
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": meta("shop", "reviews"),
+            "spec": {
+                "host": "reviews",
+                "trafficPolicy": {
+                    "connectionPool": {
+                        "tcp": {"maxConnections": 1},
+                        "http": {"http1MaxPendingRequests": 1},
+                    }
+                },
+            },
+        },
         {
             # Every connection to vault goes to vault-v2, TLS passing through untouched.
             "apiVersion": "gateway.networking.k8s.io/v1alpha2",
@@ -331,6 +348,20 @@ def test_tlsroute_passes_tls_through_to_its_backend(hbone: Stack) -> None:
     with context.wrap_socket(raw, server_hostname="vault.shop.svc.cluster.local") as tls:
         tls.sendall(b"ping\n")
         assert tls.recv(100) == b"v2 ping\n"
+
+
+def test_destination_rule_connection_pool_limits_concurrent_requests(hbone: Stack) -> None:
+    """Six slow requests at once against one connection and one pending slot: the
+    waypoint serves some and refuses the others at once (503, overloaded), never
+    queueing more than the pool allows."""
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(lambda _: live.get(hbone.ports["vip"], "/slow"), range(6)))
+    served = [reply for reply in replies if reply.status == 200]
+    refused = [reply for reply in replies if reply.status == 503]
+    assert served and refused and len(served) + len(refused) == 6, replies
+    assert all(reply.headers.get("x-envoy-overloaded") == "true" for reply in refused)
+    cluster = "cluster.inbound-vip|9080|http|reviews.shop.svc.cluster.local;"
+    assert hbone.waypoint.stats().get(f"{cluster}.upstream_rq_pending_overflow") == len(refused)
 
 
 def test_rbac_sees_the_callers_spiffe_id(hbone: Stack) -> None:

@@ -229,6 +229,51 @@ def _everything() -> list[Doc]:
                 "subsets": [{"name": "a", "labels": {"app": "legacy"}}],
             },
         },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": meta("shop", "reviews"),
+            "spec": {
+                "host": "reviews",
+                "trafficPolicy": {
+                    "connectionPool": {
+                        "tcp": {
+                            "maxConnections": 10,
+                            "connectTimeout": "2s",
+                            "maxConnectionDuration": "1h",
+                        },
+                        "http": {
+                            "http1MaxPendingRequests": 5,
+                            "http2MaxRequests": 20,
+                            "maxRetries": 3,
+                            "idleTimeout": "30s",
+                            "maxRequestsPerConnection": 100,
+                            "maxConcurrentStreams": 50,
+                        },
+                    },
+                    "outlierDetection": {
+                        "consecutive5xxErrors": 3,
+                        "consecutiveGatewayErrors": 2,
+                        "interval": "5s",
+                        "baseEjectionTime": "30s",
+                        "maxEjectionPercent": 50,
+                        "minHealthPercent": 20,
+                        "splitExternalLocalOriginErrors": True,
+                        "consecutiveLocalOriginFailures": 4,
+                    },
+                    "portLevelSettings": [
+                        {"port": {"number": 9999}, "loadBalancer": {"simple": "RANDOM"}}
+                    ],
+                },
+                "subsets": [
+                    {
+                        "name": "v2",
+                        "labels": {"version": "v2"},
+                        "trafficPolicy": {"loadBalancer": {"simple": "LEAST_REQUEST"}},
+                    }
+                ],
+            },
+        },
     ]
     policies = [
         policy(

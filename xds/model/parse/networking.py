@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import ip_network
 
 from xds.model.frozen import FrozenMap
 from xds.model.meta import ObjectMeta
 from xds.model.networking import (
     AllocatedAddress,
+    ConnectionPool,
     ConsistentHash,
     CorsPolicy,
     Destination,
@@ -19,6 +21,7 @@ from xds.model.networking import (
     Headers,
     IPNetwork,
     Location,
+    OutlierDetection,
     Redirect,
     RegexRewrite,
     Resolution,
@@ -285,10 +288,50 @@ def parse_virtual_service(doc: Reader, meta: ObjectMeta) -> VirtualService:
 # --- DestinationRule --------------------------------------------------------------
 
 
+def _connection_pool(pool: Reader) -> ConnectionPool:
+    tcp, http = pool.obj("tcp"), pool.obj("http")
+    return ConnectionPool(
+        max_connections=tcp.integer("maxConnections", 0, 0),
+        connect_timeout=tcp.opt_duration("connectTimeout"),
+        max_connection_duration=tcp.opt_duration("maxConnectionDuration"),
+        tcp_idle_timeout=tcp.opt_duration("idleTimeout"),
+        http1_max_pending_requests=http.integer("http1MaxPendingRequests", 0, 0),
+        http2_max_requests=http.integer("http2MaxRequests", 0, 0),
+        max_requests_per_connection=http.integer("maxRequestsPerConnection", 0, 0),
+        max_retries=http.integer("maxRetries", 0, 0),
+        http_idle_timeout=http.opt_duration("idleTimeout"),
+        max_concurrent_streams=http.integer("maxConcurrentStreams", 0, 0),
+    )
+
+
+def _outlier_detection(outlier: Reader) -> OutlierDetection:
+    return OutlierDetection(
+        consecutive_5xx_errors=outlier.opt_integer("consecutive5xxErrors", 0),
+        consecutive_gateway_errors=outlier.opt_integer("consecutiveGatewayErrors", 0),
+        interval=outlier.opt_duration("interval"),
+        base_ejection_time=outlier.opt_duration("baseEjectionTime"),
+        max_ejection_percent=outlier.integer("maxEjectionPercent", 0, 0, 100, "an integer 0-100"),
+        min_health_percent=outlier.integer("minHealthPercent", 0, 0, 100, "an integer 0-100"),
+        split_external_local_origin_errors=outlier.boolean("splitExternalLocalOriginErrors"),
+        consecutive_local_origin_failures=outlier.opt_integer("consecutiveLocalOriginFailures", 0),
+    )
+
+
 def _traffic_policy(parent: Reader) -> TrafficPolicy | None:
     if not parent.has("trafficPolicy"):
         return None
-    policy = parent.obj("trafficPolicy")
+    policy = _policy(parent.obj("trafficPolicy"))
+    port_level = []
+    for entry in parent.obj("trafficPolicy").items("portLevelSettings"):
+        number = entry.obj("port").opt_port("number")
+        if number is None:
+            entry.fail("required field is missing", "port.number")
+        port_level.append((number, _policy(entry)))
+    return replace(policy, port_level=tuple(port_level))
+
+
+def _policy(policy: Reader) -> TrafficPolicy:
+    """The components shared by a trafficPolicy and its portLevelSettings entries."""
     tls = policy.obj("tls")
     if tls.peek("mode") in ("ISTIO_MUTUAL", "DISABLE"):
         # What a waypoint does anyway (HBONE to mesh backends, plaintext to others);
@@ -310,6 +353,12 @@ def _traffic_policy(parent: Reader) -> TrafficPolicy | None:
             http_query_parameter_name=consistent.opt_string("httpQueryParameterName"),
         )
         if balancer.has("consistentHash")
+        else None,
+        connection_pool=_connection_pool(policy.obj("connectionPool"))
+        if policy.has("connectionPool")
+        else None,
+        outlier_detection=_outlier_detection(policy.obj("outlierDetection"))
+        if policy.has("outlierDetection")
         else None,
     )
 

@@ -20,8 +20,14 @@ from envoy.extensions.transport_sockets.internal_upstream.v3 import internal_ups
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.metadata.v3 import metadata_pb2
+from envoy.type.v3 import percent_pb2
 
-from xds.model.networking import DestinationRule, TrafficPolicy
+from xds.model.networking import (
+    ConnectionPool,
+    DestinationRule,
+    OutlierDetection,
+    TrafficPolicy,
+)
 from xds.translate.waypoint import names
 from xds.translate.waypoint.endpoints import load_assignment
 from xds.translate.waypoint.inputs import WaypointConfig, WaypointMode
@@ -197,15 +203,40 @@ _SIMPLE_LB = {
 }
 
 
-def traffic_policy(rule: DestinationRule | None, subset: str | None) -> TrafficPolicy | None:
-    """The effective policy: the subset's own when it has one, else the rule's."""
+def traffic_policy(
+    rule: DestinationRule | None, subset: str | None, port: int
+) -> TrafficPolicy | None:
+    """The effective policy of one cluster, merged as istiod merges it: the subset's
+    components (load balancer, connection pool, outlier detection) override the rule's
+    one by one, and a ``portLevelSettings`` entry for ``port`` replaces all of them."""
     if rule is None:
         return None
-    if subset is not None:
-        found = rule.subset(subset)
-        if found is not None and found.traffic_policy is not None:
-            return found.traffic_policy
-    return rule.traffic_policy
+    base = _at_port(rule.traffic_policy, port)
+    found = rule.subset(subset) if subset is not None else None
+    own = found.traffic_policy if found is not None else None
+    if own is None:
+        return base
+    merged = base or TrafficPolicy()
+    if own.has_load_balancer:
+        merged = replace(
+            merged,
+            load_balancer_simple=own.load_balancer_simple,
+            consistent_hash=own.consistent_hash,
+        )
+    if own.connection_pool is not None:
+        merged = replace(merged, connection_pool=own.connection_pool)
+    if own.outlier_detection is not None:
+        merged = replace(merged, outlier_detection=own.outlier_detection)
+    return _at_port(replace(merged, port_level=own.port_level), port)
+
+
+def _at_port(policy: TrafficPolicy | None, port: int) -> TrafficPolicy | None:
+    if policy is None:
+        return None
+    for number, override in policy.port_level:
+        if number == port:
+            return override  # not merged: port-level settings do not inherit
+    return replace(policy, port_level=())
 
 
 def _service_cluster(
@@ -258,9 +289,13 @@ def _service_cluster(
         # Every cluster is always answered (possibly with no endpoints), so
         # there is nothing to wait for; istiod sets 0s as well.
         source.initial_fetch_timeout.CopyFrom(duration(0))
-    policy = traffic_policy(rule, cluster.subset)
+    policy = traffic_policy(rule, cluster.subset, cluster.port.port)
     if policy is not None:
         _apply_load_balancer(result, policy)
+        if policy.connection_pool is not None:
+            _apply_connection_pool(result, policy.connection_pool, http=cluster.http)
+        if policy.outlier_detection is not None:
+            _apply_outlier_detection(result, policy.outlier_detection)
     if hbone_upstream:
         result.transport_socket.CopyFrom(internal_upstream_socket(passthrough=True))
     if cluster.http:
@@ -274,6 +309,84 @@ def _service_cluster(
                 _http_options(downstream=True)
             )
     return result
+
+
+def _apply_connection_pool(cluster: Any, pool: ConnectionPool, *, http: bool) -> None:
+    """istiod's limits: each one set replaces the (unlimited) default of its threshold."""
+    threshold = cluster.circuit_breakers.thresholds[0]
+    for value, field in (
+        (pool.max_connections, threshold.max_connections),
+        (pool.http1_max_pending_requests, threshold.max_pending_requests),
+        (pool.http2_max_requests, threshold.max_requests),
+        (pool.max_retries, threshold.max_retries),
+    ):
+        if value > 0:
+            field.CopyFrom(uint32(value))
+    if pool.connect_timeout is not None:
+        cluster.connect_timeout.CopyFrom(duration(pool.connect_timeout))
+    idle = pool.http_idle_timeout or pool.tcp_idle_timeout
+    wanted = (
+        idle is not None
+        or pool.max_requests_per_connection > 0
+        or pool.max_connection_duration is not None
+        or pool.max_concurrent_streams > 0
+    )
+    if not http or not wanted:
+        return
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    existing = cluster.typed_extension_protocol_options
+    if _HTTP_OPTIONS_KEY in existing:
+        existing[_HTTP_OPTIONS_KEY].Unpack(options)
+    else:
+        options.explicit_http_config.http_protocol_options.SetInParent()
+    common = options.common_http_protocol_options
+    if idle is not None:
+        common.idle_timeout.CopyFrom(duration(idle))
+    if pool.max_requests_per_connection > 0:
+        common.max_requests_per_connection.CopyFrom(uint32(pool.max_requests_per_connection))
+    if pool.max_connection_duration is not None:
+        common.max_connection_duration.CopyFrom(duration(pool.max_connection_duration))
+    if pool.max_concurrent_streams > 0 and options.explicit_http_config.HasField(
+        "http2_protocol_options"
+    ):
+        options.explicit_http_config.http2_protocol_options.max_concurrent_streams.CopyFrom(
+            uint32(pool.max_concurrent_streams)
+        )
+    existing[_HTTP_OPTIONS_KEY].CopyFrom(typed(options))
+
+
+def _apply_outlier_detection(cluster: Any, outlier: OutlierDetection) -> None:
+    """istiod's conversion: only consecutive-error ejection (success-rate ejection off),
+    and the panic threshold set to ``minHealthPercent`` (0 unless given): with a few
+    pods per service, Envoy's default 50 % would send traffic to ejected hosts."""
+    out = cluster.outlier_detection
+    out.enforcing_success_rate.CopyFrom(uint32(0))
+    if outlier.consecutive_5xx_errors is not None:
+        out.consecutive_5xx.CopyFrom(uint32(outlier.consecutive_5xx_errors))
+        out.enforcing_consecutive_5xx.CopyFrom(
+            uint32(100 if outlier.consecutive_5xx_errors > 0 else 0)
+        )
+    if outlier.consecutive_gateway_errors is not None:
+        out.consecutive_gateway_failure.CopyFrom(uint32(outlier.consecutive_gateway_errors))
+        out.enforcing_consecutive_gateway_failure.CopyFrom(
+            uint32(100 if outlier.consecutive_gateway_errors > 0 else 0)
+        )
+    if outlier.interval is not None:
+        out.interval.CopyFrom(duration(outlier.interval))
+    if outlier.base_ejection_time is not None:
+        out.base_ejection_time.CopyFrom(duration(outlier.base_ejection_time))
+    if outlier.max_ejection_percent > 0:
+        out.max_ejection_percent.CopyFrom(uint32(outlier.max_ejection_percent))
+    if outlier.split_external_local_origin_errors:
+        out.split_external_local_origin_errors = True
+        failures = outlier.consecutive_local_origin_failures
+        if failures:
+            out.consecutive_local_origin_failure.CopyFrom(uint32(failures))
+            out.enforcing_consecutive_local_origin_failure.CopyFrom(uint32(100))
+        out.enforcing_local_origin_success_rate.CopyFrom(uint32(0))
+    cluster.common_lb_config.healthy_panic_threshold.CopyFrom(
+        percent_pb2.Percent(value=float(outlier.min_health_percent))
+    )
 
 
 def _apply_load_balancer(cluster: Any, policy: TrafficPolicy) -> None:

@@ -152,7 +152,7 @@ class RouteBuilder:
         action = rc.RouteAction(
             cluster=cluster, timeout=duration(0), max_stream_duration=_grpc_timeout(None)
         )
-        hashing = self._hash_policy(self.host, None)
+        hashing = self._hash_policy(self.host, None, self.port)
         action.retry_policy.CopyFrom(retry_policy(DEFAULT_RETRY, same_host=hashing is not None))
         if hashing is not None:
             action.hash_policy.append(hashing)
@@ -237,7 +237,8 @@ class RouteBuilder:
                 _weight_headers(weight, destination)
         if rule.gateway_semantics:
             action.cluster_not_found_response_code = rc.RouteAction.INTERNAL_SERVER_ERROR
-        hashing = self._hash_policy(destinations[0].host, destinations[0].subset)
+        first = destinations[0]
+        hashing = self._hash_policy(first.host, first.subset, first.port or self.port)
         if hashing is not None:
             action.hash_policy.append(hashing)
         retry = DEFAULT_RETRY if rule.retry is None else rule.retry
@@ -272,8 +273,8 @@ class RouteBuilder:
         http = not tcp and (info is None or info.protocol.is_http or info.protocol.is_sniffed)
         return names.inbound_vip_cluster(port, http, destination.host, destination.subset)
 
-    def _hash_policy(self, host: str, subset: str | None) -> Any | None:
-        policy = traffic_policy(self.config.destination_rules.get(host), subset)
+    def _hash_policy(self, host: str, subset: str | None, port: int) -> Any | None:
+        policy = traffic_policy(self.config.destination_rules.get(host), subset, port)
         if policy is None or policy.consistent_hash is None:
             return None
         return hash_policy(policy.consistent_hash)
