@@ -133,6 +133,33 @@ def test_render_ztunnel_is_json_grouped_by_type() -> None:
     assert workload["uid"].startswith("Kubernetes//Pod/")
 
 
+def test_a_mesh_config_configmap_sets_the_trust_domain_and_a_bad_one_is_named(
+    tmp_path: Path,
+) -> None:
+    configmap = tmp_path / "istio.yaml"
+    configmap.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\n"
+        "data:\n  mesh: |-\n    trustDomain: example.org\n    enableTracing: true\n"
+    )
+    result = xds("render", "--node", ZTUNNEL, "--mesh-config", str(configmap))
+    assert result.returncode == 0, result.stderr
+    assert '"trustDomain": "example.org"' in result.stdout
+    assert "enableTracing" in result.stderr  # told, not silently dropped
+    # The flag wins over the file.
+    result = xds(
+        "render", "--node", ZTUNNEL, "--mesh-config", str(configmap), "--trust-domain", "a.b"
+    )
+    assert "example.org" not in result.stdout and '"trustDomain": "a.b"' in result.stdout
+    broken = tmp_path / "mesh.yaml"
+    broken.write_text("extensionProviders: [{name: x, envoyExtAuthzGrpc: {port: 1}}]\n")
+    result = xds("render", "--node", ZTUNNEL, "--mesh-config", str(broken))
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        f"--mesh-config {broken}: extensionProviders[0].envoyExtAuthzGrpc.service: "
+        "required field is missing or empty"
+    )
+
+
 def test_render_malformed_node_is_a_runtime_error() -> None:
     result = xds("render", "--node", "ztunnel~nope")
     assert result.returncode == 1 and "node.id" in result.stderr

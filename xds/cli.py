@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from xds.translate.waypoint import cli as waypoint_cli
 from xds.version import __version__
 
 if TYPE_CHECKING:
+    from xds.model.mesh import MeshConfig
     from xds.sources.kubernetes.source import KubernetesOptions
 
 
@@ -128,10 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--trust-domain",
-        default="cluster.local",
         type=security_cli.trust_domain_arg,
-        help="SPIFFE trust domain of workload identities",
+        help="SPIFFE trust domain of workload identities (default: the mesh config's "
+        "trustDomain, else cluster.local)",
     )
+    _add_mesh_config_argument(serve)
     serve.add_argument(
         "--cluster-id",
         default="Kubernetes",
@@ -201,9 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="for waypoint nodes: the Gateway they serve (default: from the "
         "pod name <gateway>-<hash>)",
     )
-    render.add_argument(
-        "--trust-domain", default="cluster.local", type=security_cli.trust_domain_arg
-    )
+    render.add_argument("--trust-domain", type=security_cli.trust_domain_arg)
+    _add_mesh_config_argument(render)
     render.add_argument("--cluster-id", default="Kubernetes")
     render.add_argument(
         "--keep-going",
@@ -312,18 +314,57 @@ def _log_levels(text: str) -> str:
     return text
 
 
+def _add_mesh_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mesh-config",
+        type=Path,
+        metavar="FILE",
+        help="istiod's mesh config: the mesh YAML of the istio ConfigMap, or the ConfigMap "
+        "(trustDomain, rootNamespace, extensionProviders for CUSTOM policies; other "
+        "fields are reported as ignored); --trust-domain wins over its trustDomain",
+    )
+
+
+def _mesh_config(args: argparse.Namespace, tell: Callable[[str], None]) -> MeshConfig:
+    """The mesh config of the flags; ``tell`` hears which fields of the file are ignored."""
+    from xds.model.mesh import MeshConfig
+    from xds.sources.mesh_config import MeshConfigError, load_mesh_config
+
+    config = MeshConfig(cluster_id=args.cluster_id)
+    if args.mesh_config is not None:
+        try:
+            config, ignored = load_mesh_config(args.mesh_config, config)
+        except MeshConfigError as error:
+            raise UsageError(f"--mesh-config {error}") from None
+        if ignored:
+            tell(", ".join(ignored))
+    if args.trust_domain is not None:
+        config = replace(config, trust_domain=args.trust_domain)
+    return config
+
+
+def _log_ignored_mesh_fields(path: Path | None) -> Callable[[str], None]:
+    def tell(fields: str) -> None:
+        logging.getLogger("xds.app").warning(
+            "mesh config fields not supported by this control plane are ignored",
+            extra={"path": str(path), "fields": fields},
+        )
+
+    return tell
+
+
 def _serve(args: argparse.Namespace) -> int:
     from xds.app import ControlPlane, ServeOptions
-    from xds.model.mesh import MeshConfig
 
     logs.configure(args.log_level, as_json=args.log_as_json)
     if args.config is not None and not args.config.is_dir():
         raise RuntimeError(f"--config {args.config}: not a directory")
     if args.debounce_max < args.debounce_after:
         raise UsageError("--debounce-max must not be smaller than --debounce-after")
+    mesh = _mesh_config(args, _log_ignored_mesh_fields(args.mesh_config))
     try:
         security = replace(
-            security_cli.security_options(args, trust_domain=args.trust_domain),
+            security_cli.security_options(args, trust_domain=mesh.trust_domain),
             token_audiences=args.token_audiences,
         )
     except ValueError as error:
@@ -336,7 +377,7 @@ def _serve(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         debounce_after=args.debounce_after,
         debounce_max=args.debounce_max,
-        mesh=MeshConfig(trust_domain=args.trust_domain, cluster_id=args.cluster_id),
+        mesh=mesh,
         security=security,
         poll_interval=args.poll_interval,
         reuse_port=args.workers > 1,
@@ -381,10 +422,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from xds.model.mesh import MeshConfig
     from xds.render import render
 
-    config = MeshConfig(trust_domain=args.trust_domain, cluster_id=args.cluster_id)
+    def ignored(fields: str) -> None:
+        print(f"xds render: mesh config fields ignored: {fields}", file=sys.stderr)
+
+    config = _mesh_config(args, ignored)
 
     def report(line: str) -> None:
         print(f"xds render: invalid manifest: {line}", file=sys.stderr)

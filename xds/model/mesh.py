@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from xds.model.core import Namespace, Pod, Service
@@ -21,6 +22,30 @@ from xds.model.meta import IPAddress, KubeObject, ObjectKey
 
 T = TypeVar("T", bound=KubeObject)
 B = TypeVar("B", bound=Hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtAuthzProvider:
+    """An external authorizer of ``meshConfig.extensionProviders`` (gRPC or HTTP), which
+    CUSTOM AuthorizationPolicies name. ``service`` is ``[namespace/]hostname``."""
+
+    name: str
+    grpc: bool
+    service: str
+    port: int
+    timeout: timedelta | None = None
+    fail_open: bool = False
+    status_on_error: int | None = None
+    path_prefix: str = ""
+    include_request_headers_in_check: tuple[str, ...] = ()
+    include_additional_headers_in_check: FrozenMap[str, str] = field(default_factory=empty_map)
+    headers_to_upstream_on_allow: tuple[str, ...] = ()
+    headers_to_downstream_on_deny: tuple[str, ...] = ()
+    headers_to_downstream_on_allow: tuple[str, ...] = ()
+
+    @property
+    def hostname(self) -> str:
+        return self.service.rpartition("/")[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +62,8 @@ class MeshConfig:
     """Cluster name used in workload uids (istiod's CLUSTER_ID)."""
     network: str = ""
     """Default network of workloads; overridden by the root namespace's network label."""
+    extension_providers: tuple[ExtAuthzProvider, ...] = ()
+    """External authorizers (meshConfig.extensionProviders), by name."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from xds.model.mesh import MeshStore
+from xds.model.mesh import MeshConfig, MeshStore
 from xds.model.meta import KubeObject
 from xds.model.parse import parse_object
 from xds.resources import Update, decode, waypoint_scope
@@ -230,14 +230,14 @@ def objects(docs: Iterable[Doc]) -> list[KubeObject]:
     return [obj for obj in parsed if obj is not None]
 
 
-def mesh(*docs: Doc) -> MeshStore:
-    store = MeshStore()
+def mesh(*docs: Doc, config: MeshConfig | None = None) -> MeshStore:
+    store = MeshStore(config)
     store.apply(objects(docs))
     return store
 
 
-def translate(*docs: Doc) -> list[Update]:
-    return WaypointTranslator().translate(mesh(*docs), None)
+def translate(*docs: Doc, config: MeshConfig | None = None) -> list[Update]:
+    return WaypointTranslator().translate(mesh(*docs, config=config), None)
 
 
 Snapshot = dict[str, dict[str, dict[str, Any]]]

@@ -26,11 +26,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+from envoy.type.v3 import http_status_pb2
+from google.rpc import status_pb2
 
 from tests.translate.waypoint.envoy_static import ENVOY, Certificates
 
@@ -463,6 +470,48 @@ def tls_echo(address: str, port: int, identity: Certificates, name: bytes) -> It
         stop.set()
         thread.join()
         listener.close()
+
+
+class Authorizer(external_auth_pb2_grpc.AuthorizationServicer):
+    """Allows requests carrying ``x-ext-authz: allow``; denies the rest with a 403 of its
+    own (a header and a body the client can tell apart from Envoy's RBAC denial)."""
+
+    def __init__(self) -> None:
+        self.checked: list[str] = []
+
+    def Check(self, request: Any, context: Any) -> Any:
+        http = request.attributes.request.http
+        self.checked.append(http.path)
+        if http.headers.get("x-ext-authz") == "allow":
+            return external_auth_pb2.CheckResponse(
+                status=status_pb2.Status(code=0), ok_response=external_auth_pb2.OkHttpResponse()
+            )
+        return external_auth_pb2.CheckResponse(
+            status=status_pb2.Status(code=7),
+            denied_response=external_auth_pb2.DeniedHttpResponse(
+                status=http_status_pb2.HttpStatus(code=403),  # type: ignore[arg-type]
+                headers=[
+                    base_pb2.HeaderValueOption(
+                        header=base_pb2.HeaderValue(key="x-ext-authz-check", value="denied")
+                    )
+                ],
+                body="denied by the test authorizer",
+            ),
+        )
+
+
+@contextmanager
+def ext_authz_server(address: str, port: int) -> Iterator[Authorizer]:
+    """A gRPC external authorizer (envoy.service.auth.v3) listening on ``address:port``."""
+    authorizer = Authorizer()
+    server = grpc.server(ThreadPoolExecutor(4))
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(authorizer, server)
+    server.add_insecure_port(f"{address}:{port}")
+    server.start()
+    try:
+        yield authorizer
+    finally:
+        server.stop(grace=None)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from tests.translate.waypoint.fixtures import (
     service,
     to_service,
 )
+from xds.model.mesh import ExtAuthzProvider, MeshConfig
 from xds.resources import waypoint_scope
 from xds.translate.waypoint import WaypointTranslator
 from xds.translate.waypoint.bootstrap import SEND_RST_ON_USER_SPACE_SOCKET
@@ -62,6 +63,13 @@ VAULT_VIP = "127.0.10.5"
 VAULT_POD = "127.0.20.5"
 VAULT_V2_VIP = "127.0.10.6"
 VAULT_V2_POD = "127.0.20.6"
+AUTHZ_VIP = "127.0.10.7"
+AUTHZ_POD = "127.0.20.7"
+MESH_CONFIG = MeshConfig(
+    extension_providers=(
+        ExtAuthzProvider("test-authz", True, "ext-authz.shop.svc.cluster.local", 9000),
+    )
+)
 CLIENT = "spiffe://cluster.local/ns/shop/sa/client"
 SCOPE = waypoint_scope("shop", "waypoint")
 
@@ -115,6 +123,18 @@ def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD) -> list[Doc]:
                     container_ports=[{"containerPort": 8443}],
                 ),
             )
+        ),
+        service("shop", "ext-authz", AUTHZ_VIP, [{"name": "grpc", "port": 9000}]),
+        pod("shop", "ext-authz-1", AUTHZ_POD, {"app": "ext-authz"}),
+        policy(
+            "shop",
+            "ext",
+            {
+                **to_service("reviews"),
+                "action": "CUSTOM",
+                "provider": {"name": "test-authz"},
+                "rules": [{"to": [{"operation": {"paths": ["/ext/*"]}}]}],
+            },
         ),
         {
             # One connection and one waiting request at a time: more concurrent
@@ -214,6 +234,7 @@ class Backends:
     directory: Path
     pki: dict[str, Certificates]
     dest_port: int
+    authorizer: live.Authorizer
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +260,8 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
         stack.enter_context(live.tls_echo(VAULT_V2_POD, 8443, pki["dest"], b"v2"))
         # One destination ztunnel Envoy with a listener on each pod address.
         listeners = []
-        pods = (POD, TCP_POD, BANNER_POD, GREETER_POD, VAULT_POD, VAULT_V2_POD)
+        authorizer = stack.enter_context(live.ext_authz_server(AUTHZ_POD, 9000))
+        pods = (POD, TCP_POD, BANNER_POD, GREETER_POD, VAULT_POD, VAULT_V2_POD, AUTHZ_POD)
         for index, address in enumerate(pods):
             config = live.destination_ztunnel(
                 address, dest_port, pki["waypoint"], pki["dest"].cert, pki["dest"].key
@@ -249,14 +271,14 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
             )
         config["static_resources"]["listeners"] = listeners
         stack.enter_context(live.envoy("dest", config, directory))
-        yield Backends(directory, pki, dest_port)
+        yield Backends(directory, pki, dest_port, authorizer)
 
 
 @contextmanager
 def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[Stack]:
     """A waypoint Envoy running the snapshot for ``waypoint``, and a client ztunnel."""
     pki = backends.pki
-    store = mesh(*_mesh_docs(waypoint=waypoint))
+    store = mesh(*_mesh_docs(waypoint=waypoint), config=MESH_CONFIG)
     snapshot = resources(WaypointTranslator().translate(store, None), SCOPE)
     waypoint_port = live.free_port()
     config = live.retarget_hbone_ports(
@@ -362,6 +384,22 @@ def test_destination_rule_connection_pool_limits_concurrent_requests(hbone: Stac
     assert all(reply.headers.get("x-envoy-overloaded") == "true" for reply in refused)
     cluster = "cluster.inbound-vip|9080|http|reviews.shop.svc.cluster.local;"
     assert hbone.waypoint.stats().get(f"{cluster}.upstream_rq_pending_overflow") == len(refused)
+
+
+def test_custom_policy_asks_the_external_authorizer(hbone: Stack, backends: Backends) -> None:
+    """A CUSTOM policy on /ext/*: the waypoint asks the gRPC authorizer from the mesh
+    config (through HBONE, like any mesh service) and follows its answer; requests
+    the policy does not match never reach the authorizer."""
+    checked = backends.authorizer.checked
+    before = len(checked)
+    allowed = live.get(hbone.ports["vip"], "/ext/data", {"x-ext-authz": "allow"})
+    assert allowed.status == 200 and json.loads(allowed.body)["path"] == "/ext/data"
+    denied = live.get(hbone.ports["vip"], "/ext/data")
+    assert denied.status == 403 and denied.body == b"denied by the test authorizer"
+    assert denied.headers["x-ext-authz-check"] == "denied"
+    assert checked[before:] == ["/ext/data", "/ext/data"]
+    assert live.get(hbone.ports["vip"], "/hello").status == 200
+    assert len(checked) == before + 2
 
 
 def test_rbac_sees_the_callers_spiffe_id(hbone: Stack) -> None:

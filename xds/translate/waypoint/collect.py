@@ -39,7 +39,7 @@ from xds.model.networking import (
     VirtualService,
     WorkloadEntry,
 )
-from xds.model.security import AuthorizationPolicy
+from xds.model.security import AuthorizationAction, AuthorizationPolicy
 from xds.proto.istio.workload import workload_pb2 as wl
 from xds.translate.binding import (
     PROXY_LISTENER_PROTOCOL,
@@ -176,8 +176,12 @@ class _Collector:
             *tls_routes,
         )
         virtual_services = self.virtual_services(bound)
+        policies = self.policies(bound)
+        named = {p.provider for p in policies if p.action is AuthorizationAction.CUSTOM}
+        providers = tuple(p for p in self.mesh.config.extension_providers if p.name in named)
         referenced: list[ServiceInfo] = []
         targets = referenced_hosts(gateway_routes, virtual_services, self.suffix)
+        targets |= {provider.hostname for provider in providers}
         for host in sorted(targets - bound_hosts):
             referenced.extend(self.lookup_host(host))
         services = (*bound, *referenced)
@@ -191,8 +195,9 @@ class _Collector:
             tls_routes=tls_routes,
             virtual_services=virtual_services,
             destination_rules=self.destination_rules(services),
-            policies=self.policies(bound),
+            policies=policies,
             reference_grants=self.reference_grants(gateway_routes),
+            extension_providers=providers,
         )
         endpoints = {}
         for service, obj in self._service_objects(services):

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from xds.model.frozen import EMPTY_LABELS, FrozenMap, Labels, empty_map
 from xds.model.gateway import GRPCRoute, HTTPRoute, ReferenceGrant, TCPRoute, TLSRoute
+from xds.model.mesh import ExtAuthzProvider
 from xds.model.networking import DestinationRule, VirtualService
 from xds.model.security import AuthorizationPolicy
 
@@ -199,6 +200,14 @@ class WaypointConfig:
     policies: tuple[AuthorizationPolicy, ...] = ()
     # The grants in the namespaces that routes send to from elsewhere.
     reference_grants: tuple[ReferenceGrant, ...] = ()
+    # The external authorizers the CUSTOM policies name (from the mesh config).
+    extension_providers: tuple[ExtAuthzProvider, ...] = ()
+
+    def extension_provider(self, name: str) -> ExtAuthzProvider | None:
+        for provider in self.extension_providers:
+            if provider.name == name:
+                return provider
+        return None
 
     @property
     def gateway_routes(self) -> tuple[HTTPRoute | GRPCRoute | TCPRoute | TLSRoute, ...]:

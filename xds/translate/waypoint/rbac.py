@@ -16,8 +16,13 @@ What cannot be enforced fails closed: in an ALLOW (or AUDIT) policy a
 condition the waypoint cannot evaluate never matches (so it allows less); in
 a DENY policy it is dropped (so it denies more). That covers HTTP-only fields
 on TCP chains, identities in sandwich mode (the gateway never sees them) and
-JWT attributes (no RequestAuthentication support). CUSTOM policies have no
-external authorizer here and deny what their rules match.
+JWT attributes (no RequestAuthentication support).
+
+CUSTOM policies go to the external authorizer the mesh config names
+(``ext_authz.py``), on HTTP chains of HBONE and PROXY waypoints. Where that cannot
+be (a TCP chain, a sandwiched gateway, an unknown provider or one whose service is
+not in the mesh, a dry-run policy) they deny what their rules match, as istiod's
+"bad CUSTOM action" rules do.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from xds.model.security import (
     Operation,
     Source,
 )
-from xds.translate.waypoint import names
+from xds.translate.waypoint import ext_authz, names, routes
 from xds.translate.waypoint.inputs import (
     ServiceInfo,
     WaypointConfig,
@@ -69,6 +74,7 @@ from xds.translate.waypoint.protos import (
     suffix,
     typed,
 )
+from xds.translate.waypoint.route_ir import Destination
 
 
 class _Always(Enum):
@@ -169,19 +175,68 @@ def filter_name(action: Any, *, http: bool) -> str:
     return f"envoy.filters.{'http' if http else 'network'}.rbac.{label}"
 
 
-def http_configs(config: WaypointConfig, service: ServiceInfo | None) -> dict[str, Any]:
-    """The HTTP RBAC configs of a chain (or virtual host), keyed by filter name, in order."""
+def http_configs(
+    config: WaypointConfig, service: ServiceInfo | None, *, external: bool = False
+) -> dict[str, Any]:
+    """The HTTP RBAC configs of a chain (or virtual host), keyed by filter name, in order.
+
+    ``external``: CUSTOM policies an external authorizer takes are left out."""
     return {
         filter_name(action, http=True): http_rbac_pb2.RBAC(**fields)
-        for action, fields in _filter_fields(config, service, http=True)
+        for action, fields in _filter_fields(config, service, http=True, external=external)
     }
 
 
 def http_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
+    """The authorization filters of an HTTP chain: external authorizers first (as
+    istiod orders them), then audit, deny and allow."""
+    external = config.identity.mode is not WaypointMode.SANDWICH
+    own = http_configs(config, service, external=external)
     return [
-        hcm_pb2.HttpFilter(name=name, typed_config=typed(rbac))
-        for name, rbac in http_configs(config, service).items()
+        *(_external_filters(config, service) if external else []),
+        *(hcm_pb2.HttpFilter(name=name, typed_config=typed(rbac)) for name, rbac in own.items()),
     ]
+
+
+def _provider_cluster(config: WaypointConfig, policy: AuthorizationPolicy) -> str | None:
+    """The cluster of the authorizer an enforced CUSTOM policy names, when it can be used."""
+    if policy.action is not AuthorizationAction.CUSTOM or policy.dry_run:
+        return None
+    provider = config.extension_provider(policy.provider or "")
+    if provider is None:
+        return None
+    target = config.service(provider.hostname)
+    if target is None or provider.port not in {port.port for port in target.ports}:
+        return None  # Envoy would refuse a filter naming a cluster that does not exist
+    builder = routes.RouteBuilder(config, provider.hostname, provider.port)
+    return builder.cluster(Destination(provider.hostname, provider.port))
+
+
+def _external_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
+    by_provider: dict[str, list[AuthorizationPolicy]] = {}
+    for policy in attached_policies(config, service):
+        if _provider_cluster(config, policy) is not None:
+            by_provider.setdefault(policy.provider or "", []).append(policy)
+    context = _Context(mode=config.identity.mode, http=True)
+    out: list[Any] = []
+    for name, policies in sorted(by_provider.items()):
+        provider = config.extension_provider(name)
+        cluster = _provider_cluster(config, policies[0])
+        assert provider is not None and cluster is not None
+        # Shadow rules only record which CUSTOM rule matched; ext_authz decides.
+        shadow = _rbac(rbac_pb2.RBAC.DENY, policies, context, ext_authz.policy_prefix(name))
+        out.append(
+            hcm_pb2.HttpFilter(
+                name=f"envoy.filters.http.rbac.custom.{name}",
+                typed_config=typed(
+                    http_rbac_pb2.RBAC(
+                        shadow_rules=shadow, shadow_rules_stat_prefix=ext_authz.SHADOW_STAT_PREFIX
+                    )
+                ),
+            )
+        )
+        out.append(ext_authz.http_filter(provider, cluster))
+    return out
 
 
 def network_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
@@ -195,9 +250,13 @@ def network_filters(config: WaypointConfig, service: ServiceInfo | None) -> list
 
 
 def _filter_fields(
-    config: WaypointConfig, service: ServiceInfo | None, *, http: bool
+    config: WaypointConfig, service: ServiceInfo | None, *, http: bool, external: bool = False
 ) -> list[tuple[Any, dict[str, Any]]]:
-    policies = attached_policies(config, service)
+    policies = [
+        policy
+        for policy in attached_policies(config, service)
+        if not (external and _provider_cluster(config, policy) is not None)
+    ]
     context = _Context(mode=config.identity.mode, http=http)
     out = []
     for action, sources in _ORDER:
@@ -218,8 +277,11 @@ def _filter_fields(
     return out
 
 
-def _rbac(action: Any, policies: Sequence[AuthorizationPolicy], context: _Context) -> Any:
-    """One RBAC rule set. An ALLOW set with no policy left denies everything."""
+def _rbac(
+    action: Any, policies: Sequence[AuthorizationPolicy], context: _Context, prefix: str = ""
+) -> Any:
+    """One RBAC rule set (policy names start with ``prefix``). An ALLOW set with no
+    policy left denies everything."""
     result = rbac_pb2.RBAC(action=action)
     for policy in policies:
         strict = policy.action in (AuthorizationAction.ALLOW, AuthorizationAction.AUDIT)
@@ -229,7 +291,7 @@ def _rbac(action: Any, policies: Sequence[AuthorizationPolicy], context: _Contex
             )
             if translated is not None:
                 result.policies[
-                    f"ns[{policy.namespace}]-policy[{policy.name}]-rule[{index}]"
+                    f"{prefix}ns[{policy.namespace}]-policy[{policy.name}]-rule[{index}]"
                 ].CopyFrom(translated)
     return result
 

@@ -140,7 +140,7 @@ def _namespaces(inputs: WaypointInputs) -> frozenset[str]:
     suffix = f".svc.{config.identity.domain_suffix}"
     targets = referenced_hosts(
         config.gateway_routes, config.virtual_services, config.identity.domain_suffix
-    )
+    ) | {provider.hostname for provider in config.extension_providers}
     return frozenset(
         {
             config.identity.namespace,
