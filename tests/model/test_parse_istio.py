@@ -42,10 +42,13 @@ from xds.model.security import (
     AuthorizationAction,
     AuthorizationPolicy,
     Condition,
+    JwtHeader,
+    JwtRule,
     MtlsMode,
     Operation,
     PeerAuthentication,
     PolicyTargetRef,
+    RequestAuthentication,
     Rule,
     Source,
 )
@@ -201,6 +204,45 @@ def test_peer_authentication() -> None:
         9090: MtlsMode.PERMISSIVE,
     }
     assert list(policy.port_level_mtls) == [7070, 8080, 9090]  # sorted by port
+
+
+def test_request_authentication() -> None:
+    obj = parse_object(
+        load("""
+        apiVersion: security.istio.io/v1
+        kind: RequestAuthentication
+        metadata: {name: jwt, namespace: shop}
+        spec:
+          targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: waypoint}]
+          jwtRules:
+          - issuer: https://idp.example
+            audiences: [shop]
+            jwksUri: https://idp.example/jwks.json
+            fromHeaders: [{name: x-token, prefix: "Bearer "}]
+            fromParams: [token]
+            fromCookies: [session]
+            outputPayloadToHeader: x-payload
+            forwardOriginalToken: true
+            outputClaimToHeaders: [{header: x-user, claim: sub}]
+            timeout: 2s
+    """)
+    )
+    assert isinstance(obj, RequestAuthentication)
+    assert obj.selector is None and obj.target_refs[0].name == "waypoint"
+    assert obj.jwt_rules == (
+        JwtRule(
+            issuer="https://idp.example",
+            audiences=("shop",),
+            jwks_uri="https://idp.example/jwks.json",
+            from_headers=(JwtHeader("x-token", "Bearer "),),
+            from_params=("token",),
+            from_cookies=("session",),
+            output_payload_to_header="x-payload",
+            forward_original_token=True,
+            output_claim_to_headers=(("x-user", "sub"),),
+            timeout=timedelta(seconds=2),
+        ),
+    )
 
 
 def test_peer_authentication_defaults() -> None:
@@ -535,6 +577,18 @@ def _istio(kind: str, spec: str, group: str = "networking.istio.io") -> str:
         (
             _istio("VirtualService", "{http: [{timeout: forever}]}"),
             'spec.http[0].timeout: expected a duration such as "10s"',
+        ),
+        (
+            _istio(
+                "RequestAuthentication",
+                "{jwtRules: [{issuer: a, jwksUri: 'file:///keys'}]}",
+                group="security.istio.io",
+            ),
+            'spec.jwtRules[0].jwksUri: expected an http:// or https:// URI, got "file:///keys"',
+        ),
+        (
+            _istio("RequestAuthentication", "{jwtRules: [{jwks: x}]}", group="security.istio.io"),
+            "spec.jwtRules[0].issuer: required field is missing",
         ),
         (
             _istio("VirtualService", "{http: [{corsPolicy: {unmatchedPreflights: DROP}}]}"),

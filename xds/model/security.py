@@ -8,6 +8,7 @@ rejecting the policy, and translators must be able to reproduce that.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from xds.model import wellknown
@@ -133,3 +134,42 @@ class PeerAuthentication(KubeObject):
     def has_workload_selector(self) -> bool:
         """Upstream treats a nil selector and empty ``matchLabels`` alike here."""
         return bool(self.selector)
+
+
+@dataclass(frozen=True, slots=True)
+class JwtHeader:
+    """Where a token may be: a header, and the prefix before it (``Bearer ``)."""
+
+    name: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JwtRule:
+    """One issuer of a RequestAuthentication: how its tokens are found and checked."""
+
+    issuer: str
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str | None = None
+    jwks: str | None = None
+    from_headers: tuple[JwtHeader, ...] = ()
+    from_params: tuple[str, ...] = ()
+    from_cookies: tuple[str, ...] = ()
+    output_payload_to_header: str | None = None
+    forward_original_token: bool = False
+    output_claim_to_headers: tuple[tuple[str, str], ...] = ()
+    """(header, claim) pairs."""
+    timeout: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestAuthentication(KubeObject):
+    """A RequestAuthentication. As for AuthorizationPolicy, ``selector`` is ``None`` when
+    absent; ``target_refs`` merges ``targetRef`` and ``targetRefs``."""
+
+    kind = "RequestAuthentication"
+    api_group = SECURITY_GROUP
+
+    selector: Labels | None = None
+    target_refs: tuple[PolicyTargetRef, ...] = ()
+    jwt_rules: tuple[JwtRule, ...] = ()

@@ -194,7 +194,7 @@ async def test_forbidden_kind_is_skipped_and_the_rest_works(
                 },
                 {
                     "apiGroups": ["security.istio.io"],
-                    "resources": ["peerauthentications"],
+                    "resources": ["peerauthentications", "requestauthentications"],
                     "verbs": ["list", "watch"],
                 },
             ],

@@ -15,6 +15,7 @@ is the only change made to the generated resources besides envoy_static's.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from envoy.type.v3 import http_status_pb2
@@ -512,6 +515,35 @@ def ext_authz_server(address: str, port: int) -> Iterator[Authorizer]:
         yield authorizer
     finally:
         server.stop(grace=None)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class JwtIssuer:
+    """An RS256 token issuer: its JWKS (for a RequestAuthentication) and signed tokens."""
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwks(self) -> str:
+        numbers = self._key.public_key().public_numbers()
+
+        def encode(value: int) -> str:
+            return _b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+        key = {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "test"}
+        return json.dumps({"keys": [{**key, "n": encode(numbers.n), "e": encode(numbers.e)}]})
+
+    def token(self, subject: str, *, issuer: str | None = None, lifetime: float = 600) -> str:
+        now = int(time.time())
+        header = {"alg": "RS256", "typ": "JWT", "kid": "test"}
+        claims = {"iss": issuer or self.issuer, "sub": subject, "iat": now, "exp": now + lifetime}
+        signed = ".".join(_b64url(json.dumps(part).encode()) for part in (header, claims)).encode()
+        signature = self._key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+        return f"{signed.decode()}.{_b64url(signature)}"
 
 
 @dataclass

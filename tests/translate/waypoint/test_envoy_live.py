@@ -63,6 +63,7 @@ VAULT_VIP = "127.0.10.5"
 VAULT_POD = "127.0.20.5"
 VAULT_V2_VIP = "127.0.10.6"
 VAULT_V2_POD = "127.0.20.6"
+ISSUER = live.JwtIssuer("https://issuer.test")
 AUTHZ_VIP = "127.0.10.7"
 AUTHZ_POD = "127.0.20.7"
 MESH_CONFIG = MeshConfig(
@@ -123,6 +124,29 @@ def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD) -> list[Doc]:
                     container_ports=[{"containerPort": 8443}],
                 ),
             )
+        ),
+        {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "RequestAuthentication",
+            "metadata": meta("shop", "jwt"),
+            "spec": {
+                **to_service("reviews"),
+                "jwtRules": [{"issuer": ISSUER.issuer, "jwks": ISSUER.jwks()}],
+            },
+        },
+        policy(
+            "shop",
+            "only-alice",
+            {
+                **to_service("reviews"),
+                "action": "DENY",
+                "rules": [
+                    {
+                        "from": [{"source": {"notRequestPrincipals": [f"{ISSUER.issuer}/alice"]}}],
+                        "to": [{"operation": {"paths": ["/jwt/*"]}}],
+                    }
+                ],
+            },
         ),
         service("shop", "ext-authz", AUTHZ_VIP, [{"name": "grpc", "port": 9000}]),
         pod("shop", "ext-authz-1", AUTHZ_POD, {"app": "ext-authz"}),
@@ -400,6 +424,29 @@ def test_custom_policy_asks_the_external_authorizer(hbone: Stack, backends: Back
     assert checked[before:] == ["/ext/data", "/ext/data"]
     assert live.get(hbone.ports["vip"], "/hello").status == 200
     assert len(checked) == before + 2
+
+
+def test_request_authentication_checks_tokens_and_policies_see_their_principal(
+    hbone: Stack,
+) -> None:
+    """RS256 tokens against an inline JWKS: a bad token is refused (401) wherever it is
+    sent, no token is fine unless a policy wants one, and a DENY on
+    ``notRequestPrincipals`` lets only alice's token through to /jwt/*."""
+    port = hbone.ports["vip"]
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {token}"}
+
+    alice, bob = ISSUER.token("alice"), ISSUER.token("bob")
+    assert live.get(port, "/jwt/data", bearer(alice)).status == 200
+    assert live.get(port, "/jwt/data", bearer(bob)).status == 403
+    assert live.get(port, "/jwt/data").status == 403
+    assert live.get(port, "/hello").status == 200  # no token: allowed
+    expired = ISSUER.token("alice", lifetime=-120)
+    assert live.get(port, "/hello", bearer(expired)).status == 401
+    foreign = ISSUER.token("alice", issuer="https://other.test")
+    assert live.get(port, "/hello", bearer(foreign)).status == 401
+    assert live.get(port, "/hello", bearer(alice[:-4] + "AAAA")).status == 401  # bad signature
 
 
 def test_rbac_sees_the_callers_spiffe_id(hbone: Stack) -> None:

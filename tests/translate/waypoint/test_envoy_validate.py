@@ -427,11 +427,51 @@ EXT_AUTHZ_CONFIG = MeshConfig(
 
 
 def ext_authz_mesh() -> list[Doc]:
-    """Both kinds of external authorizer, on the waypoint and on one service."""
+    """Both kinds of external authorizer, on the waypoint and on one service; and JWT
+    authentication with keys inline, from a mesh service, and from outside."""
     ports = [{"name": "grpc", "port": 9000}, {"name": "http", "port": 8000}]
     return [
         *shop(),
         service("authz", "ext-authz", "10.96.9.9", ports),
+        {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "RequestAuthentication",
+            "metadata": meta("shop", "jwt"),
+            "spec": {
+                **to_waypoint(),
+                "jwtRules": [
+                    {
+                        "issuer": "https://a.example",
+                        "jwks": '{"keys":[]}',
+                        "fromHeaders": [{"name": "x-token", "prefix": "Bearer "}],
+                        "fromParams": ["t"],
+                        "fromCookies": ["s"],
+                        "forwardOriginalToken": True,
+                        "outputPayloadToHeader": "x-payload",
+                        "outputClaimToHeaders": [{"header": "x-sub", "claim": "sub"}],
+                    },
+                    {
+                        "issuer": "https://b.example",
+                        "jwksUri": "http://ext-authz.authz.svc.cluster.local:8000/jwks",
+                    },
+                    {"issuer": "https://c.example", "jwksUri": "https://c.example/jwks"},
+                ],
+            },
+        },
+        policy(
+            "shop",
+            "principals",
+            {
+                **to_service("reviews"),
+                "action": "DENY",
+                "rules": [
+                    {
+                        "from": [{"source": {"notRequestPrincipals": ["https://a.example/*"]}}],
+                        "when": [{"key": "request.auth.claims[groups]", "values": ["admin"]}],
+                    }
+                ],
+            },
+        ),
         policy(
             "shop",
             "grpc",

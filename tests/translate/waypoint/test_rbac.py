@@ -150,14 +150,15 @@ OPERATION_CASES = [
         {"paths": ["/api/*"]}, {"url_path": {"path": {"prefix": "/api/"}}}, id="path-prefix"
     ),
     pytest.param(
-        {"paths": ["/items/{*}"]},
+        {"paths": ["/items/{*}/parts/{**}"]},
         {
             "uri_template": {
                 "name": "uri-template",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.path.match.uri_template."
                     "v3.UriTemplateMatchConfig",
-                    "path_template": "/items/{*}",
+                    # Envoy's own syntax (istiod's rewrite); "{*}" would abort Envoy.
+                    "path_template": "/items/*/parts/**",
                 },
             }
         },
@@ -301,9 +302,98 @@ def test_http_fields_on_tcp_chains_fail_closed() -> None:
     }
 
 
-def test_jwt_conditions_cannot_be_met_without_request_authentication() -> None:
-    rules = [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]
+def _claim(*path: str, **value: Any) -> Doc:
+    return {
+        "sourced_metadata": {
+            "metadata_matcher": {
+                "filter": "envoy.filters.http.jwt_authn",
+                "path": [{"key": "payload"}, *({"key": key} for key in path)],
+                "value": value,
+            }
+        }
+    }
+
+
+def _cut(issuer: Doc, subject: Doc) -> Doc:
+    return {
+        "and_ids": {
+            "ids": [_claim("iss", string_match=issuer), _claim("sub", string_match=subject)]
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        pytest.param("*", _claim("iss", present_match=True), id="any"),
+        pytest.param(
+            "https://idp.example/alice",
+            # Both claims may hold "/": every place the value could be cut is tried.
+            {
+                "or_ids": {
+                    "ids": [
+                        _cut({"exact": "https:"}, {"exact": "/idp.example/alice"}),
+                        _cut({"exact": "https:/"}, {"exact": "idp.example/alice"}),
+                        _cut({"exact": "https://idp.example"}, {"exact": "alice"}),
+                    ]
+                }
+            },
+            id="exact",
+        ),
+        pytest.param(
+            "idp/*",
+            {
+                "or_ids": {
+                    "ids": [
+                        _claim("iss", string_match={"prefix": "idp/"}),
+                        _cut({"exact": "idp"}, {"safe_regex": {"regex": ".*"}}),
+                    ]
+                }
+            },
+            id="issuer-prefix",
+        ),
+        pytest.param(
+            "*/bob",
+            {
+                "or_ids": {
+                    "ids": [
+                        _claim("sub", string_match={"suffix": "/bob"}),
+                        _cut({"safe_regex": {"regex": ".*"}}, {"exact": "bob"}),
+                    ]
+                }
+            },
+            id="subject-suffix",
+        ),
+    ],
+)
+def test_request_principals_match_the_validated_token(principal: str, expected: Doc) -> None:
+    rules = [{"from": [{"source": {"requestPrincipals": [principal]}}]}]
     allow = _http_rbac(_chains(_allow(rules))[REVIEWS])["envoy.filters.http.rbac.allow"]
+    [rule] = allow["rules"]["policies"].values()
+    assert rule["principals"] == [expected]
+
+
+def test_claims_conditions_match_strings_and_lists() -> None:
+    rules = [{"when": [{"key": "request.auth.claims[groups][team]", "values": ["blue"]}]}]
+    allow = _http_rbac(_chains(_allow(rules))[REVIEWS])["envoy.filters.http.rbac.allow"]
+    [rule] = allow["rules"]["policies"].values()
+    blue = {"exact": "blue"}
+    assert rule["principals"] == [
+        {
+            "or_ids": {
+                "ids": [
+                    _claim("groups", "team", string_match=blue),
+                    _claim("groups", "team", list_match={"one_of": {"string_match": blue}}),
+                ]
+            }
+        }
+    ]
+
+
+def test_jwt_conditions_never_match_on_tcp_chains() -> None:
+    """No token is read on a TCP chain: an ALLOW that needs one allows nothing there."""
+    rules = [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]
+    allow = _network_rbac(_chains(_allow(rules))[DB])["envoy.filters.network.rbac.allow"]
     assert allow["rules"].get("policies", {}) == {}
 
 

@@ -29,7 +29,7 @@ from xds.model.networking import DestinationRule, ServiceEntry, VirtualService, 
 from xds.model.parse import core, gateway, networking, security
 from xds.model.parse.meta import read_metadata
 from xds.model.parse.reader import ObjectRef, Reader, parse_duration
-from xds.model.security import AuthorizationPolicy, PeerAuthentication
+from xds.model.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
 
 Parser = Callable[[Reader, ObjectMeta], KubeObject]
 
@@ -49,6 +49,7 @@ _PARSERS: dict[type[KubeObject], Parser] = {
     ReferenceGrant: gateway.parse_reference_grant,
     AuthorizationPolicy: security.parse_authorization_policy,
     PeerAuthentication: security.parse_peer_authentication,
+    RequestAuthentication: security.parse_request_authentication,
     ServiceEntry: networking.parse_service_entry,
     WorkloadEntry: networking.parse_workload_entry,
     VirtualService: networking.parse_virtual_service,

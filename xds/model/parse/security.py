@@ -9,10 +9,13 @@ from xds.model.security import (
     AuthorizationAction,
     AuthorizationPolicy,
     Condition,
+    JwtHeader,
+    JwtRule,
     MtlsMode,
     Operation,
     PeerAuthentication,
     PolicyTargetRef,
+    RequestAuthentication,
     Rule,
     Source,
 )
@@ -120,4 +123,41 @@ def parse_peer_authentication(doc: Reader, meta: ObjectMeta) -> PeerAuthenticati
         selector=read_workload_selector(spec, "selector"),
         mode=spec.obj("mtls").enum("mode", MtlsMode, MtlsMode.UNSET),
         port_level_mtls=FrozenMap(sorted(port_modes.items())),
+    )
+
+
+def _jwt_rule(rule: Reader) -> JwtRule:
+    uri = rule.opt_string("jwksUri")
+    if uri is not None and not uri.startswith(("http://", "https://")):
+        rule.fail(f'expected an http:// or https:// URI, got "{uri}"', "jwksUri")
+    return JwtRule(
+        issuer=rule.required_string("issuer"),
+        audiences=rule.strings("audiences"),
+        jwks_uri=uri,
+        jwks=rule.opt_string("jwks"),
+        from_headers=tuple(
+            JwtHeader(entry.required_string("name"), entry.string("prefix"))
+            for entry in rule.items("fromHeaders")
+        ),
+        from_params=rule.strings("fromParams"),
+        from_cookies=rule.strings("fromCookies"),
+        output_payload_to_header=rule.opt_string("outputPayloadToHeader"),
+        forward_original_token=rule.boolean("forwardOriginalToken"),
+        output_claim_to_headers=tuple(
+            (entry.required_string("header"), entry.required_string("claim"))
+            for entry in rule.items("outputClaimToHeaders")
+        ),
+        timeout=rule.opt_duration("timeout"),
+    )
+
+
+def parse_request_authentication(doc: Reader, meta: ObjectMeta) -> RequestAuthentication:
+    spec = doc.obj("spec")
+    target_refs = [_target_ref(spec.obj("targetRef"))] if spec.has("targetRef") else []
+    target_refs.extend(_target_ref(ref) for ref in spec.items("targetRefs"))
+    return RequestAuthentication(
+        meta=meta,
+        selector=read_workload_selector(spec, "selector"),
+        target_refs=tuple(target_refs),
+        jwt_rules=tuple(_jwt_rule(rule) for rule in spec.items("jwtRules")),
     )

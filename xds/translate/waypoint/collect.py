@@ -39,7 +39,7 @@ from xds.model.networking import (
     VirtualService,
     WorkloadEntry,
 )
-from xds.model.security import AuthorizationAction, AuthorizationPolicy
+from xds.model.security import AuthorizationAction, AuthorizationPolicy, RequestAuthentication
 from xds.proto.istio.workload import workload_pb2 as wl
 from xds.translate.binding import (
     PROXY_LISTENER_PROTOCOL,
@@ -47,7 +47,7 @@ from xds.translate.binding import (
     WaypointBindings,
     parse_inbound_binding,
 )
-from xds.translate.waypoint import ports, rbac, virtual_service
+from xds.translate.waypoint import jwt, ports, virtual_service
 from xds.translate.waypoint.gateway_api import attaches
 from xds.translate.waypoint.inputs import (
     BoundWorkload,
@@ -62,6 +62,7 @@ from xds.translate.waypoint.inputs import (
     WaypointInputs,
     WaypointMode,
 )
+from xds.translate.waypoint.targeting import targets_service, targets_waypoint
 from xds.translate.ztunnel.enrollment import declared_tunnel, pod_tunnel, supports_http_tunnel
 from xds.translate.ztunnel.names import (
     canonical_name,
@@ -71,6 +72,7 @@ from xds.translate.ztunnel.names import (
 )
 
 AnyRoute = TypeVar("AnyRoute", HTTPRoute, GRPCRoute, TCPRoute, TLSRoute)
+AnyPolicy = TypeVar("AnyPolicy", AuthorizationPolicy, RequestAuthentication)
 GatewayRoute = HTTPRoute | GRPCRoute | TCPRoute | TLSRoute
 WAYPOINT_CLASS = "istio-waypoint"
 _EPOCH = datetime.min
@@ -182,6 +184,8 @@ class _Collector:
         referenced: list[ServiceInfo] = []
         targets = referenced_hosts(gateway_routes, virtual_services, self.suffix)
         targets |= {provider.hostname for provider in providers}
+        authentications = self.request_authentications(bound)
+        targets |= jwt.jwks_hosts(authentications)
         for host in sorted(targets - bound_hosts):
             referenced.extend(self.lookup_host(host))
         services = (*bound, *referenced)
@@ -198,6 +202,7 @@ class _Collector:
             policies=policies,
             reference_grants=self.reference_grants(gateway_routes),
             extension_providers=providers,
+            request_authentications=authentications,
         )
         endpoints = {}
         for service, obj in self._service_objects(services):
@@ -523,6 +528,15 @@ class _Collector:
         return FrozenMap(found)
 
     def policies(self, bound: list[ServiceInfo]) -> tuple[AuthorizationPolicy, ...]:
+        return self._targeting(AuthorizationPolicy, bound)
+
+    def request_authentications(
+        self, bound: list[ServiceInfo]
+    ) -> tuple[RequestAuthentication, ...]:
+        return self._targeting(RequestAuthentication, bound)
+
+    def _targeting(self, cls: type[AnyPolicy], bound: list[ServiceInfo]) -> tuple[AnyPolicy, ...]:
+        """Policies whose targetRefs name this waypoint, its class or a bound service."""
         identity = self.identity
         namespaces = {
             identity.namespace,
@@ -531,11 +545,11 @@ class _Collector:
         }
         found = []
         for namespace in sorted(namespaces):
-            for policy in self.mesh.objects(AuthorizationPolicy, namespace):
+            for policy in self.mesh.objects(cls, namespace):
                 if policy.selector is not None:
                     continue  # waypoints only take targetRefs policies
-                if rbac.targets_waypoint(policy, identity) or any(
-                    rbac.targets_service(policy, service) for service in bound
+                if targets_waypoint(policy, identity) or any(
+                    targets_service(policy, service) for service in bound
                 ):
                     found.append(policy)
         return tuple(sorted(found, key=lambda policy: (policy.namespace, policy.name)))

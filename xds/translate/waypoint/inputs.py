@@ -18,7 +18,7 @@ from xds.model.frozen import EMPTY_LABELS, FrozenMap, Labels, empty_map
 from xds.model.gateway import GRPCRoute, HTTPRoute, ReferenceGrant, TCPRoute, TLSRoute
 from xds.model.mesh import ExtAuthzProvider
 from xds.model.networking import DestinationRule, VirtualService
-from xds.model.security import AuthorizationPolicy
+from xds.model.security import AuthorizationPolicy, RequestAuthentication
 
 
 class PortProtocol(StrEnum):
@@ -202,6 +202,8 @@ class WaypointConfig:
     reference_grants: tuple[ReferenceGrant, ...] = ()
     # The external authorizers the CUSTOM policies name (from the mesh config).
     extension_providers: tuple[ExtAuthzProvider, ...] = ()
+    # RequestAuthentications whose targetRefs name the waypoint or a bound service.
+    request_authentications: tuple[RequestAuthentication, ...] = ()
 
     def extension_provider(self, name: str) -> ExtAuthzProvider | None:
         for provider in self.extension_providers:

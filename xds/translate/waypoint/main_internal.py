@@ -23,7 +23,7 @@ from envoy.extensions.matching.common_inputs.network.v3 import network_inputs_pb
 from google.protobuf import wrappers_pb2
 
 from xds.core.v3 import cidr_pb2
-from xds.translate.waypoint import filters, names, rbac, routes
+from xds.translate.waypoint import filters, jwt, names, rbac, routes
 from xds.translate.waypoint.inputs import (
     PortProtocol,
     ServiceInfo,
@@ -180,6 +180,7 @@ class _Builder:
     def _http_chain(self, service: ServiceInfo, port: ServicePortInfo, cluster: str) -> Any:
         route_config = routes.service_route_config(self.config, service, port, cluster)
         http_filters = [
+            *jwt.http_filters(self.config, service),
             *rbac.http_filters(self.config, service),
             *filters.core_http_filters(grpc_web=port.protocol is PortProtocol.GRPC_WEB),
         ]
@@ -231,6 +232,7 @@ class _Builder:
                         stat_prefix="inbound_0.0.0.0_0;",
                         route_config=encap_route,
                         http_filters=[
+                            *jwt.http_filters(self.config, None),
                             *rbac.http_filters(self.config, None),
                             *filters.core_http_filters(),
                         ],

@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from envoy.config.core.v3 import address_pb2
@@ -46,11 +47,11 @@ from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb
 from envoy.extensions.path.match.uri_template.v3 import uri_template_match_pb2
 from envoy.type.matcher.v3 import address_pb2 as address_matcher_pb2
 from envoy.type.matcher.v3 import filter_state_pb2, path_pb2
+from envoy.type.matcher.v3 import metadata_pb2 as metadata_matcher_pb2
+from envoy.type.matcher.v3 import value_pb2 as value_matcher_pb2
 from google.protobuf import wrappers_pb2
 
 from xds.core.v3 import cidr_pb2
-from xds.model.gateway import GATEWAY_GROUP
-from xds.model.networking import NETWORKING_GROUP
 from xds.model.security import (
     AuthorizationAction,
     AuthorizationPolicy,
@@ -58,11 +59,10 @@ from xds.model.security import (
     Operation,
     Source,
 )
-from xds.translate.waypoint import ext_authz, names, routes
+from xds.translate.waypoint import ext_authz, jwt, names, routes
 from xds.translate.waypoint.inputs import (
     ServiceInfo,
     WaypointConfig,
-    WaypointIdentity,
     WaypointMode,
 )
 from xds.translate.waypoint.protos import (
@@ -75,6 +75,7 @@ from xds.translate.waypoint.protos import (
     typed,
 )
 from xds.translate.waypoint.route_ir import Destination
+from xds.translate.waypoint.targeting import targets_service, targets_waypoint
 
 
 class _Always(Enum):
@@ -90,51 +91,6 @@ Term = Any  # an rbac Principal/Permission, or ALWAYS/NEVER
 
 
 # --- which policies apply ---------------------------------------------------------
-
-
-def targets_waypoint(policy: AuthorizationPolicy, identity: WaypointIdentity) -> bool:
-    for ref in _own_namespace_refs(policy):
-        if ref.group != GATEWAY_GROUP:
-            continue
-        if (
-            ref.kind == "Gateway"
-            and ref.name == identity.name
-            and policy.namespace == identity.namespace
-        ):
-            return True
-        if (
-            ref.kind == "GatewayClass"
-            and ref.name == identity.gateway_class
-            and policy.namespace == identity.root_namespace
-        ):
-            return True
-    return False
-
-
-def targets_service(policy: AuthorizationPolicy, service: ServiceInfo) -> bool:
-    if policy.namespace != service.namespace:
-        return False
-    for ref in _own_namespace_refs(policy):
-        if ref.name != service.name:
-            continue
-        if service.kind == "Service" and ref.group == "" and ref.kind == "Service":
-            return True
-        if (
-            service.kind == "ServiceEntry"
-            and ref.group == NETWORKING_GROUP
-            and ref.kind == "ServiceEntry"
-        ):
-            return True
-    return False
-
-
-def _own_namespace_refs(policy: AuthorizationPolicy) -> Iterable[Any]:
-    # A targetRef may only name objects in the policy's own namespace.
-    return (
-        ref
-        for ref in policy.target_refs
-        if ref.namespace is None or ref.namespace == policy.namespace
-    )
 
 
 def attached_policies(
@@ -357,7 +313,7 @@ class _Rule:
                 self._values(
                     source.request_principals,
                     source.not_request_principals,
-                    lambda _value: self.unknown,
+                    self.request_principal,
                 ),
             ],
             _and_ids,
@@ -486,7 +442,10 @@ class _Rule:
             return rbac_pb2.Permission(
                 uri_template=extension(
                     "uri-template",
-                    uri_template_match_pb2.UriTemplateMatchConfig(path_template=value),
+                    # Envoy's template syntax is "*" / "**": "{*}" aborts Envoy.
+                    uri_template_match_pb2.UriTemplateMatchConfig(
+                        path_template=value.replace("{**}", "**").replace("{*}", "*")
+                    ),
                 )
             )
         return rbac_pb2.Permission(url_path=path_pb2.PathMatcher(path=_wild_string(value)))
@@ -512,6 +471,19 @@ class _Rule:
             "destination.port": self.port,
             "connection.sni": self.sni,
         }
+        jwt_keys: dict[str, Callable[[str], Term]] = {
+            "request.auth.principal": self.request_principal,
+            "request.auth.audiences": lambda value: self._claim(("aud",), value),
+            "request.auth.presenter": lambda value: self._claim(("azp",), value),
+        }
+        claim = re.fullmatch(r"request\.auth\.claims((?:\[[^\]]+\])+)", key)
+        if key in jwt_keys or claim is not None:
+            term: Callable[[str], Term] = (
+                jwt_keys[key]
+                if claim is None
+                else partial(self._claim, tuple(re.findall(r"\[([^\]]+)\]", claim.group(1))))
+            )
+            return "principal", self._values(condition.values, condition.not_values, term)
         header = re.fullmatch(r"request\.headers\[(.+)\]", key)
         if header is not None:
             name = header.group(1).lower()
@@ -524,8 +496,82 @@ class _Rule:
             return "permission", self._values(
                 condition.values, condition.not_values, permission_keys[key]
             )
-        # request.auth.* (no JWT support), experimental.*, unknown keys.
+        # experimental.*, unknown keys.
         return "permission", self.unknown
+
+    # JWT (the payload jwt.py puts in the metadata) ----------------------------------
+
+    def _payload(self, path: Sequence[str], value: Any) -> Term:
+        if not self.context.http:
+            return self.unknown  # no token is ever read on a TCP chain
+        # sourced_metadata: the plain ``metadata`` principal is deprecated (Envoy 1.40
+        # aborts on it in validate mode).
+        return rbac_pb2.Principal(
+            sourced_metadata=rbac_pb2.SourcedMetadata(
+                metadata_matcher=metadata_matcher_pb2.MetadataMatcher(
+                    filter=jwt.FILTER_NAME,
+                    path=[
+                        metadata_matcher_pb2.MetadataMatcher.PathSegment(key=key)
+                        for key in (jwt.PAYLOAD_KEY, *path)
+                    ],
+                    value=value,
+                ),
+                metadata_source=rbac_pb2.MetadataSource.DYNAMIC,
+            )
+        )
+
+    def _claim(self, path: Sequence[str], value: str) -> Term:
+        """A claim holding ``value``, whether the claim is a string or a list."""
+        match = _wild_string(value)
+        if value == "*":
+            return self._payload(path, value_matcher_pb2.ValueMatcher(present_match=True))
+        return _any_of(
+            [
+                self._payload(path, value_matcher_pb2.ValueMatcher(string_match=match)),
+                self._payload(
+                    path,
+                    value_matcher_pb2.ValueMatcher(
+                        list_match=value_matcher_pb2.ListMatcher(
+                            one_of=value_matcher_pb2.ValueMatcher(string_match=match)
+                        )
+                    ),
+                ),
+            ],
+            _or_ids,
+        )
+
+    def _string_claim(self, name: str, match: Any) -> Term:
+        return self._payload((name,), value_matcher_pb2.ValueMatcher(string_match=match))
+
+    def request_principal(self, value: str) -> Term:
+        """``<iss>/<sub>`` (exact, ``prefix*``, ``*suffix`` or ``*``) as claims.
+
+        Stock Envoy has no single "principal" value, so the string is matched through
+        its two claims. Both may contain "/", so every place the pattern could be cut
+        is tried (ORed): exactly what matching the joined string would match."""
+        if value == "*":
+            return self._payload(("iss",), value_matcher_pb2.ValueMatcher(present_match=True))
+        cuts = [index for index, char in enumerate(value) if char == "/"]
+        options: list[Term] = []
+        if value.endswith("*"):
+            stem = value[:-1]
+            options.append(self._string_claim("iss", _starts(stem)))  # the cut lies past it
+            for cut in (c for c in cuts if c < len(stem)):
+                options.append(self._cut(exact(stem[:cut]), _starts(stem[cut + 1 :])))
+        elif value.startswith("*"):
+            stem = value[1:]
+            options.append(self._string_claim("sub", _ends(stem)))
+            for cut in (c - 1 for c in cuts if c > 0):
+                options.append(self._cut(_ends(stem[:cut]), exact(stem[cut + 1 :])))
+        else:
+            for cut in cuts:
+                options.append(self._cut(exact(value[:cut]), exact(value[cut + 1 :])))
+        return _any_of(options, _or_ids)
+
+    def _cut(self, issuer: Any, subject: Any) -> Term:
+        return _all_of(
+            [self._string_claim("iss", issuer), self._string_claim("sub", subject)], _and_ids
+        )
 
     def destination_ip(self, value: str) -> Term:
         network = _network(value)
@@ -578,6 +624,15 @@ def _or_rules(terms: list[Any]) -> Any:
 
 def _and_rules(terms: list[Any]) -> Any:
     return rbac_pb2.Permission(and_rules=rbac_pb2.Permission.Set(rules=terms))
+
+
+def _starts(text: str) -> Any:
+    # Envoy refuses an empty prefix or suffix: "anything" is a regex then.
+    return prefix(text) if text else safe_regex(".*")
+
+
+def _ends(text: str) -> Any:
+    return suffix(text) if text else safe_regex(".*")
 
 
 def _wildcard_segment(value: str) -> str:

@@ -27,6 +27,7 @@ from xds.model.gateway import Gateway
 from xds.model.mesh import ChangeSet, Mesh
 from xds.resources import Resource, Update, waypoint_scope
 from xds.translate.binding import WaypointBindings
+from xds.translate.waypoint import jwt
 from xds.translate.waypoint.clusters import build_clusters
 from xds.translate.waypoint.collect import collect, referenced_hosts
 from xds.translate.waypoint.endpoints import build_endpoints
@@ -141,6 +142,7 @@ def _namespaces(inputs: WaypointInputs) -> frozenset[str]:
     targets = referenced_hosts(
         config.gateway_routes, config.virtual_services, config.identity.domain_suffix
     ) | {provider.hostname for provider in config.extension_providers}
+    targets |= jwt.jwks_hosts(config.request_authentications)
     return frozenset(
         {
             config.identity.namespace,
