@@ -321,7 +321,9 @@ def _add_mesh_config_argument(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="istiod's mesh config: the mesh YAML of the istio ConfigMap, or the ConfigMap "
         "(trustDomain, rootNamespace, extensionProviders for CUSTOM policies; other "
-        "fields are reported as ignored); --trust-domain wins over its trustDomain",
+        "fields are reported as ignored); --trust-domain wins over its trustDomain. "
+        "With --kubernetes and no file: the istio ConfigMap of the system namespace, "
+        "read at start-up",
     )
 
 
@@ -338,16 +340,46 @@ def _mesh_config(args: argparse.Namespace, tell: Callable[[str], None]) -> MeshC
             raise UsageError(f"--mesh-config {error}") from None
         if ignored:
             tell(", ".join(ignored))
+    elif getattr(args, "kubernetes", False):
+        try:
+            config, ignored = _cluster_mesh_config(args, config)
+        except MeshConfigError as error:
+            raise RuntimeError(f"mesh config: {error}") from None
+        if ignored:
+            tell(", ".join(ignored))
     if args.trust_domain is not None:
         config = replace(config, trust_domain=args.trust_domain)
     return config
 
 
-def _log_ignored_mesh_fields(path: Path | None) -> Callable[[str], None]:
+def _cluster_mesh_config(
+    args: argparse.Namespace, base: MeshConfig
+) -> tuple[MeshConfig, tuple[str, ...]]:
+    """The istio ConfigMap's mesh config, read once before serving: the CA's trust
+    domain must be right from the first certificate on."""
+    from xds.sources.kubernetes.api import connect
+    from xds.sources.kubernetes.mesh_config import read_mesh_config
+
+    kubernetes = _kubernetes_options(args)  # the usage checks first
+    assert kubernetes is not None
+    namespace = getattr(args, "system_namespace", None) or "istio-system"
+
+    async def read() -> tuple[MeshConfig, tuple[str, ...], bool]:
+        api = await connect(kubernetes.cluster)
+        try:
+            return await read_mesh_config(api, namespace, base)
+        finally:
+            await api.close()
+
+    config, ignored, _found = asyncio.run(read())
+    return config, ignored
+
+
+def _log_ignored_mesh_fields(source: str) -> Callable[[str], None]:
     def tell(fields: str) -> None:
         logging.getLogger("xds.app").warning(
             "mesh config fields not supported by this control plane are ignored",
-            extra={"path": str(path), "fields": fields},
+            extra={"source": source, "fields": fields},
         )
 
     return tell
@@ -361,7 +393,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise RuntimeError(f"--config {args.config}: not a directory")
     if args.debounce_max < args.debounce_after:
         raise UsageError("--debounce-max must not be smaller than --debounce-after")
-    mesh = _mesh_config(args, _log_ignored_mesh_fields(args.mesh_config))
+    mesh = _mesh_config(args, _log_ignored_mesh_fields(str(args.mesh_config or "configmap istio")))
     try:
         security = replace(
             security_cli.security_options(args, trust_domain=mesh.trust_domain),
