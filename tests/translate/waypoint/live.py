@@ -26,9 +26,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -375,104 +375,83 @@ def http_backend(address: str, port: int) -> Iterator[None]:
 
 
 @contextmanager
-def tcp_echo(address: str, port: int) -> Iterator[None]:
+def _tcp_server(
+    address: str, port: int, handle: Callable[[socket.socket], None], *, concurrent: bool = False
+) -> Iterator[None]:
+    """Accept connections on ``address:port`` until the block ends; ``handle`` serves
+    each one (in a thread of its own when ``concurrent``)."""
     listener = socket.create_server((address, port))
+    listener.settimeout(0.2)
     stop = threading.Event()
 
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if concurrent:
+                threading.Thread(target=handle, args=(connection,), daemon=True).start()
+            else:
+                handle(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def tcp_echo(address: str, port: int) -> AbstractContextManager[None]:
     def serve(connection: socket.socket) -> None:
         with connection:
             while data := connection.recv(4096):
                 connection.sendall(data)
 
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(connection,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    return _tcp_server(address, port, serve, concurrent=True)
 
 
-@contextmanager
-def tcp_banner(address: str, port: int, banner: bytes, *, linger: bool = False) -> Iterator[None]:
+def tcp_banner(
+    address: str, port: int, banner: bytes, *, linger: bool = False
+) -> AbstractContextManager[None]:
     """A server-first TCP server that writes ``banner``, then closes at once, or
     (``linger``) only once the client sends a line or closes."""
-    listener = socket.create_server((address, port))
-    listener.settimeout(0.2)
-    stop = threading.Event()
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with connection:
-                connection.sendall(banner)
-                if linger:
-                    connection.settimeout(10)
-                    with suppress(OSError):
-                        connection.recv(100)
+    def serve(connection: socket.socket) -> None:
+        with connection:
+            connection.sendall(banner)
+            if linger:
+                connection.settimeout(10)
+                with suppress(OSError):
+                    connection.recv(100)
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    return _tcp_server(address, port, serve)
 
 
-@contextmanager
-def tls_echo(address: str, port: int, identity: Certificates, name: bytes) -> Iterator[None]:
+def tls_echo(
+    address: str, port: int, identity: Certificates, name: bytes
+) -> AbstractContextManager[None]:
     """A TLS server (its own certificate): answers each line with ``name`` and the line,
     so a client knows which backend its handshake reached."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(identity.cert, identity.key)
-    listener = socket.create_server((address, port))
-    listener.settimeout(0.2)
-    stop = threading.Event()
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            connection.settimeout(10)
-            with suppress(OSError), context.wrap_socket(connection, server_side=True) as tls:
-                line = tls.recv(100)
-                tls.sendall(name + b" " + line)
-                # The client closes first: closing with its bytes unread would reset
-                # the connection before it has read the answer.
-                while tls.recv(100):
-                    pass
+    def serve(connection: socket.socket) -> None:
+        connection.settimeout(10)
+        with suppress(OSError), context.wrap_socket(connection, server_side=True) as tls:
+            line = tls.recv(100)
+            tls.sendall(name + b" " + line)
+            # The client closes first: closing with its bytes unread would reset the
+            # connection before it has read the answer.
+            while tls.recv(100):
+                pass
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    return _tcp_server(address, port, serve)
 
 
 class Authorizer(external_auth_pb2_grpc.AuthorizationServicer):

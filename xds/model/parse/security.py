@@ -97,14 +97,19 @@ def _rule(rule: Reader) -> Rule:
     )
 
 
+def _target_refs(spec: Reader) -> tuple[PolicyTargetRef, ...]:
+    """``targetRef`` and ``targetRefs``, in that order."""
+    refs = [_target_ref(spec.obj("targetRef"))] if spec.has("targetRef") else []
+    refs.extend(_target_ref(ref) for ref in spec.items("targetRefs"))
+    return tuple(refs)
+
+
 def parse_authorization_policy(doc: Reader, meta: ObjectMeta) -> AuthorizationPolicy:
     spec = doc.obj("spec")
-    target_refs = [_target_ref(spec.obj("targetRef"))] if spec.has("targetRef") else []
-    target_refs.extend(_target_ref(ref) for ref in spec.items("targetRefs"))
     return AuthorizationPolicy(
         meta=meta,
         selector=read_workload_selector(spec, "selector"),
-        target_refs=tuple(target_refs),
+        target_refs=_target_refs(spec),
         action=spec.enum("action", AuthorizationAction, AuthorizationAction.ALLOW),
         provider=spec.obj("provider").opt_string("name"),
         rules=tuple(_rule(rule) for rule in spec.items("rules")),
@@ -153,11 +158,9 @@ def _jwt_rule(rule: Reader) -> JwtRule:
 
 def parse_request_authentication(doc: Reader, meta: ObjectMeta) -> RequestAuthentication:
     spec = doc.obj("spec")
-    target_refs = [_target_ref(spec.obj("targetRef"))] if spec.has("targetRef") else []
-    target_refs.extend(_target_ref(ref) for ref in spec.items("targetRefs"))
     return RequestAuthentication(
         meta=meta,
         selector=read_workload_selector(spec, "selector"),
-        target_refs=tuple(target_refs),
+        target_refs=_target_refs(spec),
         jwt_rules=tuple(_jwt_rule(rule) for rule in spec.items("jwtRules")),
     )
