@@ -9,7 +9,12 @@ import yaml
 
 from xds.model.errors import ManifestError
 from xds.model.frozen import FrozenMap
-from xds.model.mesh import ExtAuthzProvider, MeshConfig
+from xds.model.mesh import (
+    DEFAULT_ACCESS_LOG,
+    ExtAuthzProvider,
+    FileAccessLogProvider,
+    MeshConfig,
+)
 from xds.model.parse.mesh_config import parse_mesh_config
 
 MESH = """
@@ -34,6 +39,8 @@ extensionProviders:
     headersToDownstreamOnAllow: [x-ok]
 - name: otel
   opentelemetry: {service: otel.observability.svc.cluster.local, port: 4317}
+- name: requests
+  envoyFileAccessLog: {path: /var/log/requests.log, logFormat: {text: "%REQ(:PATH)%"}}
 """
 
 
@@ -66,11 +73,13 @@ def test_what_is_read_and_what_is_ignored() -> None:
         ),
     )
     assert config.extension_providers[0].hostname == "opa.authz.svc.cluster.local"
-    assert ignored == (
-        "accessLogFile",
-        "defaultConfig",
-        "extensionProviders[2].opentelemetry",
+    assert config.access_log_file == "/dev/stdout"
+    assert config.access_log_providers == (
+        FileAccessLogProvider("requests", "/var/log/requests.log", "%REQ(:PATH)%"),
     )
+    assert config.access_log_provider("envoy") == DEFAULT_ACCESS_LOG  # istiod's built-in
+    assert config.access_log_provider("nope") is None
+    assert ignored == ("defaultConfig", "extensionProviders[2].opentelemetry")
 
 
 def test_an_empty_document_keeps_the_base() -> None:

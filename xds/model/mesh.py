@@ -49,6 +49,19 @@ class ExtAuthzProvider:
 
 
 @dataclass(frozen=True, slots=True)
+class FileAccessLogProvider:
+    """An ``envoyFileAccessLog`` provider: a path and a text format (``None``: Istio's)."""
+
+    name: str
+    path: str = "/dev/stdout"
+    text_format: str | None = None
+
+
+# Istio's built-in provider, which Telemetry can name without the mesh config defining it.
+DEFAULT_ACCESS_LOG = FileAccessLogProvider("envoy")
+
+
+@dataclass(frozen=True, slots=True)
 class MeshConfig:
     """Mesh-wide settings the translation depends on (istiod's MeshConfig and flags)."""
 
@@ -64,6 +77,17 @@ class MeshConfig:
     """Default network of workloads; overridden by the root namespace's network label."""
     extension_providers: tuple[ExtAuthzProvider, ...] = ()
     """External authorizers (meshConfig.extensionProviders), by name."""
+    access_log_providers: tuple[FileAccessLogProvider, ...] = ()
+    """File access-log providers (meshConfig.extensionProviders), by name."""
+    access_log_file: str = ""
+    """meshConfig.accessLogFile: every proxy logs there unless a Telemetry says otherwise."""
+    access_log_format: str | None = None
+
+    def access_log_provider(self, name: str) -> FileAccessLogProvider | None:
+        for provider in self.access_log_providers:
+            if provider.name == name:
+                return provider
+        return DEFAULT_ACCESS_LOG if name == DEFAULT_ACCESS_LOG.name else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,6 +188,7 @@ async def test_forbidden_kind_is_skipped_and_the_rest_works(
                         "discovery.k8s.io",
                         "gateway.networking.k8s.io",
                         "networking.istio.io",
+                        "telemetry.istio.io",
                     ],
                     "resources": ["*"],
                     "verbs": ["list", "watch"],

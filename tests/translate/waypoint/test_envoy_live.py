@@ -15,11 +15,12 @@ import json
 import socket
 import ssl
 import struct
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from tests.translate.waypoint.fixtures import (
     service,
     to_service,
 )
-from xds.model.mesh import ExtAuthzProvider, MeshConfig
+from xds.model.mesh import ExtAuthzProvider, FileAccessLogProvider, MeshConfig
 from xds.resources import waypoint_scope
 from xds.translate.waypoint import WaypointTranslator
 from xds.translate.waypoint.bootstrap import SEND_RST_ON_USER_SPACE_SOCKET
@@ -148,6 +149,12 @@ def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD) -> list[Doc]:
                 ],
             },
         ),
+        {
+            "apiVersion": "telemetry.istio.io/v1",
+            "kind": "Telemetry",
+            "metadata": meta("shop", "access-log"),
+            "spec": {"accessLogging": [{"providers": [{"name": "requests"}]}]},
+        },
         service("shop", "ext-authz", AUTHZ_VIP, [{"name": "grpc", "port": 9000}]),
         pod("shop", "ext-authz-1", AUTHZ_POD, {"app": "ext-authz"}),
         policy(
@@ -251,6 +258,7 @@ class Stack:
     ports: dict[str, int]
     waypoint: live.RunningEnvoy
     pki: dict[str, Certificates]
+    access_log: Path
 
 
 @dataclass
@@ -302,7 +310,13 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
 def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[Stack]:
     """A waypoint Envoy running the snapshot for ``waypoint``, and a client ztunnel."""
     pki = backends.pki
-    store = mesh(*_mesh_docs(waypoint=waypoint), config=MESH_CONFIG)
+    # Telemetry (in _mesh_docs) names this provider: the waypoint logs each request there.
+    access_log = backends.directory / f"{name}-requests.log"
+    requests = FileAccessLogProvider(
+        "requests", str(access_log), "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%"
+    )
+    config = replace(MESH_CONFIG, access_log_providers=(requests,))
+    store = mesh(*_mesh_docs(waypoint=waypoint), config=config)
     snapshot = resources(WaypointTranslator().translate(store, None), SCOPE)
     waypoint_port = live.free_port()
     config = live.retarget_hbone_ports(
@@ -327,7 +341,7 @@ def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[St
             directory,
         ),
     ):
-        yield Stack({t.name: t.port for t in tunnels}, running, pki)
+        yield Stack({t.name: t.port for t in tunnels}, running, pki, access_log)
 
 
 @pytest.fixture(scope="module")
@@ -447,6 +461,25 @@ def test_request_authentication_checks_tokens_and_policies_see_their_principal(
     foreign = ISSUER.token("alice", issuer="https://other.test")
     assert live.get(port, "/hello", bearer(foreign)).status == 401
     assert live.get(port, "/hello", bearer(alice[:-4] + "AAAA")).status == 401  # bad signature
+
+
+def test_telemetry_access_log_records_each_request(hbone: Stack) -> None:
+    assert live.get(hbone.ports["vip"], "/logged?x=1").status == 200
+    assert live.get(hbone.ports["vip"], "/fault").status == 418
+
+    def logged() -> list[str]:
+        try:
+            return hbone.access_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    deadline = time.monotonic() + 10  # Envoy flushes access logs every second
+    while time.monotonic() < deadline and not {
+        "GET /logged?x=1 200",
+        "GET /fault 418",
+    } <= set(logged()):
+        time.sleep(0.1)
+    assert {"GET /logged?x=1 200", "GET /fault 418"} <= set(logged())
 
 
 def test_rbac_sees_the_callers_spiffe_id(hbone: Stack) -> None:

@@ -26,10 +26,11 @@ from xds.model.gateway import (
 )
 from xds.model.meta import KubeObject, ObjectMeta
 from xds.model.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
-from xds.model.parse import core, gateway, networking, security
+from xds.model.parse import core, gateway, networking, security, telemetry
 from xds.model.parse.meta import read_metadata
 from xds.model.parse.reader import ObjectRef, Reader, parse_duration
 from xds.model.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
+from xds.model.telemetry import Telemetry
 
 Parser = Callable[[Reader, ObjectMeta], KubeObject]
 
@@ -50,6 +51,7 @@ _PARSERS: dict[type[KubeObject], Parser] = {
     AuthorizationPolicy: security.parse_authorization_policy,
     PeerAuthentication: security.parse_peer_authentication,
     RequestAuthentication: security.parse_request_authentication,
+    Telemetry: telemetry.parse_telemetry,
     ServiceEntry: networking.parse_service_entry,
     WorkloadEntry: networking.parse_workload_entry,
     VirtualService: networking.parse_virtual_service,

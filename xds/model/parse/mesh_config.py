@@ -1,9 +1,11 @@
 """istiod's mesh config (the ``mesh`` YAML of the ``istio`` ConfigMap) as ``MeshConfig``.
 
-Read: ``trustDomain``, ``rootNamespace`` and the external authorizers of
-``extensionProviders`` (``envoyExtAuthzGrpc``, ``envoyExtAuthzHttp``), which CUSTOM
-AuthorizationPolicies name. Every other field is listed by ``parse_mesh_config`` as
-ignored, for a warning: the document is istiod's, most of it is for sidecars.
+Read: ``trustDomain``, ``rootNamespace``, ``accessLogFile``/``accessLogFormat``, and of
+``extensionProviders`` the external authorizers (``envoyExtAuthzGrpc``,
+``envoyExtAuthzHttp``) that CUSTOM AuthorizationPolicies name and the file access logs
+(``envoyFileAccessLog``) that Telemetry names. Every other field is listed by
+``parse_mesh_config`` as ignored, for a warning: the document is istiod's, most of it is
+for sidecars.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import replace
 
 from xds.model.errors import ManifestError
 from xds.model.frozen import FrozenMap
-from xds.model.mesh import ExtAuthzProvider, MeshConfig
+from xds.model.mesh import ExtAuthzProvider, FileAccessLogProvider, MeshConfig
 from xds.model.parse.reader import ObjectRef, Reader
 
 _PROVIDER_KINDS = ("envoyExtAuthzGrpc", "envoyExtAuthzHttp")
@@ -30,6 +32,7 @@ def parse_mesh_config(
         root.fail("expected a mesh config object")
     config = base or MeshConfig()
     providers = []
+    access_logs = []
     seen: set[str] = set()
     for entry in root.items("extensionProviders"):
         name = entry.required_string("name")
@@ -39,11 +42,23 @@ def parse_mesh_config(
         provider = _ext_authz(entry, name)
         if provider is not None:
             providers.append(provider)
+        elif entry.has("envoyFileAccessLog"):
+            body = entry.obj("envoyFileAccessLog")
+            access_logs.append(
+                FileAccessLogProvider(
+                    name=name,
+                    path=body.string("path") or "/dev/stdout",
+                    text_format=body.obj("logFormat").opt_string("text"),
+                )
+            )
     config = replace(
         config,
         trust_domain=root.string("trustDomain", config.trust_domain),
         root_namespace=root.string("rootNamespace", config.root_namespace),
         extension_providers=tuple(providers),
+        access_log_providers=tuple(access_logs),
+        access_log_file=root.string("accessLogFile"),
+        access_log_format=root.opt_string("accessLogFormat") or None,
     )
     return config, root.unread()
 

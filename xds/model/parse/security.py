@@ -97,7 +97,7 @@ def _rule(rule: Reader) -> Rule:
     )
 
 
-def _target_refs(spec: Reader) -> tuple[PolicyTargetRef, ...]:
+def target_refs(spec: Reader) -> tuple[PolicyTargetRef, ...]:
     """``targetRef`` and ``targetRefs``, in that order."""
     refs = [_target_ref(spec.obj("targetRef"))] if spec.has("targetRef") else []
     refs.extend(_target_ref(ref) for ref in spec.items("targetRefs"))
@@ -109,7 +109,7 @@ def parse_authorization_policy(doc: Reader, meta: ObjectMeta) -> AuthorizationPo
     return AuthorizationPolicy(
         meta=meta,
         selector=read_workload_selector(spec, "selector"),
-        target_refs=_target_refs(spec),
+        target_refs=target_refs(spec),
         action=spec.enum("action", AuthorizationAction, AuthorizationAction.ALLOW),
         provider=spec.obj("provider").opt_string("name"),
         rules=tuple(_rule(rule) for rule in spec.items("rules")),
@@ -161,6 +161,6 @@ def parse_request_authentication(doc: Reader, meta: ObjectMeta) -> RequestAuthen
     return RequestAuthentication(
         meta=meta,
         selector=read_workload_selector(spec, "selector"),
-        target_refs=_target_refs(spec),
+        target_refs=target_refs(spec),
         jwt_rules=tuple(_jwt_rule(rule) for rule in spec.items("jwtRules")),
     )

@@ -30,7 +30,7 @@ from xds.model.gateway import (
     TCPRoute,
     TLSRoute,
 )
-from xds.model.mesh import Mesh
+from xds.model.mesh import DEFAULT_ACCESS_LOG, FileAccessLogProvider, Mesh
 from xds.model.meta import KubeObject, parse_ip
 from xds.model.networking import (
     DestinationRule,
@@ -40,6 +40,7 @@ from xds.model.networking import (
     WorkloadEntry,
 )
 from xds.model.security import AuthorizationAction, AuthorizationPolicy, RequestAuthentication
+from xds.model.telemetry import AccessLogMode, Telemetry
 from xds.proto.istio.workload import workload_pb2 as wl
 from xds.translate.binding import (
     PROXY_LISTENER_PROTOCOL,
@@ -203,6 +204,7 @@ class _Collector:
             reference_grants=self.reference_grants(gateway_routes),
             extension_providers=providers,
             request_authentications=authentications,
+            access_logs=self.access_logs(),
         )
         endpoints = {}
         for service, obj in self._service_objects(services):
@@ -529,6 +531,41 @@ class _Collector:
 
     def policies(self, bound: list[ServiceInfo]) -> tuple[AuthorizationPolicy, ...]:
         return self._targeting(AuthorizationPolicy, bound)
+
+    def access_logs(self) -> tuple[FileAccessLogProvider, ...]:
+        """Istio's Telemetry precedence: one naming this waypoint, else its namespace's,
+        else the root namespace's (the oldest at a level); without any, the mesh
+        config's ``accessLogFile``."""
+        identity = self.identity
+        config = self.mesh.config
+        ranked = []
+        for namespace in {identity.namespace, identity.root_namespace}:
+            for telemetry in self.mesh.objects(Telemetry, namespace):
+                if telemetry.selector is not None or not telemetry.access_logging:
+                    continue  # selector ones are for workloads
+                if telemetry.target_refs:
+                    if not targets_waypoint(telemetry, identity):
+                        continue
+                    rank = 0
+                else:
+                    rank = 1 if namespace == identity.namespace else 2
+                ranked.append(((rank, *_age(telemetry)), telemetry))
+        if not ranked:
+            if not config.access_log_file:
+                return ()
+            return (
+                FileAccessLogProvider("mesh", config.access_log_file, config.access_log_format),
+            )
+        chosen = min(ranked, key=lambda item: item[0])[1]
+        found: list[FileAccessLogProvider] = []
+        for entry in chosen.access_logging:
+            if entry.disabled or entry.mode is AccessLogMode.CLIENT:
+                continue  # a waypoint is the server side of the requests it logs
+            for name in entry.providers or (DEFAULT_ACCESS_LOG.name,):
+                provider = config.access_log_provider(name)
+                if provider is not None and provider not in found:
+                    found.append(provider)
+        return tuple(found)
 
     def request_authentications(
         self, bound: list[ServiceInfo]

@@ -141,7 +141,12 @@ def core_http_filters(*, grpc_web: bool = False) -> list[Any]:
 
 
 def http_connection_manager(
-    *, stat_prefix: str, route_config: Any, http_filters: Sequence[Any], http2: bool = False
+    *,
+    stat_prefix: str,
+    route_config: Any,
+    http_filters: Sequence[Any],
+    http2: bool = False,
+    access_logs: Sequence[Any] = (),
 ) -> Any:
     """The HCM of a main_internal (or sandwich) chain, with an inline route config.
 
@@ -166,6 +171,7 @@ def http_connection_manager(
         ),
         route_config=route_config,
         http_filters=[*http_filters, router()],
+        access_log=access_logs,
     )
     if http2:
         manager.http2_protocol_options.SetInParent()

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from xds.model.frozen import EMPTY_LABELS, FrozenMap, Labels, empty_map
 from xds.model.gateway import GRPCRoute, HTTPRoute, ReferenceGrant, TCPRoute, TLSRoute
-from xds.model.mesh import ExtAuthzProvider
+from xds.model.mesh import ExtAuthzProvider, FileAccessLogProvider
 from xds.model.networking import DestinationRule, VirtualService
 from xds.model.security import AuthorizationPolicy, RequestAuthentication
 
@@ -204,6 +204,8 @@ class WaypointConfig:
     extension_providers: tuple[ExtAuthzProvider, ...] = ()
     # RequestAuthentications whose targetRefs name the waypoint or a bound service.
     request_authentications: tuple[RequestAuthentication, ...] = ()
+    # Where HTTP requests are logged (Telemetry, else meshConfig.accessLogFile).
+    access_logs: tuple[FileAccessLogProvider, ...] = ()
 
     def extension_provider(self, name: str) -> ExtAuthzProvider | None:
         for provider in self.extension_providers:

@@ -24,6 +24,7 @@ from google.protobuf import wrappers_pb2
 
 from xds.core.v3 import cidr_pb2
 from xds.translate.waypoint import filters, jwt, names, rbac, routes
+from xds.translate.waypoint.access_log import file_access_logs
 from xds.translate.waypoint.inputs import (
     PortProtocol,
     ServiceInfo,
@@ -189,6 +190,7 @@ class _Builder:
             route_config=route_config,
             http_filters=http_filters,
             http2=port.protocol.is_http2,
+            access_logs=file_access_logs(self.config.access_logs),
         )
         return listener_components_pb2.FilterChain(name=cluster, filters=[*self.prelude, manager])
 
@@ -236,6 +238,7 @@ class _Builder:
                             *rbac.http_filters(self.config, None),
                             *filters.core_http_filters(),
                         ],
+                        access_logs=file_access_logs(self.config.access_logs),
                     ),
                 ],
             ),

@@ -1,5 +1,5 @@
 """Which waypoint a policy with ``targetRefs`` applies to (AuthorizationPolicy,
-RequestAuthentication): its Gateway (every chain), its GatewayClass from the root
+RequestAuthentication, Telemetry): its Gateway (every chain), its GatewayClass from the root
 namespace (every chain), or a bound Service or ServiceEntry in the policy's own
 namespace (only that service's chains)."""
 
@@ -11,12 +11,13 @@ from typing import Any
 from xds.model.gateway import GATEWAY_GROUP
 from xds.model.networking import NETWORKING_GROUP
 from xds.model.security import AuthorizationPolicy, RequestAuthentication
+from xds.model.telemetry import Telemetry
 from xds.translate.waypoint.inputs import ServiceInfo, WaypointIdentity
 
+Targeting = AuthorizationPolicy | RequestAuthentication | Telemetry
 
-def targets_waypoint(
-    policy: AuthorizationPolicy | RequestAuthentication, identity: WaypointIdentity
-) -> bool:
+
+def targets_waypoint(policy: Targeting, identity: WaypointIdentity) -> bool:
     for ref in _own_namespace_refs(policy):
         if ref.group != GATEWAY_GROUP:
             continue
@@ -35,9 +36,7 @@ def targets_waypoint(
     return False
 
 
-def targets_service(
-    policy: AuthorizationPolicy | RequestAuthentication, service: ServiceInfo
-) -> bool:
+def targets_service(policy: Targeting, service: ServiceInfo) -> bool:
     if policy.namespace != service.namespace:
         return False
     for ref in _own_namespace_refs(policy):
@@ -54,7 +53,7 @@ def targets_service(
     return False
 
 
-def _own_namespace_refs(policy: AuthorizationPolicy | RequestAuthentication) -> Iterable[Any]:
+def _own_namespace_refs(policy: Targeting) -> Iterable[Any]:
     # A targetRef may only name objects in the policy's own namespace.
     return (
         ref

@@ -270,7 +270,16 @@ def deployment(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[s
         "name": "istio-proxy",
         "image": image,
         "command": ["envoy"],
-        "args": ["--config-yaml", config, "--disable-hot-restart", "--log-level", "warning"],
+        # As pilot-agent starts Envoy: access logs are flushed every second.
+        "args": [
+            "--config-yaml",
+            config,
+            "--disable-hot-restart",
+            "--log-level",
+            "warning",
+            "--file-flush-interval-msec",
+            "1000",
+        ],
         "env": [
             _field_env("POD_NAME", "metadata.name"),
             _field_env("POD_NAMESPACE", "metadata.namespace"),

@@ -1,0 +1,105 @@
+"""Access logging on waypoints: Telemetry (most specific wins) or meshConfig.accessLogFile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.translate.waypoint.fixtures import Doc, meta, shop, snapshot, to_waypoint, translate
+from xds import type_urls
+from xds.model.mesh import FileAccessLogProvider, MeshConfig
+from xds.translate.waypoint.access_log import ISTIO_TEXT_FORMAT
+
+REVIEWS = "inbound-vip|9080|http|reviews.shop.svc.cluster.local"
+REQUESTS = FileAccessLogProvider("requests", "/var/log/requests.log", "%REQ(:PATH)%")
+
+
+def _telemetry(namespace: str, name: str, *entries: Doc, target: Doc | None = None) -> Doc:
+    return {
+        "apiVersion": "telemetry.istio.io/v1",
+        "kind": "Telemetry",
+        "metadata": meta(namespace, name),
+        "spec": {**(target or {}), "accessLogging": list(entries)},
+    }
+
+
+def _logs(*docs: Doc, config: MeshConfig | None = None) -> list[tuple[str, str]]:
+    config = config or MeshConfig(access_log_providers=(REQUESTS,))
+    listeners = snapshot(translate(*shop(), *docs, config=config))[type_urls.LISTENER]
+    [chain] = [c for c in listeners["main_internal"]["filter_chains"] if c["name"] == REVIEWS]
+    manager: dict[str, Any] = chain["filters"][-1]["typed_config"]
+    return [
+        (
+            log["typed_config"]["path"],
+            log["typed_config"]["log_format"]["text_format_source"]["inline_string"],
+        )
+        for log in manager.get("access_log", [])
+    ]
+
+
+ROOT_ENVOY = _telemetry("istio-system", "mesh-default", {"providers": [{"name": "envoy"}]})
+STDOUT = ("/dev/stdout", ISTIO_TEXT_FORMAT)
+
+
+@pytest.mark.parametrize(
+    ("docs", "config", "expected"),
+    [
+        pytest.param([], None, [], id="nothing"),
+        pytest.param(
+            [],
+            MeshConfig(access_log_file="/dev/stdout"),
+            [STDOUT],
+            id="mesh-access-log-file",
+        ),
+        pytest.param(
+            [],
+            MeshConfig(access_log_file="/tmp/a.log", access_log_format="%DURATION%"),
+            [("/tmp/a.log", "%DURATION%\n")],
+            id="mesh-format-gets-its-newline",
+        ),
+        pytest.param([ROOT_ENVOY], None, [STDOUT], id="root-namespace-builtin-envoy"),
+        pytest.param(
+            [_telemetry("istio-system", "default", {})], None, [STDOUT], id="default-provider"
+        ),
+        pytest.param(
+            [ROOT_ENVOY, _telemetry("shop", "quiet", {"disabled": True})],
+            None,
+            [],
+            id="namespace-beats-root",
+        ),
+        pytest.param(
+            [
+                _telemetry("shop", "quiet", {"disabled": True}),
+                _telemetry(
+                    "shop",
+                    "waypoint",
+                    {"providers": [{"name": "requests"}, {"name": "unknown"}]},
+                    target=to_waypoint(),
+                ),
+            ],
+            None,
+            [("/var/log/requests.log", "%REQ(:PATH)%\n")],
+            id="waypoint-target-beats-namespace",
+        ),
+        pytest.param(
+            [_telemetry("shop", "client", {"match": {"mode": "CLIENT"}})],
+            None,
+            [],
+            id="client-side-only",
+        ),
+        pytest.param(
+            [
+                {
+                    **_telemetry("shop", "pods", {}),
+                    "spec": {"selector": {"matchLabels": {"app": "x"}}, "accessLogging": [{}]},
+                }
+            ],
+            None,
+            [],
+            id="selector-telemetry-is-for-workloads",
+        ),
+    ],
+)
+def test_access_logs(docs: list[Doc], config: MeshConfig | None, expected: list[Any]) -> None:
+    assert _logs(*docs, config=config) == expected
