@@ -273,3 +273,15 @@ def test_a_route_with_no_parent_of_ours_gets_nothing() -> None:
         route_parents(route([{"name": "ingress"}]), Mesh(), domain_suffix="cluster.local", now=NOW)
         == []
     )
+
+
+def test_a_mirror_to_another_namespace_needs_a_grant_too() -> None:
+    mirrored = route([SERVICE_PARENT])
+    mirrored["spec"]["rules"][0]["filters"] = [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": "other", "namespace": "store", "port": 80}},
+        }
+    ]
+    [entry] = route_parents(mirrored, Mesh(), domain_suffix="cluster.local", now=NOW)
+    assert conditions_of(entry)["ResolvedRefs"][:2] == ("False", "RefNotPermitted")

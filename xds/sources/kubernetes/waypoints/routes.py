@@ -118,8 +118,17 @@ def _accepted(
 
 
 def _backends(route: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every backend a route sends to: its backendRefs and its mirrors' (both resolved,
+    and permitted, as the translator resolves them)."""
     rules = (route.get("spec") or {}).get("rules") or ()
-    return [ref for rule in rules for ref in rule.get("backendRefs") or ()]
+    refs: list[Mapping[str, Any]] = []
+    for rule in rules:
+        refs.extend(rule.get("backendRefs") or ())
+        for item in rule.get("filters") or ():
+            mirror = (item.get("requestMirror") or {}).get("backendRef")
+            if item.get("type") == "RequestMirror" and mirror:
+                refs.append(mirror)
+    return refs
 
 
 def resolved_refs(route: Mapping[str, Any], mesh: MeshLookup, domain_suffix: str) -> Condition:
