@@ -103,3 +103,14 @@ STDOUT = ("/dev/stdout", ISTIO_TEXT_FORMAT)
 )
 def test_access_logs(docs: list[Doc], config: MeshConfig | None, expected: list[Any]) -> None:
     assert _logs(*docs, config=config) == expected
+
+
+def test_tcp_chains_log_connections_too() -> None:
+    listeners = snapshot(translate(*shop(), ROOT_ENVOY, config=MeshConfig()))[type_urls.LISTENER]
+    [chain] = [
+        c
+        for c in listeners["main_internal"]["filter_chains"]
+        if c["name"] == "inbound-vip|5432|tcp|db.shop.svc.cluster.local"
+    ]
+    proxy = chain["filters"][-1]["typed_config"]
+    assert [log["typed_config"]["path"] for log in proxy["access_log"]] == ["/dev/stdout"]

@@ -458,6 +458,12 @@ def ext_authz_mesh() -> list[Doc]:
                 ],
             },
         },
+        {
+            "apiVersion": "telemetry.istio.io/v1",
+            "kind": "Telemetry",
+            "metadata": meta("istio-system", "mesh-default"),
+            "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]},
+        },
         policy(
             "shop",
             "principals",

@@ -1,4 +1,4 @@
-"""File access logs for waypoint HTTP chains (Telemetry / meshConfig.accessLogFile)."""
+"""File access logs of waypoint chains, HTTP and TCP (Telemetry / meshConfig.accessLogFile)."""
 
 from __future__ import annotations
 

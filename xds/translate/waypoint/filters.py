@@ -184,9 +184,10 @@ def tcp_proxy(
     stat_prefix: str | None = None,
     tunnel_hostname: str | None = None,
     weighted: Sequence[tuple[str, int]] = (),
+    access_logs: Sequence[Any] = (),
 ) -> Any:
     """A tcp_proxy to ``cluster``, or split by ``weighted`` (cluster, weight) pairs."""
-    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix or cluster)
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix or cluster, access_log=access_logs)
     if len(weighted) > 1:
         for name, weight in weighted:
             proxy.weighted_clusters.clusters.add(name=name, weight=weight)

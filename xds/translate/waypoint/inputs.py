@@ -204,7 +204,7 @@ class WaypointConfig:
     extension_providers: tuple[ExtAuthzProvider, ...] = ()
     # RequestAuthentications whose targetRefs name the waypoint or a bound service.
     request_authentications: tuple[RequestAuthentication, ...] = ()
-    # Where HTTP requests are logged (Telemetry, else meshConfig.accessLogFile).
+    # Where requests and connections are logged (Telemetry, else meshConfig.accessLogFile).
     access_logs: tuple[FileAccessLogProvider, ...] = ()
 
     def extension_provider(self, name: str) -> ExtAuthzProvider | None:

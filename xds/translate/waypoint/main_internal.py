@@ -201,7 +201,9 @@ class _Builder:
             filters=[
                 *self.prelude,
                 *rbac.network_filters(self.config, service),
-                filters.tcp_proxy(cluster, weighted=targets),
+                filters.tcp_proxy(
+                    cluster, weighted=targets, access_logs=file_access_logs(self.config.access_logs)
+                ),
             ],
         )
 
@@ -223,7 +225,9 @@ class _Builder:
                 filters=[
                     *prelude,
                     *rbac.network_filters(self.config, None),
-                    filters.tcp_proxy(target),
+                    filters.tcp_proxy(
+                        target, access_logs=file_access_logs(self.config.access_logs)
+                    ),
                 ],
             ),
             listener_components_pb2.FilterChain(
