@@ -55,11 +55,11 @@ CASES = [
         spec:
           host: reviews
           exportTo: ["."]
-          trafficPolicy: {tls: {mode: SIMPLE, sni: api.example.com}}
+          trafficPolicy: {tls: {mode: SIMPLE, sni: api.example.com, credentialName: api-ca}}
           subsets: [{name: v1, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}]
         """,
-        ("spec.exportTo", "spec.trafficPolicy.tls.mode", "spec.trafficPolicy.tls.sni"),
-        id="tls-origination-is-reported-mesh-tls-is-not",
+        ("spec.exportTo", "spec.trafficPolicy.tls.credentialName"),
+        id="secrets-for-tls-origination-are-reported",
     ),
     pytest.param(
         """

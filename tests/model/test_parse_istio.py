@@ -591,6 +591,10 @@ def _istio(kind: str, spec: str, group: str = "networking.istio.io") -> str:
             "spec.jwtRules[0].issuer: required field is missing",
         ),
         (
+            _istio("DestinationRule", "{host: h, trafficPolicy: {tls: {mode: MUTUAL}}}"),
+            "spec.trafficPolicy.tls: MUTUAL needs clientCertificate and privateKey",
+        ),
+        (
             _istio("VirtualService", "{http: [{corsPolicy: {unmatchedPreflights: DROP}}]}"),
             "spec.http[0].corsPolicy.unmatchedPreflights: expected one of UNSPECIFIED, FORWARD, "
             'IGNORE, got "DROP"',

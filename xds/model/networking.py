@@ -317,6 +317,20 @@ class OutlierDetection:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTls:
+    """``tls`` with mode SIMPLE or MUTUAL: TLS the proxy originates. Files are paths in
+    the proxy's own file system."""
+
+    mutual: bool = False
+    sni: str | None = None
+    ca_certificates: str | None = None
+    client_certificate: str | None = None
+    private_key: str | None = None
+    subject_alt_names: tuple[str, ...] = ()
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficPolicy:
     """The parts of a ``trafficPolicy`` a waypoint applies. ``port_level``: the policies
     of ``portLevelSettings`` by port number (they replace these components whole)."""
@@ -325,6 +339,7 @@ class TrafficPolicy:
     consistent_hash: ConsistentHash | None = None
     connection_pool: ConnectionPool | None = None
     outlier_detection: OutlierDetection | None = None
+    tls: ClientTls | None = None
     port_level: tuple[tuple[int, TrafficPolicy], ...] = ()
 
     @property

@@ -366,8 +366,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def http_backend(address: str, port: int) -> Iterator[None]:
+def http_backend(address: str, port: int, *, tls: Certificates | None = None) -> Iterator[None]:
+    """The echo HTTP server; HTTPS with ``tls`` (an external API for TLS origination)."""
     server = ThreadingHTTPServer((address, port), _Handler)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls.cert, tls.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

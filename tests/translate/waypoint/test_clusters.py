@@ -161,3 +161,79 @@ def test_a_subsets_components_override_the_rules_one_by_one() -> None:
     # The subset's port-level entry replaces everything, the rule's outlier detection too.
     assert v2["lb_policy"] == "LEAST_REQUEST" and "outlier_detection" not in v2
     assert _limits(clusters[REVIEWS]) == DEFAULT_LIMITS
+
+
+def _external(tls: Doc) -> dict[str, Any]:
+    entry = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": meta("shop", "api"),
+        "spec": {
+            "hosts": ["api.example.com"],
+            "addresses": ["240.0.0.9"],
+            "ports": [{"number": 443, "name": "tls", "protocol": "TLS"}],
+            "resolution": "DNS",
+        },
+    }
+    rule = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": meta("shop", "api"),
+        "spec": {"host": "api.example.com", "trafficPolicy": {"tls": tls}},
+    }
+    routes = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": meta("shop", "to-api"),
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "reviews", "port": 9080}],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {
+                            "group": "networking.istio.io",
+                            "kind": "Hostname",
+                            "name": "api.example.com",
+                            "port": 443,
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    clusters = snapshot(translate(*shop(), entry, rule, routes))[type_urls.CLUSTER]
+    [cluster] = [c for name, c in clusters.items() if name.endswith("|api.example.com")]
+    socket: dict[str, Any] = cluster["transport_socket"]
+    return socket
+
+
+def test_tls_origination_to_an_external_host() -> None:
+    socket = _external(
+        {
+            "mode": "MUTUAL",
+            "caCertificates": "/etc/certs/ca.pem",
+            "clientCertificate": "/etc/certs/client.pem",
+            "privateKey": "/etc/certs/client.key",
+            "subjectAltNames": ["api.example.com"],
+        }
+    )
+    assert socket["typed_config"] == {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": {
+            "validation_context": {
+                "trusted_ca": {"filename": "/etc/certs/ca.pem"},
+                "match_typed_subject_alt_names": [
+                    {"san_type": "DNS", "matcher": {"exact": "api.example.com"}}
+                ],
+            },
+            "tls_certificates": [
+                {
+                    "certificate_chain": {"filename": "/etc/certs/client.pem"},
+                    "private_key": {"filename": "/etc/certs/client.key"},
+                }
+            ],
+        },
+        "sni": "api.example.com",
+    }
+    skipped = _external({"mode": "SIMPLE", "caCertificates": "/ca", "insecureSkipVerify": True})
+    assert skipped["typed_config"]["common_tls_context"] == {}

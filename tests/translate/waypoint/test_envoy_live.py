@@ -65,6 +65,8 @@ VAULT_POD = "127.0.20.5"
 VAULT_V2_VIP = "127.0.10.6"
 VAULT_V2_POD = "127.0.20.6"
 ISSUER = live.JwtIssuer("https://issuer.test")
+EXTERNAL_VIP = "127.0.10.9"
+EXTERNAL_ADDRESS = "127.0.30.1"  # outside the mesh: no ztunnel in front of it
 AUTHZ_VIP = "127.0.10.7"
 AUTHZ_POD = "127.0.20.7"
 MESH_CONFIG = MeshConfig(
@@ -76,8 +78,34 @@ CLIENT = "spiffe://cluster.local/ns/shop/sa/client"
 SCOPE = waypoint_scope("shop", "waypoint")
 
 
-def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD) -> list[Doc]:
+def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD, ca: Path | None = None) -> list[Doc]:
     return [
+        {
+            # An external HTTPS API, reached through the waypoint (an egress waypoint):
+            # plain HTTP from the client, TLS originated by the waypoint.
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "ServiceEntry",
+            "metadata": meta("shop", "external-api"),
+            "spec": {
+                "hosts": ["api.external.test"],
+                "addresses": [EXTERNAL_VIP],
+                "ports": [{"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 8443}],
+                "location": "MESH_EXTERNAL",
+                "resolution": "DNS",
+                "endpoints": [{"address": EXTERNAL_ADDRESS}],
+            },
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": meta("shop", "external-api"),
+            "spec": {
+                "host": "api.external.test",
+                "trafficPolicy": {
+                    "tls": {"mode": "SIMPLE", **({"caCertificates": str(ca)} if ca else {})}
+                },
+            },
+        },
         namespace("shop"),
         waypoint,
         service("shop", "reviews", VIP),
@@ -285,6 +313,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     dest_port = live.free_port(POD)
     with ExitStack() as stack:
         stack.enter_context(live.http_backend(POD, 9080))
+        stack.enter_context(live.http_backend(EXTERNAL_ADDRESS, 8443, tls=pki["dest"]))
         stack.enter_context(live.tcp_echo(TCP_POD, 5432))
         stack.enter_context(live.tcp_banner(BANNER_POD, 2525, b"220 smtp ready\r\n"))
         stack.enter_context(live.tcp_banner(GREETER_POD, 2626, b"hello\r\n", linger=True))
@@ -316,7 +345,7 @@ def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[St
         "requests", str(access_log), "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%"
     )
     config = replace(MESH_CONFIG, access_log_providers=(requests,))
-    store = mesh(*_mesh_docs(waypoint=waypoint), config=config)
+    store = mesh(*_mesh_docs(waypoint=waypoint, ca=pki["dest"].ca), config=config)
     snapshot = resources(WaypointTranslator().translate(store, None), SCOPE)
     waypoint_port = live.free_port()
     config = live.retarget_hbone_ports(
@@ -330,6 +359,7 @@ def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[St
         live.Tunnel("smtp", f"{BANNER_VIP}:2525", "client", live.free_port()),
         live.Tunnel("greeter", f"{GREETER_VIP}:2626", "client", live.free_port()),
         live.Tunnel("vault", f"{VAULT_VIP}:8443", "client", live.free_port()),
+        live.Tunnel("external", f"{EXTERNAL_VIP}:80", "client", live.free_port()),
     ]
     identities = {who: (pki[who].cert, pki[who].key) for who in ("client", "stranger")}
     directory = backends.directory / name
@@ -480,6 +510,18 @@ def test_telemetry_access_log_records_each_request(hbone: Stack) -> None:
     } <= set(logged()):
         time.sleep(0.1)
     assert {"GET /logged?x=1 200", "GET /fault 418"} <= set(logged())
+
+
+def test_an_external_service_entry_gets_tls_originated_by_the_waypoint(hbone: Stack) -> None:
+    """Egress through the waypoint: the client speaks plain HTTP to the ServiceEntry's
+    address; the waypoint resolves the endpoint itself (no HBONE: it is outside the mesh)
+    and originates TLS as the DestinationRule says, verifying the server's chain."""
+    reply = live.get(hbone.ports["external"], "/v1/items")
+    assert reply.status == 200, reply
+    assert json.loads(reply.body)["path"] == "/v1/items"
+    stats = hbone.waypoint.stats()
+    cluster = "cluster.inbound-vip|80|http|api.external.test;"
+    assert stats.get(f"{cluster}.ssl.handshake", 0) >= 1
 
 
 def test_rbac_sees_the_callers_spiffe_id(hbone: Stack) -> None:

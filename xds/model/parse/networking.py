@@ -9,6 +9,7 @@ from xds.model.frozen import FrozenMap
 from xds.model.meta import ObjectMeta
 from xds.model.networking import (
     AllocatedAddress,
+    ClientTls,
     ConnectionPool,
     ConsistentHash,
     CorsPolicy,
@@ -330,12 +331,28 @@ def _traffic_policy(parent: Reader) -> TrafficPolicy | None:
     return replace(policy, port_level=tuple(port_level))
 
 
+def _client_tls(tls: Reader) -> ClientTls:
+    mutual = tls.string("mode") == "MUTUAL"
+    client_certificate = tls.opt_string("clientCertificate")
+    private_key = tls.opt_string("privateKey")
+    if mutual and (client_certificate is None or private_key is None):
+        tls.fail("MUTUAL needs clientCertificate and privateKey (credentialName is not supported)")
+    return ClientTls(
+        mutual=mutual,
+        sni=tls.opt_string("sni"),
+        ca_certificates=tls.opt_string("caCertificates"),
+        client_certificate=client_certificate,
+        private_key=private_key,
+        subject_alt_names=tls.strings("subjectAltNames"),
+        insecure_skip_verify=tls.boolean("insecureSkipVerify"),
+    )
+
+
 def _policy(policy: Reader) -> TrafficPolicy:
     """The components shared by a trafficPolicy and its portLevelSettings entries."""
     tls = policy.obj("tls")
     if tls.peek("mode") in ("ISTIO_MUTUAL", "DISABLE"):
-        # What a waypoint does anyway (HBONE to mesh backends, plaintext to others);
-        # SIMPLE or MUTUAL origination is not implemented and stays reported.
+        # What a waypoint does anyway (HBONE to mesh backends, plaintext to others).
         tls.skip("mode")
     balancer = policy.obj("loadBalancer")
     consistent = balancer.obj("consistentHash")
@@ -354,6 +371,7 @@ def _policy(policy: Reader) -> TrafficPolicy:
         )
         if balancer.has("consistentHash")
         else None,
+        tls=_client_tls(tls) if tls.peek("mode") in ("SIMPLE", "MUTUAL") else None,
         connection_pool=_connection_pool(policy.obj("connectionPool"))
         if policy.has("connectionPool")
         else None,

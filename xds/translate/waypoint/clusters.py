@@ -33,7 +33,7 @@ from xds.translate.waypoint.endpoints import load_assignment
 from xds.translate.waypoint.inputs import WaypointConfig, WaypointMode
 from xds.translate.waypoint.protos import duration, metadata, typed, uint32
 from xds.translate.waypoint.service_clusters import ServiceCluster, service_clusters
-from xds.translate.waypoint.tls import upstream_hbone_socket
+from xds.translate.waypoint.tls import originated_tls_socket, upstream_hbone_socket
 
 _MAX = 2**32 - 1
 CONNECT_TIMEOUT_SECONDS = 10
@@ -227,6 +227,8 @@ def traffic_policy(
         merged = replace(merged, connection_pool=own.connection_pool)
     if own.outlier_detection is not None:
         merged = replace(merged, outlier_detection=own.outlier_detection)
+    if own.tls is not None:
+        merged = replace(merged, tls=own.tls)
     return _at_port(replace(merged, port_level=own.port_level), port)
 
 
@@ -296,7 +298,10 @@ def _service_cluster(
             _apply_connection_pool(result, policy.connection_pool, http=cluster.http)
         if policy.outlier_detection is not None:
             _apply_outlier_detection(result, policy.outlier_detection)
-    if hbone_upstream:
+    if service.dns and policy is not None and policy.tls is not None:
+        # An external host the waypoint reaches directly (no HBONE): TLS origination.
+        result.transport_socket.CopyFrom(originated_tls_socket(policy.tls, service.hostname))
+    elif hbone_upstream:
         result.transport_socket.CopyFrom(internal_upstream_socket(passthrough=True))
     if cluster.http:
         protocol = cluster.port.protocol

@@ -13,8 +13,9 @@ from typing import Any
 from envoy.config.core.v3 import base_pb2, config_source_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 
+from xds.model.networking import ClientTls
 from xds.translate.waypoint import names
-from xds.translate.waypoint.protos import boolean, prefix, typed
+from xds.translate.waypoint.protos import boolean, exact, prefix, typed
 
 
 def sds_secret(name: str) -> Any:
@@ -85,6 +86,26 @@ def upstream_hbone_socket(trust_domain: str, waypoint_namespace: str) -> Any:
             extra_san_prefixes=(f"spiffe://{trust_domain}/ns/{waypoint_namespace}/sa/",),
         )
     )
+    return _transport_socket(context)
+
+
+def originated_tls_socket(tls: ClientTls, host: str) -> Any:
+    """DestinationRule ``tls`` SIMPLE/MUTUAL: TLS to an external endpoint, as istiod: SNI
+    the rule's or the host, the chain verified against ``caCertificates`` (and the SANs,
+    when listed) unless ``insecureSkipVerify``; for MUTUAL, the client certificate."""
+    common = tls_pb2.CommonTlsContext()
+    if tls.ca_certificates and not tls.insecure_skip_verify:
+        validation = common.validation_context
+        validation.trusted_ca.filename = tls.ca_certificates
+        for name in tls.subject_alt_names:
+            validation.match_typed_subject_alt_names.add(
+                san_type=common_pb2.SubjectAltNameMatcher.DNS, matcher=exact(name)
+            )
+    if tls.mutual and tls.client_certificate and tls.private_key:
+        certificate = common.tls_certificates.add()
+        certificate.certificate_chain.filename = tls.client_certificate
+        certificate.private_key.filename = tls.private_key
+    context = tls_pb2.UpstreamTlsContext(common_tls_context=common, sni=tls.sni or host)
     return _transport_socket(context)
 
 
