@@ -27,6 +27,14 @@ class AccessLogging:
     mode: AccessLogMode = AccessLogMode.CLIENT_AND_SERVER
 
 
+@dataclass(frozen=True, slots=True)
+class Tracing:
+    """One ``tracing`` entry: the part that needs no collector (the sampling decision
+    carried in ``x-request-id`` and the trace headers)."""
+
+    random_sampling_percentage: float | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Telemetry(KubeObject):
     """A Telemetry; ``selector`` ``None`` when absent (namespace- or mesh-wide)."""
@@ -37,3 +45,4 @@ class Telemetry(KubeObject):
     selector: Labels | None = None
     target_refs: tuple[PolicyTargetRef, ...] = ()
     access_logging: tuple[AccessLogging, ...] = ()
+    tracing: tuple[Tracing, ...] = ()

@@ -114,3 +114,26 @@ def test_tcp_chains_log_connections_too() -> None:
     ]
     proxy = chain["filters"][-1]["typed_config"]
     assert [log["typed_config"]["path"] for log in proxy["access_log"]] == ["/dev/stdout"]
+
+
+def _tracing(*docs: Doc) -> Any:
+    listeners = snapshot(translate(*shop(), *docs))[type_urls.LISTENER]
+    [chain] = [c for c in listeners["main_internal"]["filter_chains"] if c["name"] == REVIEWS]
+    return chain["filters"][-1]["typed_config"].get("tracing")
+
+
+def test_trace_sampling_from_the_most_specific_telemetry() -> None:
+    def sampling(namespace: str, name: str, percent: float, target: Doc | None = None) -> Doc:
+        doc = _telemetry(namespace, name, target=target)
+        doc["spec"] = {**doc["spec"], "tracing": [{"randomSamplingPercentage": percent}]}
+        return doc
+
+    assert _tracing() is None
+    mesh_wide = sampling("istio-system", "mesh", 10)
+    assert _tracing(mesh_wide) == {
+        "client_sampling": {"value": 100.0},
+        "random_sampling": {"value": 10.0},
+        "overall_sampling": {"value": 100.0},
+    }
+    off = sampling("shop", "waypoint", 0, target=to_waypoint())
+    assert _tracing(mesh_wide, off)["random_sampling"] == {}  # 0 %, set

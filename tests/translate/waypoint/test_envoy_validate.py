@@ -462,7 +462,10 @@ def ext_authz_mesh() -> list[Doc]:
             "apiVersion": "telemetry.istio.io/v1",
             "kind": "Telemetry",
             "metadata": meta("istio-system", "mesh-default"),
-            "spec": {"accessLogging": [{"providers": [{"name": "envoy"}]}]},
+            "spec": {
+                "accessLogging": [{"providers": [{"name": "envoy"}]}],
+                "tracing": [{"randomSamplingPercentage": 2.5}],
+            },
         },
         policy(
             "shop",

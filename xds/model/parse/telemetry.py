@@ -5,7 +5,7 @@ from __future__ import annotations
 from xds.model.meta import ObjectMeta
 from xds.model.parse.reader import Reader
 from xds.model.parse.security import read_workload_selector, target_refs
-from xds.model.telemetry import AccessLogging, AccessLogMode, Telemetry
+from xds.model.telemetry import AccessLogging, AccessLogMode, Telemetry, Tracing
 
 
 def parse_telemetry(doc: Reader, meta: ObjectMeta) -> Telemetry:
@@ -23,5 +23,9 @@ def parse_telemetry(doc: Reader, meta: ObjectMeta) -> Telemetry:
                 ),
             )
             for entry in spec.items("accessLogging")
+        ),
+        tracing=tuple(
+            Tracing(entry.opt_number("randomSamplingPercentage", 0.0, 100.0))
+            for entry in spec.items("tracing")
         ),
     )

@@ -8,7 +8,7 @@ DestinationRules and the policies that target the waypoint or its services.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -205,6 +205,7 @@ class _Collector:
             extension_providers=providers,
             request_authentications=authentications,
             access_logs=self.access_logs(),
+            trace_sampling=self.trace_sampling(),
         )
         endpoints = {}
         for service, obj in self._service_objects(services):
@@ -532,17 +533,16 @@ class _Collector:
     def policies(self, bound: list[ServiceInfo]) -> tuple[AuthorizationPolicy, ...]:
         return self._targeting(AuthorizationPolicy, bound)
 
-    def access_logs(self) -> tuple[FileAccessLogProvider, ...]:
-        """Istio's Telemetry precedence: one naming this waypoint, else its namespace's,
-        else the root namespace's (the oldest at a level); without any, the mesh
-        config's ``accessLogFile``."""
+    def _telemetry(self, has: Callable[[Telemetry], bool]) -> Telemetry | None:
+        """Istio's Telemetry precedence among those that ``has`` the setting: one naming
+        this waypoint, else its namespace's, else the root namespace's (the oldest at a
+        level). Selector Telemetries are for workloads."""
         identity = self.identity
-        config = self.mesh.config
         ranked = []
         for namespace in {identity.namespace, identity.root_namespace}:
             for telemetry in self.mesh.objects(Telemetry, namespace):
-                if telemetry.selector is not None or not telemetry.access_logging:
-                    continue  # selector ones are for workloads
+                if telemetry.selector is not None or not has(telemetry):
+                    continue
                 if telemetry.target_refs:
                     if not targets_waypoint(telemetry, identity):
                         continue
@@ -550,13 +550,32 @@ class _Collector:
                 else:
                     rank = 1 if namespace == identity.namespace else 2
                 ranked.append(((rank, *_age(telemetry)), telemetry))
-        if not ranked:
+        return min(ranked, key=lambda item: item[0])[1] if ranked else None
+
+    def trace_sampling(self) -> float | None:
+        """The percentage of requests sampled for tracing, if a Telemetry sets one."""
+        chosen = self._telemetry(
+            lambda t: any(e.random_sampling_percentage is not None for e in t.tracing)
+        )
+        if chosen is None:
+            return None
+        return next(
+            e.random_sampling_percentage
+            for e in chosen.tracing
+            if e.random_sampling_percentage is not None
+        )
+
+    def access_logs(self) -> tuple[FileAccessLogProvider, ...]:
+        """The Telemetry's providers (see ``_telemetry``); without any, the mesh
+        config's ``accessLogFile``."""
+        config = self.mesh.config
+        chosen = self._telemetry(lambda telemetry: bool(telemetry.access_logging))
+        if chosen is None:
             if not config.access_log_file:
                 return ()
             return (
                 FileAccessLogProvider("mesh", config.access_log_file, config.access_log_format),
             )
-        chosen = min(ranked, key=lambda item: item[0])[1]
         found: list[FileAccessLogProvider] = []
         for entry in chosen.access_logging:
             if entry.disabled or entry.mode is AccessLogMode.CLIENT:

@@ -147,6 +147,7 @@ def http_connection_manager(
     http_filters: Sequence[Any],
     http2: bool = False,
     access_logs: Sequence[Any] = (),
+    trace_sampling: float | None = None,
 ) -> Any:
     """The HCM of a main_internal (or sandwich) chain, with an inline route config.
 
@@ -175,6 +176,12 @@ def http_connection_manager(
     )
     if http2:
         manager.http2_protocol_options.SetInParent()
+    if trace_sampling is not None:
+        # The sampling decision travels in x-request-id and the trace headers: useful
+        # without a collector, to the applications that propagate them.
+        manager.tracing.random_sampling.value = trace_sampling
+        manager.tracing.client_sampling.value = 100.0
+        manager.tracing.overall_sampling.value = 100.0
     return listener_components_pb2.Filter(name=HCM, typed_config=typed(manager))
 
 

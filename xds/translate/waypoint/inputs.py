@@ -206,6 +206,8 @@ class WaypointConfig:
     request_authentications: tuple[RequestAuthentication, ...] = ()
     # Where requests and connections are logged (Telemetry, else meshConfig.accessLogFile).
     access_logs: tuple[FileAccessLogProvider, ...] = ()
+    # Telemetry tracing randomSamplingPercentage (None: Envoy's default, 100 %).
+    trace_sampling: float | None = None
 
     def extension_provider(self, name: str) -> ExtAuthzProvider | None:
         for provider in self.extension_providers:

@@ -191,6 +191,7 @@ class _Builder:
             http_filters=http_filters,
             http2=port.protocol.is_http2,
             access_logs=file_access_logs(self.config.access_logs),
+            trace_sampling=self.config.trace_sampling,
         )
         return listener_components_pb2.FilterChain(name=cluster, filters=[*self.prelude, manager])
 
@@ -243,6 +244,7 @@ class _Builder:
                             *filters.core_http_filters(),
                         ],
                         access_logs=file_access_logs(self.config.access_logs),
+                        trace_sampling=self.config.trace_sampling,
                     ),
                 ],
             ),
