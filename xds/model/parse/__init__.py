@@ -148,10 +148,11 @@ def parse_with_notes(document: object) -> tuple[KubeObject | None, tuple[str, ..
             f"{'v1' if not group else 'v1, v1beta1, v1alpha2...'})",
             "apiVersion",
         )
-    meta = read_metadata(doc, cls.namespaced)
-    obj = _PARSERS[cls](doc, meta)
-    ignored = () if cls.api_group in _PARTLY_READ_GROUPS else doc.obj("spec").unread()
-    return obj, ignored
+    if cls.api_group in _PARTLY_READ_GROUPS:
+        return _PARSERS[cls](doc, read_metadata(doc, cls.namespaced)), ()
+    tracked = Reader(document, "", ref, track=True)
+    obj = _PARSERS[cls](tracked, read_metadata(tracked, cls.namespaced))
+    return obj, tracked.obj("spec").unread()
 
 
 def object_identity(document: object) -> tuple[str | None, str | None, str | None]:

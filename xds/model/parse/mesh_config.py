@@ -27,7 +27,7 @@ def parse_mesh_config(
 
     Raises ``ManifestError`` (kind ``MeshConfig``) naming the field of a bad value."""
     ref = ObjectRef(kind="MeshConfig", name="mesh")
-    root = Reader(document, "", ref)
+    root = Reader(document, "", ref, track=True)
     if document is not None and not isinstance(document, dict):
         root.fail("expected a mesh config object")
     config = base or MeshConfig()

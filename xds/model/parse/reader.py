@@ -85,43 +85,54 @@ class Reader:
 
     ``Reader(None, ...)`` reads like an empty object, so optional sections
     need no special casing: ``spec.obj("mtls").string("mode")`` works whether
-    or not ``mtls`` is present. Readers of one object share a record of the
-    fields read (see :meth:`unread`).
+    or not ``mtls`` is present. With ``track``, the Readers of one object share a
+    record of the fields read (see :meth:`unread`); without, reading costs nothing
+    extra (core kinds are read in part by design and never reported).
     """
 
     __slots__ = ("_access", "path", "ref", "value")
 
     def __init__(
-        self, value: object, path: str, ref: ObjectRef, access: _Access | None = None
+        self,
+        value: object,
+        path: str,
+        ref: ObjectRef,
+        *,
+        track: bool = False,
+        access: _Access | None = None,
     ) -> None:
         self.value = value
         self.path = path
         self.ref = ref
-        self._access = access if access is not None else _Access()
+        self._access = access if access is not None or not track else _Access()
 
     def _child(self, value: object, path: str) -> Reader:
-        self._access.entered.add(path)
-        return Reader(value, path, self.ref, self._access)
+        if self._access is not None:
+            self._access.entered.add(path)
+        return Reader(value, path, self.ref, access=self._access)
 
     def unread(self, limit: int = 20) -> tuple[str, ...]:
         """Paths of the fields under this value that no accessor read (null ones aside),
         at most ``limit``: what a parser ignored, for a warning."""
+        if self._access is None:
+            raise RuntimeError("unread() needs a Reader made with track=True")
         found: list[str] = []
-        self._collect_unread(self.value, self.path, found, limit)
+        self._collect_unread(self._access, self.value, self.path, found, limit)
         return tuple(found)
 
-    def _collect_unread(self, value: object, path: str, found: list[str], limit: int) -> None:
-        access = self._access
+    def _collect_unread(
+        self, access: _Access, value: object, path: str, found: list[str], limit: int
+    ) -> None:
         if value is None or path in access.read or len(found) >= limit:
             return
         if path not in access.entered and path != self.path:
             found.append(path)
         elif isinstance(value, Mapping):
             for key, item in value.items():
-                self._collect_unread(item, _join(path, str(key)), found, limit)
+                self._collect_unread(access, item, _join(path, str(key)), found, limit)
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                self._collect_unread(item, f"{path}[{index}]", found, limit)
+                self._collect_unread(access, item, f"{path}[{index}]", found, limit)
 
     # --- navigation -------------------------------------------------------
 
@@ -147,7 +158,8 @@ class Reader:
 
     def _get(self, key: str) -> object:
         """The value at ``key``, taken whole (recorded as read)."""
-        self._access.read.add(self._join(key))
+        if self._access is not None:
+            self._access.read.add(self._join(key))
         return self._mapping().get(key)
 
     def raw(self, key: str) -> object:
@@ -166,7 +178,8 @@ class Reader:
     def skip(self, *keys: str) -> None:
         """Fields deliberately not read (they cannot change what is served): never
         reported by :meth:`unread`."""
-        self._access.read.update(self._join(key) for key in keys)
+        if self._access is not None:
+            self._access.read.update(self._join(key) for key in keys)
 
     def obj(self, key: str) -> Reader:
         """The object at ``key``; an absent field reads as an empty object."""
@@ -183,7 +196,8 @@ class Reader:
         if not isinstance(value, list):
             self.fail(f"expected a list, got {_describe(value)}", key)
         path = self._join(key)
-        self._access.entered.add(path)
+        if self._access is not None:
+            self._access.entered.add(path)
         return [self._child(item, f"{path}[{index}]") for index, item in enumerate(value)]
 
     def entries(self, key: str) -> list[tuple[str, Reader]]:
