@@ -29,11 +29,18 @@ def load_mesh_config(path: Path, base: MeshConfig) -> tuple[MeshConfig, tuple[st
         mesh = (document.get("data") or {}).get("mesh")
         if not isinstance(mesh, str):
             raise MeshConfigError(f"{path}: a ConfigMap without a data.mesh document")
-        try:
-            document = yaml.safe_load(mesh)
-        except yaml.YAMLError as error:
-            raise MeshConfigError(f"{path}: data.mesh: {error}") from None
+        return parse_mesh_text(mesh, base, f"{path}: data.mesh")
     try:
         return parse_mesh_config(document, base)
     except ManifestError as error:
         raise MeshConfigError(f"{path}: {error.field}: {error.message}") from None
+
+
+def parse_mesh_text(text: str, base: MeshConfig, where: str) -> tuple[MeshConfig, tuple[str, ...]]:
+    """The ``mesh`` YAML of an ``istio`` ConfigMap; errors start with ``where``."""
+    try:
+        return parse_mesh_config(yaml.safe_load(text), base)
+    except yaml.YAMLError as error:
+        raise MeshConfigError(f"{where}: {error}") from None
+    except ManifestError as error:
+        raise MeshConfigError(f"{where}: {error.field}: {error.message}") from None

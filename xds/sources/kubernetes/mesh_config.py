@@ -4,13 +4,9 @@ rolling restart of the Deployment gives)."""
 
 from __future__ import annotations
 
-import yaml
-
-from xds.model.errors import ManifestError
 from xds.model.mesh import MeshConfig
-from xds.model.parse.mesh_config import parse_mesh_config
 from xds.sources.kubernetes.api import ApiError, KubeApi
-from xds.sources.mesh_config import MeshConfigError
+from xds.sources.mesh_config import MeshConfigError, parse_mesh_text
 
 CONFIG_MAP = "istio"
 KEY = "mesh"
@@ -31,10 +27,5 @@ async def read_mesh_config(
     text = (config_map.get("data") or {}).get(KEY)
     if text is None:
         return base, (), True
-    try:
-        config, ignored = parse_mesh_config(yaml.safe_load(text), base)
-    except yaml.YAMLError as error:
-        raise MeshConfigError(f"{where}: data.{KEY}: {error}") from None
-    except ManifestError as error:
-        raise MeshConfigError(f"{where}: data.{KEY}: {error.field}: {error.message}") from None
+    config, ignored = parse_mesh_text(text, base, f"{where}: data.{KEY}")
     return config, ignored, True

@@ -150,14 +150,15 @@ def _domains(route_hostnames: Sequence[str], listener_hostname: str | None) -> l
         return list(route_hostnames)
     out = []
     for hostname in route_hostnames:
-        if _covers(listener_hostname, hostname):
+        if covers(listener_hostname, hostname):
             out.append(hostname)
-        elif _covers(hostname, listener_hostname):
+        elif covers(hostname, listener_hostname):
             out.append(listener_hostname)
     return out
 
 
-def _covers(pattern: str, hostname: str) -> bool:
+def covers(pattern: str, hostname: str) -> bool:
+    """Gateway API hostname matching: ``*.example.com`` covers its subdomains."""
     if pattern.startswith("*."):
         return hostname.endswith(pattern[1:]) and not hostname.startswith("*.")
     return pattern == hostname

@@ -32,7 +32,6 @@ from xds.model.security import JwtRule, RequestAuthentication
 from xds.translate.waypoint import names, routes
 from xds.translate.waypoint.inputs import ServiceInfo, WaypointConfig
 from xds.translate.waypoint.protos import duration, typed
-from xds.translate.waypoint.route_ir import Destination
 from xds.translate.waypoint.targeting import targets_service, targets_waypoint
 
 FILTER_NAME = "envoy.filters.http.jwt_authn"
@@ -179,7 +178,7 @@ def usable_jwks(text: str) -> bool:
 def _cluster(config: WaypointConfig, host: str, port: int) -> str:
     if config.service(host) is None:
         return names.outbound_cluster(port, host)  # istiod's name: fetching fails until it exists
-    return routes.RouteBuilder(config, host, port).cluster(Destination(host, port))
+    return routes.RouteBuilder.cluster_of(config, host, port)
 
 
 def _uri_host_port(uri: str) -> tuple[str, int]:

@@ -74,7 +74,6 @@ from xds.translate.waypoint.protos import (
     suffix,
     typed,
 )
-from xds.translate.waypoint.route_ir import Destination
 from xds.translate.waypoint.targeting import targets_service, targets_waypoint
 
 
@@ -164,21 +163,20 @@ def _provider_cluster(config: WaypointConfig, policy: AuthorizationPolicy) -> st
     target = config.service(provider.hostname)
     if target is None or provider.port not in {port.port for port in target.ports}:
         return None  # Envoy would refuse a filter naming a cluster that does not exist
-    builder = routes.RouteBuilder(config, provider.hostname, provider.port)
-    return builder.cluster(Destination(provider.hostname, provider.port))
+    return routes.RouteBuilder.cluster_of(config, provider.hostname, provider.port)
 
 
 def _external_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
-    by_provider: dict[str, list[AuthorizationPolicy]] = {}
+    by_provider: dict[str, tuple[str, list[AuthorizationPolicy]]] = {}
     for policy in attached_policies(config, service):
-        if _provider_cluster(config, policy) is not None:
-            by_provider.setdefault(policy.provider or "", []).append(policy)
+        cluster = _provider_cluster(config, policy)
+        if cluster is not None:
+            by_provider.setdefault(policy.provider or "", (cluster, []))[1].append(policy)
     context = _Context(mode=config.identity.mode, http=True)
     out: list[Any] = []
-    for name, policies in sorted(by_provider.items()):
+    for name, (cluster, policies) in sorted(by_provider.items()):
         provider = config.extension_provider(name)
-        cluster = _provider_cluster(config, policies[0])
-        assert provider is not None and cluster is not None
+        assert provider is not None  # _provider_cluster found it
         # Shadow rules only record which CUSTOM rule matched; ext_authz decides.
         shadow = _rbac(rbac_pb2.RBAC.DENY, policies, context, ext_authz.policy_prefix(name))
         out.append(

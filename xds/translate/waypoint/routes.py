@@ -273,6 +273,12 @@ class RouteBuilder:
         http = not tcp and (info is None or info.protocol.is_http or info.protocol.is_sniffed)
         return names.inbound_vip_cluster(port, http, destination.host, destination.subset)
 
+    @classmethod
+    def cluster_of(cls, config: WaypointConfig, host: str, port: int) -> str:
+        """The cluster this waypoint reaches ``host:port`` through (for filters that
+        call a service themselves: an external authorizer, a JWKS server)."""
+        return cls(config, host, port).cluster(Destination(host, port))
+
     def _hash_policy(self, host: str, subset: str | None, port: int) -> Any | None:
         policy = traffic_policy(self.config.destination_rules.get(host), subset, port)
         if policy is None or policy.consistent_hash is None:
@@ -323,14 +329,8 @@ def tcp_targets(config: WaypointConfig, service: ServiceInfo, port: int) -> list
 def _names_service(hostnames: Sequence[str], service_hostname: str) -> bool:
     if not hostnames:
         return True
-    covering = [name for name in hostnames if _hostname_covers(name, service_hostname)]
+    covering = [name for name in hostnames if gateway_api.covers(name, service_hostname)]
     return covering == [service_hostname]
-
-
-def _hostname_covers(pattern: str, hostname: str) -> bool:
-    if pattern.startswith("*."):
-        return hostname.endswith(pattern[1:])
-    return pattern == hostname
 
 
 def hash_policy(consistent: ConsistentHash) -> Any | None:
