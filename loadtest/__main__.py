@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--services", type=int)
     shape.add_argument("--singles", type=int, help="isolated pod changes")
     shape.add_argument("--churn-rate", type=float, metavar="PODS/S")
-    shape.add_argument("--duration", type=float, metavar="SECONDS", help="churn duration")
+    shape.add_argument("--duration", type=float, metavar="SECONDS", help="churn (or soak) duration")
     shape.add_argument(
         "--service-edits", type=float, metavar="PER_S", help="Service edits per second during churn"
     )
@@ -214,6 +214,10 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         )
         if v is not None
     }
+    soak = scenario.soak
+    if soak is not None and args.duration is not None:
+        soak = replace(soak, seconds=args.duration)
+        churn_overrides.pop("seconds")
     if churn_overrides:
         churn = replace(churn or ChurnSpec(), **churn_overrides)
     overrides: dict[str, Any] = {
@@ -245,6 +249,7 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         scenario,
         mesh=mesh,
         churn=churn,
+        soak=soak,
         floor=scenario.floor and not args.no_floor and not args.on_demand,
         **overrides,
     )

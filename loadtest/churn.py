@@ -8,6 +8,9 @@ they receive and ACK that name; that is how convergence is measured.
 
 A plan never touches the same object twice, so "the first response naming
 ``key`` after the change was written" is that change and not an earlier one.
+The soak is the exception (``recycle``): it runs for as long as asked, so
+changed objects go back to the end of their pool and are changed again, and
+the mesh keeps its size (as many pods added as removed).
 Pod relabels change the ``version`` label, which ztunnel sees as the
 workload's canonical revision; service edits add or drop a port; policy
 edits move an AuthorizationPolicy rule to another port; route edits shift
@@ -103,10 +106,14 @@ class Planner:
         cluster_id: str = "Kubernetes",
         seed: int = 7,
         on_demand: bool = False,
+        recycle: bool = False,
     ) -> None:
         """``on_demand``: the ztunnels subscribe by name (``XDS_ON_DEMAND``), so a pod's
-        change is for the ztunnels of its node only, and a Service's for nobody."""
+        change is for the ztunnels of its node only, and a Service's for nobody.
+        ``recycle``: a changed object (and an added pod) goes back to the far end of its
+        pool, so changes never run out; removed pods are gone for good."""
         self._cluster_id = cluster_id
+        self._recycle = recycle
         self._on_demand = on_demand
         self._rng = random.Random(seed)
         self._ids = iter(range(1, 1 << 31))
@@ -140,6 +147,12 @@ class Planner:
         self._rng.shuffle(items)
         return items
 
+    def _returned(self, pool: list[Manifest], manifest: Manifest) -> Manifest:
+        """With ``recycle``, the object's new state waits at the far end of its pool."""
+        if self._recycle:
+            pool.insert(0, manifest)
+        return manifest
+
     def available(self, kind: str) -> bool:
         pools = {
             "pod-remove": self._pods,
@@ -163,7 +176,7 @@ class Planner:
         ip = str(IPv4Address(_ADDED_POD_NETWORK + self._added))
         pod["status"]["podIP"] = ip
         pod["status"]["podIPs"] = [{"ip": ip}]
-        return self._pod_change("pod-add", pod, Expect.UPSERT)
+        return self._pod_change("pod-add", self._returned(self._pods, pod), Expect.UPSERT)
 
     def pod_remove(self) -> Change:
         pod = self._pods.pop()
@@ -173,7 +186,7 @@ class Planner:
         pod = copy.deepcopy(self._pods.pop())
         labels = pod["metadata"]["labels"]
         labels["version"] = "v2" if labels.get("version") != "v2" else "v3"
-        return self._pod_change("pod-relabel", pod, Expect.UPSERT)
+        return self._pod_change("pod-relabel", self._returned(self._pods, pod), Expect.UPSERT)
 
     def service_edit(self) -> Change:
         service = copy.deepcopy(self._services.pop())
@@ -189,7 +202,7 @@ class Planner:
             type_urls.ADDRESS,
             NOBODY if self._on_demand else ZTUNNEL,
             Expect.UPSERT,
-            service,
+            self._returned(self._services, service),
         )
 
     def policy_edit(self) -> Change:
@@ -203,7 +216,7 @@ class Planner:
             type_urls.AUTHORIZATION,
             ZTUNNEL,
             Expect.UPSERT,
-            policy,
+            self._returned(self._policies, policy),
         )
 
     def route_edit(self) -> Change:

@@ -23,6 +23,7 @@ from loadtest.csr import CsrResult
 from loadtest.phases import Changes
 from loadtest.report import Better, Report
 from loadtest.run import Exercise, RunResult
+from loadtest.soak import SoakResult
 
 _MB = 1024 * 1024
 
@@ -59,6 +60,8 @@ def build(outcome: RunResult, report: Report) -> Report:
         _churn(add, server.churn, floor.churn if floor else None, server)
     if server.csr:
         _csr(add, server.csr)
+    if server.soak is not None:
+        _soak(add, server.soak, report)
     changes = [c for c in (server.singles, server.routes, server.churn) if c is not None]
     if changes:
         add(
@@ -378,6 +381,49 @@ def _csr(add: _Add, results: Sequence[CsrResult]) -> None:
         "latency at the open-loop rate (from scheduled send), p99",
     )
     add("csr_errors", sum(r.errors for r in results), "calls", "failed CreateCertificate calls")
+
+
+def _soak(add: _Add, soak: SoakResult, report: Report) -> None:
+    add("soak_seconds", soak.seconds, "s", "soak duration")
+    add("soak_changes", sum(soak.changes.values()), "changes", "config changes made")
+    add("soak_restarts", soak.restarts, "streams", "streams restarted by the proxies")
+    add(
+        "soak_rss_after_warmup",
+        soak.rss_after_warmup / _MB,
+        "MB",
+        "server RSS after warm-up (median of the first tenth after it)",
+    )
+    add("soak_rss_end", soak.rss_end / _MB, "MB", "server RSS at the end (last tenth's median)")
+    add("soak_rss_peak", soak.rss_peak / _MB, "MB", "server RSS peak after warm-up")
+    add("soak_rss_growth", soak.growth * 100, "%", "server RSS growth after warm-up")
+    add(
+        "soak_divergent_proxies",
+        len(soak.divergent),
+        "proxies",
+        "proxies whose final state differs from xds render",
+    )
+    add("soak_unsynced_proxies", soak.unsynced, "proxies", "proxies not synced at the end")
+    if soak.consistent_after is not None:
+        add(
+            "soak_consistent_after",
+            _ms(soak.consistent_after),
+            "ms",
+            "last change to every proxy holding xds render's state (checked every second)",
+        )
+    if soak.csr is not None:
+        add(
+            "soak_csrs",
+            len(soak.csr.open_latencies),
+            "certs",
+            "certificates issued during the soak",
+            better=Better.HIGHER,
+        )
+        add("soak_csr_errors", soak.csr.errors, "calls", "failed CreateCertificate calls")
+        if soak.csr.first_error:
+            report.note(f"soak: first CSR error: {soak.csr.first_error}")
+    for bad in soak.divergent[:5]:
+        report.note(f"soak: proxy {bad.proxy} ({bad.node_id}) diverged: {bad.description}")
+    report.note("soak changes: " + ", ".join(f"{k} {v}" for k, v in sorted(soak.changes.items())))
 
 
 def _ms(seconds: float) -> float:

@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from loadtest import worker
+from loadtest.consistency import Expected
 from loadtest.csr import CsrJob, CsrResult
 from loadtest.proxies import ProxySpec
 from loadtest.tracking import Delivery, Expectation
@@ -31,6 +32,7 @@ class ClientProcessError(RuntimeError):
 class Fleet:
     def __init__(self, processes: int, cpus: frozenset[int] | None = None) -> None:
         context = mp.get_context("spawn")  # no gRPC state may cross a fork
+        self._next_reconnect = 0
         self._pipes: list[Connection] = []
         self._processes: list[Any] = []
         for _ in range(processes):
@@ -56,15 +58,24 @@ class Fleet:
     # -- commands ----------------------------------------------------------------------------
 
     def connect(
-        self, proxies: Sequence[ProxySpec], endpoint: Endpoint, rate: float, delay: float = 0.3
+        self,
+        proxies: Sequence[ProxySpec],
+        endpoint: Endpoint,
+        rate: float,
+        delay: float = 0.3,
+        *,
+        keep: bool = False,
     ) -> float:
-        """Start connecting ``proxies`` at ``rate`` per second; returns the start (monotonic)."""
+        """Start connecting ``proxies`` at ``rate`` per second; returns the start (monotonic).
+        ``keep``: every ztunnel sim holds its whole state (for ``verify``)."""
         start_at = time.monotonic() + delay
         shares: list[list[tuple[int, ProxySpec]]] = [[] for _ in self._pipes]
         for index, spec in enumerate(proxies):
             shares[index % len(shares)].append((index, spec))
         per_process = rate / len(self._pipes)
-        self._each([worker.Connect(share, endpoint, per_process, start_at) for share in shares])
+        self._each(
+            [worker.Connect(share, endpoint, per_process, start_at, keep) for share in shares]
+        )
         return start_at
 
     def track(self, keys: Sequence[str]) -> None:
@@ -85,6 +96,17 @@ class Fleet:
     def collect(self) -> dict[int, Delivery]:
         """Every change's deliveries, summed over processes; forgets them."""
         return worker.merge_deliveries(self._each([worker.Collect()] * len(self._pipes)))
+
+    def reconnect(self, count: int) -> int:
+        """Restart ``count`` random streams (one process's share); returns how many."""
+        index = self._next_reconnect % len(self._pipes)
+        self._next_reconnect += 1
+        return int(self._one(index, worker.Reconnect(count)))
+
+    def verify(self, expected: dict[str, Expected]) -> list[worker.Diverged]:
+        """Every proxy whose state differs from ``expected`` (see ``worker.Verify``)."""
+        command = worker.Verify(expected)
+        return [d for batch in self._each([command] * len(self._pipes)) for d in batch]
 
     def disconnect(self) -> None:
         self._each([worker.Disconnect()] * len(self._pipes))
@@ -107,15 +129,20 @@ class Fleet:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    def _one(self, index: int, command: object) -> Any:
+        self._pipes[index].send(command)
+        return self._gather(only=index)[0]
+
     def _each(self, commands: Sequence[object], timeout: float = _REPLY_TIMEOUT) -> list[Any]:
         for pipe, command in zip(self._pipes, commands, strict=True):
             pipe.send(command)
         return self._gather(timeout)
 
-    def _gather(self, timeout: float = _REPLY_TIMEOUT) -> list[Any]:
+    def _gather(self, timeout: float = _REPLY_TIMEOUT, only: int | None = None) -> list[Any]:
         replies = []
         deadline = time.monotonic() + timeout
-        for pipe, process in zip(self._pipes, self._processes, strict=True):
+        pairs = list(zip(self._pipes, self._processes, strict=True))
+        for pipe, process in pairs if only is None else [pairs[only]]:
             while not pipe.poll(0.1):
                 if not process.is_alive():
                     raise ClientProcessError(

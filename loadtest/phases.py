@@ -77,9 +77,12 @@ def connect(
     rate: float,
     timeout: float,
     progress: Progress,
+    *,
+    keep: bool = False,
 ) -> Synced:
-    """Open every proxy's stream at ``rate`` per second; wait until all are synced."""
-    started_at = fleet.connect(proxies, subject.endpoint, rate)
+    """Open every proxy's stream at ``rate`` per second; wait until all are synced.
+    ``keep``: ztunnels hold their whole state (for the soak's final check)."""
+    started_at = fleet.connect(proxies, subject.endpoint, rate, keep=keep)
     deadline = started_at + timeout
     total = len(proxies)
     while True:

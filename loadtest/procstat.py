@@ -158,10 +158,14 @@ class Sampler:
             series = self._series.get(label)
             return series[-1] if series else None
 
+    def samples(self, label: str, start: float, end: float) -> list[Sample]:
+        """The samples of ``label`` taken between ``start`` and ``end`` (monotonic)."""
+        with self._lock:
+            return [s for s in self._series.get(label, []) if start <= s.at <= end]
+
     def window(self, label: str, start: float, end: float) -> Window:
         """CPU used and memory held by ``label`` between ``start`` and ``end`` (monotonic)."""
-        with self._lock:
-            inside = [s for s in self._series.get(label, []) if start <= s.at <= end]
+        inside = self.samples(label, start, end)
         if len(inside) < 2:
             return Window(end - start, math.nan, 0, 0, math.nan)
         return Window(

@@ -39,6 +39,8 @@ from xds.proto.istio.workload import workload_pb2
 
 ZTUNNEL_TYPES = (type_urls.ADDRESS, type_urls.AUTHORIZATION)
 ENVOY_CONFIG_TYPES = frozenset({type_urls.CLUSTER, type_urls.LISTENER, type_urls.ROUTE})
+ENVOY_VERIFIED_TYPES = (type_urls.CLUSTER, type_urls.LISTENER, type_urls.ENDPOINT)
+"""What the soak compares of a waypoint's state (secrets are minted per request)."""
 SECRET_NAMES = ("default", "ROOTCA")
 
 
@@ -179,6 +181,9 @@ class ZtunnelSim(_Simulated, DeltaClient):
     tracked: set[str] = field(default_factory=set)
     """Names to report to the observer (shared with the client process, which fills it)."""
     validate: bool = False
+    keep: bool = False
+    """Hold every resource as ztunnel does (``held``, sent back as
+    ``initial_resource_versions`` on reconnect): the soak checks it at the end."""
 
     def _open(self, method: str, request_type: Any, response_type: Any) -> None:
         super()._open(method, request_type, _Counting(response_type, self.state))
@@ -214,6 +219,8 @@ class ZtunnelSim(_Simulated, DeltaClient):
             self._nacked(error)
         elif initial:
             self._received_initial(type_url, len(response.resources), now)
+        if self.keep:
+            self._hold(response, resources=error is None)
         return ack
 
 
@@ -267,8 +274,12 @@ class DeltaWaypointSim(_Envoy, DeltaClient):
 
     async def start(self) -> None:
         subscriptions = self._initial_types()
-        self._eds_names = set()
         self._begin(set(subscriptions))
+        if self._eds_names:
+            # A restarted stream: like Envoy, ask again for every assignment it watches
+            # (``held`` adds their versions), since clusters that did not change will
+            # not come back to trigger the request.
+            subscriptions[type_urls.ENDPOINT] = sorted(self._eds_names)
         await self.connect(subscriptions)
 
     async def _read(self) -> None:
@@ -337,7 +348,9 @@ def make_sim(
     *,
     tls: bool,
     validate: bool,
+    keep: bool = False,
 ) -> Sim:
+    """``keep``: ztunnels hold their state (waypoint sims always do, as Envoy)."""
     if spec.kind == "ztunnel":
         return ZtunnelSim(
             channel,
@@ -348,6 +361,7 @@ def make_sim(
             observer=observer,
             tracked=tracked,
             validate=validate,
+            keep=keep,
         )
     cls = DeltaWaypointSim if spec.delta else SotwWaypointSim
     return cls(

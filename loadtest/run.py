@@ -18,10 +18,10 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from loadtest import churn, mesh, nodes, phases
+from loadtest import churn, consistency, mesh, nodes, phases, soak
 from loadtest.bench_ca import make_csrs
 from loadtest.csr import CsrJob, CsrResult
 from loadtest.fleet import Fleet
@@ -43,6 +43,7 @@ from loadtest.servers import (
     Tls,
     XdsServer,
 )
+from loadtest.soak import SoakResult
 from loadtest.worker import Endpoint, Status
 
 
@@ -116,6 +117,7 @@ class Exercise:
     """How the server's /metrics moved during the changes (singles, route edits, churn)."""
     pushes: list[FloorPush] = field(default_factory=list)
     csr: list[CsrResult] = field(default_factory=list)
+    soak: SoakResult | None = None
 
 
 @dataclass
@@ -171,7 +173,18 @@ def run(scenario: Scenario, options: RunOptions, progress: Progress) -> RunResul
                 "changes are made through the API"
             )
         server = _exercise_server(
-            scenario, options, fleet, plan, proxies, tls, files, work, sampler, progress, notes
+            scenario,
+            options,
+            fleet,
+            plan,
+            documents,
+            proxies,
+            tls,
+            files,
+            work,
+            sampler,
+            progress,
+            notes,
         )
     return RunResult(scenario, options, server, floor, notes)
 
@@ -219,6 +232,8 @@ def _tls(
     accounts = [p.account for p in proxies]
     if scenario.csr is not None:
         accounts.append(scenario.csr.account)
+    if scenario.soak is not None:
+        accounts.append(scenario.soak.csr_account)
     if options.external is not None:
         if options.external.ca_dir is None:
             raise ValueError(
@@ -287,6 +302,7 @@ def _exercise_server(
     options: RunOptions,
     fleet: Fleet,
     plan: Plan,
+    documents: list[Manifest],
     proxies: list[ProxySpec],
     tls: Tls | None,
     files: Mesh | None,
@@ -299,7 +315,10 @@ def _exercise_server(
     startup = None
     if options.external is None:
         assert files is not None
-        subject = XdsServer(files, options.serve, work / "server.log", tls)
+        serve = replace(
+            options.serve, extra_args=[*scenario.server_args, *options.serve.extra_args]
+        )
+        subject = XdsServer(files, serve, work / "server.log", tls)
         progress.line(f"server: {' '.join(subject.command())}")
         startup = subject.start()
         progress.line(f"server: ready in {startup:.2f} s (log: {work / 'server.log'})")
@@ -334,7 +353,9 @@ def _exercise_server(
             tls=tls,
             profile=options.profile,
             profile_phase=options.profile_phase,
+            soaking=_soaking(scenario, documents, proxies, files, tls, sampler, progress),
         )
+
         result.startup_seconds = startup
         result.metrics = subject.metrics()
         return result
@@ -360,15 +381,22 @@ def _exercise(
     pushes: Callable[[], list[FloorPush]] | None = None,
     profile: Path | None = None,
     profile_phase: str = "changes",
+    soaking: Callable[[Fleet, Subject], SoakResult] | None = None,
 ) -> Exercise:
-    """Connect, idle, single changes, route edits, churn and CSRs, as far as ``plan`` and
-    the scenario ask; CSRs only with ``tls`` (our server's TLS port)."""
+    """Connect, idle, single changes, route edits, churn, CSRs and the soak, as far as
+    ``plan`` and the scenario ask; CSRs only with ``tls`` (our server's TLS port)."""
     label = subject.label
     sampler.watch(label, subject.pids)
     began = sampler.now(label)
     recording = _profile(profile, subject, progress) if profile_phase == "connect" else None
     sync = phases.connect(
-        fleet, subject, proxies, scenario.connect_rate, scenario.sync_timeout, progress
+        fleet,
+        subject,
+        proxies,
+        scenario.connect_rate,
+        scenario.sync_timeout,
+        progress,
+        keep=soaking is not None,
     )
     if recording is not None:
         recording.stop()
@@ -427,6 +455,8 @@ def _exercise(
         progress.line(f"{label}: profile written to {recording.output}")
     if scenario.csr is not None and tls is not None:
         result.csr = phases.csr(fleet, _csr_jobs(scenario, fleet, subject, tls), progress)
+    if soaking is not None:
+        result.soak = soaking(fleet, subject)
     result.final = fleet.status()
     ended = sampler.now(label)
     result.whole = sampler.window(label, began.at, ended.at)
@@ -444,6 +474,82 @@ def _profile(path: Path | None, subject: Subject, progress: Progress) -> Profile
         return None
     progress.line(f"{subject.label}: recording py-spy profile of pids {subject.pids}")
     return Profile(subject.pids, path)
+
+
+def _soaking(
+    scenario: Scenario,
+    documents: list[Manifest],
+    proxies: list[ProxySpec],
+    files: Mesh | None,
+    tls: Tls | None,
+    sampler: Sampler,
+    progress: Progress,
+) -> Callable[[Fleet, Subject], SoakResult] | None:
+    """The soak phase of ``scenario``, if it has one and its config directory is ours."""
+    spec = scenario.soak
+    if spec is None:
+        return None
+    if scenario.on_demand:
+        raise ValueError(f"scenario {scenario.name}: the soak's check needs wildcard ztunnels")
+    if not isinstance(files, MeshFiles):
+        raise ValueError(
+            f"scenario {scenario.name} checks the proxies against xds render of the "
+            "config directory: it needs the files the server reads (file mode)"
+        )
+    directory = files.directory
+
+    def expected() -> dict[str, consistency.Expected]:
+        return _rendered(directory, proxies)
+
+    def soaking(fleet: Fleet, subject: Subject) -> SoakResult:
+        planner = churn.Planner(documents, cluster_id=nodes.CLUSTER_ID, seed=11, recycle=True)
+        if tls is None or spec.csrs_per_second <= 0:
+            return soak.run(fleet, subject, planner, spec, sampler, progress, expected=expected)
+        csr_fleet = Fleet(1)
+        try:
+            job = CsrJob(
+                subject.endpoint.address,
+                tls.root_pem,
+                tls.tokens[spec.csr_account],
+                make_csrs(4),
+                connections=1,
+                closed_requests=0,
+                concurrency=1,
+                open_rate=spec.csrs_per_second,
+                open_seconds=spec.seconds,
+                start_at=time.monotonic(),
+            )
+            return soak.run(
+                fleet,
+                subject,
+                planner,
+                spec,
+                sampler,
+                progress,
+                expected=expected,
+                csr=(csr_fleet, job),
+            )
+        finally:
+            csr_fleet.close()
+
+    return soaking
+
+
+def _rendered(directory: Path, proxies: list[ProxySpec]) -> dict[str, consistency.Expected]:
+    """What ``xds render`` gives each kind of proxy: one state for every ztunnel, one per
+    waypoint (replicas of a waypoint share it)."""
+    from xds.render import render
+
+    by_audience: dict[str, consistency.Expected] = {}
+    expected: dict[str, consistency.Expected] = {}
+    for spec in proxies:
+        key = "ztunnel" if spec.kind == "ztunnel" else spec.node_id
+        if spec.audience not in by_audience:
+            by_audience[spec.audience] = consistency.expected_from_render(
+                render(directory, spec.node_id)
+            )
+        expected[key] = by_audience[spec.audience]
+    return expected
 
 
 def _csr_jobs(scenario: Scenario, fleet: Fleet, subject: Subject, tls: Tls) -> list[CsrJob]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from loadtest.churn import ChurnSpec
 from loadtest.meshgen import MeshSpec
+from loadtest.soak import SoakSpec
 
 FLOOR_RATIO = 1.3
 """Our convergence may take at most this multiple of the bare gRPC floor's."""
@@ -48,6 +49,7 @@ class Scenario:
     route_singles: int = 0
     """Isolated HTTPRoute edits (measured only if the server serves waypoint config)."""
     churn: ChurnSpec | None = None
+    soak: SoakSpec | None = None
     csr: CsrLoad | None = None
     floor: bool = True
     idle_seconds: float = 3.0
@@ -60,10 +62,41 @@ class Scenario:
     sync_timeout: float = 120.0
     settle_seconds: float = 20.0
     single_gap: float = 0.3
+    server_args: tuple[str, ...] = ()
+    """More ``xds serve`` arguments the preset needs (before ``--server-arg``'s)."""
     targets: dict[str, float] = field(default_factory=dict)
 
     def target(self, metric: str) -> float | None:
         return self.targets.get(metric)
+
+
+_SOAK_TARGETS = {
+    "soak_rss_growth": 5.0,
+    "soak_divergent_proxies": 0,
+    "soak_unsynced_proxies": 0,
+    "soak_csr_errors": 0,
+    "nacks": 0,
+}
+
+
+def _soak(name: str, summary: str, mesh: MeshSpec, ztunnels: int, spec: SoakSpec) -> Scenario:
+    return Scenario(
+        name=name,
+        summary=summary,
+        mesh=mesh,
+        ztunnels=ztunnels,
+        waypoints=mesh.waypoints,
+        sotw_waypoints=mesh.waypoints // 2,
+        tls=True,
+        soak=spec,
+        floor=False,
+        idle_seconds=1,
+        connect_rate=200,
+        sync_timeout=60,
+        # The server also ends connections by age: restarts from both sides.
+        server_args=("--max-connection-age", str(spec.seconds / 4)),
+        targets=_SOAK_TARGETS,
+    )
 
 
 _MESH_10K = MeshSpec(
@@ -224,6 +257,36 @@ PRESETS: dict[str, Scenario] = {
                 requests=4_000, connections=64, concurrency=64, open_rate=500, open_seconds=10
             ),
             targets={"csr_rate": 2_000, "csr_open_p99": 50, "csr_errors": 0},
+        ),
+        _soak(
+            "soak",
+            "30 minutes of churn, stream restarts and CSRs against 200 ztunnels and 4 "
+            "waypoints; memory growth after warm-up, then every proxy's state against "
+            "xds render",
+            MeshSpec(
+                pods=2_000,
+                services=200,
+                namespaces=10,
+                waypoints=4,
+                nodes=200,
+                authorization_policies=40,
+            ),
+            200,
+            SoakSpec(seconds=1800),
+        ),
+        _soak(
+            "soak-short",
+            "the soak in 2 minutes on a small mesh (the test suite runs it)",
+            MeshSpec(
+                pods=400,
+                services=40,
+                namespaces=4,
+                waypoints=2,
+                nodes=30,
+                authorization_policies=8,
+            ),
+            30,
+            SoakSpec(seconds=120, settle_seconds=30),
         ),
         Scenario(
             name="ambient-10k",

@@ -21,9 +21,18 @@ from typing import Any
 
 import grpc
 
+from loadtest import consistency
 from loadtest.csr import CsrJob, run_csr
 from loadtest.pinning import pin
-from loadtest.proxies import ProxySpec, ProxyState, Sim, make_sim
+from loadtest.proxies import (
+    ENVOY_VERIFIED_TYPES,
+    ZTUNNEL_TYPES,
+    ProxySpec,
+    ProxyState,
+    Sim,
+    SotwWaypointSim,
+    make_sim,
+)
 from loadtest.tracking import Delivery, Expectation, Tracker
 from xds.tasks import cancel_and_wait
 
@@ -53,6 +62,8 @@ class Connect:
     endpoint: Endpoint
     rate: float  # connections per second from this process
     start_at: float  # time.monotonic()
+    keep: bool = False
+    """ztunnel sims hold their whole state (for ``Verify``)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,29 @@ class RunCsr:
 @dataclass(frozen=True)
 class Stop:
     pass
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """Close ``count`` streaming proxies (chosen at random) and open them again at once,
+    as a proxy restarting its stream does: with ``initial_resource_versions``."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class Verify:
+    """Compare every proxy's state with the expected state of its kind: ``"ztunnel"``
+    for every (wildcard) ztunnel, a waypoint's node id for that waypoint."""
+
+    expected: dict[str, consistency.Expected]
+
+
+@dataclass(frozen=True)
+class Diverged:
+    proxy: int
+    node_id: str
+    description: str
 
 
 @dataclass
@@ -200,6 +234,10 @@ class Worker:
                 self._spawn(self._reply_when(self._disconnect()))
             case RunCsr(job):
                 self._spawn(self._reply_when(run_csr(job)))
+            case Reconnect(count):
+                self._conn.send(self._restart_some(count))
+            case Verify(expected):
+                self._conn.send(self._verify(expected))
             case Stop():
                 self._conn.send(True)
                 self._stopped.set()
@@ -239,11 +277,13 @@ class Worker:
                 return
             state = ProxyState(index, spec)
             self._states.append(state)
-            sim = self._make(state, command.endpoint, validate=number == 0)
+            sim = self._make(state, command.endpoint, validate=number == 0, keep=command.keep)
             self._sims[index] = sim
             await self._start(sim)
 
-    def _make(self, state: ProxyState, endpoint: Endpoint, *, validate: bool) -> Sim:
+    def _make(
+        self, state: ProxyState, endpoint: Endpoint, *, validate: bool, keep: bool = False
+    ) -> Sim:
         options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
             ("grpc.use_local_subchannel_pool", 1),
@@ -268,6 +308,7 @@ class Worker:
             self._tracker.keys,
             tls=self._credentials is not None,
             validate=validate,
+            keep=keep,
         )
 
     # -- Observer (called by the sims) -----------------------------------------------------
@@ -301,6 +342,20 @@ class Worker:
         await sim.close()
         await self._start(sim)
 
+    def _restart_some(self, count: int) -> int:
+        streaming = [self._sims[s.index] for s in self._states if s.streaming]
+        chosen = random.sample(streaming, min(count, len(streaming)))
+        for sim in chosen:
+            sim.state.streaming = False  # not chosen again before it is back
+            self._spawn(self._restart(sim), self._proxy_tasks)
+        return len(chosen)
+
+    async def _restart(self, sim: Sim) -> None:
+        self._reconnects += 1
+        await sim.close()
+        if self._connected:
+            await self._start(sim)
+
     async def _start(self, sim: Sim) -> None:
         """Open the sim's stream; a failure to even start counts as a stream error."""
         try:
@@ -308,6 +363,25 @@ class Worker:
         except Exception as e:
             sim.state.streaming = False
             self.ended(sim.state, e)
+
+    # -- the soak's final check -------------------------------------------------------------
+
+    def _verify(self, expected: dict[str, consistency.Expected]) -> list[Diverged]:
+        decoder = consistency.Decoder()
+        found = []
+        for state in self._states:
+            sim = self._sims[state.index]
+            spec = state.spec
+            if spec.kind == "ztunnel":
+                key, types = "ztunnel", ZTUNNEL_TYPES
+            else:
+                key, types = spec.node_id, ENVOY_VERIFIED_TYPES
+            divergence = consistency.compare(
+                _held(sim), expected.get(key, {}), decoder, types=types
+            )
+            if divergence:
+                found.append(Diverged(state.index, spec.node_id, divergence.describe()))
+        return found
 
     # -- status and teardown ----------------------------------------------------------------
 
@@ -356,6 +430,21 @@ class Worker:
             await asyncio.gather(
                 *(c.close() for c in channels[chunk : chunk + 200]), return_exceptions=True
             )
+
+
+def _held(sim: Sim) -> dict[str, dict[str, bytes]]:
+    """What a sim has applied, by type URL and name."""
+    if isinstance(sim, SotwWaypointSim):
+        return {
+            type_url: {
+                consistency.sotw_name(type_url, r.value): r.value for r in response.resources
+            }
+            for type_url, response in sim.last.items()
+        }
+    return {
+        type_url: {name: held.body for name, held in resources.items()}
+        for type_url, resources in sim.held.items()
+    }
 
 
 def merge_deliveries(batches: Sequence[Sequence[Delivery]]) -> dict[int, Delivery]:

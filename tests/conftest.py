@@ -20,8 +20,9 @@ from .kube.cluster import Cluster, running_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Every line the control planes of this test session log (in-process ones; at info and
-# above, as operators run them) is kept and scanned at the end for key and token material.
+# Every line the control planes of this test session log (in-process ones at info and
+# above, as operators run them; and the logs of `xds` processes that tests hand to
+# `scan_output`) is scanned for key and token material; a match fails the session.
 _SECRETS = re.compile(r"PRIVATE KEY|Bearer [A-Za-z0-9._~+/-]{16,}|eyJ[A-Za-z0-9_-]{16,}\.")
 
 
@@ -35,13 +36,21 @@ class _SessionLog(logging.Handler):
         self.lines = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        line = self.format(record)
+        self.scan(self.format(record))
+
+    def scan(self, line: str) -> None:
         self.lines += 1
         if _SECRETS.search(line):
             self.leaks.append(line[:300])
 
 
 _session_log = _SessionLog()
+
+
+def scan_output(text: str) -> None:
+    """Add the log of an ``xds`` process a test ran to the session's secret scan."""
+    for line in text.splitlines():
+        _session_log.scan(line)
 
 
 def pytest_configure(config: pytest.Config) -> None:

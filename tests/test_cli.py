@@ -18,7 +18,7 @@ import pytest
 from xds.client import DeltaClient, SotwClient
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER
 
-from .conftest import REPO, free_port
+from .conftest import REPO, free_port, scan_output
 from .helpers import http_ready, wait_until
 
 ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.local"
@@ -30,13 +30,15 @@ WAYPOINT_METADATA = {
 
 
 def xds(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "xds", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+    scan_output(result.stderr)
+    return result
 
 
 def test_version() -> None:

@@ -136,12 +136,7 @@ class DeltaClient(_Stream):
     def _answer(self, response: Any) -> Any:
         # Like ztunnel: apply what is valid even when NACKing the response.
         error = self.nack(response.type_url, response) if self.nack else None
-        held = self.held.setdefault(response.type_url, {})
-        if error is None:
-            for resource in response.resources:
-                held[resource.name] = Held(resource.version, resource.resource.value)
-        for name in response.removed_resources:
-            held.pop(name, None)
+        self._hold(response, resources=error is None)
         ack = discovery_pb2.DeltaDiscoveryRequest(
             type_url=response.type_url, response_nonce=response.nonce
         )
@@ -149,6 +144,15 @@ class DeltaClient(_Stream):
             ack.error_detail.code = 3
             ack.error_detail.message = error
         return ack
+
+    def _hold(self, response: Any, *, resources: bool = True) -> None:
+        """Apply a response to ``held``: its resources (unless NACKed) and its removals."""
+        held = self.held.setdefault(response.type_url, {})
+        if resources:
+            for resource in response.resources:
+                held[resource.name] = Held(resource.version, resource.resource.value)
+        for name in response.removed_resources:
+            held.pop(name, None)
 
     def subscribe(
         self, type_url: str, names: Sequence[str] = (), unsubscribe: Sequence[str] = ()

@@ -17,7 +17,7 @@ from xds.client import DeltaClient, SotwClient
 from xds.proto.istio.workload import workload_pb2
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER, LISTENER
 
-from ..conftest import REPO, free_port
+from ..conftest import REPO, free_port, scan_output
 from ..helpers import eventually, http_ready, wait_until
 from ..kube.cluster import Cluster, fresh_namespace
 from ..kube.objects import (
@@ -211,7 +211,9 @@ def _get(port: int, path: str) -> str:
         return str(reply.read().decode())
 
 
-async def test_cli_serve_and_render_in_kubernetes_mode(kube_cluster: Cluster) -> None:
+async def test_cli_serve_and_render_in_kubernetes_mode(
+    kube_cluster: Cluster, tmp_path: Path
+) -> None:
     api = kube_cluster.api()
     ns = fresh_namespace("cli")
     apply_all(
@@ -244,25 +246,26 @@ async def test_cli_serve_and_render_in_kubernetes_mode(kube_cluster: Cluster) ->
     assert {uid(ns, "web-1"), f"{ns}/web.{ns}.svc.cluster.local"} <= names
 
     xds_port, secure_port, http_port = free_port(), free_port(), free_port()
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xds",
-        "serve",
-        "--kubernetes",
-        "--kubeconfig",
-        kubeconfig,
-        "--listen-address",
-        "127.0.0.1",
-        "--xds-port",
-        str(xds_port),
-        "--secure-port",
-        str(secure_port),
-        "--http-port",
-        str(http_port),
-        cwd=REPO,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    with (tmp_path / "serve.log").open("wb") as log:
+        server = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "xds",
+            "serve",
+            "--kubernetes",
+            "--kubeconfig",
+            kubeconfig,
+            "--listen-address",
+            "127.0.0.1",
+            "--xds-port",
+            str(xds_port),
+            "--secure-port",
+            str(secure_port),
+            "--http-port",
+            str(http_port),
+            cwd=REPO,
+            stderr=log,
+        )
     try:
         await wait_until(lambda: http_ready(http_port), within=60)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
@@ -274,6 +277,7 @@ async def test_cli_serve_and_render_in_kubernetes_mode(kube_cluster: Cluster) ->
     finally:
         server.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(server.wait(), 10) == 0
+        scan_output((tmp_path / "serve.log").read_text(errors="replace"))
 
 
 def test_cli_refuses_mixed_sources() -> None:

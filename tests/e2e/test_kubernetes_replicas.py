@@ -20,7 +20,7 @@ import pytest
 from xds.client import DeltaClient
 from xds.type_urls import ADDRESS
 
-from ..conftest import REPO, free_port
+from ..conftest import REPO, free_port, scan_output
 from ..helpers import eventually, http_ready, wait_until
 from ..kube.cluster import Api, ApiError, Cluster, fresh_namespace
 from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, node, pod
@@ -82,6 +82,7 @@ async def replica(
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.wait(), 15)
+        scan_output(log.read_text(errors="replace"))
 
 
 def lease_holder(api: Api, system: str) -> str:

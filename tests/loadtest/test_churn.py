@@ -106,3 +106,47 @@ def test_refuses_a_directory_it_did_not_write(tmp_path: Path) -> None:
     (tmp_path / "someone-elses.yaml").write_text("kind: Namespace\n")
     with pytest.raises(NotOurDirectory):
         MeshFiles(tmp_path).write([])
+
+
+def test_a_recycling_planner_never_runs_out_and_keeps_the_mesh_size(
+    documents: list[dict[str, object]],
+) -> None:
+    """The soak's planner: objects go back to their pool, adds and removals balance."""
+    planner = Planner(documents, recycle=True)
+    pods = sum(1 for d in documents if d["kind"] == "Pod")
+    live: dict[tuple[str, str, str], bool] = {}
+    kinds: Counter[str] = Counter()
+    makers = [planner.pod_relabel, planner.pod_add, planner.pod_relabel, planner.pod_remove]
+    for turn in range(20 * pods):  # far more changes than objects
+        change = makers[turn % len(makers)]()
+        kinds[change.kind] += 1
+        if change.kind in ("pod-add", "pod-remove"):
+            live[change.ref] = change.kind == "pod-add"
+    for _ in range(3 * len(documents)):
+        planner.service_edit()
+        planner.policy_edit()
+    assert kinds["pod-add"] == kinds["pod-remove"] == 5 * pods
+    # Every removal took a pod that existed (an original or an added one, never twice).
+    removed = [ref for ref, alive in live.items() if not alive]
+    assert len(removed) == len(set(removed))
+
+
+def test_a_recycled_object_is_changed_from_its_last_state(
+    documents: list[dict[str, object]],
+) -> None:
+    planner = Planner(documents, recycle=True)
+    services = sum(
+        1 for d in documents if d["kind"] == "Service" and d["metadata"]["name"] != "waypoint"
+    )
+    first = [planner.service_edit() for _ in range(services)]
+    again = [planner.service_edit() for _ in range(services)]
+    # The second round edits the same Services, each back to its original ports.
+    assert [c.ref for c in first] == [c.ref for c in again]
+    originals = {
+        (d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]): d
+        for d in documents
+        if d["kind"] == "Service"
+    }
+    for change in again:
+        assert change.manifest is not None
+        assert change.manifest["spec"]["ports"] == originals[change.ref]["spec"]["ports"]

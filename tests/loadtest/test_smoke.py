@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from ..conftest import REPO, scan_output
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +45,8 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    path = tmp_path_factory.mktemp("smoke") / "report.json"
+    work = tmp_path_factory.mktemp("smoke")
+    path = work / "report.json"
     result = subprocess.run(
         [
             sys.executable,
@@ -56,6 +56,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             "smoke",
             "--client-procs",
             "2",
+            "--workdir",
+            str(work),
             "--report",
             str(path),
             "--quiet",
@@ -66,6 +68,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    scan_output((work / "server.log").read_text(errors="replace"))  # tokens, CSRs, TLS
     loaded: dict[str, object] = json.loads(path.read_text())
     return loaded
 
