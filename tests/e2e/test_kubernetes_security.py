@@ -224,3 +224,59 @@ async def test_plugin_cacerts_secret_is_used(kube_cluster: Cluster, tmp_path: Pa
     with pytest.raises(ApiError) as absent:
         api.get(f"/api/v1/namespaces/{system}/secrets/istio-ca-secret")
     assert absent.value.status == 404
+
+
+async def test_istioctl_token_reads_debug_types_through_tokenreview(kube_cluster: Cluster) -> None:
+    """Without ``--cert-dir`` istioctl mints a token for ``istio-system/default`` (audience
+    ``istio-ca``, TokenRequest; no clusterid header) and asks 15012 for syncz, with a nonce
+    of its own on the first request (pkg/adsc)."""
+    from envoy.service.discovery.v3 import discovery_pb2
+
+    from xds.client import make_node
+    from xds.type_urls import DEBUG_SYNCZ
+
+    api = kube_cluster.api()
+    ns = fresh_namespace("ictl")
+    api.ensure(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM}},
+        service_account(SYSTEM, "default"),
+        service_account(SYSTEM, "ztunnel"),
+    )
+    apply_all(api, namespace(ns), service_account(ns, "app"))
+    system = request_token(api, SYSTEM, "default")
+    workload = request_token(api, ns, "app")
+
+    async def syncz(channel: grpc.aio.Channel, token: str) -> discovery_pb2.DiscoveryResponse:
+        node = make_node(
+            f"sidecar~0.0.0.0~istioctl.{SYSTEM}~{SYSTEM}.svc.cluster.local",
+            {"GENERATOR": "event", "SERVICE_ACCOUNT": "default", "NAMESPACE": SYSTEM},
+        )
+        request = discovery_pb2.DiscoveryRequest(
+            node=node,
+            type_url=DEBUG_SYNCZ,
+            response_nonce="2026-12-05 04:10:17.023491 +0000 UTC m=+0.012",
+        )
+        call = channel.stream_stream(
+            "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
+            request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
+            response_deserializer=discovery_pb2.DiscoveryResponse.FromString,
+        )(iter([request]), metadata=bearer(token, cluster_id=None))
+        try:
+            response: discovery_pb2.DiscoveryResponse = await asyncio.wait_for(call.read(), 10)
+        finally:
+            call.cancel()
+        return response
+
+    async with kube_plane(kube_cluster) as plane, tls_channel(plane) as channel:
+        ztunnel = ztunnel_client(
+            channel, headers=bearer(request_token(api, SYSTEM, "ztunnel"), cluster_id=None)
+        )
+        await ztunnel.connect({ADDRESS: [], AUTHORIZATION: []})
+        await ztunnel.next(within=10)
+        answer = await syncz(channel, system)
+        assert answer.type_url == DEBUG_SYNCZ and answer.control_plane.identifier
+        assert any(b"ztunnel-node-a" in r.value for r in answer.resources)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await syncz(channel, workload)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        await ztunnel.close()
