@@ -54,9 +54,9 @@ from google.protobuf import json_format
 from loadtest import meshgen
 from loadtest.hbone_lock import exclusive_hbone_port
 from xds import type_urls
-from xds.app import ControlPlane, ServeOptions
 from xds.model import MeshStore, parse_object
 from xds.model.meta import KubeObject
+from xds.plane.app import ControlPlane, ServeOptions
 from xds.resources import Resource, Update, waypoint_scope
 from xds.security.identity import Identity
 from xds.security.plane import SecurityOptions

@@ -1,6 +1,6 @@
 """Does a simulated proxy hold what ``xds render`` says it should? (the soak's final check)
 
-The expected state comes from ``xds.render.render`` on the final config
+The expected state comes from ``xds.plane.render.render`` on the final config
 directory: per type URL, resource name -> the resource as protobuf JSON (what
 ``xds render`` prints). A proxy's state is what it applied: per type URL,
 name -> resource bytes. Both sides are compared as decoded JSON, so map order
@@ -46,7 +46,7 @@ def sotw_name(type_url: str, body: bytes) -> str:
 
 
 def expected_from_render(rendered: Mapping[str, list[Any]]) -> dict[str, dict[str, Any]]:
-    """``xds.render.render``'s output (type URL -> [{"name", "resource"}]) keyed by name."""
+    """``xds.plane.render.render``'s output (type URL -> [{"name", "resource"}]) keyed by name."""
     return {
         type_url: {item["name"]: item["resource"] for item in items}
         for type_url, items in rendered.items()

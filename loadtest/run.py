@@ -538,7 +538,7 @@ def _soaking(
 def _rendered(directory: Path, proxies: list[ProxySpec]) -> dict[str, consistency.Expected]:
     """What ``xds render`` gives each kind of proxy: one state for every ztunnel, one per
     waypoint (replicas of a waypoint share it)."""
-    from xds.render import render
+    from xds.plane.render import render
 
     by_audience: dict[str, consistency.Expected] = {}
     expected: dict[str, consistency.Expected] = {}

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from xds.app import ControlPlane, ServeOptions
+from xds.plane.app import ControlPlane, ServeOptions
 
 from .kube.cluster import Cluster, running_cluster
 

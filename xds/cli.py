@@ -386,7 +386,7 @@ def _log_ignored_mesh_fields(source: str) -> Callable[[str], None]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from xds.app import ControlPlane, ServeOptions
+    from xds.plane.app import ControlPlane, ServeOptions
 
     logs.configure(args.log_level, as_json=args.log_as_json)
     if args.config is not None and not args.config.is_dir():
@@ -436,7 +436,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         asyncio.run(main())
         return 0
-    from xds.workers import run_workers
+    from xds.plane.workers import run_workers
 
     if options.secure_port != 0 and options.kubernetes is None:
         # Create the CA once, before forking, so that workers never race to
@@ -454,7 +454,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from xds.render import render
+    from xds.plane.render import render
 
     def ignored(fields: str) -> None:
         print(f"xds render: mesh config fields ignored: {fields}", file=sys.stderr)

@@ -6,8 +6,9 @@ serving (which writes their bytes); it depends on neither."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from google.protobuf.message import Message
 
@@ -183,3 +184,27 @@ def decode(type_url: str, body: bytes) -> Message:
     message = message_factory.GetMessageClass(descriptor)()
     message.ParseFromString(body)
     return message
+
+
+class ResourceWriter(Protocol):
+    """The one way config reaches the streams (``serving.store.ConfigStore`` implements it).
+
+    A writer stages changes into scopes (``upsert``, ``remove``, ``replace``,
+    ``drop_scope``) and then calls ``commit``, which publishes everything staged
+    at once: streams never see half a change. There are two writers, the
+    pipeline (translated config) and the secret publisher (waypoints' SDS key
+    pairs). Both run on the event loop and stage and commit in one synchronous
+    step, so one writer's commit never carries the other's half-staged work."""
+
+    def upsert(self, scope: str, resources: Iterable[Resource]) -> None: ...
+
+    def remove(self, scope: str, type_url: str, names: Iterable[str]) -> None: ...
+
+    def replace(self, scope: str, type_url: str, resources: Iterable[Resource]) -> None:
+        """Make ``resources`` the whole content of one type in a scope."""
+
+    def drop_scope(self, scope: str) -> None: ...
+
+    def commit(self, origin: float | None = None) -> Mapping[str, Mapping[str, frozenset[str]]]:
+        """Publish what was staged; returns scope -> type URL -> touched names. ``origin``:
+        when the change behind it first happened (monotonic; default now)."""

@@ -13,8 +13,8 @@ from typing import Any
 import grpc
 import pytest
 
-from xds.app import ControlPlane
 from xds.client import DeltaClient, SotwClient
+from xds.plane.app import ControlPlane
 from xds.security.identity import Identity
 from xds.security.plane import SecurityOptions
 from xds.security.tokens import TokenGrant, add_grant

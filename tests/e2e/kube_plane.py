@@ -14,8 +14,8 @@ import grpc
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from xds.app import ControlPlane
 from xds.client import DeltaClient
+from xds.plane.app import ControlPlane
 from xds.security.plane import SecurityOptions
 from xds.sources.kubernetes.api import ClusterConfig
 from xds.sources.kubernetes.leader import LeaseTiming

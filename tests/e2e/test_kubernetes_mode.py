@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from xds.app import ControlPlane, ServeOptions
 from xds.client import DeltaClient, SotwClient
+from xds.plane.app import ControlPlane, ServeOptions
 from xds.proto.istio.workload import workload_pb2
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER, LISTENER
 

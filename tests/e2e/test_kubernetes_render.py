@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from xds.model.mesh import MeshConfig
-from xds.render import render
+from xds.plane.render import render
 from xds.sources.demo import demo_directory
 
 from ..kube.cluster import ApiError, Cluster

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import grpc
 
-from xds.app import ControlPlane
 from xds.client import DeltaClient
+from xds.plane.app import ControlPlane
 from xds.security.plane import SecurityOptions
 from xds.type_urls import ADDRESS, AUTHORIZATION
 

@@ -13,8 +13,8 @@ import pytest
 from cryptography import x509
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from xds.app import ControlPlane
 from xds.client import DeltaClient, SotwClient
+from xds.plane.app import ControlPlane
 from xds.security.identity import Identity
 from xds.security.plane import SecurityOptions
 from xds.security.tokens import TokenGrant, add_grant

@@ -44,7 +44,7 @@ from tests.translate.waypoint.fixtures import (
     to_waypoint,
 )
 from xds import type_urls
-from xds.app import ControlPlane
+from xds.plane.app import ControlPlane
 from xds.security.identity import Identity
 from xds.security.plane import SecurityOptions
 from xds.security.tokens import TokenGrant, add_grant

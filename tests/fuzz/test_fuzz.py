@@ -20,11 +20,11 @@ from envoy.service.discovery.v3 import discovery_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xds.app import default_translators
 from xds.model import ManifestError, parse_object
 from xds.model.mesh import MeshConfig, MeshStore
 from xds.model.meta import KubeObject
-from xds.pipeline import Pipeline
+from xds.plane.app import default_translators
+from xds.plane.pipeline import Pipeline
 from xds.serving.delta import DeltaSession
 from xds.serving.session import Forbidden, ProtocolError
 from xds.serving.sotw import SotwSession

@@ -22,13 +22,13 @@ from typing import Any, Final
 import grpc
 from google.protobuf import struct_pb2
 
+from xds.metric_types import IstioCounter
 from xds.proto.istio.v1.auth import ca_pb2
 from xds.security.authn import AuthenticationError, Authenticator, Caller
 from xds.security.authz import CertificateAuthorizer, PermissionDeniedError
 from xds.security.ca import CaExpiredError, CsrError, TtlError, parse_csr, requested_identity
 from xds.security.identity import Identity
 from xds.security.signer import Signer
-from xds.serving.metrics import IstioCounter
 
 log = logging.getLogger("xds.ca")
 

@@ -1,67 +1,19 @@
-"""Prometheus metrics under istiod's names, so existing dashboards keep working.
-
-istiod exports counters without the ``_total`` suffix (its OpenTelemetry
-exporter strips it). prometheus-client's ``Counter`` always appends it, so our
-counters are a small collector that exposes the exact istiod sample names
-(typed "untyped": the only type prometheus-client writes without renaming;
-``rate()`` and ``increase()`` work the same).
-"""
+"""Prometheus metrics of the serving layer under istiod's names, so existing dashboards
+keep working (the counter type and buckets: ``xds.metric_types``)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
-from prometheus_client import REGISTRY, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import Metric
-from prometheus_client.registry import Collector
+from prometheus_client import Gauge, Histogram
 
+from xds.metric_types import LATENCY_BUCKETS, SIZE_BUCKETS, IstioCounter
 from xds.serving.ads import Connection, Response
 from xds.serving.session import Received, RequestKind
 from xds.type_urls import short_name
 from xds.version import __version__
-
-# The *_created series only add noise next to istiod-named metrics.
-disable_created_metrics()  # type: ignore[no-untyped-call]
-
-# istiod's convergence buckets plus finer ones for our sub-second targets.
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5, 10, 20, 30)
-_SIZE_BUCKETS = (1, 10_000, 1_000_000, 4_000_000, 10_000_000, 40_000_000)
-
-
-class IstioCounter(Collector):
-    """A counter exposed under exactly ``name`` (no ``_total``), as istiod does."""
-
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> None:
-        self.name = name
-        self._documentation = documentation
-        self._labelnames = tuple(labelnames)
-        self._values: defaultdict[tuple[str, ...], float] = defaultdict(float)
-        self._lock = threading.Lock()
-        REGISTRY.register(self)
-
-    def inc(self, *labels: str, amount: float = 1.0) -> None:
-        if len(labels) != len(self._labelnames):
-            raise ValueError(f"{self.name} takes labels {self._labelnames}")
-        with self._lock:
-            self._values[labels] += amount
-
-    def value(self, *labels: str) -> float:
-        return self._values.get(labels, 0.0)
-
-    def collect(self) -> Iterator[Metric]:
-        metric = Metric(self.name, self._documentation, "unknown")
-        with self._lock:
-            for labels, value in self._values.items():
-                metric.add_sample(
-                    self.name, dict(zip(self._labelnames, labels, strict=True)), value
-                )
-        yield metric
-
 
 # -- ADS ----------------------------------------------------------------------
 XDS_CLIENTS = Gauge(
@@ -82,40 +34,24 @@ CONFIG_SIZE = Histogram(
     "pilot_xds_config_size_bytes",
     "Size of each xDS response in bytes.",
     ["type"],
-    buckets=_SIZE_BUCKETS,
+    buckets=SIZE_BUCKETS,
 )
 CONVERGENCE = Histogram(
     "pilot_proxy_convergence_time",
     "Seconds from a config change to its push being written to a proxy.",
-    buckets=_LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS,
 )
 CHANGE_TO_ACK = Histogram(
     "xds_change_to_ack_seconds",
     "Seconds from a config change to the proxy's ACK of it.",
     ["type"],
-    buckets=_LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS,
 )
 SEND_TO_ACK = Histogram(
     "xds_send_to_ack_seconds",
     "Seconds from writing a response to receiving its ACK or NACK.",
     ["type"],
-    buckets=_LATENCY_BUCKETS,
-)
-# -- config pipeline -----------------------------------------------------------
-DEBOUNCE_TIME = Histogram(
-    "pilot_debounce_time",
-    "Seconds from the first config event of a batch to its rebuild.",
-    buckets=_LATENCY_BUCKETS,
-)
-REBUILD_TIME = Histogram(
-    "pilot_pushcontext_init_seconds",
-    "Seconds spent translating a batch of config changes into resources.",
-    buckets=_LATENCY_BUCKETS,
-)
-CONFIG_EVENTS = IstioCounter(
-    "pilot_k8s_reg_events",
-    "Config objects added, updated or deleted, by kind and event.",
-    ["type", "event"],
+    buckets=LATENCY_BUCKETS,
 )
 CONFIG_ERRORS = Gauge(
     "xds_config_errors", "Config objects currently rejected as invalid.", ["source"]

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tests.translate.waypoint.envoy_static import ENVOY, make_certificates, validate
+from xds.plane.scopes import gateway_of
 from xds.resources import waypoint_scope
-from xds.scopes import gateway_of
 from xds.serving.node import ProxyType, parse_node_id
 from xds.translate.waypoint.bootstrap import (
     TOKEN_SDS_FILE,

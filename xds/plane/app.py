@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 from prometheus_client import Counter
 
-from xds.debug_views import debug_endpoints, debug_types
 from xds.model.core import Pod, PodPhase
 from xds.model.gateway import GATEWAY_GROUP, GRPCRoute, HTTPRoute
 from xds.model.mesh import ChangeSet, MeshConfig, MeshStore
-from xds.pipeline import Pipeline
-from xds.scopes import plaintext_binder, secure_binder
-from xds.secrets import SecretPublisher
+from xds.plane.debug_views import DebugParts, debug_endpoints, debug_types
+from xds.plane.pipeline import Pipeline
+from xds.plane.scopes import plaintext_binder, secure_binder
+from xds.plane.secrets import SecretPublisher
 from xds.security.authn import AuthenticationError, Caller, KubeTokenAuthenticator
 from xds.security.identity import Identity
 from xds.security.plane import MeshSecurity, SecurityOptions
@@ -319,7 +319,7 @@ class ControlPlane:
                 connections=self.connections,
                 observer=AdsMetrics(),
                 push_limit=self._push_limit,
-                debug=debug_types(self),
+                debug=debug_types(self._debug_parts()),
                 control_plane=control_plane_identifier(),
                 stream_limit=self._stream_limit,
             )
@@ -355,7 +355,7 @@ class ControlPlane:
             authenticate=authenticate,
             observer=AdsMetrics(),
             push_limit=self._push_limit,
-            debug=debug_types(self),
+            debug=debug_types(self._debug_parts()),
             control_plane=control_plane_identifier(),
             stream_limit=self._stream_limit,
         )
@@ -386,11 +386,22 @@ class ControlPlane:
             asyncio.create_task(security.watch_ca(secrets.ca_changed), name="ca"),
         ]
 
+    def _debug_parts(self) -> DebugParts:
+        return DebugParts(
+            ready=self.ready,
+            connections=self.connections,
+            store=self.store,
+            mesh=self.mesh,
+            pipeline=self.pipeline,
+            system_namespace=self.options.security.system_namespace,
+            authenticator=self.security.authenticator if self.security is not None else None,
+        )
+
     async def _start_http(self) -> None:
         if self.options.http_port == 0:
             return
         # Every /debug route checks its caller itself (loopback or bearer token).
-        endpoints = debug_endpoints(self)
+        endpoints = debug_endpoints(self._debug_parts())
         self._http = HttpServer(endpoints.routes(), methods=endpoints.methods())
         port = max(self.options.http_port, 0)
         try:

@@ -5,19 +5,20 @@ Istio: ``/debug/registryz`` (the model's objects), ``/debug/authorizationz``
 (policies as written), ``/debug/ambientz`` (workloads, services and policies
 as ztunnels receive them, decoded from the ztunnel scope), ``/debug/push_status``
 (the last rebuild) and ``/debug/mesh``. ``debug_endpoints``/``debug_types``
-build the HTTP and ADS debug surfaces of one ``ControlPlane`` from the same
-parts, so that both answer alike.
+build the HTTP and ADS debug surfaces of one control plane from the same
+``DebugParts``, so that both answer alike.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import enum
 import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
@@ -25,17 +26,15 @@ from google.protobuf.message import Message
 
 from xds.model.mesh import MeshStore
 from xds.model.security import AuthorizationPolicy, PeerAuthentication
-from xds.pipeline import Pipeline
+from xds.plane.pipeline import Pipeline
 from xds.resources import ZTUNNEL_SCOPE, decode
-from xds.serving.ads import DebugView
+from xds.security.authn import Authenticator
+from xds.serving.ads import ConnectionRegistry, DebugView
 from xds.serving.debug import DebugAccess, DebugEndpoints
 from xds.serving.debug_xds import IstioDebugTypes
 from xds.serving.http import HttpRequest
 from xds.serving.store import ConfigStore
 from xds.type_urls import ADDRESS, AUTHORIZATION
-
-if TYPE_CHECKING:
-    from xds.app import ControlPlane
 
 ModelView = Callable[[HttpRequest], Any]
 
@@ -180,31 +179,40 @@ def mesh_config(mesh: MeshStore) -> ModelView:
     return view
 
 
-def debug_endpoints(plane: ControlPlane) -> DebugEndpoints:
+@dataclasses.dataclass(frozen=True)
+class DebugParts:
+    """What the debug surfaces read of a running control plane."""
+
+    ready: asyncio.Event
+    connections: ConnectionRegistry
+    store: ConfigStore
+    mesh: MeshStore
+    pipeline: Pipeline
+    system_namespace: str
+    authenticator: Authenticator | None = None
+    """Checks bearer tokens on /debug (None: no TLS port, loopback callers only)."""
+
+
+def debug_endpoints(parts: DebugParts) -> DebugEndpoints:
     """The HTTP debug views of one control plane (also what ``istio.io/debug`` replays)."""
-    security = plane.security
-    access = DebugAccess(
-        security.authenticator if security is not None else None,
-        plane.options.security.system_namespace,
-    )
     return DebugEndpoints(
-        ready=plane.ready,
-        connections=plane.connections,
-        store=plane.store,
+        ready=parts.ready,
+        connections=parts.connections,
+        store=parts.store,
         decode=decode,
-        access=access,
+        access=DebugAccess(parts.authenticator, parts.system_namespace),
         extra={
-            "/debug/registryz": registryz(plane.mesh),
-            "/debug/authorizationz": authorizationz(plane.mesh),
-            "/debug/ambientz": ambientz(plane.store),
-            "/debug/push_status": push_status(plane.pipeline),
-            "/debug/mesh": mesh_config(plane.mesh),
+            "/debug/registryz": registryz(parts.mesh),
+            "/debug/authorizationz": authorizationz(parts.mesh),
+            "/debug/ambientz": ambientz(parts.store),
+            "/debug/push_status": push_status(parts.pipeline),
+            "/debug/mesh": mesh_config(parts.mesh),
         },
     )
 
 
-def debug_types(plane: ControlPlane) -> dict[str, DebugView]:
+def debug_types(parts: DebugParts) -> dict[str, DebugView]:
     """The ``istio.io/debug*`` ADS views of one control plane."""
     return IstioDebugTypes(
-        plane.connections, debug_endpoints(plane), plane.options.security.system_namespace
+        parts.connections, debug_endpoints(parts), parts.system_namespace
     ).views()

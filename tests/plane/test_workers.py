@@ -13,9 +13,9 @@ import grpc
 from xds.client import DeltaClient
 from xds.type_urls import ADDRESS
 
-from .conftest import REPO, free_port
-from .helpers import http_ready, wait_until
-from .test_cli import ZTUNNEL
+from ..conftest import REPO, free_port
+from ..helpers import http_ready, wait_until
+from ..test_cli import ZTUNNEL
 
 
 def children_of(pid: int) -> set[int]:

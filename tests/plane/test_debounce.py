@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from xds.serving.debounce import Batch, Debouncer
+from xds.plane.debounce import Batch, Debouncer
 
 
 async def test_rapid_events_coalesce_into_one_batch() -> None:

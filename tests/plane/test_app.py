@@ -12,12 +12,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from xds.app import SOURCE_FAILURES
 from xds.model.core import Pod
+from xds.plane.app import SOURCE_FAILURES
 from xds.sources import files
 
-from .conftest import running_control_plane
-from .helpers import eventually
+from ..conftest import running_control_plane
+from ..helpers import eventually
 
 
 def ready_status(port: int) -> int:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xds.model.mesh import MeshConfig, MeshStore
-from xds.pipeline import Pipeline
+from xds.plane.pipeline import Pipeline
+from xds.plane.scopes import GATEWAY_NAME_LABEL, plaintext_binder
 from xds.resources import decode
-from xds.scopes import GATEWAY_NAME_LABEL, plaintext_binder
 from xds.serving.ads import Binding
 from xds.serving.debug import render_scope
 from xds.serving.node import ProxyType, parse_node_id
@@ -41,7 +41,7 @@ def render(
     Each invalid manifest (file, document, object, field, reason) goes to ``report``;
     then ``InvalidManifests`` is raised, unless ``keep_going`` renders the rest as the
     server would serve it."""
-    from xds.app import default_translators, demo_directory
+    from xds.plane.app import default_translators, demo_directory
 
     node = parse_node_id(node_id)
     if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from xds import type_urls
 from xds.model.gateway import Gateway
 from xds.model.mesh import Mesh
+from xds.plane.secrets import SecretPublisher
 from xds.resources import ZTUNNEL_SCOPE, node_group, waypoint_scope
-from xds.secrets import SecretPublisher
 from xds.security.authn import Caller
 from xds.security.authz import PermissionDeniedError, authorize_proxy
 from xds.serving.ads import Binder, Binding

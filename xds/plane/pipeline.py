@@ -3,7 +3,8 @@
 Sources apply changes to the ``MeshStore`` and hand the resulting change sets
 here. After the debounce window the translators see the union of the changed
 object keys, return resource updates (already serialized, once), and the
-``ConfigStore`` publishes them to the streams in one commit.
+store (a ``ResourceWriter``) publishes them to the streams in one commit. The
+pipeline knows nothing else of serving: it could run in a process of its own.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xds.model.mesh import ChangeSet, Mesh
-from xds.resources import Update
-from xds.serving import metrics
-from xds.serving.debounce import Batch, Debouncer
-from xds.serving.store import ConfigStore
+from xds.plane import metrics
+from xds.plane.debounce import Batch, Debouncer
+from xds.resources import ResourceWriter, Update
 from xds.translate.base import Translator
 
 log = logging.getLogger("xds.pipeline")
@@ -39,7 +39,7 @@ class Pipeline:
     def __init__(
         self,
         mesh: Mesh,
-        store: ConfigStore,
+        store: ResourceWriter,
         translators: Sequence[Translator],
         *,
         debounce_after: float = 0.1,

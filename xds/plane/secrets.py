@@ -15,9 +15,9 @@ import datetime as dt
 import logging
 from collections import Counter
 
+from xds.resources import ResourceWriter
 from xds.security.identity import Identity
 from xds.security.keypairs import KeyPair, WorkloadKeyPairs
-from xds.serving.store import ConfigStore
 from xds.translate.secrets import workload_secrets
 from xds.type_urls import SECRET
 
@@ -29,7 +29,7 @@ def identity_scope(identity: Identity) -> str:
 
 
 class SecretPublisher:
-    def __init__(self, key_pairs: WorkloadKeyPairs, store: ConfigStore) -> None:
+    def __init__(self, key_pairs: WorkloadKeyPairs, store: ResourceWriter) -> None:
         self._key_pairs = key_pairs
         self._store = store
         self._holders: Counter[Identity] = Counter()

@@ -1,0 +1,23 @@
+"""The config pipeline's metrics, under istiod's names."""
+
+from __future__ import annotations
+
+from prometheus_client import Histogram
+
+from xds.metric_types import LATENCY_BUCKETS, IstioCounter
+
+DEBOUNCE_TIME = Histogram(
+    "pilot_debounce_time",
+    "Seconds from the first config event of a batch to its rebuild.",
+    buckets=LATENCY_BUCKETS,
+)
+REBUILD_TIME = Histogram(
+    "pilot_pushcontext_init_seconds",
+    "Seconds spent translating a batch of config changes into resources.",
+    buckets=LATENCY_BUCKETS,
+)
+CONFIG_EVENTS = IstioCounter(
+    "pilot_k8s_reg_events",
+    "Config objects added, updated or deleted, by kind and event.",
+    ["type", "event"],
+)
