@@ -156,7 +156,7 @@ def test_each_layer_imports_only_the_layers_below(graph: dict[str, set[str]]) ->
     assert wrong == []
 
 
-def test_the_walk_sees_the_imports_it_should() -> None:
+def test_the_walk_sees_the_imports_it_should(tmp_path: Path) -> None:
     """The walk itself: module-level and type-checking imports count, lazy ones do not."""
     known = {"xds.a", "xds.b", "xds.c", "xds.pkg", "xds.pkg.d"}
     source = (
@@ -168,10 +168,6 @@ def test_the_walk_sees_the_imports_it_should() -> None:
         "def f():\n"
         "    import xds.c\n"
     )
-    path = REPO / "build" / "walk-test" / "a.py"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.write_text(source)
-        assert imports("xds.a", path, known) == {"xds.b", "xds.c", "xds.pkg.d", "xds.pkg"}
-    finally:
-        path.unlink()
+    path = tmp_path / "a.py"
+    path.write_text(source)
+    assert imports("xds.a", path, known) == {"xds.b", "xds.c", "xds.pkg.d", "xds.pkg"}

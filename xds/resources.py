@@ -25,13 +25,6 @@ _ANY_VALUE = 2
 # (Resource) are field 2 of their response message.
 RESPONSE_RESOURCES_FIELD = 2
 
-_serializations = 0
-
-
-def serialization_count() -> int:
-    """How many messages ``Resource.from_message`` has serialized in this process."""
-    return _serializations
-
 
 class Resource:
     """One named xDS resource: its serialized message, content version and wire forms.
@@ -87,8 +80,6 @@ class Resource:
         aliases: Iterable[str] = (),
         groups: Iterable[str] = (),
     ) -> Resource:
-        global _serializations
-        _serializations += 1
         # Deterministic so that map fields (e.g. Workload.services) hash stably.
         return cls(type_url, name, message.SerializeToString(deterministic=True), aliases, groups)
 

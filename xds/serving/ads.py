@@ -9,6 +9,7 @@ no protobuf message is built per stream.
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import logging
 import time
@@ -189,8 +190,9 @@ class Connection:
     _pending: dict[str, set[str]] = field(default_factory=dict)
     _pending_origin: float | None = None
     # One inbox per stream, in arrival order: the client's requests (put by
-    # the reader task) and at most one push marker (put by ``touched``).
-    _inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    # the reader task), at most one PUSH (put by ``touched``), then END, an error
+    # or SHUTDOWN.
+    _inbox: asyncio.Queue[Any | Signal | BaseException] = field(default_factory=asyncio.Queue)
     _push_queued: bool = False
     # Nonces of debug responses not yet acknowledged: a request echoing one is an ACK.
     _unacked_debug: set[str] = field(default_factory=set)
@@ -211,7 +213,31 @@ class Connection:
             self._pending_origin = origin
         if not self._push_queued:
             self._push_queued = True
-            self._inbox.put_nowait(_PUSH)
+            self._inbox.put_nowait(Signal.PUSH)
+
+    def debug_sent(self, nonce: str) -> None:
+        """A debug response went out with ``nonce`` (a request echoing it is an ACK)."""
+        if len(self._unacked_debug) < 64:  # clients that never ACK must not grow it
+            self._unacked_debug.add(nonce)
+
+    def debug_acked(self, nonce: str) -> bool:
+        """Whether ``nonce`` ACKs a debug response of ours (forgotten once it does)."""
+        if nonce in self._unacked_debug:
+            self._unacked_debug.discard(nonce)
+            return True
+        return False
+
+    def shut_down(self) -> None:
+        """Ask the stream loop to end the stream cleanly (``SHUTDOWN_MESSAGE``)."""
+        self._inbox.put_nowait(Signal.SHUTDOWN)
+
+    def received(self, item: Any | Signal | BaseException) -> None:
+        """The reader task's side: a request, ``Signal.END``, or the transport's error."""
+        self._inbox.put_nowait(item)
+
+    async def next_event(self) -> Any | Signal | BaseException:
+        """The stream loop's side: the next request, signal or error, in arrival order."""
+        return await self._inbox.get()
 
     def take_pending(self) -> tuple[dict[str, set[str]], float | None]:
         """What changed since the last push, and when the oldest of it happened."""
@@ -221,9 +247,13 @@ class Connection:
         return pending, origin
 
 
-_PUSH = object()
-_END = object()
-_SHUTDOWN = object()
+class Signal(enum.Enum):
+    """What a stream loop is told besides the client's requests."""
+
+    PUSH = "push"  # the store changed something this stream watches
+    END = "end"  # the client closed its side
+    SHUTDOWN = "shutdown"  # the control plane is stopping
+
 
 SHUTDOWN_MESSAGE = "transport is closing: the control plane is shutting down"
 """ztunnel retries at once (resetting its backoff) only after UNAVAILABLE whose
@@ -248,7 +278,7 @@ class ConnectionRegistry:
         """Ask every open stream to end cleanly; streams opened later are refused."""
         self.closing = True
         for connection in self._connections.values():
-            connection._inbox.put_nowait(_SHUTDOWN)
+            connection.shut_down()
 
     def add(self, connection: Connection) -> None:
         self._connections[connection.id] = connection
@@ -390,7 +420,7 @@ class AdsService:
         unwatch = self._watch(binding, connection)
         self.connections.add(connection)
         if self.connections.closing:  # the binder awaited while shutdown began
-            connection._inbox.put_nowait(_SHUTDOWN)
+            connection.shut_down()
         self._observer.connected(connection)
         log.info(
             "connected",
@@ -455,15 +485,15 @@ class AdsService:
         context: grpc.aio.ServicerContext,
     ) -> None:
         await self._handle(connection, first, context)
-        reader = asyncio.create_task(_read_into(requests, connection._inbox))
+        reader = asyncio.create_task(_read_into(requests, connection))
         try:
             while True:
-                item = await connection._inbox.get()
-                if item is _END:
+                item = await connection.next_event()
+                if item is Signal.END:
                     return
-                if item is _SHUTDOWN:
+                if item is Signal.SHUTDOWN:
                     raise ShuttingDown
-                if item is _PUSH:
+                if item is Signal.PUSH:
                     await self._push(connection, context)
                 elif isinstance(item, BaseException):
                     raise item
@@ -519,8 +549,7 @@ class AdsService:
         istioctl puts a nonce of its own on every request, the first one included
         (``ResponseNonce = time.Now().String()``), and never ACKs: only a nonce we
         issued marks an ACK, which needs no answer."""
-        if request.response_nonce in connection._unacked_debug:
-            connection._unacked_debug.discard(request.response_nonce)
+        if connection.debug_acked(request.response_nonce):
             return
         denial = connection.binding.type_filter(request.type_url)
         if denial is not None:
@@ -530,8 +559,7 @@ class AdsService:
         )
         resources = view(connection, names)
         nonce = f"debug-{next(_debug_nonces)}"
-        if len(connection._unacked_debug) < 64:  # clients that never ACK must not grow it
-            connection._unacked_debug.add(nonce)
+        connection.debug_sent(nonce)
         response: Response
         if connection.delta:
             response = DeltaResponse(request.type_url, nonce, list(resources), [])
@@ -598,17 +626,17 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-async def _read_into(requests: AsyncIterator[Any], inbox: asyncio.Queue[Any]) -> None:
+async def _read_into(requests: AsyncIterator[Any], connection: Connection) -> None:
     """Move the client's requests into the stream's inbox; then the end (or the error)."""
     try:
         async for request in requests:
-            inbox.put_nowait(request)
+            connection.received(request)
     except asyncio.CancelledError:
         raise
     except Exception as error:  # the transport failed: let the stream loop end with it
-        inbox.put_nowait(error)
+        connection.received(error)
         return
-    inbox.put_nowait(_END)
+    connection.received(Signal.END)
 
 
 def _without(types: frozenset[str], watcher: Watcher) -> Watcher:

@@ -33,7 +33,10 @@ _NO_VERSIONS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass
-class _TypeTable:
+class TypeTable:
+    """The resources of one type in one scope: written by ``ConfigStore``, read through
+    ``ScopeView``."""
+
     resources: dict[str, Resource] = field(default_factory=dict)
     by_alias: dict[str, str] = field(default_factory=dict)
     members: dict[str, set[str]] = field(default_factory=dict)  # group -> resource names
@@ -190,15 +193,15 @@ class ScopeView:
         table = self._lookup(type_url)
         return (b"", ()) if table is None else table.change()
 
-    def _lookup(self, type_url: str) -> _TypeTable | None:
-        return self._store._table(self.scope_of(type_url), type_url, create=False)
+    def _lookup(self, type_url: str) -> TypeTable | None:
+        return self._store.table(self.scope_of(type_url), type_url)
 
 
 class ConfigStore:
     """Scoped, versioned resources plus change notification on commit."""
 
     def __init__(self) -> None:
-        self._scopes: dict[str, dict[str, _TypeTable]] = {}
+        self._scopes: dict[str, dict[str, TypeTable]] = {}
         self._watchers: dict[str, set[Watcher]] = defaultdict(set)
         self._touched: dict[str, dict[str, set[str]]] = {}
 
@@ -278,7 +281,11 @@ class ConfigStore:
             t for t, table in self._scopes.get(scope, {}).items() if table.resources
         )
 
-    def _table(self, scope: str, type_url: str, *, create: bool) -> _TypeTable | None:
+    def table(self, scope: str, type_url: str) -> TypeTable | None:
+        """The committed resources of one type in a scope, if any (what views read)."""
+        return self._table(scope, type_url, create=False)
+
+    def _table(self, scope: str, type_url: str, *, create: bool) -> TypeTable | None:
         tables = self._scopes.get(scope)
         if tables is None:
             if not create:
@@ -286,7 +293,7 @@ class ConfigStore:
             tables = self._scopes[scope] = {}
         table = tables.get(type_url)
         if table is None and create:
-            table = tables[type_url] = _TypeTable()
+            table = tables[type_url] = TypeTable()
         return table
 
     def _touch(self, scope: str, type_url: str, name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 from tests.translate.ztunnel.fixtures import CONFIG, Output, objects
 from xds import type_urls
@@ -17,7 +18,7 @@ from xds.model import KubeObject, MeshStore
 from xds.model.core import Pod, Service
 from xds.model.frozen import FrozenMap
 from xds.model.meta import ObjectKey
-from xds.resources import Update, serialization_count
+from xds.resources import Resource, Update
 from xds.sources.files import load_directory
 from xds.translate.ztunnel import ZtunnelTranslator
 
@@ -75,9 +76,12 @@ class Harness:
         if isinstance(upserts, str):
             upserts = objects(upserts)
         changes = self.store.apply(upserts, deletes)
-        before = serialization_count()
-        updates = self.translator.translate(self.store, changes)
-        self.serialized = serialization_count() - before
+        # Every resource a translator builds goes through Resource.from_message.
+        with mock.patch.object(
+            Resource, "from_message", side_effect=Resource.from_message
+        ) as built:
+            updates = self.translator.translate(self.store, changes)
+        self.serialized = built.call_count
         self.output.apply(updates)
         self.assert_consistent()
         return updates
