@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +26,28 @@ async def eventually(check: Callable[[], Awaitable[object]], within: float = 5.0
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+
+
+ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.local"
+"""A ztunnel's node id, as ztunnel sends it."""
+
+
+def xds(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The ``xds`` command in a process of its own; its log joins the secret scan."""
+    from .conftest import REPO, scan_output
+
+    result = subprocess.run(
+        [sys.executable, "-m", "xds", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    scan_output(result.stderr)
+    return result
 
 
 def http_ready(port: int) -> bool:

@@ -18,7 +18,7 @@ from xds.proto.istio.workload import workload_pb2
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER, LISTENER
 
 from ..conftest import REPO, free_port, scan_output
-from ..helpers import eventually, http_ready, wait_until
+from ..helpers import eventually, http_ready, wait_until, xds
 from ..kube.cluster import Cluster, fresh_namespace
 from ..kube.objects import (
     WAYPOINT_CLASS,
@@ -281,9 +281,7 @@ async def test_cli_serve_and_render_in_kubernetes_mode(
 
 
 def test_cli_refuses_mixed_sources() -> None:
-    from .. import test_cli
-
-    result = test_cli.xds("serve", "--kubernetes", "--config", "/tmp")
+    result = xds("serve", "--kubernetes", "--config", "/tmp")
     assert result.returncode == 2 and "alternatives" in result.stderr
-    result = test_cli.xds("serve", "--kubeconfig", "/tmp/k")
+    result = xds("serve", "--kubeconfig", "/tmp/k")
     assert result.returncode == 2 and "need --kubernetes" in result.stderr

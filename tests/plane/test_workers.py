@@ -14,8 +14,7 @@ from xds.client import DeltaClient
 from xds.type_urls import ADDRESS
 
 from ..conftest import REPO, free_port
-from ..helpers import http_ready, wait_until
-from ..test_cli import ZTUNNEL
+from ..helpers import ZTUNNEL, http_ready, wait_until
 
 
 def children_of(pid: int) -> set[int]:

@@ -11,9 +11,9 @@ import grpc
 import pytest
 from cryptography import x509
 
+from xds.cli.ca import add_serve_arguments, security_options
 from xds.security.authn import InsecureDevAuthenticator, TokensFileAuthenticator
 from xds.security.ca_files import CaDirectory
-from xds.security.cli import add_serve_arguments, security_options
 from xds.security.identity import Identity
 from xds.security.plane import MeshSecurity, SecurityOptions
 from xds.security.tokens import TokenGrant, add_grant

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 import yaml
 
 from tests.translate.waypoint.envoy_static import ENVOY, make_certificates, validate
+from xds.cli import main
 from xds.plane.scopes import gateway_of
 from xds.resources import waypoint_scope
 from xds.serving.node import ProxyType, parse_node_id
@@ -19,7 +19,6 @@ from xds.translate.waypoint.bootstrap import (
     bootstrap,
     token_sds_document,
 )
-from xds.translate.waypoint.cli import register
 
 BASE = BootstrapOptions(
     namespace="bookinfo",
@@ -100,11 +99,8 @@ def test_the_control_plane_may_be_an_address_or_a_name(host: str, kind: str) -> 
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="xds")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.run(args)
-    return result
+    """``xds`` itself, in this process: the one dispatch and error convention."""
+    return main(argv)
 
 
 REQUIRED = ["bootstrap", "waypoint", "--namespace", "bookinfo", "--name", "waypoint"]
@@ -157,10 +153,10 @@ def test_cli_writes_a_bootstrap(tmp_path: Path, capsys: pytest.CaptureFixture[st
         ["bootstrap", "waypoint", "--name", "waypoint", "--xds-address", "h:1"],
     ],
 )
-def test_cli_usage_errors_exit_2(argv: list[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        _run(argv)
-    assert exit_info.value.code == 2
+def test_cli_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xds bootstrap waypoint: usage error: ") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

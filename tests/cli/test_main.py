@@ -7,7 +7,6 @@ import json
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,27 +17,14 @@ import pytest
 from xds.client import DeltaClient, SotwClient
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER
 
-from .conftest import REPO, free_port, scan_output
-from .helpers import http_ready, wait_until
+from ..conftest import REPO, free_port
+from ..helpers import ZTUNNEL, http_ready, wait_until, xds
 
-ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.local"
 WAYPOINT = "waypoint~10.244.1.50~waypoint-5d7f-abcde.bookinfo~bookinfo.svc.cluster.local"
 WAYPOINT_METADATA = {
     "LABELS": {"gateway.networking.k8s.io/gateway-name": "waypoint"},
     "NAMESPACE": "bookinfo",
 }
-
-
-def xds(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "xds", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    scan_output(result.stderr)
-    return result
 
 
 def test_version() -> None:
@@ -110,7 +96,7 @@ def test_a_port_in_use_is_one_line() -> None:
         )
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
-        f"xds: cannot listen on 127.0.0.1:{port}: the port is in use, or not permitted"
+        f"xds serve: cannot listen on 127.0.0.1:{port}: the port is in use, or not permitted"
     )
     for noise in ("Traceback", "Event loop is closed", "add_port.cc", "__del__"):
         assert noise not in result.stderr

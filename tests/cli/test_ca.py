@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import pty
@@ -12,24 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from xds.security.cli import parse_duration, register
+from xds.cli.ca import parse_duration
+from xds.cli.main import build_parser
 from xds.security.tokens import TokensFile
 
-from .support import OPENSSL, TD
+from ..helpers import xds
+from ..security.support import OPENSSL, TD
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def xds(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xds.security.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def openssl_fingerprint(path: Path) -> str:
@@ -74,7 +63,7 @@ def test_default_ca_dir_is_under_xdg_state_home(tmp_path: Path) -> None:
 
 
 def test_show_plugin_ca(tmp_path: Path) -> None:
-    from .support import write_plugin_ca
+    from ..security.support import write_plugin_ca
 
     write_plugin_ca(tmp_path)
     show = xds("ca", "show", "--ca-dir", str(tmp_path))
@@ -106,7 +95,7 @@ def test_token_add_ends_the_line_on_a_terminal(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "xds.security.cli",
+                "xds",
                 "token",
                 "add",
                 "default/app",
@@ -182,8 +171,12 @@ def test_parse_duration() -> None:
             parse_duration(bad)
 
 
-def test_register_sets_a_handler_for_every_command() -> None:
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
-    for argv in (["ca", "init"], ["ca", "show"], ["token", "add", "a/b"]):
-        assert callable(parser.parse_args(argv).func)
+def test_every_command_has_a_handler_and_a_name() -> None:
+    parser = build_parser()
+    for argv, name in (
+        (["ca", "init"], "ca init"),
+        (["ca", "show"], "ca show"),
+        (["token", "add", "a/b"], "token add"),
+    ):
+        args = parser.parse_args(argv)
+        assert callable(args.run) and args.command_name == name

@@ -1,9 +1,7 @@
 """``xds ca init|show`` and ``xds token add``.
 
-``register(subparsers)`` adds the commands to the main parser; each leaf
-parser sets ``func``: a ``Callable[[argparse.Namespace], int]`` returning the
-exit code (0 ok, 1 runtime failure with one line on stderr; argparse itself
-exits 2 on usage errors, and so do the handlers for bad values it cannot see).
+``register(subparsers)`` adds the commands to the main parser (exit codes and
+error lines: ``xds.cli.common``).
 """
 
 from __future__ import annotations
@@ -12,12 +10,12 @@ import argparse
 import datetime as dt
 import re
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from cryptography import x509
 
+from xds.cli.common import EXIT_OK, CommandError, UsageError
 from xds.security.authz import DEFAULT_TRUSTED_NODE_ACCOUNTS
 from xds.security.ca import (
     DEFAULT_WORKLOAD_TTL,
@@ -33,10 +31,6 @@ from xds.security.identity import DEFAULT_TRUST_DOMAIN, Identity, InvalidIdentit
 from xds.security.plane import SecurityOptions
 from xds.security.serving_tls import subject_alt_names
 from xds.security.tokens import TOKENS_FILE, TokenGrant, add_grant
-
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_USAGE: Final = 2
 
 _DURATION = re.compile(r"([0-9]+)([smhd]?)")
 _UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -184,11 +178,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="replace an existing CA: every issued certificate stops verifying",
     )
-    init.set_defaults(func=run_ca_init)
+    init.set_defaults(run=run_ca_init, command_name="ca init")
 
     show = ca_commands.add_parser("show", help="print the CA's certificates")
     add_ca_dir_argument(show)
-    show.set_defaults(func=run_ca_show)
+    show.set_defaults(run=run_ca_show, command_name="ca show")
 
     token = subparsers.add_parser("token", help="bearer tokens for file mode")
     token_commands = token.add_subparsers(dest="token_command", metavar="{add}", required=True)
@@ -224,7 +218,7 @@ def register(subparsers: Any) -> None:
         help="write the token to FILE (mode 0600, no trailing newline: what "
         "ztunnel's AUTH_TOKEN and Envoy's token file expect) instead of stdout",
     )
-    add.set_defaults(func=run_token_add)
+    add.set_defaults(run=run_token_add, command_name="token add")
 
 
 def run_ca_init(args: argparse.Namespace) -> int:
@@ -237,7 +231,7 @@ def run_ca_init(args: argparse.Namespace) -> int:
             force=args.force,
         )
     except (CaError, OSError) as exc:
-        return _fail("ca init", exc)
+        raise CommandError.of(exc) from None
     print(f"root CA created in {directory.path}")
     print(f"root certificate:   {directory.root_cert_path}")
     print(f"SHA256 Fingerprint: {material.root_fingerprint}")
@@ -247,11 +241,11 @@ def run_ca_init(args: argparse.Namespace) -> int:
 def run_ca_show(args: argparse.Namespace) -> int:
     directory = CaDirectory(args.ca_dir or default_ca_dir())
     if not directory.has_material():
-        return _fail("ca show", f"{directory.path} holds no CA (create one with 'xds ca init')")
+        raise CommandError(f"{directory.path} holds no CA (create one with 'xds ca init')")
     try:
         material = directory.load()
     except (CaError, OSError) as exc:
-        return _fail("ca show", exc)
+        raise CommandError.of(exc) from None
     kind = "self-signed root" if material.self_signed else "plug-in (intermediate)"
     print(f"CA directory:       {directory.path}")
     print(f"mode:               {kind}")
@@ -272,8 +266,7 @@ def run_token_add(args: argparse.Namespace) -> int:
     try:
         identity = Identity.from_account(args.account)
     except InvalidIdentity as exc:
-        print(f"xds token add: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from None
     path: Path = args.tokens_file or (args.ca_dir or default_ca_dir()) / TOKENS_FILE
     expires = dt.datetime.now(dt.UTC) + args.expires_in if args.expires_in else None
     try:
@@ -282,7 +275,7 @@ def run_token_add(args: argparse.Namespace) -> int:
             atomic_write(args.output, token.encode(), PRIVATE)
             return EXIT_OK
     except OSError as exc:
-        return _fail("token add", exc)
+        raise CommandError.of(exc) from None
     # Token files are sent verbatim (ztunnel puts the file into a header, and a
     # newline there is invalid): only a terminal gets the newline.
     sys.stdout.write(token + "\n" if sys.stdout.isatty() else token)
@@ -324,23 +317,3 @@ def _duration_arg(text: str) -> dt.timedelta:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _fail(command: str, reason: object) -> int:
-    if isinstance(reason, OSError) and reason.strerror:
-        reason = f"{reason.filename or ''}: {reason.strerror}".lstrip(": ")
-    print(f"xds {command}: {reason}", file=sys.stderr)
-    return EXIT_FAILURE
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry for these commands (``python -m xds.security.cli``)."""
-    parser = argparse.ArgumentParser(prog="xds")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

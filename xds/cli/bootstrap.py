@@ -1,7 +1,8 @@
 """``xds bootstrap waypoint``: print the bootstrap for a stock Envoy waypoint.
 
-Exit codes: 0 written, 2 usage error (argparse), 1 runtime failure (a file
-that cannot be read, ...) with a one-line reason on stderr.
+Reads the pod's facts (``POD_NAME``, ``INSTANCE_IP``) from the environment, as
+the container's entrypoint would; the pure rendering is ``translate.waypoint.bootstrap``.
+Exit codes and error lines: ``xds.cli.common``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+from xds.cli.common import EXIT_OK, CommandError
 from xds.translate.waypoint.bootstrap import DEFAULT_SERVER_NAME, BootstrapOptions, bootstrap_yaml
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
 
 
 def register(subparsers: Any) -> None:
@@ -103,7 +102,7 @@ def register(subparsers: Any) -> None:
     waypoint.add_argument(
         "--output", "-o", type=Path, default=None, help="write to this file instead of stdout"
     )
-    waypoint.set_defaults(run=run_bootstrap_waypoint)
+    waypoint.set_defaults(run=run_bootstrap_waypoint, command_name="bootstrap waypoint")
 
 
 def run_bootstrap_waypoint(args: argparse.Namespace) -> int:
@@ -113,11 +112,11 @@ def run_bootstrap_waypoint(args: argparse.Namespace) -> int:
         if args.token_file is not None:
             token = args.token_file.read_text().strip()
             if not token:
-                return _fail(f"token file {args.token_file} is empty")
+                raise CommandError(f"token file {args.token_file} is empty")
         if args.ca_root is not None and not args.ca_root.is_file():
-            return _fail(f"CA root {args.ca_root} does not exist")
+            raise CommandError(f"CA root {args.ca_root} does not exist")
     except OSError as exc:
-        return _fail(f"cannot read {exc.filename}: {exc.strerror}")
+        raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
     options = BootstrapOptions(
         namespace=args.namespace,
         name=args.name,
@@ -144,13 +143,8 @@ def run_bootstrap_waypoint(args: argparse.Namespace) -> int:
     try:
         args.output.write_text(text)
     except OSError as exc:
-        return _fail(f"cannot write {args.output}: {exc.strerror}")
+        raise CommandError(f"cannot write {args.output}: {exc.strerror}") from None
     return EXIT_OK
-
-
-def _fail(reason: str) -> int:
-    print(f"xds bootstrap waypoint: {reason}", file=sys.stderr)
-    return EXIT_FAILURE
 
 
 def _host_port(value: str) -> tuple[str, int]:

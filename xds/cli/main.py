@@ -15,12 +15,12 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import xds.grpc_logging  # noqa: F401  (before anything imports grpc)
 from xds import logs
-from xds.security import cli as security_cli
-from xds.translate.waypoint import cli as waypoint_cli
+from xds.cli import bootstrap, ca
+from xds.cli.common import EXIT_FAILURE, EXIT_USAGE, CommandError, Parser, UsageError
 from xds.version import __version__
 
 if TYPE_CHECKING:
@@ -28,39 +28,10 @@ if TYPE_CHECKING:
     from xds.sources.kubernetes.source import KubernetesOptions
 
 
-class UsageError(Exception):
-    pass
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a flag's default, unless there is none to show (unset, off, empty) or its help
-    already says it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if (
-            action.default is argparse.SUPPRESS
-            or action.default in (None, False, "", [], ())
-            or "default" in (action.help or "")
-        ):
-            return action.help
-        return super()._get_help_string(action)
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors raise (one line, exit 2); every flag's help shows its default."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="xds", description="An xDS control plane for Istio ambient mode.")
+    parser = Parser(prog="xds", description="An xDS control plane for Istio ambient mode.")
     parser.add_argument("--version", action="version", version=__version__)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     serve = commands.add_parser("serve", help="run the control plane")
     serve.add_argument(
@@ -130,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--trust-domain",
-        type=security_cli.trust_domain_arg,
+        type=ca.trust_domain_arg,
         help="SPIFFE trust domain of workload identities (default: the mesh config's "
         "trustDomain, else cluster.local)",
     )
@@ -187,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="IMAGE",
         help="the Envoy image of waypoint Deployments (default: stock Envoy 1.40 from Docker Hub)",
     )
-    security_cli.add_serve_arguments(serve)
+    ca.add_serve_arguments(serve)
     serve.set_defaults(run=_serve)
 
     render = commands.add_parser("render", help="print the resources a proxy would receive")
@@ -204,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="for waypoint nodes: the Gateway they serve (default: from the "
         "pod name <gateway>-<hash>)",
     )
-    render.add_argument("--trust-domain", type=security_cli.trust_domain_arg)
+    render.add_argument("--trust-domain", type=ca.trust_domain_arg)
     _add_mesh_config_argument(render)
     render.add_argument("--cluster-id", default="Kubernetes")
     render.add_argument(
@@ -219,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(run=lambda args: print(__version__) or 0)
 
-    security_cli.register(commands)
-    waypoint_cli.register(commands)
+    ca.register(commands)
+    bootstrap.register(commands)
     return parser
 
 
@@ -396,7 +367,7 @@ def _serve(args: argparse.Namespace) -> int:
     mesh = _mesh_config(args, _log_ignored_mesh_fields(str(args.mesh_config or "configmap istio")))
     try:
         security = replace(
-            security_cli.security_options(args, trust_domain=mesh.trust_domain),
+            ca.security_options(args, trust_domain=mesh.trust_domain),
             token_audiences=args.token_audiences,
         )
     except ValueError as error:
@@ -482,15 +453,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (sys.argv[1:] if argv is None else argv):
         parser.print_help(sys.stderr)  # bare `xds`: what it can do, not an error line
         return 2
+    command = "xds"
     try:
         args = parser.parse_args(argv)
-        run = getattr(args, "run", None) or args.func
-        return int(run(args))
+        command = f"xds {getattr(args, 'command_name', None) or args.command}"
+        return int(args.run(args))
     except UsageError as e:
-        print(f"xds: usage error: {e}", file=sys.stderr)
-        return 2
+        print(f"{e.command or command}: usage error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except CommandError as e:
+        print(f"{command}: {e}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
     except Exception as e:
-        print(f"xds: {e}", file=sys.stderr)
-        return 1
+        print(f"{command}: {e}", file=sys.stderr)
+        return EXIT_FAILURE
