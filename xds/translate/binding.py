@@ -306,14 +306,14 @@ class BindingError:
 
 
 @dataclass(frozen=True, slots=True)
-class Binding:
+class WaypointChoice:
     """The outcome of resolving an object's waypoint: a waypoint, an error, or neither."""
 
     waypoint: Waypoint | None = None
     error: BindingError | None = None
 
 
-NO_BINDING = Binding()
+NO_BINDING = WaypointChoice()
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,26 +354,26 @@ def _resolve(
     namespace: str,
     namespace_labels: Mapping[str, str],
     waypoints: Mapping[str, Waypoint],
-) -> Binding:
+) -> WaypointChoice:
     if ref is None:
         return NO_BINDING
     waypoint = waypoints.get(ref.key)
     if waypoint is None:
-        return Binding(
+        return WaypointChoice(
             error=BindingError(BindingFailure.NOT_READY, f'waypoint "{ref.key}" is not ready')
         )
     if not waypoint.allows_from(namespace, namespace_labels):
-        return Binding(
+        return WaypointChoice(
             error=BindingError(
                 BindingFailure.ATTACHMENT_DENIED,
                 f'we are not permitted to attach to waypoint "{ref.key}" (missing allowedRoutes?)',
             )
         )
-    return Binding(waypoint)
+    return WaypointChoice(waypoint)
 
 
-def _unsupported(waypoint: Waypoint, traffic: TrafficType) -> Binding:
-    return Binding(
+def _unsupported(waypoint: Waypoint, traffic: TrafficType) -> WaypointChoice:
+    return WaypointChoice(
         error=BindingError(
             BindingFailure.UNSUPPORTED_TRAFFIC_TYPE,
             f'attempting to bind to traffic type "{traffic}" which the waypoint '
@@ -398,7 +398,7 @@ def service_binding(
     service: Service | ServiceEntry,
     namespace: Namespace | None,
     waypoints: Mapping[str, Waypoint],
-) -> Binding:
+) -> WaypointChoice:
     """The waypoint for traffic addressed to a Service or ServiceEntry (``Service.waypoint``)."""
     if is_waypoint_managed_service(service.labels):
         return NO_BINDING
@@ -416,7 +416,7 @@ def workload_binding(
     labels: Mapping[str, str],
     namespace: Namespace | None,
     waypoints: Mapping[str, Waypoint],
-) -> Binding:
+) -> WaypointChoice:
     """The waypoint for traffic addressed to a workload directly (``Workload.waypoint``).
 
     Takes labels rather than an object because ServiceEntry inline endpoints
@@ -500,7 +500,7 @@ def _canary_weight(annotations: Mapping[str, str]) -> int | None:
 def canary_waypoints(
     service: Service | ServiceEntry,
     namespace: Namespace | None,
-    primary: Binding,
+    primary: WaypointChoice,
     waypoints: Mapping[str, Waypoint],
 ) -> tuple[tuple[WeightedWaypoint, ...], BindingError | None]:
     """``[(primary, 100-w), (canary, w)]`` for a valid canary, else ``()`` (and why not)."""

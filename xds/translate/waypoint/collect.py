@@ -48,6 +48,7 @@ from xds.translate.binding import (
     WaypointBindings,
     parse_inbound_binding,
 )
+from xds.translate.enrollment import declared_tunnel, pod_tunnel, supports_http_tunnel
 from xds.translate.waypoint import jwt, ports, virtual_service
 from xds.translate.waypoint.gateway_api import attaches
 from xds.translate.waypoint.inputs import (
@@ -64,8 +65,7 @@ from xds.translate.waypoint.inputs import (
     WaypointMode,
 )
 from xds.translate.waypoint.targeting import targets_service, targets_waypoint
-from xds.translate.ztunnel.enrollment import declared_tunnel, pod_tunnel, supports_http_tunnel
-from xds.translate.ztunnel.names import (
+from xds.translate.workload_names import (
     canonical_name,
     canonical_revision,
     pod_workload_name,

@@ -20,8 +20,8 @@ from xds.model.meta import ObjectKey
 from xds.model.networking import Resolution, ServiceEntry
 from xds.proto.istio.workload import workload_pb2 as wl
 from xds.translate.binding import (
-    Binding,
     Waypoint,
+    WaypointChoice,
     canary_waypoints,
     service_binding,
 )
@@ -207,7 +207,7 @@ def _set_waypoint(
     message: wl.Service,
     obj: Service | ServiceEntry,
     namespace: Namespace | None,
-    binding: Binding,
+    binding: WaypointChoice,
     waypoints: Mapping[str, Waypoint],
 ) -> None:
     waypoint = binding.waypoint

@@ -26,12 +26,13 @@ from xds.model.frozen import EMPTY_LABELS
 from xds.model.meta import IPAddress
 from xds.model.networking import Resolution, ServiceEntry, WorkloadEndpoint, WorkloadEntry
 from xds.proto.istio.workload import workload_pb2 as wl
+from xds.translate import enrollment
+from xds.translate import workload_names as names
 from xds.translate.binding import (
     Waypoint,
     instance_of,
     workload_binding,
 )
-from xds.translate.ztunnel import enrollment, names
 from xds.translate.ztunnel.addresses import gateway_address, parse_ip, workload_aliases
 from xds.translate.ztunnel.context import Context
 from xds.translate.ztunnel.services import ServiceInfo
