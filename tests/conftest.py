@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -68,12 +67,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "logged lines:\n" + "\n".join(_session_log.leaks[:10])
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager

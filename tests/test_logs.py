@@ -14,8 +14,8 @@ import pytest
 
 from xds.logs import JsonFormatter, LineFormatter
 
-from .conftest import REPO, free_port
-from .helpers import http_ready, wait_until
+from .conftest import REPO
+from .helpers import free_port, http_ready, wait_until
 
 
 def record(level: int, message: str, *, exc: bool = False, **fields: object) -> logging.LogRecord:

@@ -17,8 +17,8 @@ import pytest
 from xds.client import DeltaClient, SotwClient
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER
 
-from ..conftest import REPO, free_port
-from ..helpers import ZTUNNEL, http_ready, wait_until, xds
+from ..conftest import REPO
+from ..helpers import ZTUNNEL, free_port, http_ready, wait_until, xds
 
 WAYPOINT = "waypoint~10.244.1.50~waypoint-5d7f-abcde.bookinfo~bookinfo.svc.cluster.local"
 WAYPOINT_METADATA = {

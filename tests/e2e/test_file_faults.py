@@ -20,8 +20,8 @@ import pytest
 from xds.client import DeltaClient
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
-from ..conftest import REPO, free_port
-from ..helpers import http_ready, wait_until
+from ..conftest import REPO
+from ..helpers import free_port, http_ready, wait_until
 from .kube_plane import changes, ztunnel_client
 
 SETPRIV = shutil.which("setpriv")

@@ -17,8 +17,8 @@ from xds.plane.app import ControlPlane, ServeOptions
 from xds.proto.istio.workload import workload_pb2
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER, LISTENER
 
-from ..conftest import REPO, free_port, scan_output
-from ..helpers import eventually, http_ready, wait_until, xds
+from ..conftest import REPO, scan_output
+from ..helpers import eventually, free_port, http_ready, wait_until, xds
 from ..kube.cluster import Cluster, fresh_namespace
 from ..kube.objects import (
     WAYPOINT_CLASS,

@@ -20,8 +20,8 @@ import pytest
 from xds.client import DeltaClient
 from xds.type_urls import ADDRESS
 
-from ..conftest import REPO, free_port, scan_output
-from ..helpers import eventually, http_ready, wait_until
+from ..conftest import REPO, scan_output
+from ..helpers import eventually, free_port, http_ready, wait_until
 from ..kube.cluster import Api, ApiError, Cluster, fresh_namespace
 from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, node, pod
 from .kube_plane import ztunnel_client

@@ -20,10 +20,10 @@ from xds.sources.kubernetes.waypoints.objects import (
 )
 from xds.translate.waypoint.bootstrap import TOKEN_SDS_FILE
 
-from ..helpers import eventually
+from ..helpers import eventually, free_port
 from ..kube.cluster import Api, ApiError, Cluster, fresh_namespace
 from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, service
-from ..translate.waypoint.live import envoy_from_file, free_port
+from ..translate.waypoint.live import envoy_from_file
 from .kube_plane import kube_plane, kubernetes_options, request_token
 from .waypoint_harness import certificate_uris, config_dump, dump_section
 

@@ -29,8 +29,8 @@ from xds.proto.istio.security import authorization_pb2
 from xds.proto.istio.workload import workload_pb2
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
-from ..conftest import REPO, free_port
-from ..helpers import http_ready, wait_until
+from ..conftest import REPO
+from ..helpers import free_port, http_ready, wait_until
 from ..security.support import ec_key, make_csr, verify_chain
 
 SECTION = "\n## Running a stock ztunnel against `xds serve` (no cluster)\n"

@@ -49,6 +49,8 @@ from xds.security.identity import Identity
 from xds.security.plane import SecurityOptions
 from xds.security.tokens import TokenGrant, add_grant
 
+from ..helpers import free_port
+
 pytestmark = pytest.mark.envoy
 
 NS = "shop"
@@ -302,7 +304,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         dest["static_resources"]["listeners"] = listeners
         destination = stack.enter_context(live.envoy("destination", dest, directory))
 
-        ports = {name: live.free_port() for name in TUNNELS}
+        ports = {name: free_port() for name in TUNNELS}
         client_config = live.client_ztunnel(
             [
                 live.Tunnel(name, tunnel.target, tunnel.identity, ports[name])
@@ -335,7 +337,7 @@ class Waypoint:
 def waypoint(request: pytest.FixtureRequest, mesh: Mesh) -> Iterator[Waypoint]:
     flavour: str = request.param
     path = mesh.directory / f"waypoint-{flavour}.yaml"
-    readiness = live.free_port()
+    readiness = free_port()
     # A pod name per flavour, so the last test can tell the two streams apart.
     pod_name = f"waypoint-{flavour}"
     h.write_waypoint_bootstrap(
@@ -347,7 +349,7 @@ def waypoint(request: pytest.FixtureRequest, mesh: Mesh) -> Iterator[Waypoint]:
         token_file=mesh.waypoint_token,
         ca_root=mesh.ca_root,
         pod_ip=WAYPOINT_POD,
-        admin_port=live.free_port(),
+        admin_port=free_port(),
         readiness_port=readiness,
         delta=flavour == "delta",
     )

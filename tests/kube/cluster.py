@@ -18,7 +18,6 @@ import ipaddress
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -34,6 +33,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from ..helpers import free_port
 
 HERE = Path(__file__).resolve().parent
 ADMIN_TOKEN = "admin-token-for-tests"
@@ -64,12 +65,6 @@ def build() -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"tests/kube/build.sh failed:\n{result.stderr[-5000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ApiError(Exception):

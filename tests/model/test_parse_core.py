@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from ipaddress import ip_address
-from typing import Any
 
 import pytest
-import yaml
+from yaml import safe_load as load
 
 from xds.model import ManifestError, parse_object
 from xds.model.core import (
@@ -27,11 +26,6 @@ from xds.model.core import (
     TargetRef,
 )
 from xds.model.meta import ObjectKey, OwnerReference
-
-
-def load(text: str) -> Any:
-    return yaml.safe_load(text)
-
 
 POD = """
 apiVersion: v1

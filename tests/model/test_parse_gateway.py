@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from ipaddress import ip_address
-from typing import Any
 
 import pytest
-import yaml
+from yaml import safe_load as load
 
 from xds.model import ManifestError, parse_object
 from xds.model.frozen import FrozenMap
@@ -44,10 +43,6 @@ from xds.model.gateway import (
     URLRewrite,
 )
 from xds.model.meta import LabelSelector, SelectorOperator, SelectorRequirement
-
-
-def load(text: str) -> Any:
-    return yaml.safe_load(text)
 
 
 def test_gateway_class() -> None:

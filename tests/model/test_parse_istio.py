@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from ipaddress import ip_network
-from typing import Any
 
 import pytest
-import yaml
+from yaml import safe_load as load
 
 from xds.model import ManifestError, parse_object
 from xds.model.frozen import FrozenMap
@@ -52,10 +51,6 @@ from xds.model.security import (
     Rule,
     Source,
 )
-
-
-def load(text: str) -> Any:
-    return yaml.safe_load(text)
 
 
 def test_l4_authorization_policy() -> None:

@@ -13,8 +13,8 @@ import grpc
 from xds.client import DeltaClient
 from xds.type_urls import ADDRESS
 
-from ..conftest import REPO, free_port
-from ..helpers import ZTUNNEL, http_ready, wait_until
+from ..conftest import REPO
+from ..helpers import ZTUNNEL, free_port, http_ready, wait_until
 
 
 def children_of(pid: int) -> set[int]:

@@ -15,8 +15,8 @@ import pytest
 from xds.sources.kubernetes.api import ClusterConfig, KubeApi, connect
 from xds.sources.kubernetes.leader import LeaderElection, LeaseTiming
 
-from ...helpers import wait_until
-from ...kube.cluster import ADMIN_TOKEN, Cluster, free_port, fresh_namespace
+from ...helpers import free_port, wait_until
+from ...kube.cluster import ADMIN_TOKEN, Cluster, fresh_namespace
 from ...kube.objects import namespace
 
 pytestmark = pytest.mark.kube

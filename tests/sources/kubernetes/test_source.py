@@ -121,7 +121,7 @@ async def test_restart_and_compaction_relist_only_the_differences(kube_cluster: 
 
 
 def _other_port() -> int:
-    from ...kube.cluster import free_port
+    from ...helpers import free_port
 
     return free_port()
 

@@ -49,6 +49,8 @@ from xds.resources import waypoint_scope
 from xds.translate.waypoint import WaypointTranslator
 from xds.translate.waypoint.bootstrap import SEND_RST_ON_USER_SPACE_SOCKET
 
+from ...helpers import free_port
+
 pytestmark = pytest.mark.envoy
 
 VIP = "127.0.10.1"
@@ -310,7 +312,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
             "dest": "spiffe://cluster.local/ns/shop/sa/reviews",
         },
     )
-    dest_port = live.free_port(POD)
+    dest_port = free_port(POD)
     with ExitStack() as stack:
         stack.enter_context(live.http_backend(POD, 9080))
         stack.enter_context(live.http_backend(EXTERNAL_ADDRESS, 8443, tls=pki["dest"]))
@@ -347,19 +349,19 @@ def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[St
     config = replace(MESH_CONFIG, access_log_providers=(requests,))
     store = mesh(*_mesh_docs(waypoint=waypoint, ca=pki["dest"].ca), config=config)
     snapshot = resources(WaypointTranslator().translate(store, None), SCOPE)
-    waypoint_port = live.free_port()
+    waypoint_port = free_port()
     config = live.retarget_hbone_ports(
         static_bootstrap(snapshot, pki["waypoint"]), waypoint_port, backends.dest_port
     )
     tunnels = [
-        live.Tunnel("vip", f"{VIP}:9080", "client", live.free_port()),
-        live.Tunnel("stranger", f"{VIP}:9080", "stranger", live.free_port()),
-        live.Tunnel("pod", f"{POD}:9080", "client", live.free_port()),
-        live.Tunnel("tcp", f"{TCP_VIP}:5432", "client", live.free_port()),
-        live.Tunnel("smtp", f"{BANNER_VIP}:2525", "client", live.free_port()),
-        live.Tunnel("greeter", f"{GREETER_VIP}:2626", "client", live.free_port()),
-        live.Tunnel("vault", f"{VAULT_VIP}:8443", "client", live.free_port()),
-        live.Tunnel("external", f"{EXTERNAL_VIP}:80", "client", live.free_port()),
+        live.Tunnel("vip", f"{VIP}:9080", "client", free_port()),
+        live.Tunnel("stranger", f"{VIP}:9080", "stranger", free_port()),
+        live.Tunnel("pod", f"{POD}:9080", "client", free_port()),
+        live.Tunnel("tcp", f"{TCP_VIP}:5432", "client", free_port()),
+        live.Tunnel("smtp", f"{BANNER_VIP}:2525", "client", free_port()),
+        live.Tunnel("greeter", f"{GREETER_VIP}:2626", "client", free_port()),
+        live.Tunnel("vault", f"{VAULT_VIP}:8443", "client", free_port()),
+        live.Tunnel("external", f"{EXTERNAL_VIP}:80", "client", free_port()),
     ]
     identities = {who: (pki[who].cert, pki[who].key) for who in ("client", "stranger")}
     directory = backends.directory / name
@@ -600,7 +602,7 @@ def test_proxy_binding_routes_and_authorizes_by_the_tlv_identity(tmp_path: Path)
     snapshot = resources(WaypointTranslator().translate(store, None), SCOPE)
     pki = make_pki(tmp_path / "certs", {"waypoint": "spiffe://cluster.local/ns/shop/sa/waypoint"})
     config = static_bootstrap(snapshot, pki["waypoint"])
-    port = live.free_port()
+    port = free_port()
     for listener in config["static_resources"]["listeners"]:
         if listener["name"] == "proxy_inbound":
             listener["address"]["socket_address"]["port_value"] = port
