@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import xds.grpc_logging  # noqa: F401  (before anything imports grpc)
 from xds import logs
 from xds.cli import bootstrap, ca
+from xds.cli import client as client_cli
 from xds.cli.common import EXIT_FAILURE, EXIT_USAGE, CommandError, Parser, UsageError
 from xds.version import __version__
 
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ca.register(commands)
     bootstrap.register(commands)
+    client_cli.register(commands)
     return parser
 
 
