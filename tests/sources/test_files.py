@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from xds.model.core import Pod, Service
 from xds.model.mesh import ChangeSet, MeshStore
@@ -252,10 +253,12 @@ async def test_broken_document_keeps_the_last_good_version(tmp_path: Path) -> No
         assert changes.keys == {svc("a")}
         assert harness.store.get(Service, "ns", "b") is good_b
         assert [e.field for e in harness.source.errors] == ["spec.ports[0].port"]
+        assert REGISTRY.get_sample_value("xds_config_errors", {"source": "files"}) == 1
         # Fixing it applies the fix and clears the error.
         write(manifest, service_yaml("a", port=2), service_yaml("b", port=3))
         assert (await harness.next_change()).keys == {svc("b")}
         assert harness.source.errors == []
+        assert REGISTRY.get_sample_value("xds_config_errors", {"source": "files"}) == 0
         # Deleting the document deletes the object.
         write(manifest, service_yaml("a", port=2))
         assert (await harness.next_change()).deleted == {svc("b")}

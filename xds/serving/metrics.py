@@ -53,9 +53,6 @@ SEND_TO_ACK = Histogram(
     ["type"],
     buckets=LATENCY_BUCKETS,
 )
-CONFIG_ERRORS = Gauge(
-    "xds_config_errors", "Config objects currently rejected as invalid.", ["source"]
-)
 
 
 class AdsMetrics:

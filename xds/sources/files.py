@@ -42,6 +42,7 @@ from xds.model.meta import KubeObject, ObjectKey
 from xds.model.parse import object_identity, parse_with_notes
 from xds.sources.base import OnChange
 from xds.sources.ignored import IgnoredFields
+from xds.sources.metrics import CONFIG_ERRORS
 
 log = logging.getLogger("xds.file")
 
@@ -524,3 +525,4 @@ class FileSource:
                     },
                 )
         self._errors = errors
+        CONFIG_ERRORS.labels("files").set(len(errors))

@@ -235,6 +235,8 @@ def test_invalid_object_is_named_and_its_last_good_version_kept(
     """The real CRD schemas refuse what our parser refuses today, but version skew (a
     newer API server, a CRD without schema) can deliver such an object: it is named,
     with the field, and not taken for a deletion."""
+    from prometheus_client import REGISTRY
+
     from xds.sources.kubernetes.kinds import ApiResource
     from xds.sources.kubernetes.reflector import Reflector
 
@@ -252,9 +254,13 @@ def test_invalid_object_is_named_and_its_last_good_version_kept(
     assert "spec.clusterIP" in reflector.invalid[key]
     (record,) = [r for r in caplog.records if "invalid object skipped" in r.getMessage()]
     assert (record.__dict__["object_name"], record.__dict__["field"]) == ("bad", "spec.clusterIP")
+    assert REGISTRY.get_sample_value("xds_config_errors", {"source": "kubernetes/services"}) == 1
     # Logged once, not on every re-list.
     reflector._parse(dict(bad))
     assert len([r for r in caplog.records if "invalid object" in r.getMessage()]) == 1
+    # Fixed: no longer counted.
+    reflector._parse({"metadata": {"name": "bad", "namespace": "n"}, "spec": {}})
+    assert REGISTRY.get_sample_value("xds_config_errors", {"source": "kubernetes/services"}) == 0
 
 
 def test_ignored_fields_are_told_once_per_object(caplog: pytest.LogCaptureFixture) -> None:

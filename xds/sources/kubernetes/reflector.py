@@ -34,6 +34,7 @@ from xds.sources.ignored import IgnoredFields
 from xds.sources.kubernetes import metrics
 from xds.sources.kubernetes.api import ApiError, KubeApi, Params
 from xds.sources.kubernetes.kinds import ApiResource
+from xds.sources.metrics import CONFIG_ERRORS
 
 log = logging.getLogger("xds.kube")
 
@@ -236,6 +237,7 @@ class Reflector:
         for key in gone:
             self._invalid.pop(key, None)
             self._ignored.forget(key)
+        self._count_invalid()
         self._apply(upserts, gone)
         if not self.synced.is_set():
             log.info("synced", extra={"resource": self.resource.name, "objects": len(listed)})
@@ -245,6 +247,7 @@ class Reflector:
             key = object_key(self.resource, obj)
             if key is not None:
                 self._invalid.pop(key, None)
+                self._count_invalid()
                 self._ignored.forget(key)
                 self._apply((), (key,))
             return
@@ -262,6 +265,7 @@ class Reflector:
         except ManifestError as error:
             if key is not None and self._invalid.get(key) != str(error):
                 self._invalid[key] = str(error)
+                self._count_invalid()
                 log.warning(
                     "invalid object skipped; its last good version is kept",
                     extra={
@@ -274,6 +278,10 @@ class Reflector:
                 )
             return key, None
         if key is not None:
-            self._invalid.pop(key, None)
+            if self._invalid.pop(key, None) is not None:
+                self._count_invalid()
             self._ignored.note(key, ignored)
         return key, obj
+
+    def _count_invalid(self) -> None:
+        CONFIG_ERRORS.labels(f"kubernetes/{self.resource.name}").set(len(self._invalid))
