@@ -237,3 +237,32 @@ def test_tls_origination_to_an_external_host() -> None:
     }
     skipped = _external({"mode": "SIMPLE", "caCertificates": "/ca", "insecureSkipVerify": True})
     assert skipped["typed_config"]["common_tls_context"] == {}
+
+
+def test_tls_to_a_mesh_service_is_originated_inside_the_tunnel() -> None:
+    rule = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": meta("shop", "reviews"),
+        "spec": {
+            "host": "reviews.shop.svc.cluster.local",
+            "trafficPolicy": {"tls": {"mode": "SIMPLE", "caCertificates": "/etc/certs/ca.pem"}},
+        },
+    }
+    clusters = snapshot(translate(*shop(), rule))[type_urls.CLUSTER]
+    transport = clusters[REVIEWS]["transport_socket"]
+    assert transport["name"] == "internal_upstream"
+    inner = transport["typed_config"]["transport_socket"]["typed_config"]
+    assert inner == {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": {
+            "validation_context": {"trusted_ca": {"filename": "/etc/certs/ca.pem"}}
+        },
+        "sni": "reviews.shop.svc.cluster.local",
+    }
+    # The tunnel still learns which pod it is for.
+    names = [m["name"] for m in transport["typed_config"]["passthrough_metadata"]]
+    assert names == ["envoy.filters.listener.original_dst", "istio"]
+    # Without a DestinationRule: plaintext inside the tunnel.
+    plain = snapshot(translate(*shop()))[type_urls.CLUSTER][REVIEWS]["transport_socket"]
+    assert plain["typed_config"]["transport_socket"]["name"] == "raw_buffer"

@@ -71,6 +71,8 @@ EXTERNAL_VIP = "127.0.10.9"
 EXTERNAL_ADDRESS = "127.0.30.1"  # outside the mesh: no ztunnel in front of it
 AUTHZ_VIP = "127.0.10.7"
 AUTHZ_POD = "127.0.20.7"
+SECURE_VIP = "127.0.10.8"  # a mesh service whose pod speaks HTTPS
+SECURE_POD = "127.0.20.8"
 MESH_CONFIG = MeshConfig(
     extension_providers=(
         ExtAuthzProvider("test-authz", True, "ext-authz.shop.svc.cluster.local", 9000),
@@ -108,6 +110,20 @@ def _mesh_docs(*, waypoint: Doc, pod_ip: str = POD, ca: Path | None = None) -> l
                 },
             },
         },
+        {
+            # TLS to a mesh service: originated by the waypoint inside the HBONE tunnel.
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": meta("shop", "secure"),
+            "spec": {
+                "host": "secure.shop.svc.cluster.local",
+                "trafficPolicy": {
+                    "tls": {"mode": "SIMPLE", **({"caCertificates": str(ca)} if ca else {})}
+                },
+            },
+        },
+        service("shop", "secure", SECURE_VIP, [{"name": "http", "port": 80, "targetPort": 8443}]),
+        pod("shop", "secure-1", SECURE_POD, {"app": "secure"}),
         namespace("shop"),
         waypoint,
         service("shop", "reviews", VIP),
@@ -316,6 +332,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     with ExitStack() as stack:
         stack.enter_context(live.http_backend(POD, 9080))
         stack.enter_context(live.http_backend(EXTERNAL_ADDRESS, 8443, tls=pki["dest"]))
+        stack.enter_context(live.http_backend(SECURE_POD, 8443, tls=pki["dest"]))
         stack.enter_context(live.tcp_echo(TCP_POD, 5432))
         stack.enter_context(live.tcp_banner(BANNER_POD, 2525, b"220 smtp ready\r\n"))
         stack.enter_context(live.tcp_banner(GREETER_POD, 2626, b"hello\r\n", linger=True))
@@ -324,7 +341,16 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
         # One destination ztunnel Envoy with a listener on each pod address.
         listeners = []
         authorizer = stack.enter_context(live.ext_authz_server(AUTHZ_POD, 9000))
-        pods = (POD, TCP_POD, BANNER_POD, GREETER_POD, VAULT_POD, VAULT_V2_POD, AUTHZ_POD)
+        pods = (
+            POD,
+            TCP_POD,
+            BANNER_POD,
+            GREETER_POD,
+            VAULT_POD,
+            VAULT_V2_POD,
+            AUTHZ_POD,
+            SECURE_POD,
+        )
         for index, address in enumerate(pods):
             config = live.destination_ztunnel(
                 address, dest_port, pki["waypoint"], pki["dest"].cert, pki["dest"].key
@@ -362,6 +388,7 @@ def _waypoint_stack(backends: Backends, name: str, waypoint: Doc) -> Iterator[St
         live.Tunnel("greeter", f"{GREETER_VIP}:2626", "client", free_port()),
         live.Tunnel("vault", f"{VAULT_VIP}:8443", "client", free_port()),
         live.Tunnel("external", f"{EXTERNAL_VIP}:80", "client", free_port()),
+        live.Tunnel("secure", f"{SECURE_VIP}:80", "client", free_port()),
     ]
     identities = {who: (pki[who].cert, pki[who].key) for who in ("client", "stranger")}
     directory = backends.directory / name
@@ -524,6 +551,22 @@ def test_an_external_service_entry_gets_tls_originated_by_the_waypoint(hbone: St
     stats = hbone.waypoint.stats()
     cluster = "cluster.inbound-vip|80|http|api.external.test;"
     assert stats.get(f"{cluster}.ssl.handshake", 0) >= 1
+
+
+def test_tls_to_a_mesh_service_is_originated_inside_the_tunnel(hbone: Stack) -> None:
+    """A DestinationRule with tls SIMPLE for a mesh service: the client speaks plain HTTP,
+    the waypoint originates TLS (verifying the pod's chain) inside the HBONE tunnel, and
+    the pod, which only speaks HTTPS, answers."""
+    reply = live.get(hbone.ports["secure"], "/inside")
+    assert reply.status == 200, reply
+    assert json.loads(reply.body)["path"] == "/inside"
+    stats = hbone.waypoint.stats()
+    assert (
+        stats.get("cluster.inbound-vip|80|http|secure.shop.svc.cluster.local;.ssl.handshake", 0)
+        >= 1
+    )
+    # The same connection went through connect_originate: HBONE underneath.
+    assert stats.get("cluster.connect_originate;.upstream_cx_total", 0) >= 1
 
 
 def test_rbac_sees_the_callers_spiffe_id(hbone: Stack) -> None:

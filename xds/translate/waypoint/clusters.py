@@ -85,13 +85,17 @@ def _raw_buffer() -> Any:
     )
 
 
-def internal_upstream_socket(*, passthrough: bool) -> Any:
-    """``internal_upstream`` around plaintext; ``passthrough`` copies host metadata.
+def internal_upstream_socket(*, passthrough: bool, inner: Any | None = None) -> Any:
+    """``internal_upstream`` around plaintext (or ``inner``: TLS a DestinationRule
+    originates, which then travels inside the HBONE tunnel); ``passthrough`` copies host
+    metadata.
 
     The copied ``envoy.filters.listener.original_dst`` metadata is what tells
     ``connect_originate`` which pod the tunnel is for.
     """
-    transport = internal_upstream_pb2.InternalUpstreamTransport(transport_socket=_raw_buffer())
+    transport = internal_upstream_pb2.InternalUpstreamTransport(
+        transport_socket=inner if inner is not None else _raw_buffer()
+    )
     if passthrough:
         for namespace in (names.ORIGINAL_DST_METADATA, names.ISTIO_METADATA):
             transport.passthrough_metadata.append(
@@ -298,11 +302,15 @@ def _service_cluster(
             _apply_connection_pool(result, policy.connection_pool, http=cluster.http)
         if policy.outlier_detection is not None:
             _apply_outlier_detection(result, policy.outlier_detection)
-    if service.dns and policy is not None and policy.tls is not None:
+    tls = None if policy is None or policy.tls is None else policy.tls
+    if service.dns and tls is not None:
         # An external host the waypoint reaches directly (no HBONE): TLS origination.
-        result.transport_socket.CopyFrom(originated_tls_socket(policy.tls, service.hostname))
+        result.transport_socket.CopyFrom(originated_tls_socket(tls, service.hostname))
     elif hbone_upstream:
-        result.transport_socket.CopyFrom(internal_upstream_socket(passthrough=True))
+        # A mesh destination with TLS origination: TLS inside the tunnel, as istiod's
+        # waypoint clusters wrap it (the pod sees TLS, ztunnels see HBONE).
+        inner = None if tls is None else originated_tls_socket(tls, service.hostname)
+        result.transport_socket.CopyFrom(internal_upstream_socket(passthrough=True, inner=inner))
     if cluster.http:
         protocol = cluster.port.protocol
         if protocol.is_http2:
