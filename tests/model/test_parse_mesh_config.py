@@ -14,6 +14,7 @@ from xds.model.mesh import (
     ExtAuthzProvider,
     FileAccessLogProvider,
     MeshConfig,
+    ProxyDefaults,
 )
 from xds.model.parse.mesh_config import parse_mesh_config
 
@@ -21,7 +22,12 @@ MESH = """
 trustDomain: example.org
 rootNamespace: mesh-root
 accessLogFile: /dev/stdout
-defaultConfig: {holdApplicationUntilProxyStarts: true}
+defaultConfig:
+  holdApplicationUntilProxyStarts: true
+  discoveryAddress: istiod.mesh.svc:15012
+  concurrency: 2
+  drainDuration: 20s
+outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 extensionProviders:
 - name: opa
   envoyExtAuthzGrpc: {service: authz/opa.authz.svc.cluster.local, port: 9191, timeout: 2s}
@@ -79,7 +85,14 @@ def test_what_is_read_and_what_is_ignored() -> None:
     )
     assert config.access_log_provider("envoy") == DEFAULT_ACCESS_LOG  # istiod's built-in
     assert config.access_log_provider("nope") is None
-    assert ignored == ("defaultConfig", "extensionProviders[2].opentelemetry")
+    assert config.proxy_defaults == ProxyDefaults("istiod.mesh.svc:15012", 2, timedelta(seconds=20))
+    # In document order; outboundTrafficPolicy is for sidecars (istiod never applies it
+    # to ztunnel or waypoints).
+    assert ignored == (
+        "defaultConfig.holdApplicationUntilProxyStarts",
+        "outboundTrafficPolicy",
+        "extensionProviders[2].opentelemetry",
+    )
 
 
 def test_an_empty_document_keeps_the_base() -> None:
@@ -115,6 +128,12 @@ def test_an_empty_document_keeps_the_base() -> None:
             "{name: a, envoyExtAuthzGrpc: {service: t, port: 2}}]",
             'extensionProviders[1].name: duplicate provider name "a"',
         ),
+        (
+            "defaultConfig: {discoveryAddress: istiod}",
+            'defaultConfig.discoveryAddress: expected "host:port", got "istiod"',
+        ),
+        ("defaultConfig: {concurrency: -1}", "defaultConfig.concurrency: expected an integer"),
+        ("defaultConfig: {drainDuration: soon}", "defaultConfig.drainDuration"),
     ],
 )
 def test_bad_values_name_the_field(text: str, message: str) -> None:

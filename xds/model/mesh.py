@@ -62,6 +62,19 @@ DEFAULT_ACCESS_LOG = FileAccessLogProvider("envoy")
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyDefaults:
+    """meshConfig.defaultConfig: what applies to the waypoint Deployments we create (the
+    rest of istiod's ProxyConfig is for pilot-agent and sidecars, and is reported)."""
+
+    discovery_address: str | None = None
+    """``host:port`` the waypoints' Envoy connects to (default: istiod.<system ns>.svc:15012)."""
+    concurrency: int | None = None
+    """Envoy worker threads (``--concurrency``); unset or 0: one per CPU."""
+    drain_duration: timedelta | None = None
+    """How long Envoy drains listeners on shutdown (``--drain-time-s``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class MeshConfig:
     """Mesh-wide settings the translation depends on (istiod's MeshConfig and flags)."""
 
@@ -82,6 +95,8 @@ class MeshConfig:
     access_log_file: str = ""
     """meshConfig.accessLogFile: every proxy logs there unless a Telemetry says otherwise."""
     access_log_format: str | None = None
+    proxy_defaults: ProxyDefaults = field(default_factory=ProxyDefaults)
+    """meshConfig.defaultConfig, as far as waypoints use it."""
 
     def access_log_provider(self, name: str) -> FileAccessLogProvider | None:
         for provider in self.access_log_providers:

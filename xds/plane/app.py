@@ -285,11 +285,10 @@ class ControlPlane:
             mesh = self.options.mesh
             self._waypoints = WaypointController(
                 api,
-                WaypointSettings(
-                    system_namespace=self.options.security.system_namespace,
-                    image=options.waypoint_image or DEFAULT_ENVOY_IMAGE,
-                    cluster_domain=mesh.domain_suffix,
-                    cluster_id=mesh.cluster_id,
+                WaypointSettings.from_mesh(
+                    mesh,
+                    self.options.security.system_namespace,
+                    options.waypoint_image or DEFAULT_ENVOY_IMAGE,
                 ),
                 attached_routes=MeshRoutes(self.mesh).attached,
                 backoff=options.backoff,

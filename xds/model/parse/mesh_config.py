@@ -1,11 +1,13 @@
 """istiod's mesh config (the ``mesh`` YAML of the ``istio`` ConfigMap) as ``MeshConfig``.
 
-Read: ``trustDomain``, ``rootNamespace``, ``accessLogFile``/``accessLogFormat``, and of
+Read: ``trustDomain``, ``rootNamespace``, ``accessLogFile``/``accessLogFormat``, of
 ``extensionProviders`` the external authorizers (``envoyExtAuthzGrpc``,
 ``envoyExtAuthzHttp``) that CUSTOM AuthorizationPolicies name and the file access logs
-(``envoyFileAccessLog``) that Telemetry names. Every other field is listed by
-``parse_mesh_config`` as ignored, for a warning: the document is istiod's, most of it is
-for sidecars.
+(``envoyFileAccessLog``) that Telemetry names, and of ``defaultConfig`` what the waypoint
+Deployments use (``discoveryAddress``, ``concurrency``, ``drainDuration``). Every other
+field is listed by ``parse_mesh_config`` as ignored, for a warning: the document is
+istiod's, most of it is for sidecars (``outboundTrafficPolicy`` among them: istiod applies
+it to sidecars only, never to ztunnel or waypoints).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import replace
 
 from xds.model.errors import ManifestError
 from xds.model.frozen import FrozenMap
-from xds.model.mesh import ExtAuthzProvider, FileAccessLogProvider, MeshConfig
+from xds.model.mesh import ExtAuthzProvider, FileAccessLogProvider, MeshConfig, ProxyDefaults
 from xds.model.parse.reader import ObjectRef, Reader
 
 _PROVIDER_KINDS = ("envoyExtAuthzGrpc", "envoyExtAuthzHttp")
@@ -53,6 +55,11 @@ def parse_mesh_config(
             )
     config = replace(
         config,
+        proxy_defaults=(
+            _proxy_defaults(root.obj("defaultConfig"))
+            if root.has("defaultConfig")
+            else config.proxy_defaults
+        ),
         trust_domain=root.string("trustDomain", config.trust_domain),
         root_namespace=root.string("rootNamespace", config.root_namespace),
         extension_providers=tuple(providers),
@@ -61,6 +68,19 @@ def parse_mesh_config(
         access_log_format=root.opt_string("accessLogFormat") or None,
     )
     return config, root.unread()
+
+
+def _proxy_defaults(proxy: Reader) -> ProxyDefaults:
+    address = proxy.opt_string("discoveryAddress")
+    if address is not None:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            proxy.fail(f'expected "host:port", got "{address}"', "discoveryAddress")
+    return ProxyDefaults(
+        discovery_address=address,
+        concurrency=proxy.opt_integer("concurrency", 0, 1024, "an integer 0-1024"),
+        drain_duration=proxy.opt_duration("drainDuration"),
+    )
 
 
 def _ext_authz(entry: Reader, name: str) -> ExtAuthzProvider | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from xds.model.mesh import MeshConfig, ProxyDefaults
 from xds.serving.node import ProxyType, parse_node_id
 from xds.sources.kubernetes.waypoints.objects import (
     TOKEN_SDS_ANNOTATION,
@@ -215,6 +217,34 @@ def test_a_system_namespace_changes_the_xds_address() -> None:
     dep = deployment(gateway(), WaypointSettings(system_namespace="mesh"))
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert '"address":"istiod.mesh.svc"' in args[args.index("--config-yaml") + 1]
+
+
+def test_the_mesh_configs_proxy_defaults_shape_the_envoy() -> None:
+    """meshConfig.defaultConfig as pilot-agent would apply it to the Envoy it starts."""
+    mesh = MeshConfig(
+        proxy_defaults=ProxyDefaults(
+            discovery_address="istiod-canary.mesh.svc:15013",
+            concurrency=2,
+            drain_duration=timedelta(seconds=20),
+        )
+    )
+    settings = WaypointSettings.from_mesh(mesh, "istio-system", "envoy:1")
+    container = deployment(gateway(), settings)["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert args[args.index("--concurrency") + 1] == "2"
+    assert args[args.index("--drain-time-s") + 1] == "20"
+    config = json.loads(args[args.index("--config-yaml") + 1])
+    [xds] = [c for c in config["static_resources"]["clusters"] if c["name"] == "xds-grpc"]
+    address = xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert address["socket_address"] == {
+        "address": "istiod-canary.mesh.svc",
+        "port_value": 15013,
+    }
+    assert xds["transport_socket"]["typed_config"]["sni"] == "istiod-canary.mesh.svc"
+    # Unset: Envoy's own defaults (a worker per CPU), istiod on 15012.
+    plain = deployment(gateway(), WaypointSettings.from_mesh(MeshConfig(), "istio-system", "e"))
+    plain_args = plain["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--concurrency" not in plain_args and "--drain-time-s" not in plain_args
 
 
 @pytest.mark.parametrize(

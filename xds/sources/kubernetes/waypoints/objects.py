@@ -34,8 +34,10 @@ import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Final
 
+from xds.model.mesh import MeshConfig
 from xds.security.authn import TOKEN_AUDIENCE
 from xds.sources.kubernetes.root_cert import CONFIG_MAP, DATA_KEY
 from xds.translate.binding import HBONE_PORT
@@ -88,7 +90,13 @@ class WaypointSettings:
     image: str = DEFAULT_ENVOY_IMAGE
     cluster_domain: str = "cluster.local"
     cluster_id: str = "Kubernetes"
-    xds_port: int = 15012
+    discovery_address: str | None = None
+    """meshConfig.defaultConfig.discoveryAddress (``host:port``); default the ``istiod``
+    Service of the system namespace on 15012."""
+    concurrency: int | None = None
+    """meshConfig.defaultConfig.concurrency: Envoy's ``--concurrency`` (unset/0: per CPU)."""
+    drain_duration: timedelta | None = None
+    """meshConfig.defaultConfig.drainDuration: Envoy's ``--drain-time-s``."""
     resources: Mapping[str, Any] = field(
         default_factory=lambda: {
             "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -96,9 +104,39 @@ class WaypointSettings:
         }
     )
 
+    @classmethod
+    def from_mesh(cls, mesh: MeshConfig, system_namespace: str, image: str) -> WaypointSettings:
+        defaults = mesh.proxy_defaults
+        return cls(
+            system_namespace=system_namespace,
+            image=image,
+            cluster_domain=mesh.domain_suffix,
+            cluster_id=mesh.cluster_id,
+            discovery_address=defaults.discovery_address,
+            concurrency=defaults.concurrency,
+            drain_duration=defaults.drain_duration,
+        )
+
     @property
     def xds_host(self) -> str:
+        if self.discovery_address:
+            return self.discovery_address.rpartition(":")[0].strip("[]")
         return f"istiod.{self.system_namespace}.svc"
+
+    @property
+    def xds_port(self) -> int:
+        if self.discovery_address:
+            return int(self.discovery_address.rpartition(":")[2])
+        return 15012
+
+    def envoy_args(self) -> list[str]:
+        """Envoy flags that pilot-agent would derive from the proxy config."""
+        args = []
+        if self.concurrency:
+            args += ["--concurrency", str(self.concurrency)]
+        if self.drain_duration is not None:
+            args += ["--drain-time-s", str(max(0, int(self.drain_duration.total_seconds())))]
+        return args
 
 
 def is_waypoint(gateway: Mapping[str, Any]) -> bool:
@@ -279,6 +317,7 @@ def deployment(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[s
             "warning",
             "--file-flush-interval-msec",
             "1000",
+            *settings.envoy_args(),
         ],
         "env": [
             _field_env("POD_NAME", "metadata.name"),
