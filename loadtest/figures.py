@@ -402,7 +402,12 @@ def _soak(add: _Add, soak: SoakResult, report: Report) -> None:
         "proxies",
         "proxies whose final state differs from xds render",
     )
-    add("soak_unsynced_proxies", soak.unsynced, "proxies", "proxies not synced at the end")
+    add(
+        "soak_unsynced_proxies",
+        len(soak.stragglers),
+        "proxies",
+        "proxies without a synced stream at the end",
+    )
     if soak.consistent_after is not None:
         add(
             "soak_consistent_after",
@@ -421,6 +426,8 @@ def _soak(add: _Add, soak: SoakResult, report: Report) -> None:
         add("soak_csr_errors", soak.csr.errors, "calls", "failed CreateCertificate calls")
         if soak.csr.first_error:
             report.note(f"soak: first CSR error: {soak.csr.first_error}")
+    for bad in soak.stragglers[:5]:
+        report.note(f"soak: proxy {bad.proxy} ({bad.node_id}) {bad.description}")
     for bad in soak.divergent[:5]:
         report.note(f"soak: proxy {bad.proxy} ({bad.node_id}) diverged: {bad.description}")
     report.note("soak changes: " + ", ".join(f"{k} {v}" for k, v in sorted(soak.changes.items())))

@@ -112,7 +112,10 @@ class Fleet:
         self._each([worker.Disconnect()] * len(self._pipes))
 
     def csr(self, jobs: Sequence[CsrJob]) -> list[CsrResult]:
-        return list(self._each([worker.RunCsr(job) for job in jobs], timeout=_REPLY_TIMEOUT * 5))
+        # The jobs run for as long as their open loop says, then reply.
+        longest = max((job.open_seconds for job in jobs), default=0.0)
+        timeout = max(_REPLY_TIMEOUT * 5, longest + _REPLY_TIMEOUT)
+        return list(self._each([worker.RunCsr(job) for job in jobs], timeout=timeout))
 
     def close(self) -> None:
         for pipe in self._pipes:

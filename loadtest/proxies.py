@@ -83,6 +83,9 @@ class ProxyState:
     nacks: int = 0
     first_nack: str = ""
     stream_errors: int = 0
+    failures: int = 0
+    """Stream errors since the proxy was last synced: its reconnect backoff (as ztunnel's
+    and Envoy's, which reset once a stream works)."""
     first_error: str = ""
     last_size: int = 0
 
@@ -154,6 +157,7 @@ class _Simulated:
         state.initial_resources += resources
         if not state.awaiting:
             state.synced_at = now
+            state.failures = 0
             if state.first_synced_at is None:
                 state.first_synced_at = now
             self.observer.synced(state, now)

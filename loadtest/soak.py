@@ -65,8 +65,8 @@ class SoakResult:
     rss_end: float = 0.0
     rss_peak: float = 0.0
     divergent: list[Diverged] = field(default_factory=list)
-    unsynced: int = 0
-    """Proxies without a synced stream when the check gave up."""
+    stragglers: list[Diverged] = field(default_factory=list)
+    """Proxies without a synced stream when the check gave up (their state not compared)."""
     consistent_after: float | None = None
     """Seconds from the last change until every proxy held the expected state."""
 
@@ -121,7 +121,10 @@ def _start_csr(csr: tuple[Fleet, CsrJob] | None, result: SoakResult) -> threadin
     csr_fleet, job = csr
 
     def work() -> None:
-        (result.csr,) = csr_fleet.csr([job])
+        try:
+            (result.csr,) = csr_fleet.csr([job])
+        except Exception as error:  # reported as a failed soak, not lost with the thread
+            result.csr = CsrResult(errors=1, first_error=f"the CSR client failed: {error}")
 
     thread = threading.Thread(target=work, name="soak-csr", daemon=True)
     thread.start()
@@ -191,24 +194,26 @@ def _check(
     last_change: float,
     progress: Progress,
 ) -> None:
-    """Compare until every proxy is synced and holds the expected state, or ``deadline``."""
+    """Compare every second until each proxy has once been synced and held the expected
+    state, or ``deadline``. Once is enough: nothing changes any more, and the server keeps
+    ending connections by age, so some proxy is always between two streams."""
+    confirmed: set[int] = set()
+    everyone = set(range(result.proxies))
     while True:
-        status = fleet.status()
-        if status.synced >= result.proxies:
-            result.divergent = fleet.verify(expected)
-            if not result.divergent:
-                result.consistent_after = time.monotonic() - last_change
-                progress.line(
-                    f"every proxy holds what xds render gives, "
-                    f"{result.consistent_after:.1f} s after the last change"
-                )
-                return
+        found = fleet.verify(expected)
+        confirmed |= everyone - {d.proxy for d in found}
+        if confirmed == everyone:
+            result.consistent_after = time.monotonic() - last_change
+            progress.line(
+                f"every proxy holds what xds render gives, "
+                f"{result.consistent_after:.1f} s after the last change"
+            )
+            return
         if time.monotonic() > deadline:
-            result.unsynced = result.proxies - status.synced
-            if result.unsynced:
-                progress.line(f"{result.unsynced} proxies not synced at the end")
-                result.divergent = result.divergent or fleet.verify(expected)
-            for bad in result.divergent[:5]:
-                progress.line(f"diverged: proxy {bad.proxy} {bad.node_id}: {bad.description}")
+            left = [d for d in found if d.proxy not in confirmed]
+            result.divergent = [d for d in left if d.synced]
+            result.stragglers = [d for d in left if not d.synced]
+            for bad in [*result.stragglers[:5], *result.divergent[:5]]:
+                progress.line(f"proxy {bad.proxy} {bad.node_id}: {bad.description}")
             return
         time.sleep(1.0)

@@ -122,6 +122,8 @@ class Diverged:
     proxy: int
     node_id: str
     description: str
+    synced: bool = True
+    """False: the proxy had no synced stream, so its state was not compared."""
 
 
 @dataclass
@@ -322,6 +324,7 @@ class Worker:
 
     def ended(self, state: ProxyState, error: BaseException) -> None:
         state.stream_errors += 1
+        state.failures += 1
         if isinstance(error, grpc.aio.AioRpcError):
             text = f"{error.code().name}: {error.details()}"
         else:
@@ -333,7 +336,7 @@ class Worker:
 
     async def _reconnect(self, state: ProxyState) -> None:
         """Envoy-like backoff with jitter; the sim keeps its channel."""
-        delay = _BACKOFF[min(state.stream_errors, len(_BACKOFF)) - 1]
+        delay = _BACKOFF[min(max(state.failures, 1), len(_BACKOFF)) - 1]
         await asyncio.sleep(delay * random.uniform(0.8, 1.2))
         if not self._connected:
             return
@@ -372,6 +375,19 @@ class Worker:
         for state in self._states:
             sim = self._sims[state.index]
             spec = state.spec
+            if not state.streaming or state.synced_at is None:
+                waiting = ", ".join(sorted(t.rsplit(".", 1)[-1] for t in state.awaiting))
+                found.append(
+                    Diverged(
+                        state.index,
+                        spec.node_id,
+                        f"not synced (streaming: {state.streaming}; waiting for: "
+                        f"{waiting or 'nothing'}; stream errors: {state.stream_errors}, "
+                        f"first: {state.first_error or 'none'})",
+                        synced=False,
+                    )
+                )
+                continue
             if spec.kind == "ztunnel":
                 key, types = "ztunnel", ZTUNNEL_TYPES
             else:
