@@ -338,12 +338,8 @@ class Worker:
         """Envoy-like backoff with jitter; the sim keeps its channel."""
         delay = _BACKOFF[min(max(state.failures, 1), len(_BACKOFF)) - 1]
         await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-        if not self._connected:
-            return
-        sim = self._sims[state.index]
-        self._reconnects += 1
-        await sim.close()
-        await self._start(sim)
+        if self._connected:
+            await self._restart(self._sims[state.index])
 
     def _restart_some(self, count: int) -> int:
         streaming = [self._sims[s.index] for s in self._states if s.streaming]
@@ -354,6 +350,7 @@ class Worker:
         return len(chosen)
 
     async def _restart(self, sim: Sim) -> None:
+        """Close the sim's stream and open a new one (it keeps its channel and state)."""
         self._reconnects += 1
         await sim.close()
         if self._connected:
