@@ -19,7 +19,15 @@ from cryptography.x509.oid import NameOID
 from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
 from xds.security.authn import Authenticator
 from xds.security.authz import CertificateAuthorizer
-from xds.security.ca import CaPrivateKey, CertificateAuthority, generate_root, key_to_pem, to_pem
+from xds.security.ca import (
+    CaPrivateKey,
+    CertificateAuthority,
+    KeyAlgorithm,
+    SigningMaterial,
+    generate_root,
+    key_to_pem,
+    to_pem,
+)
 from xds.security.serving_tls import ServingCertificate, istiod_dns_names
 from xds.security.signer import Signer
 from xds.serving.ca_service import CertificateService
@@ -27,6 +35,13 @@ from xds.serving.ca_service import CertificateService
 OPENSSL = "/usr/bin/openssl"
 ISTIOD_NAME = "istiod.istio-system.svc"
 TD = "cluster.local"
+
+
+def new_material() -> SigningMaterial:
+    """A fresh self-signed CA (EC P-256) of the test trust domain."""
+    key = KeyAlgorithm.EC_P256.generate()
+    root = generate_root(key, organization=TD)
+    return SigningMaterial(key, root, (), (root,))
 
 
 def ec_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey:

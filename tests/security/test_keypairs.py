@@ -11,12 +11,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from xds.security.ca import CertificateAuthority, KeyAlgorithm, SigningMaterial, generate_root
+from xds.security.ca import CertificateAuthority
 from xds.security.identity import Identity
 from xds.security.keypairs import WorkloadKeyPairs
 from xds.security.signer import Signer
 
-from .support import TD, leaf_uris, openssl_verify
+from .support import TD, leaf_uris, new_material, openssl_verify
 
 WAYPOINT = Identity(TD, "default", "waypoint")
 
@@ -27,12 +27,6 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
-
-
-def new_material() -> SigningMaterial:
-    key = KeyAlgorithm.EC_P256.generate()
-    root = generate_root(key, organization=TD)
-    return SigningMaterial(key, root, (), (root,))
 
 
 @pytest.fixture
