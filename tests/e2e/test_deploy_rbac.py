@@ -23,8 +23,7 @@ from ..helpers import eventually
 from ..kube.cluster import DOCUMENTED_TOKEN, DOCUMENTED_USER, Api, Cluster, fresh_namespace
 from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, service_account
 from .kube_plane import bearer, kube_plane, kubernetes_options, request_token, tls_channel
-from .test_kubernetes_security import create_certificate
-from .test_kubernetes_waypoints import GATEWAYS, bound_route, gateway, get_or_none, owned_paths
+from .support import GATEWAYS, bound_route, create_certificate, gateway, get_or_none, owned_paths
 
 pytestmark = pytest.mark.kube
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -15,32 +14,9 @@ from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from ..conftest import running_control_plane
 from ..helpers import wait_until
+from .support import PRODUCTPAGE, ZTUNNEL, drain, edit
 
-ZTUNNEL = "ztunnel~10.244.1.2~ztunnel-a.istio-system~istio-system.svc.cluster.local"
-PRODUCTPAGE = "Kubernetes//Pod/bookinfo/productpage-v1-d5789fdfb-4xjbq"
 PRODUCTPAGE_SVC = "bookinfo/productpage.bookinfo.svc.cluster.local"
-
-
-async def drain(client: Any, quiet: float = 0.4) -> list[Any]:
-    """Every response that arrives until ``quiet`` seconds pass without one."""
-    responses = []
-    while True:
-        try:
-            responses.append(await client.next(within=quiet))
-        except TimeoutError:
-            return responses
-
-
-def edit(path: Path, old: str, new: str, *more: tuple[str, str]) -> None:
-    """Replace text in a manifest in one atomic write (as an editor or a ConfigMap
-    update does): a poll never sees a truncated file or half of the edits."""
-    text = path.read_text()
-    for before, after in ((old, new), *more):
-        assert before in text, f"{before!r} not in {path.name}"
-        text = text.replace(before, after, 1)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
 
 
 async def connect_ztunnel(port: int) -> DeltaClient:

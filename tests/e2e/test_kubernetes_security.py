@@ -12,13 +12,12 @@ import grpc
 import pytest
 from cryptography import x509
 
-from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from ..helpers import wait_until
 from ..kube.cluster import ApiError, Cluster, fresh_namespace
 from ..kube.objects import apply_all, namespace, service_account
-from ..security.support import ec_key, leaf_uris, make_csr, verify_chain, write_plugin_ca
+from ..security.support import leaf_uris, verify_chain, write_plugin_ca
 from .kube_plane import (
     SYSTEM,
     bearer,
@@ -29,21 +28,11 @@ from .kube_plane import (
     tls_channel,
     ztunnel_client,
 )
+from .support import create_certificate
 
 pytestmark = pytest.mark.kube
 
 CONFIG_MAP = "istio-ca-root-cert"
-
-
-async def create_certificate(
-    channel: grpc.aio.Channel, headers: list[tuple[str, str]], impersonate: str | None = None
-) -> list[str]:
-    stub = ca_pb2_grpc.IstioCertificateServiceStub(channel)
-    request = ca_pb2.IstioCertificateRequest(csr=make_csr(None, ec_key()), validity_duration=3600)
-    if impersonate:
-        request.metadata.update({"ImpersonatedIdentity": impersonate})
-    reply = await stub.CreateCertificate(request, metadata=headers, timeout=15)
-    return list(reply.cert_chain)
 
 
 async def refused(

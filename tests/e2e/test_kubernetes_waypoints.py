@@ -21,62 +21,14 @@ from xds.sources.kubernetes.waypoints.objects import (
 from xds.translate.waypoint.bootstrap import TOKEN_SDS_FILE
 
 from ..helpers import eventually, free_port
-from ..kube.cluster import Api, ApiError, Cluster, fresh_namespace
+from ..kube.cluster import Api, Cluster, fresh_namespace
 from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, service
 from ..translate.waypoint.live import envoy_from_file
 from .kube_plane import kube_plane, kubernetes_options, request_token
+from .support import GATEWAYS, bound_route, gateway, get_or_none, owned_paths
 from .waypoint_harness import certificate_uris, config_dump, dump_section
 
 pytestmark = pytest.mark.kube
-
-GATEWAYS = "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/gateways"
-
-
-def gateway(
-    ns: str, name: str = "waypoint", spec: dict[str, Any] | None = None, **metadata: Any
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": name, "namespace": ns, **metadata},
-        "spec": {
-            "gatewayClassName": "istio-waypoint",
-            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
-            **(spec or {}),
-        },
-    }
-
-
-def bound_route(
-    kind: str, ns: str, name: str, *, parent: str, backend: str, parent_kind: str = "Gateway"
-) -> dict[str, Any]:
-    """An HTTPRoute or GRPCRoute with one parent (a Gateway, or a Service) and one backend."""
-    ref: dict[str, Any] = {"name": parent}
-    if parent_kind == "Service":
-        ref.update(group="", kind="Service", port=80)
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": kind,
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"parentRefs": [ref], "rules": [{"backendRefs": [{"name": backend, "port": 80}]}]},
-    }
-
-
-def owned_paths(ns: str, name: str) -> dict[str, str]:
-    return {
-        "ServiceAccount": f"/api/v1/namespaces/{ns}/serviceaccounts/{name}",
-        "Deployment": f"/apis/apps/v1/namespaces/{ns}/deployments/{name}",
-        "Service": f"/api/v1/namespaces/{ns}/services/{name}",
-    }
-
-
-def get_or_none(api: Api, path: str) -> Any:
-    try:
-        return api.get(path)
-    except ApiError as error:
-        if error.status == 404:
-            return None
-        raise
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:

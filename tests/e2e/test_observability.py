@@ -44,7 +44,7 @@ from .debug_plane import (
     debug_plane_fixture,  # noqa: F401 - registers the debug_plane fixture
     http_get,
 )
-from .test_file_mesh import PRODUCTPAGE, edit
+from .support import PRODUCTPAGE, edit
 
 NACK_MESSAGE = "policy rejected: unknown field"
 

@@ -17,8 +17,7 @@ from xds.proto.istio.workload import workload_pb2
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from ..conftest import running_control_plane
-from .test_file_mesh import drain, edit
-from .test_ztunnel_stream import NEW_POD, NEW_UID, ztunnel
+from .support import NEW_POD, NEW_UID, drain, edit, ztunnel
 
 DETAILS_VIP = "/10.96.10.11"
 DETAILS_SERVICE = "bookinfo/details.bookinfo.svc.cluster.local"

@@ -4,51 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import grpc
-
-from xds.client import DeltaClient
 from xds.proto.istio.workload import workload_pb2
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from ..conftest import running_control_plane
-from .test_file_mesh import ZTUNNEL, drain
-
-NEW_POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: ratings-v2-5b7c9-xyz12
-  namespace: bookinfo
-  uid: uid-ratings-v2
-  labels: {app: ratings, version: v2}
-spec:
-  nodeName: node-b
-  serviceAccountName: bookinfo-ratings
-  containers:
-  - name: ratings
-    ports: [{name: http, containerPort: 9080}]
-status:
-  phase: Running
-  podIP: 10.244.2.77
-  podIPs: [{ip: 10.244.2.77}]
-  conditions: [{type: Ready, status: 'True'}]
-"""
-NEW_UID = "Kubernetes//Pod/bookinfo/ratings-v2-5b7c9-xyz12"
-
-
-def ztunnel(port: int) -> DeltaClient:
-    # What ztunnel sends: its node id and the metadata keys of its initial request.
-    return DeltaClient(
-        grpc.aio.insecure_channel(f"127.0.0.1:{port}"),
-        ZTUNNEL,
-        metadata={
-            "NAME": "ztunnel-a",
-            "NAMESPACE": "istio-system",
-            "INSTANCE_IPS": "10.244.1.2",
-            "NODE_NAME": "node-a",
-            "CLUSTER_ID": "Kubernetes",
-        },
-    )
+from .support import NEW_POD, NEW_UID, drain, ztunnel
 
 
 async def test_ztunnel_stream_lifecycle(demo_copy: Path) -> None:

@@ -12,16 +12,12 @@ import pytest
 
 from xds.client import DeltaClient, SotwClient
 from xds.resources import Resource
-from xds.serving.ads import AdsService, Binding, ConnectionRegistry
-from xds.serving.node import ProxyNode
-from xds.serving.session import allow_all
+from xds.serving.ads import AdsService, ConnectionRegistry
 from xds.serving.store import ConfigStore
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER
 
 from ..helpers import wait_until
-from .conftest import workload
-
-ZTUNNEL = "ztunnel~10.0.0.9~ztunnel-abc.istio-system~istio-system.svc.cluster.local"
+from .conftest import ZTUNNEL, bind, workload
 
 
 @dataclass
@@ -35,10 +31,6 @@ class Server:
     def client(self, *, delta: bool = True, node_id: str = ZTUNNEL, **kw: Any) -> Any:
         cls = DeltaClient if delta else SotwClient
         return cls(grpc.aio.insecure_channel(self.address), node_id, **kw)
-
-
-async def bind(node: ProxyNode, caller: object) -> Binding:
-    return Binding("s", allow_all)
 
 
 @pytest.fixture

@@ -26,8 +26,7 @@ from xds.serving.sotw import SotwSession
 from xds.serving.store import ConfigStore
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER, DEBUG, LISTENER
 
-from .conftest import workload
-from .test_http import fetch
+from .conftest import fetch, workload
 
 ZTUNNEL = "ztunnel~10.0.0.9~ztunnel-a.istio-system~istio-system.svc.cluster.local"
 WAYPOINT = "waypoint~10.0.1.5~waypoint-x.bookinfo~bookinfo.svc.cluster.local"

@@ -17,8 +17,7 @@ from xds.serving.store import ConfigStore
 from xds.type_urls import ADDRESS
 
 from ..helpers import wait_until
-from .conftest import workload
-from .test_ads_grpc import ZTUNNEL, bind
+from .conftest import ZTUNNEL, bind, workload
 
 
 async def test_connections_end_at_their_max_age_and_clients_come_back() -> None:

@@ -6,15 +6,7 @@ import asyncio
 
 from xds.serving.http import HttpRequest, HttpResponse, HttpServer
 
-
-async def fetch(port: int, raw: bytes) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(raw)
-    await writer.drain()
-    data = await reader.read()
-    writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body
+from .conftest import fetch
 
 
 async def test_routes_guards_and_errors() -> None:
