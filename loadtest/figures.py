@@ -42,6 +42,9 @@ def build(outcome: RunResult, report: Report) -> Report:
     _server(add, server, outcome)
     if server.singles is not None:
         _singles(add, server.singles, floor.singles if floor else None, floor)
+        _cpu_per_change(add, server, "server")
+        if floor is not None and floor.singles is not None:
+            _cpu_per_change(add, floor, "floor")
     if server.routes is not None:
         per_change = [o.last for o in server.routes.outcomes if o.converged]
         add(
@@ -288,6 +291,24 @@ def _singles(add: _Add, ours: Changes, floors: Changes | None, floor: Exercise |
         _ms(stats.percentile(fanout, 0.99)),
         "ms",
         "the floor: push written to each ACK, p99 (no poll, no debounce)",
+    )
+
+
+def _cpu_per_change(add: _Add, exercise: Exercise, who: str) -> None:
+    """CPU the single changes cost beyond idling, per change and per 1,000 streams: a figure
+    that does not depend on the machine's speed as much as latencies do."""
+    changes, window, idle = exercise.singles, exercise.singles_window, exercise.idle_window
+    if changes is None or window is None or idle is None or not changes.outcomes:
+        return
+    idle_cores = idle.cores if idle.seconds > 0 and not math.isnan(idle.cores) else 0.0
+    spent = max(0.0, window.cpu_seconds - idle_cores * window.seconds)
+    per_change = spent / len(changes.outcomes)
+    add(f"{who}_cpu_per_change", per_change, "s", f"{who} CPU per single change, idle subtracted")
+    add(
+        f"{who}_cpu_per_change_per_1k_streams",
+        per_change / (exercise.proxies / 1000),
+        "s",
+        f"{who} CPU per single change per 1,000 connected proxies",
     )
 
 

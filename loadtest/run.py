@@ -108,6 +108,9 @@ class Exercise:
     rss_ready: int = 0
     rss_synced: int = 0
     sync_window: Window | None = None
+    idle_window: Window | None = None
+    """Every proxy connected and synced, nothing changing: the subject's idle cost."""
+    singles_window: Window | None = None
     churn_window: Window | None = None
     whole: Window | None = None
     clients: Window | None = None
@@ -401,8 +404,10 @@ def _exercise(
     if recording is not None:
         recording.stop()
     sync_window = sampler.window(label, sync.started_at, sync.finished_at)
+    idle_started = time.monotonic()
     phases.idle(fleet, scenario.idle_seconds, progress, label)
     synced_sample = sampler.now(label)
+    idle_window = sampler.window(label, idle_started, synced_sample.at)
     result = Exercise(
         label,
         len(proxies),
@@ -411,6 +416,7 @@ def _exercise(
         rss_ready=began.rss_bytes,
         rss_synced=synced_sample.rss_bytes,
         sync_window=sync_window,
+        idle_window=idle_window,
     )
     result.waypoints_served = sync.status.initial_resources.get("waypoint", 0) > 0
     settle = scenario.settle_seconds
@@ -419,6 +425,9 @@ def _exercise(
     if plan.singles:
         result.singles = phases.singles(
             fleet, subject, plan.singles, settle=settle, gap=scenario.single_gap, progress=progress
+        )
+        result.singles_window = sampler.window(
+            label, result.singles.started_at, result.singles.finished_at
         )
     if plan.route_singles:
         if result.waypoints_served:
