@@ -4,7 +4,7 @@ A usage error (``UsageError``, or argparse's own) is one line and exit code 2;
 a failure at run time raises ``CommandError`` and ends as one line ``xds
 <command>: <reason>`` with exit code 1. Each leaf parser sets ``run`` (the
 function taking the parsed arguments and returning the exit code) and
-``command`` (its name in those lines).
+``command_name`` (its name in those lines, e.g. ``ca init``).
 """
 
 from __future__ import annotations
