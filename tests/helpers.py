@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 
 async def wait_until(predicate: Callable[[], object], within: float = 5.0) -> None:
@@ -65,3 +66,36 @@ def http_ready(port: int) -> bool:
             return bool(reply.status == 200)
     except OSError:
         return False
+
+
+async def serve_process(
+    xds_port: int,
+    http_port: int,
+    *args: str,
+    stderr: Any = asyncio.subprocess.DEVNULL,
+    wrapper: Sequence[str] = (),
+) -> asyncio.subprocess.Process:
+    """``xds serve`` in a process of its own on loopback: plaintext xDS and HTTP ports, no
+    TLS port; ``args`` add to that (``--config DIR``, ``--workers 2``, ...); ``wrapper``
+    runs it under another command."""
+    from .conftest import REPO
+
+    return await asyncio.create_subprocess_exec(
+        *wrapper,
+        sys.executable,
+        "-m",
+        "xds",
+        "serve",
+        "--xds-port",
+        str(xds_port),
+        "--secure-port",
+        "0",
+        "--http-port",
+        str(http_port),
+        "--listen-address",
+        "127.0.0.1",
+        *args,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stderr=stderr,
+    )

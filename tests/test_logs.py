@@ -15,7 +15,7 @@ import pytest
 from xds.logs import JsonFormatter, LineFormatter
 
 from .conftest import REPO
-from .helpers import free_port, http_ready, wait_until
+from .helpers import free_port, http_ready, serve_process, wait_until
 
 
 def record(level: int, message: str, *, exc: bool = False, **fields: object) -> logging.LogRecord:
@@ -75,24 +75,8 @@ async def test_serve_log_as_json_writes_only_json(tmp_path: Path) -> None:
     shutil.copytree(demo_directory(), mesh, ignore=shutil.ignore_patterns("*.py"))
     (mesh / "90-broken.yaml").write_text("kind: Pod\nmetadata: [unclosed\n")
     http_port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xds",
-        "serve",
-        "--config",
-        str(mesh),
-        "--log-as-json",
-        "--xds-port",
-        "0",
-        "--secure-port",
-        "0",
-        "--http-port",
-        str(http_port),
-        "--listen-address",
-        "127.0.0.1",
-        cwd=REPO,
-        stderr=asyncio.subprocess.PIPE,
+    process = await serve_process(
+        0, http_port, "--config", str(mesh), "--log-as-json", stderr=asyncio.subprocess.PIPE
     )
     try:
         await wait_until(lambda: http_ready(http_port), within=30)

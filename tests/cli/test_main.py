@@ -7,7 +7,6 @@ import json
 import shutil
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +16,7 @@ import pytest
 from xds.client import DeltaClient, SotwClient
 from xds.type_urls import ADDRESS, AUTHORIZATION, CLUSTER
 
-from ..conftest import REPO
-from ..helpers import ZTUNNEL, free_port, http_ready, wait_until, xds
+from ..helpers import ZTUNNEL, free_port, http_ready, serve_process, wait_until, xds
 
 WAYPOINT = "waypoint~10.244.1.50~waypoint-5d7f-abcde.bookinfo~bookinfo.svc.cluster.local"
 WAYPOINT_METADATA = {
@@ -178,22 +176,7 @@ def test_render_names_each_invalid_manifest_and_fails(tmp_path: Path) -> None:
 async def serve_demo() -> tuple[asyncio.subprocess.Process, int, int]:
     """``xds serve`` on the demo mesh, plaintext and HTTP ports only: (process, xds, http)."""
     xds_port, http_port = free_port(), free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xds",
-        "serve",
-        "--xds-port",
-        str(xds_port),
-        "--secure-port",
-        "0",
-        "--http-port",
-        str(http_port),
-        "--listen-address",
-        "127.0.0.1",
-        cwd=REPO,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await serve_process(xds_port, http_port, stderr=asyncio.subprocess.PIPE)
     return process, xds_port, http_port
 
 

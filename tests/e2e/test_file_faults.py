@@ -7,7 +7,6 @@ The server runs as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (``setpriv`
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import sys
@@ -21,7 +20,7 @@ from xds.client import DeltaClient
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from ..conftest import REPO
-from ..helpers import free_port, http_ready, wait_until
+from ..helpers import free_port, http_ready, serve_process, wait_until
 from .kube_plane import changes, ztunnel_client
 
 SETPRIV = shutil.which("setpriv")
@@ -36,27 +35,15 @@ async def _serve(
     wrapper: Sequence[str] = (),
 ) -> asyncio.subprocess.Process:
     """``xds serve --config root`` (plaintext and HTTP ports), once ready."""
-    process = await asyncio.create_subprocess_exec(
-        *wrapper,
-        sys.executable,
-        "-m",
-        "xds",
-        "serve",
+    process = await serve_process(
+        xds_port,
+        http_port,
         "--config",
         str(root),
-        "--xds-port",
-        str(xds_port),
-        "--secure-port",
-        "0",
-        "--http-port",
-        str(http_port),
-        "--listen-address",
-        "127.0.0.1",
         "--poll-interval",
         "0.05",
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
         stderr=stderr,
+        wrapper=wrapper,
     )
     try:
         await wait_until(lambda: http_ready(http_port), within=30)

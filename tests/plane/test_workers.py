@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import grpc
@@ -13,8 +12,7 @@ import grpc
 from xds.client import DeltaClient
 from xds.type_urls import ADDRESS
 
-from ..conftest import REPO
-from ..helpers import ZTUNNEL, free_port, http_ready, wait_until
+from ..helpers import ZTUNNEL, free_port, http_ready, serve_process, wait_until
 
 
 def children_of(pid: int) -> set[int]:
@@ -24,24 +22,7 @@ def children_of(pid: int) -> set[int]:
 
 async def test_two_workers_share_the_ports_and_are_restarted(tmp_path: Path) -> None:
     xds_port, http_port = free_port(), free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xds",
-        "serve",
-        "--workers",
-        "2",
-        "--xds-port",
-        str(xds_port),
-        "--secure-port",
-        "0",
-        "--http-port",
-        str(http_port),
-        "--listen-address",
-        "127.0.0.1",
-        cwd=REPO,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    process = await serve_process(xds_port, http_port, "--workers", "2")
     try:
         # Either worker may answer /ready: several answers in a row make it likely that
         # both are ready (as the load test does).
