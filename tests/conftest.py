@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,6 +53,19 @@ def scan_output(text: str) -> None:
         _session_log.scan(line)
 
 
+_process_logs: list[Path] = []
+_process_log_dir: list[Path] = []
+
+
+def process_log(name: str) -> Path:
+    """A file for a subprocess's log; it is scanned with the session's logs at the end."""
+    if not _process_log_dir:
+        _process_log_dir.append(Path(tempfile.mkdtemp(prefix="xds-test-logs-")))
+    path = _process_log_dir[0] / f"{len(_process_logs):04d}-{name}.log"
+    _process_logs.append(path)
+    return path
+
+
 def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger("xds")
     root.addHandler(_session_log)
@@ -61,6 +75,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger("xds").removeHandler(_session_log)
+    for path in _process_logs:
+        if path.exists():
+            scan_output(path.read_text(errors="replace"))
+    for directory in _process_log_dir:
+        shutil.rmtree(directory, ignore_errors=True)
     if _session_log.leaks:
         print(
             f"\nkey or token material in {len(_session_log.leaks)} of {_session_log.lines} "

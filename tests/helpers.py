@@ -72,14 +72,20 @@ async def serve_process(
     xds_port: int,
     http_port: int,
     *args: str,
-    stderr: Any = asyncio.subprocess.DEVNULL,
+    stderr: Any = None,
     wrapper: Sequence[str] = (),
 ) -> asyncio.subprocess.Process:
     """``xds serve`` in a process of its own on loopback: plaintext xDS and HTTP ports, no
     TLS port; ``args`` add to that (``--config DIR``, ``--workers 2``, ...); ``wrapper``
-    runs it under another command."""
-    from .conftest import REPO
+    runs it under another command. Its log goes to ``stderr`` (default: a file that joins
+    the session's secret scan)."""
+    from .conftest import REPO, process_log
 
+    if stderr is None:
+        with process_log("xds-serve").open("wb") as log:
+            return await serve_process(
+                xds_port, http_port, *args, stderr=log.fileno(), wrapper=wrapper
+            )
     return await asyncio.create_subprocess_exec(
         *wrapper,
         sys.executable,

@@ -122,3 +122,18 @@ def test_every_scope_the_code_logs_to_is_documented() -> None:
     paragraph = paragraph[: paragraph.index("\n\n")]
     documented = set(re.findall(r"`([a-z]+)`", paragraph))
     assert used == documented
+
+
+async def test_a_served_process_logs_to_a_file_the_session_scans() -> None:
+    from .conftest import _process_logs
+
+    before = len(_process_logs)
+    http_port = free_port()
+    process = await serve_process(free_port(), http_port)
+    try:
+        await wait_until(lambda: http_ready(http_port), within=30)
+    finally:
+        process.terminate()
+        await process.wait()
+    [log] = _process_logs[before:]
+    assert " info app ready " in log.read_text()

@@ -31,7 +31,7 @@ async def _serve(
     xds_port: int,
     http_port: int,
     *,
-    stderr: int = asyncio.subprocess.DEVNULL,
+    stderr: int | None = None,
     wrapper: Sequence[str] = (),
 ) -> asyncio.subprocess.Process:
     """``xds serve --config root`` (plaintext and HTTP ports), once ready."""
