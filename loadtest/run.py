@@ -546,19 +546,21 @@ def _soaking(
 
 def _rendered(directory: Path, proxies: list[ProxySpec]) -> dict[str, consistency.Expected]:
     """What ``xds render`` gives each kind of proxy: one state for every ztunnel, one per
-    waypoint (replicas of a waypoint share it)."""
-    from xds.plane.render import render
+    waypoint (replicas of a waypoint share it); the mesh is read and translated once."""
+    from xds.plane.render import render_nodes
 
-    by_audience: dict[str, consistency.Expected] = {}
-    expected: dict[str, consistency.Expected] = {}
+    first_of: dict[str, str] = {}  # audience -> a node id that has it
     for spec in proxies:
-        key = "ztunnel" if spec.kind == "ztunnel" else spec.node_id
-        if spec.audience not in by_audience:
-            by_audience[spec.audience] = consistency.expected_from_render(
-                render(directory, spec.node_id)
-            )
-        expected[key] = by_audience[spec.audience]
-    return expected
+        first_of.setdefault(spec.audience, spec.node_id)
+    rendered = render_nodes(directory, dict.fromkeys(first_of.values()))
+    by_audience = {
+        audience: consistency.expected_from_render(rendered[node_id])
+        for audience, node_id in first_of.items()
+    }
+    return {
+        "ztunnel" if spec.kind == "ztunnel" else spec.node_id: by_audience[spec.audience]
+        for spec in proxies
+    }
 
 
 def _csr_jobs(scenario: Scenario, fleet: Fleet, subject: Subject, tls: Tls) -> list[CsrJob]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,19 +41,31 @@ def render(
     Each invalid manifest (file, document, object, field, reason) goes to ``report``;
     then ``InvalidManifests`` is raised, unless ``keep_going`` renders the rest as the
     server would serve it."""
+    rendered = render_nodes(
+        config_dir,
+        {node_id: gateway},
+        mesh_config=mesh_config,
+        kubernetes=kubernetes,
+        keep_going=keep_going,
+        report=report,
+    )
+    return rendered[node_id]
+
+
+def render_nodes(
+    config_dir: Path | None,
+    nodes: Mapping[str, str | None],
+    *,
+    mesh_config: MeshConfig | None = None,
+    kubernetes: KubernetesOptions | None = None,
+    keep_going: bool = False,
+    report: Callable[[str], None] = lambda line: None,
+) -> dict[str, dict[str, list[Any]]]:
+    """``render`` for several proxies (node id -> its Gateway, or None to take it from the
+    pod name), reading and translating the mesh once."""
     from xds.plane.app import default_translators, demo_directory
 
-    node = parse_node_id(node_id)
-    if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
-        # A waypoint pod is "<gateway>-<replicaset hash>-<pod hash>" by default.
-        name = gateway or node.pod_name.rsplit("-", 2)[0]
-        node = parse_node_id(node_id, {"LABELS": {GATEWAY_NAME_LABEL: name}})
-
-    async def bind() -> Binding:
-        return await plaintext_binder()(node, None)
-
-    binding = asyncio.run(bind())
-
+    scopes = {node_id: _scope(node_id, gateway) for node_id, gateway in nodes.items()}
     config = mesh_config or MeshConfig()
     mesh = MeshStore(config)
     if kubernetes is not None:
@@ -72,4 +84,18 @@ def render(
         mesh.apply(objects)
     store = ConfigStore()
     Pipeline(mesh, store, default_translators(config)).rebuild(None)
-    return render_scope(store, binding.scope, decode)
+    return {node_id: render_scope(store, scope, decode) for node_id, scope in scopes.items()}
+
+
+def _scope(node_id: str, gateway: str | None) -> str:
+    """The scope the plaintext port would bind ``node_id`` to."""
+    node = parse_node_id(node_id)
+    if node.type in (ProxyType.WAYPOINT, ProxyType.ROUTER):
+        # A waypoint pod is "<gateway>-<replicaset hash>-<pod hash>" by default.
+        name = gateway or node.pod_name.rsplit("-", 2)[0]
+        node = parse_node_id(node_id, {"LABELS": {GATEWAY_NAME_LABEL: name}})
+
+    async def bind() -> Binding:
+        return await plaintext_binder()(node, None)
+
+    return asyncio.run(bind()).scope

@@ -118,16 +118,12 @@ class WaypointSettings:
         )
 
     @property
-    def xds_host(self) -> str:
+    def xds_endpoint(self) -> tuple[str, int]:
+        """(host, port) the waypoints' Envoy connects to."""
         if self.discovery_address:
-            return self.discovery_address.rpartition(":")[0].strip("[]")
-        return f"istiod.{self.system_namespace}.svc"
-
-    @property
-    def xds_port(self) -> int:
-        if self.discovery_address:
-            return int(self.discovery_address.rpartition(":")[2])
-        return 15012
+            host, _, port = self.discovery_address.rpartition(":")
+            return host.strip("[]"), int(port)
+        return f"istiod.{self.system_namespace}.svc", 15012
 
     def envoy_args(self) -> list[str]:
         """Envoy flags that pilot-agent would derive from the proxy config."""
@@ -257,18 +253,19 @@ def service(gateway: Mapping[str, Any]) -> dict[str, Any]:
 def waypoint_bootstrap(gateway: Mapping[str, Any], settings: WaypointSettings) -> dict[str, Any]:
     """The bootstrap in the pod template, with the kubelet's ``$(VAR)`` placeholders."""
     meta = _meta(gateway)
+    xds_host, xds_port = settings.xds_endpoint
     return bootstrap(
         BootstrapOptions(
             namespace=meta["namespace"],
             name=meta["name"],
-            xds_host=settings.xds_host,
-            xds_port=settings.xds_port,
+            xds_host=xds_host,
+            xds_port=xds_port,
             pod_ip="$(INSTANCE_IP)",
             pod_name="$(POD_NAME)",
             service_account=service_account_name(gateway),
             token_path=f"{TOKEN_DIR}/{TOKEN_FILE}",
             ca_root_path=f"{ROOT_DIR}/{ROOT_FILE}",
-            server_name=settings.xds_host,
+            server_name=xds_host,
             admin_port=15000,
             readiness_port=STATUS_PORT,
             prometheus_port=PROMETHEUS_PORT,
