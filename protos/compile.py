@@ -51,14 +51,17 @@ def generate(out_dir: Path) -> dict[Path, str]:
         result: dict[Path, str] = {}
         for path in sorted(Path(scratch).rglob("*.py*")):
             rel = path.relative_to(scratch)
-            text = _IMPORT.sub(lambda m: f"from {PACKAGE}.{m.group(1)}{m.group(2) or ''} import ",
-                               path.read_text())
+            text = _IMPORT.sub(
+                lambda m: f"from {PACKAGE}.{m.group(1)}{m.group(2) or ''} import ", path.read_text()
+            )
             result[rel] = text
         for package in {rel.parent for rel in result}:
             while package != Path("."):
                 result.setdefault(package / "__init__.py", "")
                 package = package.parent
-    result[Path("__init__.py")] = '"""Generated from protos/ by protos/compile.py; do not edit."""\n'
+    result[Path("__init__.py")] = (
+        '"""Generated from protos/ by protos/compile.py; do not edit."""\n'
+    )
     return result
 
 

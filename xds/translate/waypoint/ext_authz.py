@@ -9,7 +9,7 @@ authorizer only for requests that carry that mark (istiod's design).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2, http_uri_pb2
 from envoy.extensions.filters.http.ext_authz.v3 import ext_authz_pb2
@@ -42,7 +42,9 @@ def http_filter(provider: ExtAuthzProvider, cluster: str) -> Any:
         filter_enabled_metadata=_marked_by(provider.name),
     )
     if provider.status_on_error is not None:
-        config.status_on_error.CopyFrom(http_status_pb2.HttpStatus(code=provider.status_on_error))
+        # The enum is open (proto3): any HTTP status is a valid value, named or not.
+        code = cast(http_status_pb2.StatusCode, provider.status_on_error)
+        config.status_on_error.CopyFrom(http_status_pb2.HttpStatus(code=code))
     timeout = duration(provider.timeout or _DEFAULT_TIMEOUT)
     if provider.grpc:
         config.grpc_service.CopyFrom(
