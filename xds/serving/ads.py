@@ -13,14 +13,15 @@ import enum
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from xds.resources import Resource
+from xds.security.authn import Caller
 from xds.serving.delta import DeltaResponse, DeltaSession
 from xds.serving.node import InvalidNode, ProxyNode, parse_node
 from xds.serving.ratelimit import StreamRateLimit
@@ -28,6 +29,7 @@ from xds.serving.session import (
     Forbidden,
     ProtocolError,
     Received,
+    Request,
     RequestKind,
     TypeFilter,
     TypeStatus,
@@ -62,14 +64,14 @@ class Binding:
     standing_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
-Binder = Callable[[ProxyNode, Any], Awaitable[Binding]]
+Binder = Callable[[ProxyNode, Caller | None], Awaitable[Binding]]
 """Decides a stream's scope from its node and its authenticated caller (None on an
 unauthenticated port); raises ``Forbidden`` for a proxy it will not serve and
 ``InvalidNode`` for one it cannot place."""
 
-Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[Any]]
-"""The caller behind a call (opaque to serving; ``str()`` of it is logged), or
-None on an unauthenticated port. Raises ``Unauthenticated``."""
+Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[Caller | None]]
+"""The caller behind a call (``str()`` of it is logged and shown), or None on an
+unauthenticated port. Raises ``Unauthenticated``."""
 
 
 class Unauthenticated(Exception):
@@ -192,7 +194,7 @@ class Connection:
     # One inbox per stream, in arrival order: the client's requests (put by
     # the reader task), at most one PUSH (put by ``touched``), then END, an error
     # or SHUTDOWN.
-    _inbox: asyncio.Queue[Any | Signal | BaseException] = field(default_factory=asyncio.Queue)
+    _inbox: asyncio.Queue[Request | Signal | BaseException] = field(default_factory=asyncio.Queue)
     _push_queued: bool = False
     # Nonces of debug responses not yet acknowledged: a request echoing one is an ACK.
     _unacked_debug: set[str] = field(default_factory=set)
@@ -231,11 +233,11 @@ class Connection:
         """Ask the stream loop to end the stream cleanly (``SHUTDOWN_MESSAGE``)."""
         self._inbox.put_nowait(Signal.SHUTDOWN)
 
-    def received(self, item: Any | Signal | BaseException) -> None:
+    def received(self, item: Request | Signal | BaseException) -> None:
         """The reader task's side: a request, ``Signal.END``, or the transport's error."""
         self._inbox.put_nowait(item)
 
-    async def next_event(self) -> Any | Signal | BaseException:
+    async def next_event(self) -> Request | Signal | BaseException:
         """The stream loop's side: the next request, signal or error, in arrival order."""
         return await self._inbox.get()
 
@@ -286,7 +288,7 @@ class ConnectionRegistry:
     def remove(self, connection: Connection) -> None:
         self._connections.pop(connection.id, None)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Connection]:
         return iter(list(self._connections.values()))
 
     def __len__(self) -> int:
@@ -349,14 +351,22 @@ class AdsService:
             },
         )
 
-    async def _sotw(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    async def _sotw(
+        self,
+        requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
         await self._serve(requests, context, delta=False)
 
-    async def _delta(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    async def _delta(
+        self,
+        requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
         await self._serve(requests, context, delta=True)
 
     async def _serve(
-        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext, *, delta: bool
+        self, requests: AsyncIterator[Request], context: grpc.aio.ServicerContext, *, delta: bool
     ) -> None:
         if self.connections.closing:
             await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_MESSAGE)
@@ -480,8 +490,8 @@ class AdsService:
     async def _run(
         self,
         connection: Connection,
-        first: Any,
-        requests: AsyncIterator[Any],
+        first: Request,
+        requests: AsyncIterator[Request],
         context: grpc.aio.ServicerContext,
     ) -> None:
         await self._handle(connection, first, context)
@@ -503,7 +513,7 @@ class AdsService:
             reader.cancel()
 
     async def _handle(
-        self, connection: Connection, request: Any, context: grpc.aio.ServicerContext
+        self, connection: Connection, request: Request, context: grpc.aio.ServicerContext
     ) -> None:
         view = self._debug.get(request.type_url)
         if view is not None:
@@ -513,7 +523,7 @@ class AdsService:
         if reason is not None:
             await self._answer_withheld(connection, request, reason, context)
             return
-        received, responses = connection.session.receive(request)
+        received, responses = _receive(connection.session, request)
         self._observer.received(connection, received)
         if received.kind is RequestKind.NACK:
             log.warning(
@@ -540,7 +550,7 @@ class AdsService:
     async def _answer_debug(
         self,
         connection: Connection,
-        request: Any,
+        request: Request,
         view: DebugView,
         context: grpc.aio.ServicerContext,
     ) -> None:
@@ -555,7 +565,9 @@ class AdsService:
         if denial is not None:
             raise Forbidden(denial)
         names = list(
-            request.resource_names if not connection.delta else request.resource_names_subscribe
+            request.resource_names_subscribe
+            if isinstance(request, discovery_pb2.DeltaDiscoveryRequest)
+            else request.resource_names
         )
         resources = view(connection, names)
         nonce = f"debug-{next(_debug_nonces)}"
@@ -570,7 +582,11 @@ class AdsService:
         await self._write(connection, response, context, origin=None)
 
     async def _answer_withheld(
-        self, connection: Connection, request: Any, reason: str, context: grpc.aio.ServicerContext
+        self,
+        connection: Connection,
+        request: Request,
+        reason: str,
+        context: grpc.aio.ServicerContext,
     ) -> None:
         if request.response_nonce:
             return  # an ACK of our empty answer
@@ -585,7 +601,7 @@ class AdsService:
         )
         nonce = f"withheld-{next(_debug_nonces)}"
         response: Response
-        if connection.delta:
+        if isinstance(request, discovery_pb2.DeltaDiscoveryRequest):
             names = [n for n in request.resource_names_subscribe if n != "*"]
             response = DeltaResponse(request.type_url, nonce, [], names)
         else:
@@ -626,7 +642,17 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-async def _read_into(requests: AsyncIterator[Any], connection: Connection) -> None:
+def _receive(session: Session, request: Request) -> tuple[Received, Sequence[Response]]:
+    """Feed a request to the session of its variant: a stream's handler (``_sotw`` or
+    ``_delta``) decides both its session and the type its requests are decoded as."""
+    if isinstance(session, DeltaSession):
+        assert isinstance(request, discovery_pb2.DeltaDiscoveryRequest)
+        return session.receive(request)
+    assert isinstance(request, discovery_pb2.DiscoveryRequest)
+    return session.receive(request)
+
+
+async def _read_into(requests: AsyncIterator[Request], connection: Connection) -> None:
     """Move the client's requests into the stream's inbox; then the end (or the error)."""
     try:
         async for request in requests:

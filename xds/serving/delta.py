@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from envoy.service.discovery.v3 import discovery_pb2
 
 from xds import wire
 from xds.resources import Resource
@@ -159,7 +160,9 @@ class DeltaSession:
         self._clock = clock
         self._nonce = NonceSource()
 
-    def receive(self, request: Any) -> tuple[Received, list[DeltaResponse]]:
+    def receive(
+        self, request: discovery_pb2.DeltaDiscoveryRequest
+    ) -> tuple[Received, list[DeltaResponse]]:
         """Handle one DeltaDiscoveryRequest; returns its meaning and the responses to send."""
         type_url = requested_type(request, self._type_filter)
         now = self._clock()

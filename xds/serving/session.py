@@ -14,7 +14,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from envoy.service.discovery.v3 import discovery_pb2
 
 
 class ProtocolError(ValueError):
@@ -121,9 +122,13 @@ Clock = Callable[[], float]
 monotonic: Clock = time.monotonic
 
 
-def requested_type(request: Any, type_filter: TypeFilter) -> str:
+Request = discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest
+"""A request of either variant: a stream carries only one of them."""
+
+
+def requested_type(request: Request, type_filter: TypeFilter) -> str:
     """The type URL a (Delta)DiscoveryRequest asks for, once this stream may ask for it."""
-    type_url: str = request.type_url
+    type_url = request.type_url
     if not type_url:
         raise ProtocolError(f"{type(request).__name__}.type_url is empty")
     denial = type_filter(type_url)
@@ -132,9 +137,9 @@ def requested_type(request: Any, type_filter: TypeFilter) -> str:
     return type_url
 
 
-def error_message(request: Any) -> str | None:
+def error_message(request: Request) -> str | None:
     """The NACK detail of a (Delta)DiscoveryRequest, or None if it is not a NACK."""
     if not request.HasField("error_detail"):
         return None
     detail = request.error_detail
-    return str(detail.message or f"code {detail.code}")
+    return detail.message or f"code {detail.code}"

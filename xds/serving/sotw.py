@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from envoy.service.discovery.v3 import discovery_pb2
 
 from xds import wire
 from xds.resources import Resource
@@ -87,7 +88,9 @@ class SotwSession:
         self._nonce = NonceSource()
         self._versions = 0
 
-    def receive(self, request: Any) -> tuple[Received, list[SotwResponse]]:
+    def receive(
+        self, request: discovery_pb2.DiscoveryRequest
+    ) -> tuple[Received, list[SotwResponse]]:
         type_url = requested_type(request, self._type_filter)
         names = frozenset(request.resource_names)
         wildcard = "*" in names or (not names and type_url in SOTW_WILDCARD)
