@@ -15,15 +15,14 @@ loopback caller (the rule the HTTP debug endpoints follow).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from envoy.service.status.v3 import csds_pb2
+from envoy.type.matcher.v3 import node_pb2, string_pb2
 
-from xds.security.authn import Caller
-from xds.serving.ads import Connection, ConnectionRegistry, Unauthenticated
+from xds.serving.ads import Authenticate, Connection, ConnectionRegistry, Unauthenticated
 from xds.serving.introspection import client_config, full_node_id, is_loopback_peer, proxies
 
 log = logging.getLogger("xds.csds")
@@ -52,9 +51,7 @@ async def loopback_callers(context: grpc.aio.ServicerContext) -> Refusal | None:
     )
 
 
-def system_namespace_callers(
-    authenticate: Callable[[grpc.aio.ServicerContext], Awaitable[Any]], system_namespace: str
-) -> Authorize:
+def system_namespace_callers(authenticate: Authenticate, system_namespace: str) -> Authorize:
     """The TLS port: the caller's token must name an identity in ``system_namespace``
     (like istioctl's, which uses ``<system namespace>/default``)."""
 
@@ -63,7 +60,7 @@ def system_namespace_callers(
             caller = await authenticate(context)
         except Unauthenticated as e:
             return Refusal(grpc.StatusCode.UNAUTHENTICATED, str(e))
-        identity = caller.identity if isinstance(caller, Caller) else None
+        identity = caller.identity if caller is not None else None
         if identity is None or identity.namespace != system_namespace:
             who = identity.uri if identity is not None else "an anonymous caller"
             return Refusal(
@@ -80,7 +77,7 @@ class InvalidMatcher(ValueError):
     """A node matcher we do not evaluate; the call ends with INVALID_ARGUMENT."""
 
 
-def check_matchers(matchers: Any) -> None:
+def check_matchers(matchers: Iterable[node_pb2.NodeMatcher]) -> None:
     """Raise ``InvalidMatcher`` for what we do not evaluate, whether or not a proxy is
     connected: the same request must not succeed or fail depending on who is online."""
     for matcher in matchers:
@@ -95,7 +92,7 @@ def check_matchers(matchers: Any) -> None:
             )
 
 
-def _string_matches(matcher: Any, value: str) -> bool:
+def _string_matches(matcher: string_pb2.StringMatcher, value: str) -> bool:
     pattern = matcher.WhichOneof("match_pattern")
     if pattern is None:
         return True
@@ -111,7 +108,7 @@ def _string_matches(matcher: Any, value: str) -> bool:
     return expected in value
 
 
-def selected(connection: Connection, matchers: Any) -> bool:
+def selected(connection: Connection, matchers: Sequence[node_pb2.NodeMatcher]) -> bool:
     """Whether any matcher selects this proxy, by its full node id or its ``pod.ns`` id."""
     if not matchers:
         return True
@@ -119,7 +116,9 @@ def selected(connection: Connection, matchers: Any) -> bool:
     return any(any(_string_matches(m.node_id, node_id) for node_id in ids) for m in matchers)
 
 
-def client_status(connections: ConnectionRegistry, request: Any) -> csds_pb2.ClientStatusResponse:
+def client_status(
+    connections: ConnectionRegistry, request: csds_pb2.ClientStatusRequest
+) -> csds_pb2.ClientStatusResponse:
     """The answer to one ``ClientStatusRequest``; raises ``InvalidMatcher``."""
     check_matchers(request.node_matchers)
     response = csds_pb2.ClientStatusResponse()
@@ -142,7 +141,9 @@ class CsdsService:
         self._authorize = authorize
 
     def handler(self) -> grpc.GenericRpcHandler:
-        serialize: Callable[[Any], bytes] = csds_pb2.ClientStatusResponse.SerializeToString
+        serialize: Callable[[csds_pb2.ClientStatusResponse], bytes] = (
+            csds_pb2.ClientStatusResponse.SerializeToString
+        )
         return grpc.method_handlers_generic_handler(
             SERVICE,
             {
@@ -168,7 +169,7 @@ class CsdsService:
             await context.abort(refusal.code, refusal.message)
 
     async def _answer(
-        self, request: Any, context: grpc.aio.ServicerContext
+        self, request: csds_pb2.ClientStatusRequest, context: grpc.aio.ServicerContext
     ) -> csds_pb2.ClientStatusResponse:
         try:
             return client_status(self._connections, request)
@@ -177,13 +178,15 @@ class CsdsService:
             raise  # abort raises; this keeps type checkers informed
 
     async def _fetch(
-        self, request: Any, context: grpc.aio.ServicerContext
+        self, request: csds_pb2.ClientStatusRequest, context: grpc.aio.ServicerContext
     ) -> csds_pb2.ClientStatusResponse:
         await self._admit(context)
         return await self._answer(request, context)
 
     async def _stream(
-        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        self,
+        requests: AsyncIterator[csds_pb2.ClientStatusRequest],
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[csds_pb2.ClientStatusResponse]:
         await self._admit(context)
         async for request in requests:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from envoy.config.core.v3 import base_pb2
 from google.protobuf.json_format import MessageToDict
 
 
@@ -33,6 +34,8 @@ class ProxyNode:
     pod_name: str
     namespace: str
     dns_domain: str
+    # The node's metadata Struct as JSON: whatever the proxy sent, so every reader checks
+    # the type of the value it takes.
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -111,7 +114,7 @@ def parse_node_id(node_id: str, metadata: dict[str, Any] | None = None) -> Proxy
     return ProxyNode(proxy_type, ip, pod, namespace, domain, dict(metadata or {}))
 
 
-def parse_node(node: Any) -> ProxyNode:
+def parse_node(node: base_pb2.Node) -> ProxyNode:
     """Parse an ``envoy.config.core.v3.Node`` message."""
     metadata = MessageToDict(node.metadata) if node.HasField("metadata") else {}
     return parse_node_id(node.id, metadata)
