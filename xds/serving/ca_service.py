@@ -17,14 +17,14 @@ CA itself is expired).
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Final
 
 import grpc
 from google.protobuf import struct_pb2
 
 from xds.metric_types import IstioCounter
 from xds.proto.istio.v1.auth import ca_pb2
-from xds.security.authn import AuthenticationError, Authenticator, Caller
+from xds.security.authn import AuthenticationError, Authenticator, Caller, Metadata
 from xds.security.authz import CertificateAuthorizer, PermissionDeniedError
 from xds.security.ca import CaExpiredError, CsrError, TtlError, parse_csr, requested_identity
 from xds.security.identity import Identity
@@ -85,7 +85,7 @@ class CertificateService:
         )
 
     async def create_certificate(
-        self, request: ca_pb2.IstioCertificateRequest, context: Any
+        self, request: ca_pb2.IstioCertificateRequest, context: grpc.aio.ServicerContext
     ) -> ca_pb2.IstioCertificateResponse:
         CSR_COUNT.inc()
         peer = context.peer()
@@ -105,7 +105,7 @@ class CertificateService:
             raise
 
     async def _create(
-        self, request: ca_pb2.IstioCertificateRequest, metadata: Any, peer: str
+        self, request: ca_pb2.IstioCertificateRequest, metadata: Metadata, peer: str
     ) -> ca_pb2.IstioCertificateResponse:
         try:
             caller = await self._authenticator.authenticate(metadata, peer)

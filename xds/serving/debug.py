@@ -18,10 +18,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from prometheus_client import REGISTRY, generate_latest
 
 from xds import logs
@@ -41,7 +41,7 @@ from xds.version import __version__
 
 log = logging.getLogger("xds.debug")
 
-Decoder = Callable[[str, bytes], Any]
+Decoder = Callable[[str, bytes], Message]
 """(type_url, body) -> the decoded protobuf message, for JSON views."""
 
 # What callers outside the system namespace may read (istiod's activeNamespaceDebuggers,
@@ -64,8 +64,9 @@ class DebugCaller:
 
 EVERYTHING = DebugCaller()
 
-View = Callable[[HttpRequest, DebugCaller], Any]
-"""A debug view: the JSON value to answer; raises ``LookupError`` (404) or ``ValueError`` (400)."""
+View = Callable[[HttpRequest, DebugCaller], object]
+"""A debug view: the JSON value to answer (anything ``HttpResponse.json`` takes); raises
+``LookupError`` (404) or ``ValueError`` (400)."""
 
 
 class DebugAccess:
@@ -129,7 +130,7 @@ class DebugEndpoints:
         store: ConfigStore,
         decode: Decoder,
         access: DebugAccess | None = None,
-        extra: Mapping[str, Callable[[HttpRequest], Any]] | None = None,
+        extra: Mapping[str, Callable[[HttpRequest], object]] | None = None,
     ) -> None:
         """``extra`` adds views (path -> request -> JSON value) that need no caller,
         e.g. the mesh model's; ``access`` defaults to loopback callers only."""
@@ -241,7 +242,7 @@ class DebugEndpoints:
     def _visible(self, caller: DebugCaller) -> list[Connection]:
         return [c for c in self._connections if caller.may_see(c)]
 
-    def _syncz(self, request: HttpRequest, caller: DebugCaller) -> Any:
+    def _syncz(self, request: HttpRequest, caller: DebugCaller) -> list[dict[str, object]]:
         namespace = request.arg("namespace")
         return [
             sync_status(c)
@@ -249,11 +250,11 @@ class DebugEndpoints:
             if caller.may_see(c) and (not namespace or c.node.namespace == namespace)
         ]
 
-    def _connections_view(self, request: HttpRequest, caller: DebugCaller) -> Any:
+    def _connections_view(self, request: HttpRequest, caller: DebugCaller) -> dict[str, object]:
         rows = [connection_row(c) for c in self._visible(caller)]
         return {"totalClients": len(rows), "clients": rows}
 
-    def _adsz(self, request: HttpRequest, caller: DebugCaller) -> Any:
+    def _adsz(self, request: HttpRequest, caller: DebugCaller) -> dict[str, object]:
         proxy = request.arg("proxyID")
         connections = [c for c in self._visible(caller) if not proxy or _is(c, proxy)]
         if proxy and not connections:
@@ -261,7 +262,9 @@ class DebugEndpoints:
         rows = [{**connection_row(c), "watches": watched_names(c)} for c in connections]
         return {"totalClients": len(rows), "clients": rows}
 
-    def _config_dump(self, request: HttpRequest, caller: DebugCaller) -> Any:
+    def _config_dump(
+        self, request: HttpRequest, caller: DebugCaller
+    ) -> dict[str, list[dict[str, object]]]:
         """What a connected proxy was given, decoded, by type (secrets redacted)."""
         proxy = request.arg("proxyID")
         if not proxy:
@@ -273,7 +276,7 @@ class DebugEndpoints:
         # caller: a namespace-restricted caller learns nothing about others.
         raise LookupError(f"proxy {proxy!r} is not connected to this instance")
 
-    def _loglevel(self, request: HttpRequest, caller: DebugCaller) -> Any:
+    def _loglevel(self, request: HttpRequest, caller: DebugCaller) -> dict[str, str]:
         """GET reads the levels; PUT or POST with ``?level=`` (or the same as the body)
         changes them: a GET never changes state (a crawler, a prefetch, a link)."""
         spec = request.arg("level")
@@ -300,20 +303,22 @@ def _is(connection: Connection, proxy: str) -> bool:
     return proxy in (connection.node.id, connection.node.pod_name)
 
 
-def _ignoring_caller(view: Callable[[HttpRequest], Any]) -> View:
-    def answer(request: HttpRequest, caller: DebugCaller) -> Any:
+def _ignoring_caller(view: Callable[[HttpRequest], object]) -> View:
+    def answer(request: HttpRequest, caller: DebugCaller) -> object:
         return view(request)
 
     return answer
 
 
-def render_scope(store: ConfigStore, scope: str, decode: Decoder) -> dict[str, list[Any]]:
+def render_scope(
+    store: ConfigStore, scope: str, decode: Decoder
+) -> dict[str, list[dict[str, object]]]:
     """Every resource of a scope as protobuf JSON, grouped by type URL.
 
     Secrets are left out: private keys never leave the process through a
     debug view or a log."""
     view = store.view(scope)
-    result: dict[str, list[Any]] = {}
+    result: dict[str, list[dict[str, object]]] = {}
     for type_url in store.types(scope):
         if type_url == SECRET:
             continue

@@ -20,7 +20,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger("xds.http")
@@ -74,7 +73,7 @@ class HttpResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, value: Any, *, status: int = 200, pretty: bool = False) -> HttpResponse:
+    def json(cls, value: object, *, status: int = 200, pretty: bool = False) -> HttpResponse:
         text = json.dumps(value, indent=2 if pretty else None, sort_keys=pretty, default=str)
         return cls(status, (text + "\n").encode(), "application/json")
 

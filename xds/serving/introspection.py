@@ -20,7 +20,6 @@ import platform
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 from urllib.parse import unquote
 
 from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2
@@ -227,7 +226,7 @@ _SYNC_FIELDS = (
 )
 
 
-def sync_status(connection: Connection) -> dict[str, Any]:
+def sync_status(connection: Connection) -> dict[str, object]:
     """One row of ``/debug/syncz`` in istiod's ``SyncStatus`` JSON shape.
 
     Like istiod (``omitempty``), empty values are left out; sent/acked values
@@ -236,7 +235,7 @@ def sync_status(connection: Connection) -> dict[str, Any]:
     """
     node = connection.node
     statuses = connection.statuses
-    row: dict[str, Any] = {
+    row: dict[str, object] = {
         "cluster_id": node.cluster_id,
         "proxy": node.id,
         "proxy_type": node.type.value,
@@ -255,7 +254,7 @@ def sync_status(connection: Connection) -> dict[str, Any]:
     return {key: value for key, value in row.items() if value != ""}
 
 
-def connection_row(connection: Connection) -> dict[str, Any]:
+def connection_row(connection: Connection) -> dict[str, object]:
     """One client of ``/debug/connections`` and ``/debug/adsz`` (istiod's ``AdsClient`` keys
     where they exist)."""
     return {

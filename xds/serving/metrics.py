@@ -4,7 +4,6 @@ keep working (the counter type and buckets: ``xds.metric_types``)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import grpc
 from prometheus_client import Gauge, Histogram
@@ -62,9 +61,9 @@ class AdsMetrics:
     up once per type and kept (``labels()`` takes a lock and a dict lookup)."""
 
     def __init__(self) -> None:
-        self._per_type: dict[str, tuple[str, Any, Any, Any]] = {}
+        self._per_type: dict[str, tuple[str, Histogram, Histogram, Histogram]] = {}
 
-    def _children(self, type_url: str) -> tuple[str, Any, Any, Any]:
+    def _children(self, type_url: str) -> tuple[str, Histogram, Histogram, Histogram]:
         children = self._per_type.get(type_url)
         if children is None:
             label = short_name(type_url)
