@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import base_pb2, substitution_format_string_pb2
@@ -25,7 +24,7 @@ ISTIO_TEXT_FORMAT = (
 )
 
 
-def file_access_logs(providers: Iterable[FileAccessLogProvider]) -> list[Any]:
+def file_access_logs(providers: Iterable[FileAccessLogProvider]) -> list[accesslog_pb2.AccessLog]:
     """One Envoy file access log per provider; a format always ends the line (istiod)."""
     out = []
     for provider in providers:

@@ -11,7 +11,6 @@ plumbing clusters are replaced by a plaintext ``PassthroughCluster``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
@@ -21,6 +20,7 @@ from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.metadata.v3 import metadata_pb2
 from envoy.type.v3 import percent_pb2
+from google.protobuf import any_pb2
 
 from xds.model.networking import (
     ConnectionPool,
@@ -31,7 +31,7 @@ from xds.model.networking import (
 from xds.translate.waypoint import names
 from xds.translate.waypoint.endpoints import load_assignment
 from xds.translate.waypoint.inputs import WaypointConfig, WaypointMode
-from xds.translate.waypoint.protos import duration, metadata, typed, uint32
+from xds.translate.waypoint.protos import JsonValue, duration, metadata, typed, uint32
 from xds.translate.waypoint.service_clusters import ServiceCluster, service_clusters
 from xds.translate.waypoint.tls import originated_tls_socket, upstream_hbone_socket
 
@@ -44,10 +44,10 @@ _HBONE_IDLE_SECONDS = 3600
 _HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
-def build_clusters(config: WaypointConfig) -> list[Any]:
+def build_clusters(config: WaypointConfig) -> list[cluster_pb2.Cluster]:
     """All clusters of one waypoint."""
     identity = config.identity
-    clusters: list[Any] = []
+    clusters: list[cluster_pb2.Cluster] = []
     if identity.mode is WaypointMode.HBONE:
         clusters += [
             _internal_static(names.MAIN_INTERNAL, names.MAIN_INTERNAL),
@@ -64,7 +64,7 @@ def build_clusters(config: WaypointConfig) -> list[Any]:
     return clusters
 
 
-def _circuit_breakers() -> Any:
+def _circuit_breakers() -> circuit_breaker_pb2.CircuitBreakers:
     # Limits are the job of DestinationRules; by default nothing is capped.
     return circuit_breaker_pb2.CircuitBreakers(
         thresholds=[
@@ -79,13 +79,15 @@ def _circuit_breakers() -> Any:
     )
 
 
-def _raw_buffer() -> Any:
+def _raw_buffer() -> base_pb2.TransportSocket:
     return base_pb2.TransportSocket(
         name="raw_buffer", typed_config=typed(raw_buffer_pb2.RawBuffer())
     )
 
 
-def internal_upstream_socket(*, passthrough: bool, inner: Any | None = None) -> Any:
+def internal_upstream_socket(
+    *, passthrough: bool, inner: base_pb2.TransportSocket | None = None
+) -> base_pb2.TransportSocket:
     """``internal_upstream`` around plaintext (or ``inner``: TLS a DestinationRule
     originates, which then travels inside the HBONE tunnel); ``passthrough`` copies host
     metadata.
@@ -113,7 +115,7 @@ def _http_options(
     downstream: bool = False,
     http2: bool = False,
     allow_connect: bool = False,
-) -> Any:
+) -> any_pb2.Any:
     options = http_protocol_options_pb2.HttpProtocolOptions()
     if idle_seconds is not None:
         options.common_http_protocol_options.idle_timeout.CopyFrom(duration(idle_seconds))
@@ -127,7 +129,7 @@ def _http_options(
     return typed(options)
 
 
-def _internal_static(name: str, listener: str) -> Any:
+def _internal_static(name: str, listener: str) -> cluster_pb2.Cluster:
     """A STATIC cluster whose only endpoint is the internal listener ``listener``."""
     cluster = cluster_pb2.Cluster(
         name=name,
@@ -160,7 +162,7 @@ def _internal_static(name: str, listener: str) -> Any:
     return cluster
 
 
-def _connect_originate(trust_domain: str, namespace: str) -> Any:
+def _connect_originate(trust_domain: str, namespace: str) -> cluster_pb2.Cluster:
     """HBONE origination: CONNECT over mTLS to the restored destination on 15008."""
     cluster = cluster_pb2.Cluster(
         name=names.CONNECT_ORIGINATE,
@@ -187,7 +189,7 @@ def _connect_originate(trust_domain: str, namespace: str) -> Any:
     return cluster
 
 
-def _passthrough() -> Any:
+def _passthrough() -> cluster_pb2.Cluster:
     """Plaintext to the original destination; ztunnel captures and tunnels it."""
     return cluster_pb2.Cluster(
         name=names.PASSTHROUGH,
@@ -247,9 +249,9 @@ def _at_port(policy: TrafficPolicy | None, port: int) -> TrafficPolicy | None:
 
 def _service_cluster(
     cluster: ServiceCluster, rule: DestinationRule | None, *, hbone_upstream: bool
-) -> Any:
+) -> cluster_pb2.Cluster:
     service = cluster.service
-    istio: dict[str, Any] = {
+    istio: dict[str, JsonValue] = {
         "services": [
             {"host": service.hostname, "name": service.name, "namespace": service.namespace}
         ]
@@ -324,7 +326,9 @@ def _service_cluster(
     return result
 
 
-def _apply_connection_pool(cluster: Any, pool: ConnectionPool, *, http: bool) -> None:
+def _apply_connection_pool(
+    cluster: cluster_pb2.Cluster, pool: ConnectionPool, *, http: bool
+) -> None:
     """istiod's limits: each one set replaces the (unlimited) default of its threshold."""
     threshold = cluster.circuit_breakers.thresholds[0]
     for value, field in (
@@ -368,7 +372,7 @@ def _apply_connection_pool(cluster: Any, pool: ConnectionPool, *, http: bool) ->
     existing[_HTTP_OPTIONS_KEY].CopyFrom(typed(options))
 
 
-def _apply_outlier_detection(cluster: Any, outlier: OutlierDetection) -> None:
+def _apply_outlier_detection(cluster: cluster_pb2.Cluster, outlier: OutlierDetection) -> None:
     """istiod's conversion: only consecutive-error ejection (success-rate ejection off),
     and the panic threshold set to ``minHealthPercent`` (0 unless given): with a few
     pods per service, Envoy's default 50 % would send traffic to ejected hosts."""
@@ -402,7 +406,7 @@ def _apply_outlier_detection(cluster: Any, outlier: OutlierDetection) -> None:
     )
 
 
-def _apply_load_balancer(cluster: Any, policy: TrafficPolicy) -> None:
+def _apply_load_balancer(cluster: cluster_pb2.Cluster, policy: TrafficPolicy) -> None:
     if policy.consistent_hash is not None:
         # The route's hash_policy (routes.py) supplies the key.
         cluster.lb_policy = cluster_pb2.Cluster.RING_HASH

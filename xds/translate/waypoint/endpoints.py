@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import ip_address
-from typing import Any
 
 from envoy.config.core.v3 import address_pb2, base_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
@@ -22,7 +21,7 @@ from xds.model.frozen import is_subset
 from xds.model.networking import DestinationRule
 from xds.translate.waypoint import names
 from xds.translate.waypoint.inputs import Endpoint, Health, Locality, WaypointInputs, WaypointMode
-from xds.translate.waypoint.protos import metadata, uint32
+from xds.translate.waypoint.protos import JsonValue, metadata, uint32
 from xds.translate.waypoint.service_clusters import ServiceCluster, service_clusters
 
 _HEALTH = {
@@ -42,7 +41,7 @@ def host_port(address: str, port: int) -> str:
     return f"{address}:{port}"
 
 
-def build_endpoints(inputs: WaypointInputs) -> list[Any]:
+def build_endpoints(inputs: WaypointInputs) -> list[endpoint_pb2.ClusterLoadAssignment]:
     """A ClusterLoadAssignment for every EDS cluster of the waypoint."""
     config = inputs.config
     tunnel = config.identity.mode is WaypointMode.HBONE
@@ -62,10 +61,10 @@ def load_assignment(
     rule: DestinationRule | None,
     *,
     tunnel: bool,
-) -> Any:
+) -> endpoint_pb2.ClusterLoadAssignment:
     """The assignment of one cluster; ``tunnel`` allows internal (HBONE) addresses."""
     selected = _subset_members(endpoints, rule, cluster.subset)
-    by_locality: dict[Locality, list[Any]] = {}
+    by_locality: dict[Locality, list[endpoint_components_pb2.LbEndpoint]] = {}
     for endpoint in selected:
         by_locality.setdefault(endpoint.locality, []).append(
             _lb_endpoint(endpoint, tunnel=tunnel and endpoint.tunnel)
@@ -98,9 +97,9 @@ def _subset_members(
     return [endpoint for endpoint in endpoints if is_subset(found.labels, endpoint.labels)]
 
 
-def _lb_endpoint(endpoint: Endpoint, *, tunnel: bool) -> Any:
+def _lb_endpoint(endpoint: Endpoint, *, tunnel: bool) -> endpoint_components_pb2.LbEndpoint:
     target = host_port(endpoint.address, endpoint.port)
-    values: dict[str, Mapping[str, Any]] = {}
+    values: dict[str, Mapping[str, JsonValue]] = {}
     if tunnel:
         # endpoint_id keeps one host per pod port: without it every pod
         # would collapse into the single address "envoy://connect_originate".

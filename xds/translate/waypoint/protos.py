@@ -1,14 +1,13 @@
 """Small builders for the protobuf shapes every waypoint module needs.
 
-Envoy's generated modules are untyped (``Any`` for mypy), so these helpers
-keep the call sites short and give the repeated shapes one spelling.
+They keep the call sites short and give the repeated shapes one spelling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TypeAlias
 
 from envoy.config.core.v3 import base_pb2, extension_pb2
 from envoy.config.core.v3 import substitution_format_string_pb2 as fmt_pb2
@@ -21,6 +20,11 @@ from xds.core.v3 import extension_pb2 as xds_extension_pb2
 
 _TYPE_PREFIX = "type.googleapis.com/"
 
+JsonValue: TypeAlias = (
+    str | int | float | bool | Mapping[str, "JsonValue"] | Sequence["JsonValue"] | None
+)
+"""What a ``Struct`` holds: plain JSON-like Python values."""
+
 
 def typed(message: Message) -> any_pb2.Any:
     """``message`` packed into an ``Any`` with the usual type URL prefix."""
@@ -29,13 +33,16 @@ def typed(message: Message) -> any_pb2.Any:
     return packed
 
 
-def extension(name: str, message: Message) -> Any:
+def extension(name: str, message: Message) -> extension_pb2.TypedExtensionConfig:
     """A ``TypedExtensionConfig``: ``name`` is a free-form label, the type picks the factory."""
     return extension_pb2.TypedExtensionConfig(name=name, typed_config=typed(message))
 
 
-def xds_extension(name: str, message: Message) -> Any:
-    """The CNCF ``xds.core.v3.TypedExtensionConfig`` that matcher trees use."""
+def xds_extension(name: str, message: Message) -> xds_extension_pb2.TypedExtensionConfig:
+    """The CNCF ``xds.core.v3.TypedExtensionConfig`` that matcher trees use.
+
+    mypy sees ``xds.core`` as ``Any`` (it shares its top-level name with this project),
+    so this type is not checked (pyproject.toml)."""
     return xds_extension_pb2.TypedExtensionConfig(name=name, typed_config=typed(message))
 
 
@@ -57,14 +64,14 @@ def boolean(value: bool) -> wrappers_pb2.BoolValue:
     return wrappers_pb2.BoolValue(value=value)
 
 
-def struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+def struct(values: Mapping[str, JsonValue]) -> struct_pb2.Struct:
     """A ``Struct`` from plain JSON-like Python values."""
     result = struct_pb2.Struct()
     result.update(values)
     return result
 
 
-def metadata(namespaces: Mapping[str, Mapping[str, Any]]) -> Any:
+def metadata(namespaces: Mapping[str, Mapping[str, JsonValue]]) -> base_pb2.Metadata:
     """``core.v3.Metadata`` with one ``filter_metadata`` struct per namespace."""
     result = base_pb2.Metadata()
     for namespace, values in namespaces.items():
@@ -72,7 +79,7 @@ def metadata(namespaces: Mapping[str, Mapping[str, Any]]) -> Any:
     return result
 
 
-def inline_format(text: str, *, omit_empty: bool = False) -> Any:
+def inline_format(text: str, *, omit_empty: bool = False) -> fmt_pb2.SubstitutionFormatString:
     """A ``SubstitutionFormatString`` holding ``text`` (used by set_filter_state).
 
     ``omit_empty`` renders a missing value as "" instead of "-".
@@ -82,34 +89,34 @@ def inline_format(text: str, *, omit_empty: bool = False) -> Any:
     )
 
 
-def fraction_per_million(percent: float) -> Any:
+def fraction_per_million(percent: float) -> percent_pb2.FractionalPercent:
     """``FractionalPercent`` for a 0-100 percentage with istiod's precision (p*10000/1e6)."""
     return percent_pb2.FractionalPercent(
         numerator=round(percent * 10000), denominator=percent_pb2.FractionalPercent.MILLION
     )
 
 
-def exact(value: str, *, ignore_case: bool = False) -> Any:
+def exact(value: str, *, ignore_case: bool = False) -> string_pb2.StringMatcher:
     return string_pb2.StringMatcher(exact=value, ignore_case=ignore_case)
 
 
-def prefix(value: str, *, ignore_case: bool = False) -> Any:
+def prefix(value: str, *, ignore_case: bool = False) -> string_pb2.StringMatcher:
     return string_pb2.StringMatcher(prefix=value, ignore_case=ignore_case)
 
 
-def suffix(value: str, *, ignore_case: bool = False) -> Any:
+def suffix(value: str, *, ignore_case: bool = False) -> string_pb2.StringMatcher:
     return string_pb2.StringMatcher(suffix=value, ignore_case=ignore_case)
 
 
-def regex(pattern: str) -> Any:
+def regex(pattern: str) -> regex_pb2.RegexMatcher:
     """A RE2 ``RegexMatcher`` (Envoy's default engine; no engine field needed)."""
     return regex_pb2.RegexMatcher(regex=pattern)
 
 
-def safe_regex(pattern: str) -> Any:
+def safe_regex(pattern: str) -> string_pb2.StringMatcher:
     return string_pb2.StringMatcher(safe_regex=regex(pattern))
 
 
-def present() -> Any:
+def present() -> string_pb2.StringMatcher:
     """A string matcher that matches any non-empty value."""
     return safe_regex(".+")

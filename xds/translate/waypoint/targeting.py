@@ -6,11 +6,10 @@ namespace (only that service's chains)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from xds.model.gateway import GATEWAY_GROUP
 from xds.model.networking import NETWORKING_GROUP
-from xds.model.security import AuthorizationPolicy, RequestAuthentication
+from xds.model.security import AuthorizationPolicy, PolicyTargetRef, RequestAuthentication
 from xds.model.telemetry import Telemetry
 from xds.translate.waypoint.inputs import ServiceInfo, WaypointIdentity
 
@@ -53,7 +52,7 @@ def targets_service(policy: Targeting, service: ServiceInfo) -> bool:
     return False
 
 
-def _own_namespace_refs(policy: Targeting) -> Iterable[Any]:
+def _own_namespace_refs(policy: Targeting) -> Iterable[PolicyTargetRef]:
     # A targetRef may only name objects in the policy's own namespace.
     return (
         ref

@@ -8,8 +8,6 @@ domain; the caller's exact identity is authorised later, per request, by RBAC.
 
 from __future__ import annotations
 
-from typing import Any
-
 from envoy.config.core.v3 import base_pb2, config_source_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 
@@ -18,7 +16,7 @@ from xds.translate.waypoint import names
 from xds.translate.waypoint.protos import boolean, exact, prefix, typed
 
 
-def sds_secret(name: str) -> Any:
+def sds_secret(name: str) -> secret_pb2.SdsSecretConfig:
     """An ``SdsSecretConfig`` fetched over ADS.
 
     No ``initial_fetch_timeout`` override: the server always answers for
@@ -35,7 +33,9 @@ def sds_secret(name: str) -> Any:
     )
 
 
-def spiffe_san_matchers(trust_domain: str, *, extra_prefixes: tuple[str, ...] = ()) -> list[Any]:
+def spiffe_san_matchers(
+    trust_domain: str, *, extra_prefixes: tuple[str, ...] = ()
+) -> list[common_pb2.SubjectAltNameMatcher]:
     """URI SAN prefix matchers (ORed by Envoy): any identity of the trust domain."""
     prefixes = (f"spiffe://{trust_domain}/", *extra_prefixes)
     return [
@@ -46,7 +46,9 @@ def spiffe_san_matchers(trust_domain: str, *, extra_prefixes: tuple[str, ...] = 
     ]
 
 
-def hbone_tls_context(trust_domain: str, *, extra_san_prefixes: tuple[str, ...] = ()) -> Any:
+def hbone_tls_context(
+    trust_domain: str, *, extra_san_prefixes: tuple[str, ...] = ()
+) -> tls_pb2.CommonTlsContext:
     """``CommonTlsContext`` shared by connect_terminate and connect_originate."""
     return tls_pb2.CommonTlsContext(
         tls_params=common_pb2.TlsParameters(
@@ -66,7 +68,7 @@ def hbone_tls_context(trust_domain: str, *, extra_san_prefixes: tuple[str, ...] 
     )
 
 
-def downstream_hbone_socket(trust_domain: str) -> Any:
+def downstream_hbone_socket(trust_domain: str) -> base_pb2.TransportSocket:
     """The server side of HBONE on 15008: client certificates are required."""
     context = tls_pb2.DownstreamTlsContext(
         common_tls_context=hbone_tls_context(trust_domain), require_client_certificate=boolean(True)
@@ -74,7 +76,7 @@ def downstream_hbone_socket(trust_domain: str) -> Any:
     return _transport_socket(context)
 
 
-def upstream_hbone_socket(trust_domain: str, waypoint_namespace: str) -> Any:
+def upstream_hbone_socket(trust_domain: str, waypoint_namespace: str) -> base_pb2.TransportSocket:
     """The client side of HBONE toward destination ztunnels.
 
     Like istiod, the second prefix (the waypoint's own namespace) is redundant
@@ -89,7 +91,7 @@ def upstream_hbone_socket(trust_domain: str, waypoint_namespace: str) -> Any:
     return _transport_socket(context)
 
 
-def originated_tls_socket(tls: ClientTls, host: str) -> Any:
+def originated_tls_socket(tls: ClientTls, host: str) -> base_pb2.TransportSocket:
     """DestinationRule ``tls`` SIMPLE/MUTUAL: TLS to an external endpoint, as istiod: SNI
     the rule's or the host, the chain verified against ``caCertificates`` (and the SANs,
     when listed) unless ``insecureSkipVerify``; for MUTUAL, the client certificate."""
@@ -109,5 +111,7 @@ def originated_tls_socket(tls: ClientTls, host: str) -> Any:
     return _transport_socket(context)
 
 
-def _transport_socket(context: Any) -> Any:
+def _transport_socket(
+    context: tls_pb2.DownstreamTlsContext | tls_pb2.UpstreamTlsContext,
+) -> base_pb2.TransportSocket:
     return base_pb2.TransportSocket(name="tls", typed_config=typed(context))
