@@ -9,24 +9,29 @@ ztunnel does.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import struct_pb2
+from google.protobuf.message import Message
 
 from xds.tasks import cancel_and_wait
 
 _ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
 
-Nack = Callable[[str, Any], str | None]
+RequestT = TypeVar("RequestT", bound=Message)
+ResponseT = TypeVar("ResponseT", bound=Message)
+
+Nack = Callable[[str, ResponseT], str | None]
 """Given (type_url, response) returns a NACK message, or None to ACK."""
 
 
-def make_node(node_id: str, metadata: dict[str, Any] | None = None) -> Any:
+def make_node(node_id: str, metadata: Mapping[str, Any] | None = None) -> base_pb2.Node:
+    """An Envoy ``Node``; ``metadata`` (JSON, as a proxy sends it) becomes its Struct."""
     node = base_pb2.Node(id=node_id)
     if metadata:
         struct = struct_pb2.Struct()
@@ -36,20 +41,23 @@ def make_node(node_id: str, metadata: dict[str, Any] | None = None) -> Any:
 
 
 @dataclass
-class _Stream:
+class _Stream(Generic[RequestT, ResponseT]):
     """Plumbing shared by both variants: the request queue and the response inbox."""
 
     channel: grpc.aio.Channel
     node_id: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # the node's (see make_node)
     metadata_headers: Sequence[tuple[str, str]] = ()
-    nack: Nack | None = None
-    responses: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-    _requests: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-    _call: Any = None
+    nack: Nack[ResponseT] | None = None
+    # Responses, then what ended the stream (grpc's error, or EOFError).
+    responses: asyncio.Queue[ResponseT | Exception] = field(default_factory=asyncio.Queue)
+    _requests: asyncio.Queue[RequestT | None] = field(default_factory=asyncio.Queue)
+    _call: grpc.aio.StreamStreamCall | None = None
     _reader: asyncio.Task[None] | None = None
 
-    def _open(self, method: str, request_type: Any, response_type: Any) -> None:
+    def _open(
+        self, method: str, request_type: type[RequestT], response_type: type[ResponseT]
+    ) -> grpc.aio.StreamStreamCall:
         self._requests = asyncio.Queue()
         self.responses = asyncio.Queue()
         rpc = self.channel.stream_stream(
@@ -58,17 +66,18 @@ class _Stream:
             response_deserializer=response_type.FromString,
         )
         self._call = rpc(self._request_stream(), metadata=tuple(self.metadata_headers))
+        return self._call
 
-    async def _request_stream(self) -> AsyncIterator[Any]:
+    async def _request_stream(self) -> AsyncIterator[RequestT]:
         while True:
             request = await self._requests.get()
             if request is None:
                 return
             yield request
 
-    async def _read(self) -> None:
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
         try:
-            async for response in self._call:
+            async for response in call:
                 self._requests.put_nowait(self._answer(response))
                 self.responses.put_nowait(response)
         except grpc.aio.AioRpcError as e:
@@ -76,10 +85,10 @@ class _Stream:
         else:
             self.responses.put_nowait(EOFError("stream ended"))
 
-    def _answer(self, response: Any) -> Any:
+    def _answer(self, response: ResponseT) -> RequestT:
         raise NotImplementedError
 
-    async def next(self, within: float = 5.0) -> Any:
+    async def next(self, within: float = 5.0) -> ResponseT:
         """The next response (already ACKed or NACKed); raises what ended the stream."""
         item = await asyncio.wait_for(self.responses.get(), within)
         if isinstance(item, BaseException):
@@ -101,7 +110,9 @@ class Held:
 
 
 @dataclass
-class DeltaClient(_Stream):
+class DeltaClient(
+    _Stream[discovery_pb2.DeltaDiscoveryRequest, discovery_pb2.DeltaDiscoveryResponse]
+):
     """One Delta ADS stream. ``held[type_url][name]`` is what the proxy has applied."""
 
     held: dict[str, dict[str, Held]] = field(default_factory=dict)
@@ -114,7 +125,7 @@ class DeltaClient(_Stream):
         ``subscriptions`` maps a type URL to the names to subscribe (empty: wildcard).
         Types in ``on_demand`` subscribe to nothing (``*`` in and out). Names held
         from an earlier stream go out as ``initial_resource_versions``."""
-        self._open(
+        call = self._open(
             "DeltaAggregatedResources",
             discovery_pb2.DeltaDiscoveryRequest,
             discovery_pb2.DeltaDiscoveryResponse,
@@ -131,9 +142,11 @@ class DeltaClient(_Stream):
             for name, held in self.held.get(type_url, {}).items():
                 request.initial_resource_versions[name] = held.version
             self._requests.put_nowait(request)
-        self._reader = asyncio.ensure_future(self._read())
+        self._reader = asyncio.ensure_future(self._read(call))
 
-    def _answer(self, response: Any) -> Any:
+    def _answer(
+        self, response: discovery_pb2.DeltaDiscoveryResponse
+    ) -> discovery_pb2.DeltaDiscoveryRequest:
         # Like ztunnel: apply what is valid even when NACKing the response.
         error = self.nack(response.type_url, response) if self.nack else None
         self._hold(response, resources=error is None)
@@ -145,7 +158,9 @@ class DeltaClient(_Stream):
             ack.error_detail.message = error
         return ack
 
-    def _hold(self, response: Any, *, resources: bool = True) -> None:
+    def _hold(
+        self, response: discovery_pb2.DeltaDiscoveryResponse, *, resources: bool = True
+    ) -> None:
         """Apply a response to ``held``: its resources (unless NACKed) and its removals."""
         held = self.held.setdefault(response.type_url, {})
         if resources:
@@ -167,15 +182,15 @@ class DeltaClient(_Stream):
 
 
 @dataclass
-class SotwClient(_Stream):
+class SotwClient(_Stream[discovery_pb2.DiscoveryRequest, discovery_pb2.DiscoveryResponse]):
     """One state-of-the-world ADS stream that ACKs (or NACKs) like Envoy."""
 
     names: dict[str, list[str]] = field(default_factory=dict)
-    last: dict[str, Any] = field(default_factory=dict)
+    last: dict[str, discovery_pb2.DiscoveryResponse] = field(default_factory=dict)
     _sent_node: bool = False
 
     async def connect(self, subscriptions: dict[str, Sequence[str]]) -> None:
-        self._open(
+        call = self._open(
             "StreamAggregatedResources",
             discovery_pb2.DiscoveryRequest,
             discovery_pb2.DiscoveryResponse,
@@ -183,7 +198,7 @@ class SotwClient(_Stream):
         self._sent_node = False
         for type_url, names in subscriptions.items():
             self.subscribe(type_url, names)
-        self._reader = asyncio.ensure_future(self._read())
+        self._reader = asyncio.ensure_future(self._read(call))
 
     def subscribe(self, type_url: str, names: Sequence[str]) -> None:
         """A new subscription (or a changed name list) for a type."""
@@ -198,7 +213,7 @@ class SotwClient(_Stream):
             self._sent_node = True
         self._requests.put_nowait(request)
 
-    def _answer(self, response: Any) -> Any:
+    def _answer(self, response: discovery_pb2.DiscoveryResponse) -> discovery_pb2.DiscoveryRequest:
         error = self.nack(response.type_url, response) if self.nack else None
         request = discovery_pb2.DiscoveryRequest(
             type_url=response.type_url,

@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import grpc
 
-from xds.cli.common import EXIT_OK, CommandError
+from xds.cli.common import EXIT_OK, CommandError, Parser
 from xds.client import DeltaClient
 from xds.type_urls import ADDRESS, AUTHORIZATION, short_name
 
@@ -24,7 +23,7 @@ DEFAULT_NODE_ID = "ztunnel~10.244.1.2~ztunnel-7x2kq.istio-system~istio-system.sv
 SERVER_NAME = "istiod.istio-system.svc"
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[Parser]) -> None:
     client = subparsers.add_parser(
         "client", help="act as a proxy against a running server (debugging)"
     )
