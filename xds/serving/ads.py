@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
@@ -465,13 +465,16 @@ class AdsService:
         reason: str,
         node_id: str = "",
         identity: str = "",
-    ) -> None:
+    ) -> NoReturn:
         """End a stream that is not served: logged (rate-limited), counted, aborted."""
         self._refusals.refused(
             code, reason, peer=context.peer(), node_id=node_id, identity=identity
         )
         self._observer.refused(code)
         await context.abort(code, reason)
+        # abort raises; NoReturn tells type checkers that _serve goes no further (its
+        # caller, first request and binding are then always bound).
+        raise AssertionError("grpc's abort returned")
 
     def _watch(self, binding: Binding, connection: Connection) -> Callable[[], None]:
         """Watch every scope the stream reads; each only for the types it supplies."""
