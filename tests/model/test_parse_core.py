@@ -20,6 +20,7 @@ from xds.model.core import (
     Pod,
     PodPhase,
     Protocol,
+    Secret,
     Service,
     ServiceAccount,
     ServiceType,
@@ -385,6 +386,15 @@ def test_unknown_kinds_are_skipped(text: str) -> None:
             "{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e}}",
             "EndpointSlice default/e: addressType: required field is missing",
         ),
+        # A Secret's error names the key, never the value.
+        (
+            "{apiVersion: v1, kind: Secret, metadata: {name: s}, data: {tls.key: 'sec!ret'}}",
+            'Secret default/s: ["data.tls.key"]: not valid base64',
+        ),
+        (
+            "{apiVersion: v1, kind: Secret, metadata: {name: s}, stringData: {ca.crt: 7}}",
+            'Secret default/s: ["stringData.ca.crt"]: expected a string',
+        ),
         (
             "{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e},"
             " addressType: IPv4, endpoints: [{addresses: ['fd00::1']}]}",
@@ -412,3 +422,30 @@ def test_error_carries_structured_identity() -> None:
     assert (error.kind, error.namespace, error.name) == ("Service", "ns", "s")
     assert error.field == "spec.ports[1].port"
     assert error.message == "expected an integer 1-65535, got 0"
+
+
+SECRET = """
+apiVersion: v1
+kind: Secret
+metadata:
+  name: egress-client
+  namespace: shop
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: '{"data": {"tls.key": "a2V5"}}'
+type: kubernetes.io/tls
+data:
+  tls.crt: Y2VydA==
+  tls.key: a2V5
+  password: aHVudGVyMg==
+stringData:
+  ca.crt: ca
+"""
+
+
+def test_secret_keeps_only_credential_keys() -> None:
+    secret = parse_object(load(SECRET))
+    assert isinstance(secret, Secret)
+    assert dict(secret.data) == {"tls.crt": b"cert", "tls.key": b"key", "ca.crt": b"ca"}
+    # kubectl's copy of the whole object (data included) is not kept, nor printed.
+    assert dict(secret.meta.annotations) == {}
+    assert "key" not in repr(secret) and "a2V5" not in repr(secret)

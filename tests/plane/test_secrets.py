@@ -8,6 +8,10 @@ from collections.abc import Iterator
 import pytest
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from xds.model.core import Secret
+from xds.model.frozen import FrozenMap
+from xds.model.mesh import MeshStore
+from xds.model.meta import ObjectMeta
 from xds.plane.secrets import SecretPublisher, identity_scope
 from xds.security.ca import CertificateAuthority
 from xds.security.identity import Identity
@@ -71,3 +75,83 @@ async def test_a_ca_change_rotates_what_is_held(signer: Signer) -> None:
         await wait_until(lambda: chain(store) != first, within=10)
     finally:
         await cancel_and_wait(task)
+
+
+def tls_secret(namespace: str, name: str, chain: bytes = b"C") -> Secret:
+    data = {"tls.crt": chain, "tls.key": b"K", "ca.crt": b"A"}
+    return Secret(meta=ObjectMeta(name=name, namespace=namespace), data=FrozenMap(data))
+
+
+@pytest.mark.parametrize(
+    ("may_read_keys", "expected"),
+    [
+        (True, ["ROOTCA", "default", "kubernetes://client", "kubernetes://client-cacert"]),
+        (False, ["ROOTCA", "default", "kubernetes://client-cacert"]),
+    ],
+)
+async def test_credentials_of_the_own_namespace_only(
+    signer: Signer, may_read_keys: bool, expected: list[str]
+) -> None:
+    mesh = MeshStore()
+    mesh.apply([tls_secret("shop", "client"), tls_secret("other", "theirs")])
+    asked: list[Identity] = []
+
+    async def access(identity: Identity) -> bool:
+        asked.append(identity)
+        return may_read_keys
+
+    store = ConfigStore()
+    publisher = SecretPublisher(
+        WorkloadKeyPairs(signer),
+        store,
+        secrets_in=lambda namespace: mesh.objects(Secret, namespace),
+        may_read_keys=access,
+    )
+    scope = await publisher.acquire(WAYPOINT)
+    assert sorted(store.view(scope).resources(SECRET)) == expected
+    assert asked == [WAYPOINT]
+
+
+async def test_a_secret_change_is_republished(signer: Signer) -> None:
+    mesh = MeshStore()
+    mesh.apply([tls_secret("shop", "client")])
+    store = ConfigStore()
+    publisher = SecretPublisher(
+        WorkloadKeyPairs(signer), store, secrets_in=lambda ns: mesh.objects(Secret, ns)
+    )
+    scope = await publisher.acquire(WAYPOINT)
+
+    def chain_of_client() -> bytes | None:
+        resource = store.view(scope).get(SECRET, "kubernetes://client")
+        if resource is None:
+            return None
+        secret = secret_pb2.Secret.FromString(resource.body)
+        return bytes(secret.tls_certificate.certificate_chain.inline_bytes)
+
+    assert chain_of_client() == b"C"
+    mesh.apply([tls_secret("shop", "client", chain=b"C2")])
+    publisher.secrets_changed({"shop"})
+    await wait_until(lambda: chain_of_client() == b"C2")
+    mesh.apply([], [tls_secret("shop", "client").key])
+    publisher.secrets_changed({"shop"})
+    await wait_until(lambda: chain_of_client() is None)
+    assert sorted(store.view(scope).resources(SECRET)) == ["ROOTCA", "default"]
+
+
+async def test_an_unanswerable_access_check_fails_closed(signer: Signer) -> None:
+    mesh = MeshStore()
+    mesh.apply([tls_secret("shop", "client")])
+
+    async def broken(identity: Identity) -> bool:
+        raise OSError("API server unreachable")
+
+    store = ConfigStore()
+    publisher = SecretPublisher(
+        WorkloadKeyPairs(signer),
+        store,
+        secrets_in=lambda ns: mesh.objects(Secret, ns),
+        may_read_keys=broken,
+    )
+    scope = await publisher.acquire(WAYPOINT)
+    assert "kubernetes://client" not in store.view(scope).resources(SECRET)
+    assert "kubernetes://client-cacert" in store.view(scope).resources(SECRET)

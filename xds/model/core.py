@@ -1,4 +1,4 @@
-"""Core Kubernetes kinds: Namespace, Node, Pod, Service, ServiceAccount, EndpointSlice.
+"""Core Kubernetes kinds: Namespace, Node, Pod, Service, ServiceAccount, EndpointSlice, Secret.
 
 Fields are what the API server returns after defaulting (``targetPort``
 defaults to ``port``, ``protocol`` to TCP, ``serviceAccountName`` to
@@ -9,11 +9,11 @@ written, since the upstream conformance fixtures rely on it being empty.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from xds.model import wellknown
-from xds.model.frozen import EMPTY_LABELS, Labels
+from xds.model.frozen import EMPTY_LABELS, FrozenMap, Labels
 from xds.model.meta import IPAddress, KubeObject
 
 
@@ -152,6 +152,28 @@ class Service(KubeObject):
 class ServiceAccount(KubeObject):
     kind = "ServiceAccount"
     api_group = ""
+
+
+CREDENTIAL_KEYS = frozenset(
+    {"tls.crt", "tls.key", "ca.crt", "ca.crl", "cert", "key", "cacert", "crl", "tls.ocsp-staple"}
+)
+"""The Secret keys a credential is read from (istiod's names: the ``kubernetes.io/tls``
+ones and the generic ones)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Secret(KubeObject):
+    """A Secret, as far as it can be a TLS credential (DestinationRule ``credentialName``).
+
+    Only the values under ``CREDENTIAL_KEYS`` are kept: nothing else a cluster keeps in
+    Secrets is held in memory. Which of them make a certificate, a key or a CA bundle
+    is decided where they are used (istiod's precedence). Never printed: the data is
+    left out of ``repr``."""
+
+    kind = "Secret"
+    api_group = ""
+
+    data: FrozenMap[str, bytes] = field(default_factory=FrozenMap, repr=False)
 
 
 class AddressType(StrEnum):

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 from prometheus_client import Counter
 
-from xds.model.core import Pod, PodPhase
+from xds.model.core import Pod, PodPhase, Secret
 from xds.model.gateway import GATEWAY_GROUP, GRPCRoute, HTTPRoute
 from xds.model.mesh import ChangeSet, MeshConfig, MeshStore
 from xds.plane.debug_views import DebugParts, debug_endpoints, debug_types
 from xds.plane.pipeline import Pipeline
 from xds.plane.scopes import plaintext_binder, secure_binder
-from xds.plane.secrets import SecretPublisher
+from xds.plane.secrets import KeyAccess, SecretPublisher, keys_readable_in_own_namespace
 from xds.security.authn import AuthenticationError, Caller, KubeTokenAuthenticator
 from xds.security.identity import Identity
 from xds.security.plane import MeshSecurity, SecurityOptions
@@ -130,7 +130,7 @@ class ControlPlane:
             self.source = FileSource(
                 options.config_dir or demo_directory(),
                 self.mesh,
-                self.pipeline.changed,
+                self._mesh_changed,
                 poll_interval=options.poll_interval,
             )
             if options.secure_port != 0:
@@ -155,6 +155,10 @@ class ControlPlane:
 
     def _mesh_changed(self, changes: ChangeSet) -> None:
         self.pipeline.changed(changes)
+        if self.secrets is not None:
+            namespaces = {key.namespace for key in changes.keys if key.kind == Secret.kind}
+            if namespaces:
+                self.secrets.secrets_changed(namespaces)
         if self._waypoints is None and self._route_status is None:
             return
         kinds = frozenset(key.kind for key in changes.keys)  # once, for both writers
@@ -163,9 +167,16 @@ class ControlPlane:
         if self._route_status is not None:
             self._route_status.mesh_changed(kinds)
 
-    def _secure(self, security: MeshSecurity) -> None:
+    def _secure(
+        self, security: MeshSecurity, may_read_keys: KeyAccess = keys_readable_in_own_namespace
+    ) -> None:
         self.security = security
-        self.secrets = SecretPublisher(security.key_pairs, self.store)
+        self.secrets = SecretPublisher(
+            security.key_pairs,
+            self.store,
+            secrets_in=lambda namespace: self.mesh.objects(Secret, namespace),
+            may_read_keys=may_read_keys,
+        )
 
     async def start(self) -> None:
         """Open the ports, then sync the sources and publish; returns once ready.
@@ -246,6 +257,7 @@ class ControlPlane:
         root published as the ``istio-ca-root-cert`` ConfigMap of every namespace."""
         from xds.sources.kubernetes.ca_secret import load_cluster_ca
         from xds.sources.kubernetes.root_cert import RootCertPublisher
+        from xds.sources.kubernetes.secret_access import KubeSecretAccess
         from xds.sources.kubernetes.tokenreview import KubeTokenReviewer
 
         options = self.options.security
@@ -268,7 +280,7 @@ class ControlPlane:
             reviewer, trust_domain=options.trust_domain, audiences=options.token_audiences
         )
         security = MeshSecurity.assemble(options, material, authenticator, pods=pods)
-        self._secure(security)
+        self._secure(security, KubeSecretAccess(api).may_read_keys)
         log.info("CA ready", extra={"source": where, "root": security.ca.root_fingerprint})
         self._writers.append(RootCertPublisher(api, lambda: security.ca.root_pem).run)
 

@@ -13,7 +13,15 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from xds.model.core import EndpointSlice, Namespace, Node, Pod, Service, ServiceAccount
+from xds.model.core import (
+    EndpointSlice,
+    Namespace,
+    Node,
+    Pod,
+    Secret,
+    Service,
+    ServiceAccount,
+)
 from xds.model.errors import ManifestError
 from xds.model.gateway import (
     Gateway,
@@ -41,6 +49,7 @@ _PARSERS: dict[type[KubeObject], Parser] = {
     Service: core.parse_service,
     ServiceAccount: core.parse_service_account,
     EndpointSlice: core.parse_endpoint_slice,
+    Secret: core.parse_secret,
     GatewayClass: gateway.parse_gateway_class,
     Gateway: gateway.parse_gateway,
     HTTPRoute: gateway.parse_http_route,

@@ -1,11 +1,16 @@
 """Parsers for core Kubernetes kinds (Namespace, Node, Pod, Service, ServiceAccount,
-EndpointSlice)."""
+EndpointSlice, Secret)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 
 from xds.model.core import (
+    CREDENTIAL_KEYS,
     AddressType,
     ContainerPort,
     EndpointSlice,
@@ -16,6 +21,7 @@ from xds.model.core import (
     Pod,
     PodPhase,
     Protocol,
+    Secret,
     Service,
     ServiceAccount,
     ServicePort,
@@ -24,6 +30,7 @@ from xds.model.core import (
     SlicePort,
     TargetRef,
 )
+from xds.model.frozen import EMPTY_LABELS, FrozenMap
 from xds.model.meta import IPAddress, ObjectMeta, parse_ip
 from xds.model.parse.reader import Reader
 
@@ -42,6 +49,33 @@ def parse_node(doc: Reader, meta: ObjectMeta) -> Node:
 
 def parse_service_account(doc: Reader, meta: ObjectMeta) -> ServiceAccount:
     return ServiceAccount(meta=meta)
+
+
+def parse_secret(doc: Reader, meta: ObjectMeta) -> Secret:
+    """``data`` (base64, as the API server returns it) and ``stringData`` (as a manifest
+    may have it; it wins, as the API server merges it). Errors never quote a value."""
+    values: dict[str, bytes] = {}
+    for section, decode in (("data", _base64), ("stringData", str.encode)):
+        raw = doc.raw(section)
+        if raw is None:
+            continue
+        if not isinstance(raw, Mapping):
+            doc.fail("expected an object of keys to values", section)
+        for key, value in raw.items():
+            if str(key) not in CREDENTIAL_KEYS or value is None:
+                continue
+            if not isinstance(value, str):
+                doc.fail("expected a string", f"{section}.{key}")
+            try:
+                values[str(key)] = decode(value)
+            except (binascii.Error, ValueError):
+                doc.fail("not valid base64", f"{section}.{key}")
+    # `kubectl apply` copies the whole Secret, data included, into an annotation.
+    return Secret(meta=replace(meta, annotations=EMPTY_LABELS), data=FrozenMap(values))
+
+
+def _base64(value: str) -> bytes:
+    return base64.b64decode(value, validate=True)
 
 
 def _container_ports(container: Reader) -> list[ContainerPort]:
