@@ -8,9 +8,10 @@ filter-state factory is ``envoy.hashable_string`` instead of istio's own.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.listener.v3 import listener_components_pb2
+from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.common.set_filter_state.v3 import value_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
@@ -29,6 +30,7 @@ from envoy.extensions.filters.network.set_filter_state.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.request_id.uuid.v3 import uuid_pb2
 from envoy.type.v3 import range_pb2
+from google.protobuf.message import Message
 
 from xds.translate.waypoint import names
 from xds.translate.waypoint.protos import boolean, duration, inline_format, typed
@@ -40,7 +42,7 @@ SERVER_NAME = "istio-envoy"
 
 def filter_state_value(
     key: str, format_string: str, *, factory: str | None = None, skip_if_empty: bool = False
-) -> Any:
+) -> value_pb2.FilterStateValue:
     """One ``set_filter_state`` entry, shared with the upstream (internal) connection.
 
     ``ONCE``: the object reaches the next internal connection and no further,
@@ -57,7 +59,7 @@ def filter_state_value(
     return value
 
 
-def connect_authority_values() -> list[Any]:
+def connect_authority_values() -> list[value_pb2.FilterStateValue]:
     """What connect_terminate hands to main_internal about the tunnel.
 
     ``local_ip``/``remote_ip`` have registered factories (address objects);
@@ -82,17 +84,21 @@ def connect_authority_values() -> list[Any]:
     ]
 
 
-def http_set_filter_state(name: str, values: Iterable[Any]) -> Any:
+def http_set_filter_state(
+    name: str, values: Iterable[value_pb2.FilterStateValue]
+) -> hcm_pb2.HttpFilter:
     config = http_set_filter_state_pb2.Config(on_request_headers=list(values))
     return hcm_pb2.HttpFilter(name=name, typed_config=typed(config))
 
 
-def network_set_filter_state(name: str, values: Iterable[Any]) -> Any:
+def network_set_filter_state(
+    name: str, values: Iterable[value_pb2.FilterStateValue]
+) -> listener_components_pb2.Filter:
     config = network_set_filter_state_pb2.Config(on_new_connection=list(values))
     return listener_components_pb2.Filter(name=name, typed_config=typed(config))
 
 
-def republish_local_ip() -> Any:
+def republish_local_ip() -> listener_components_pb2.Filter:
     """Direct chains: pass the pod address on to connect_originate once more."""
     return network_set_filter_state(
         "connect_authority",
@@ -104,13 +110,13 @@ def republish_local_ip() -> Any:
     )
 
 
-def router() -> Any:
+def router() -> hcm_pb2.HttpFilter:
     return hcm_pb2.HttpFilter(
         name="envoy.filters.http.router", typed_config=typed(router_pb2.Router())
     )
 
 
-def core_http_filters(*, grpc_web: bool = False) -> list[Any]:
+def core_http_filters(*, grpc_web: bool = False) -> list[hcm_pb2.HttpFilter]:
     """The filters between authorization and the router on a waypoint chain.
 
     ``fault`` and ``cors`` are empty on purpose: routes override them through
@@ -143,12 +149,12 @@ def core_http_filters(*, grpc_web: bool = False) -> list[Any]:
 def http_connection_manager(
     *,
     stat_prefix: str,
-    route_config: Any,
-    http_filters: Sequence[Any],
+    route_config: route_pb2.RouteConfiguration,
+    http_filters: Sequence[hcm_pb2.HttpFilter],
     http2: bool = False,
-    access_logs: Sequence[Any] = (),
+    access_logs: Sequence[accesslog_pb2.AccessLog] = (),
     trace_sampling: float | None = None,
-) -> Any:
+) -> listener_components_pb2.Filter:
     """The HCM of a main_internal (or sandwich) chain, with an inline route config.
 
     No RDS: the route config is part of the listener, as istiod does for
@@ -191,8 +197,8 @@ def tcp_proxy(
     stat_prefix: str | None = None,
     tunnel_hostname: str | None = None,
     weighted: Sequence[tuple[str, int]] = (),
-    access_logs: Sequence[Any] = (),
-) -> Any:
+    access_logs: Sequence[accesslog_pb2.AccessLog] = (),
+) -> listener_components_pb2.Filter:
     """A tcp_proxy to ``cluster``, or split by ``weighted`` (cluster, weight) pairs."""
     proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix or cluster, access_log=access_logs)
     if len(weighted) > 1:
@@ -205,14 +211,21 @@ def tcp_proxy(
     return listener_components_pb2.Filter(name=TCP_PROXY, typed_config=typed(proxy))
 
 
-def listener_filter(name: str, message: Any, *, disabled: Any = None) -> Any:
+def listener_filter(
+    name: str,
+    message: Message,
+    *,
+    disabled: listener_components_pb2.ListenerFilterChainMatchPredicate | None = None,
+) -> listener_components_pb2.ListenerFilter:
     result = listener_components_pb2.ListenerFilter(name=name, typed_config=typed(message))
     if disabled is not None:
         result.filter_disabled.CopyFrom(disabled)
     return result
 
 
-def ports_predicate(ports: Sequence[int]) -> Any:
+def ports_predicate(
+    ports: Sequence[int],
+) -> listener_components_pb2.ListenerFilterChainMatchPredicate:
     """A listener-filter predicate true for destination ports in ``ports``."""
     rules = [
         listener_components_pb2.ListenerFilterChainMatchPredicate(

@@ -10,8 +10,6 @@ gateway; see ``sandwich.py``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from envoy.config.core.v3 import address_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
@@ -28,7 +26,7 @@ from xds.translate.waypoint.sandwich import build_listeners as sandwich_listener
 from xds.translate.waypoint.tls import downstream_hbone_socket
 
 
-def build_listeners(config: WaypointConfig) -> list[Any]:
+def build_listeners(config: WaypointConfig) -> list[listener_pb2.Listener]:
     mode = config.identity.mode
     if mode is WaypointMode.SANDWICH:
         return sandwich_listeners(config)
@@ -41,13 +39,13 @@ def build_listeners(config: WaypointConfig) -> list[Any]:
     ]
 
 
-def _socket_address(host: str, port: int) -> Any:
+def _socket_address(host: str, port: int) -> address_pb2.Address:
     return address_pb2.Address(
         socket_address=address_pb2.SocketAddress(address=host, port_value=port)
     )
 
 
-def connect_terminate(trust_domain: str) -> Any:
+def connect_terminate(trust_domain: str) -> listener_pb2.Listener:
     """The HBONE server: CONNECT over mTLS on 0.0.0.0:15008, handed to main_internal."""
     route_config = route_pb2.RouteConfiguration(
         name="default",
@@ -119,7 +117,7 @@ def connect_terminate(trust_domain: str) -> Any:
     )
 
 
-def connect_originate() -> Any:
+def connect_originate() -> listener_pb2.Listener:
     """The HBONE client: the CONNECT authority is the restored pod address."""
     return listener_pb2.Listener(
         name=names.CONNECT_ORIGINATE,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import ip_network
-from typing import Any
 
 from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -40,7 +39,7 @@ from xds.type.matcher.v3 import ip_pb2, matcher_pb2
 _HTTP_APPLICATION_PROTOCOLS = ("'h2c'", "'http/1.1'")
 
 
-def build_main_internal(config: WaypointConfig) -> Any:
+def build_main_internal(config: WaypointConfig) -> listener_pb2.Listener:
     """The main_internal listener of one waypoint."""
     builder = _Builder(config)
     for service in config.bound_services:
@@ -57,7 +56,7 @@ def build_main_internal(config: WaypointConfig) -> Any:
     )
 
 
-def build_proxy_inbound(config: WaypointConfig) -> Any:
+def build_proxy_inbound(config: WaypointConfig) -> listener_pb2.Listener:
     """main_internal's chains on a real socket behind a PROXY-protocol header (§10b).
 
     ztunnel has terminated HBONE and prepends a PROXY v2 header naming the
@@ -102,7 +101,7 @@ PROXY_TLV_PEER_IDENTITY = 0xD0
 PROXY_METADATA_NAMESPACE = "envoy.filters.listener.proxy_protocol"
 
 
-def proxy_peer_state() -> Any:
+def proxy_peer_state() -> listener_components_pb2.Filter:
     """The caller's address and identity from the PROXY header, as filter state."""
     return filters.network_set_filter_state(
         "proxy_peer",
@@ -122,16 +121,16 @@ def proxy_peer_state() -> Any:
 class _Builder:
     config: WaypointConfig
     # Network filters every chain starts with.
-    prelude: list[Any] = field(default_factory=list)
-    chains: list[Any] = field(default_factory=list)
-    range_matchers: list[Any] = field(default_factory=list)
+    prelude: list[listener_components_pb2.Filter] = field(default_factory=list)
+    chains: list[listener_components_pb2.FilterChain] = field(default_factory=list)
+    range_matchers: list[ip_pb2.IPMatcher.IPRangeMatcher] = field(default_factory=list)
     # port -> protocol seen on it; a port used with different protocols must be sniffed.
     port_protocols: dict[int, PortProtocol] = field(default_factory=dict)
     tls_ports: set[int] = field(default_factory=set)
     plain_ports: set[int] = field(default_factory=set)
 
     def add_service(self, service: ServiceInfo) -> None:
-        port_map: dict[str, Any] = {}
+        port_map: dict[str, matcher_pb2.Matcher.OnMatch] = {}
         for port in service.ports:
             if port.protocol is PortProtocol.UDP:
                 continue
@@ -178,7 +177,9 @@ class _Builder:
         elif seen.is_http != protocol.is_http or protocol.is_sniffed:
             self.port_protocols[port] = PortProtocol.UNKNOWN
 
-    def _http_chain(self, service: ServiceInfo, port: ServicePortInfo, cluster: str) -> Any:
+    def _http_chain(
+        self, service: ServiceInfo, port: ServicePortInfo, cluster: str
+    ) -> listener_components_pb2.FilterChain:
         route_config = routes.service_route_config(self.config, service, port, cluster)
         http_filters = [
             *jwt.http_filters(self.config, service),
@@ -195,7 +196,9 @@ class _Builder:
         )
         return listener_components_pb2.FilterChain(name=cluster, filters=[*self.prelude, manager])
 
-    def _tcp_chain(self, service: ServiceInfo, port: ServicePortInfo, cluster: str) -> Any:
+    def _tcp_chain(
+        self, service: ServiceInfo, port: ServicePortInfo, cluster: str
+    ) -> listener_components_pb2.FilterChain:
         targets = routes.tcp_targets(self.config, service, port.port)
         return listener_components_pb2.FilterChain(
             name=cluster,
@@ -262,7 +265,12 @@ class _Builder:
                 )
             )
 
-    def listener(self, listener: Any, *, first_filter: Any) -> Any:
+    def listener(
+        self,
+        listener: listener_pb2.Listener,
+        *,
+        first_filter: listener_components_pb2.ListenerFilter,
+    ) -> listener_pb2.Listener:
         """``listener`` completed with the listener filters, the matcher and the chains."""
         listener_filters = [first_filter, self._http_inspector()]
         if self.tls_ports:
@@ -291,7 +299,7 @@ class _Builder:
         listener.filter_chains.extend(self.chains)
         return listener
 
-    def _http_inspector(self) -> Any:
+    def _http_inspector(self) -> listener_components_pb2.ListenerFilter:
         """http_inspector, skipped on ports whose protocol is known.
 
         It waits for the first bytes, which stalls server-first protocols; a
@@ -312,7 +320,7 @@ class _Builder:
         )
 
 
-def _cidr(address: str) -> Any:
+def _cidr(address: str) -> cidr_pb2.CidrRange:
     """An address (or a ServiceEntry's CIDR) as a range for the IP matcher."""
     network = ip_network(address, strict=False)
     return cidr_pb2.CidrRange(
@@ -321,18 +329,18 @@ def _cidr(address: str) -> Any:
     )
 
 
-def _on_match_chain(chain: str) -> Any:
+def _on_match_chain(chain: str) -> matcher_pb2.Matcher.OnMatch:
     """A matcher action naming a filter chain (how the unified matcher selects chains)."""
     return matcher_pb2.Matcher.OnMatch(
         action=xds_extension(chain, wrappers_pb2.StringValue(value=chain))
     )
 
 
-def _on_match_matcher(matcher: Any) -> Any:
+def _on_match_matcher(matcher: matcher_pb2.Matcher) -> matcher_pb2.Matcher.OnMatch:
     return matcher_pb2.Matcher.OnMatch(matcher=matcher)
 
 
-def _protocol_matcher(http_chain: str, tcp_chain: str) -> Any:
+def _protocol_matcher(http_chain: str, tcp_chain: str) -> matcher_pb2.Matcher:
     """Sniffed HTTP goes to ``http_chain``, anything else to ``tcp_chain``."""
     return matcher_pb2.Matcher(
         matcher_tree=matcher_pb2.Matcher.MatcherTree(

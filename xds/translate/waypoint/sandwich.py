@@ -15,8 +15,6 @@ policies apply per virtual host through ``RBACPerRoute``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from envoy.config.core.v3 import address_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -32,7 +30,7 @@ from xds.translate.waypoint.inputs import GatewayListener, ServiceInfo, Waypoint
 from xds.translate.waypoint.protos import boolean, duration, typed, uint32
 
 
-def build_listeners(config: WaypointConfig) -> list[Any]:
+def build_listeners(config: WaypointConfig) -> list[listener_pb2.Listener]:
     by_port: dict[int, GatewayListener] = {}
     for listener in config.identity.listeners:
         # Several Gateway listeners may share a port (different hostnames);
@@ -52,7 +50,9 @@ def listener_name(port: int) -> str:
     return f"0.0.0.0_{port}"
 
 
-def _listener(config: WaypointConfig, port: int, listeners: list[GatewayListener]) -> Any:
+def _listener(
+    config: WaypointConfig, port: int, listeners: list[GatewayListener]
+) -> listener_pb2.Listener:
     base = rbac.http_configs(config, None)
     virtual_hosts, overrides = _virtual_hosts(config, port, listeners, base)
     # Every action some virtual host overrides needs a filter to override.
@@ -104,11 +104,14 @@ def _ordered_names(names_: set[str]) -> list[str]:
 
 
 def _virtual_hosts(
-    config: WaypointConfig, port: int, listeners: list[GatewayListener], base: dict[str, Any]
-) -> tuple[list[Any], set[str]]:
+    config: WaypointConfig,
+    port: int,
+    listeners: list[GatewayListener],
+    base: dict[str, http_rbac_pb2.RBAC],
+) -> tuple[list[rc.VirtualHost], set[str]]:
     identity = config.identity
     claimed: set[str] = set()
-    hosts: list[Any] = []
+    hosts: list[rc.VirtualHost] = []
     overrides: set[str] = set()
     all_routes: list[HTTPRoute | GRPCRoute] = [*config.http_routes, *config.grpc_routes]
     for listener in listeners:

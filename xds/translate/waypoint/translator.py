@@ -19,7 +19,11 @@ waypoints. Secrets (``default``/``ROOTCA``) are served by the security layer.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
 
 from xds import type_urls
 from xds.model import wellknown
@@ -166,21 +170,24 @@ def snapshot(scope: str, inputs: WaypointInputs) -> list[Update]:
     ]
 
 
-def _update(scope: str, type_url: str, messages: Iterable[Any]) -> Update:
+WaypointResource: TypeAlias = (
+    cluster_pb2.Cluster | endpoint_pb2.ClusterLoadAssignment | listener_pb2.Listener
+)
+
+
+def _update(scope: str, type_url: str, messages: Iterable[WaypointResource]) -> Update:
     return Update(
         scope,
         type_url,
-        upserts=[
-            Resource.from_message(type_url, _name(type_url, message), message)
-            for message in messages
-        ],
+        upserts=[Resource.from_message(type_url, _name(message), message) for message in messages],
         replace=True,
     )
 
 
-def _name(type_url: str, message: Any) -> str:
-    name: str = message.cluster_name if type_url == type_urls.ENDPOINT else message.name
-    return name
+def _name(message: WaypointResource) -> str:
+    if isinstance(message, endpoint_pb2.ClusterLoadAssignment):
+        return message.cluster_name
+    return message.name
 
 
 if TYPE_CHECKING:
