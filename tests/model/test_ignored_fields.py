@@ -58,8 +58,8 @@ CASES = [
           trafficPolicy: {tls: {mode: SIMPLE, sni: api.example.com, credentialName: api-ca}}
           subsets: [{name: v1, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}]
         """,
-        ("spec.exportTo", "spec.trafficPolicy.tls.credentialName"),
-        id="secrets-for-tls-origination-are-reported",
+        ("spec.exportTo",),
+        id="destination-rule-export-to-is-reported",
     ),
     pytest.param(
         """

@@ -587,7 +587,22 @@ def _istio(kind: str, spec: str, group: str = "networking.istio.io") -> str:
         ),
         (
             _istio("DestinationRule", "{host: h, trafficPolicy: {tls: {mode: MUTUAL}}}"),
-            "spec.trafficPolicy.tls: MUTUAL needs clientCertificate and privateKey",
+            "spec.trafficPolicy.tls: MUTUAL needs credentialName, or clientCertificate and "
+            "privateKey",
+        ),
+        (
+            _istio(
+                "DestinationRule",
+                "{host: h, trafficPolicy: {tls: {mode: MUTUAL, credentialName: other/client}}}",
+            ),
+            "spec.trafficPolicy.tls.credentialName: a Secret of another namespace is never served",
+        ),
+        (
+            _istio(
+                "DestinationRule",
+                "{host: h, trafficPolicy: {tls: {mode: SIMPLE, credentialName: 'configmap://n/c'}}}",
+            ),
+            "spec.trafficPolicy.tls.credentialName: only Secrets of the proxy's namespace",
         ),
         (
             _istio("VirtualService", "{http: [{corsPolicy: {unmatchedPreflights: DROP}}]}"),

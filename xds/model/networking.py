@@ -319,13 +319,15 @@ class OutlierDetection:
 @dataclass(frozen=True, slots=True)
 class ClientTls:
     """``tls`` with mode SIMPLE or MUTUAL: TLS the proxy originates. Files are paths in
-    the proxy's own file system."""
+    the proxy's own file system; ``credential_name`` (which wins over them, as in istiod)
+    names a Secret of the proxy's namespace, served to it over SDS."""
 
     mutual: bool = False
     sni: str | None = None
     ca_certificates: str | None = None
     client_certificate: str | None = None
     private_key: str | None = None
+    credential_name: str | None = None
     subject_alt_names: tuple[str, ...] = ()
     insecure_skip_verify: bool = False
 

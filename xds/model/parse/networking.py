@@ -335,14 +335,29 @@ def _client_tls(tls: Reader) -> ClientTls:
     mutual = tls.string("mode") == "MUTUAL"
     client_certificate = tls.opt_string("clientCertificate")
     private_key = tls.opt_string("privateKey")
-    if mutual and (client_certificate is None or private_key is None):
-        tls.fail("MUTUAL needs clientCertificate and privateKey (credentialName is not supported)")
+    credential_name = tls.opt_string("credentialName") or None
+    if credential_name is not None:
+        if credential_name.startswith(("configmap://", "sds://", "kubernetes-gateway://")):
+            tls.fail(
+                "only Secrets of the proxy's namespace (a name, kubernetes://name) "
+                "and builtin:// are supported",
+                "credentialName",
+            )
+        if "/" in credential_name.removeprefix("kubernetes://").removeprefix("builtin://"):
+            tls.fail(
+                "a Secret of another namespace is never served to a proxy (istiod's rule); "
+                "name a Secret of the waypoint's own namespace",
+                "credentialName",
+            )
+    elif mutual and (client_certificate is None or private_key is None):
+        tls.fail("MUTUAL needs credentialName, or clientCertificate and privateKey")
     return ClientTls(
         mutual=mutual,
         sni=tls.opt_string("sni"),
         ca_certificates=tls.opt_string("caCertificates"),
         client_certificate=client_certificate,
         private_key=private_key,
+        credential_name=credential_name,
         subject_alt_names=tls.strings("subjectAltNames"),
         insecure_skip_verify=tls.boolean("insecureSkipVerify"),
     )

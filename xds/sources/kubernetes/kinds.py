@@ -14,9 +14,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xds.model.core import Secret
 from xds.model.meta import KubeObject
 from xds.model.parse import MODEL_KINDS
-from xds.sources.kubernetes.api import ApiError, KubeApi
+from xds.sources.kubernetes.api import ApiError, KubeApi, Params
+
+# istiod's SecretsFieldSelector: Helm releases and service-account tokens are the two
+# common, large kinds of Secret that are never TLS credentials.
+SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,13 @@ class ApiResource:
 
 def watched_models() -> tuple[type[KubeObject], ...]:
     return MODEL_KINDS
+
+
+def list_params(model: type[KubeObject]) -> Params:
+    """Extra parameters of the list and watch of ``model``'s collection."""
+    if model is Secret:
+        return (("fieldSelector", SECRET_FIELD_SELECTOR),)
+    return ()
 
 
 def find_resource(

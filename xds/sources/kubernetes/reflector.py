@@ -33,7 +33,7 @@ from xds.model.parse import parse_with_notes
 from xds.sources.ignored import IgnoredFields
 from xds.sources.kubernetes import metrics
 from xds.sources.kubernetes.api import ApiError, KubeApi, Params
-from xds.sources.kubernetes.kinds import ApiResource
+from xds.sources.kubernetes.kinds import ApiResource, list_params
 from xds.sources.metrics import CONFIG_ERRORS
 
 log = logging.getLogger("xds.kube")
@@ -205,7 +205,13 @@ class Reflector:
         self._invalid: dict[ObjectKey, str] = {}
         self._ignored = IgnoredFields(log)
         self._loop = ListWatch(
-            api, resource.path, resource.name, self, watch_timeout=watch_timeout, backoff=backoff
+            api,
+            resource.path,
+            resource.name,
+            self,
+            params=list_params(resource.model),
+            watch_timeout=watch_timeout,
+            backoff=backoff,
         )
 
     @property

@@ -12,6 +12,7 @@ from envoy.config.core.v3 import base_pb2, config_source_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 
 from xds.model.networking import ClientTls
+from xds.translate.secrets import credential_resource_names
 from xds.translate.waypoint import names
 from xds.translate.waypoint.protos import boolean, exact, prefix, typed
 
@@ -94,7 +95,15 @@ def upstream_hbone_socket(trust_domain: str, waypoint_namespace: str) -> base_pb
 def originated_tls_socket(tls: ClientTls, host: str) -> base_pb2.TransportSocket:
     """DestinationRule ``tls`` SIMPLE/MUTUAL: TLS to an external endpoint, as istiod: SNI
     the rule's or the host, the chain verified against ``caCertificates`` (and the SANs,
-    when listed) unless ``insecureSkipVerify``; for MUTUAL, the client certificate."""
+    when listed) unless ``insecureSkipVerify``; for MUTUAL, the client certificate.
+    With ``credentialName`` both come over SDS instead (``kubernetes://<name>`` and
+    ``kubernetes://<name>-cacert``), and the files are not used."""
+    if tls.credential_name is not None:
+        context = tls_pb2.UpstreamTlsContext(
+            common_tls_context=_credential_context(tls, tls.credential_name),
+            sni=tls.sni or host,
+        )
+        return _transport_socket(context)
     common = tls_pb2.CommonTlsContext()
     if tls.ca_certificates and not tls.insecure_skip_verify:
         validation = common.validation_context
@@ -109,6 +118,22 @@ def originated_tls_socket(tls: ClientTls, host: str) -> base_pb2.TransportSocket
         certificate.private_key.filename = tls.private_key
     context = tls_pb2.UpstreamTlsContext(common_tls_context=common, sni=tls.sni or host)
     return _transport_socket(context)
+
+
+def _credential_context(tls: ClientTls, credential_name: str) -> tls_pb2.CommonTlsContext:
+    """istiod's ApplyCustomSDSToClientCommonTLSContext."""
+    certificate, ca_bundle = credential_resource_names(credential_name)
+    common = tls_pb2.CommonTlsContext()
+    if tls.mutual:
+        common.tls_certificate_sds_secret_configs.append(sds_secret(certificate))
+    if not tls.insecure_skip_verify:
+        combined = common.combined_validation_context
+        combined.validation_context_sds_secret_config.CopyFrom(sds_secret(ca_bundle))
+        for name in tls.subject_alt_names:
+            combined.default_validation_context.match_typed_subject_alt_names.add(
+                san_type=common_pb2.SubjectAltNameMatcher.DNS, matcher=exact(name)
+            )
+    return common
 
 
 def _transport_socket(
