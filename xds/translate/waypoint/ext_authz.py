@@ -9,7 +9,7 @@ authorizer only for requests that carry that mark (istiod's design).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
 from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2, http_uri_pb2
 from envoy.extensions.filters.http.ext_authz.v3 import ext_authz_pb2
@@ -18,6 +18,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.type.matcher.v3 import metadata_pb2, string_pb2, value_pb2
 from envoy.type.v3 import http_status_pb2
+from google.protobuf import duration_pb2
 
 from xds.model.mesh import ExtAuthzProvider
 from xds.translate.waypoint.protos import duration, typed
@@ -33,7 +34,7 @@ def policy_prefix(provider: str) -> str:
     return f"{MATCH_PREFIX}-{provider}-"
 
 
-def http_filter(provider: ExtAuthzProvider, cluster: str) -> Any:
+def http_filter(provider: ExtAuthzProvider, cluster: str) -> hcm_pb2.HttpFilter:
     """The ext_authz filter calling ``provider`` through ``cluster``, enabled only for
     requests a CUSTOM rule of that provider matched."""
     config = ext_authz_pb2.ExtAuthz(
@@ -62,7 +63,12 @@ def http_filter(provider: ExtAuthzProvider, cluster: str) -> Any:
     )
 
 
-def _http_service(config: Any, provider: ExtAuthzProvider, cluster: str, timeout: Any) -> None:
+def _http_service(
+    config: ext_authz_pb2.ExtAuthz,
+    provider: ExtAuthzProvider,
+    cluster: str,
+    timeout: duration_pb2.Duration,
+) -> None:
     service = config.http_service
     service.path_prefix = provider.path_prefix
     # The URI is required but unused: the cluster decides where the check goes.
@@ -82,7 +88,7 @@ def _http_service(config: Any, provider: ExtAuthzProvider, cluster: str, timeout
             target.patterns.extend(_header_pattern(pattern) for pattern in patterns)
 
 
-def _header_pattern(pattern: str) -> Any:
+def _header_pattern(pattern: str) -> string_pb2.StringMatcher:
     """istiod's header patterns: ``x-*`` a prefix, ``*-id`` a suffix, else exact; any case."""
     if pattern.startswith("*"):
         return string_pb2.StringMatcher(suffix=pattern[1:], ignore_case=True)
@@ -91,7 +97,7 @@ def _header_pattern(pattern: str) -> Any:
     return string_pb2.StringMatcher(exact=pattern, ignore_case=True)
 
 
-def _marked_by(provider: str) -> Any:
+def _marked_by(provider: str) -> metadata_pb2.MetadataMatcher:
     return metadata_pb2.MetadataMatcher(
         filter=_RBAC_METADATA,
         path=[

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from envoy.config.core.v3 import base_pb2, http_uri_pb2
@@ -79,14 +78,16 @@ def attached(config: WaypointConfig, service: ServiceInfo | None) -> list[Reques
     return sorted(found, key=lambda item: (item.namespace, item.name))
 
 
-def http_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
+def http_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[hcm_pb2.HttpFilter]:
     """The ``jwt_authn`` filter of a chain, if any RequestAuthentication applies."""
     rules = [rule for item in attached(config, service) for rule in item.jwt_rules]
     if not rules:
         return []
-    providers = {}
-    each: list[Any] = []  # per provider: its token if one is there (AND of these)
-    any_of: list[Any] = []  # or simply one valid token (providers sharing a location)
+    providers: dict[str, jwt_pb2.JwtProvider] = {}
+    # Per provider: its token if one is there (AND of these)...
+    each: list[jwt_pb2.JwtRequirement] = []
+    # ...or simply one valid token (providers sharing a location).
+    any_of: list[jwt_pb2.JwtRequirement] = []
     for index, rule in enumerate(rules):
         name = f"origins-{index}"
         providers[name] = _provider(config, rule)
@@ -120,7 +121,7 @@ def http_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[An
     return [hcm_pb2.HttpFilter(name=FILTER_NAME, typed_config=typed(authentication))]
 
 
-def _provider(config: WaypointConfig, rule: JwtRule) -> Any:
+def _provider(config: WaypointConfig, rule: JwtRule) -> jwt_pb2.JwtProvider:
     provider = jwt_pb2.JwtProvider(
         issuer=rule.issuer,
         audiences=rule.audiences,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -23,7 +22,7 @@ from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.retry.priority.previous_priorities.v3 import previous_priorities_config_pb2
-from envoy.type.matcher.v3 import regex_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
 
 from xds.model.gateway import TCPRoute, TLSRoute
@@ -96,7 +95,7 @@ def rules_for(config: WaypointConfig, service: ServiceInfo, port: int) -> list[R
 
 def service_route_config(
     config: WaypointConfig, service: ServiceInfo, port: ServicePortInfo, cluster: str
-) -> Any:
+) -> route_pb2.RouteConfiguration:
     """The inline route config of one service's HTTP chain."""
     rules = rules_for(config, service, port.port)
     builder = RouteBuilder(config, service.hostname, port.port)
@@ -114,7 +113,7 @@ def service_route_config(
     )
 
 
-def passthrough_route_config(cluster: str) -> Any:
+def passthrough_route_config(cluster: str) -> route_pb2.RouteConfiguration:
     """Direct-to-pod HTTP: everything to ``cluster`` (encap or passthrough)."""
     return route_pb2.RouteConfiguration(
         name=cluster,
@@ -148,7 +147,7 @@ class RouteBuilder:
     host: str
     port: int
 
-    def default_route(self, cluster: str) -> Any:
+    def default_route(self, cluster: str) -> rc.Route:
         action = rc.RouteAction(
             cluster=cluster, timeout=duration(0), max_stream_duration=_grpc_timeout(None)
         )
@@ -163,8 +162,8 @@ class RouteBuilder:
             decorator=self._decorator(),
         )
 
-    def routes(self, rules: Sequence[Rule]) -> list[Any]:
-        out = []
+    def routes(self, rules: Sequence[Rule]) -> list[rc.Route]:
+        out: list[rc.Route] = []
         for rule in rules:
             for match in rule.matches or (Match(),):
                 out.append(self.route(rule, match))
@@ -173,7 +172,7 @@ class RouteBuilder:
                     return out
         return out
 
-    def route(self, rule: Rule, match: Match) -> Any:
+    def route(self, rule: Rule, match: Match) -> rc.Route:
         route = rc.Route(name=rule.name, match=route_match(match), decorator=self._decorator())
         if rule.config:
             route.metadata.CopyFrom(metadata({names.ISTIO_METADATA: {"config": rule.config}}))
@@ -198,10 +197,10 @@ class RouteBuilder:
             route.typed_per_filter_config[_CORS_FILTER].CopyFrom(typed(cors_policy(rule.cors)))
         return route
 
-    def _decorator(self) -> Any:
+    def _decorator(self) -> rc.Decorator:
         return rc.Decorator(operation=f"{self.host}:{self.port}/*")
 
-    def _redirect(self, rule: Rule) -> Any:
+    def _redirect(self, rule: Rule) -> rc.RedirectAction:
         redirect = rule.redirect
         assert redirect is not None
         action = rc.RedirectAction(
@@ -219,7 +218,7 @@ class RouteBuilder:
             action.prefix_rewrite = redirect.prefix
         return action
 
-    def _action(self, rule: Rule, match: Match) -> Any:
+    def _action(self, rule: Rule, match: Match) -> rc.RouteAction:
         action = rc.RouteAction(
             timeout=duration(rule.timeout or 0), max_stream_duration=_grpc_timeout(rule)
         )
@@ -279,7 +278,9 @@ class RouteBuilder:
         call a service themselves: an external authorizer, a JWKS server)."""
         return cls(config, host, port).cluster(Destination(host, port))
 
-    def _hash_policy(self, host: str, subset: str | None, port: int) -> Any | None:
+    def _hash_policy(
+        self, host: str, subset: str | None, port: int
+    ) -> rc.RouteAction.HashPolicy | None:
         policy = traffic_policy(self.config.destination_rules.get(host), subset, port)
         if policy is None or policy.consistent_hash is None:
             return None
@@ -333,7 +334,7 @@ def _names_service(hostnames: Sequence[str], service_hostname: str) -> bool:
     return covering == [service_hostname]
 
 
-def hash_policy(consistent: ConsistentHash) -> Any | None:
+def hash_policy(consistent: ConsistentHash) -> rc.RouteAction.HashPolicy | None:
     """The route hash policy that feeds a DestinationRule's consistent hashing."""
     if consistent.http_header_name:
         return rc.RouteAction.HashPolicy(
@@ -359,7 +360,7 @@ def hash_policy(consistent: ConsistentHash) -> Any | None:
     return None
 
 
-def retry_policy(retry: Retry, *, same_host: bool = False) -> Any:
+def retry_policy(retry: Retry, *, same_host: bool = False) -> rc.RetryPolicy:
     """An Envoy retry policy; retries go to another host unless hashing pins one."""
     policy = rc.RetryPolicy(
         retry_on=",".join(retry.retry_on),
@@ -384,7 +385,7 @@ def retry_policy(retry: Retry, *, same_host: bool = False) -> Any:
     return policy
 
 
-def _grpc_timeout(rule: Rule | None) -> Any:
+def _grpc_timeout(rule: Rule | None) -> rc.RouteAction.MaxStreamDuration:
     """gRPC deadlines are capped like the route timeout.
 
     istiod sets the deprecated ``max_grpc_timeout``; this is its replacement.
@@ -393,7 +394,7 @@ def _grpc_timeout(rule: Rule | None) -> Any:
     return rc.RouteAction.MaxStreamDuration(grpc_timeout_header_max=limit)
 
 
-def route_match(match: Match) -> Any:
+def route_match(match: Match) -> rc.RouteMatch:
     result = rc.RouteMatch()
     path = match.path
     if path is None:
@@ -419,7 +420,7 @@ def route_match(match: Match) -> Any:
     return result
 
 
-def header_matcher(header: HeaderMatch) -> Any:
+def header_matcher(header: HeaderMatch) -> rc.HeaderMatcher:
     result = rc.HeaderMatcher(name=header.name, invert_match=header.invert)
     if header.match.kind is MatchKind.PRESENT:
         result.present_match = True
@@ -431,7 +432,7 @@ def header_matcher(header: HeaderMatch) -> Any:
     return result
 
 
-def string_matcher(match: StringMatch) -> Any:
+def string_matcher(match: StringMatch) -> string_pb2.StringMatcher:
     if match.kind is MatchKind.EXACT:
         return exact_string(match.value, ignore_case=match.ignore_case)
     if match.kind in (MatchKind.PREFIX, MatchKind.PATH_SEPARATED_PREFIX):
@@ -443,7 +444,7 @@ def string_matcher(match: StringMatch) -> Any:
     return regex_string(match.value)
 
 
-def _rewrite(action: Any, rule: Rule, match: Match) -> None:
+def _rewrite(action: rc.RouteAction, rule: Rule, match: Match) -> None:
     rewrite = rule.rewrite
     authority = rewrite.authority if rewrite is not None else None
     if rewrite is not None and rewrite.path_kind is not None:
@@ -483,7 +484,7 @@ def _escape_substitution(text: str) -> str:
     return text.replace("\\", "\\\\")
 
 
-def cors_policy(cors: Cors) -> Any:
+def cors_policy(cors: Cors) -> cors_pb2.CorsPolicy:
     """istiod's CorsPolicy: enabled for every request, lists joined with commas."""
     policy = cors_pb2.CorsPolicy(
         allow_origin_string_match=[string_matcher(origin) for origin in cors.allow_origins],
@@ -504,7 +505,7 @@ def cors_policy(cors: Cors) -> Any:
     return policy
 
 
-def _fault(fault: Fault) -> Any:
+def _fault(fault: Fault) -> fault_pb2.HTTPFault:
     result = fault_pb2.HTTPFault()
     if fault.delay is not None:
         result.delay.CopyFrom(
@@ -531,7 +532,7 @@ def _editable(name: str) -> bool:
     return not name.startswith(":") and name.lower() not in _UNEDITABLE
 
 
-def _header_values(ops: HeaderOps) -> list[Any]:
+def _header_values(ops: HeaderOps) -> list[base_pb2.HeaderValueOption]:
     values = []
     for name, value in ops.set:
         if _editable(name):
@@ -552,7 +553,9 @@ def _header_values(ops: HeaderOps) -> list[Any]:
     return values
 
 
-def _header_ops(target: Any, request: HeaderOps, response: HeaderOps) -> None:
+def _header_ops(
+    target: rc.Route | rc.WeightedCluster.ClusterWeight, request: HeaderOps, response: HeaderOps
+) -> None:
     """Header edits on a Route or a weighted cluster (same field names)."""
     target.request_headers_to_add.extend(_header_values(request))
     target.request_headers_to_remove.extend(name for name in request.remove if _editable(name))
@@ -560,7 +563,7 @@ def _header_ops(target: Any, request: HeaderOps, response: HeaderOps) -> None:
     target.response_headers_to_remove.extend(name for name in response.remove if _editable(name))
 
 
-def _weight_headers(weight: Any, destination: Destination) -> None:
+def _weight_headers(weight: rc.WeightedCluster.ClusterWeight, destination: Destination) -> None:
     _header_ops(weight, destination.request_headers, destination.response_headers)
     if destination.authority:
         weight.host_rewrite_literal = destination.authority
