@@ -343,9 +343,17 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(1)  # holds its upstream connection: for connection limits
         address = self.server.server_address
         backend = address[0] if isinstance(address, tuple) else str(address)
-        body = json.dumps(
-            {"backend": backend, "path": self.path, "headers": dict(self.headers)}
-        ).encode()
+        reply: dict[str, object] = {
+            "backend": backend,
+            "path": self.path,
+            "headers": dict(self.headers),
+        }
+        if isinstance(self.connection, ssl.SSLSocket):
+            # Who the TLS client proved to be (mutual TLS backends): its URI SANs.
+            peer = self.connection.getpeercert() or {}
+            sans = peer.get("subjectAltName", ())
+            reply["client_uris"] = [value for kind, value in sans if kind == "URI"]
+        body = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -359,12 +367,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def http_backend(address: str, port: int, *, tls: Certificates | None = None) -> Iterator[None]:
-    """The echo HTTP server; HTTPS with ``tls`` (an external API for TLS origination)."""
+def http_backend(
+    address: str, port: int, *, tls: Certificates | None = None, client_ca: Path | None = None
+) -> Iterator[None]:
+    """The echo HTTP server; HTTPS with ``tls`` (an external API for TLS origination),
+    demanding a client certificate signed by ``client_ca`` when given (mutual TLS)."""
     server = ThreadingHTTPServer((address, port), _Handler)
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(tls.cert, tls.key)
+        if client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(client_ca)
         server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

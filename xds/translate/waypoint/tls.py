@@ -128,6 +128,8 @@ def _credential_context(tls: ClientTls, credential_name: str) -> tls_pb2.CommonT
         common.tls_certificate_sds_secret_configs.append(sds_secret(certificate))
     if not tls.insecure_skip_verify:
         combined = common.combined_validation_context
+        # Required by Envoy even when empty (no SANs to match).
+        combined.default_validation_context.SetInParent()
         combined.validation_context_sds_secret_config.CopyFrom(sds_secret(ca_bundle))
         for name in tls.subject_alt_names:
             combined.default_validation_context.match_typed_subject_alt_names.add(
