@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
-from typing import Any
+from typing import Final, Generic, TypeAlias, TypedDict, TypeVar
 
 from envoy.config.core.v3 import address_pb2
 from envoy.config.listener.v3 import listener_components_pb2
@@ -46,7 +46,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
 from envoy.extensions.path.match.uri_template.v3 import uri_template_match_pb2
 from envoy.type.matcher.v3 import address_pb2 as address_matcher_pb2
-from envoy.type.matcher.v3 import filter_state_pb2, path_pb2
+from envoy.type.matcher.v3 import filter_state_pb2, path_pb2, string_pb2
 from envoy.type.matcher.v3 import metadata_pb2 as metadata_matcher_pb2
 from envoy.type.matcher.v3 import value_pb2 as value_matcher_pb2
 from google.protobuf import wrappers_pb2
@@ -84,9 +84,14 @@ class _Always(Enum):
     NEVER = "never"
 
 
-ALWAYS = _Always.ALWAYS
-NEVER = _Always.NEVER
-Term = Any  # an rbac Principal/Permission, or ALWAYS/NEVER
+# Final, so that mypy narrows ``term is ALWAYS`` to the member.
+ALWAYS: Final = _Always.ALWAYS
+NEVER: Final = _Always.NEVER
+# A term of a rule's principal or permission side: an rbac message, or ALWAYS/NEVER.
+PrincipalTerm: TypeAlias = rbac_pb2.Principal | _Always
+PermissionTerm: TypeAlias = rbac_pb2.Permission | _Always
+# Either side, for what works the same on both (``_Combinators`` says how).
+Side = TypeVar("Side", rbac_pb2.Principal, rbac_pb2.Permission)
 
 
 # --- which policies apply ---------------------------------------------------------
@@ -122,7 +127,7 @@ _ORDER = (
 ACTION_ORDER = tuple(action for action, _ in _ORDER)
 
 
-def filter_name(action: Any, *, http: bool) -> str:
+def filter_name(action: rbac_pb2.RBAC.Action, *, http: bool) -> str:
     """One filter per action, each with its own name so routes can override it."""
     label = {rbac_pb2.RBAC.LOG: "audit", rbac_pb2.RBAC.DENY: "deny", rbac_pb2.RBAC.ALLOW: "allow"}[
         action
@@ -132,7 +137,7 @@ def filter_name(action: Any, *, http: bool) -> str:
 
 def http_configs(
     config: WaypointConfig, service: ServiceInfo | None, *, external: bool = False
-) -> dict[str, Any]:
+) -> dict[str, http_rbac_pb2.RBAC]:
     """The HTTP RBAC configs of a chain (or virtual host), keyed by filter name, in order.
 
     ``external``: CUSTOM policies an external authorizer takes are left out."""
@@ -142,7 +147,7 @@ def http_configs(
     }
 
 
-def http_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
+def http_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[hcm_pb2.HttpFilter]:
     """The authorization filters of an HTTP chain: external authorizers first (as
     istiod orders them), then audit, deny and allow."""
     external = config.identity.mode is not WaypointMode.SANDWICH
@@ -166,14 +171,16 @@ def _provider_cluster(config: WaypointConfig, policy: AuthorizationPolicy) -> st
     return routes.RouteBuilder.cluster_of(config, provider.hostname, provider.port)
 
 
-def _external_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
+def _external_filters(
+    config: WaypointConfig, service: ServiceInfo | None
+) -> list[hcm_pb2.HttpFilter]:
     by_provider: dict[str, tuple[str, list[AuthorizationPolicy]]] = {}
     for policy in attached_policies(config, service):
         cluster = _provider_cluster(config, policy)
         if cluster is not None:
             by_provider.setdefault(policy.provider or "", (cluster, []))[1].append(policy)
     context = _Context(mode=config.identity.mode, http=True)
-    out: list[Any] = []
+    out: list[hcm_pb2.HttpFilter] = []
     for name, (cluster, policies) in sorted(by_provider.items()):
         provider = config.extension_provider(name)
         assert provider is not None  # _provider_cluster found it
@@ -193,7 +200,9 @@ def _external_filters(config: WaypointConfig, service: ServiceInfo | None) -> li
     return out
 
 
-def network_filters(config: WaypointConfig, service: ServiceInfo | None) -> list[Any]:
+def network_filters(
+    config: WaypointConfig, service: ServiceInfo | None
+) -> list[listener_components_pb2.Filter]:
     return [
         listener_components_pb2.Filter(
             name=filter_name(action, http=False),
@@ -203,9 +212,17 @@ def network_filters(config: WaypointConfig, service: ServiceInfo | None) -> list
     ]
 
 
+class _RbacFields(TypedDict, total=False):
+    """The fields the HTTP and the network RBAC filters share."""
+
+    rules: rbac_pb2.RBAC
+    shadow_rules: rbac_pb2.RBAC
+    shadow_rules_stat_prefix: str
+
+
 def _filter_fields(
     config: WaypointConfig, service: ServiceInfo | None, *, http: bool, external: bool = False
-) -> list[tuple[Any, dict[str, Any]]]:
+) -> list[tuple[rbac_pb2.RBAC.Action, _RbacFields]]:
     policies = [
         policy
         for policy in attached_policies(config, service)
@@ -219,7 +236,7 @@ def _filter_fields(
             continue
         enforced = [policy for policy in chosen if not policy.dry_run]
         dry = [policy for policy in chosen if policy.dry_run]
-        fields: dict[str, Any] = {}
+        fields: _RbacFields = {}
         if enforced:
             fields["rules"] = _rbac(action, enforced, context)
         if dry:
@@ -232,8 +249,11 @@ def _filter_fields(
 
 
 def _rbac(
-    action: Any, policies: Sequence[AuthorizationPolicy], context: _Context, prefix: str = ""
-) -> Any:
+    action: rbac_pb2.RBAC.Action,
+    policies: Sequence[AuthorizationPolicy],
+    context: _Context,
+    prefix: str = "",
+) -> rbac_pb2.RBAC:
     """One RBAC rule set (policy names start with ``prefix``). An ALLOW set with no
     policy left denies everything."""
     result = rbac_pb2.RBAC(action=action)
@@ -277,16 +297,17 @@ class _Rule:
 
     def build(
         self, sources: Sequence[Source], operations: Sequence[Operation], when: Sequence[Condition]
-    ) -> Any | None:
-        principal_terms: list[Term] = [
+    ) -> rbac_pb2.Policy | None:
+        principal_terms: list[PrincipalTerm] = [
             _any_of([self.source(s) for s in sources], _or_ids) if sources else ALWAYS
         ]
-        permission_terms: list[Term] = [
+        permission_terms: list[PermissionTerm] = [
             _any_of([self.operation(o) for o in operations], _or_rules) if operations else ALWAYS
         ]
         for condition in when:
-            side, term = self.condition(condition)
-            (principal_terms if side == "principal" else permission_terms).append(term)
+            principal_term, permission_term = self.condition(condition)
+            principal_terms.append(principal_term)
+            permission_terms.append(permission_term)
         principal = _all_of(principal_terms, _and_ids)
         permission = _all_of(permission_terms, _and_rules)
         if principal is NEVER or permission is NEVER:
@@ -298,54 +319,51 @@ class _Rule:
 
     # Sources ---------------------------------------------------------------------
 
-    def source(self, source: Source) -> Term:
+    def source(self, source: Source) -> PrincipalTerm:
         return _all_of(
             [
-                self._values(source.principals, source.not_principals, self.principal),
-                self._values(source.namespaces, source.not_namespaces, self.namespace),
+                self._values(source.principals, source.not_principals, self.principal, _PRINCIPALS),
+                self._values(source.namespaces, source.not_namespaces, self.namespace, _PRINCIPALS),
                 self._values(
-                    source.service_accounts, source.not_service_accounts, self.service_account
+                    source.service_accounts,
+                    source.not_service_accounts,
+                    self.service_account,
+                    _PRINCIPALS,
                 ),
-                self._values(source.ip_blocks, source.not_ip_blocks, self.source_ip),
-                self._values(source.remote_ip_blocks, source.not_remote_ip_blocks, self.remote_ip),
+                self._values(source.ip_blocks, source.not_ip_blocks, self.source_ip, _PRINCIPALS),
+                self._values(
+                    source.remote_ip_blocks,
+                    source.not_remote_ip_blocks,
+                    self.remote_ip,
+                    _PRINCIPALS,
+                ),
                 self._values(
                     source.request_principals,
                     source.not_request_principals,
                     self.request_principal,
+                    _PRINCIPALS,
                 ),
             ],
             _and_ids,
         )
 
     def _values(
-        self, values: Sequence[str], negated: Sequence[str], term: Callable[[str], Term]
-    ) -> Term:
+        self,
+        values: Sequence[str],
+        negated: Sequence[str],
+        term: Callable[[str], Side | _Always],
+        side: _Combinators[Side],
+    ) -> Side | _Always:
         """``values`` ORed, ANDed with NOT(``negated`` ORed); principals or permissions."""
-        terms = []
+        terms: list[Side | _Always] = []
         if values:
-            terms.append(_any_of([term(value) for value in values], self._or))
+            terms.append(_any_of([term(value) for value in values], side.or_))
         if negated:
-            inner = _any_of([term(value) for value in negated], self._or)
-            terms.append(self._negate(inner))
-        return _all_of(terms, self._and)
+            inner = _any_of([term(value) for value in negated], side.or_)
+            terms.append(side.negate(inner))
+        return _all_of(terms, side.and_)
 
-    # The two combinators depend on the side; decided by the first real term.
-    def _or(self, terms: list[Any]) -> Any:
-        return (_or_ids if isinstance(terms[0], rbac_pb2.Principal) else _or_rules)(terms)
-
-    def _and(self, terms: list[Any]) -> Any:
-        return (_and_ids if isinstance(terms[0], rbac_pb2.Principal) else _and_rules)(terms)
-
-    def _negate(self, term: Term) -> Term:
-        if term is ALWAYS:
-            return NEVER
-        if term is NEVER:
-            return ALWAYS
-        if isinstance(term, rbac_pb2.Principal):
-            return rbac_pb2.Principal(not_id=term)
-        return rbac_pb2.Permission(not_rule=term)
-
-    def _peer(self, matcher: Any) -> Term:
+    def _peer(self, matcher: string_pb2.StringMatcher) -> PrincipalTerm:
         if not self.context.identity:
             return self.unknown
         return rbac_pb2.Principal(
@@ -354,7 +372,7 @@ class _Rule:
             )
         )
 
-    def principal(self, value: str) -> Term:
+    def principal(self, value: str) -> PrincipalTerm:
         if value == "*":
             return self._peer(present())
         if value.endswith("*"):
@@ -363,17 +381,17 @@ class _Rule:
             return self._peer(suffix(value[1:]))
         return self._peer(exact("spiffe://" + value))
 
-    def namespace(self, value: str) -> Term:
+    def namespace(self, value: str) -> PrincipalTerm:
         return self._peer(safe_regex(f"spiffe://[^/]+/ns/{_wildcard_segment(value)}/.*"))
 
-    def service_account(self, value: str) -> Term:
+    def service_account(self, value: str) -> PrincipalTerm:
         namespace, _, account = value.rpartition("/")
         namespace = namespace or self.policy.namespace
         return self._peer(
             safe_regex(f"spiffe://[^/]+/ns/{re.escape(namespace)}/sa/{re.escape(account)}")
         )
 
-    def source_ip(self, value: str) -> Term:
+    def source_ip(self, value: str) -> PrincipalTerm:
         network = _network(value)
         if network is None:
             return self.unknown
@@ -387,7 +405,7 @@ class _Rule:
             )
         )
 
-    def remote_ip(self, value: str) -> Term:
+    def remote_ip(self, value: str) -> PrincipalTerm:
         network = _network(value)
         if network is None:
             return self.unknown
@@ -395,25 +413,25 @@ class _Rule:
 
     # Operations ------------------------------------------------------------------
 
-    def operation(self, operation: Operation) -> Term:
+    def operation(self, operation: Operation) -> PermissionTerm:
         return _all_of(
             [
-                self._values(operation.hosts, operation.not_hosts, self.host),
-                self._values(operation.ports, operation.not_ports, self.port),
-                self._values(operation.methods, operation.not_methods, self.method),
-                self._values(operation.paths, operation.not_paths, self.path),
+                self._values(operation.hosts, operation.not_hosts, self.host, _PERMISSIONS),
+                self._values(operation.ports, operation.not_ports, self.port, _PERMISSIONS),
+                self._values(operation.methods, operation.not_methods, self.method, _PERMISSIONS),
+                self._values(operation.paths, operation.not_paths, self.path, _PERMISSIONS),
             ],
             _and_rules,
         )
 
-    def _header(self, name: str, matcher: Any) -> Term:
+    def _header(self, name: str, matcher: string_pb2.StringMatcher) -> PermissionTerm:
         if not self.context.http:
             return self.unknown
         return rbac_pb2.Permission(
             header=route_components_pb2.HeaderMatcher(name=name, string_match=matcher)
         )
 
-    def host(self, value: str) -> Term:
+    def host(self, value: str) -> PermissionTerm:
         if value == "*":
             return self._header(":authority", present())
         # Case-insensitive, with or without a port in the authority.
@@ -425,15 +443,15 @@ class _Rule:
             pattern = re.escape(value)
         return self._header(":authority", safe_regex(f"(?i){pattern}(:[0-9]+)?"))
 
-    def port(self, value: str) -> Term:
+    def port(self, value: str) -> PermissionTerm:
         if not value.isdigit() or not 0 < int(value) < 65536:
             return self.unknown
         return rbac_pb2.Permission(destination_port=int(value))
 
-    def method(self, value: str) -> Term:
+    def method(self, value: str) -> PermissionTerm:
         return self._header(":method", exact(value))
 
-    def path(self, value: str) -> Term:
+    def path(self, value: str) -> PermissionTerm:
         if not self.context.http:
             return self.unknown
         if "{*}" in value or "{**}" in value:
@@ -450,10 +468,10 @@ class _Rule:
 
     # Conditions ------------------------------------------------------------------
 
-    def condition(self, condition: Condition) -> tuple[str, Term]:
-        """A ``when`` entry: which side it constrains and the term."""
+    def condition(self, condition: Condition) -> tuple[PrincipalTerm, PermissionTerm]:
+        """A ``when`` entry: its term on the side it constrains, ALWAYS on the other."""
         key = condition.key
-        principal_keys: dict[str, Callable[[str], Term]] = {
+        principal_keys: dict[str, Callable[[str], PrincipalTerm]] = {
             "source.ip": self.source_ip,
             "remote.ip": self.remote_ip,
             "source.namespace": self.namespace,
@@ -461,45 +479,49 @@ class _Rule:
             "source.serviceAccount": self.service_account,
         }
         if key in principal_keys:
-            return "principal", self._values(
-                condition.values, condition.not_values, principal_keys[key]
+            return (
+                self._values(
+                    condition.values, condition.not_values, principal_keys[key], _PRINCIPALS
+                ),
+                ALWAYS,
             )
-        permission_keys: dict[str, Callable[[str], Term]] = {
+        permission_keys: dict[str, Callable[[str], PermissionTerm]] = {
             "destination.ip": self.destination_ip,
             "destination.port": self.port,
             "connection.sni": self.sni,
         }
-        jwt_keys: dict[str, Callable[[str], Term]] = {
+        jwt_keys: dict[str, Callable[[str], PrincipalTerm]] = {
             "request.auth.principal": self.request_principal,
             "request.auth.audiences": lambda value: self._claim(("aud",), value),
             "request.auth.presenter": lambda value: self._claim(("azp",), value),
         }
         claim = re.fullmatch(r"request\.auth\.claims((?:\[[^\]]+\])+)", key)
         if key in jwt_keys or claim is not None:
-            term: Callable[[str], Term] = (
+            term: Callable[[str], PrincipalTerm] = (
                 jwt_keys[key]
                 if claim is None
                 else partial(self._claim, tuple(re.findall(r"\[([^\]]+)\]", claim.group(1))))
             )
-            return "principal", self._values(condition.values, condition.not_values, term)
+            return self._values(condition.values, condition.not_values, term, _PRINCIPALS), ALWAYS
         header = re.fullmatch(r"request\.headers\[(.+)\]", key)
         if header is not None:
             name = header.group(1).lower()
-            return "permission", self._values(
+            return ALWAYS, self._values(
                 condition.values,
                 condition.not_values,
                 lambda value: self._header(name, _wild_string(value)),
+                _PERMISSIONS,
             )
         if key in permission_keys:
-            return "permission", self._values(
-                condition.values, condition.not_values, permission_keys[key]
+            return ALWAYS, self._values(
+                condition.values, condition.not_values, permission_keys[key], _PERMISSIONS
             )
         # experimental.*, unknown keys.
-        return "permission", self.unknown
+        return ALWAYS, self.unknown
 
     # JWT (the payload jwt.py puts in the metadata) ----------------------------------
 
-    def _payload(self, path: Sequence[str], value: Any) -> Term:
+    def _payload(self, path: Sequence[str], value: value_matcher_pb2.ValueMatcher) -> PrincipalTerm:
         if not self.context.http:
             return self.unknown  # no token is ever read on a TCP chain
         # sourced_metadata: the plain ``metadata`` principal is deprecated (Envoy 1.40
@@ -518,7 +540,7 @@ class _Rule:
             )
         )
 
-    def _claim(self, path: Sequence[str], value: str) -> Term:
+    def _claim(self, path: Sequence[str], value: str) -> PrincipalTerm:
         """A claim holding ``value``, whether the claim is a string or a list."""
         match = _wild_string(value)
         if value == "*":
@@ -538,10 +560,10 @@ class _Rule:
             _or_ids,
         )
 
-    def _string_claim(self, name: str, match: Any) -> Term:
+    def _string_claim(self, name: str, match: string_pb2.StringMatcher) -> PrincipalTerm:
         return self._payload((name,), value_matcher_pb2.ValueMatcher(string_match=match))
 
-    def request_principal(self, value: str) -> Term:
+    def request_principal(self, value: str) -> PrincipalTerm:
         """``<iss>/<sub>`` (exact, ``prefix*``, ``*suffix`` or ``*``) as claims.
 
         Stock Envoy has no single "principal" value, so the string is matched through
@@ -550,7 +572,7 @@ class _Rule:
         if value == "*":
             return self._payload(("iss",), value_matcher_pb2.ValueMatcher(present_match=True))
         cuts = [index for index, char in enumerate(value) if char == "/"]
-        options: list[Term] = []
+        options: list[PrincipalTerm] = []
         if value.endswith("*"):
             stem = value[:-1]
             options.append(self._string_claim("iss", _starts(stem)))  # the cut lies past it
@@ -566,26 +588,30 @@ class _Rule:
                 options.append(self._cut(exact(value[:cut]), exact(value[cut + 1 :])))
         return _any_of(options, _or_ids)
 
-    def _cut(self, issuer: Any, subject: Any) -> Term:
+    def _cut(
+        self, issuer: string_pb2.StringMatcher, subject: string_pb2.StringMatcher
+    ) -> PrincipalTerm:
         return _all_of(
             [self._string_claim("iss", issuer), self._string_claim("sub", subject)], _and_ids
         )
 
-    def destination_ip(self, value: str) -> Term:
+    def destination_ip(self, value: str) -> PermissionTerm:
         network = _network(value)
         if network is None:
             return self.unknown
         return rbac_pb2.Permission(destination_ip=_core_cidr(network))
 
-    def sni(self, value: str) -> Term:
+    def sni(self, value: str) -> PermissionTerm:
         return rbac_pb2.Permission(requested_server_name=_wild_string(value))
 
 
 # --- helpers ------------------------------------------------------------------------
 
 
-def _all_of(terms: Iterable[Term], combine: Callable[[list[Any]], Any]) -> Term:
-    real = []
+def _all_of(
+    terms: Iterable[Side | _Always], combine: Callable[[list[Side]], Side]
+) -> Side | _Always:
+    real: list[Side] = []
     for term in terms:
         if term is NEVER:
             return NEVER
@@ -596,8 +622,10 @@ def _all_of(terms: Iterable[Term], combine: Callable[[list[Any]], Any]) -> Term:
     return real[0] if len(real) == 1 else combine(real)
 
 
-def _any_of(terms: Iterable[Term], combine: Callable[[list[Any]], Any]) -> Term:
-    real = []
+def _any_of(
+    terms: Iterable[Side | _Always], combine: Callable[[list[Side]], Side]
+) -> Side | _Always:
+    real: list[Side] = []
     for term in terms:
         if term is ALWAYS:
             return ALWAYS
@@ -608,28 +636,56 @@ def _any_of(terms: Iterable[Term], combine: Callable[[list[Any]], Any]) -> Term:
     return real[0] if len(real) == 1 else combine(real)
 
 
-def _or_ids(terms: list[Any]) -> Any:
+def _or_ids(terms: list[rbac_pb2.Principal]) -> rbac_pb2.Principal:
     return rbac_pb2.Principal(or_ids=rbac_pb2.Principal.Set(ids=terms))
 
 
-def _and_ids(terms: list[Any]) -> Any:
+def _and_ids(terms: list[rbac_pb2.Principal]) -> rbac_pb2.Principal:
     return rbac_pb2.Principal(and_ids=rbac_pb2.Principal.Set(ids=terms))
 
 
-def _or_rules(terms: list[Any]) -> Any:
+def _or_rules(terms: list[rbac_pb2.Permission]) -> rbac_pb2.Permission:
     return rbac_pb2.Permission(or_rules=rbac_pb2.Permission.Set(rules=terms))
 
 
-def _and_rules(terms: list[Any]) -> Any:
+def _and_rules(terms: list[rbac_pb2.Permission]) -> rbac_pb2.Permission:
     return rbac_pb2.Permission(and_rules=rbac_pb2.Permission.Set(rules=terms))
 
 
-def _starts(text: str) -> Any:
+@dataclass(frozen=True)
+class _Combinators(Generic[Side]):
+    """How the terms of one side combine: principals (ids) or permissions (rules)."""
+
+    or_: Callable[[list[Side]], Side]
+    and_: Callable[[list[Side]], Side]
+    not_: Callable[[Side], Side]
+
+    def negate(self, term: Side | _Always) -> Side | _Always:
+        if term is ALWAYS:
+            return NEVER
+        if term is NEVER:
+            return ALWAYS
+        return self.not_(term)
+
+
+def _not_id(principal: rbac_pb2.Principal) -> rbac_pb2.Principal:
+    return rbac_pb2.Principal(not_id=principal)
+
+
+def _not_rule(permission: rbac_pb2.Permission) -> rbac_pb2.Permission:
+    return rbac_pb2.Permission(not_rule=permission)
+
+
+_PRINCIPALS = _Combinators(_or_ids, _and_ids, _not_id)
+_PERMISSIONS = _Combinators(_or_rules, _and_rules, _not_rule)
+
+
+def _starts(text: str) -> string_pb2.StringMatcher:
     # Envoy refuses an empty prefix or suffix: "anything" is a regex then.
     return prefix(text) if text else safe_regex(".*")
 
 
-def _ends(text: str) -> Any:
+def _ends(text: str) -> string_pb2.StringMatcher:
     return suffix(text) if text else safe_regex(".*")
 
 
@@ -644,7 +700,7 @@ def _wildcard_segment(value: str) -> str:
     return re.escape(value)
 
 
-def _wild_string(value: str) -> Any:
+def _wild_string(value: str) -> string_pb2.StringMatcher:
     """Istio's value syntax: exact, ``prefix*``, ``*suffix`` or ``*`` (present)."""
     if value == "*":
         return present()
@@ -665,14 +721,14 @@ def _network(value: str) -> IPNetwork | None:
         return None
 
 
-def _core_cidr(network: IPNetwork) -> Any:
+def _core_cidr(network: IPNetwork) -> address_pb2.CidrRange:
     return address_pb2.CidrRange(
         address_prefix=str(network.network_address),
         prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen),
     )
 
 
-def _xds_cidr(network: IPNetwork) -> Any:
+def _xds_cidr(network: IPNetwork) -> cidr_pb2.CidrRange:
     return cidr_pb2.CidrRange(
         address_prefix=str(network.network_address),
         prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen),
