@@ -21,6 +21,7 @@ from xds.sources.kubernetes.api import ClusterConfig
 from xds.sources.kubernetes.leader import LeaseTiming
 from xds.sources.kubernetes.reflector import Backoff
 from xds.sources.kubernetes.source import KubernetesOptions
+from xds.type_urls import SECRET
 
 from ..conftest import running_control_plane
 from ..kube.cluster import ISSUER, Api, Cluster
@@ -108,6 +109,30 @@ def ztunnel_client(
         },
         metadata_headers=headers or [],
     )
+
+
+def waypoint_client(
+    channel: grpc.aio.Channel, namespace: str, gateway: str, token: str
+) -> DeltaClient:
+    """Node id and metadata as a waypoint Envoy of Gateway ``namespace/gateway`` sends them."""
+    return DeltaClient(
+        channel,
+        f"waypoint~10.2.0.99~{gateway}-6c5d-x1.{namespace}~{namespace}.svc.cluster.local",
+        metadata={
+            "LABELS": {"gateway.networking.k8s.io/gateway-name": gateway},
+            "NAMESPACE": namespace,
+        },
+        metadata_headers=bearer(token),
+    )
+
+
+async def secret_names(client: DeltaClient, wanted: list[str], within: float = 10) -> set[str]:
+    """Subscribe to SDS ``wanted`` and return the names served, once the server has
+    answered (what it does not send, it does not have for this stream)."""
+    await client.connect({SECRET: wanted})
+    response = await client.next(within)
+    assert response.type_url == SECRET
+    return {resource.name for resource in response.resources}
 
 
 def tls_channel(plane: ControlPlane) -> grpc.aio.Channel:

@@ -3,9 +3,9 @@
 The control plane runs as a user bound to those rules and nothing else, and is
 driven through every write it makes (CA Secret, Lease, TokenReview, root
 ConfigMaps created and restored, waypoint objects applied and deleted, Gateway
-and GatewayClass status). The API server's audit log then says which
-(group, resource, verb) it asked for: every one must be allowed (none was
-refused), and every rule must have been used.
+and GatewayClass status, the SubjectAccessReview of a credentialName). The API
+server's audit log then says which (group, resource, verb) it asked for: every one
+must be allowed (none was refused), and every rule must have been used.
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ from ..deploy_manifests import by_kind, rendered
 from ..helpers import eventually
 from ..kube.cluster import DOCUMENTED_TOKEN, DOCUMENTED_USER, Api, Cluster, fresh_namespace
 from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, service_account
-from .kube_plane import bearer, kube_plane, kubernetes_options, request_token, tls_channel
+from .kube_plane import (
+    bearer,
+    kube_plane,
+    kubernetes_options,
+    request_token,
+    secret_names,
+    tls_channel,
+    waypoint_client,
+)
 from .support import GATEWAYS, bound_route, create_certificate, gateway, get_or_none, owned_paths
 
 pytestmark = pytest.mark.kube
@@ -174,6 +182,27 @@ async def test_the_deploy_rules_are_exactly_what_the_code_uses(
             )
 
         await eventually(lambda: asyncio.to_thread(programmed), within=15)
+        # A waypoint asking for a credentialName Secret: watched Secrets, and a
+        # SubjectAccessReview for its private key (refused: no RBAC for it).
+        api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "partner", "namespace": ns},
+                "stringData": {"tls.crt": "chain", "tls.key": "key", "ca.crt": "bundle"},
+            }
+        )
+        waypoint_token = request_token(api, ns, "waypoint")
+        wanted = ["kubernetes://partner", "kubernetes://partner-cacert"]
+
+        async def served() -> bool:
+            client = waypoint_client(channel, ns, "waypoint", waypoint_token)
+            try:
+                return await secret_names(client, wanted) == {"kubernetes://partner-cacert"}
+            finally:
+                await client.close()
+
+        await eventually(served, within=10)
         api.delete(f"{GATEWAYS.format(ns=ns)}/waypoint")
 
         async def gone() -> bool:
