@@ -35,9 +35,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from typing import Any
 
 import yaml
+
+from xds.translate.waypoint.protos import JsonValue
 
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 MANAGED_LABEL = "gateway.istio.io/managed"
@@ -51,7 +52,7 @@ TOKEN_SECRET = "xds-token"
 TOKEN_SDS_FILE = "token-sds.yaml"
 
 SEND_RST_ON_USER_SPACE_SOCKET = "envoy.reloadable_features.enable_send_rst_on_user_space_socket"
-RUNTIME_OVERRIDES: dict[str, Any] = {SEND_RST_ON_USER_SPACE_SOCKET: False}
+RUNTIME_OVERRIDES: dict[str, JsonValue] = {SEND_RST_ON_USER_SPACE_SOCKET: False}
 """Runtime values every waypoint needs on stock Envoy 1.40 (waypoint.md §13 caveat).
 
 Without it, bytes that a TCP server writes right before it closes are lost on
@@ -120,10 +121,14 @@ class BootstrapOptions:
         )
 
 
-def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
+def bootstrap(options: BootstrapOptions) -> dict[str, JsonValue]:
     """The bootstrap as plain data (the YAML/JSON form of ``config.bootstrap.v3.Bootstrap``)."""
-    ads_source = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
-    grpc_service: dict[str, Any] = {"envoy_grpc": {"cluster_name": XDS_CLUSTER}}
+    ads_source: dict[str, JsonValue] = {
+        "ads": {},
+        "initial_fetch_timeout": "0s",
+        "resource_api_version": "V3",
+    }
+    grpc_service: dict[str, JsonValue] = {"envoy_grpc": {"cluster_name": XDS_CLUSTER}}
     if options.token is not None:
         grpc_service["initial_metadata"] = [
             {"key": "authorization", "value": f"Bearer {options.token}"}
@@ -174,7 +179,7 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
     }
 
 
-def runtime_layers() -> dict[str, Any]:
+def runtime_layers() -> dict[str, JsonValue]:
     """``layered_runtime``: our overrides (static), then an admin layer over them."""
     return {
         "layers": [
@@ -188,7 +193,7 @@ def bootstrap_yaml(options: BootstrapOptions) -> str:
     return yaml.safe_dump(bootstrap(options), sort_keys=False)
 
 
-def _node(options: BootstrapOptions) -> dict[str, Any]:
+def _node(options: BootstrapOptions) -> dict[str, JsonValue]:
     account = options.service_account or options.name
     labels = {
         GATEWAY_NAME_LABEL: options.name,
@@ -219,7 +224,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _static_cluster(name: str, host: str, port: int) -> dict[str, Any]:
+def _static_cluster(name: str, host: str, port: int) -> dict[str, JsonValue]:
     return {
         "name": name,
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
@@ -241,18 +246,21 @@ def _static_cluster(name: str, host: str, port: int) -> dict[str, Any]:
     }
 
 
-def _xds_cluster(options: BootstrapOptions) -> dict[str, Any]:
+def _xds_cluster(options: BootstrapOptions) -> dict[str, JsonValue]:
     cluster = _static_cluster(XDS_CLUSTER, options.xds_host, options.xds_port)
+    http_options: dict[str, JsonValue] = {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "explicit_http_config": {
+            "http2_protocol_options": {
+                # Notice a dead control plane connection within a minute.
+                "connection_keepalive": {"interval": "30s", "timeout": "10s"}
+            }
+        },
+    }
+    if options.token_path is not None:
+        http_options["http_filters"] = [_token_injector(options.token_path), _UPSTREAM_CODEC]
     cluster["typed_extension_protocol_options"] = {
-        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {
-                "http2_protocol_options": {
-                    # Notice a dead control plane connection within a minute.
-                    "connection_keepalive": {"interval": "30s", "timeout": "10s"}
-                }
-            },
-        }
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http_options
     }
     cluster["upstream_connection_options"] = {"tcp_keepalive": {"keepalive_time": 300}}
     if options.ca_root_path is not None:
@@ -276,14 +284,10 @@ def _xds_cluster(options: BootstrapOptions) -> dict[str, Any]:
                 },
             },
         }
-    if options.token_path is not None:
-        cluster["typed_extension_protocol_options"][
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-        ]["http_filters"] = [_token_injector(options.token_path), _UPSTREAM_CODEC]
     return cluster
 
 
-_UPSTREAM_CODEC: dict[str, Any] = {
+_UPSTREAM_CODEC: dict[str, JsonValue] = {
     "name": "envoy.filters.http.upstream_codec",
     "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
@@ -291,7 +295,7 @@ _UPSTREAM_CODEC: dict[str, Any] = {
 }
 
 
-def _token_injector(token_path: str) -> dict[str, Any]:
+def _token_injector(token_path: str) -> dict[str, JsonValue]:
     directory = posixpath.dirname(token_path)
     return {
         "name": "envoy.filters.http.credential_injector",
@@ -338,7 +342,7 @@ def token_sds_document(token_path: str) -> str:
     )
 
 
-def _admin_proxy_listener(name: str, port: int, path: str, admin_path: str) -> dict[str, Any]:
+def _admin_proxy_listener(name: str, port: int, path: str, admin_path: str) -> dict[str, JsonValue]:
     """A listener that exposes one admin endpoint (admin itself stays on loopback)."""
     return {
         "name": name,

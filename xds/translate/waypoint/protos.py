@@ -23,7 +23,7 @@ _TYPE_PREFIX = "type.googleapis.com/"
 JsonValue: TypeAlias = (
     str | int | float | bool | Mapping[str, "JsonValue"] | Sequence["JsonValue"] | None
 )
-"""What a ``Struct`` holds: plain JSON-like Python values."""
+"""Plain JSON-like Python values: what a ``Struct`` holds, and the bootstrap document."""
 
 
 def typed(message: Message) -> any_pb2.Any:
