@@ -1,6 +1,9 @@
 """FileSource against real files: initial load, edits, added/removed/moved files,
-broken documents, and the bundled demo mesh. Polling is real, with a short interval;
-every wait is bounded."""
+broken documents, and the bundled demo mesh. File events are real (inotify), and so is
+polling (with a short interval) where a test asks for it; every wait is bounded.
+
+With events, the periodic rescan is set far beyond every wait: what a test sees, an
+event brought."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from prometheus_client import REGISTRY
 from xds.model.core import Pod, Service
 from xds.model.mesh import ChangeSet, MeshStore
 from xds.model.meta import ObjectKey
+from xds.sources import files
 from xds.sources.base import Source
 from xds.sources.files import DocumentError, FileSource, load_directory
 
@@ -45,12 +49,19 @@ def write(path: Path, *documents: str) -> None:
 
 
 class Harness:
-    """A FileSource running its real poll loop, with its ChangeSets in a queue."""
+    """A FileSource following real file events (or polling), its ChangeSets in a queue."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, events: bool = True) -> None:
         self.store = MeshStore()
         self.changes: asyncio.Queue[ChangeSet] = asyncio.Queue()
-        self.source = FileSource(directory, self.store, self.changes.put_nowait, poll_interval=POLL)
+        self.source = FileSource(
+            directory,
+            self.store,
+            self.changes.put_nowait,
+            poll_interval=POLL,
+            watch_events=events,
+            rescan_interval=600.0,
+        )
 
     async def next_change(self) -> ChangeSet:
         return await asyncio.wait_for(self.changes.get(), TIMEOUT)
@@ -60,8 +71,8 @@ class Harness:
 
 
 @asynccontextmanager
-async def running(directory: Path) -> AsyncIterator[Harness]:
-    harness = Harness(directory)
+async def running(directory: Path, *, events: bool = True) -> AsyncIterator[Harness]:
+    harness = Harness(directory, events=events)
     task = asyncio.create_task(harness.source.run())
     try:
         await asyncio.wait_for(harness.source.synced.wait(), TIMEOUT)
@@ -124,10 +135,11 @@ async def test_missing_directory_fails_run(tmp_path: Path) -> None:
     assert not source.synced.is_set()
 
 
-async def test_edit_reports_only_the_changed_object(tmp_path: Path) -> None:
+@pytest.mark.parametrize("events", [True, False], ids=["events", "polling"])
+async def test_edit_reports_only_the_changed_object(tmp_path: Path, events: bool) -> None:
     manifest = tmp_path / "services.yaml"
     write(manifest, service_yaml("a"), service_yaml("b"))
-    async with running(tmp_path) as harness:
+    async with running(tmp_path, events=events) as harness:
         await harness.next_change()
         old_b = harness.store.get(Service, "ns", "b")
         write(manifest, service_yaml("a"), service_yaml("b", port=8080))
@@ -167,9 +179,10 @@ async def test_same_size_edit_within_one_mtime_tick_is_seen(tmp_path: Path) -> N
         assert updated is not None and updated.ports[0].port == 2222
 
 
-async def test_added_and_removed_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("events", [True, False], ids=["events", "polling"])
+async def test_added_and_removed_files(tmp_path: Path, events: bool) -> None:
     write(tmp_path / "a.yaml", service_yaml("a"))
-    async with running(tmp_path) as harness:
+    async with running(tmp_path, events=events) as harness:
         await harness.next_change()
         write(tmp_path / "sub" / "b.yaml", service_yaml("b"), service_yaml("c"))
         assert (await harness.next_change()).added == {svc("b"), svc("c")}
@@ -306,13 +319,14 @@ async def test_duplicate_objects_first_file_wins(tmp_path: Path) -> None:
         assert harness.source.errors == []
 
 
-async def test_configmap_volume_layout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("events", [True, False], ids=["events", "polling"])
+async def test_configmap_volume_layout(tmp_path: Path, events: bool) -> None:
     """Kubernetes mounts a ConfigMap as symlinks into a hidden, atomically swapped dir."""
     first = tmp_path / "..2026_01_01_00_00_00.1"
     write(first / "mesh.yaml", service_yaml("a", port=1))
     (tmp_path / "..data").symlink_to(first.name)
     (tmp_path / "mesh.yaml").symlink_to("..data/mesh.yaml")
-    async with running(tmp_path) as harness:
+    async with running(tmp_path, events=events) as harness:
         assert (await harness.next_change()).added == {svc("a")}
         assert harness.source.errors == []  # the hidden copies are not read twice
         second = tmp_path / "..2026_01_01_00_01_00.2"
@@ -434,19 +448,23 @@ def test_unparseable_files_are_reported(tmp_path: Path, name: str, content: byte
     assert error.message.startswith("invalid YAML/JSON")
 
 
+@pytest.mark.parametrize("events", [True, False], ids=["events", "polling"])
 async def test_vanished_directory_is_logged_once_and_its_return_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, events: bool
 ) -> None:
     caplog.set_level(logging.INFO, "xds.file")
     directory = tmp_path / "mesh"
     write(directory / "a.yaml", service_yaml("a"))
-    async with running(directory) as harness:
+    async with running(directory, events=events) as harness:
         await harness.next_change()
         directory.rename(tmp_path / "away")
         await asyncio.sleep(POLL * 10)
         (tmp_path / "away").rename(directory)
         await asyncio.sleep(POLL * 5)
         harness.assert_quiet()  # the objects stayed
+        # Followed again once back (by events again, where they are used).
+        write(directory / "b.yaml", service_yaml("b"))
+        assert (await harness.next_change()).added == {svc("b")}
     messages = [r.getMessage() for r in caplog.records if r.name == "xds.file"]
     assert messages.count("config directory unavailable; keeping the last state") == 1
     assert messages.count("config directory available again") == 1
@@ -526,3 +544,25 @@ async def test_ignored_fields_are_told_once_per_object_and_again_when_they_chang
             write(manifest, _destination_rule("{tunnel: {protocol: CONNECT}}"))
             await harness.next_change()
             assert told()[1:] == ["spec.trafficPolicy.tunnel"]
+
+
+async def test_without_file_events_the_directory_is_polled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No inotify (or its watch limit reached): said once, then polling does the work."""
+
+    def no_events(*args: object, **kwargs: object) -> AsyncIterator[set[object]]:
+        raise OSError("OS file watch limit reached")
+
+    monkeypatch.setattr(files, "awatch", no_events)
+    caplog.set_level(logging.WARNING, "xds.file")
+    async with running(tmp_path) as harness:
+        write(tmp_path / "a.yaml", service_yaml("a"))
+        assert (await harness.next_change()).added == {svc("a")}
+        write(tmp_path / "b.yaml", service_yaml("b"))
+        assert (await harness.next_change()).added == {svc("b")}
+    warnings = [r for r in caplog.records if r.name == "xds.file"]
+    assert [r.getMessage() for r in warnings] == [
+        "file events unavailable; polling the config directory instead"
+    ]
+    assert "watch limit" in str(warnings[0].__dict__["reason"])

@@ -98,7 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=0.1,
         metavar="SECONDS",
-        help="how often the --config directory is checked for changes",
+        help="how often the --config directory is checked for changes when it is "
+        "polled (--no-file-events, no inotify, or the directory missing)",
+    )
+    serve.add_argument(
+        "--no-file-events",
+        dest="file_events",
+        action="store_false",
+        help="poll the --config directory instead of following file events (inotify); "
+        "for file systems without them",
     )
     serve.add_argument(
         "--trust-domain",
@@ -385,6 +393,7 @@ def _serve(args: argparse.Namespace) -> int:
         mesh=mesh,
         security=security,
         poll_interval=args.poll_interval,
+        watch_events=args.file_events,
         reuse_port=args.workers > 1,
         kubernetes=_kubernetes_options(args),
         max_connection_age=args.max_connection_age,

@@ -71,7 +71,10 @@ class ServeOptions:
     debounce_after: float = 0.1
     debounce_max: float = 10.0
     push_limit: int = 25
-    poll_interval: float = 0.1  # file mode: polled; 0.1 s keeps edit-to-ACK near 200 ms
+    # File mode: the directory is followed by file events (inotify); polled every
+    # poll_interval without them (0.1 s keeps edit-to-ACK near 200 ms).
+    watch_events: bool = True
+    poll_interval: float = 0.1
     mesh: MeshConfig = field(default_factory=MeshConfig)
     security: SecurityOptions = field(default_factory=SecurityOptions)
     # Several worker processes share the ports (``xds serve --workers``).
@@ -132,6 +135,7 @@ class ControlPlane:
                 self.mesh,
                 self._mesh_changed,
                 poll_interval=options.poll_interval,
+                watch_events=options.watch_events,
             )
             if options.secure_port != 0:
                 # Loads (or on first start creates) the CA: blocking, so before serving.

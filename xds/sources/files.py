@@ -6,9 +6,15 @@ the ``..data`` duplicates of a mounted ConfigMap). YAML files may hold many
 documents, and any document may be a ``kind: List`` (or ``PodList`` ...) of
 items. Kinds the model does not cover are skipped, not errors.
 
-Reloading polls: a file is re-read only when its mtime or size changed (or
+Reloads follow file system events (inotify through ``watchfiles``): a change
+triggers a rescan at once, and a rescan every ``rescan_interval`` catches what
+events cannot see (files behind symlinks that point out of the tree, network file
+systems). Where events are not available (no inotify, the watch limit reached, or
+``watch_events=False``) the directory is polled every ``poll_interval``; after the
+directory has gone missing, it is polled until it is back, then watched again.
+A rescan re-reads a file only when its mtime or size changed (or
 its mtime is so recent that another same-sized write could hide in the same
-timestamp tick), and re-parsed only when its content hash changed. The
+timestamp tick), and re-parses it only when its content hash changed. The
 merged result of all files is diffed against what this source served
 before, so the store sees only objects that really changed; an object that
 moves from one file to another in one poll is not deleted.
@@ -35,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
+from watchfiles import awatch
 
 from xds.model.errors import ManifestError
 from xds.model.mesh import MeshStore
@@ -418,13 +425,23 @@ class FileSource:
     """Serves the manifests under ``directory`` into ``store``; see the module docstring."""
 
     def __init__(
-        self, directory: Path, store: MeshStore, on_change: OnChange, poll_interval: float = 0.5
+        self,
+        directory: Path,
+        store: MeshStore,
+        on_change: OnChange,
+        poll_interval: float = 0.5,
+        *,
+        watch_events: bool = True,
+        rescan_interval: float = 2.0,
     ) -> None:
         self.directory = Path(directory)
         self.synced = asyncio.Event()
         self._store = store
         self._on_change = on_change
         self._poll_interval = poll_interval
+        self._watch_events = watch_events
+        self._rescan_interval = rescan_interval
+        self._missing = False
         self._files: dict[Path, _FileState] = {}
         self._served: dict[ObjectKey, KubeObject] = {}
         self._errors: list[DocumentError] = []
@@ -441,7 +458,7 @@ class FileSource:
         return [doc for path in sorted(self._files) for doc in self._files[path].contents.skipped]
 
     async def run(self) -> None:
-        """Load everything, set ``synced``, then poll until cancelled.
+        """Load everything, set ``synced``, then follow changes until cancelled.
 
         Raises ``FileNotFoundError`` if the directory is missing at start. If it
         disappears later, the last state keeps being served (a remount of a
@@ -449,24 +466,64 @@ class FileSource:
         """
         await self.reload()
         self.synced.set()
-        missing = False
         while True:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                await self.reload()
-            except FileNotFoundError as error:
-                if not missing:  # the transition, not every poll
-                    log.warning(
-                        "config directory unavailable; keeping the last state",
-                        extra={"reason": str(error)},
-                    )
-                missing = True
-                continue
-            if missing:
-                log.info(
-                    "config directory available again", extra={"directory": str(self.directory)}
-                )
-                missing = False
+            if self._watch_events and not self._missing:
+                await self._follow_events()
+            else:
+                await asyncio.sleep(self._poll_interval)
+                await self._rescan()
+
+    async def _follow_events(self) -> None:
+        """Rescan on every batch of file system events (and every ``rescan_interval``)
+        until the directory goes missing (its watch goes with it) or events fail."""
+        target, recursive = self.directory, True
+        if self.directory.is_file():  # a single manifest: editors replace it, watch its folder
+            target, recursive = self.directory.parent, False
+        try:
+            async for _ in awatch(
+                target,
+                watch_filter=None,  # a ConfigMap volume swaps its hidden ..data link
+                recursive=recursive,
+                step=20,  # ms of quiet that end a batch of events,
+                debounce=200,  # and the longest a batch may grow under steady writes
+                rust_timeout=int(self._rescan_interval * 1000),
+                yield_on_timeout=True,
+            ):
+                await self._rescan()
+                if self._missing:
+                    return
+        except (OSError, RuntimeError) as error:
+            if isinstance(error, FileNotFoundError) or not self.directory.exists():
+                self._missing_now(error)  # polled until it is back
+                return
+            # No inotify, or the watch limit reached: polling still works.
+            log.warning(
+                "file events unavailable; polling the config directory instead",
+                extra={
+                    "directory": str(self.directory),
+                    "reason": f"{type(error).__name__}: {error}",
+                    "poll_interval": self._poll_interval,
+                },
+            )
+            self._watch_events = False
+
+    async def _rescan(self) -> None:
+        try:
+            await self.reload()
+        except FileNotFoundError as error:
+            self._missing_now(error)
+            return
+        if self._missing:
+            log.info("config directory available again", extra={"directory": str(self.directory)})
+            self._missing = False
+
+    def _missing_now(self, error: Exception) -> None:
+        if not self._missing:  # the transition, not every poll
+            log.warning(
+                "config directory unavailable; keeping the last state",
+                extra={"reason": str(error)},
+            )
+        self._missing = True
 
     async def reload(self) -> None:
         """One poll: re-read what changed and apply the difference to the store."""
