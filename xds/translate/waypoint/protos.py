@@ -27,9 +27,15 @@ JsonValue: TypeAlias = (
 
 
 def typed(message: Message) -> any_pb2.Any:
-    """``message`` packed into an ``Any`` with the usual type URL prefix."""
+    """``message`` packed into an ``Any`` with the usual type URL prefix.
+
+    Deterministically: the bytes of a packed config are final (the outer message's
+    deterministic serialization does not reach into them), and map fields (RBAC
+    policies, matcher maps, JWT providers) would otherwise come out in an order that
+    differs between processes, so an unchanged resource would look changed after a
+    restart or on another worker."""
     packed = any_pb2.Any()
-    packed.Pack(message, type_url_prefix=_TYPE_PREFIX)
+    packed.Pack(message, type_url_prefix=_TYPE_PREFIX, deterministic=True)
     return packed
 
 
