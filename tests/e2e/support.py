@@ -3,6 +3,7 @@ a ztunnel client, a CSR call, Gateway API objects for the Kubernetes tests."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import grpc
 from xds.client import DeltaClient
 from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
 
+from .. import builders
 from ..kube.cluster import Api, ApiError
 from ..security.support import ec_key, make_csr
 
@@ -106,18 +108,14 @@ GATEWAYS = "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/gateways"
 
 
 def gateway(
-    ns: str, name: str = "waypoint", spec: dict[str, Any] | None = None, **metadata: Any
+    ns: str,
+    name: str = "waypoint",
+    spec: dict[str, Any] | None = None,
+    *,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": name, "namespace": ns, **metadata},
-        "spec": {
-            "gatewayClassName": "istio-waypoint",
-            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
-            **(spec or {}),
-        },
-    }
+    """A waypoint Gateway as a user creates it: its controller gives it an address."""
+    return builders.gateway(ns, name, annotations=annotations, spec=spec)
 
 
 def bound_route(

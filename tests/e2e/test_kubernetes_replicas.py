@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -25,6 +24,7 @@ from ..helpers import eventually, free_port, http_ready, wait_until
 from ..kube.cluster import Api, ApiError, Cluster, fresh_namespace
 from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, node, pod
 from .kube_plane import ztunnel_client
+from .support import gateway
 
 pytestmark = pytest.mark.kube
 
@@ -142,7 +142,7 @@ async def test_one_replica_writes_and_the_other_takes_over(
                 await address_names(clients[r.name], f"Kubernetes//Pod/{ns}/web-1", 10)
 
             # Only the leader writes: the root ConfigMap and a waypoint's objects.
-            api.create(_gateway(ns, "waypoint"))
+            api.create(gateway(ns, "waypoint"))
             await eventually(
                 lambda: asyncio.to_thread(
                     exists, api, f"/apis/apps/v1/namespaces/{ns}/deployments/waypoint"
@@ -177,7 +177,7 @@ async def test_one_replica_writes_and_the_other_takes_over(
             # ... and writes go on: a new namespace gets its root, a new Gateway its objects.
             other = fresh_namespace("ha2")
             apply_all(api, namespace(other), pod(other, "web-2", "10.7.0.12"))
-            api.create(_gateway(other, "waypoint"))
+            api.create(gateway(other, "waypoint"))
             await eventually(
                 lambda: asyncio.to_thread(
                     exists, api, f"/api/v1/namespaces/{other}/configmaps/istio-ca-root-cert"
@@ -195,15 +195,3 @@ async def test_one_replica_writes_and_the_other_takes_over(
         finally:
             for channel in channels:
                 await channel.close()
-
-
-def _gateway(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "gatewayClassName": "istio-waypoint",
-            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
-        },
-    }

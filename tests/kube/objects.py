@@ -1,40 +1,26 @@
-"""Kubernetes objects as tests create them through the real API server."""
+"""Kubernetes objects as tests create them through the real API server.
+
+The kinds come from ``tests.builders``; these wrappers hold what the kube tests
+share: ambient namespaces, one zone, a "web" pod behind an "http" Service port.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .. import builders
 from .cluster import Api
+
+# Identical for the kube tests and the unit tests: nothing to add.
+service_account = builders.service_account
 
 
 def namespace(name: str, **labels: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {"istio.io/dataplane-mode": "ambient", **labels}},
-    }
+    return builders.namespace(name, labels={"istio.io/dataplane-mode": "ambient", **labels})
 
 
 def node(name: str, zone: str = "zone-a") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "topology.kubernetes.io/region": "region-1",
-                "topology.kubernetes.io/zone": zone,
-            },
-        },
-    }
-
-
-def service_account(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": name, "namespace": ns},
-    }
+    return builders.node(name, region="region-1", zone=zone)
 
 
 def pod(
@@ -46,44 +32,30 @@ def pod(
     app: str = "web",
     account: str = "default",
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
-        "spec": {
-            "nodeName": node_name,
-            "serviceAccountName": account,
-            "containers": [
-                {
-                    "name": "web",
-                    "image": "web:1",
-                    "ports": [{"name": "http", "containerPort": 8080}],
-                }
-            ],
-        },
-        "status": {
-            "phase": "Running",
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "hostIP": "172.18.0.2",
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
+    return builders.pod(
+        ns,
+        name,
+        [ip],
+        labels={"app": app},
+        node=node_name,
+        service_account=account,
+        containers=[
+            {"name": "web", "image": "web:1", "ports": [{"name": "http", "containerPort": 8080}]}
+        ],
+        host_ip="172.18.0.2",
+    )
 
 
 def service(
     ns: str, name: str, cluster_ip: str, *, app: str = "web", port: int = 80
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "selector": {"app": app},
-            "clusterIP": cluster_ip,
-            "ports": [{"name": "http", "port": port, "targetPort": 8080}],
-        },
-    }
+    return builders.service(
+        ns,
+        name,
+        cluster_ip,
+        [{"name": "http", "port": port, "targetPort": 8080}],
+        selector={"app": app},
+    )
 
 
 def authorization_policy(ns: str, name: str, action: str = "DENY") -> dict[str, Any]:
@@ -97,16 +69,7 @@ def authorization_policy(ns: str, name: str, action: str = "DENY") -> dict[str, 
 
 def waypoint(ns: str, address: str, name: str = "waypoint") -> dict[str, Any]:
     """An istio-waypoint Gateway with the address its Service would have."""
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "gatewayClassName": "istio-waypoint",
-            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
-        },
-        "status": {"addresses": [{"type": "IPAddress", "value": address}]},
-    }
+    return builders.gateway(ns, name, addresses=[builders.ip_address(address)])
 
 
 WAYPOINT_CLASS: dict[str, Any] = {
