@@ -81,7 +81,7 @@ def _ztunnel_binding(node: ProxyNode) -> Binding:
 def plaintext_binder() -> Binder:
     """The unauthenticated port: config for anyone (as istiod's 15010), never secrets."""
 
-    async def bind(node: ProxyNode, caller: object) -> Binding:
+    async def bind(node: ProxyNode, caller: Caller | None) -> Binding:
         if is_debug_client(node):
             return _debug_binding()
         if node.type is ProxyType.ZTUNNEL:
@@ -131,8 +131,7 @@ def secure_binder(mesh: Mesh, secrets: SecretPublisher, system_namespace: str) -
     Anonymous callers exist only with ``--insecure-dev-auth`` and never get secrets.
     """
 
-    async def bind(node: ProxyNode, caller: object) -> Binding:
-        assert caller is None or isinstance(caller, Caller)
+    async def bind(node: ProxyNode, caller: Caller | None) -> Binding:
         identity = caller.identity if caller is not None else None
         if is_debug_client(node):
             if identity is not None and identity.namespace != system_namespace:
