@@ -12,16 +12,19 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from tests import builders
 from xds.model.mesh import MeshConfig, MeshStore
-from xds.model.meta import KubeObject
-from xds.model.parse import parse_object
 from xds.resources import Update, decode, waypoint_scope
 from xds.translate.waypoint import WaypointTranslator
 
-Doc = dict[str, Any]
+Doc = builders.Manifest
 SHOP = waypoint_scope("shop", "waypoint")
 OTHER = waypoint_scope("other", "waypoint")
 CREATED = "2026-01-15T09:00:00Z"
+REVIEWS = "inbound-vip|9080|http|reviews.shop.svc.cluster.local"
+"""shop's reviews Service on its waypoint: its filter chain, route configuration and cluster."""
+ECHO = "outbound|9080||echo.other.svc.cluster.local"
+"""other's echo Service as a cluster of shop's waypoint (a cross-namespace backend)."""
 
 
 def meta(
@@ -31,21 +34,16 @@ def meta(
     annotations: Mapping[str, str] | None = None,
     created: str = CREATED,
 ) -> Doc:
-    out: Doc = {"name": name, "creationTimestamp": created}
-    if namespace:
-        out["namespace"] = namespace
-    if labels:
-        out["labels"] = dict(labels)
-    if annotations:
-        out["annotations"] = dict(annotations)
-    return out
+    return builders.metadata(
+        namespace, name, labels=labels, annotations=annotations, created=created
+    )
 
 
 def namespace(name: str, *, use_waypoint: str | None = "waypoint") -> Doc:
     labels = {"istio.io/dataplane-mode": "ambient"}
     if use_waypoint:
         labels["istio.io/use-waypoint"] = use_waypoint
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta("", name, labels)}
+    return builders.namespace(name, labels=labels, created=CREATED)
 
 
 def gateway(
@@ -58,15 +56,16 @@ def gateway(
     annotations: Mapping[str, str] | None = None,
     listeners: Sequence[Doc] | None = None,
 ) -> Doc:
-    if listeners is None:
-        listeners = [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": meta(ns, name, labels, annotations),
-        "spec": {"gatewayClassName": cls, "listeners": list(listeners)},
-        "status": {"addresses": [{"type": "IPAddress", "value": address}]},
-    }
+    return builders.gateway(
+        ns,
+        name,
+        cls=cls,
+        addresses=[builders.ip_address(address)],
+        listeners=listeners,
+        labels=labels,
+        annotations=annotations,
+        created=CREATED,
+    )
 
 
 def service(
@@ -80,17 +79,9 @@ def service(
 ) -> Doc:
     if ports is None:
         ports = [{"name": "http", "port": 9080, "targetPort": "http"}]
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta(ns, name, labels),
-        "spec": {
-            "clusterIP": ip,
-            "clusterIPs": [ip],
-            "ports": list(ports),
-            "selector": dict(selector or {"app": name}),
-        },
-    }
+    return builders.service(
+        ns, name, [ip], ports, selector=selector or {"app": name}, labels=labels, created=CREATED
+    )
 
 
 def pod(
@@ -104,25 +95,21 @@ def pod(
     node: str = "node-a",
     container_ports: Sequence[Doc] | None = None,
 ) -> Doc:
+    """A pod running its app's service account, with the CNI's capture annotation."""
     if container_ports is None:
         container_ports = [{"name": "http", "containerPort": 9080}]
-    annotations = {"ambient.istio.io/redirection": "enabled" if captured else "disabled"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta(ns, name, labels, annotations),
-        "spec": {
-            "nodeName": node,
-            "serviceAccountName": labels.get("app", "default"),
-            "containers": [{"name": "app", "ports": list(container_ports)}],
-        },
-        "status": {
-            "phase": "Running",
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-        },
-    }
+    return builders.pod(
+        ns,
+        name,
+        [ip],
+        labels=labels,
+        annotations={"ambient.istio.io/redirection": "enabled" if captured else "disabled"},
+        created=CREATED,
+        node=node,
+        service_account=labels.get("app", "default"),
+        containers=[{"name": "app", "ports": list(container_ports)}],
+        ready=ready,
+    )
 
 
 def http_route(
@@ -203,15 +190,7 @@ def shop() -> list[Doc]:
             {"app": "legacy"},
             container_ports=[{"containerPort": 8000}],
         ),
-        {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": meta(
-                "",
-                "node-b",
-                {"topology.kubernetes.io/region": "eu", "topology.kubernetes.io/zone": "eu-1"},
-            ),
-        },
+        builders.node("node-b", region="eu", zone="eu-1", created=CREATED),
     ]
 
 
@@ -225,15 +204,58 @@ def other() -> list[Doc]:
     ]
 
 
-def objects(docs: Iterable[Doc]) -> list[KubeObject]:
-    parsed = [parse_object(doc) for doc in docs]
-    return [obj for obj in parsed if obj is not None]
+SANDWICH_LABELS = {"istio.io/dataplane-mode": "ambient"}
+
+
+def sandwich_mesh(*extra: Doc) -> list[Doc]:
+    """shop behind a sandwiched ingress Gateway (class istio) instead of a waypoint."""
+    listeners = [
+        {"name": "http", "port": 9080, "protocol": "HTTP"},
+        {"name": "grpc", "port": 7070, "protocol": "HTTP"},
+    ]
+    return [
+        namespace("shop"),
+        gateway("shop", cls="istio", labels=SANDWICH_LABELS, listeners=listeners),
+        *shop()[2:],
+        *extra,
+    ]
+
+
+def proxy_mesh(*extra: Doc) -> list[Doc]:
+    """shop behind a Gateway of its own class bound by the PROXY inbound binding."""
+    binding = {"ambient.istio.io/waypoint-inbound-binding": "PROXY"}
+    listeners = [{"name": "proxy", "port": 15088, "protocol": "istio.io/PROXY"}]
+    return [
+        namespace("shop"),
+        gateway(
+            "shop", cls="byo", labels=SANDWICH_LABELS, annotations=binding, listeners=listeners
+        ),
+        *shop()[2:],
+        *extra,
+    ]
+
+
+def reference_grant(from_kind: str, to_name: str | None = "echo", namespace: str = "shop") -> Doc:
+    """A grant in ``other`` letting ``from_kind`` routes in ``namespace`` use its
+    Service ``to_name`` (every Service with ``None``)."""
+    to: Doc = {"group": "", "kind": "Service"}
+    if to_name is not None:
+        to["name"] = to_name
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": meta("other", f"from-{namespace}"),
+        "spec": {
+            "from": [
+                {"group": "gateway.networking.k8s.io", "kind": from_kind, "namespace": namespace}
+            ],
+            "to": [to],
+        },
+    }
 
 
 def mesh(*docs: Doc, config: MeshConfig | None = None) -> MeshStore:
-    store = MeshStore(config)
-    store.apply(objects(docs))
-    return store
+    return builders.mesh_store(*builders.parse(*docs), config=config)
 
 
 def translate(*docs: Doc, config: MeshConfig | None = None) -> list[Update]:

@@ -6,12 +6,19 @@ from typing import Any
 
 import pytest
 
-from tests.translate.waypoint.fixtures import Doc, meta, shop, snapshot, to_waypoint, translate
+from tests.translate.waypoint.fixtures import (
+    REVIEWS,
+    Doc,
+    meta,
+    shop,
+    snapshot,
+    to_waypoint,
+    translate,
+)
 from xds import type_urls
 from xds.model.mesh import FileAccessLogProvider, MeshConfig
 from xds.translate.waypoint.access_log import ISTIO_TEXT_FORMAT
 
-REVIEWS = "inbound-vip|9080|http|reviews.shop.svc.cluster.local"
 REQUESTS = FileAccessLogProvider("requests", "/var/log/requests.log", "%REQ(:PATH)%")
 
 

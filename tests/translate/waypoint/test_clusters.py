@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.translate.waypoint.fixtures import Doc, meta, shop, snapshot, translate
+from tests.translate.waypoint.fixtures import REVIEWS, Doc, meta, shop, snapshot, translate
 from xds import type_urls
 
-REVIEWS = "inbound-vip|9080|http|reviews.shop.svc.cluster.local"
 V1 = "inbound-vip|9080|http/v1|reviews.shop.svc.cluster.local"
 V2 = "inbound-vip|9080|http/v2|reviews.shop.svc.cluster.local"
 UNLIMITED = 4294967295

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.translate.waypoint.fixtures import (
+    REVIEWS,
     Doc,
     policy,
     service,
@@ -22,7 +23,6 @@ from xds import type_urls
 from xds.model.frozen import FrozenMap
 from xds.model.mesh import ExtAuthzProvider, MeshConfig
 
-REVIEWS = "inbound-vip|9080|http|reviews.shop.svc.cluster.local"
 DB = "inbound-vip|5432|tcp|db.shop.svc.cluster.local"
 AUTHZ_HOST = "ext-authz.authz.svc.cluster.local"
 AUTHZ_CLUSTER = f"outbound|9000||{AUTHZ_HOST}"

@@ -109,8 +109,16 @@ def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
 def test_a_reference_grant_arriving_later_opens_the_backend() -> None:
     """Grants are an input of the waypoint like its routes: adding or deleting one alone
     changes what is served."""
-    from tests.translate.waypoint.fixtures import http_route, objects, other, shop, snapshot
-    from tests.translate.waypoint.test_routes import ECHO, REVIEWS, _grant
+    from tests.builders import parse
+    from tests.translate.waypoint.fixtures import (
+        ECHO,
+        REVIEWS,
+        http_route,
+        other,
+        reference_grant,
+        shop,
+        snapshot,
+    )
     from xds import type_urls
 
     def route_cluster(updates: list[Update]) -> str:
@@ -121,10 +129,10 @@ def test_a_reference_grant_arriving_later_opens_the_backend() -> None:
 
     rules = [{"backendRefs": [{"name": "echo", "namespace": "other", "port": 9080}]}]
     mesh = MeshStore()
-    mesh.apply(objects([*shop(), *other(), http_route("shop", "r", "reviews", rules)]))
+    mesh.apply(parse(*shop(), *other(), http_route("shop", "r", "reviews", rules)))
     translator = WaypointTranslator()
     assert route_cluster(translator.translate(mesh, None)) == "UnknownService"
-    [grant] = objects([_grant("HTTPRoute")])
+    [grant] = parse(reference_grant("HTTPRoute"))
     assert route_cluster(translator.translate(mesh, mesh.apply([grant]))) == ECHO
     assert route_cluster(translator.translate(mesh, mesh.apply([], [grant.key]))) == (
         "UnknownService"

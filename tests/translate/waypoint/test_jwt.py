@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from tests.translate.waypoint.fixtures import (
+    REVIEWS,
     Doc,
     meta,
     service,
@@ -17,7 +18,6 @@ from tests.translate.waypoint.fixtures import (
 )
 from xds import type_urls
 
-REVIEWS = "inbound-vip|9080|http|reviews.shop.svc.cluster.local"
 RATINGS = "inbound-vip|7070|http|ratings.shop.svc.cluster.local"
 JWKS = '{"keys":[{"kty":"RSA","kid":"k1","e":"AQAB","n":"sXch"}]}'
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests import builders
 from tests.translate.waypoint.fixtures import (
     SHOP,
     Doc,
@@ -215,16 +216,9 @@ def test_directly_bound_workloads_go_to_the_direct_chains() -> None:
 
 
 def test_a_service_without_addresses_cannot_be_matched_by_vip() -> None:
-    headless = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "headless", "namespace": "shop"},
-        "spec": {
-            "clusterIP": "None",
-            "selector": {"app": "reviews"},
-            "ports": [{"name": "http", "port": 9080}],
-        },
-    }
+    headless = builders.service(
+        "shop", "headless", "None", [{"name": "http", "port": 9080}], selector={"app": "reviews"}
+    )
     listener = _listeners(*shop(), headless)["main_internal"]
     ranges = find(listener["filter_chain_matcher"], lambda d: "ranges" in d)
     assert ranges and all(r["ranges"] for r in ranges)

@@ -5,47 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from tests.translate.waypoint.fixtures import (
-    Doc,
     find,
-    gateway,
     meta,
-    namespace,
     policy,
-    shop,
+    proxy_mesh,
+    sandwich_mesh,
     snapshot,
     to_service,
     to_waypoint,
     translate,
 )
 from xds import type_urls
-
-SANDWICH_LABELS = {"istio.io/dataplane-mode": "ambient"}
-
-
-def sandwich_mesh(*extra: Doc) -> list[Doc]:
-    listeners = [
-        {"name": "http", "port": 9080, "protocol": "HTTP"},
-        {"name": "grpc", "port": 7070, "protocol": "HTTP"},
-    ]
-    return [
-        namespace("shop"),
-        gateway("shop", cls="istio", labels=SANDWICH_LABELS, listeners=listeners),
-        *shop()[2:],
-        *extra,
-    ]
-
-
-def proxy_mesh(*extra: Doc) -> list[Doc]:
-    binding = {"ambient.istio.io/waypoint-inbound-binding": "PROXY"}
-    listeners = [{"name": "proxy", "port": 15088, "protocol": "istio.io/PROXY"}]
-    return [
-        namespace("shop"),
-        gateway(
-            "shop", cls="byo", labels=SANDWICH_LABELS, annotations=binding, listeners=listeners
-        ),
-        *shop()[2:],
-        *extra,
-    ]
 
 
 def _hcm(listener: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.translate.waypoint.fixtures import (
+    REVIEWS,
     Doc,
     find,
     gateway,
@@ -19,7 +20,6 @@ from tests.translate.waypoint.fixtures import (
 )
 from xds import type_urls
 
-REVIEWS = "inbound-vip|9080|http|reviews.shop.svc.cluster.local"
 DB = "inbound-vip|5432|tcp|db.shop.svc.cluster.local"
 PEER = "io.istio.peer_principal"
 

@@ -7,16 +7,18 @@ from typing import Any
 import pytest
 
 from tests.translate.waypoint.fixtures import (
+    ECHO,
+    REVIEWS,
     Doc,
     http_route,
     meta,
+    reference_grant,
     shop,
     snapshot,
     translate,
 )
 from xds import type_urls
 
-REVIEWS = "inbound-vip|9080|http|reviews.shop.svc.cluster.local"
 V1 = "inbound-vip|9080|http|reviews-v1.shop.svc.cluster.local"
 V2 = "inbound-vip|9080|http|reviews-v2.shop.svc.cluster.local"
 DEFAULT_RETRY = {
@@ -381,26 +383,6 @@ def test_routes_are_ordered_by_gateway_api_precedence() -> None:
     ]
 
 
-def _grant(from_kind: str, to_name: str | None = "echo", namespace: str = "shop") -> Doc:
-    to: Doc = {"group": "", "kind": "Service"}
-    if to_name is not None:
-        to["name"] = to_name
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1beta1",
-        "kind": "ReferenceGrant",
-        "metadata": meta("other", f"from-{namespace}"),
-        "spec": {
-            "from": [
-                {"group": "gateway.networking.k8s.io", "kind": from_kind, "namespace": namespace}
-            ],
-            "to": [to],
-        },
-    }
-
-
-ECHO = "outbound|9080||echo.other.svc.cluster.local"
-
-
 def test_a_hostname_backend_named_in_another_namespace_needs_a_grant_too() -> None:
     hostname = {"group": "networking.istio.io", "kind": "Hostname", "name": "api.example.com"}
     for namespace, refused in (("shop", False), ("other", True)):
@@ -413,12 +395,18 @@ def test_a_hostname_backend_named_in_another_namespace_needs_a_grant_too() -> No
     ("grants", "cluster"),
     [
         pytest.param([], "UnknownService", id="no-grant"),
-        pytest.param([_grant("HTTPRoute")], ECHO, id="granted-by-name"),
-        pytest.param([_grant("HTTPRoute", to_name=None)], ECHO, id="granted-every-service"),
-        pytest.param([_grant("GRPCRoute")], "UnknownService", id="granted-to-another-kind"),
-        pytest.param([_grant("HTTPRoute", "db")], "UnknownService", id="granted-another-name"),
+        pytest.param([reference_grant("HTTPRoute")], ECHO, id="granted-by-name"),
         pytest.param(
-            [_grant("HTTPRoute", namespace="elsewhere")],
+            [reference_grant("HTTPRoute", to_name=None)], ECHO, id="granted-every-service"
+        ),
+        pytest.param(
+            [reference_grant("GRPCRoute")], "UnknownService", id="granted-to-another-kind"
+        ),
+        pytest.param(
+            [reference_grant("HTTPRoute", "db")], "UnknownService", id="granted-another-name"
+        ),
+        pytest.param(
+            [reference_grant("HTTPRoute", namespace="elsewhere")],
             "UnknownService",
             id="granted-to-another-namespace",
         ),

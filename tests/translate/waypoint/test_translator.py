@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from tests.builders import parse
+from tests.translate.waypoint.everything import everything
 from tests.translate.waypoint.fixtures import (
     OTHER,
     SHOP,
     gateway,
     mesh,
-    objects,
     other,
     pod,
     service,
@@ -56,7 +57,7 @@ def test_a_service_change_in_one_namespace_leaves_the_other_waypoint_alone() -> 
     changed = service(
         "shop", "reviews", "10.96.1.10", [{"name": "http", "port": 9090, "targetPort": "http"}]
     )
-    changes = store.apply(objects([changed]))
+    changes = store.apply(parse(changed))
     updates = translator.translate(store, changes)
     assert set(_by_scope(updates)) == {SHOP}
     listeners = snapshot(updates, SHOP)[type_urls.LISTENER]
@@ -69,7 +70,7 @@ def test_a_service_change_in_one_namespace_leaves_the_other_waypoint_alone() -> 
 def test_a_pod_change_only_touches_endpoints() -> None:
     store, translator, before = _start()
     changes = store.apply(
-        objects([pod("shop", "reviews-v3", "10.244.1.12", {"app": "reviews", "version": "v3"})])
+        parse(pod("shop", "reviews-v3", "10.244.1.12", {"app": "reviews", "version": "v3"}))
     )
     updates = translator.translate(store, changes)
     assert _by_scope(updates) == {SHOP: {type_urls.ENDPOINT}}
@@ -95,7 +96,7 @@ def test_a_pod_change_only_touches_endpoints() -> None:
 def test_a_pod_that_does_not_become_ready_changes_nothing() -> None:
     store, translator, _ = _start()
     changes = store.apply(
-        objects([pod("shop", "reviews-v9", "10.244.1.19", {"app": "reviews"}, ready=False)])
+        parse(pod("shop", "reviews-v9", "10.244.1.19", {"app": "reviews"}, ready=False))
     )
     assert translator.translate(store, changes) == []
 
@@ -144,9 +145,7 @@ def test_a_waypoint_with_nothing_bound_still_has_its_plumbing() -> None:
 
 
 def test_every_eds_cluster_has_an_assignment_and_nothing_else_does() -> None:
-    from tests.translate.waypoint.test_envoy_validate import _everything
-
-    updates = WaypointTranslator().translate(mesh(*_everything()), None)
+    updates = WaypointTranslator().translate(mesh(*everything()), None)
     for scope in (SHOP, OTHER):
         resources = snapshot(updates, scope)
         eds = {
