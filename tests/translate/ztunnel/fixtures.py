@@ -1,7 +1,8 @@
 """Test helpers: manifests in, decoded ztunnel resources out.
 
-Objects are built through the model's own parser from small YAML snippets,
-so every case goes through the same path as a real manifest directory.
+Objects are built through the model's own parser from small YAML snippets
+(``tests.builders.yaml_text`` writes them from manifests), so every case goes
+through the same path as a real manifest directory.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from textwrap import dedent
 
-import yaml
 from google.protobuf import text_format
 from google.protobuf.message import Message
 
+from tests import builders
+from tests.builders import mesh_store, parse_yaml, yaml_text
 from xds import type_urls
-from xds.model import KubeObject, MeshConfig, MeshStore, parse_object
+from xds.model import MeshConfig
 from xds.proto.istio.security import authorization_pb2 as authz
 from xds.proto.istio.workload import workload_pb2 as wl
 from xds.resources import ZTUNNEL_SCOPE, Resource, Update
@@ -25,19 +26,10 @@ from xds.translate.ztunnel import ZtunnelTranslator
 CONFIG = MeshConfig(cluster_id="cluster0")
 """Like upstream's unit tests: a named cluster, default trust domain and suffix."""
 
-READY = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
-
-
-def objects(manifests: str) -> list[KubeObject]:
-    """Parse a multi-document YAML string into model objects."""
-    result = []
-    for document in yaml.safe_load_all(dedent(manifests)):
-        if document is None:
-            continue
-        parsed = parse_object(document)
-        assert parsed is not None, document
-        result.append(parsed)
-    return result
+NETWORK = yaml_text(
+    builders.namespace("istio-system", labels={"topology.istio.io/network": "net1"})
+)
+"""The root namespace naming the local network: net1."""
 
 
 def ip(text: str) -> bytes:
@@ -90,8 +82,7 @@ class Output:
 
 def translate(manifests: str, config: MeshConfig = CONFIG) -> Output:
     """A full translation of ``manifests``."""
-    store = MeshStore(config)
-    store.apply(objects(manifests))
+    store = mesh_store(*parse_yaml(manifests), config=config)
     output = Output()
     output.apply(ZtunnelTranslator().translate(store, None))
     return output

@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
-from tests.translate.ztunnel.fixtures import CONFIG, Output, objects
+from tests.builders import parse_yaml
+from tests.translate.ztunnel.fixtures import CONFIG, Output
 from xds import type_urls
 from xds.model import KubeObject, MeshStore
 from xds.model.core import Pod, Service
@@ -65,7 +66,7 @@ class Harness:
         self.output = Output()
         self.serialized = 0
         """Resources the last ``change`` serialized (rebuilt), changed or not."""
-        self.store.apply(objects(manifests) if isinstance(manifests, str) else manifests)
+        self.store.apply(parse_yaml(manifests) if isinstance(manifests, str) else manifests)
         self.output.apply(self.translator.translate(self.store, None))
 
     def change(
@@ -74,7 +75,7 @@ class Harness:
         deletes: list[ObjectKey] = (),
     ) -> list[Update]:  # type: ignore[assignment]
         if isinstance(upserts, str):
-            upserts = objects(upserts)
+            upserts = parse_yaml(upserts)
         changes = self.store.apply(upserts, deletes)
         # Every resource a translator builds goes through Resource.from_message.
         with mock.patch.object(
@@ -386,5 +387,5 @@ def test_random_edits_of_the_demo_mesh_stay_consistent() -> None:
 
 def _store(manifests: str) -> MeshStore:
     store = MeshStore(CONFIG)
-    store.apply(objects(manifests))
+    store.apply(parse_yaml(manifests))
     return store

@@ -8,10 +8,14 @@ TestAmbientIndex_ServiceOverlap and TestIngressUseWaypointFromLabels
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from tests import builders
+from tests.builders import IPs, Manifest, yaml_text
 from tests.translate.ztunnel.fixtures import assert_proto, ip, translate
 from xds.proto.istio.workload import workload_pb2 as wl
 
@@ -22,14 +26,11 @@ SAME_NODE = LB(
 )
 
 
-def service(spec: str, meta: str = "") -> str:
-    return f"""
----
-apiVersion: v1
-kind: Service
-metadata: {{name: svc1, namespace: ns1{meta}}}
-spec: {spec}
-"""
+def service(
+    ip: IPs | None = "10.96.0.1", ports: Sequence[Manifest] | None = None, **fields: Any
+) -> str:
+    """svc1 of ns1 as YAML; ``fields`` as for ``tests.builders.service``."""
+    return yaml_text(builders.service("ns1", "svc1", ip, ports, **fields))
 
 
 def kube(**fields: object) -> wl.Service:
@@ -44,26 +45,23 @@ def kube(**fields: object) -> wl.Service:
     return wl.Service(**base)  # type: ignore[arg-type]
 
 
-NAMESPACE_CLOSE = """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ns1, annotations: {networking.istio.io/traffic-distribution: PreferClose}}
-"""
+NAMESPACE_CLOSE = yaml_text(
+    builders.namespace(
+        "ns1", annotations={"networking.istio.io/traffic-distribution": "PreferClose"}
+    )
+)
 
-WAYPOINT = """
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: waypoint, namespace: ns1}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
-status:
-  addresses:
-  - {type: IPAddress, value: 10.96.0.50}
-  - {type: Hostname, value: waypoint.ns1.svc.cluster.local}
-"""
+
+def waypoint(name: str = "waypoint") -> str:
+    """A waypoint in ns1 with both an IP and a hostname address."""
+    addresses = [
+        builders.ip_address("10.96.0.50"),
+        builders.hostname_address(f"{name}.ns1.svc.cluster.local"),
+    ]
+    return yaml_text(builders.gateway("ns1", name, addresses=addresses))
+
+
+WAYPOINT = waypoint()
 WAYPOINT_ADDRESS = wl.GatewayAddress(
     hostname=wl.NamespacedHostname(namespace="ns1", hostname="waypoint.ns1.svc.cluster.local"),
     hbone_mtls_port=15008,
@@ -81,18 +79,18 @@ class Case:
 CASES = [
     Case(
         "ports, target ports and inferred protocols",
-        service("""
-  clusterIP: 10.96.0.1
-  ports:
-  - {name: http, port: 80, targetPort: 8080}
-  - {name: tcp-db, port: 81}
-  - {name: grpc, port: 82, targetPort: named}
-  - {name: foo, port: 83}
-  - {port: 3306}
-  - {name: http-alt, port: 84, appProtocol: kubernetes.io/h2c}
-  - {name: dns, port: 53, protocol: UDP}
-  - {name: https-web, port: 443}
-"""),
+        service(
+            ports=[
+                {"name": "http", "port": 80, "targetPort": 8080},
+                {"name": "tcp-db", "port": 81},
+                {"name": "grpc", "port": 82, "targetPort": "named"},
+                {"name": "foo", "port": 83},
+                {"port": 3306},
+                {"name": "http-alt", "port": 84, "appProtocol": "kubernetes.io/h2c"},
+                {"name": "dns", "port": 53, "protocol": "UDP"},
+                {"name": "https-web", "port": 443},
+            ]
+        ),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(
             ports=[
@@ -109,19 +107,19 @@ CASES = [
     ),
     Case(
         "headless service has no VIP",
-        service("{clusterIP: None, ports: [{port: 80}]}"),
+        service("None", [{"port": 80}]),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(addresses=[], ports=[wl.Port(service_port=80, target_port=80)]),
     ),
     Case(
         "external name service is not sent",
-        service("{type: ExternalName, externalName: example.com}"),
+        service(None, spec={"type": "ExternalName", "externalName": "example.com"}),
         "ns1/svc1.ns1.svc.cluster.local",
         None,
     ),
     Case(
         "dual stack VIPs",
-        service("{clusterIPs: [10.96.0.1, 'fd00::1'], ipFamilies: [IPv4, IPv6]}"),
+        service(["10.96.0.1", "fd00::1"], spec={"ipFamilies": ["IPv4", "IPv6"]}),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(
             addresses=[
@@ -133,60 +131,49 @@ CASES = [
     ),
     Case(
         "single family",
-        service("{clusterIP: 10.96.0.1, ipFamilies: [IPv4]}"),
+        service(spec={"ipFamilies": ["IPv4"]}),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(ip_families=wl.IPV4_ONLY),
     ),
     Case(
         "internal traffic policy local",
-        service(
-            "{clusterIP: 10.96.0.1, internalTrafficPolicy: Local, trafficDistribution: PreferClose}"
-        ),
+        service(spec={"internalTrafficPolicy": "Local", "trafficDistribution": "PreferClose"}),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(load_balancing=LB(routing_preference=[LB.NODE], mode=LB.STRICT)),
     ),
     Case(
         "traffic distribution from spec",
-        service("{clusterIP: 10.96.0.1, trafficDistribution: PreferClose}"),
+        service(spec={"trafficDistribution": "PreferClose"}),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(load_balancing=SAME_ZONE),
     ),
     Case(
         "traffic distribution from service annotation",
-        service(
-            "{clusterIP: 10.96.0.1}",
-            ", annotations: {networking.istio.io/traffic-distribution: PreferSameNode}",
-        ),
+        service(annotations={"networking.istio.io/traffic-distribution": "PreferSameNode"}),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(load_balancing=SAME_NODE),
     ),
     Case(
         "unknown spec value falls through to the namespace annotation",
-        service("{clusterIP: 10.96.0.1, trafficDistribution: Bogus}") + NAMESPACE_CLOSE,
+        service(spec={"trafficDistribution": "Bogus"}) + NAMESPACE_CLOSE,
         "ns1/svc1.ns1.svc.cluster.local",
         kube(load_balancing=SAME_ZONE),
     ),
     Case(
         "unknown service annotation means any and stops the search",
-        service(
-            "{clusterIP: 10.96.0.1}", ", annotations: {networking.istio.io/traffic-distribution: x}"
-        )
-        + NAMESPACE_CLOSE,
+        service(annotations={"networking.istio.io/traffic-distribution": "x"}) + NAMESPACE_CLOSE,
         "ns1/svc1.ns1.svc.cluster.local",
         kube(),
     ),
     Case(
         "publish not ready addresses alone",
-        service("{clusterIP: 10.96.0.1, publishNotReadyAddresses: true}"),
+        service(spec={"publishNotReadyAddresses": True}),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(load_balancing=LB(health_policy=LB.ALLOW_ALL)),
     ),
     Case(
         "publish not ready addresses with distribution",
-        service(
-            "{clusterIP: 10.96.0.1, publishNotReadyAddresses: true, trafficDistribution: "
-            "PreferSameZone}"
-        ),
+        service(spec={"publishNotReadyAddresses": True, "trafficDistribution": "PreferSameZone"}),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(
             load_balancing=LB(
@@ -198,22 +185,16 @@ CASES = [
     ),
     Case(
         "namespace waypoint binds the service by hostname",
-        service("{clusterIP: 10.96.0.1}")
+        service()
         + WAYPOINT
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ns1, labels: {istio.io/use-waypoint: waypoint}}
-""",
+        + yaml_text(builders.namespace("ns1", labels={"istio.io/use-waypoint": "waypoint"})),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(waypoint=WAYPOINT_ADDRESS),
     ),
     Case(
         "ingress-use-waypoint only with a bound waypoint",
         service(
-            "{clusterIP: 10.96.0.1}",
-            ", labels: {istio.io/use-waypoint: waypoint, istio.io/ingress-use-waypoint: 'true'}",
+            labels={"istio.io/use-waypoint": "waypoint", "istio.io/ingress-use-waypoint": "true"}
         )
         + WAYPOINT,
         "ns1/svc1.ns1.svc.cluster.local",
@@ -221,7 +202,7 @@ metadata: {name: ns1, labels: {istio.io/use-waypoint: waypoint}}
     ),
     Case(
         "waypoint not ready leaves the service without waypoint",
-        service("{clusterIP: 10.96.0.1}", ", labels: {istio.io/use-waypoint: waypoint}"),
+        service(labels={"istio.io/use-waypoint": "waypoint"}),
         "ns1/svc1.ns1.svc.cluster.local",
         kube(),
     ),
@@ -368,9 +349,10 @@ def test_oldest_service_entry_wins_per_namespace_and_is_canonical() -> None:
 
 
 def test_kubernetes_service_beats_older_service_entry_for_its_hostname() -> None:
-    manifests = _entry(
-        "camper", "ns1", "2020-01-01T00:00:00Z", host="svc1.ns1.svc.cluster.local"
-    ) + service("{clusterIP: 10.96.0.1}")
+    manifests = (
+        _entry("camper", "ns1", "2020-01-01T00:00:00Z", host="svc1.ns1.svc.cluster.local")
+        + service()
+    )
     output = translate(manifests)
     assert output.service_names() == {"ns1/svc1.ns1.svc.cluster.local"}
     assert output.service("ns1/svc1.ns1.svc.cluster.local").name == "svc1"
@@ -391,17 +373,13 @@ spec:
 
 
 def test_canary_waypoint_gives_weighted_waypoints() -> None:
-    canary = WAYPOINT.replace("name: waypoint,", "name: canary,").replace(
-        "waypoint.ns1", "canary.ns1"
-    )
     output = translate(
         service(
-            "{clusterIP: 10.96.0.1}",
-            ", labels: {istio.io/use-waypoint: waypoint, istio.io/use-waypoint-canary: canary},"
-            " annotations: {istio.io/use-waypoint-canary-weight: '10'}",
+            labels={"istio.io/use-waypoint": "waypoint", "istio.io/use-waypoint-canary": "canary"},
+            annotations={"istio.io/use-waypoint-canary-weight": "10"},
         )
         + WAYPOINT
-        + canary
+        + waypoint("canary")
     )
     canary_address = wl.GatewayAddress(
         hostname=wl.NamespacedHostname(namespace="ns1", hostname="canary.ns1.svc.cluster.local"),

@@ -6,8 +6,17 @@ TestAmbientIndex_WaypointConfiguredOnlyWhenReady and TestUpdateWaypointForWorklo
 
 from __future__ import annotations
 
-from tests.translate.ztunnel.fixtures import assert_proto, ip, pod_workload, translate
+from collections.abc import Mapping, Sequence
+
+from tests import builders
+from tests.builders import HBONE_LISTENER, Manifest, yaml_text
+from tests.translate.ztunnel.fixtures import NETWORK, assert_proto, ip, pod_workload, translate
 from xds.proto.istio.workload import workload_pb2 as wl
+
+LISTENERS = [
+    {**HBONE_LISTENER, "allowedRoutes": {"namespaces": {"from": "All"}}},
+    {"name": "proxy", "port": 15088, "protocol": "istio.io/PROXY"},
+]
 
 
 def gateway(
@@ -16,44 +25,29 @@ def gateway(
     *,
     waypoint_for: str = "all",
     cls: str = "istio-waypoint",
-    status: str = "",
-    extra: str = "",
+    addresses: Sequence[Manifest] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> str:
-    status = status or f"[{{type: Hostname, value: {name}.{namespace}.svc.cluster.local}}]"
-    return f"""
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: {name}
-  namespace: {namespace}
-  labels: {{istio.io/waypoint-for: {waypoint_for}}}
-{extra}
-spec:
-  gatewayClassName: {cls}
-  listeners:
-  - name: mesh
-    port: 15008
-    protocol: HBONE
-    allowedRoutes: {{namespaces: {{from: All}}}}
-  - name: proxy
-    port: 15088
-    protocol: istio.io/PROXY
-status:
-  addresses: {status}
-"""
+    """A Gateway open to routes from all namespaces, addressed by its Service's hostname
+    unless ``addresses`` say otherwise."""
+    if addresses is None:
+        addresses = [builders.hostname_address(f"{name}.{namespace}.svc.cluster.local")]
+    return yaml_text(
+        builders.gateway(
+            namespace,
+            name,
+            cls=cls,
+            addresses=addresses,
+            listeners=LISTENERS,
+            labels={"istio.io/waypoint-for": waypoint_for},
+            annotations=annotations,
+        )
+    )
 
 
-def pod(
-    name: str = "pod1", labels: str = "{}", namespace: str = "ns1", ip_address: str = "10.0.0.1"
-) -> str:
-    return f"""
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, namespace: {namespace}, labels: {labels}}}
-status: {{phase: Running, podIP: {ip_address}}}
-"""
+def pod(name: str = "pod1", labels: Mapping[str, str] | None = None) -> str:
+    """A pod of ns1, running without a Ready condition (its Workload is UNHEALTHY)."""
+    return yaml_text(builders.pod("ns1", name, "10.0.0.1", labels=labels, ready=None))
 
 
 def hostname_address(name: str = "waypoint", namespace: str = "ns1") -> wl.GatewayAddress:
@@ -66,10 +60,13 @@ def hostname_address(name: str = "waypoint", namespace: str = "ns1") -> wl.Gatew
 
 
 UID = "cluster0//Pod/ns1/pod1"
+USE_WAYPOINT = {"istio.io/use-waypoint": "waypoint"}
+NAMESPACE_WAYPOINT = yaml_text(builders.namespace("ns1", labels=USE_WAYPOINT))
+"""ns1 bound to its waypoint by namespace label."""
 
 
 def test_pod_label_binds_an_uncaptured_pod() -> None:
-    output = translate(gateway() + pod(labels="{istio.io/use-waypoint: waypoint}"))
+    output = translate(gateway() + pod(labels=USE_WAYPOINT))
     assert_proto(
         output.workload(UID),
         pod_workload(
@@ -80,14 +77,7 @@ def test_pod_label_binds_an_uncaptured_pod() -> None:
 
 def test_ip_only_waypoint_address_carries_the_local_network() -> None:
     output = translate(
-        gateway(status="[{type: IPAddress, value: 10.96.0.50}]")
-        + pod(labels="{istio.io/use-waypoint: waypoint}")
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-system, labels: {topology.istio.io/network: net1}}
-"""
+        gateway(addresses=[builders.ip_address("10.96.0.50")]) + pod(labels=USE_WAYPOINT) + NETWORK
     )
     assert_proto(
         output.workload(UID).waypoint,
@@ -101,13 +91,8 @@ metadata: {name: istio-system, labels: {topology.istio.io/network: net1}}
 def test_waypoint_instances_never_get_a_waypoint() -> None:
     output = translate(
         gateway()
-        + pod("wp-pod", labels="{gateway.networking.k8s.io/gateway-name: waypoint}")
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ns1, labels: {istio.io/use-waypoint: waypoint}}
-"""
+        + pod("wp-pod", {"gateway.networking.k8s.io/gateway-name": "waypoint"})
+        + NAMESPACE_WAYPOINT
     )
     assert not output.workload("cluster0//Pod/ns1/wp-pod").HasField("waypoint")
 
@@ -115,18 +100,11 @@ metadata: {name: ns1, labels: {istio.io/use-waypoint: waypoint}}
 def test_service_only_waypoint_from_namespace_binds_services_not_pods() -> None:
     output = translate(
         gateway(waypoint_for="service")
-        + pod(labels="{app: a}")
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ns1, labels: {istio.io/use-waypoint: waypoint}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: svc1, namespace: ns1}
-spec: {clusterIP: 10.96.0.1, selector: {app: a}, ports: [{port: 80}]}
-"""
+        + pod(labels={"app": "a"})
+        + NAMESPACE_WAYPOINT
+        + yaml_text(
+            builders.service("ns1", "svc1", "10.96.0.1", [{"port": 80}], selector={"app": "a"})
+        )
     )
     assert not output.workload(UID).HasField("waypoint")
     assert_proto(output.service("ns1/svc1.ns1.svc.cluster.local").waypoint, hostname_address())
@@ -135,27 +113,20 @@ spec: {clusterIP: 10.96.0.1, selector: {app: a}, ports: [{port: 80}]}
 def test_cross_namespace_waypoint_with_allowed_routes_all() -> None:
     output = translate(
         gateway(namespace="infra")
-        + pod(labels="{istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: infra}")
+        + pod(labels={**USE_WAYPOINT, "istio.io/use-waypoint-namespace": "infra"})
     )
     assert_proto(output.workload(UID).waypoint, hostname_address(namespace="infra"))
 
 
 def test_object_label_pointing_at_missing_waypoint_means_none() -> None:
     output = translate(
-        gateway()
-        + pod(labels="{istio.io/use-waypoint: missing}")
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ns1, labels: {istio.io/use-waypoint: waypoint}}
-"""
+        gateway() + pod(labels={"istio.io/use-waypoint": "missing"}) + NAMESPACE_WAYPOINT
     )
     assert not output.workload(UID).HasField("waypoint")
 
 
 def test_gateway_without_address_is_not_a_waypoint_yet() -> None:
-    output = translate(gateway(status="[]") + pod(labels="{istio.io/use-waypoint: waypoint}"))
+    output = translate(gateway(addresses=[]) + pod(labels=USE_WAYPOINT))
     assert not output.workload(UID).HasField("waypoint")
 
 
@@ -165,12 +136,14 @@ def test_sandwich_gateway_pods_get_application_tunnel_and_hbone() -> None:
             "ingress",
             cls="istio",
             waypoint_for="service",
-            extra="  annotations: {ambient.istio.io/waypoint-inbound-binding: PROXY/15088}",
+            annotations={"ambient.istio.io/waypoint-inbound-binding": "PROXY/15088"},
         )
         + pod(
             "ingress-pod",
-            labels="{gateway.networking.k8s.io/gateway-name: ingress,"
-            " istio.io/dataplane-mode: ambient}",
+            {
+                "gateway.networking.k8s.io/gateway-name": "ingress",
+                "istio.io/dataplane-mode": "ambient",
+            },
         )
     )
     assert_proto(

@@ -9,11 +9,15 @@ TestAmbientIndex_NetworkAndClusterIDs and TestPodLifecycleWorkloadGates
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from tests import builders
+from tests.builders import IPs, yaml_text
 from tests.translate.ztunnel.fixtures import (
     CONFIG,
+    NETWORK,
     assert_proto,
     ip,
     pod_workload,
@@ -22,37 +26,26 @@ from tests.translate.ztunnel.fixtures import (
 from xds.model import MeshConfig
 from xds.proto.istio.workload import workload_pb2 as wl
 
-POD = """
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, namespace: ns1{meta}}}
-spec: {{{spec}}}
-status: {status}
-"""
+
+def pod(name: str = "pod1", ip: IPs | None = "10.0.0.1", **fields: Any) -> str:
+    """A pod of ns1 as YAML, running and ready unless ``fields`` (those of
+    ``tests.builders.pod``) say otherwise."""
+    return yaml_text(builders.pod("ns1", name, ip, **fields))
 
 
-def pod(
-    name: str = "pod1",
-    *,
-    meta: str = "",
-    spec: str = "",
-    status: str = "{phase: Running, podIP: 10.0.0.1, conditions: [{type: Ready, status: 'True'}]}",
-) -> str:
-    return "---" + POD.format(name=name, meta=meta, spec=spec, status=status)
+def service(namespace: str = "ns1") -> str:
+    """svc1, selecting app=a, with a numeric and a named target port."""
+    ports = [
+        {"name": "http", "port": 80, "targetPort": 8080},
+        {"name": "grpc", "port": 90, "targetPort": "grpc-port"},
+    ]
+    return yaml_text(builders.service(namespace, "svc1", "10.96.0.1", ports, selector={"app": "a"}))
 
 
-SERVICE = """
----
-apiVersion: v1
-kind: Service
-metadata: {name: svc1, namespace: ns1}
-spec:
-  clusterIP: 10.96.0.1
-  selector: {app: a}
-  ports:
-  - {name: http, port: 80, targetPort: 8080}
-  - {name: grpc, port: 90, targetPort: grpc-port}
-"""
+SERVICE = service()
+AMBIENT_NAMESPACE = yaml_text(
+    builders.namespace("ns1", labels={"istio.io/dataplane-mode": "ambient"})
+)
 
 
 @dataclass
@@ -73,37 +66,37 @@ CASES = [
     ),
     Case(
         "pending pod with an IP is published unhealthy",
-        pod(status="{phase: Pending, podIP: 10.0.0.1}"),
+        pod(phase="Pending", ready=None),
         "cluster0//Pod/ns1/pod1",
         pod_workload("pod1", addresses=[ip("10.0.0.1")], status=wl.UNHEALTHY),
     ),
     Case(
         "running pod not ready",
-        pod(status="{phase: Running, podIP: 10.0.0.1}"),
+        pod(ready=None),
         "cluster0//Pod/ns1/pod1",
         pod_workload("pod1", addresses=[ip("10.0.0.1")], status=wl.UNHEALTHY),
     ),
     Case(
         "terminating pod is unhealthy",
-        pod(meta=", deletionTimestamp: '2026-01-01T00:00:00Z'"),
+        pod(deleted="2026-01-01T00:00:00Z"),
         "cluster0//Pod/ns1/pod1",
         pod_workload("pod1", addresses=[ip("10.0.0.1")], status=wl.UNHEALTHY),
     ),
     Case(
         "pod without IP is not published",
-        pod(status="{phase: Pending}"),
+        pod(ip=None, phase="Pending", ready=None),
         "cluster0//Pod/ns1/pod1",
         None,
     ),
     Case(
         "succeeded pod is not published",
-        pod(status="{phase: Succeeded, podIP: 10.0.0.1}"),
+        pod(phase="Succeeded", ready=None),
         "cluster0//Pod/ns1/pod1",
         None,
     ),
     Case(
         "dual-stack pod keeps address order and raw sizes",
-        pod(status="{phase: Running, podIPs: [{ip: 'fd00::1'}, {ip: 10.0.0.1}]}"),
+        pod(ip=["fd00::1", "10.0.0.1"], ready=None),
         "cluster0//Pod/ns1/pod1",
         pod_workload("pod1", addresses=[ip("fd00::1"), ip("10.0.0.1")], status=wl.UNHEALTHY),
     ),
@@ -111,9 +104,16 @@ CASES = [
         "pod from replicaset is named after its deployment",
         pod(
             "web-5d9c8b7f6-abcde",
-            meta=", generateName: web-5d9c8b7f6-, labels: {pod-template-hash: 5d9c8b7f6},"
-            " ownerReferences: [{kind: ReplicaSet, name: web-5d9c8b7f6, controller: true,"
-            " apiVersion: apps/v1}]",
+            generate_name="web-5d9c8b7f6-",
+            labels={"pod-template-hash": "5d9c8b7f6"},
+            owners=[
+                {
+                    "kind": "ReplicaSet",
+                    "name": "web-5d9c8b7f6",
+                    "controller": True,
+                    "apiVersion": "apps/v1",
+                }
+            ],
         ),
         "cluster0//Pod/ns1/web-5d9c8b7f6-abcde",
         pod_workload(
@@ -128,8 +128,8 @@ CASES = [
         "pod from cronjob job is named after the cronjob",
         pod(
             "backup-28391230-x7k2p",
-            meta=", generateName: backup-28391230-, ownerReferences: [{kind: Job,"
-            " name: backup-28391230, controller: true}]",
+            generate_name="backup-28391230-",
+            owners=[{"kind": "Job", "name": "backup-28391230", "controller": True}],
         ),
         "cluster0//Pod/ns1/backup-28391230-x7k2p",
         pod_workload(
@@ -143,9 +143,13 @@ CASES = [
     Case(
         "canonical labels and workload-name label",
         pod(
-            meta=", labels: {app: fallback, app.kubernetes.io/name: appname,"
-            " version: v9, service.istio.io/canonical-revision: v2,"
-            " service.istio.io/workload-name: wl}"
+            labels={
+                "app": "fallback",
+                "app.kubernetes.io/name": "appname",
+                "version": "v9",
+                "service.istio.io/canonical-revision": "v2",
+                "service.istio.io/workload-name": "wl",
+            }
         ),
         "cluster0//Pod/ns1/pod1",
         pod_workload(
@@ -159,16 +163,8 @@ CASES = [
     ),
     Case(
         "service account, node and locality from the node",
-        pod(spec="serviceAccountName: sa1, nodeName: node1")
-        + """
----
-apiVersion: v1
-kind: Node
-metadata:
-  name: node1
-  labels: {topology.kubernetes.io/region: r1, topology.kubernetes.io/zone: z1,
-           topology.istio.io/subzone: s1}
-""",
+        pod(service_account="sa1", node="node1")
+        + yaml_text(builders.node("node1", region="r1", zone="z1", subzone="s1")),
         "cluster0//Pod/ns1/pod1",
         pod_workload(
             "pod1",
@@ -181,7 +177,7 @@ metadata:
     ),
     Case(
         "host network pod",
-        pod(spec="hostNetwork: true"),
+        pod(host_network=True),
         "cluster0//Pod/ns1/pod1",
         pod_workload(
             "pod1", addresses=[ip("10.0.0.1")], status=wl.HEALTHY, network_mode=wl.HOST_NETWORK
@@ -189,7 +185,7 @@ metadata:
     ),
     Case(
         "redirection annotation enables HBONE",
-        pod(meta=", annotations: {ambient.istio.io/redirection: enabled}"),
+        pod(annotations={"ambient.istio.io/redirection": "enabled"}),
         "cluster0//Pod/ns1/pod1",
         pod_workload(
             "pod1", addresses=[ip("10.0.0.1")], status=wl.HEALTHY, tunnel_protocol=wl.HBONE
@@ -197,25 +193,13 @@ metadata:
     ),
     Case(
         "pending redirection annotation wins over the namespace label",
-        pod(meta=", annotations: {ambient.istio.io/redirection: pending}")
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ns1, labels: {istio.io/dataplane-mode: ambient}}
-""",
+        pod(annotations={"ambient.istio.io/redirection": "pending"}) + AMBIENT_NAMESPACE,
         "cluster0//Pod/ns1/pod1",
         pod_workload("pod1", addresses=[ip("10.0.0.1")], status=wl.HEALTHY),
     ),
     Case(
         "ambient namespace enrolls the pod (no CNI annotation)",
-        pod()
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ns1, labels: {istio.io/dataplane-mode: ambient}}
-""",
+        pod() + AMBIENT_NAMESPACE,
         "cluster0//Pod/ns1/pod1",
         pod_workload(
             "pod1", addresses=[ip("10.0.0.1")], status=wl.HEALTHY, tunnel_protocol=wl.HBONE
@@ -223,19 +207,13 @@ metadata: {name: ns1, labels: {istio.io/dataplane-mode: ambient}}
     ),
     Case(
         "pod opts out of an ambient namespace",
-        pod(meta=", labels: {istio.io/dataplane-mode: none}")
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ns1, labels: {istio.io/dataplane-mode: ambient}}
-""",
+        pod(labels={"istio.io/dataplane-mode": "none"}) + AMBIENT_NAMESPACE,
         "cluster0//Pod/ns1/pod1",
         pod_workload("pod1", addresses=[ip("10.0.0.1")], status=wl.HEALTHY),
     ),
     Case(
         "host network pods are never enrolled",
-        pod(meta=", labels: {istio.io/dataplane-mode: ambient}", spec="hostNetwork: true"),
+        pod(labels={"istio.io/dataplane-mode": "ambient"}, host_network=True),
         "cluster0//Pod/ns1/pod1",
         pod_workload(
             "pod1", addresses=[ip("10.0.0.1")], status=wl.HEALTHY, network_mode=wl.HOST_NETWORK
@@ -243,7 +221,7 @@ metadata: {name: ns1, labels: {istio.io/dataplane-mode: ambient}}
     ),
     Case(
         "tunnel label gives native HBONE",
-        pod(meta=", labels: {networking.istio.io/tunnel: 'foo,http'}"),
+        pod(labels={"networking.istio.io/tunnel": "foo,http"}),
         "cluster0//Pod/ns1/pod1",
         pod_workload(
             "pod1",
@@ -257,8 +235,8 @@ metadata: {name: ns1, labels: {istio.io/dataplane-mode: ambient}}
         "selected by a service: named target port resolved, missing one left out",
         SERVICE
         + pod(
-            meta=", labels: {app: a}",
-            spec="containers: [{name: c, ports: [{name: other, containerPort: 1}]}]",
+            labels={"app": "a"},
+            containers=[{"name": "c", "ports": [{"name": "other", "containerPort": 1}]}],
         ),
         "cluster0//Pod/ns1/pod1",
         pod_workload(
@@ -277,9 +255,14 @@ metadata: {name: ns1, labels: {istio.io/dataplane-mode: ambient}}
         "named target port found on a native sidecar",
         SERVICE
         + pod(
-            meta=", labels: {app: a}",
-            spec="initContainers: [{name: s, restartPolicy: Always,"
-            " ports: [{name: grpc-port, containerPort: 9090}]}]",
+            labels={"app": "a"},
+            init_containers=[
+                {
+                    "name": "s",
+                    "restartPolicy": "Always",
+                    "ports": [{"name": "grpc-port", "containerPort": 9090}],
+                }
+            ],
         ),
         "cluster0//Pod/ns1/pod1",
         pod_workload(
@@ -299,15 +282,15 @@ metadata: {name: ns1, labels: {istio.io/dataplane-mode: ambient}}
     ),
     Case(
         "service in another namespace does not select the pod",
-        SERVICE.replace("namespace: ns1", "namespace: ns2") + pod(meta=", labels: {app: a}"),
+        service("ns2") + pod(labels={"app": "a"}),
         "cluster0//Pod/ns1/pod1",
         pod_workload("pod1", addresses=[ip("10.0.0.1")], status=wl.HEALTHY, canonical_name="a"),
     ),
     Case(
         "service entry selecting pods maps ports by name",
         pod(
-            meta=", labels: {app: a}",
-            spec="containers: [{name: c, ports: [{name: http, containerPort: 8081}]}]",
+            labels={"app": "a"},
+            containers=[{"name": "c", "ports": [{"name": "http", "containerPort": 8081}]}],
         )
         + """
 ---
@@ -374,13 +357,7 @@ ports: [{name: http, port: 80, protocol: TCP}]
     ),
     Case(
         "network from the root namespace, trust domain and cluster id from the config",
-        pod()
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-system, labels: {topology.istio.io/network: net1}}
-""",
+        pod() + NETWORK,
         "c2//Pod/ns1/pod1",
         pod_workload(
             "pod1",
@@ -582,15 +559,7 @@ def test_workload(case: Case) -> None:
 
 
 def test_workload_aliases_are_network_and_ip() -> None:
-    output = translate(
-        pod(status="{phase: Running, podIPs: [{ip: 10.0.0.1}, {ip: 'fd00::1'}]}")
-        + """
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-system, labels: {topology.istio.io/network: net1}}
-"""
-    )
+    output = translate(pod(ip=["10.0.0.1", "fd00::1"], ready=None) + NETWORK)
     assert output.addresses["cluster0//Pod/ns1/pod1"].aliases == ("net1/10.0.0.1", "net1/fd00::1")
 
 
@@ -622,12 +591,12 @@ ports: [{name: http, port: 80, protocol: TCP}]
 @pytest.mark.parametrize(
     ("manifests", "groups"),
     [
-        (pod(spec="nodeName: node-a"), ("node:node-a",)),
+        (pod(node="node-a"), ("node:node-a",)),
         (
-            pod(meta=", labels: {app: a}", spec="nodeName: node-a") + SERVICE,
+            pod(labels={"app": "a"}, node="node-a") + SERVICE,
             ("node:node-a", "ns1/svc1.ns1.svc.cluster.local"),
         ),
-        (pod(meta=", labels: {app: a}") + SERVICE, ("ns1/svc1.ns1.svc.cluster.local",)),
+        (pod(labels={"app": "a"}) + SERVICE, ("ns1/svc1.ns1.svc.cluster.local",)),
     ],
 )
 def test_workloads_are_grouped_by_node_and_service(manifests: str, groups: tuple[str, ...]) -> None:
