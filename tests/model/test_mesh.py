@@ -6,21 +6,21 @@ from ipaddress import ip_address
 
 import pytest
 
+from tests import builders
+from tests.builders import model
 from xds.model.core import Namespace, Pod, Service
 from xds.model.frozen import FrozenMap
 from xds.model.mesh import ChangeSet, MeshConfig, MeshStore
-from xds.model.meta import KubeObject, ObjectKey, ObjectMeta
+from xds.model.meta import KubeObject, ObjectKey
 
 
 def pod(name: str, namespace: str = "ns", ip: str | None = None, **labels: str) -> Pod:
-    return Pod(
-        meta=ObjectMeta(name=name, namespace=namespace, labels=FrozenMap(labels)),
-        pod_ips=(ip_address(ip),) if ip else (),
-    )
+    # Only what the store indexes (labels, IPs): no phase, no readiness.
+    return model(builders.pod(namespace, name, ip, labels=labels, phase=None, ready=None), Pod)
 
 
 def service(name: str, namespace: str = "ns", **selector: str) -> Service:
-    return Service(meta=ObjectMeta(name=name, namespace=namespace), selector=FrozenMap(selector))
+    return model(builders.service(namespace, name, selector=selector), Service)
 
 
 def test_defaults() -> None:
@@ -79,7 +79,7 @@ def test_last_upsert_of_a_key_wins() -> None:
 
 def test_get_checks_the_kind() -> None:
     store = MeshStore()
-    store.apply([Namespace(meta=ObjectMeta(name="ns")), service("s")])
+    store.apply([model(builders.namespace("ns"), Namespace), service("s")])
     assert store.namespace("ns") is not None
     assert store.get(Service, "ns", "s") is not None
     assert store.get(Pod, "ns", "s") is None

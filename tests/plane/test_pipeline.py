@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests import builders
+from tests.builders import model
 from xds.model.core import Service
 from xds.model.mesh import ChangeSet, Mesh, MeshStore
-from xds.model.meta import ObjectMeta
 from xds.plane.pipeline import Pipeline
 from xds.resources import Resource, Update
 from xds.serving.store import ConfigStore
@@ -19,7 +20,7 @@ SCOPE, TYPE = "scope", "type.googleapis.com/test.Thing"
 
 
 def service(name: str) -> Service:
-    return Service(meta=ObjectMeta(name=name, namespace="ns"))
+    return model(builders.service("ns", name), Service)
 
 
 @dataclass

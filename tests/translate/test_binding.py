@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from xds.model import KubeObject, MeshConfig, MeshStore, parse_object
+from tests import builders
+from tests.builders import mesh_store, model
+from xds.model import KubeObject
 from xds.model.core import Namespace, Pod, Service
-from xds.model.gateway import FromNamespaces, Gateway
+from xds.model.gateway import FromNamespaces, Gateway, GatewayClass
 from xds.translate.binding import (
     BindingFailure,
     InboundBinding,
@@ -32,24 +34,10 @@ from xds.translate.binding import (
 )
 
 
-def obj(doc: dict[str, Any]) -> KubeObject:
-    parsed = parse_object(doc)
-    assert parsed is not None
-    return parsed
-
-
 def namespace(
     name: str, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None
 ) -> Namespace:
-    ns = obj(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": name, "labels": labels or {}, "annotations": annotations or {}},
-        }
-    )
-    assert isinstance(ns, Namespace)
-    return ns
+    return model(builders.namespace(name, labels=labels, annotations=annotations), Namespace)
 
 
 def gateway(
@@ -63,48 +51,27 @@ def gateway(
     spec_addresses: list[dict[str, str]] | None = None,
     listeners: list[dict[str, Any]] | None = None,
 ) -> Gateway:
+    """A Gateway, addressed by its Service's hostname unless ``status`` says otherwise."""
     if status is None:
-        status = [{"type": "Hostname", "value": f"{name}.{ns}.svc.cluster.local"}]
-    spec: dict[str, Any] = {
-        "gatewayClassName": cls,
-        "listeners": listeners
-        if listeners is not None
-        else [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
-    }
-    if spec_addresses:
-        spec["addresses"] = spec_addresses
-    gw = obj(
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "Gateway",
-            "metadata": {
-                "name": name,
-                "namespace": ns,
-                "labels": labels or {},
-                "annotations": annotations or {},
-            },
-            "spec": spec,
-            "status": {"addresses": status},
-        }
+        status = [builders.hostname_address(f"{name}.{ns}.svc.cluster.local")]
+    gw = builders.gateway(
+        ns,
+        name,
+        cls=cls,
+        addresses=status,
+        listeners=listeners,
+        labels=labels,
+        annotations=annotations,
+        spec={"addresses": spec_addresses} if spec_addresses else None,
     )
-    assert isinstance(gw, Gateway)
-    return gw
+    return model(gw, Gateway)
 
 
 def pod(
     name: str, ns: str = "ns1", labels: dict[str, str] | None = None, sa: str = "default"
 ) -> Pod:
-    p = obj(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
-            "spec": {"serviceAccountName": sa},
-            "status": {"phase": "Running", "podIP": "10.0.0.1"},
-        }
-    )
-    assert isinstance(p, Pod)
-    return p
+    manifest = builders.pod(ns, name, "10.0.0.1", labels=labels, service_account=sa, ready=None)
+    return model(manifest, Pod)
 
 
 def service(
@@ -113,27 +80,10 @@ def service(
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
 ) -> Service:
-    s = obj(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {
-                "name": name,
-                "namespace": ns,
-                "labels": labels or {},
-                "annotations": annotations or {},
-            },
-            "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80}]},
-        }
+    manifest = builders.service(
+        ns, name, "10.96.0.10", [{"port": 80}], labels=labels, annotations=annotations
     )
-    assert isinstance(s, Service)
-    return s
-
-
-def mesh_of(*objects: KubeObject, config: MeshConfig | None = None) -> MeshStore:
-    store = MeshStore(config)
-    store.apply(objects)
-    return store
+    return model(manifest, Service)
 
 
 HOSTNAME_WP = WaypointAddress(namespace="ns1", hostname="waypoint.ns1.svc.cluster.local")
@@ -143,7 +93,7 @@ HOSTNAME_WP = WaypointAddress(namespace="ns1", hostname="waypoint.ns1.svc.cluste
 
 
 def test_gateway_with_hostname_status_is_a_waypoint_addressed_by_hostname() -> None:
-    mesh = mesh_of(
+    mesh = mesh_store(
         gateway("waypoint"),
         pod(
             "wp-1", labels={"gateway.networking.k8s.io/gateway-name": "waypoint"}, sa="waypoint-sa"
@@ -171,7 +121,7 @@ def test_hostname_status_address_preferred_over_ip_and_ip_uses_local_network() -
     )
     ip_only = gateway("wp2", status=[{"value": "10.1.1.2"}])
     net = namespace("istio-system", {"topology.istio.io/network": "net-a"})
-    waypoints = all_waypoints(mesh_of(both, ip_only, net))
+    waypoints = all_waypoints(mesh_store(both, ip_only, net))
     assert waypoints["ns1/wp"].address == WaypointAddress(
         namespace="ns1", hostname="wp.ns1.svc.cluster.local"
     )
@@ -181,20 +131,20 @@ def test_hostname_status_address_preferred_over_ip_and_ip_uses_local_network() -
 
 
 def test_gateway_without_addresses_is_not_ready() -> None:
-    assert all_waypoints(mesh_of(gateway("waypoint", status=[]))) == {}
+    assert all_waypoints(mesh_store(gateway("waypoint", status=[]))) == {}
 
 
 def test_spec_addresses_stand_in_for_status_in_file_mode() -> None:
     gw = gateway(
         "waypoint", status=[], spec_addresses=[{"type": "Hostname", "value": "wp.example"}]
     )
-    assert all_waypoints(mesh_of(gw))["ns1/waypoint"].address == WaypointAddress(
+    assert all_waypoints(mesh_store(gw))["ns1/waypoint"].address == WaypointAddress(
         namespace="ns1", hostname="wp.example"
     )
 
 
 def test_any_gateway_class_with_an_address_is_a_waypoint() -> None:
-    assert "ns1/ingress" in all_waypoints(mesh_of(gateway("ingress", cls="istio")))
+    assert "ns1/ingress" in all_waypoints(mesh_store(gateway("ingress", cls="istio")))
 
 
 @pytest.mark.parametrize(
@@ -211,15 +161,16 @@ def test_traffic_type_gateway_label_wins_over_class(
 ) -> None:
     cls_labels = {"istio.io/waypoint-for": class_label} if class_label else {}
     gw_labels = {"istio.io/waypoint-for": gateway_label} if gateway_label else {}
-    gw_class = obj(
+    gw_class = model(
         {
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "GatewayClass",
             "metadata": {"name": "istio-waypoint", "labels": cls_labels},
             "spec": {"controllerName": "istio.io/mesh-controller"},
-        }
+        },
+        GatewayClass,
     )
-    waypoints = all_waypoints(mesh_of(gw_class, gateway("waypoint", labels=gw_labels)))
+    waypoints = all_waypoints(mesh_store(gw_class, gateway("waypoint", labels=gw_labels)))
     assert waypoints["ns1/waypoint"].traffic_type == expected
 
 
@@ -253,7 +204,7 @@ def test_sandwich_allowed_routes_come_from_the_bound_listener() -> None:
             },
         ],
     )
-    waypoint = all_waypoints(mesh_of(gw))["ns1/ingress"]
+    waypoint = all_waypoints(mesh_store(gw))["ns1/ingress"]
     assert waypoint.inbound_binding == InboundBinding(TunnelProtocol.PROXY, 15088)
     assert waypoint.allowed_routes.namespaces_from is FromNamespaces.ALL
 
@@ -271,7 +222,8 @@ def test_allowed_routes_default_to_same_without_hbone_listener() -> None:
         ],
     )
     assert (
-        all_waypoints(mesh_of(gw))["ns1/wp"].allowed_routes.namespaces_from is FromNamespaces.SAME
+        all_waypoints(mesh_store(gw))["ns1/wp"].allowed_routes.namespaces_from
+        is FromNamespaces.SAME
     )
 
 
@@ -279,7 +231,7 @@ def test_allowed_routes_default_to_same_without_hbone_listener() -> None:
 
 
 def _waypoints(*gateways: Gateway, extra: tuple[KubeObject, ...] = ()) -> dict[str, Waypoint]:
-    return all_waypoints(mesh_of(*gateways, *extra))
+    return all_waypoints(mesh_store(*gateways, *extra))
 
 
 def test_pod_label_overrides_namespace_and_none_opts_out() -> None:
@@ -438,7 +390,7 @@ def test_invalid_canary_falls_back_to_primary(
 
 
 def test_bindings_index_lists_services_and_workloads_per_waypoint() -> None:
-    mesh = mesh_of(
+    mesh = mesh_store(
         namespace("ns1", {"istio.io/use-waypoint": "wp"}),
         namespace("ns2"),
         gateway("wp", labels={"istio.io/waypoint-for": "all"}),
