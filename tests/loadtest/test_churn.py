@@ -6,14 +6,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
 from loadtest import mesh
 from loadtest.churn import ChurnSpec, Expect, Planner
 from loadtest.meshfiles import MeshFiles, NotOurDirectory
 from loadtest.meshgen import MeshSpec
+from tests.builders import mesh_store, parse, parse_yaml
 from xds import type_urls
-from xds.model import MeshStore, parse_object
 from xds.translate.ztunnel import ZtunnelTranslator
 
 SPEC = MeshSpec(pods=60, services=6, namespaces=3, waypoints=2, nodes=4, authorization_policies=4)
@@ -25,8 +24,7 @@ def documents() -> list[dict[str, object]]:
 
 
 def ztunnel_names(documents: list[dict[str, object]]) -> dict[str, set[str]]:
-    store = MeshStore()
-    store.apply([o for o in map(parse_object, documents) if o is not None])
+    store = mesh_store(*parse(*documents))
     names: dict[str, set[str]] = {}
     for update in ZtunnelTranslator().translate(store, None):
         names.setdefault(update.type_url, set()).update(r.name for r in update.upserts)
@@ -89,14 +87,10 @@ def test_applied_changes_show_up_under_the_expected_names(
 
 
 def _versions(directory: Path) -> dict[str, str]:
-    documents = [
-        d
-        for path in sorted(directory.glob("*.yaml"))
-        for d in yaml.safe_load_all(path.read_text())
-        if d
+    objects = [
+        obj for path in sorted(directory.glob("*.yaml")) for obj in parse_yaml(path.read_text())
     ]
-    store = MeshStore()
-    store.apply([o for o in map(parse_object, documents) if o is not None])
+    store = mesh_store(*objects)
     return {
         r.name: r.version for u in ZtunnelTranslator().translate(store, None) for r in u.upserts
     }

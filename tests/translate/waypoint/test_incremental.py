@@ -7,12 +7,12 @@ import ipaddress
 import random
 
 from loadtest import meshgen
+from tests.builders import mesh_store, model, parse
 from xds.model import wellknown
 from xds.model.core import Pod, Service
 from xds.model.frozen import FrozenMap
 from xds.model.gateway import Gateway
 from xds.model.mesh import MeshStore
-from xds.model.parse import parse_object
 from xds.model.security import AuthorizationPolicy
 from xds.resources import Update
 from xds.translate.waypoint import WaypointTranslator
@@ -26,8 +26,7 @@ def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
     for document in documents:
         if document["kind"] == "Gateway":  # bind workloads too, not only services
             document["metadata"]["labels"]["istio.io/waypoint-for"] = "all"
-    mesh = MeshStore()
-    mesh.apply(obj for obj in map(parse_object, documents) if obj is not None)
+    mesh = mesh_store(*parse(*documents))
     translator = WaypointTranslator()
     translator.translate(mesh, None)
     rng = random.Random(7)
@@ -74,7 +73,7 @@ def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
                 changes = mesh.apply([changed_service])
             case _:  # an L7 policy on a waypoint, added and later removed
                 namespace = rng.choice(waypoint_namespaces)
-                policy = parse_object(
+                policy = model(
                     {
                         "apiVersion": "security.istio.io/v1",
                         "kind": "AuthorizationPolicy",
@@ -89,9 +88,9 @@ def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
                             ],
                             "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}],
                         },
-                    }
+                    },
+                    AuthorizationPolicy,
                 )
-                assert policy is not None
                 existing = [
                     p.key
                     for p in mesh.objects(AuthorizationPolicy)
@@ -109,7 +108,6 @@ def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
 def test_a_reference_grant_arriving_later_opens_the_backend() -> None:
     """Grants are an input of the waypoint like its routes: adding or deleting one alone
     changes what is served."""
-    from tests.builders import parse
     from tests.translate.waypoint.fixtures import (
         ECHO,
         REVIEWS,
