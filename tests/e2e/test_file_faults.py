@@ -19,6 +19,7 @@ import pytest
 from xds.client import DeltaClient
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
+from .. import builders
 from ..conftest import REPO
 from ..helpers import free_port, http_ready, serve_process, wait_until
 from .kube_plane import changes, ztunnel_client
@@ -161,16 +162,19 @@ async def test_pathological_files_are_their_own_errors(tmp_path: Path) -> None:
 
 
 def _pods_file(count: int, revision: str) -> str:
-    documents = []
-    for index in range(count):
-        documents.append(
-            f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: burst-{index}\n  namespace: bookinfo\n"
-            f"  labels: {{app: burst, rev: {revision}}}\nspec:\n  nodeName: node-a\n"
-            f"  serviceAccountName: bookinfo-ratings\nstatus:\n  phase: Running\n"
-            f"  podIP: 10.244.9.{index + 1}\n  podIPs: [{{ip: 10.244.9.{index + 1}}}]\n"
-            f"  conditions: [{{type: Ready, status: 'True'}}]\n"
+    return builders.yaml_text(
+        *(
+            builders.pod(
+                "bookinfo",
+                f"burst-{index}",
+                [f"10.244.9.{index + 1}"],
+                labels={"app": "burst", "rev": revision},
+                node="node-a",
+                service_account="bookinfo-ratings",
+            )
+            for index in range(count)
         )
-    return "---\n".join(documents)
+    )
 
 
 async def test_sigkill_mid_push_then_restart_converges_to_what_render_says(tmp_path: Path) -> None:
