@@ -166,9 +166,9 @@ class _Simulated:
         self.state.nacks += 1
         self.state.first_nack = self.state.first_nack or message[:300]
 
-    async def _read_all(self, answer: Any) -> None:
+    async def _read_all(self, call: grpc.aio.StreamStreamCall, answer: Any) -> None:
         try:
-            async for response in self._call:
+            async for response in call:
                 self._requests.put_nowait(answer(response))
         except Exception as e:  # the RPC's status, or a bug in answering: either ends it
             error: BaseException = e
@@ -189,8 +189,10 @@ class ZtunnelSim(_Simulated, DeltaClient):
     """Hold every resource as ztunnel does (``held``, sent back as
     ``initial_resource_versions`` on reconnect): the soak checks it at the end."""
 
-    def _open(self, method: str, request_type: Any, response_type: Any) -> None:
-        super()._open(method, request_type, _Counting(response_type, self.state))
+    def _open(
+        self, method: str, request_type: Any, response_type: Any
+    ) -> grpc.aio.StreamStreamCall:
+        return super()._open(method, request_type, _Counting(response_type, self.state))
 
     async def start(self) -> None:
         self._begin(set(ZTUNNEL_TYPES))
@@ -199,8 +201,8 @@ class ZtunnelSim(_Simulated, DeltaClient):
             on_demand=[type_urls.ADDRESS] if self.state.spec.on_demand else [],
         )
 
-    async def _read(self) -> None:
-        await self._read_all(self._answer)
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        await self._read_all(call, self._answer)
 
     def _answer(self, response: Any) -> Any:
         now = time.monotonic()
@@ -273,8 +275,10 @@ class DeltaWaypointSim(_Envoy, DeltaClient):
     tls: bool = False
     _eds_names: set[str] = field(default_factory=set)
 
-    def _open(self, method: str, request_type: Any, response_type: Any) -> None:
-        super()._open(method, request_type, _Counting(response_type, self.state))
+    def _open(
+        self, method: str, request_type: Any, response_type: Any
+    ) -> grpc.aio.StreamStreamCall:
+        return super()._open(method, request_type, _Counting(response_type, self.state))
 
     async def start(self) -> None:
         subscriptions = self._initial_types()
@@ -286,8 +290,8 @@ class DeltaWaypointSim(_Envoy, DeltaClient):
             subscriptions[type_urls.ENDPOINT] = sorted(self._eds_names)
         await self.connect(subscriptions)
 
-    async def _read(self) -> None:
-        await self._read_all(self._answer)
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        await self._read_all(call, self._answer)
 
     def _answer(self, response: Any) -> Any:
         now = time.monotonic()
@@ -310,8 +314,10 @@ class SotwWaypointSim(_Envoy, SotwClient):
     tls: bool = False
     _eds_names: set[str] = field(default_factory=set)
 
-    def _open(self, method: str, request_type: Any, response_type: Any) -> None:
-        super()._open(method, request_type, _Counting(response_type, self.state))
+    def _open(
+        self, method: str, request_type: Any, response_type: Any
+    ) -> grpc.aio.StreamStreamCall:
+        return super()._open(method, request_type, _Counting(response_type, self.state))
 
     async def start(self) -> None:
         subscriptions = self._initial_types()
@@ -320,8 +326,8 @@ class SotwWaypointSim(_Envoy, SotwClient):
         self._begin(set(subscriptions))
         await self.connect(subscriptions)
 
-    async def _read(self) -> None:
-        await self._read_all(self._answer)
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        await self._read_all(call, self._answer)
 
     def _answer(self, response: Any) -> Any:
         now = time.monotonic()

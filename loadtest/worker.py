@@ -385,6 +385,7 @@ class Worker:
                     )
                 )
                 continue
+            types: tuple[str, ...]
             if spec.kind == "ztunnel":
                 key, types = "ztunnel", ZTUNNEL_TYPES
             else:

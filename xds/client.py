@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 from envoy.config.core.v3 import base_pb2
@@ -25,6 +25,15 @@ _ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
 
 RequestT = TypeVar("RequestT", bound=Message)
 ResponseT = TypeVar("ResponseT", bound=Message)
+_Decoded = TypeVar("_Decoded", bound=Message, covariant=True)
+
+
+class Decoder(Protocol[_Decoded]):
+    """What turns response bytes into a message: the message class itself, or a wrapper
+    (the load test's counts the bytes)."""
+
+    def FromString(self, data: bytes, /) -> _Decoded: ...
+
 
 Nack = Callable[[str, ResponseT], str | None]
 """Given (type_url, response) returns a NACK message, or None to ACK."""
@@ -56,7 +65,7 @@ class _Stream(Generic[RequestT, ResponseT]):
     _reader: asyncio.Task[None] | None = None
 
     def _open(
-        self, method: str, request_type: type[RequestT], response_type: type[ResponseT]
+        self, method: str, request_type: type[RequestT], response_type: Decoder[ResponseT]
     ) -> grpc.aio.StreamStreamCall:
         self._requests = asyncio.Queue()
         self.responses = asyncio.Queue()
