@@ -333,6 +333,22 @@ def everything() -> list[Doc]:
             },
         },
         {
+            # Mutual TLS to the external API with a Secret of the waypoint's namespace.
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": meta("shop", "external"),
+            "spec": {
+                "host": "api.example.com",
+                "trafficPolicy": {
+                    "tls": {
+                        "mode": "MUTUAL",
+                        "credentialName": "api-client",
+                        "subjectAltNames": ["api.example.com"],
+                    }
+                },
+            },
+        },
+        {
             "apiVersion": "networking.istio.io/v1",
             "kind": "ServiceEntry",
             "metadata": meta("shop", "vms"),

@@ -238,6 +238,74 @@ def test_tls_origination_to_an_external_host() -> None:
     assert skipped["typed_config"]["common_tls_context"] == {}
 
 
+ADS = {"ads": {}, "resource_api_version": "V3"}
+
+
+@pytest.mark.parametrize(
+    ("tls", "common"),
+    [
+        pytest.param(
+            {"mode": "MUTUAL", "credentialName": "api-client", "subjectAltNames": ["api.test"]},
+            {
+                "tls_certificate_sds_secret_configs": [
+                    {"name": "kubernetes://api-client", "sds_config": ADS}
+                ],
+                "combined_validation_context": {
+                    "default_validation_context": {
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "DNS", "matcher": {"exact": "api.test"}}
+                        ]
+                    },
+                    "validation_context_sds_secret_config": {
+                        "name": "kubernetes://api-client-cacert",
+                        "sds_config": ADS,
+                    },
+                },
+            },
+            id="mutual",
+        ),
+        pytest.param(
+            # The files lose to the Secret, as in istiod; SIMPLE takes only its CA bundle.
+            {"mode": "SIMPLE", "credentialName": "kubernetes://api-ca", "caCertificates": "/x"},
+            {
+                "combined_validation_context": {
+                    "default_validation_context": {},
+                    "validation_context_sds_secret_config": {
+                        "name": "kubernetes://api-ca-cacert",
+                        "sds_config": ADS,
+                    },
+                },
+            },
+            id="simple",
+        ),
+        pytest.param(
+            {"mode": "MUTUAL", "credentialName": "api-client", "insecureSkipVerify": True},
+            {
+                "tls_certificate_sds_secret_configs": [
+                    {"name": "kubernetes://api-client", "sds_config": ADS}
+                ]
+            },
+            id="mutual-without-verification",
+        ),
+        pytest.param(
+            {"mode": "MUTUAL", "credentialName": "builtin://"},
+            {
+                "tls_certificate_sds_secret_configs": [{"name": "default", "sds_config": ADS}],
+                "combined_validation_context": {
+                    "default_validation_context": {},
+                    "validation_context_sds_secret_config": {"name": "ROOTCA", "sds_config": ADS},
+                },
+            },
+            id="builtin",
+        ),
+    ],
+)
+def test_tls_origination_with_a_credential_name(tls: Doc, common: dict[str, Any]) -> None:
+    socket = _external(tls)
+    assert socket["typed_config"]["common_tls_context"] == common
+    assert socket["typed_config"]["sni"] == "api.example.com"
+
+
 def test_tls_to_a_mesh_service_is_originated_inside_the_tunnel() -> None:
     rule = {
         "apiVersion": "networking.istio.io/v1",
