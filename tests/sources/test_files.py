@@ -566,3 +566,31 @@ async def test_without_file_events_the_directory_is_polled(
         "file events unavailable; polling the config directory instead"
     ]
     assert "watch limit" in str(warnings[0].__dict__["reason"])
+
+
+def test_a_large_load_is_parsed_in_worker_processes_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes give exactly what parsing here gives: objects, errors naming
+    their file and document, skipped kinds, in file order."""
+    for index in range(12):
+        write(
+            tmp_path / f"{index:02}.yaml",
+            service_yaml(f"s{index}"),
+            "apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {ports: [{port: x}]}\n",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n",
+        )
+    files_in_order = [(path, path.read_bytes(), None) for path in sorted(tmp_path.glob("*.yaml"))]
+    here = [files.read_manifests(path, data) for path, data, _ in files_in_order]
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
+
+    def not_here(path: Path, data: bytes) -> files.ManifestFile:
+        raise AssertionError("parsed in this process, not in a worker")
+
+    # Workers are fresh interpreters: the patch reaches only this process.
+    monkeypatch.setattr(files, "read_manifests", not_here)
+    assert files.parse_files(files_in_order) == here
+    monkeypatch.undo()
+    assert [len(f.errors) for f in here] == [1] * 12 and all(f.skipped for f in here)
+    objects, errors = load_directory(tmp_path)
+    assert len(objects) == 12 and len(errors) == 12

@@ -33,10 +33,14 @@ import asyncio
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
+import pickle
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -324,6 +328,7 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
                 )
                 states[path] = _FileState(-1, -1, b"", replace(held.contents, errors=(failure,)))
                 break
+    changed: list[tuple[Path, bytes, _FileState]] = []
     for path in paths:
         old = previous.get(path)
         try:
@@ -363,17 +368,62 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
         if old is not None and old.digest == digest:
             states[path] = replace(old, mtime_ns=info.st_mtime_ns, size=info.st_size)
             continue
-        contents = _keep_last_good(
-            read_manifests(path, data), old.contents if old is not None else None
-        )
+        changed.append((path, data, _FileState(info.st_mtime_ns, info.st_size, digest, EMPTY)))
+    for (path, _, state), parsed in zip(changed, parse_files(changed), strict=True):
+        old = previous.get(path)
+        contents = _keep_last_good(parsed, old.contents if old is not None else None)
         if contents.skipped:
             kinds = sorted({doc.kind for doc in contents.skipped})
             log.info(
                 "skipped documents of kinds that are not modelled",
                 extra={"file": str(path), "count": len(contents.skipped), "kinds": kinds},
             )
-        states[path] = _FileState(info.st_mtime_ns, info.st_size, digest, contents)
+        states[path] = replace(state, contents=contents)
     return states
+
+
+EMPTY = ManifestFile()
+
+# Parsing is most of a start (YAML above all): a large first load is spread over the
+# cores, in processes (the GIL), started for the occasion and gone when it is done.
+PARALLEL_MIN_BYTES = 2 << 20
+
+
+def parse_files(files: Sequence[tuple[Path, bytes, object]]) -> list[ManifestFile]:
+    """``read_manifests`` of each (path, content, _), in order; in worker processes
+    when there is enough to parse and more than one core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    size = sum(len(data) for _, data, _ in files)
+    if (cores or 1) < 2 or size < PARALLEL_MIN_BYTES or len(files) < 4:
+        return [read_manifests(path, data) for path, data, _ in files]
+    workers = min(cores or 1, 8)
+    # Chunks of similar size, a few per worker so that one slow chunk does not hold up
+    # the end; each keeps its files' order, and the results are put back in order.
+    chunks: list[list[tuple[int, Path, bytes]]] = [[] for _ in range(workers * 3)]
+    loads = [0] * len(chunks)
+    for index, (path, data, _) in sorted(enumerate(files), key=lambda item: -len(item[1][1])):
+        lightest = loads.index(min(loads))
+        chunks[lightest].append((index, path, data))
+        loads[lightest] += len(data)
+    results: list[ManifestFile] = [EMPTY] * len(files)
+    try:
+        # spawn: the serving process has gRPC threads, which a fork must not copy.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for chunk in pool.map(_read_chunk, [c for c in chunks if c]):
+                for index, parsed in chunk:
+                    results[index] = parsed
+    except (OSError, BrokenProcessPool, pickle.PicklingError) as error:
+        log.warning(
+            "parsing in worker processes failed; parsing here instead",
+            extra={"reason": f"{type(error).__name__}: {error}"},
+        )
+        return [read_manifests(path, data) for path, data, _ in files]
+    return results
+
+
+def _read_chunk(chunk: list[tuple[int, Path, bytes]]) -> list[tuple[int, ManifestFile]]:
+    return [(index, read_manifests(path, data)) for index, path, data in chunk]
 
 
 def _merge(
