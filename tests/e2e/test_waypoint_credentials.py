@@ -20,14 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import running_control_plane
 from tests.e2e import waypoint_harness as h
 from tests.translate.waypoint import live
 from tests.translate.waypoint.envoy_static import Certificates, make_pki
 from tests.translate.waypoint.fixtures import gateway, meta, namespace
 from xds.security.identity import Identity
-from xds.security.plane import SecurityOptions
-from xds.security.tokens import TokenGrant, add_grant
 
 from ..helpers import free_port
 
@@ -113,32 +110,17 @@ def egress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Egress]:
     (config / "mesh.yaml").write_text(yaml.safe_dump_all(manifests(), sort_keys=False))
     pki = make_pki(directory / "partner", PARTNER_IDENTITIES)
     write_secret(config, pki, "client")
-    ca_dir, tokens_file = directory / "ca", directory / "tokens"
-    tokens = {
-        name: add_grant(tokens_file, TokenGrant(Identity.from_account(f"{NS}/{name}")))
-        for name in ("waypoint", "sleep")
-    }
-    token_file = directory / "waypoint.token"
-    token_file.write_text(tokens["waypoint"] + "\n")
-
+    accounts = {name: f"{NS}/{name}" for name in ("waypoint", "sleep")}
     with h.exclusive_hbone_port(), h.LoopThread() as loop, ExitStack() as stack:
-        plane = loop.run(
-            loop.stack.enter_async_context(
-                running_control_plane(
-                    config,
-                    secure_port=-1,
-                    security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file),
-                )
-            )
-        )
+        secure = h.start_secure_plane(loop, config, directory, accounts)
+        plane, ca_root = secure.plane, secure.ca_root
         stack.enter_context(
             live.http_backend(PARTNER_ADDRESS, 8443, tls=pki["server"], client_ca=pki["server"].ca)
         )
-        ca_root = ca_dir / "root-cert.pem"
         sleep = h.issue_certificate(
             plane.ports.secure,
             ca_root.read_bytes(),
-            tokens["sleep"],
+            secure.tokens["sleep"],
             directory / "certs",
             "sleep",
             Identity.from_account(f"{NS}/sleep").uri,
@@ -160,7 +142,7 @@ def egress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Egress]:
             name="waypoint",
             pod_name="waypoint-0",
             secure_port=plane.ports.secure,
-            token_file=token_file,
+            token_file=secure.waypoint_token,
             ca_root=ca_root,
             pod_ip=WAYPOINT_POD,
             admin_port=free_port(),

@@ -29,7 +29,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import running_control_plane
 from tests.e2e import waypoint_harness as h
 from tests.translate.waypoint import live
 from tests.translate.waypoint.envoy_static import Certificates
@@ -46,8 +45,6 @@ from tests.translate.waypoint.fixtures import (
 from xds import type_urls
 from xds.plane.app import ControlPlane
 from xds.security.identity import Identity
-from xds.security.plane import SecurityOptions
-from xds.security.tokens import TokenGrant, add_grant
 
 from ..helpers import free_port
 
@@ -234,7 +231,6 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     config.mkdir()
     (config / "mesh.yaml").write_text(yaml.safe_dump_all(mesh_manifests(), sort_keys=False))
     write_route(config, ROUTE_90_10)
-    ca_dir, tokens_file = directory / "ca", directory / "tokens"
     accounts = {
         "waypoint": f"{NS}/waypoint",
         "sleep": f"{NS}/sleep",
@@ -244,22 +240,13 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         "db": f"{NS}/db",
         "smtp": f"{NS}/smtp",
     }
-    tokens = {
-        name: add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
-        for name, account in accounts.items()
-    }
-    token_file = directory / "waypoint.token"
-    token_file.write_text(tokens["waypoint"] + "\n")
-
     with h.exclusive_hbone_port(), h.LoopThread() as loop, ExitStack() as stack:
-        plane = loop.run(
-            loop.stack.enter_async_context(
-                running_control_plane(
-                    config,
-                    secure_port=-1,
-                    security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file),
-                )
-            )
+        secure = h.start_secure_plane(loop, config, directory, accounts)
+        plane, tokens, ca_root, token_file = (
+            secure.plane,
+            secure.tokens,
+            secure.ca_root,
+            secure.waypoint_token,
         )
         logs = {name: h.BackendLog() for name in ("reviews-v1", "reviews-v2", "ratings")}
         servers = [h.serve_http(name, POD[name], 9080, log) for name, log in logs.items()]
@@ -272,7 +259,6 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             started = loop.run(server)
             loop.stack.push_async_callback(h.close_server, started)
 
-        ca_root = ca_dir / "root-cert.pem"
         root_pem = ca_root.read_bytes()
         certs = {
             name: h.issue_certificate(

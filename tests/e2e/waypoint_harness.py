@@ -45,11 +45,16 @@ from cryptography.hazmat.primitives import serialization
 from google.protobuf import json_format
 
 from loadtest.hbone_lock import HBONE_PORT, exclusive_hbone_port  # noqa: F401 (re-exported)
+from tests.conftest import running_control_plane
 from tests.security.support import ISTIOD_NAME, ec_key, leaf_uris, make_csr
 from tests.translate.waypoint.live import RunningEnvoy
 from xds import type_urls
+from xds.plane.app import ControlPlane
 from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
 from xds.resources import decode
+from xds.security.identity import Identity
+from xds.security.plane import SecurityOptions
+from xds.security.tokens import TokenGrant, add_grant
 from xds.serving.ads import Connection, ConnectionRegistry
 from xds.serving.delta import DeltaWatch
 from xds.serving.sotw import SotwWatch
@@ -99,6 +104,43 @@ class LoopThread:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- the control plane ------------------------------------------------------------------
+
+
+@dataclass
+class SecurePlane:
+    plane: ControlPlane
+    tokens: dict[str, str]
+    """A bearer token per account name."""
+    ca_root: Path
+    waypoint_token: Path
+    """The token of the account named "waypoint", as a file (for the bootstrap)."""
+
+
+def start_secure_plane(
+    loop: LoopThread, config: Path, directory: Path, accounts: Mapping[str, str]
+) -> SecurePlane:
+    """Our ControlPlane serving ``config`` in ``loop`` (stopped with it), with its TLS
+    port, a CA under ``directory``, and a token per account (name -> "namespace/sa")."""
+    ca_dir, tokens_file = directory / "ca", directory / "tokens"
+    tokens = {
+        name: add_grant(tokens_file, TokenGrant(Identity.from_account(account)))
+        for name, account in accounts.items()
+    }
+    token_file = directory / "waypoint.token"
+    token_file.write_text(tokens["waypoint"] + "\n")
+    plane = loop.run(
+        loop.stack.enter_async_context(
+            running_control_plane(
+                config,
+                secure_port=-1,
+                security=SecurityOptions(ca_dir=ca_dir, tokens_file=tokens_file),
+            )
+        )
+    )
+    return SecurePlane(plane, tokens, ca_dir / "root-cert.pem", token_file)
 
 
 # -- backends (asyncio, on the loop thread) --------------------------------------------
