@@ -301,6 +301,12 @@ def _cpu_per_change(add: _Add, exercise: Exercise, who: str) -> None:
     if changes is None or window is None or idle is None or not changes.outcomes:
         return
     idle_cores = idle.cores if idle.seconds > 0 and not math.isnan(idle.cores) else 0.0
+    add(
+        f"{who}_idle_cores",
+        idle_cores,
+        "cores",
+        f"{who} CPU while every proxy is connected and nothing changes",
+    )
     spent = max(0.0, window.cpu_seconds - idle_cores * window.seconds)
     per_change = spent / len(changes.outcomes)
     add(f"{who}_cpu_per_change", per_change, "s", f"{who} CPU per single change, idle subtracted")

@@ -30,6 +30,7 @@ EXPECTED = {
     "server_cpu_per_change",
     "server_cpu_per_change_per_1k_streams",
     "floor_cpu_per_change_per_1k_streams",
+    "server_idle_cores",
     "floor_fanout_p99",
     "route_change_p99",
     "churn_p99",
