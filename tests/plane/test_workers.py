@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 import grpc
@@ -12,6 +13,7 @@ import grpc
 from xds.client import DeltaClient
 from xds.type_urls import ADDRESS
 
+from ..conftest import REPO
 from ..helpers import ZTUNNEL, free_port, http_ready, serve_process, wait_until
 
 
@@ -49,3 +51,40 @@ async def test_two_workers_share_the_ports_and_are_restarted(tmp_path: Path) -> 
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0
+
+
+# Stop signals at the worst moment, on both sides of the fork: right after os.fork()
+# returns, before the parent has recorded its child and before the child has put back the
+# default handlers. Neither may be lost (the supervisor would wait for a worker nobody
+# stops, as CI once saw).
+FORK_THEN_STOP = """
+import os, signal, sys, time
+from xds.plane import workers
+
+real_fork = os.fork
+
+def fork():
+    pid = real_fork()
+    os.kill(os.getpid(), signal.SIGTERM)
+    return pid
+
+os.fork = fork
+
+def serve(index):
+    time.sleep(60)
+    return 0
+
+sys.exit(workers.run_workers(1, serve))
+"""
+
+
+async def test_a_stop_signal_at_fork_time_is_not_lost() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FORK_THEN_STOP, cwd=REPO, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -21,6 +21,7 @@ from types import FrameType
 log = logging.getLogger("xds.workers")
 
 _RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def run_workers(count: int, serve: Callable[[int], int]) -> int:
@@ -32,16 +33,26 @@ def run_workers(count: int, serve: Callable[[int], int]) -> int:
     stopping = False
 
     def start(index: int) -> None:
+        # A stop signal must not fall between the fork and the bookkeeping on either
+        # side: in the parent, stop() would miss a child not yet recorded (and wait for
+        # it forever); in the child, the parent's handler would swallow it. Blocked
+        # here, it is delivered once each side is ready for it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        if stopping:  # told to stop just before: start nothing more
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            return
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             code = 1
             try:
                 code = serve(index)
             finally:
                 os._exit(code)
         children[pid] = index
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
@@ -79,6 +90,5 @@ def run_workers(count: int, serve: Callable[[int], int]) -> int:
             extra={"worker": index, "pid": pid, "exit_code": code, "in_s": delay},
         )
         time.sleep(delay)
-        if not stopping:
-            start(index)
+        start(index)
     return 0 if stopping else 1
