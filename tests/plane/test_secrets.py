@@ -12,7 +12,12 @@ from xds.model.core import Secret
 from xds.model.frozen import FrozenMap
 from xds.model.mesh import MeshStore
 from xds.model.meta import ObjectMeta
-from xds.plane.secrets import SecretPublisher, identity_scope
+from xds.plane.secrets import (
+    KeyAccess,
+    SecretPublisher,
+    identity_scope,
+    keys_readable_in_own_namespace,
+)
 from xds.security.ca import CertificateAuthority
 from xds.security.identity import Identity
 from xds.security.keypairs import WorkloadKeyPairs
@@ -77,6 +82,20 @@ async def test_a_ca_change_rotates_what_is_held(signer: Signer) -> None:
         await cancel_and_wait(task)
 
 
+def with_credentials(
+    signer: Signer, mesh: MeshStore, may_read_keys: KeyAccess = keys_readable_in_own_namespace
+) -> tuple[SecretPublisher, ConfigStore]:
+    """A publisher that reads the Secrets of ``mesh``, and the store it writes."""
+    store = ConfigStore()
+    publisher = SecretPublisher(
+        WorkloadKeyPairs(signer),
+        store,
+        secrets_in=lambda namespace: mesh.objects(Secret, namespace),
+        may_read_keys=may_read_keys,
+    )
+    return publisher, store
+
+
 def tls_secret(namespace: str, name: str, chain: bytes = b"C") -> Secret:
     data = {"tls.crt": chain, "tls.key": b"K", "ca.crt": b"A"}
     return Secret(meta=ObjectMeta(name=name, namespace=namespace), data=FrozenMap(data))
@@ -100,13 +119,7 @@ async def test_credentials_of_the_own_namespace_only(
         asked.append(identity)
         return may_read_keys
 
-    store = ConfigStore()
-    publisher = SecretPublisher(
-        WorkloadKeyPairs(signer),
-        store,
-        secrets_in=lambda namespace: mesh.objects(Secret, namespace),
-        may_read_keys=access,
-    )
+    publisher, store = with_credentials(signer, mesh, access)
     scope = await publisher.acquire(WAYPOINT)
     assert sorted(store.view(scope).resources(SECRET)) == expected
     assert asked == [WAYPOINT]
@@ -115,10 +128,7 @@ async def test_credentials_of_the_own_namespace_only(
 async def test_a_secret_change_is_republished(signer: Signer) -> None:
     mesh = MeshStore()
     mesh.apply([tls_secret("shop", "client")])
-    store = ConfigStore()
-    publisher = SecretPublisher(
-        WorkloadKeyPairs(signer), store, secrets_in=lambda ns: mesh.objects(Secret, ns)
-    )
+    publisher, store = with_credentials(signer, mesh)
     scope = await publisher.acquire(WAYPOINT)
 
     def chain_of_client() -> bytes | None:
@@ -145,13 +155,7 @@ async def test_an_unanswerable_access_check_fails_closed(signer: Signer) -> None
     async def broken(identity: Identity) -> bool:
         raise OSError("API server unreachable")
 
-    store = ConfigStore()
-    publisher = SecretPublisher(
-        WorkloadKeyPairs(signer),
-        store,
-        secrets_in=lambda ns: mesh.objects(Secret, ns),
-        may_read_keys=broken,
-    )
+    publisher, store = with_credentials(signer, mesh, broken)
     scope = await publisher.acquire(WAYPOINT)
     assert "kubernetes://client" not in store.view(scope).resources(SECRET)
     assert "kubernetes://client-cacert" in store.view(scope).resources(SECRET)
