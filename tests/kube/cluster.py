@@ -17,6 +17,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -48,13 +49,12 @@ SERVICE_CIDR = "10.96.0.0/12"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
-def _die_with_parent() -> None:
-    """Child-process hook: end this process when the test run ends, however it ends
-    (a killed pytest must not leave an API server and etcd behind)."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+# End etcd and the API server when the test run ends, however it ends (a killed pytest
+# must not leave them behind): PR_SET_PDEATHSIG, set by setpriv before it execs them.
+# Not a preexec_fn: Python code (let alone a dlopen) in a child forked from this process,
+# whose gRPC threads hold locks, can hang before exec -- CI once saw a restarted API
+# server that never started.
+_DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
 
 
 def build() -> Path:
@@ -352,6 +352,7 @@ class Cluster:
         peer = f"http://127.0.0.1:{self.etcd_peer_port}"
         self._etcd = subprocess.Popen(
             [
+                *_DIE_WITH_PARENT,
                 str(self.binaries / "bin" / "etcd"),
                 "--data-dir",
                 str(self.workdir / "etcd"),
@@ -373,7 +374,6 @@ class Cluster:
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.workdir / "etcd.log", "ab"),  # noqa: SIM115
-            preexec_fn=_die_with_parent,
         )
 
     def start_apiserver(self, port: int | None = None) -> int:
@@ -385,6 +385,7 @@ class Cluster:
         log = open(w / f"apiserver-{port}.log", "ab")  # noqa: SIM115
         self._apiservers[port] = subprocess.Popen(
             [
+                *_DIE_WITH_PARENT,
                 str(self.binaries / "bin" / "kube-apiserver"),
                 "--etcd-servers",
                 f"http://127.0.0.1:{self.etcd_port}",
@@ -430,7 +431,6 @@ class Cluster:
             ],
             stdout=subprocess.DEVNULL,
             stderr=log,
-            preexec_fn=_die_with_parent,
         )
         self.api(port=port).wait_ready()
         return port
