@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -594,3 +594,48 @@ def test_a_large_load_is_parsed_in_worker_processes_with_the_same_result(
     assert [len(f.errors) for f in here] == [1] * 12 and all(f.skipped for f in here)
     objects, errors = load_directory(tmp_path)
     assert len(objects) == 12 and len(errors) == 12
+
+
+async def test_steady_writes_rescan_no_oftener_than_polling_would(tmp_path: Path) -> None:
+    """Each event batch would otherwise walk the tree and merge every object: under a
+    stream of writes, rescans are spaced by the poll interval (and the last write is
+    still seen)."""
+    store = MeshStore()
+    interval = 0.25
+    source = FileSource(
+        tmp_path, store, lambda changes: None, poll_interval=interval, rescan_interval=600.0
+    )
+    rescans = 0
+    reload = source.reload
+
+    async def counted() -> None:
+        nonlocal rescans
+        rescans += 1
+        await reload()
+
+    source.reload = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(source.run())
+    try:
+        await asyncio.wait_for(source.synced.wait(), TIMEOUT)
+        started = rescans
+        seconds = 1.5
+        for index in range(int(seconds / 0.02)):  # a write every 20 ms
+            write(tmp_path / "a.yaml", service_yaml("a", port=1000 + index))
+            await asyncio.sleep(0.02)
+        last = 1000 + int(seconds / 0.02) - 1
+
+        def port() -> int | None:
+            service = store.get(Service, "ns", "a")
+            return service.ports[0].port if service is not None else None
+
+        await asyncio.wait_for(_until(lambda: port() == last), TIMEOUT)
+        assert rescans - started <= seconds / interval + 2, rescans - started
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    while not predicate():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)

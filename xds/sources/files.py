@@ -7,7 +7,8 @@ documents, and any document may be a ``kind: List`` (or ``PodList`` ...) of
 items. Kinds the model does not cover are skipped, not errors.
 
 Reloads follow file system events (inotify through ``watchfiles``): a change
-triggers a rescan at once, and a rescan every ``rescan_interval`` catches what
+triggers a rescan at once (under steady writes, at most one per ``poll_interval``),
+and a rescan every ``rescan_interval`` catches what
 events cannot see (files behind symlinks that point out of the tree, network file
 systems). Where events are not available (no inotify, the watch limit reached, or
 ``watch_events=False``) the directory is polled every ``poll_interval``; after the
@@ -529,6 +530,8 @@ class FileSource:
         target, recursive = self.directory, True
         if self.directory.is_file():  # a single manifest: editors replace it, watch its folder
             target, recursive = self.directory.parent, False
+        loop = asyncio.get_running_loop()
+        last = -float("inf")
         try:
             async for _ in awatch(
                 target,
@@ -539,6 +542,13 @@ class FileSource:
                 rust_timeout=int(self._rescan_interval * 1000),
                 yield_on_timeout=True,
             ):
+                # Under steady writes, rescans (a walk of the tree and a merge of every
+                # object) come no oftener than polling would make them; events arriving
+                # meanwhile are kept by the watcher for the next batch.
+                wait = self._poll_interval - (loop.time() - last)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                last = loop.time()
                 await self._rescan()
                 if self._missing:
                     return
