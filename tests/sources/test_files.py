@@ -17,11 +17,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from xds.model.core import Pod, Service
 from xds.model.mesh import ChangeSet, MeshStore
 from xds.model.meta import ObjectKey
+from xds.model.parse import parse_object
 from xds.sources import files
 from xds.sources.base import Source
 from xds.sources.files import DocumentError, FileSource, load_directory
@@ -639,3 +643,54 @@ async def test_steady_writes_rescan_no_oftener_than_polling_would(tmp_path: Path
 async def _until(predicate: Callable[[], bool]) -> None:
     while not predicate():  # noqa: ASYNC110
         await asyncio.sleep(0.01)
+
+
+# -- the incremental merge equals the full one ------------------------------------------
+
+_PATHS = [Path(f"/m/{name}.yaml") for name in "abcd"]
+_NAMES = ["s1", "s2", "s3", "s4", "s5"]
+
+
+def _contents(names: list[str], version: int) -> files.ManifestFile:
+    objects: dict[ObjectKey, Service] = {}
+    for name in names:
+        service = parse_object(yaml.safe_load(service_yaml(name, port=1000 + version)))
+        assert isinstance(service, Service)
+        objects[service.key] = service
+    return files.ManifestFile(objects, {key: i for i, key in enumerate(objects)})
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(_PATHS),
+            st.one_of(st.none(), st.lists(st.sampled_from(_NAMES), unique=True)),
+            max_size=4,
+        ),
+        max_size=12,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_merged_objects_follow_the_files_as_a_full_merge_would(
+    steps: list[dict[Path, list[str] | None]],
+) -> None:
+    """Each step rewrites some files (None: removes them); some rewrites keep the same
+    names with new objects. After every step the served objects, their identity, and the
+    duplicates reported are exactly those of a full merge."""
+    merged = files.MergedObjects()
+    current: dict[Path, files._FileState] = {}
+    for version, step in enumerate(steps):
+        previous = dict(current)
+        for path, names in step.items():
+            if names is None:
+                current.pop(path, None)
+            else:
+                current[path] = files._FileState(0, 0, b"", _contents(names, version))
+        upserts, deletes = merged.update(current, previous, sorted(step))
+        wanted, duplicates = files._merge(current)
+        assert merged.served.keys() == wanted.keys()
+        assert all(merged.served[key] is obj for key, obj in wanted.items())
+        assert merged.duplicates(current) == duplicates
+        before = {key for path in previous for key in previous[path].contents.objects}
+        assert set(deletes) == before - wanted.keys()
+        assert {obj.key for obj in upserts} <= wanted.keys()
