@@ -612,14 +612,14 @@ class FileSource:
                 rust_timeout=int(self._rescan_interval * 1000),
                 yield_on_timeout=True,
             ):
-                # Under steady writes, rescans (a walk of the tree and a merge of every
-                # object) come no oftener than polling would make them; events arriving
-                # meanwhile are kept by the watcher for the next batch.
+                # Under steady writes, rescans come no oftener than polling would make
+                # them: ``poll_interval`` after the end of the previous one (events
+                # arriving meanwhile are kept by the watcher for the next batch).
                 wait = self._poll_interval - (loop.time() - last)
                 if wait > 0:
                     await asyncio.sleep(wait)
-                last = loop.time()
                 await self._rescan()
+                last = loop.time()
                 if self._missing:
                     return
         except (OSError, RuntimeError) as error:
