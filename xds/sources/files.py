@@ -608,7 +608,9 @@ class FileSource:
                 watch_filter=None,  # a ConfigMap volume swaps its hidden ..data link
                 recursive=recursive,
                 step=20,  # ms of quiet that end a batch of events,
-                debounce=200,  # and the longest a batch may grow under steady writes
+                # and the longest a batch may grow under steady writes: no longer than a
+                # poll would have waited.
+                debounce=max(1, int(self._poll_interval * 1000)),
                 rust_timeout=int(self._rescan_interval * 1000),
                 yield_on_timeout=True,
             ):
