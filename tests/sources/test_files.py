@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -612,10 +613,10 @@ async def test_steady_writes_rescan_no_oftener_than_polling_would(tmp_path: Path
     rescans = 0
     reload = source.reload
 
-    async def counted() -> None:
+    async def counted() -> bool:
         nonlocal rescans
         rescans += 1
-        await reload()
+        return await reload()
 
     source.reload = counted  # type: ignore[method-assign]
     task = asyncio.create_task(source.run())
@@ -694,3 +695,31 @@ def test_merged_objects_follow_the_files_as_a_full_merge_would(
         before = {key for path in previous for key in previous[path].contents.objects}
         assert set(deletes) == before - wanted.keys()
         assert {obj.key for obj in upserts} <= wanted.keys()
+
+
+async def test_events_wake_it_polling_follows_a_flow_of_changes_then_events_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change arrives by event; polling takes over while changes flow (events' wake-ups
+    would compete with serving) and hands back to events after quiet polls."""
+    watches = 0
+    real_awatch = files.awatch
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal watches
+        watches += 1
+        return real_awatch(*args, **kwargs)
+
+    monkeypatch.setattr(files, "awatch", counted)
+    async with running(tmp_path) as harness:
+        assert watches == 1
+        write(tmp_path / "a.yaml", service_yaml("a"))
+        assert (await harness.next_change()).added == {svc("a")}
+        # Polled now: a second change is seen without a watch.
+        write(tmp_path / "b.yaml", service_yaml("b"))
+        assert (await harness.next_change()).added == {svc("b")}
+        assert watches == 1
+        # Ten quiet polls later, events again.
+        await asyncio.wait_for(_until(lambda: watches == 2), TIMEOUT)
+        write(tmp_path / "c.yaml", service_yaml("c"))
+        assert (await harness.next_change()).added == {svc("c")}
