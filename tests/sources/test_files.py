@@ -585,8 +585,8 @@ def test_a_large_load_is_parsed_in_worker_processes_with_the_same_result(
             "apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {ports: [{port: x}]}\n",
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n",
         )
-    files_in_order = [(path, path.read_bytes(), None) for path in sorted(tmp_path.glob("*.yaml"))]
-    here = [files.read_manifests(path, data) for path, data, _ in files_in_order]
+    files_in_order = [(path, path.read_bytes()) for path in sorted(tmp_path.glob("*.yaml"))]
+    here = [files.read_manifests(path, data) for path, data in files_in_order]
     monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
 
     def not_here(path: Path, data: bytes) -> files.ManifestFile:
@@ -661,6 +661,34 @@ def _contents(names: list[str], version: int) -> files.ManifestFile:
     return files.ManifestFile(objects, {key: i for i, key in enumerate(objects)})
 
 
+def full_merge(
+    current: dict[Path, files._FileState],
+) -> tuple[dict[ObjectKey, Service], list[DocumentError]]:
+    """The reference: every file in order, the first definition of a key wins."""
+    merged: dict[ObjectKey, Service] = {}
+    owner: dict[ObjectKey, Path] = {}
+    duplicates: list[DocumentError] = []
+    for path in sorted(current):
+        contents = current[path].contents
+        for key, obj in contents.objects.items():
+            if key in merged:
+                duplicates.append(
+                    DocumentError(
+                        path,
+                        contents.document_of.get(key),
+                        f"duplicate of the object in {owner[key]}; ignored",
+                        kind=key.kind,
+                        namespace=key.namespace or None,
+                        name=key.name,
+                    )
+                )
+                continue
+            assert isinstance(obj, Service)
+            merged[key] = obj
+            owner[key] = path
+    return merged, duplicates
+
+
 @given(
     st.lists(
         st.dictionaries(
@@ -688,7 +716,7 @@ def test_merged_objects_follow_the_files_as_a_full_merge_would(
             else:
                 current[path] = files._FileState(0, 0, b"", _contents(names, version))
         upserts, deletes = merged.update(current, previous, sorted(step))
-        wanted, duplicates = files._merge(current)
+        wanted, duplicates = full_merge(current)
         assert merged.served.keys() == wanted.keys()
         assert all(merged.served[key] is obj for key, obj in wanted.items())
         assert merged.duplicates(current) == duplicates

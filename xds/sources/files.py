@@ -374,7 +374,8 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
             states[path] = replace(old, mtime_ns=info.st_mtime_ns, size=info.st_size)
             continue
         changed.append((path, data, _FileState(info.st_mtime_ns, info.st_size, digest, EMPTY)))
-    for (path, _, state), parsed in zip(changed, parse_files(changed), strict=True):
+    parsed_files = parse_files([(path, data) for path, data, _ in changed])
+    for (path, _, state), parsed in zip(changed, parsed_files, strict=True):
         old = previous.get(path)
         contents = _keep_last_good(parsed, old.contents if old is not None else None)
         if contents.skipped:
@@ -394,19 +395,19 @@ EMPTY = ManifestFile()
 PARALLEL_MIN_BYTES = 2 << 20
 
 
-def parse_files(files: Sequence[tuple[Path, bytes, object]]) -> list[ManifestFile]:
-    """``read_manifests`` of each (path, content, _), in order; in worker processes
+def parse_files(files: Sequence[tuple[Path, bytes]]) -> list[ManifestFile]:
+    """``read_manifests`` of each (path, content), in order; in worker processes
     when there is enough to parse and more than one core."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    size = sum(len(data) for _, data, _ in files)
+    size = sum(len(data) for _, data in files)
     if (cores or 1) < 2 or size < PARALLEL_MIN_BYTES or len(files) < 4:
-        return [read_manifests(path, data) for path, data, _ in files]
+        return [read_manifests(path, data) for path, data in files]
     workers = min(cores or 1, 8)
     # Chunks of similar size, a few per worker so that one slow chunk does not hold up
     # the end; each keeps its files' order, and the results are put back in order.
     chunks: list[list[tuple[int, Path, bytes]]] = [[] for _ in range(workers * 3)]
     loads = [0] * len(chunks)
-    for index, (path, data, _) in sorted(enumerate(files), key=lambda item: -len(item[1][1])):
+    for index, (path, data) in sorted(enumerate(files), key=lambda item: -len(item[1][1])):
         lightest = loads.index(min(loads))
         chunks[lightest].append((index, path, data))
         loads[lightest] += len(data)
@@ -423,30 +424,12 @@ def parse_files(files: Sequence[tuple[Path, bytes, object]]) -> list[ManifestFil
             "parsing in worker processes failed; parsing here instead",
             extra={"reason": f"{type(error).__name__}: {error}"},
         )
-        return [read_manifests(path, data) for path, data, _ in files]
+        return [read_manifests(path, data) for path, data in files]
     return results
 
 
 def _read_chunk(chunk: list[tuple[int, Path, bytes]]) -> list[tuple[int, ManifestFile]]:
     return [(index, read_manifests(path, data)) for index, path, data in chunk]
-
-
-def _merge(
-    files: Mapping[Path, _FileState],
-) -> tuple[dict[ObjectKey, KubeObject], list[DocumentError]]:
-    """All objects; for a key defined in several files, the first file (sorted) wins."""
-    merged: dict[ObjectKey, KubeObject] = {}
-    owner: dict[ObjectKey, Path] = {}
-    duplicates: list[DocumentError] = []
-    for path in sorted(files):
-        contents = files[path].contents
-        for key, obj in contents.objects.items():
-            if key in merged:
-                duplicates.append(_duplicate(path, contents, key, owner[key]))
-                continue
-            merged[key] = obj
-            owner[key] = path
-    return merged, duplicates
 
 
 def _duplicate(path: Path, contents: ManifestFile, key: ObjectKey, owner: Path) -> DocumentError:
@@ -461,9 +444,10 @@ def _duplicate(path: Path, contents: ManifestFile, key: ObjectKey, owner: Path) 
 
 
 class MergedObjects:
-    """``_merge`` kept up to date file by file: after a reload, only the keys of the files
-    that changed are looked at again (a full merge walks every object of the mesh, ~10 ms
-    for 12k objects, and used to run on every reload under churn)."""
+    """Every file's objects merged, kept up to date file by file: a key defined in several
+    files is served from the first one (sorted), the others are reported as duplicates.
+    After a reload only the keys of the files that changed are looked at again (a full
+    merge walks every object of the mesh, ~10 ms for 12k objects)."""
 
     def __init__(self) -> None:
         self.served: dict[ObjectKey, KubeObject] = {}
@@ -478,7 +462,8 @@ class MergedObjects:
     ) -> tuple[list[KubeObject], list[ObjectKey]]:
         """Apply the files whose contents changed (or appeared, or went); returns the
         objects now served differently and the keys no longer served."""
-        affected: set[ObjectKey] = set()
+        # Ordered: a first load serves objects in file order, then document order.
+        affected: dict[ObjectKey, None] = {}
         for path in changed:
             old = previous.get(path)
             new = files.get(path)
@@ -494,7 +479,8 @@ class MergedObjects:
                 bisect.insort(paths, path)
                 if len(paths) > 1:
                     self._contested.add(key)
-            affected |= old_keys | new_keys
+            affected.update(dict.fromkeys(old_keys))
+            affected.update(dict.fromkeys(new_keys))
         upserts: list[KubeObject] = []
         deletes: list[ObjectKey] = []
         for key in affected:
@@ -515,7 +501,7 @@ class MergedObjects:
         return self._providers[key][0]
 
     def duplicates(self, files: Mapping[Path, _FileState]) -> list[DocumentError]:
-        """What ``_merge`` reports, in its order (file, then position in the file)."""
+        """The copies that are not served, in file order, then position in the file."""
         found: list[tuple[Path, int, DocumentError]] = []
         for key in self._contested:
             owner, *others = self._providers[key]
@@ -541,8 +527,9 @@ def load_directory(path: Path) -> tuple[list[KubeObject], list[DocumentError]]:
     ``FileNotFoundError`` when ``path`` does not exist.
     """
     files = _read_tree(path, {})
-    objects, duplicates = _merge(files)
-    return list(objects.values()), _all_errors(files, duplicates)
+    merged = MergedObjects()
+    merged.update(files, {}, sorted(files))
+    return list(merged.served.values()), _all_errors(files, merged.duplicates(files))
 
 
 class FileSource:
