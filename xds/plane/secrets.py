@@ -100,7 +100,8 @@ class SecretPublisher:
     def secrets_changed(self, namespaces: Iterable[str]) -> None:
         """Secrets of ``namespaces`` changed: republish the credentials of the identities
         held there (in the background: asking RBAC may take a round trip)."""
-        affected = {i for i in self._holders if i.namespace in set(namespaces)}
+        changed = set(namespaces)
+        affected = {i for i in self._holders if i.namespace in changed}
         if not affected:
             return
         task = asyncio.create_task(self._refresh(affected), name="sds-credentials")

@@ -29,14 +29,9 @@ CA_SUFFIX = "-cacert"
 def workload_secrets(
     certificate_chain_pem: bytes, private_key_pem: bytes, root_pem: bytes
 ) -> list[Resource]:
-    workload = secret_pb2.Secret(name=WORKLOAD_SECRET)
-    workload.tls_certificate.certificate_chain.inline_bytes = certificate_chain_pem
-    workload.tls_certificate.private_key.inline_bytes = private_key_pem
-    root = secret_pb2.Secret(name=ROOT_SECRET)
-    root.validation_context.trusted_ca.inline_bytes = root_pem
     return [
-        Resource.from_message(SECRET, WORKLOAD_SECRET, workload),
-        Resource.from_message(SECRET, ROOT_SECRET, root),
+        _tls_certificate(WORKLOAD_SECRET, certificate_chain_pem, private_key_pem, None),
+        _validation_context(ROOT_SECRET, root_pem, None),
     ]
 
 
