@@ -134,24 +134,15 @@ def egress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Egress]:
             waypoint_address=WAYPOINT_ADDRESS,
         )
         stack.enter_context(live.envoy("client", client, directory))
-        bootstrap = directory / "waypoint.yaml"
-        readiness = free_port()
-        h.write_waypoint_bootstrap(
-            bootstrap,
-            namespace=NS,
-            name="waypoint",
-            pod_name="waypoint-0",
-            secure_port=plane.ports.secure,
-            token_file=secure.waypoint_token,
-            ca_root=ca_root,
-            pod_ip=WAYPOINT_POD,
-            admin_port=free_port(),
-            readiness_port=readiness,
-            delta=True,
-        )
-        waypoint = stack.enter_context(live.envoy_from_file("waypoint", bootstrap, directory))
-        h.wait_until(
-            lambda: h.http_ok(f"http://127.0.0.1:{readiness}/healthz/ready"), 20, "/healthz/ready"
+        waypoint = stack.enter_context(
+            h.waypoint_envoy(
+                secure,
+                directory,
+                namespace=NS,
+                pod_name="waypoint-0",
+                pod_ip=WAYPOINT_POD,
+                delta=True,
+            )
         )
         yield Egress(config, pki, port, waypoint)
 

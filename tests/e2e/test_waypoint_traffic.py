@@ -43,7 +43,6 @@ from tests.translate.waypoint.fixtures import (
     to_waypoint,
 )
 from xds import type_urls
-from xds.plane.app import ControlPlane
 from xds.security.identity import Identity
 
 from ..helpers import free_port
@@ -215,9 +214,7 @@ class Mesh:
     directory: Path
     config: Path
     loop: h.LoopThread
-    plane: ControlPlane
-    ca_root: Path
-    waypoint_token: Path
+    secure: h.SecurePlane
     ports: dict[str, int]  # client ztunnel listener per tunnel name
     logs: dict[str, h.BackendLog]
     client: live.RunningEnvoy
@@ -242,12 +239,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     }
     with h.exclusive_hbone_port(), h.LoopThread() as loop, ExitStack() as stack:
         secure = h.start_secure_plane(loop, config, directory, accounts)
-        plane, tokens, ca_root, token_file = (
-            secure.plane,
-            secure.tokens,
-            secure.ca_root,
-            secure.waypoint_token,
-        )
+        plane, tokens, ca_root = secure.plane, secure.tokens, secure.ca_root
         logs = {name: h.BackendLog() for name in ("reviews-v1", "reviews-v2", "ratings")}
         servers = [h.serve_http(name, POD[name], 9080, log) for name, log in logs.items()]
         servers += [
@@ -302,9 +294,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             waypoint_address=WAYPOINT_ADDRESS,
         )
         client = stack.enter_context(live.envoy("client", client_config, directory))
-        yield Mesh(
-            directory, config, loop, plane, ca_root, token_file, ports, logs, client, destination
-        )
+        yield Mesh(directory, config, loop, secure, ports, logs, client, destination)
 
 
 @dataclass
@@ -322,29 +312,18 @@ class Waypoint:
 @pytest.fixture(scope="module", params=["delta", "sotw"])
 def waypoint(request: pytest.FixtureRequest, mesh: Mesh) -> Iterator[Waypoint]:
     flavour: str = request.param
-    path = mesh.directory / f"waypoint-{flavour}.yaml"
-    readiness = free_port()
     # A pod name per flavour, so the last test can tell the two streams apart.
     pod_name = f"waypoint-{flavour}"
-    h.write_waypoint_bootstrap(
-        path,
+    with h.waypoint_envoy(
+        mesh.secure,
+        mesh.directory,
         namespace=NS,
-        name="waypoint",
         pod_name=pod_name,
-        secure_port=mesh.plane.ports.secure,
-        token_file=mesh.waypoint_token,
-        ca_root=mesh.ca_root,
         pod_ip=WAYPOINT_POD,
-        admin_port=free_port(),
-        readiness_port=readiness,
         delta=flavour == "delta",
-    )
-    with live.envoy_from_file(f"waypoint-{flavour}", path, mesh.directory) as envoy:
+    ) as envoy:
         # Ready as Kubernetes would probe it, then every dynamic listener active
         # (they warm until SDS delivers the certificate), then traffic.
-        h.wait_until(
-            lambda: h.http_ok(f"http://127.0.0.1:{readiness}/healthz/ready"), 20, "/healthz/ready"
-        )
         h.wait_until(lambda: _all_listeners_active(envoy), 20, "active listeners")
         h.wait_until(lambda: _answers(mesh.ports["reviews"]), 20, "first request")
         yield Waypoint(mesh, flavour, envoy, pod_name)
@@ -552,8 +531,8 @@ def test_no_nack_and_envoy_agrees_with_our_ack_tracking(waypoint: Waypoint) -> N
 
     def server() -> list[h.ServerView]:
         return [
-            h.server_view(c, mesh.plane.store)
-            for c in h.waypoint_connections(mesh.plane.connections, waypoint.pod_name)
+            h.server_view(c, mesh.secure.plane.store)
+            for c in h.waypoint_connections(mesh.secure.plane.connections, waypoint.pod_name)
         ]
 
     # Envoy ACKs right after applying: give the last ACK a moment to land.

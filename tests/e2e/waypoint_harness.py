@@ -35,7 +35,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,8 +46,9 @@ from google.protobuf import json_format
 
 from loadtest.hbone_lock import HBONE_PORT, exclusive_hbone_port  # noqa: F401 (re-exported)
 from tests.conftest import running_control_plane
+from tests.helpers import free_port
 from tests.security.support import ISTIOD_NAME, ec_key, leaf_uris, make_csr
-from tests.translate.waypoint.live import RunningEnvoy
+from tests.translate.waypoint.live import RunningEnvoy, envoy_from_file
 from xds import type_urls
 from xds.plane.app import ControlPlane
 from xds.proto.istio.v1.auth import ca_pb2, ca_pb2_grpc
@@ -334,6 +335,42 @@ def write_waypoint_bootstrap(
         capture_output=True,
         text=True,
     )
+
+
+@contextlib.contextmanager
+def waypoint_envoy(
+    secure: SecurePlane,
+    directory: Path,
+    *,
+    namespace: str,
+    pod_name: str,
+    pod_ip: str,
+    delta: bool,
+    name: str = "waypoint",
+) -> Iterator[RunningEnvoy]:
+    """A stock Envoy started from ``xds bootstrap waypoint`` output for Gateway
+    ``namespace/name``, connected to ``secure``'s TLS port; yielded once its readiness
+    port answers as Kubernetes would probe it."""
+    path = directory / f"{pod_name}.yaml"
+    readiness = free_port()
+    write_waypoint_bootstrap(
+        path,
+        namespace=namespace,
+        name=name,
+        pod_name=pod_name,
+        secure_port=secure.plane.ports.secure,
+        token_file=secure.waypoint_token,
+        ca_root=secure.ca_root,
+        pod_ip=pod_ip,
+        admin_port=free_port(),
+        readiness_port=readiness,
+        delta=delta,
+    )
+    with envoy_from_file(pod_name, path, directory) as envoy:
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{readiness}/healthz/ready"), 20, "/healthz/ready"
+        )
+        yield envoy
 
 
 def wait_until(
