@@ -110,7 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shape.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
     server = parser.add_argument_group("server")
-    server.add_argument("--workers", type=int, default=1, help="passed to xds serve --workers")
+    processes = server.add_mutually_exclusive_group()
+    processes.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="passed to xds serve --workers (default: the server's own, one per CPU)",
+    )
+    processes.add_argument("--single-process", action="store_true", help="passed to xds serve")
     server.add_argument(
         "--server-cpus",
         type=_cpus,
@@ -293,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.server_command
             else ServeOptions().command,
             cwd=args.server_cwd,
-            workers=args.workers,
+            workers=0 if args.single_process else args.workers,
             poll_interval=scenario.poll_interval,
             debounce_after=scenario.debounce_after,
             debounce_max=scenario.debounce_max,

@@ -433,6 +433,7 @@ async def _run_edits(
             for t, s in connection.statuses.items()
             if s.sent_at is not None and s.sent_at > written
         )
+        assert plane.pipeline is not None  # one whole process
         rebuild = plane.pipeline.last.seconds if plane.pipeline.last else 0.0
         active = await _until_envoy_holds(admin, plane, connection, replaced_before)
         results.append(

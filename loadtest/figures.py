@@ -108,7 +108,8 @@ def _config(outcome: RunResult, report: Report) -> None:
         ("poll_interval", scenario.poll_interval, "s"),
         ("debounce_after", scenario.debounce_after, "s"),
         ("debounce_max", scenario.debounce_max, "s"),
-        ("server_workers", options.serve.workers, "processes"),
+        ("server_workers", options.serve.serving_processes(), "processes"),
+        ("server_single_process", int(options.serve.workers == 0), "bool"),
         ("client_processes", options.client_processes, "processes"),
         ("tls", int(scenario.tls), "bool"),
         ("cpus", os.cpu_count() or 0, "cores"),
@@ -210,7 +211,7 @@ def _server(add: _Add, server: Exercise, outcome: RunResult) -> None:
         )
     metrics = server.metrics
     # With --workers each scrape reaches one worker: differences would mix workers.
-    moved = server.change_metrics if outcome.options.serve.workers == 1 else {}
+    moved = server.change_metrics if outcome.options.serve.serving_processes() == 1 else {}
     for name, series, label in (
         ("server_debounce_mean", "pilot_debounce_time", "first event of a batch to its rebuild"),
         ("server_translate_mean", "pilot_pushcontext_init_seconds", "translating a batch"),
@@ -239,7 +240,7 @@ def _server(add: _Add, server: Exercise, outcome: RunResult) -> None:
             metrics["pilot_xds_pushes"],
             "responses",
             "server-reported responses sent"
-            + (" (one worker)" if outcome.options.serve.workers > 1 else ""),
+            + (" (one worker)" if outcome.options.serve.serving_processes() > 1 else ""),
         )
 
 

@@ -97,7 +97,9 @@ class ServeOptions:
     command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "xds", "serve"])
     cwd: Path = REPO
     """Where the command runs (``-m xds`` imports the ``xds`` found there)."""
-    workers: int = 1
+    workers: int | None = None
+    """Serving processes (``--workers``); 0: ``--single-process``; None: the server's
+    default (one per CPU it may use)."""
     poll_interval: float = 0.1
     debounce_after: float = 0.1
     debounce_max: float = 10.0
@@ -105,6 +107,13 @@ class ServeOptions:
     extra_args: list[str] = field(default_factory=list)
     cpus: frozenset[int] | None = None
     """Pin the server (and the workers it forks) to these CPUs."""
+
+    def serving_processes(self) -> int:
+        """How many processes hold streams (and answer scrapes), as ``xds serve`` decides."""
+        if self.workers is not None:
+            return max(1, self.workers)
+        cpus = len(self.cpus or os.sched_getaffinity(0))
+        return cpus if cpus > 1 else 1
 
 
 class XdsServer:
@@ -165,7 +174,9 @@ class XdsServer:
             "--log-level",
             o.log_level,
         ]
-        if o.workers != 1:
+        if o.workers == 0:
+            args.append("--single-process")
+        elif o.workers is not None:
             args += ["--workers", str(o.workers)]
         if self.tls is not None:
             args += ["--ca-dir", str(self.tls.ca_dir), "--tokens-file", str(self.tls.tokens_file)]
@@ -185,7 +196,7 @@ class XdsServer:
                 stderr=subprocess.STDOUT,
                 preexec_fn=(lambda: pin(cpus)) if cpus else None,
             )
-        needed = 2 * self._options.workers  # SO_REUSEPORT: any worker may answer
+        needed = 2 * self._options.serving_processes()  # SO_REUSEPORT: any may answer
         streak = 0
         while streak < needed:
             if self._process.poll() is not None:

@@ -120,6 +120,16 @@ class Resource:
             self._sotw_field = wire.length_delimited(RESPONSE_RESOURCES_FIELD, self.any_bytes())
         return self._sotw_field
 
+    def __reduce__(
+        self,
+    ) -> tuple[object, tuple[str, str, bytes, tuple[str, ...], tuple[str, ...], str]]:
+        # What crosses to a serving process: the bytes and their version (not hashed
+        # again there), without the wire forms, which each process builds on first use.
+        return (
+            _restore,
+            (self.type_url, self.name, self.body, self.aliases, self.groups, self.version),
+        )
+
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, Resource)
@@ -134,6 +144,22 @@ class Resource:
 
     def __repr__(self) -> str:
         return f"Resource({self.type_url.rsplit('/', 1)[-1]} {self.name!r} v={self.version})"
+
+
+def _restore(
+    type_url: str,
+    name: str,
+    body: bytes,
+    aliases: tuple[str, ...],
+    groups: tuple[str, ...],
+    version: str,
+) -> Resource:
+    resource = Resource.__new__(Resource)
+    resource.type_url, resource.name, resource.body = type_url, name, body
+    resource.aliases, resource.groups, resource.version = aliases, groups, version
+    resource._any = resource._delta_field = resource._delta_field_aliased = None
+    resource._sotw_field = None
+    return resource
 
 
 # Scopes: which proxies share a set of resources. Every ztunnel receives the

@@ -1,8 +1,10 @@
-"""``xds serve --workers N``: forked workers share the ports and are supervised."""
+"""``xds serve --workers N``: a config process and N serving processes sharing the ports,
+supervised; ``--single-process``: one."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -14,6 +16,7 @@ from xds.client import DeltaClient
 from xds.type_urls import ADDRESS
 
 from ..conftest import REPO
+from ..e2e.support import PRODUCTPAGE, edit
 from ..helpers import ZTUNNEL, free_port, http_ready, serve_process, wait_until
 
 
@@ -22,32 +25,94 @@ def children_of(pid: int) -> set[int]:
     return {int(p) for p in path.read_text().split()} if path.exists() else set()
 
 
-async def test_two_workers_share_the_ports_and_are_restarted(tmp_path: Path) -> None:
+def role_of(pid: int) -> str:
+    """ "config" or "serving", from what the process has open: only serving processes
+    listen on TCP ports."""
+    inodes = {
+        line.split()[9]
+        for table in ("tcp", "tcp6")
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        if line.split()[3] == "0A"  # LISTEN
+    }
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return "serving"
+    return "config"
+
+
+def move_productpage(mesh: Path, old: str, new: str) -> None:
+    edit(
+        mesh / "20-productpage.yaml",
+        f"podIP: {old}",
+        f"podIP: {new}",
+        (f"- ip: {old}", f"- ip: {new}"),
+    )
+
+
+async def test_a_config_process_feeds_two_serving_processes_and_each_is_restarted(
+    demo_copy: Path,
+) -> None:
     xds_port, http_port = free_port(), free_port()
-    process = await serve_process(xds_port, http_port, "--workers", "2")
+    process = await serve_process(xds_port, http_port, "--workers", "2", "--config", str(demo_copy))
     try:
-        # Either worker may answer /ready: several answers in a row make it likely that
-        # both are ready (as the load test does).
+        # Either serving process may answer /ready: several answers in a row make it
+        # likely that both are ready (as the load test does).
         streak = [0]
 
-        def both_ready() -> bool:
-            ready = len(children_of(process.pid)) == 2 and http_ready(http_port)
+        def all_ready() -> bool:
+            ready = len(children_of(process.pid)) == 3 and http_ready(http_port)
             streak[0] = streak[0] + 1 if ready else 0
             return streak[0] >= 6
 
-        await wait_until(both_ready, within=30)
-        workers = children_of(process.pid)
-        # Every connection is served, whichever worker the kernel picks.
+        await wait_until(all_ready, within=30)
+        roles = {pid: role_of(pid) for pid in children_of(process.pid)}
+        assert sorted(roles.values()) == ["config", "serving", "serving"]
+        [config] = [pid for pid, role in roles.items() if role == "config"]
+        # Every connection is served, whichever serving process the kernel picks, and
+        # every one of them gets a change made once, in the config process.
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
+            clients = []
             for _ in range(6):
                 client = DeltaClient(channel, ZTUNNEL)
                 await client.connect({ADDRESS: []})
                 assert (await client.next()).resources
+                clients.append(client)
+            move_productpage(demo_copy, "10.244.1.10", "10.244.1.99")
+            for client in clients:
+                assert [r.name for r in (await client.next(within=10)).resources] == [PRODUCTPAGE]
+
+            # The config process dies: streams stay, a new one takes over, and changes
+            # flow again.
+            os.kill(config, signal.SIGKILL)
+            await wait_until(lambda: len(children_of(process.pid) - {config}) == 3, within=15)
+            move_productpage(demo_copy, "10.244.1.99", "10.244.1.98")
+            for client in clients:
+                assert [r.name for r in (await client.next(within=15)).resources] == [PRODUCTPAGE]
+            for client in clients:
                 await client.close()
-        # A worker that dies is replaced.
-        victim = min(workers)
+
+        # A serving process that dies is replaced.
+        victim = min(pid for pid, role in roles.items() if role == "serving")
         os.kill(victim, signal.SIGKILL)
-        await wait_until(lambda: len(children_of(process.pid) - {victim}) == 2, within=15)
+        await wait_until(lambda: len(children_of(process.pid) - {victim}) == 3, within=15)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+
+
+async def test_a_single_process_serves_alone() -> None:
+    xds_port, http_port = free_port(), free_port()
+    process = await serve_process(xds_port, http_port, "--single-process")
+    try:
+        await wait_until(lambda: http_ready(http_port), within=30)
+        assert children_of(process.pid) == set()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
+            client = DeltaClient(channel, ZTUNNEL)
+            await client.connect({ADDRESS: []})
+            assert (await client.next()).resources
+            await client.close()
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0

@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -85,13 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="push at the latest this long after the first change of a batch",
     )
-    serve.add_argument(
+    processes = serve.add_mutually_exclusive_group()
+    processes.add_argument(
         "--workers",
         type=_workers,
-        default=1,
+        default=None,
         metavar="N",
-        help="serving processes sharing the ports (SO_REUSEPORT); each holds "
-        "its own copy of the mesh, like an istiod replica",
+        help="serving processes sharing the ports (SO_REUSEPORT), fed by one config "
+        "process that runs the sources and translation (default: one per usable CPU; "
+        "a single process on one CPU)",
+    )
+    processes.add_argument(
+        "--single-process",
+        action="store_true",
+        help="sources, translation and serving in one process (for debugging)",
     )
     serve.add_argument(
         "--poll-interval",
@@ -271,6 +280,13 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def default_workers() -> int:
+    """One serving process per CPU this process may run on; none (a single process)
+    when there is only one."""
+    cpus = len(os.sched_getaffinity(0))
+    return min(cpus, 64) if cpus > 1 else 0
+
+
 def _workers(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 64:
         raise argparse.ArgumentTypeError(f"{text!r}: use 1 to 64 workers")
@@ -367,7 +383,8 @@ def _log_ignored_mesh_fields(source: str) -> Callable[[str], None]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from xds.plane.app import ControlPlane, ServeOptions
+    from xds.plane.app import ControlPlane, Role, ServeOptions
+    from xds.tasks import cancel_and_wait
 
     logs.configure(args.log_level, as_json=args.log_as_json)
     if args.config is not None and not args.config.is_dir():
@@ -382,6 +399,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
+    workers = 0 if args.single_process else (args.workers or default_workers())
     options = ServeOptions(
         config_dir=args.config,
         listen_host=args.listen_address,
@@ -394,45 +412,62 @@ def _serve(args: argparse.Namespace) -> int:
         security=security,
         poll_interval=args.poll_interval,
         watch_events=args.file_events,
-        reuse_port=args.workers > 1,
+        reuse_port=workers > 0,
         kubernetes=_kubernetes_options(args),
         max_connection_age=args.max_connection_age,
         max_new_streams=args.max_new_streams,
     )
 
-    async def main() -> None:
+    async def main(options: ServeOptions) -> None:
         plane = ControlPlane(options)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        try:
-            await plane.start()
-        except BaseException:
+        # A stop while starting ends the start (a serving process may be waiting for a
+        # config process that will never come).
+        starting = asyncio.create_task(plane.start())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            await cancel_and_wait(starting)
+            await plane.stop(grace=0)
+            return
+        if starting.exception() is not None:
+            # Exiting anyway: a stop signal now would only interrupt the teardown.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, signal.SIG_IGN)
             # Close what did start, so the reason is the only thing printed.
             await plane.stop(grace=0)
-            raise
-        await stop.wait()
+            starting.result()
+        await stopping
         await plane.stop()
 
-    if args.workers == 1:
-        asyncio.run(main())
+    if workers == 0:
+        asyncio.run(main(options))
         return 0
     from xds.plane.workers import run_workers
 
     if options.secure_port != 0 and options.kubernetes is None:
-        # Create the CA once, before forking, so that workers never race to
-        # write a root of their own. (In a cluster the Secret's create-if-absent
+        # Create the CA once, before forking, so that serving processes never race
+        # to write a root of their own. (In a cluster the Secret's create-if-absent
         # settles that race.)
         from xds.security.plane import MeshSecurity
 
         MeshSecurity.open(options.security).close()
 
-    def worker(index: int) -> int:
-        asyncio.run(main())
-        return 0
+    # The commit stream's socket, in a directory only this user can enter.
+    with tempfile.TemporaryDirectory(prefix="xds-serve-") as directory:
+        socket = Path(directory) / "commits.sock"
+        config = replace(options, role=Role.CONFIG, commit_socket=socket)
+        serving = replace(options, role=Role.SERVING, commit_socket=socket)
 
-    return run_workers(args.workers, worker)
+        def process(index: int) -> int:
+            asyncio.run(main(config if index == 0 else serving))
+            return 0
+
+        return run_workers(1 + workers, process, vital={0})
 
 
 def _render(args: argparse.Namespace) -> int:

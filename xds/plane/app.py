@@ -8,6 +8,7 @@ been published, so a proxy never receives a partial mesh.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +21,11 @@ from prometheus_client import Counter
 from xds.model.core import Pod, PodPhase, Secret
 from xds.model.gateway import GATEWAY_GROUP, GRPCRoute, HTTPRoute
 from xds.model.mesh import ChangeSet, MeshConfig, MeshStore
+from xds.plane import metrics
 from xds.plane.debug_views import DebugParts, debug_endpoints, debug_types
-from xds.plane.pipeline import Pipeline
+from xds.plane.hub import CommitHub
+from xds.plane.pipeline import Pipeline, PushHistory
+from xds.plane.replica import ReplicaSource
 from xds.plane.scopes import plaintext_binder, secure_binder
 from xds.plane.secrets import KeyAccess, SecretPublisher, keys_readable_in_own_namespace
 from xds.security.authn import AuthenticationError, Caller, KubeTokenAuthenticator
@@ -46,6 +50,7 @@ from xds.translate.waypoint import WaypointTranslator
 from xds.translate.ztunnel import ZtunnelTranslator
 
 if TYPE_CHECKING:  # imported where used: file mode does not pay for the cluster client
+    from xds.sources.kubernetes.api import KubeApi
     from xds.sources.kubernetes.leader import LeaderElection
     from xds.sources.kubernetes.source import KubernetesOptions, KubernetesSource
     from xds.sources.kubernetes.waypoints.controller import WaypointController
@@ -57,6 +62,18 @@ SOURCE_FAILURES = Counter(
     "xds_config_source_failures", "Times the config source failed after start-up and was restarted"
 )
 T = TypeVar("T")
+
+
+class Role(enum.Enum):
+    """What one process of ``xds serve`` does.
+
+    WHOLE: everything (``--single-process``). With ``--workers N`` one CONFIG process
+    (sources, model, translation; no ports) feeds N SERVING processes (the ports,
+    streams, CA and SDS) through the commit stream at ``ServeOptions.commit_socket``."""
+
+    WHOLE = "whole"
+    CONFIG = "config"
+    SERVING = "serving"
 
 
 @dataclass
@@ -88,6 +105,9 @@ class ServeOptions:
     """New xDS streams accepted per second over both ports (istiod's
     PILOT_MAX_REQUESTS_PER_SECOND, whose default of 25 slows a fleet's reconnect); a
     stream waits up to 1 s for its turn, then gets RESOURCE_EXHAUSTED. 0: no limit."""
+    role: Role = Role.WHOLE
+    commit_socket: Path | None = None
+    """The config process's Unix socket (roles CONFIG and SERVING)."""
 
 
 def default_translators(mesh: MeshConfig) -> list[Translator]:
@@ -106,40 +126,45 @@ class ControlPlane:
         self, options: ServeOptions, translators: Sequence[Translator] | None = None
     ) -> None:
         self.options = options
+        self.role = options.role
         self.mesh = MeshStore(options.mesh)
         self.store = ConfigStore()
-        self.pipeline = Pipeline(
-            self.mesh,
-            self.store,
-            translators if translators is not None else default_translators(options.mesh),
-            debounce_after=options.debounce_after,
-            debounce_max=options.debounce_max,
-        )
         self.ready = Readiness()
         self.connections = ConnectionRegistry()
         self.ports = BoundPorts()
-        self.source: FileSource | KubernetesSource
+        self.source: FileSource | KubernetesSource | ReplicaSource
         self.security: MeshSecurity | None = None
         self.secrets: SecretPublisher | None = None
+        self.pipeline: Pipeline | None = None
+        self.hub: CommitHub | None = None
         self._cluster: KubernetesSource | None = None
-        if options.kubernetes is not None:
-            from xds.sources.kubernetes.source import KubernetesSource
-
-            # The CA and the token reviewer need the API server: see start().
-            self.source = self._cluster = KubernetesSource(
-                options.kubernetes, self.mesh, self._mesh_changed
+        self._api: KubeApi | None = None  # a serving process's own (TokenReview, CA)
+        if self.role is not Role.WHOLE and options.commit_socket is None:
+            raise ValueError(f"role {self.role.value} needs a commit socket")
+        self._history: PushHistory
+        if self.role is Role.SERVING:
+            # Translation happens in the config process; this one applies its commits.
+            assert options.commit_socket is not None
+            self.source = replica = ReplicaSource(
+                options.commit_socket, self.mesh, self.store, self._mesh_changed
             )
-        else:
-            self.source = FileSource(
-                options.config_dir or demo_directory(),
-                self.mesh,
-                self._mesh_changed,
-                poll_interval=options.poll_interval,
-                watch_events=options.watch_events,
-            )
-            if options.secure_port != 0:
-                # Loads (or on first start creates) the CA: blocking, so before serving.
+            self._history = replica
+            if options.secure_port != 0 and options.kubernetes is None:
+                # The CA files were created before the processes started (see the CLI).
                 self._secure(MeshSecurity.open(options.security, pods=MeshPods(self.mesh)))
+        else:
+            self.pipeline = self._history = Pipeline(
+                self.mesh,
+                self.store,
+                translators if translators is not None else default_translators(options.mesh),
+                debounce_after=options.debounce_after,
+                debounce_max=options.debounce_max,
+            )
+            if self.role is Role.CONFIG:
+                assert options.commit_socket is not None
+                self.hub = CommitHub(options.commit_socket, self.mesh, self.store, self.pipeline)
+                self.pipeline.on_published = self.hub.published
+            self.source = self._config_source(options)
         self._push_limit = asyncio.Semaphore(options.push_limit)
         # One bucket for both ports: a client cannot double its rate by using both.
         self._stream_limit = (
@@ -157,8 +182,31 @@ class ControlPlane:
         self._waypoints: WaypointController | None = None
         self._route_status: RouteStatusWriter | None = None
 
+    def _config_source(self, options: ServeOptions) -> FileSource | KubernetesSource:
+        if options.kubernetes is not None:
+            from xds.sources.kubernetes.source import KubernetesSource
+
+            # The CA and the token reviewer need the API server: see start().
+            self._cluster = KubernetesSource(options.kubernetes, self.mesh, self._mesh_changed)
+            return self._cluster
+        if options.secure_port != 0 and self.role is Role.WHOLE:
+            # Loads (or on first start creates) the CA: blocking, so before serving.
+            self._secure(MeshSecurity.open(options.security, pods=MeshPods(self.mesh)))
+        return FileSource(
+            options.config_dir or demo_directory(),
+            self.mesh,
+            self._mesh_changed,
+            poll_interval=options.poll_interval,
+            watch_events=options.watch_events,
+        )
+
     def _mesh_changed(self, changes: ChangeSet) -> None:
-        self.pipeline.changed(changes)
+        if self.pipeline is not None:
+            self.pipeline.changed(changes)
+        else:
+            metrics.count_events(changes)  # a serving process: the config process translates
+        if self.hub is not None:
+            self.hub.mesh_changed(changes)
         if self.secrets is not None:
             namespaces = {key.namespace for key in changes.keys if key.kind == Secret.kind}
             if namespaces:
@@ -187,14 +235,17 @@ class ControlPlane:
 
         Until then xDS streams are refused with UNAVAILABLE. In Kubernetes mode the
         TLS port opens once the CA has been read from the cluster."""
-        await self._start_plaintext()
+        serving = self.role is not Role.CONFIG
+        if serving:
+            await self._start_plaintext()
         if self._cluster is not None:
             await self._start_cluster_writers(self._cluster)
-        if self._cluster is not None and self.options.secure_port != 0:
-            await self._secure_from_cluster(self._cluster)
-        if self.security is not None and self.secrets is not None:
+        if self.options.kubernetes is not None and self.options.secure_port != 0:
+            await self._secure_from_cluster(self.options.kubernetes)
+        if serving and self.security is not None and self.secrets is not None:
             await self._start_secure(self.security, self.secrets)
-        await self._start_http()
+        if serving:
+            await self._start_http()
         source = asyncio.create_task(self._run_source(), name="source")
         self._tasks.append(source)
         synced = asyncio.create_task(self.source.synced.wait())
@@ -202,16 +253,20 @@ class ControlPlane:
         if source in done:
             synced.cancel()
             source.result()  # re-raise why the source died
-        # Changes that arrived while syncing are covered by this full build, so
-        # the debouncer must not translate them a second time.
-        self.pipeline.rebuild(None)
-        self.pipeline.debouncer.discard_pending()
-        self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
+        if self.pipeline is not None:
+            # Changes that arrived while syncing are covered by this full build, so
+            # the debouncer must not translate them a second time.
+            self.pipeline.rebuild(None)
+            self.pipeline.debouncer.discard_pending()
+            self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
+        if self.hub is not None:
+            await self.hub.start()
         self._writers_ready.set()
         self.ready.set()
         log.info(
             "ready",
             extra={
+                "role": self.role.value,
                 "objects": len(self.mesh),
                 "scopes": len(self.store.scopes()),
                 "xds_port": self.ports.xds,
@@ -256,16 +311,25 @@ class ControlPlane:
                 self.source.synced.clear()
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
 
-    async def _secure_from_cluster(self, source: KubernetesSource) -> None:
+    async def _secure_from_cluster(self, cluster: KubernetesOptions) -> None:
         """Kubernetes mode: the CA from its Secret, tokens checked by TokenReview, and the
-        root published as the ``istio-ca-root-cert`` ConfigMap of every namespace."""
+        root published as the ``istio-ca-root-cert`` ConfigMap of every namespace.
+
+        Only the leader may create the CA Secret, and only a process that watches the
+        cluster publishes the root: a serving process waits for the Secret."""
+        from xds.sources.kubernetes.api import connect
         from xds.sources.kubernetes.ca_secret import load_cluster_ca
         from xds.sources.kubernetes.root_cert import RootCertPublisher
         from xds.sources.kubernetes.secret_access import KubeSecretAccess
         from xds.sources.kubernetes.tokenreview import KubeTokenReviewer
 
         options = self.options.security
-        api = await source.connect()
+        if self._cluster is not None:
+            api = await self._cluster.connect()
+            may_create = self.election.leading if self.election is not None else None
+        else:
+            api = self._api = await connect(cluster.cluster)
+            may_create = asyncio.Event()  # never set: the config process's leader creates it
         material, where = await _retrying(
             "load the CA",
             lambda: load_cluster_ca(
@@ -273,9 +337,12 @@ class ControlPlane:
                 options.system_namespace,
                 key_algorithm=options.key_algorithm,
                 organization=options.trust_domain,
-                may_create=self.election.leading if self.election is not None else None,
+                may_create=may_create,
             ),
         )
+        if self.role is Role.CONFIG:
+            self._writers.append(RootCertPublisher(api, lambda: material.root_pem).run)
+            return
         pods = MeshPods(self.mesh)
         reviewer = KubeTokenReviewer(
             api, cluster_id=self.options.mesh.cluster_id, pod_node=pods.node_of
@@ -286,7 +353,8 @@ class ControlPlane:
         security = MeshSecurity.assemble(options, material, authenticator, pods=pods)
         self._secure(security, KubeSecretAccess(api).may_read_keys)
         log.info("CA ready", extra={"source": where, "root": security.ca.root_fingerprint})
-        self._writers.append(RootCertPublisher(api, lambda: security.ca.root_pem).run)
+        if self._cluster is not None:
+            self._writers.append(RootCertPublisher(api, lambda: security.ca.root_pem).run)
 
     async def _start_cluster_writers(self, source: KubernetesSource) -> None:
         """Leader election, and the writers the leader runs once we are ready."""
@@ -407,7 +475,7 @@ class ControlPlane:
             connections=self.connections,
             store=self.store,
             mesh=self.mesh,
-            pipeline=self.pipeline,
+            history=self._history,
             system_namespace=self.options.security.system_namespace,
             authenticator=self.security.authenticator if self.security is not None else None,
         )
@@ -445,8 +513,12 @@ class ControlPlane:
         await cancel_all(self._tasks)
         if self.security is not None:
             self.security.close()
+        if self.hub is not None:
+            await self.hub.close()
         if self._cluster is not None:
             await self._cluster.close()
+        if self._api is not None:
+            await self._api.close()
         log.info("stopped")
 
 

@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 
 from xds.model.mesh import MeshStore
 from xds.model.security import AuthorizationPolicy, PeerAuthentication
-from xds.plane.pipeline import Pipeline
+from xds.plane.pipeline import PushHistory
 from xds.resources import ZTUNNEL_SCOPE, decode
 from xds.security.authn import Authenticator
 from xds.serving.ads import ConnectionRegistry, DebugView
@@ -152,7 +152,7 @@ def _ip_text(raw: bytes) -> str:
         return raw.hex()
 
 
-def push_status(pipeline: Pipeline) -> ModelView:
+def push_status(pipeline: PushHistory) -> ModelView:
     def view(request: HttpRequest) -> Any:
         """The last rebuild: when, what changed, which scopes it touched, how long it took"""
         last = pipeline.last
@@ -187,7 +187,7 @@ class DebugParts:
     connections: ConnectionRegistry
     store: ConfigStore
     mesh: MeshStore
-    pipeline: Pipeline
+    history: PushHistory
     system_namespace: str
     authenticator: Authenticator | None = None
     """Checks bearer tokens on /debug (None: no TLS port, loopback callers only)."""
@@ -205,7 +205,7 @@ def debug_endpoints(parts: DebugParts) -> DebugEndpoints:
             "/debug/registryz": registryz(parts.mesh),
             "/debug/authorizationz": authorizationz(parts.mesh),
             "/debug/ambientz": ambientz(parts.store),
-            "/debug/push_status": push_status(parts.pipeline),
+            "/debug/push_status": push_status(parts.history),
             "/debug/mesh": mesh_config(parts.mesh),
         },
     )

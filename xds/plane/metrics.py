@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Histogram
 
 from xds.metric_types import LATENCY_BUCKETS, IstioCounter
+from xds.model.mesh import ChangeSet
 
 DEBOUNCE_TIME = Histogram(
     "pilot_debounce_time",
@@ -21,3 +22,13 @@ CONFIG_EVENTS = IstioCounter(
     "Config objects added, updated or deleted, by kind and event.",
     ["type", "event"],
 )
+
+
+def count_events(changes: ChangeSet) -> None:
+    for event, keys in (
+        ("add", changes.added),
+        ("update", changes.updated),
+        ("delete", changes.deleted),
+    ):
+        for key in keys:
+            CONFIG_EVENTS.inc(key.kind, event)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from xds.model.mesh import ChangeSet, Mesh
 from xds.plane import metrics
@@ -35,6 +36,20 @@ class PushRecord:
     seconds: float  # translate + commit
 
 
+class PushHistory(Protocol):
+    """What ``/debug/push_status`` reads: the pipeline's own, or a serving process's copy."""
+
+    @property
+    def rebuilds(self) -> int: ...
+
+    @property
+    def last(self) -> PushRecord | None: ...
+
+
+Published = Callable[[Mapping[str, Mapping[str, frozenset[str]]], float, PushRecord], None]
+"""Told after each rebuild: what the commit touched, its origin, and the record."""
+
+
 class Pipeline:
     def __init__(
         self,
@@ -44,7 +59,10 @@ class Pipeline:
         *,
         debounce_after: float = 0.1,
         debounce_max: float = 10.0,
+        on_published: Published | None = None,
     ) -> None:
+        """``on_published``: the config process hands each commit on to the serving
+        processes (``xds serve --workers``)."""
         self.mesh = mesh
         self.store = store
         self.translators = list(translators)
@@ -54,18 +72,13 @@ class Pipeline:
         self.rebuilds = 0
         self.last: PushRecord | None = None
         self._failed = False
+        self.on_published = on_published
 
     def changed(self, changes: ChangeSet) -> None:
         """Source callback: the MeshStore has applied ``changes``."""
         if not changes:
             return
-        for event, keys in (
-            ("add", changes.added),
-            ("update", changes.updated),
-            ("delete", changes.deleted),
-        ):
-            for key in keys:
-                metrics.CONFIG_EVENTS.inc(key.kind, event)
+        metrics.count_events(changes)
         self.debouncer.add(changes)
 
     def rebuild(self, changes: ChangeSet | None, origin: float | None = None) -> int:
@@ -82,6 +95,8 @@ class Pipeline:
                 self.store.remove(update.scope, update.type_url, update.removals)
         translated = time.monotonic()
         metrics.REBUILD_TIME.observe(translated - started)
+        if origin is None:
+            origin = started
         touched = self.store.commit(origin)
         self.rebuilds += 1
         self.last = PushRecord(
@@ -92,6 +107,8 @@ class Pipeline:
             tuple(sorted(touched)),
             time.monotonic() - started,
         )
+        if self.on_published is not None:
+            self.on_published(touched, origin, self.last)
         log.debug(
             "rebuilt",
             extra={

@@ -1,0 +1,87 @@
+"""A config process and a serving process over a real Unix socket (in one event loop):
+file edits reach the serving process's streams; while the config process is away the
+streams keep the last config; a restarted config process's snapshot reaches them as a
+diff."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import urllib.request
+from pathlib import Path
+
+from xds.plane.app import Role
+from xds.type_urls import ADDRESS, AUTHORIZATION
+
+from ..conftest import running_control_plane
+from ..e2e.support import PRODUCTPAGE, drain, edit
+from ..e2e.test_file_mesh import connect_ztunnel
+from ..helpers import wait_until
+
+
+async def push_status(port: int) -> dict[str, object]:
+    def get() -> dict[str, object]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/debug/push_status") as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    return await asyncio.to_thread(get)  # the server answers on this event loop
+
+
+async def test_edits_reach_a_serving_process_through_the_commit_stream(
+    demo_copy: Path, tmp_path: Path
+) -> None:
+    socket = tmp_path / "commits.sock"
+    async with (
+        running_control_plane(demo_copy, role=Role.CONFIG, commit_socket=socket) as config,
+        running_control_plane(demo_copy, role=Role.SERVING, commit_socket=socket) as serving,
+    ):
+        assert config.ports.xds == config.ports.http == 0  # the config process has no ports
+        assert serving.pipeline is None  # ... and the serving process translates nothing
+        client = await connect_ztunnel(serving.ports.xds)
+        addresses = await client.next()
+        assert addresses.type_url == ADDRESS and PRODUCTPAGE in {
+            r.name for r in addresses.resources
+        }
+        assert (await client.next()).type_url == AUTHORIZATION
+        await drain(client)
+
+        edit(demo_copy / "20-productpage.yaml", "podIP: 10.244.1.10", "podIP: 10.244.1.99")
+        edit(demo_copy / "20-productpage.yaml", "- ip: 10.244.1.10", "- ip: 10.244.1.99")
+        [push] = await drain(client)
+        assert [r.name for r in push.resources] == [PRODUCTPAGE]
+        # The serving process's model replica and push history follow too.
+        [pod] = serving.mesh.pods_by_ip(ipaddress.ip_address("10.244.1.99"))
+        assert pod.meta.name.startswith("productpage")
+        status = await push_status(serving.ports.http)
+        assert status["rebuilds"] == config.pipeline.rebuilds == 2  # type: ignore[union-attr]
+        assert status["full"] is False and status["kinds"] == ["Pod"]
+        await client.close()
+
+
+async def test_streams_keep_the_last_config_while_the_config_process_is_away(
+    demo_copy: Path, tmp_path: Path
+) -> None:
+    socket = tmp_path / "commits.sock"
+    config = running_control_plane(demo_copy, role=Role.CONFIG, commit_socket=socket)
+    await config.__aenter__()
+    async with running_control_plane(demo_copy, role=Role.SERVING, commit_socket=socket) as serving:
+        await config.__aexit__(None, None, None)
+        client = await connect_ztunnel(serving.ports.xds)
+        full = await client.next()
+        await drain(client)
+        assert serving.ready.is_set()
+
+        # Config process gone: edits wait, the stream stays.
+        edit(demo_copy / "20-productpage.yaml", "podIP: 10.244.1.10", "podIP: 10.244.1.99")
+        edit(demo_copy / "20-productpage.yaml", "- ip: 10.244.1.10", "- ip: 10.244.1.99")
+        assert await drain(client) == []
+        assert serving.ready.is_set()
+
+        # A new config process: its snapshot is applied as a diff.
+        async with running_control_plane(demo_copy, role=Role.CONFIG, commit_socket=socket):
+            pushes = await drain(client, quiet=1.0)
+        assert [r.name for p in pushes for r in p.resources] == [PRODUCTPAGE]
+        assert len(full.resources) > 10
+        await wait_until(lambda: serving.ready.is_set())
+        await client.close()

@@ -1,0 +1,128 @@
+"""The config process's end of the commit stream: a Unix socket serving processes read.
+
+Each serving process that connects gets a snapshot, then every model change and every
+commit, in the order they happened here. A message is encoded once and the same bytes
+are written to every serving process. A serving process that falls far behind (its
+unread bytes pass ``max_backlog``) is disconnected: it reconnects and converges from a
+fresh snapshot instead of making this process hold an ever longer queue for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from xds.model.mesh import ChangeSet, MeshStore
+from xds.plane import commits
+from xds.plane.pipeline import PushHistory, PushRecord
+from xds.serving.store import ConfigStore
+
+log = logging.getLogger("xds.hub")
+
+MAX_BACKLOG = 256 << 20
+
+
+class CommitHub:
+    def __init__(
+        self,
+        path: Path,
+        mesh: MeshStore,
+        store: ConfigStore,
+        history: PushHistory,
+        *,
+        max_backlog: int = MAX_BACKLOG,
+    ) -> None:
+        self.path = path
+        self._mesh = mesh
+        self._store = store
+        self._history = history
+        self._max_backlog = max_backlog
+        self._peers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._snapshot: bytes | None = None  # shared by processes connecting together
+
+    @property
+    def peers(self) -> int:
+        return len(self._peers)
+
+    async def start(self) -> None:
+        """Listen; call once the first full build is in the store."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # left by a config process that was killed
+        self._server = await asyncio.start_unix_server(self._connected, path=str(self.path))
+        os.chmod(self.path, 0o600)
+        log.info("commit stream open", extra={"path": str(self.path)})
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for peer in list(self._peers):
+            peer.close()
+        self._peers.clear()
+        if self._handlers:  # each ends on its connection's EOF
+            await asyncio.wait(self._handlers, timeout=1.0)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    # -- what the control plane tells us ----------------------------------------------
+
+    def mesh_changed(self, changes: ChangeSet) -> None:
+        self._snapshot = None
+        if self._peers:
+            self._send(commits.encode(commits.mesh_changes(self._mesh, changes)))
+
+    def published(
+        self,
+        touched: Mapping[str, Mapping[str, frozenset[str]]],
+        origin: float,
+        record: PushRecord,
+    ) -> None:
+        self._snapshot = None
+        if self._peers:
+            self._send(commits.encode(commits.commit_of(self._store, touched, origin, record)))
+
+    # -- serving processes ------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        for peer in list(self._peers):
+            if peer.transport.get_write_buffer_size() > self._max_backlog:
+                log.warning(
+                    "a serving process is too far behind; it will resync",
+                    extra={"backlog_bytes": peer.transport.get_write_buffer_size()},
+                )
+                self._peers.discard(peer)
+                peer.transport.abort()
+                continue
+            peer.write(frame)
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._snapshot is None:
+            self._snapshot = commits.encode(
+                commits.snapshot_of(
+                    self._mesh, self._store, self._history.rebuilds, self._history.last
+                )
+            )
+        # Snapshot and registration in one step: nothing can be published in between.
+        writer.write(self._snapshot)
+        self._peers.add(writer)
+        log.info("serving process connected", extra={"serving_processes": len(self._peers)})
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+        try:
+            # Serving processes send nothing: reading only tells us when one is gone.
+            while await reader.read(4096):
+                pass
+        except ConnectionError:
+            pass
+        finally:
+            self._handlers.discard(handler)
+            self._peers.discard(writer)
+            writer.close()
+            log.info("serving process disconnected", extra={"serving_processes": len(self._peers)})
