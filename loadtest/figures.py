@@ -173,12 +173,17 @@ def _server(add: _Add, server: Exercise, outcome: RunResult) -> None:
             "xds serve started to /ready (mesh loaded and translated)",
         )
     if server.rss_ready:
-        add("server_rss_ready", server.rss_ready / _MB, "MB", "server RSS, mesh loaded, no proxy")
+        add(
+            "server_rss_ready",
+            server.rss_ready / _MB,
+            "MB",
+            "server memory (PSS), mesh loaded, no proxy",
+        )
         add(
             "server_rss_synced",
             server.rss_synced / _MB,
             "MB",
-            "server RSS, every proxy connected and idle",
+            "server memory (PSS), every proxy connected and idle",
         )
         add(
             "server_rss_per_proxy",
@@ -187,7 +192,7 @@ def _server(add: _Add, server: Exercise, outcome: RunResult) -> None:
             "RSS growth per connected proxy",
         )
     if server.whole is not None:
-        add("server_rss_peak", server.whole.peak_rss_bytes / _MB, "MB", "server RSS, peak")
+        add("server_rss_peak", server.whole.peak_rss_bytes / _MB, "MB", "server memory (PSS), peak")
         add("server_cpu", server.whole.cpu_seconds, "s", "server CPU over the whole run")
     if server.sync_window is not None:
         add(

@@ -2,10 +2,12 @@
 
 The server may be one process or a supervisor with ``--workers N`` children,
 so every figure is the sum over the tree rooted at the pid it was started
-as. CPU is ``utime + stime`` from ``/proc/<pid>/stat``; memory is ``VmRSS``
-from ``/proc/<pid>/status``. A process that exits takes its CPU time with it
-(its parent has not waited for it yet), which only matters for a worker
-that crashes mid-run; the run reports that as a stream error anyway.
+as. CPU is ``utime + stime`` from ``/proc/<pid>/stat``; memory is the PSS
+from ``/proc/<pid>/smaps_rollup``, so that what the processes of ``--workers`` share
+(forked from one parent) counts once in the sum, not once per process. A process
+that exits takes its CPU time with it (its parent has not waited for it yet), which
+only matters for a worker that crashes mid-run; the run reports that as a stream
+error anyway.
 """
 
 from __future__ import annotations
@@ -55,13 +57,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident set size of one process; 0 if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    """Memory of one process: its proportional set size (each page it shares counted as
+    its share), its RSS where the kernel has no ``smaps_rollup``; 0 if it is gone."""
+    for path, field in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            continue
     return 0
 
 

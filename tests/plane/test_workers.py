@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import grpc
+import pytest
 
 from xds.client import DeltaClient
+from xds.plane.workers import default_workers
 from xds.type_urls import ADDRESS
 
 from ..conftest import REPO
@@ -153,3 +155,30 @@ async def test_a_stop_signal_at_fork_time_is_not_lost() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.mark.parametrize(
+    ("files", "cpus", "workers"),
+    [
+        ({}, 4, 4),  # no cgroup files: the affinity
+        ({"cpu.max": "max 100000\n"}, 4, 4),  # cgroup v2, no limit
+        ({"cpu.max": "150000 100000\n"}, 4, 2),  # a limit of 1.5 CPUs: two
+        ({"cpu.max": "100000 100000\n"}, 4, 0),  # one CPU: a single process
+        ({"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000"}, 8, 3),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, 2, 2),  # v1, none
+        ({"cpu.max": "garbage"}, 2, 2),  # unreadable: the affinity
+        ({}, 64, 8),  # many CPUs: at most eight unless --workers says more
+    ],
+)
+def test_the_default_is_one_serving_process_per_usable_cpu(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files: dict[str, str],
+    cpus: int,
+    workers: int,
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert default_workers(tmp_path) == workers

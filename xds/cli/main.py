@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -280,13 +279,6 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def default_workers() -> int:
-    """One serving process per CPU this process may run on; none (a single process)
-    when there is only one."""
-    cpus = len(os.sched_getaffinity(0))
-    return min(cpus, 64) if cpus > 1 else 0
-
-
 def _workers(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 64:
         raise argparse.ArgumentTypeError(f"{text!r}: use 1 to 64 workers")
@@ -399,6 +391,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
+    from xds.plane.workers import default_workers
+
     workers = 0 if args.single_process else (args.workers or default_workers())
     options = ServeOptions(
         config_dir=args.config,

@@ -11,11 +11,14 @@ backoff, so a process that cannot start does not spin).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import math
 import os
 import signal
 import time
 from collections.abc import Callable, Collection
+from pathlib import Path
 from types import FrameType
 
 log = logging.getLogger("xds.workers")
@@ -25,6 +28,42 @@ CANNOT_START = 78
 """The exit code of a process whose ``serve`` raised, i.e. failed to start (a port in
 use, an unusable CA, a refused credential): starting it again would fail the same
 way, so everything stops and ``run_workers`` raises ``CannotStart`` with the reason."""
+
+
+MAX_DEFAULT_WORKERS = 8
+"""Each serving process holds a replica of the mesh model: past a few, memory grows
+faster than throughput (``--workers`` goes further when asked)."""
+
+
+def default_workers(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Serving processes when ``--workers`` is not given: one per usable CPU, up to
+    ``MAX_DEFAULT_WORKERS``; 0 (a single process) with one CPU."""
+    cpus = usable_cpus(cgroup)
+    return min(cpus, MAX_DEFAULT_WORKERS) if cpus > 1 else 0
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may run on, bounded by its cgroup's CPU quota (a container's
+    CPU limit: the affinity alone would count every core of the node)."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = _cpu_quota(cgroup)
+    return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
+
+
+def _cpu_quota(cgroup: Path) -> float | None:
+    """CPUs' worth of time per period allowed by cgroup v2 ``cpu.max`` or v1 CFS; None: no
+    limit (or not readable)."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 class CannotStart(RuntimeError):
@@ -92,6 +131,10 @@ def run_workers(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # What is imported by now (the whole program) is shared with the children until
+    # written to; the collector would write to every object it visits, so they are left
+    # out of its reach and stay shared.
+    gc.freeze()
     for index in range(count):
         start(index)
     log.info("workers started", extra={"workers": count, "pids": ",".join(map(str, children))})
