@@ -194,3 +194,14 @@ def test_a_frame_of_another_type_is_refused() -> None:
     body = pickle.dumps({"not": "a message"})
     with pytest.raises(commits.FrameError, match="unexpected frame: dict"):
         list(commits.Decoder().feed(struct.pack(">I", len(body)) + body))
+
+
+def test_the_config_sides_source_health_travels_in_snapshots_and_on_its_own() -> None:
+    replica = commits.Replica(MeshStore(), ConfigStore())
+    replica.apply(commits.Snapshot((), (), synced=False))
+    assert replica.source_synced is False
+    replica.apply(commits.SourceHealth(True))
+    assert replica.source_synced is True
+    for message in commits.Decoder().feed(commits.encode(commits.SourceHealth(False))):
+        replica.apply(message)
+    assert replica.source_synced is False

@@ -10,8 +10,13 @@ import ipaddress
 import json
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from xds.model.core import Pod
 from xds.plane.app import Role
+from xds.sources import files
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from ..conftest import running_control_plane
@@ -85,3 +90,32 @@ async def test_streams_keep_the_last_config_while_the_config_process_is_away(
         assert len(full.resources) > 10
         await wait_until(lambda: serving.ready.is_set())
         await client.close()
+
+
+async def test_a_failing_source_makes_the_serving_processes_unready_too(
+    demo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = files._read_tree
+    failing = asyncio.Event()
+
+    def read_tree(*args: Any) -> Any:
+        if failing.is_set():
+            raise RuntimeError("disk on fire")
+        return real(*args)
+
+    monkeypatch.setattr(files, "_read_tree", read_tree)  # only the config process reads
+    socket = tmp_path / "commits.sock"
+    async with (
+        running_control_plane(demo_copy, role=Role.CONFIG, commit_socket=socket),
+        running_control_plane(demo_copy, role=Role.SERVING, commit_socket=socket) as serving,
+    ):
+        assert serving.ready.is_set()
+        failing.set()
+        await wait_until(lambda: not serving.ready.is_set(), within=5)
+        # A serving process that starts meanwhile syncs, but is not ready either.
+        async with running_control_plane(
+            demo_copy, role=Role.SERVING, commit_socket=socket
+        ) as late:
+            assert late.mesh.objects(Pod) and not late.ready.is_set()
+            failing.clear()
+            await wait_until(lambda: serving.ready.is_set() and late.ready.is_set(), within=10)

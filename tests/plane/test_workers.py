@@ -104,6 +104,31 @@ async def test_a_config_process_feeds_two_serving_processes_and_each_is_restarte
         assert await asyncio.wait_for(process.wait(), 20) == 0
 
 
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+async def test_the_processes_end_with_a_killed_supervisor() -> None:
+    xds_port, http_port = free_port(), free_port()
+    process = await serve_process(xds_port, http_port, "--workers", "1")
+    try:
+        await wait_until(
+            lambda: len(children_of(process.pid)) == 2 and http_ready(http_port), within=30
+        )
+        children = children_of(process.pid)
+        process.kill()  # no chance to stop them itself
+        await process.wait()
+        await wait_until(lambda: all(gone(pid) for pid in children), within=15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def test_a_single_process_serves_alone() -> None:
     xds_port, http_port = free_port(), free_port()
     process = await serve_process(xds_port, http_port, "--single-process")

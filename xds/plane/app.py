@@ -130,6 +130,7 @@ class ControlPlane:
         self.mesh = MeshStore(options.mesh)
         self.store = ConfigStore()
         self.ready = Readiness()
+        self._started = False
         self.connections = ConnectionRegistry()
         self.ports = BoundPorts()
         self.source: FileSource | KubernetesSource | ReplicaSource
@@ -146,7 +147,11 @@ class ControlPlane:
             # Translation happens in the config process; this one applies its commits.
             assert options.commit_socket is not None
             self.source = replica = ReplicaSource(
-                options.commit_socket, self.mesh, self.store, self._mesh_changed
+                options.commit_socket,
+                self.mesh,
+                self.store,
+                self._mesh_changed,
+                on_health=self._source_health,
             )
             self._history = replica
             if options.secure_port != 0 and options.kubernetes is None:
@@ -262,7 +267,9 @@ class ControlPlane:
         if self.hub is not None:
             await self.hub.start()
         self._writers_ready.set()
-        self.ready.set()
+        self._started = True
+        if not isinstance(self.source, ReplicaSource) or self.source.source_synced:
+            self.ready.set()
         log.info(
             "ready",
             extra={
@@ -289,7 +296,7 @@ class ControlPlane:
                 synced.cancel()
                 if self.source.synced.is_set() and not running.done():
                     log.info("config source recovered; ready again", extra={"failures": failures})
-                    self.ready.set()
+                    self._source_health(True)
                     failures = 0
             try:
                 await running
@@ -301,7 +308,7 @@ class ControlPlane:
                 if not self.ready.is_set() and not failures:
                     raise  # never synced: start() reports it
                 failures += 1
-                self.ready.clear()
+                self._source_health(False)
                 SOURCE_FAILURES.inc()
                 log.error(
                     "config source failed; not ready until it has synced again",
@@ -310,6 +317,18 @@ class ControlPlane:
                 )
                 self.source.synced.clear()
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
+
+    def _source_health(self, synced: bool) -> None:
+        """The source (or, in a serving process, the config process's) failed or synced
+        again: ready follows it, in every process."""
+        if self.hub is not None:
+            self.hub.source_health(synced)
+        if not self._started:
+            return  # start() decides
+        if synced:
+            self.ready.set()
+        else:
+            self.ready.clear()
 
     async def _secure_from_cluster(self, cluster: KubernetesOptions) -> None:
         """Kubernetes mode: the CA from its Secret, tokens checked by TokenReview, and the

@@ -8,7 +8,9 @@ what serving needs and nothing it would have to compute again:
   replica of the model (binders, the CA's pod checks, SDS and the debug views read it);
 - ``Commit``: what one rebuild published, as the resources themselves (names, versions,
   bytes; packing is deterministic, so the versions are the config process's own);
-- ``Snapshot``: all of both, first on every connection, so a serving process that
+- ``SourceHealth``: whether the config process's source is synced (a failed source makes
+  every process unready until it has synced again, as in a single process);
+- ``Snapshot``: all of the above, first on every connection, so a serving process that
   starts, restarts or reconnects to a restarted config process converges by diff:
   only what really differs reaches its streams.
 
@@ -58,14 +60,20 @@ class MeshChanges:
 
 
 @dataclass(frozen=True)
+class SourceHealth:
+    synced: bool
+
+
+@dataclass(frozen=True)
 class Snapshot:
     objects: tuple[KubeObject, ...]
     resources: tuple[TypeChange, ...]  # upserts only: the whole content of each table
     rebuilds: int = 0
     record: PushRecord | None = None
+    synced: bool = True
 
 
-Message = Snapshot | MeshChanges | Commit
+Message = Snapshot | MeshChanges | Commit | SourceHealth
 
 
 def encode(message: Message) -> bytes:
@@ -98,7 +106,7 @@ class Decoder:
                 message = pickle.loads(body)
             except Exception as error:
                 raise FrameError(f"unreadable frame: {error}") from None
-            if not isinstance(message, Snapshot | MeshChanges | Commit):
+            if not isinstance(message, Snapshot | MeshChanges | Commit | SourceHealth):
                 raise FrameError(f"unexpected frame: {type(message).__name__}")
             yield message
 
@@ -135,7 +143,11 @@ def commit_of(
 
 
 def snapshot_of(
-    mesh: MeshStore, store: ConfigStore, rebuilds: int = 0, record: PushRecord | None = None
+    mesh: MeshStore,
+    store: ConfigStore,
+    rebuilds: int = 0,
+    record: PushRecord | None = None,
+    synced: bool = True,
 ) -> Snapshot:
     tables = []
     for scope in store.scopes():
@@ -145,7 +157,9 @@ def snapshot_of(
                 tables.append(TypeChange(scope, type_url, tuple(table.resources.values())))
     keys = mesh.keys()
     objects = tuple(mesh.get_by_key(key) for key in keys)
-    return Snapshot(tuple(o for o in objects if o is not None), tuple(tables), rebuilds, record)
+    return Snapshot(
+        tuple(o for o in objects if o is not None), tuple(tables), rebuilds, record, synced
+    )
 
 
 # -- a serving process's side ----------------------------------------------------------
@@ -162,12 +176,16 @@ class Replica:
     store: ConfigStore
     rebuilds: int = 0
     last: PushRecord | None = None
+    source_synced: bool = False
     _remote: set[tuple[str, str]] = field(default_factory=set)
 
     def apply(self, message: Message) -> ChangeSet | None:
         """Apply one message; returns the model's change set (None for a commit)."""
         if isinstance(message, MeshChanges):
             return self.mesh.apply(message.upserts, message.deletes)
+        if isinstance(message, SourceHealth):
+            self.source_synced = message.synced
+            return None
         if isinstance(message, Commit):
             self._write(message.changes)
             self.store.commit(message.origin)
@@ -190,6 +208,7 @@ class Replica:
         self._remote = tables
         self.store.commit()
         self.rebuilds, self.last = snapshot.rebuilds, snapshot.record
+        self.source_synced = snapshot.synced
         return changes
 
     def _write(self, changes: Iterable[TypeChange]) -> None:

@@ -46,6 +46,7 @@ class CommitHub:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._server: asyncio.AbstractServer | None = None
         self._snapshot: bytes | None = None  # shared by processes connecting together
+        self._source_synced = True
 
     @property
     def peers(self) -> int:
@@ -87,6 +88,13 @@ class CommitHub:
         if self._peers:
             self._send(commits.encode(commits.commit_of(self._store, touched, origin, record)))
 
+    def source_health(self, synced: bool) -> None:
+        """The source failed (False) or has synced again (True)."""
+        self._snapshot = None
+        self._source_synced = synced
+        if self._peers:
+            self._send(commits.encode(commits.SourceHealth(synced)))
+
     # -- serving processes ------------------------------------------------------------
 
     def _send(self, frame: bytes) -> None:
@@ -105,7 +113,11 @@ class CommitHub:
         if self._snapshot is None:
             self._snapshot = commits.encode(
                 commits.snapshot_of(
-                    self._mesh, self._store, self._history.rebuilds, self._history.last
+                    self._mesh,
+                    self._store,
+                    self._history.rebuilds,
+                    self._history.last,
+                    self._source_synced,
                 )
             )
         # Snapshot and registration in one step: nothing can be published in between.

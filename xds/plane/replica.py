@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from xds.model.mesh import MeshStore
@@ -35,11 +36,15 @@ class ReplicaSource:
         store: ConfigStore,
         on_change: OnChange,
         *,
+        on_health: Callable[[bool], None] | None = None,
         retry_interval: float = 0.05,
     ) -> None:
+        """``on_health``: told when the config process's source fails or has synced
+        again (after the first snapshot)."""
         self.path = path
         self.replica = commits.Replica(mesh, store)
         self._on_change = on_change
+        self._on_health = on_health
         self._retry = retry_interval
         self._synced = asyncio.Event()
 
@@ -88,7 +93,13 @@ class ReplicaSource:
             for message in decoder.feed(data):
                 self._apply(message)
 
+    @property
+    def source_synced(self) -> bool:
+        """Whether the config process's own source is synced (as of its last word)."""
+        return self.replica.source_synced
+
     def _apply(self, message: commits.Message) -> None:
+        healthy = self.replica.source_synced
         changes = self.replica.apply(message)
         if isinstance(message, commits.Commit) and message.record is not None:
             metrics.REBUILD_TIME.observe(message.record.seconds)
@@ -97,3 +108,5 @@ class ReplicaSource:
         if isinstance(message, commits.Snapshot) and not self._synced.is_set():
             log.info("synced from the config process", extra={"objects": len(message.objects)})
             self._synced.set()
+        elif self.replica.source_synced != healthy and self._on_health is not None:
+            self._on_health(self.replica.source_synced)

@@ -11,6 +11,7 @@ backoff, so a process that cannot start does not spin).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import math
@@ -66,6 +67,20 @@ def _cpu_quota(cgroup: Path) -> float | None:
     return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
+def _death_signal() -> Callable[[], None]:
+    """What a child calls to be sent SIGTERM when the supervisor dies, even by SIGKILL
+    (else the config process would live on, holding the leader Lease and the commit
+    stream). Loaded here, in the parent: a child runs as little as possible."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the supervisor's SIGTERM only
+        return lambda: None
+    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 class CannotStart(RuntimeError):
     """A process could not start; the message is its reason."""
 
@@ -84,6 +99,8 @@ def run_workers(
     failures: dict[int, int] = {}
     stopping = False
     failed = False
+    parent = os.getpid()
+    die_with_parent = _death_signal()
     reasons_in, reasons_out = os.pipe()
     os.set_blocking(reasons_in, False)
     told: set[int] = set()  # children sent SIGTERM
@@ -99,6 +116,9 @@ def run_workers(
             return
         pid = os.fork()
         if pid == 0:
+            die_with_parent()
+            if os.getppid() != parent:  # it died before that took effect
+                os.kill(os.getpid(), signal.SIGTERM)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
