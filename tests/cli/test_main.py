@@ -76,7 +76,8 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     assert message in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_a_port_in_use_is_one_line() -> None:
+@pytest.mark.parametrize("shape", [["--single-process"], ["--workers", "2"]])
+def test_a_port_in_use_is_one_line(shape: list[str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -91,6 +92,7 @@ def test_a_port_in_use_is_one_line() -> None:
             "0",
             "--http-port",
             "0",
+            *shape,
         )
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (

@@ -44,6 +44,21 @@ def role_of(pid: int) -> str:
     return "config"
 
 
+def commit_socket(pid: int) -> Path:
+    """The path of the Unix socket process ``pid`` listens on (from /proc/net/unix)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) == 8 and fields[6] in inodes and fields[3] == "00010000":  # listening
+            return Path(fields[7])
+    raise AssertionError(f"process {pid} listens on no Unix socket")
+
+
 def move_productpage(mesh: Path, old: str, new: str) -> None:
     edit(
         mesh / "20-productpage.yaml",
@@ -72,6 +87,11 @@ async def test_a_config_process_feeds_two_serving_processes_and_each_is_restarte
         roles = {pid: role_of(pid) for pid in children_of(process.pid)}
         assert sorted(roles.values()) == ["config", "serving", "serving"]
         [config] = [pid for pid, role in roles.items() if role == "config"]
+        # The commit stream carries the whole model (Secrets' credentials included): only
+        # this user may reach it.
+        socket = commit_socket(config)
+        assert socket.stat().st_mode & 0o777 == 0o600
+        assert socket.parent.stat().st_mode & 0o777 == 0o700
         # Every connection is served, whichever serving process the kernel picks, and
         # every one of them gets a change made once, in the config process.
         async with grpc.aio.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
