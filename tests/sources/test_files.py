@@ -324,6 +324,19 @@ async def test_duplicate_objects_first_file_wins(tmp_path: Path) -> None:
         assert harness.source.errors == []
 
 
+def test_files_are_ordered_by_path_components_not_text(tmp_path: Path) -> None:
+    # As text "a-x.yaml" sorts before "a/x.yaml" ('-' < '/'); by components "a" comes
+    # first. Which copy of a duplicate wins must not change with how paths are sorted.
+    (tmp_path / "a").mkdir()
+    write(tmp_path / "a" / "x.yaml", service_yaml("dup", port=1))
+    write(tmp_path / "a-x.yaml", service_yaml("dup", port=2))
+    objects, errors = files.load_directory(tmp_path)
+    [served] = [obj for obj in objects if isinstance(obj, Service)]
+    assert served.ports[0].port == 1
+    [error] = errors
+    assert error.file == tmp_path / "a-x.yaml" and "duplicate" in error.message
+
+
 @pytest.mark.parametrize("events", [True, False], ids=["events", "polling"])
 async def test_configmap_volume_layout(tmp_path: Path, events: bool) -> None:
     """Kubernetes mounts a ConfigMap as symlinks into a hidden, atomically swapped dir."""
