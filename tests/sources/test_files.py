@@ -326,7 +326,7 @@ async def test_duplicate_objects_first_file_wins(tmp_path: Path) -> None:
 
 def test_files_are_ordered_by_path_components_not_text(tmp_path: Path) -> None:
     # As text "a-x.yaml" sorts before "a/x.yaml" ('-' < '/'); by components "a" comes
-    # first. Which copy of a duplicate wins must not change with how paths are sorted.
+    # first, and that is the order a duplicate's winner is chosen by.
     (tmp_path / "a").mkdir()
     write(tmp_path / "a" / "x.yaml", service_yaml("dup", port=1))
     write(tmp_path / "a-x.yaml", service_yaml("dup", port=2))
