@@ -46,7 +46,8 @@ def default_workers(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
 def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """The CPUs this process may run on, bounded by its cgroup's CPU quota (a container's
     CPU limit: the affinity alone would count every core of the node)."""
-    cpus = len(os.sched_getaffinity(0))
+    affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
+    cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
     quota = _cpu_quota(cgroup)
     return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
 

@@ -301,7 +301,7 @@ def _manifest_paths(
         return [root], {}
     if not root.is_dir():
         raise FileNotFoundError(f"config directory {root} does not exist")
-    found: list[Path] = []
+    found: list[str] = []
     unreadable: dict[Path, str] = {}
     seen_dirs: set[tuple[int, int]] = set()
 
