@@ -6,6 +6,7 @@ diff."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import urllib.request
@@ -14,8 +15,15 @@ from typing import Any
 
 import pytest
 
+from tests import builders
+from tests.builders import model
 from xds.model.core import Pod
+from xds.model.mesh import MeshStore
+from xds.plane import commits
 from xds.plane.app import Role
+from xds.plane.hub import CommitHub
+from xds.plane.pipeline import Pipeline
+from xds.serving.store import ConfigStore
 from xds.sources import files
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
@@ -119,3 +127,46 @@ async def test_a_failing_source_makes_the_serving_processes_unready_too(
             assert late.mesh.objects(Pod) and not late.ready.is_set()
             failing.clear()
             await wait_until(lambda: serving.ready.is_set() and late.ready.is_set(), within=10)
+
+
+async def next_message(reader: asyncio.StreamReader, decoder: commits.Decoder) -> commits.Message:
+    while True:
+        data = await asyncio.wait_for(reader.read(1 << 20), 5)
+        assert data, "the commit stream ended"
+        for message in decoder.feed(data):
+            return message
+
+
+async def test_a_serving_process_that_stops_reading_is_dropped_and_resyncs(
+    tmp_path: Path,
+) -> None:
+    mesh, store = MeshStore(), ConfigStore()
+    path = tmp_path / "commits.sock"
+    hub = CommitHub(path, mesh, store, Pipeline(mesh, store, []), max_backlog=1 << 20)
+    await hub.start()
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        assert isinstance(await next_message(reader, commits.Decoder()), commits.Snapshot)
+        # It reads nothing more while large changes keep coming (~0.5 MB each).
+        for batch in range(12):
+            pods = [
+                model(builders.pod("ns", f"p{batch}-{i}", labels={"pad": "x" * 60}), Pod)
+                for i in range(2000)
+            ]
+            hub.mesh_changed(mesh.apply(pods))
+            await asyncio.sleep(0.01)
+        # It was dropped: its stream ends short of the last changes.
+        received = 0
+        with contextlib.suppress(ConnectionError):
+            while chunk := await asyncio.wait_for(reader.read(1 << 20), 5):
+                received += len(chunk)
+        writer.close()
+        everything = len(commits.encode(commits.MeshChanges(tuple(mesh.objects(Pod)))))
+        assert 0 < received < everything
+        # Back, it gets the whole model in its snapshot.
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        fresh = await next_message(reader, commits.Decoder())
+        assert isinstance(fresh, commits.Snapshot) and len(fresh.objects) == 12 * 2000
+        writer.close()
+    finally:
+        await hub.close()

@@ -48,10 +48,6 @@ class CommitHub:
         self._snapshot: bytes | None = None  # shared by processes connecting together
         self._source_synced = True
 
-    @property
-    def peers(self) -> int:
-        return len(self._peers)
-
     async def start(self) -> None:
         """Listen; call once the first full build is in the store."""
         with contextlib.suppress(FileNotFoundError):
