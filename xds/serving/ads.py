@@ -249,6 +249,10 @@ class Connection:
         return pending, origin
 
 
+SMALL_PUSH_BYTES = 64 << 10
+"""A push up to this size is written at once; larger ones wait for the push throttle."""
+
+
 class Signal(enum.Enum):
     """What a stream loop is told besides the client's requests."""
 
@@ -323,8 +327,9 @@ class AdsService:
         self._authenticate = authenticate
         self.connections = connections
         self._observer: AdsObserver = observer or NullObserver()
-        # Caps concurrent pushes (istiod's PILOT_PUSH_THROTTLE) so that reading
-        # ACKs and accepting streams keep their share of the event loop.
+        # Caps concurrent large pushes (istiod's PILOT_PUSH_THROTTLE) so that reading
+        # ACKs and accepting streams keep their share of the event loop, and gRPC does
+        # not hold a copy of a large push for every stream at once.
         self._push_limit = push_limit or asyncio.Semaphore(25)
         self._debug = dict(debug or {})
         self._control_plane = control_plane
@@ -498,7 +503,7 @@ class AdsService:
         context: grpc.aio.ServicerContext,
     ) -> None:
         await self._handle(connection, first, context)
-        reader = asyncio.create_task(_read_into(requests, connection))
+        reader = asyncio.create_task(self._read_into(requests, connection))
         try:
             while True:
                 item = await connection.next_event()
@@ -527,6 +532,11 @@ class AdsService:
             await self._answer_withheld(connection, request, reason, context)
             return
         received, responses = _receive(connection.session, request)
+        self._note(connection, received)
+        for response in responses:
+            await self._write(connection, response, context, origin=None)
+
+    def _note(self, connection: Connection, received: Received) -> None:
         self._observer.received(connection, received)
         if received.kind is RequestKind.NACK:
             log.warning(
@@ -547,8 +557,44 @@ class AdsService:
                     "type": received.type_url,
                 },
             )
-        for response in responses:
-            await self._write(connection, response, context, origin=None)
+
+    def _settled_where_read(self, connection: Connection, request: Request) -> bool:
+        """Handle a Delta ACK or NACK that changes no subscription in the reader task,
+        without waking the stream loop (most requests are these: one per push per
+        stream). Nothing is ever written in answer to one, so the order of writes stays
+        the stream loop's. Anything else (a first request for a type, a subscription
+        change, a debug or withheld type) returns False and goes through the loop."""
+        if (
+            not isinstance(request, discovery_pb2.DeltaDiscoveryRequest)
+            or not request.response_nonce
+            or request.resource_names_subscribe
+            or request.resource_names_unsubscribe
+            or request.type_url not in connection.session.watches
+        ):
+            return False
+        received, responses = _receive(connection.session, request)
+        assert not responses, "an ACK without names is never answered"
+        self._note(connection, received)
+        return True
+
+    async def _read_into(self, requests: AsyncIterator[Request], connection: Connection) -> None:
+        """Move the client's requests into the stream's inbox (but settle plain ACKs on
+        the spot); then the end, or the error."""
+        try:
+            async for request in requests:
+                try:
+                    settled = self._settled_where_read(connection, request)
+                except Exception as error:  # a request the session refuses: end with it
+                    connection.received(error)
+                    return
+                if not settled:
+                    connection.received(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the transport failed: let the stream loop end with it
+            connection.received(error)
+            return
+        connection.received(Signal.END)
 
     async def _answer_debug(
         self,
@@ -612,12 +658,19 @@ class AdsService:
         await self._write(connection, response, context, origin=None)
 
     async def _push(self, connection: Connection, context: grpc.aio.ServicerContext) -> None:
+        pending, origin = connection.take_pending()
+        if not pending:
+            return
+        responses = [(r, r.encode()) for r in connection.session.push(pending, origin)]
+        if sum(len(data) for _, data in responses) <= SMALL_PUSH_BYTES:
+            # The common push (a few changed resources to every stream) goes straight
+            # out: queueing each of 1,000 streams behind the throttle only adds a wake-up.
+            for response, data in responses:
+                await self._write(connection, response, context, origin=origin, data=data)
+            return
         async with self._push_limit:
-            pending, origin = connection.take_pending()
-            if not pending:
-                return
-            for response in connection.session.push(pending, origin):
-                await self._write(connection, response, context, origin=origin)
+            for response, data in responses:
+                await self._write(connection, response, context, origin=origin, data=data)
 
     async def _write(
         self,
@@ -626,8 +679,10 @@ class AdsService:
         context: grpc.aio.ServicerContext,
         *,
         origin: float | None,
+        data: bytes | None = None,
     ) -> None:
-        data = response.encode()
+        if data is None:
+            data = response.encode()
         try:
             # A timeout scope, not wait_for: no extra task per write on the push path.
             async with asyncio.timeout(self._write_timeout):
@@ -653,19 +708,6 @@ def _receive(session: Session, request: Request) -> tuple[Received, Sequence[Res
         return session.receive(request)
     assert isinstance(request, discovery_pb2.DiscoveryRequest)
     return session.receive(request)
-
-
-async def _read_into(requests: AsyncIterator[Request], connection: Connection) -> None:
-    """Move the client's requests into the stream's inbox; then the end (or the error)."""
-    try:
-        async for request in requests:
-            connection.received(request)
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:  # the transport failed: let the stream loop end with it
-        connection.received(error)
-        return
-    connection.received(Signal.END)
 
 
 def _without(types: frozenset[str], watcher: Watcher) -> Watcher:
