@@ -57,5 +57,11 @@ def short_name(type_url: str) -> str:
 
 def in_push_order(type_urls: Iterable[str]) -> list[str]:
     """``type_urls`` sorted by ``PUSH_ORDER``; unknown types last, by name."""
-    rank = {t: i for i, t in enumerate(PUSH_ORDER)}
-    return sorted(type_urls, key=lambda t: (rank.get(t, len(rank)), t))
+    return sorted(type_urls, key=_push_rank)
+
+
+_RANKS: Final = {t: i for i, t in enumerate(PUSH_ORDER)}
+
+
+def _push_rank(type_url: str) -> tuple[int, str]:
+    return _RANKS.get(type_url, len(_RANKS)), type_url

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
@@ -198,6 +198,11 @@ class Connection:
     _push_queued: bool = False
     # Nonces of debug responses not yet acknowledged: a request echoing one is an ACK.
     _unacked_debug: set[str] = field(default_factory=set)
+    # The write in progress, for the service's watchdog: since when, and in which task
+    # (cancelled, with ``stalled`` set, when the client stops reading).
+    writing_since: float | None = None
+    task: asyncio.Task[Any] | None = None
+    stalled: bool = False
 
     @property
     def scope(self) -> str:
@@ -337,6 +342,7 @@ class AdsService:
         self._first_request_timeout = first_request_timeout
         self._write_timeout = write_timeout
         self._stream_limit = stream_limit
+        self._watchdog: asyncio.Task[None] | None = None
 
     def handler(self) -> grpc.GenericRpcHandler:
         identity: Callable[[bytes], bytes] = _identity
@@ -502,6 +508,8 @@ class AdsService:
         requests: AsyncIterator[Request],
         context: grpc.aio.ServicerContext,
     ) -> None:
+        connection.task = asyncio.current_task()
+        self._watch_writes()
         await self._handle(connection, first, context)
         reader = asyncio.create_task(self._read_into(requests, connection))
         try:
@@ -683,17 +691,46 @@ class AdsService:
     ) -> None:
         if data is None:
             data = response.encode()
+        # Timed by the watchdog (``_watch_writes``), not a timeout scope per write: on the
+        # push path, that was a timer handle made and cancelled per stream and push.
+        connection.writing_since = time.monotonic()
         try:
-            # A timeout scope, not wait_for: no extra task per write on the push path.
-            async with asyncio.timeout(self._write_timeout):
-                await context.write(data)
-        except TimeoutError:
+            await context.write(data)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not connection.stalled or task is None or task.uncancel():
+                raise  # a cancellation of our own caller, not (only) the watchdog's
             raise SlowClient(
                 f"a {len(data)}-byte response waited {self._write_timeout:g} s "
                 "to be written: the client is not reading its stream; reconnect "
                 "to resync"
             ) from None
+        finally:
+            connection.writing_since = None
         self._observer.sent(connection, response, len(data), origin)
+
+    def _watch_writes(self) -> None:
+        """Start the watchdog of stalled writes, if it is not running."""
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.create_task(self._end_stalled_writes(), name="write-watchdog")
+
+    async def _end_stalled_writes(self) -> None:
+        """Cancel each stream whose write has waited more than the write timeout (the
+        client stopped reading); ends when no stream is left (the next one restarts it)."""
+        interval = max(0.05, self._write_timeout / 4)
+        while self.connections:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for connection in self.connections:
+                since = connection.writing_since
+                if (
+                    since is not None
+                    and now - since > self._write_timeout
+                    and not connection.stalled
+                    and connection.task is not None
+                ):
+                    connection.stalled = True
+                    connection.task.cancel()
 
 
 def _identity(data: bytes) -> bytes:
