@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import shutil
@@ -111,6 +112,23 @@ async def running_control_plane(
         yield plane
     finally:
         await plane.stop(grace=0.1)
+
+
+@pytest.fixture
+def failing_disk(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """While set, every read of a config directory fails (the file source then fails)."""
+    from xds.sources import files
+
+    real = files._read_tree
+    failing = asyncio.Event()
+
+    def read_tree(*args: Any) -> Any:
+        if failing.is_set():
+            raise RuntimeError("disk on fire")
+        return real(*args)
+
+    monkeypatch.setattr(files, "_read_tree", read_tree)
+    return failing
 
 
 @pytest.fixture

@@ -6,15 +6,12 @@ import asyncio
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import grpc
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from xds.model.core import Pod
 from xds.plane.app import SOURCE_FAILURES
-from xds.sources import files
 
 from ..conftest import running_control_plane
 from ..helpers import eventually
@@ -37,17 +34,9 @@ async def health(port: int) -> int:
 
 
 async def test_a_failing_source_makes_us_unready_and_is_restarted(
-    demo_copy: Path, monkeypatch: pytest.MonkeyPatch
+    demo_copy: Path, failing_disk: asyncio.Event
 ) -> None:
-    real = files._read_tree
-    failing = asyncio.Event()
-
-    def read_tree(*args: Any) -> Any:
-        if failing.is_set():
-            raise RuntimeError("disk on fire")
-        return real(*args)
-
-    monkeypatch.setattr(files, "_read_tree", read_tree)
+    failing = failing_disk
     before = SOURCE_FAILURES._value.get()
     async with running_control_plane(demo_copy) as plane:
         assert await asyncio.to_thread(ready_status, plane.ports.http) == 200

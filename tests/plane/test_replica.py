@@ -11,12 +11,10 @@ import ipaddress
 import json
 import urllib.request
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from tests import builders
 from tests.builders import model
+from xds.client import DeltaClient
 from xds.model.core import Pod
 from xds.model.mesh import MeshStore
 from xds.plane import commits
@@ -24,13 +22,17 @@ from xds.plane.app import Role
 from xds.plane.hub import CommitHub
 from xds.plane.pipeline import Pipeline
 from xds.serving.store import ConfigStore
-from xds.sources import files
 from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from ..conftest import running_control_plane
-from ..e2e.support import PRODUCTPAGE, drain, edit
-from ..e2e.test_file_mesh import connect_ztunnel
+from ..e2e.support import PRODUCTPAGE, drain, edit, ztunnel
 from ..helpers import wait_until
+
+
+async def connect_ztunnel(port: int) -> DeltaClient:
+    client = ztunnel(port)
+    await client.connect({ADDRESS: [], AUTHORIZATION: []})
+    return client
 
 
 async def push_status(port: int) -> dict[str, object]:
@@ -101,17 +103,9 @@ async def test_streams_keep_the_last_config_while_the_config_process_is_away(
 
 
 async def test_a_failing_source_makes_the_serving_processes_unready_too(
-    demo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_copy: Path, tmp_path: Path, failing_disk: asyncio.Event
 ) -> None:
-    real = files._read_tree
-    failing = asyncio.Event()
-
-    def read_tree(*args: Any) -> Any:
-        if failing.is_set():
-            raise RuntimeError("disk on fire")
-        return real(*args)
-
-    monkeypatch.setattr(files, "_read_tree", read_tree)  # only the config process reads
+    failing = failing_disk  # only the config process reads the directory
     socket = tmp_path / "commits.sock"
     async with (
         running_control_plane(demo_copy, role=Role.CONFIG, commit_socket=socket),
