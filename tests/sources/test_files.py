@@ -764,3 +764,55 @@ async def test_events_wake_it_polling_follows_a_flow_of_changes_then_events_agai
         await asyncio.wait_for(_until(lambda: watches == 2), TIMEOUT)
         write(tmp_path / "c.yaml", service_yaml("c"))
         assert (await harness.next_change()).added == {svc("c")}
+
+
+_FRAGMENTS = [
+    service_yaml("a"),
+    service_yaml("b", port=81),
+    service_yaml("a", port=82),  # a duplicate of "a" within the file
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: ns}\n",  # not modelled
+    "apiVersion: v1\nkind: Service\nmetadata: {namespace: ns}\n",  # no name: invalid
+    "apiVersion: v1\nkind: List\nitems:\n- "
+    + service_yaml("c").replace("\n", "\n  ").rstrip()
+    + "\n",
+    "",  # an empty document
+    "# only a comment\n",
+    "kind: [unclosed\n",  # not YAML
+    "apiVersion: v1\nkind: Service\nmetadata: {name: d, namespace: ns}\n"
+    "spec:\n  ports: [{port: 80}]\n  externalName: |\n    ---\n    text\n",  # "---" indented
+    "--- !!str just a string\n",
+    "...\n",  # a document end marker
+    "%YAML 1.1\n",  # a directive
+]
+
+
+@given(
+    st.lists(st.sampled_from(range(len(_FRAGMENTS))), max_size=8),
+    st.lists(st.sampled_from(range(len(_FRAGMENTS))), max_size=8),
+    st.sampled_from(["---\n", "--- \n", "\n---\n"]),
+)
+@settings(max_examples=150, deadline=None)
+def test_reading_a_file_document_by_document_reads_it_as_a_whole(
+    before: list[int], after: list[int], separator: str
+) -> None:
+    """A file is split at its document starts and only documents whose text changed are
+    parsed again; whatever the file holds, the result (objects, errors and their document
+    indexes, skipped documents) is what parsing the whole file gives."""
+    path = Path("mesh.yaml")
+    old = separator.join(_FRAGMENTS[i] for i in before).encode()
+    new = separator.join(_FRAGMENTS[i] for i in after).encode()
+    whole = files._read_whole(path, new)
+    assert files.read_manifests(path, new) == whole
+    assert files.read_manifests(path, new, files.read_manifests(path, old)) == whole
+
+
+def test_an_edit_parses_only_the_documents_it_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Path("mesh.yaml")
+    before = files.read_manifests(path, "---\n".join(map(service_yaml, "abcd")).encode())
+    parsed: list[object] = []
+    real = files._read_document
+    monkeypatch.setattr(files, "_read_document", lambda doc: parsed.append(doc) or real(doc))
+    edited = "---\n".join([*map(service_yaml, "abc"), service_yaml("d", port=90)]).encode()
+    after = files.read_manifests(path, edited, before)
+    assert len(parsed) == 1 and after.objects[svc("d")].ports[0].port == 90  # type: ignore[attr-defined]
+    assert after == files._read_whole(path, edited)

@@ -85,7 +85,8 @@ class ReplicaSource:
             finally:
                 writer.close()
             if self._synced.is_set():
-                log.warning("config process gone; serving the last config until it is back")
+                # A restart takes a second; a warning is for one that does not come back.
+                log.info("config process gone; serving the last config until it is back")
 
     async def _follow(self, reader: asyncio.StreamReader) -> None:
         decoder = commits.Decoder()

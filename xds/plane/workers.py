@@ -104,7 +104,6 @@ def run_workers(
     die_with_parent = _death_signal()
     reasons_in, reasons_out = os.pipe()
     os.set_blocking(reasons_in, False)
-    told: set[int] = set()  # children sent SIGTERM
 
     def start(index: int) -> None:
         # A stop signal must not fall between the fork and the bookkeeping on either
@@ -138,17 +137,9 @@ def run_workers(
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
-        tell_next()
-
-    def tell_next() -> None:
-        # The serving processes first, so that they close their streams while the
-        # config process (vital) still feeds them; the config process once they are gone.
-        serving = [pid for pid, index in children.items() if index not in vital]
-        for pid in serving or list(children):
-            if pid not in told:
-                told.add(pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -169,8 +160,6 @@ def run_workers(
             continue
         if pid not in children or stopping:
             children.pop(pid, None)
-            if stopping:
-                tell_next()
             continue
         index = children.pop(pid)
         code = os.waitstatus_to_exitcode(status)

@@ -33,11 +33,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import pickle
+import re
 import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -129,6 +131,11 @@ class ManifestFile:
     """The file is not valid YAML/JSON (from some document on, contents are unknown)."""
     ignored: Mapping[ObjectKey, tuple[str, ...]] = field(default_factory=dict)
     """Spec fields of an object that the model does not read (objects with some only)."""
+    pieces: Mapping[bytes, tuple[tuple[_Outcome, ...], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """What each document of the file's YAML (by the digest of its text) parsed to: an
+    edit re-parses only the documents whose text changed."""
 
 
 def _expand_lists(document: object) -> Iterator[tuple[str, object]]:
@@ -160,91 +167,185 @@ def _documents(path: Path, data: bytes) -> Iterator[object]:
         yield from yaml.load_all(text, Loader=_YAML_LOADER)
 
 
-def read_manifests(path: Path, data: bytes) -> ManifestFile:
-    """Parse the content of one manifest file. Pure: no file system access."""
-    objects: dict[ObjectKey, KubeObject] = {}
-    document_of: dict[ObjectKey, int] = {}
-    errors: list[DocumentError] = []
-    skipped: list[SkippedDocument] = []
-    broken: list[tuple[int, ObjectKey | None]] = []
-    ignored: dict[ObjectKey, tuple[str, ...]] = {}
-    index = -1
-    try:
-        for index, document in enumerate(_documents(path, data)):
-            if document is None:  # an empty document between two "---"
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    prefix: str
+    obj: KubeObject
+    ignored: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Unmodelled:
+    api_version: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Invalid:
+    """A document the parser refused (``key``: its object, when it said which)."""
+
+    error: DocumentError  # with a placeholder file and index, set when assembled
+    key: ObjectKey | None
+
+
+_Outcome = _Parsed | _Unmodelled | _Invalid
+_NOWHERE = Path()
+
+
+def _read_document(document: object) -> tuple[_Outcome, ...]:
+    """What one decoded document holds (a ``List``'s items one by one). Pure."""
+    outcomes: list[_Outcome] = []
+    if document is None:  # an empty document between two "---"
+        return ()
+    for prefix, item in _expand_lists(document):
+        try:
+            obj, ignored_fields = parse_with_notes(item)
+        except ManifestError as error:
+            field_path = ".".join(part for part in (prefix, error.field) if part)
+            failure = DocumentError(
+                _NOWHERE, 0, error.message, field_path, error.kind, error.namespace, error.name
+            )
+            outcomes.append(_Invalid(failure, _broken_key(error)))
+            continue
+        except (RecursionError, MemoryError, ValueError) as error:
+            # Pathological input the parser was not written for (nesting thousands
+            # deep...): this document's error, never the source's.
+            message = f"cannot be parsed: {type(error).__name__}: {error}"
+            outcomes.append(_Invalid(DocumentError(_NOWHERE, 0, message, prefix), None))
+            continue
+        if obj is None:
+            kind, _, _ = object_identity(item)
+            api_version = item.get("apiVersion") if isinstance(item, Mapping) else None
+            outcomes.append(_Unmodelled(str(api_version or ""), kind or ""))
+            continue
+        outcomes.append(_Parsed(prefix, obj, ignored_fields))
+    return tuple(outcomes)
+
+
+# A line that starts a YAML document. At the start of a line "---" can be nothing else:
+# the spec forbids it inside any scalar, so splitting there gives the file's documents.
+_DOCUMENT_START = re.compile(rb"^---(?=[ \t\r\n]|$)", re.MULTILINE)
+# Directives ("%YAML") and document ends ("...") change how documents are delimited:
+# such a file is parsed whole.
+_NOT_SPLIT = re.compile(rb"^(%|\.\.\.)", re.MULTILINE)
+
+
+def _document_pieces(
+    path: Path, data: bytes, previous: ManifestFile | None
+) -> list[tuple[bytes, tuple[tuple[_Outcome, ...], ...]]] | None:
+    """The file's YAML split at document starts, in order: each piece's digest and what
+    its documents parsed to (taken from ``previous`` when the text is unchanged). None
+    when the file is not split so (JSON, directives, or a piece that is not valid on its
+    own: the whole file is parsed then, so that errors read as they always have)."""
+    if path.suffix == ".json" or _NOT_SPLIT.search(data):
+        return None
+    starts = [match.start() for match in _DOCUMENT_START.finditer(data)]
+    bounds = [0, *(start for start in starts if start > 0), len(data)]
+    known = previous.pieces if previous is not None else {}
+    pieces: list[tuple[bytes, tuple[tuple[_Outcome, ...], ...]]] = []
+    parsed: dict[bytes, tuple[tuple[_Outcome, ...], ...]] = {}
+    for begin, end in itertools.pairwise(bounds):
+        text = data[begin:end]
+        digest = hashlib.blake2b(text, digest_size=16).digest()
+        outcomes = parsed.get(digest) or known.get(digest)
+        if outcomes is None:
+            try:
+                decoded = list(yaml.load_all(text.decode("utf-8"), Loader=_YAML_LOADER))
+            except (yaml.YAMLError, UnicodeDecodeError, RecursionError, MemoryError, ValueError):
+                return None
+            outcomes = tuple(_read_document(document) for document in decoded)
+        parsed[digest] = outcomes
+        pieces.append((digest, outcomes))
+    return pieces
+
+
+def read_manifests(path: Path, data: bytes, previous: ManifestFile | None = None) -> ManifestFile:
+    """Parse the content of one manifest file. Pure: no file system access.
+
+    ``previous``: the file's last parse, whose unchanged documents are not parsed again
+    (a pod change rewrites one document of a file of many)."""
+    pieces = _document_pieces(path, data, previous)
+    if pieces is None:
+        return _read_whole(path, data)
+    assembly = _Assembly(path)
+    for _, documents in pieces:
+        for outcomes in documents:
+            assembly.add(outcomes)
+    return replace(assembly.result(), pieces=dict(pieces))
+
+
+class _Assembly:
+    """Outcomes of documents, in file order, made into a ``ManifestFile``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.index = -1
+        self.objects: dict[ObjectKey, KubeObject] = {}
+        self.document_of: dict[ObjectKey, int] = {}
+        self.errors: list[DocumentError] = []
+        self.skipped: list[SkippedDocument] = []
+        self.broken: list[tuple[int, ObjectKey | None]] = []
+        self.ignored: dict[ObjectKey, tuple[str, ...]] = {}
+
+    def add(self, outcomes: tuple[_Outcome, ...]) -> None:
+        """The next document's outcomes."""
+        self.index += 1
+        index, path = self.index, self.path
+        for outcome in outcomes:
+            if isinstance(outcome, _Invalid):
+                self.errors.append(replace(outcome.error, file=path, document_index=index))
+                self.broken.append((index, outcome.key))
                 continue
-            for prefix, item in _expand_lists(document):
-                try:
-                    obj, ignored_fields = parse_with_notes(item)
-                except ManifestError as error:
-                    field_path = ".".join(part for part in (prefix, error.field) if part)
-                    errors.append(
-                        DocumentError(
-                            path,
-                            index,
-                            error.message,
-                            field_path,
-                            error.kind,
-                            error.namespace,
-                            error.name,
-                        )
+            if isinstance(outcome, _Unmodelled):
+                self.skipped.append(SkippedDocument(path, index, outcome.api_version, outcome.kind))
+                continue
+            obj = outcome.obj
+            if obj.key in self.objects:
+                self.errors.append(
+                    DocumentError(
+                        path,
+                        index,
+                        f"duplicate of document {self.document_of[obj.key]}; ignored",
+                        outcome.prefix,
+                        obj.kind,
+                        obj.namespace or None,
+                        obj.name,
                     )
-                    broken.append((index, _broken_key(error)))
-                    continue
-                except (RecursionError, MemoryError, ValueError) as error:
-                    # Pathological input the parser was not written for (nesting
-                    # thousands deep...): this document's error, never the source's.
-                    errors.append(
-                        DocumentError(
-                            path,
-                            index,
-                            f"cannot be parsed: {type(error).__name__}: {error}",
-                            prefix,
-                        )
-                    )
-                    broken.append((index, None))
-                    continue
-                if obj is None:
-                    kind, _, _ = object_identity(item)
-                    api_version = item.get("apiVersion") if isinstance(item, Mapping) else None
-                    skipped.append(SkippedDocument(path, index, str(api_version or ""), kind or ""))
-                    continue
-                if obj.key in objects:
-                    errors.append(
-                        DocumentError(
-                            path,
-                            index,
-                            f"duplicate of document {document_of[obj.key]}; ignored",
-                            prefix,
-                            obj.kind,
-                            obj.namespace or None,
-                            obj.name,
-                        )
-                    )
-                    continue
-                objects[obj.key] = obj
-                document_of[obj.key] = index
-                if ignored_fields:
-                    ignored[obj.key] = ignored_fields
+                )
+                continue
+            self.objects[obj.key] = obj
+            self.document_of[obj.key] = index
+            if outcome.ignored:
+                self.ignored[obj.key] = outcome.ignored
+
+    def result(self, *, unparseable: bool = False) -> ManifestFile:
+        return ManifestFile(
+            self.objects,
+            self.document_of,
+            tuple(self.errors),
+            tuple(self.skipped),
+            tuple(self.broken),
+            unparseable=unparseable,
+            ignored=self.ignored,
+        )
+
+
+def _read_whole(path: Path, data: bytes) -> ManifestFile:
+    """Parse the whole file at once (JSON, or YAML that is not split by documents)."""
+    assembly = _Assembly(path)
+    try:
+        for document in _documents(path, data):
+            assembly.add(_read_document(document))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError, MemoryError, ValueError) as error:
         # ValueError covers JSONDecodeError and the integer-size limit (a 5,000-digit
         # number); RecursionError a document nested 200,000 deep.
         reason = (
             str(error) if isinstance(error, yaml.YAMLError | ValueError) else type(error).__name__
         )
-        errors.append(DocumentError(path, max(index + 1, 0), f"invalid YAML/JSON: {reason}"))
-        return ManifestFile(
-            objects,
-            document_of,
-            tuple(errors),
-            tuple(skipped),
-            tuple(broken),
-            unparseable=True,
-            ignored=ignored,
-        )
-    return ManifestFile(
-        objects, document_of, tuple(errors), tuple(skipped), tuple(broken), ignored=ignored
-    )
+        failure = DocumentError(path, max(assembly.index + 1, 0), f"invalid YAML/JSON: {reason}")
+        assembly.errors.append(failure)
+        return assembly.result(unparseable=True)
+    return assembly.result()
 
 
 def _keep_last_good(new: ManifestFile, old: ManifestFile | None) -> ManifestFile:
@@ -388,7 +489,10 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
             states[path] = replace(old, mtime_ns=info.st_mtime_ns, size=info.st_size)
             continue
         changed.append((path, data, _FileState(info.st_mtime_ns, info.st_size, digest, EMPTY)))
-    parsed_files = parse_files([(path, data) for path, data, _ in changed])
+    parsed_files = parse_files(
+        [(path, data) for path, data, _ in changed],
+        {path: old.contents for path, old in previous.items()},
+    )
     for (path, _, state), parsed in zip(changed, parsed_files, strict=True):
         old = previous.get(path)
         contents = _keep_last_good(parsed, old.contents if old is not None else None)
@@ -409,13 +513,17 @@ EMPTY = ManifestFile()
 PARALLEL_MIN_BYTES = 2 << 20
 
 
-def parse_files(files: Sequence[tuple[Path, bytes]]) -> list[ManifestFile]:
-    """``read_manifests`` of each (path, content), in order; in worker processes
-    when there is enough to parse and more than one core."""
+def parse_files(
+    files: Sequence[tuple[Path, bytes]], previous: Mapping[Path, ManifestFile] | None = None
+) -> list[ManifestFile]:
+    """``read_manifests`` of each (path, content), in order (``previous``: their last
+    parse, see ``read_manifests``); in worker processes when there is enough to parse
+    and more than one core."""
+    previous = previous or {}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     size = sum(len(data) for _, data in files)
     if (cores or 1) < 2 or size < PARALLEL_MIN_BYTES or len(files) < 4:
-        return [read_manifests(path, data) for path, data in files]
+        return [read_manifests(path, data, previous.get(path)) for path, data in files]
     workers = min(cores or 1, 8)
     # Chunks of similar size, a few per worker so that one slow chunk does not hold up
     # the end; each keeps its files' order, and the results are put back in order.
