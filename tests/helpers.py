@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -105,3 +108,23 @@ async def serve_process(
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stderr=stderr,
     )
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants alive now (from /proc), parents first."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop(0)
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process under it at once, as a crash of the machine or
+    an OOM kill of the container would: none gets to close anything cleanly."""
+    for victim in reversed(process_tree(pid)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)

@@ -21,7 +21,7 @@ from xds.type_urls import ADDRESS, AUTHORIZATION
 
 from .. import builders
 from ..conftest import REPO
-from ..helpers import free_port, http_ready, serve_process, wait_until
+from ..helpers import free_port, http_ready, kill_tree, serve_process, wait_until
 from .kube_plane import changes, ztunnel_client
 
 SETPRIV = shutil.which("setpriv")
@@ -201,7 +201,7 @@ async def test_sigkill_mid_push_then_restart_converges_to_what_render_says(tmp_p
         (root / "80-burst.yaml").write_text(_pods_file(120, "two"))
         (root / "60-policies.yaml").unlink()
         await asyncio.sleep(0.08)
-        process.send_signal(signal.SIGKILL)
+        kill_tree(process.pid)  # the supervisor and every process of --workers at once
         await process.wait()
         process = await _serve(root, xds_port, http_port)
         # Each proxy reconnects with what it holds, and catches up.

@@ -20,7 +20,7 @@ from xds.client import DeltaClient
 from xds.type_urls import ADDRESS
 
 from ..conftest import REPO, scan_output
-from ..helpers import eventually, free_port, http_ready, wait_until
+from ..helpers import eventually, free_port, http_ready, kill_tree, wait_until
 from ..kube.cluster import Api, ApiError, Cluster, fresh_namespace
 from ..kube.objects import WAYPOINT_CLASS, apply_all, namespace, node, pod
 from .kube_plane import ztunnel_client
@@ -162,7 +162,7 @@ async def test_one_replica_writes_and_the_other_takes_over(
 
             # The leader dies without a word: the follower takes the Lease when it expires.
             killed_at = time.monotonic()
-            leader.process.send_signal(signal.SIGKILL)
+            kill_tree(leader.process.pid)  # every process of it, none told
             await leader.process.wait()
             await eventually(
                 lambda: asyncio.to_thread(
