@@ -212,6 +212,7 @@ async def test_a_stop_signal_at_fork_time_is_not_lost() -> None:
         ({"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000"}, 8, 3),  # v1
         ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, 2, 2),  # v1, none
         ({"cpu.max": "garbage"}, 2, 2),  # unreadable: the affinity
+        ({"cpu.max": "100000 0"}, 2, 2),  # nonsense: the affinity
         ({}, 64, 8),  # many CPUs: at most eight unless --workers says more
     ],
 )
