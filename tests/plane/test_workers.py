@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -59,6 +61,11 @@ def commit_socket(pid: int) -> Path:
     raise AssertionError(f"process {pid} listens on no Unix socket")
 
 
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
 def move_productpage(mesh: Path, old: str, new: str) -> None:
     edit(
         mesh / "20-productpage.yaml",
@@ -104,6 +111,11 @@ async def test_a_config_process_feeds_two_serving_processes_and_each_is_restarte
             move_productpage(demo_copy, "10.244.1.10", "10.244.1.99")
             for client in clients:
                 assert [r.name for r in (await client.next(within=10)).resources] == [PRODUCTPAGE]
+
+            # The config process has no port: a serving process reports its debounce.
+            metrics = await asyncio.to_thread(scrape, http_port)
+            [count] = re.findall(r"^pilot_debounce_time_count (\S+)$", metrics, re.MULTILINE)
+            assert float(count) >= 1
 
             # The config process dies: streams stay, a new one takes over, and changes
             # flow again.

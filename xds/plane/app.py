@@ -323,6 +323,8 @@ class ControlPlane:
         again: ready follows it, in every process."""
         if self.hub is not None:
             self.hub.source_health(synced)
+        if self.role is Role.SERVING and not synced:
+            SOURCE_FAILURES.inc()  # counted where it can be scraped
         if not self._started:
             return  # start() decides
         if synced:

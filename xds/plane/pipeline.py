@@ -34,6 +34,7 @@ class PushRecord:
     kinds: tuple[str, ...]  # kinds of the changed objects (empty for a full rebuild)
     scopes: tuple[str, ...]  # scopes whose resources changed
     seconds: float  # translate + commit
+    debounce_seconds: float | None = None  # first event of the batch -> rebuild started
 
 
 class PushHistory(Protocol):
@@ -81,7 +82,12 @@ class Pipeline:
         metrics.count_events(changes)
         self.debouncer.add(changes)
 
-    def rebuild(self, changes: ChangeSet | None, origin: float | None = None) -> int:
+    def rebuild(
+        self,
+        changes: ChangeSet | None,
+        origin: float | None = None,
+        debounce_seconds: float | None = None,
+    ) -> int:
         """Translate and publish now; returns how many scopes were touched."""
         started = time.monotonic()
         updates: list[Update] = []
@@ -106,6 +112,7 @@ class Pipeline:
             () if changes is None else tuple(sorted(changes.kinds)),
             tuple(sorted(touched)),
             time.monotonic() - started,
+            debounce_seconds,
         )
         if self.on_published is not None:
             self.on_published(touched, origin, self.last)
@@ -130,7 +137,11 @@ class Pipeline:
         try:
             # After a failure the changed keys of that batch are lost, so the
             # next batch rebuilds everything.
-            self.rebuild(None if self._failed else merged, origin=batch.first_event_at)
+            self.rebuild(
+                None if self._failed else merged,
+                origin=batch.first_event_at,
+                debounce_seconds=batch.debounce_seconds,
+            )
             self._failed = False
         except Exception:
             # A translator bug must not take the whole control plane down: the

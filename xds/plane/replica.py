@@ -103,7 +103,10 @@ class ReplicaSource:
         healthy = self.replica.source_synced
         changes = self.replica.apply(message)
         if isinstance(message, commits.Commit) and message.record is not None:
+            # The config process has no port: its pipeline's metrics are observed here.
             metrics.REBUILD_TIME.observe(message.record.seconds)
+            if message.record.debounce_seconds is not None:
+                metrics.DEBOUNCE_TIME.observe(message.record.debounce_seconds)
         if changes:
             self._on_change(changes)
         if isinstance(message, commits.Snapshot) and not self._synced.is_set():
