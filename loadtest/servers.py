@@ -27,6 +27,8 @@ from loadtest.kubecluster import MeshCluster
 from loadtest.meshfiles import MeshFiles
 from loadtest.pinning import pin
 from loadtest.worker import Endpoint
+from xds.cpus import usable_cpus
+from xds.plane.workers import workers_for
 
 Mesh = MeshFiles | MeshCluster
 """Where the scenario's mesh lives: a config directory, or an API server."""
@@ -112,8 +114,8 @@ class ServeOptions:
         """How many processes hold streams (and answer scrapes), as ``xds serve`` decides."""
         if self.workers is not None:
             return max(1, self.workers)
-        cpus = len(self.cpus or os.sched_getaffinity(0))
-        return cpus if cpus > 1 else 1
+        usable = usable_cpus()
+        return max(1, workers_for(min(len(self.cpus), usable) if self.cpus else usable))
 
 
 class XdsServer:

@@ -1,7 +1,7 @@
 """The layers of ``xds/``, held by walking the imports (module level, as Python runs them):
 no import cycle, and each layer imports only the layers below it.
 
-    vocabulary (resources, wire, type_urls, metric_types, logs, tasks, version)
+    vocabulary (resources, wire, type_urls, metric_types, logs, tasks, version, cpus)
     model  <-  sources            (sources -> model; Kubernetes also -> security, translate)
     model  <-  translate          (pure: model -> protos)
     serving                       (streams, CA, HTTP: bytes, not Istio objects)
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "xds"
 
 # Which top-level parts of xds each part may import at module level (itself always).
-VOCABULARY = {"resources", "wire", "type_urls", "metric_types", "logs", "tasks", "version"}
+VOCABULARY = {"resources", "wire", "type_urls", "metric_types", "logs", "tasks", "version", "cpus"}
 ALLOWED: dict[str, set[str]] = {
     "model": VOCABULARY,
     "translate": VOCABULARY | {"model", "proto"},

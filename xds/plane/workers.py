@@ -14,13 +14,14 @@ import contextlib
 import ctypes
 import gc
 import logging
-import math
 import os
 import signal
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 from types import FrameType
+
+from xds.cpus import CGROUP, usable_cpus
 
 log = logging.getLogger("xds.workers")
 
@@ -36,36 +37,15 @@ MAX_DEFAULT_WORKERS = 8
 faster than throughput (``--workers`` goes further when asked)."""
 
 
-def default_workers(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """Serving processes when ``--workers`` is not given: one per usable CPU, up to
-    ``MAX_DEFAULT_WORKERS``; 0 (a single process) with one CPU."""
-    cpus = usable_cpus(cgroup)
+def default_workers(cgroup: Path = CGROUP) -> int:
+    """Serving processes when ``--workers`` is not given: see ``workers_for``."""
+    return workers_for(usable_cpus(cgroup))
+
+
+def workers_for(cpus: int) -> int:
+    """One serving process per usable CPU, up to ``MAX_DEFAULT_WORKERS``; 0 (a single
+    process) with one CPU."""
     return min(cpus, MAX_DEFAULT_WORKERS) if cpus > 1 else 0
-
-
-def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """The CPUs this process may run on, bounded by its cgroup's CPU quota (a container's
-    CPU limit: the affinity alone would count every core of the node)."""
-    affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
-    cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
-    quota = _cpu_quota(cgroup)
-    return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
-
-
-def _cpu_quota(cgroup: Path) -> float | None:
-    """CPUs' worth of time per period allowed by cgroup v2 ``cpu.max`` or v1 CFS; None: no
-    limit (or not readable)."""
-    try:
-        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError, ZeroDivisionError):
-        pass
-    try:
-        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
-        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        return None
-    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 def _death_signal() -> Callable[[], None]:

@@ -51,6 +51,7 @@ from pathlib import Path
 import yaml
 from watchfiles import awatch
 
+from xds.cpus import usable_cpus
 from xds.model.errors import ManifestError
 from xds.model.mesh import MeshStore
 from xds.model.meta import KubeObject, ObjectKey
@@ -520,11 +521,11 @@ def parse_files(
     parse, see ``read_manifests``); in worker processes when there is enough to parse
     and more than one core."""
     previous = previous or {}
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cpus()
     size = sum(len(data) for _, data in files)
-    if (cores or 1) < 2 or size < PARALLEL_MIN_BYTES or len(files) < 4:
+    if cores < 2 or size < PARALLEL_MIN_BYTES or len(files) < 4:
         return [read_manifests(path, data, previous.get(path)) for path, data in files]
-    workers = min(cores or 1, 8)
+    workers = min(cores, 8)
     # Chunks of similar size, a few per worker so that one slow chunk does not hold up
     # the end; each keeps its files' order, and the results are put back in order.
     chunks: list[list[tuple[int, Path, bytes]]] = [[] for _ in range(workers * 3)]
@@ -546,7 +547,7 @@ def parse_files(
             "parsing in worker processes failed; parsing here instead",
             extra={"reason": f"{type(error).__name__}: {error}"},
         )
-        return [read_manifests(path, data) for path, data in files]
+        return [read_manifests(path, data, previous.get(path)) for path, data in files]
     return results
 
 
