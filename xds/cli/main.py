@@ -376,6 +376,7 @@ def _log_ignored_mesh_fields(source: str) -> Callable[[str], None]:
 
 def _serve(args: argparse.Namespace) -> int:
     from xds.plane.app import ControlPlane, Role, ServeOptions
+    from xds.plane.workers import default_workers, run_workers
     from xds.tasks import cancel_and_wait
 
     logs.configure(args.log_level, as_json=args.log_as_json)
@@ -391,8 +392,6 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
-    from xds.plane.workers import default_workers
-
     workers = 0 if args.single_process else (args.workers or default_workers())
     options = ServeOptions(
         config_dir=args.config,
@@ -441,8 +440,6 @@ def _serve(args: argparse.Namespace) -> int:
     if workers == 0:
         asyncio.run(main(options))
         return 0
-    from xds.plane.workers import run_workers
-
     if options.secure_port != 0 and options.kubernetes is None:
         # Create the CA once, before forking, so that serving processes never race
         # to write a root of their own. (In a cluster the Secret's create-if-absent

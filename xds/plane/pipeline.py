@@ -60,10 +60,7 @@ class Pipeline:
         *,
         debounce_after: float = 0.1,
         debounce_max: float = 10.0,
-        on_published: Published | None = None,
     ) -> None:
-        """``on_published``: the config process hands each commit on to the serving
-        processes (``xds serve --workers``)."""
         self.mesh = mesh
         self.store = store
         self.translators = list(translators)
@@ -73,7 +70,9 @@ class Pipeline:
         self.rebuilds = 0
         self.last: PushRecord | None = None
         self._failed = False
-        self.on_published = on_published
+        # Set by the config process of ``xds serve --workers``: it hands each commit on
+        # to the serving processes.
+        self.on_published: Published | None = None
 
     def changed(self, changes: ChangeSet) -> None:
         """Source callback: the MeshStore has applied ``changes``."""

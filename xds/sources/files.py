@@ -492,7 +492,7 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
         changed.append((path, data, _FileState(info.st_mtime_ns, info.st_size, digest, EMPTY)))
     parsed_files = parse_files(
         [(path, data) for path, data, _ in changed],
-        {path: old.contents for path, old in previous.items()},
+        {path: previous[path].contents for path, _, _ in changed if path in previous},
     )
     for (path, _, state), parsed in zip(changed, parsed_files, strict=True):
         old = previous.get(path)
