@@ -295,6 +295,9 @@ class MeshStore:
     def keys(self) -> Collection[ObjectKey]:
         return self._objects.keys()
 
+    def all_objects(self) -> Collection[KubeObject]:
+        return self._objects.values()
+
     def get_by_key(self, key: ObjectKey) -> KubeObject | None:
         return self._objects.get(key)
 

@@ -155,11 +155,7 @@ def snapshot_of(
             table = store.table(scope, type_url)
             if table is not None and table.resources:
                 tables.append(TypeChange(scope, type_url, tuple(table.resources.values())))
-    keys = mesh.keys()
-    objects = tuple(mesh.get_by_key(key) for key in keys)
-    return Snapshot(
-        tuple(o for o in objects if o is not None), tuple(tables), rebuilds, record, synced
-    )
+    return Snapshot(tuple(mesh.all_objects()), tuple(tables), rebuilds, record, synced)
 
 
 # -- a serving process's side ----------------------------------------------------------
