@@ -8,13 +8,14 @@ DestinationRules and the policies that target the waypoint or its services.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from xds.model import wellknown
 from xds.model.core import EndpointSlice, Node, Pod, Service
-from xds.model.frozen import FrozenMap
+from xds.model.frozen import FrozenMap, is_subset
 from xds.model.gateway import (
     GATEWAY_GROUP,
     BackendRef,
@@ -154,6 +155,53 @@ def collect(mesh: Mesh, bindings: WaypointBindings, gateway: Gateway) -> Waypoin
     return _Collector(mesh, bindings, identity).inputs()
 
 
+def refresh_endpoints(
+    mesh: Mesh, bindings: WaypointBindings, previous: WaypointInputs, pods: Sequence[Pod]
+) -> WaypointInputs:
+    """``previous`` brought up to date after a change to nothing but ``pods`` (each
+    changed pod as it is now and as it was).
+
+    Under pod churn this is most of the waypoint translator's work, so it reads only
+    what pods can change: the bound workloads, and the endpoints of the services that
+    select one of ``pods`` (before or after). Everything else is ``previous``'s, the
+    same objects, so comparing the result with ``previous`` is cheap too. It equals
+    what ``collect`` would return (``tests/translate/waypoint/test_incremental.py``).
+    """
+    return _Collector(mesh, bindings, previous.config.identity).refreshed(previous, pods)
+
+
+def slice_pod_namespaces(mesh: Mesh, services: Iterable[ServiceInfo]) -> set[str]:
+    """Namespaces of the pods named by the EndpointSlices of selector-less Services
+    (a pod there decides whether its endpoint is reached through the tunnel)."""
+    found = set()
+    for info in services:
+        if info.kind != "Service":
+            continue
+        service = mesh.get(Service, info.namespace, info.name)
+        if service is None or service.selector:
+            continue
+        for endpoint_slice in mesh.objects(EndpointSlice, service.namespace):
+            if endpoint_slice.service_name != service.name:
+                continue
+            for endpoint in endpoint_slice.endpoints:
+                ref = endpoint.target_ref
+                if ref is not None and ref.kind == "Pod":
+                    found.add(ref.namespace or service.namespace)
+    return found
+
+
+def _selects(obj: Service | ServiceEntry, pod: Pod) -> bool:
+    """Whether ``obj``'s endpoints may depend on ``pod`` (see ``_Collector.endpoints``)."""
+    if obj.namespace != pod.namespace and not (isinstance(obj, Service) and not obj.selector):
+        return False
+    if isinstance(obj, Service):
+        # Without a selector the endpoints come from EndpointSlices, whose pods may
+        # live in another namespace and decide the tunnel: always read them again.
+        return not obj.selector or is_subset(obj.selector, pod.labels)
+    selector = obj.workload_selector
+    return selector is not None and is_subset(selector, pod.labels)
+
+
 class _Collector:
     def __init__(self, mesh: Mesh, bindings: WaypointBindings, identity: WaypointIdentity) -> None:
         self.mesh = mesh
@@ -211,6 +259,20 @@ class _Collector:
         for service, obj in self._service_objects(services):
             for port in service.ports:
                 endpoints[(service.hostname, port.port)] = tuple(self.endpoints(obj, service, port))
+        return WaypointInputs(config=config, endpoints=FrozenMap(endpoints))
+
+    def refreshed(self, previous: WaypointInputs, pods: Sequence[Pod]) -> WaypointInputs:
+        config = previous.config
+        workloads = self.workloads()
+        if workloads != config.workloads:
+            config = dataclasses.replace(config, workloads=workloads)
+        endpoints = dict(previous.endpoints.items())
+        for service, obj in self._service_objects(config.services):
+            if any(_selects(obj, pod) for pod in pods):
+                for port in service.ports:
+                    endpoints[(service.hostname, port.port)] = tuple(
+                        self.endpoints(obj, service, port)
+                    )
         return WaypointInputs(config=config, endpoints=FrozenMap(endpoints))
 
     def reference_grants(self, routes: Iterable[GatewayRoute]) -> tuple[ReferenceGrant, ...]:

@@ -11,7 +11,7 @@ Every EDS cluster gets an assignment, empty if need be: the clusters use
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from ipaddress import ip_address
 
 from envoy.config.core.v3 import address_pb2, base_pb2, health_check_pb2
@@ -41,15 +41,21 @@ def host_port(address: str, port: int) -> str:
     return f"{address}:{port}"
 
 
-def build_endpoints(inputs: WaypointInputs) -> list[endpoint_pb2.ClusterLoadAssignment]:
-    """A ClusterLoadAssignment for every EDS cluster of the waypoint."""
+def build_endpoints(
+    inputs: WaypointInputs, *, only: Container[tuple[str, int]] | None = None
+) -> list[endpoint_pb2.ClusterLoadAssignment]:
+    """A ClusterLoadAssignment for every EDS cluster of the waypoint, or only for the
+    clusters of the ``(hostname, port)`` keys in ``only``."""
     config = inputs.config
     tunnel = config.identity.mode is WaypointMode.HBONE
     assignments = []
     for cluster in service_clusters(config):
         if cluster.service.dns:
             continue  # STRICT_DNS: endpoints are inline in the cluster
-        endpoints = inputs.endpoints.get((cluster.service.hostname, cluster.port.port), ())
+        key = (cluster.service.hostname, cluster.port.port)
+        if only is not None and key not in only:
+            continue
+        endpoints = inputs.endpoints.get(key, ())
         rule = config.destination_rules.get(cluster.service.hostname)
         assignments.append(load_assignment(cluster, endpoints, rule, tunnel=tunnel))
     return assignments

@@ -7,10 +7,16 @@ concern, the translator remembers each waypoint's inputs (plain frozen data)
 and rebuilds only when they differ:
 
 * inputs unchanged: no Update at all for that waypoint;
-* only endpoints changed (a pod came, went or became ready): ENDPOINT only;
+* only endpoints changed (a pod came, went or became ready): the assignments of
+  the clusters whose endpoints moved, nothing else;
+* only the bound workloads changed as well: the listeners too (workload
+  addresses are in the main listener's matcher);
 * anything else: LISTENER, CLUSTER and ENDPOINT, each as a complete set
   (``replace=True``). Unchanged resources keep their content hash, so the
   store pushes only what really differs.
+
+A change to nothing but pods does not even collect a waypoint's inputs again:
+``refresh_endpoints`` reads the endpoints of the services those pods touch.
 
 No ROUTE: route configs are inline in the listeners, as istiod does for
 waypoints. Secrets (``default``/``ROOTCA``) are served by the security layer.
@@ -18,6 +24,7 @@ waypoints. Secrets (``default``/``ROOTCA``) are served by the security layer.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -27,13 +34,19 @@ from envoy.config.listener.v3 import listener_pb2
 
 from xds import type_urls
 from xds.model import wellknown
+from xds.model.core import Pod
 from xds.model.gateway import Gateway
 from xds.model.mesh import ChangeSet, Mesh
 from xds.resources import Resource, Update, waypoint_scope
 from xds.translate.binding import WaypointBindings
 from xds.translate.waypoint import jwt
 from xds.translate.waypoint.clusters import build_clusters
-from xds.translate.waypoint.collect import collect, referenced_hosts
+from xds.translate.waypoint.collect import (
+    collect,
+    referenced_hosts,
+    refresh_endpoints,
+    slice_pod_namespaces,
+)
 from xds.translate.waypoint.endpoints import build_endpoints
 from xds.translate.waypoint.inputs import WaypointInputs
 from xds.translate.waypoint.listeners import build_listeners
@@ -76,10 +89,11 @@ class WaypointTranslator:
                 )
                 & namespaces
             ]
-            return self._translate(mesh, self._bindings, gateways, changes, prune=False)
+            pods = _changed_pods(mesh, changes) if changes.kinds <= _POD_KINDS else None
+            return self._translate(mesh, self._bindings, gateways, changes, pods, prune=False)
         self._bindings = WaypointBindings.build(mesh)
         return self._translate(
-            mesh, self._bindings, list(mesh.objects(Gateway)), changes, prune=True
+            mesh, self._bindings, list(mesh.objects(Gateway)), changes, None, prune=True
         )
 
     def _translate(
@@ -88,26 +102,30 @@ class WaypointTranslator:
         bindings: WaypointBindings,
         gateways: list[Gateway],
         changes: ChangeSet | None,
+        pods: list[Pod] | None,
         *,
         prune: bool,
     ) -> list[Update]:
+        """``pods``: the change is to these pods alone (as they are and as they were)."""
         updates: list[Update] = []
         current: set[str] = set()
         for gateway in sorted(gateways, key=lambda g: (g.namespace, g.name)):
-            inputs = collect(mesh, bindings, gateway)
+            scope = waypoint_scope(gateway.namespace, gateway.name)
+            previous = self._inputs.get(scope)
+            if pods is not None and previous is not None:
+                inputs: WaypointInputs | None = refresh_endpoints(mesh, bindings, previous, pods)
+            else:
+                inputs = collect(mesh, bindings, gateway)
             if inputs is None:
                 continue
-            scope = waypoint_scope(gateway.namespace, gateway.name)
             current.add(scope)
-            previous = self._inputs.get(scope)
             self._inputs[scope] = inputs
-            self._namespaces[scope] = _namespaces(inputs)
-            if changes is not None and previous == inputs:
-                continue
-            if changes is None or previous is None or previous.config != inputs.config:
+            if previous is None or inputs.config is not previous.config:
+                self._namespaces[scope] = _namespaces(mesh, inputs)
+            if changes is None or previous is None:
                 updates += snapshot(scope, inputs)
             else:
-                updates.append(_update(scope, type_urls.ENDPOINT, build_endpoints(inputs)))
+                updates += _changed(scope, previous, inputs)
         if prune:
             for scope in sorted(set(self._inputs) - current):
                 # The Gateway is gone (or no longer a waypoint): empty its scope.
@@ -123,6 +141,8 @@ class WaypointTranslator:
 # Kinds whose effect on a waypoint is confined to waypoints bound to the
 # changed objects or depending on their namespace (see ``_local_churn``).
 _LOCAL_KINDS = frozenset({"Pod", "Service", "AuthorizationPolicy"})
+# Changes to nothing but pods take the narrowest path (``refresh_endpoints``).
+_POD_KINDS = _IRRELEVANT_KINDS | {"Pod"}
 
 
 def _local_churn(mesh: Mesh, changes: ChangeSet) -> bool:
@@ -140,9 +160,10 @@ def _local_churn(mesh: Mesh, changes: ChangeSet) -> bool:
     return True
 
 
-def _namespaces(inputs: WaypointInputs) -> frozenset[str]:
+def _namespaces(mesh: Mesh, inputs: WaypointInputs) -> frozenset[str]:
     """Namespaces whose pods, Services or policies can change this waypoint's inputs,
-    including those of route targets that do not exist (yet)."""
+    including those of route targets that do not exist (yet) and of pods that
+    EndpointSlices name across namespaces."""
     config = inputs.config
     suffix = f".svc.{config.identity.domain_suffix}"
     targets = referenced_hosts(
@@ -154,6 +175,7 @@ def _namespaces(inputs: WaypointInputs) -> frozenset[str]:
             config.identity.namespace,
             *(service.namespace for service in config.services),
             *(workload.namespace for workload in config.workloads),
+            *slice_pod_namespaces(mesh, config.services),
             *(
                 host.removesuffix(suffix).rpartition(".")[2]
                 for host in targets
@@ -161,6 +183,39 @@ def _namespaces(inputs: WaypointInputs) -> frozenset[str]:
             ),
         }
     )
+
+
+def _changed_pods(mesh: Mesh, changes: ChangeSet) -> list[Pod]:
+    """Every changed pod, as it is now and as it was (both decide which endpoints move)."""
+    found = []
+    for key in changes.keys:
+        for obj in (mesh.get_by_key(key), changes.previous.get(key)):
+            if isinstance(obj, Pod):
+                found.append(obj)
+    return found
+
+
+def _changed(scope: str, previous: WaypointInputs, inputs: WaypointInputs) -> list[Update]:
+    """The updates that take a waypoint from ``previous`` to ``inputs``: only the
+    types, and for EDS only the assignments, that can differ."""
+    if previous == inputs:
+        return []
+    before, after = previous.config, inputs.config
+    if before != after and dataclasses.replace(before, workloads=after.workloads) != after:
+        return snapshot(scope, inputs)
+    updates = []
+    if before != after:
+        # Bound workloads are addresses in the main listener's matcher only.
+        updates.append(_update(scope, type_urls.LISTENER, build_listeners(after)))
+    moved = {
+        key
+        for key, endpoints in inputs.endpoints.items()
+        if previous.endpoints.get(key) != endpoints
+    }
+    if moved:
+        assignments = build_endpoints(inputs, only=moved)
+        updates.append(_update(scope, type_urls.ENDPOINT, assignments, replace=False))
+    return updates
 
 
 def snapshot(scope: str, inputs: WaypointInputs) -> list[Update]:
@@ -177,12 +232,15 @@ WaypointResource: TypeAlias = (
 )
 
 
-def _update(scope: str, type_url: str, messages: Iterable[WaypointResource]) -> Update:
+def _update(
+    scope: str, type_url: str, messages: Iterable[WaypointResource], *, replace: bool = True
+) -> Update:
+    """``replace``: the messages are the complete set of the type (else: changed ones)."""
     return Update(
         scope,
         type_url,
         upserts=[Resource.from_message(type_url, _name(message), message) for message in messages],
-        replace=True,
+        replace=replace,
     )
 
 
