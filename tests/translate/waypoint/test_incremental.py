@@ -39,12 +39,20 @@ def test_pod_service_and_policy_churn_matches_a_full_build() -> None:
     rng = random.Random(7)
     waypoint_namespaces = sorted({g.namespace for g in mesh.objects(Gateway)})
     bound = 0
-    for step in range(105):
+    for step in range(120):
         pods = [p for p in mesh.objects(Pod) if wellknown.GATEWAY_NAME not in p.labels]
         pod = rng.choice(pods)
         services = [s for s in mesh.objects(Service) if s.name != "waypoint"]
         service = rng.choice(services)
-        match step % 7:
+        match step % 8:
+            case 7:  # a pod and a Service (maybe elsewhere) in one batch
+                port = dataclasses.replace(service.ports[0], port=9500 + step, name=f"x-{step}")
+                changes = mesh.apply(
+                    [
+                        dataclasses.replace(service, ports=(*service.ports, port)),
+                        dataclasses.replace(pod, ready=not pod.ready),
+                    ]
+                )
             case 6:  # several pods at once: moved, relabelled out of their Service, gone
                 first, second, third = rng.sample(pods, 3)
                 changes = mesh.apply(

@@ -25,7 +25,7 @@ waypoints. Secrets (``default``/``ROOTCA``) are served by the security layer.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import TYPE_CHECKING, TypeAlias
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -72,28 +72,33 @@ class WaypointTranslator:
         if changes is not None and self._bindings is not None and _local_churn(mesh, changes):
             # Pod, Service and policy churn is most of all changes: only the
             # waypoints those objects are (or were) bound to, or whose inputs
-            # come from their namespace, can differ.
-            by_kind = {
-                kind: [k for k in changes.keys if k.kind == kind] for kind in ("Pod", "Service")
-            }
-            touched = self._bindings.rebind_pods(
-                mesh, by_kind["Pod"]
-            ) | self._bindings.rebind_services(mesh, by_kind["Service"])
-            namespaces = {key.namespace for key in changes.keys}
-            gateways = [
-                gateway
-                for gateway in mesh.objects(Gateway)
-                if f"{gateway.namespace}/{gateway.name}" in touched
-                or self._namespaces.get(
-                    waypoint_scope(gateway.namespace, gateway.name), frozenset()
-                )
-                & namespaces
-            ]
-            pods = _changed_pods(mesh, changes) if changes.kinds <= _POD_KINDS else None
-            return self._translate(mesh, self._bindings, gateways, changes, pods, prune=False)
+            # come from their namespace, can differ. A waypoint only pods reach
+            # just has its endpoints refreshed (``refresh_endpoints``).
+            pod_keys = [key for key in changes.keys if key.kind == "Pod"]
+            other_keys = [key for key in changes.keys if key.kind not in _POD_KINDS]
+            by_pods = self._bindings.rebind_pods(mesh, pod_keys)
+            by_others = self._bindings.rebind_services(
+                mesh, [key for key in other_keys if key.kind == "Service"]
+            )
+            pod_namespaces = {key.namespace for key in pod_keys}
+            other_namespaces = {key.namespace for key in other_keys}
+            gateways, refreshed = [], set()
+            for gateway in mesh.objects(Gateway):
+                key = f"{gateway.namespace}/{gateway.name}"
+                scope = waypoint_scope(gateway.namespace, gateway.name)
+                depends_on = self._namespaces.get(scope, frozenset())
+                if key in by_others or depends_on & other_namespaces:
+                    gateways.append(gateway)
+                elif key in by_pods or depends_on & pod_namespaces:
+                    gateways.append(gateway)
+                    refreshed.add(scope)
+            pods = _changed_pods(mesh, changes) if refreshed else []
+            return self._translate(
+                mesh, self._bindings, gateways, changes, pods, refreshed, prune=False
+            )
         self._bindings = WaypointBindings.build(mesh)
         return self._translate(
-            mesh, self._bindings, list(mesh.objects(Gateway)), changes, None, prune=True
+            mesh, self._bindings, list(mesh.objects(Gateway)), changes, [], set(), prune=True
         )
 
     def _translate(
@@ -102,17 +107,19 @@ class WaypointTranslator:
         bindings: WaypointBindings,
         gateways: list[Gateway],
         changes: ChangeSet | None,
-        pods: list[Pod] | None,
+        pods: list[Pod],
+        refreshed: Container[str],
         *,
         prune: bool,
     ) -> list[Update]:
-        """``pods``: the change is to these pods alone (as they are and as they were)."""
+        """``refreshed``: the scopes whose inputs only ``pods`` changed (each pod as it is
+        and as it was)."""
         updates: list[Update] = []
         current: set[str] = set()
         for gateway in sorted(gateways, key=lambda g: (g.namespace, g.name)):
             scope = waypoint_scope(gateway.namespace, gateway.name)
             previous = self._inputs.get(scope)
-            if pods is not None and previous is not None:
+            if scope in refreshed and previous is not None:
                 inputs: WaypointInputs | None = refresh_endpoints(mesh, bindings, previous, pods)
             else:
                 inputs = collect(mesh, bindings, gateway)
@@ -141,7 +148,7 @@ class WaypointTranslator:
 # Kinds whose effect on a waypoint is confined to waypoints bound to the
 # changed objects or depending on their namespace (see ``_local_churn``).
 _LOCAL_KINDS = frozenset({"Pod", "Service", "AuthorizationPolicy"})
-# Changes to nothing but pods take the narrowest path (``refresh_endpoints``).
+# Kinds that change no waypoint's inputs but its endpoints and bound workloads.
 _POD_KINDS = _IRRELEVANT_KINDS | {"Pod"}
 
 
