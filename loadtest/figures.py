@@ -215,27 +215,45 @@ def _server(add: _Add, server: Exercise, outcome: RunResult) -> None:
             "busiest client process (near 1.0: the generator is a bottleneck)",
         )
     metrics = server.metrics
-    # With --workers each scrape reaches one worker: differences would mix workers.
-    moved = server.change_metrics if outcome.options.serve.serving_processes() == 1 else {}
-    for name, series, label in (
-        ("server_debounce_mean", "pilot_debounce_time", "first event of a batch to its rebuild"),
-        ("server_translate_mean", "pilot_pushcontext_init_seconds", "translating a batch"),
+    # The pipeline's series are the config process's, observed alike in every serving
+    # process; the per-proxy ones are each serving process's own, and with several a
+    # scrape before and one after may reach different ones.
+    pipeline = server.change_metrics
+    moved = pipeline if outcome.options.serve.serving_processes() == 1 else {}
+    batches = pipeline.get("pilot_debounce_time_count", 0.0)
+    if batches:
+        add("server_batches", batches, "batches", "change batches translated during the changes")
+    for name, series, label, source in (
+        (
+            "server_debounce_mean",
+            "pilot_debounce_time",
+            "first event of a batch to its rebuild",
+            pipeline,
+        ),
+        (
+            "server_translate_mean",
+            "pilot_pushcontext_init_seconds",
+            "translating a batch",
+            pipeline,
+        ),
         (
             "server_convergence_mean",
             "pilot_proxy_convergence_time",
             "first event to a push written, per proxy",
+            moved,
         ),
         (
             "server_change_to_ack_mean",
             "xds_change_to_ack_seconds",
             "first event to the proxy's ACK, per proxy",
+            moved,
         ),
     ):
-        count = moved.get(f"{series}_count", 0.0)
+        count = source.get(f"{series}_count", 0.0)
         if count:
             add(
                 name,
-                moved[f"{series}_sum"] / count * 1000,
+                source[f"{series}_sum"] / count * 1000,
                 "ms",
                 f"server-reported mean during the changes: {label}",
             )
