@@ -56,6 +56,7 @@ from xds.model.errors import ManifestError
 from xds.model.mesh import MeshStore
 from xds.model.meta import KubeObject, ObjectKey
 from xds.model.parse import object_identity, parse_with_notes
+from xds.sources import yaml_loader
 from xds.sources.base import OnChange
 from xds.sources.ignored import IgnoredFields
 from xds.sources.metrics import CONFIG_ERRORS
@@ -65,7 +66,6 @@ log = logging.getLogger("xds.file")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 # The C loader is roughly ten times faster on large directories.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Files modified this recently are hashed on every poll even if mtime and size
 # look unchanged: a second same-sized write within one mtime tick (coarse on
@@ -165,7 +165,7 @@ def _documents(path: Path, data: bytes) -> Iterator[object]:
     if path.suffix == ".json":
         yield json.loads(text)
     else:
-        yield from yaml.load_all(text, Loader=_YAML_LOADER)
+        yield from yaml.load_all(text, Loader=yaml_loader.Loader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +251,7 @@ def _document_pieces(
         outcomes = parsed.get(digest) or known.get(digest)
         if outcomes is None:
             try:
-                decoded = list(yaml.load_all(text.decode("utf-8"), Loader=_YAML_LOADER))
+                decoded = list(yaml.load_all(text.decode("utf-8"), Loader=yaml_loader.Loader))
             except (yaml.YAMLError, UnicodeDecodeError, RecursionError, MemoryError, ValueError):
                 return None
             outcomes = tuple(_read_document(document) for document in decoded)
