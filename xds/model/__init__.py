@@ -16,6 +16,18 @@ Modules:
     mesh        MeshConfig, ChangeSet, Mesh (read-only protocol), MeshStore
 """
 
+from xds.model import (  # the modules themselves, for ``pickling``
+    core,
+    errors,
+    frozen,
+    gateway,
+    mesh,
+    meta,
+    networking,
+    pickling,
+    security,
+    telemetry,
+)
 from xds.model.core import (
     EndpointSlice,
     Namespace,
@@ -39,6 +51,8 @@ from xds.model.meta import (
 from xds.model.networking import DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from xds.model.parse import MODEL_KINDS, parse_object
 from xds.model.security import AuthorizationPolicy, PeerAuthentication
+
+pickling.install(core, errors, frozen, gateway, mesh, meta, networking, security, telemetry)
 
 __all__ = [
     "EMPTY_LABELS",
