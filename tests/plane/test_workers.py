@@ -61,6 +61,22 @@ def commit_socket(pid: int) -> Path:
     raise AssertionError(f"process {pid} listens on no Unix socket")
 
 
+def _listens_on_unix(pid: int) -> bool:
+    with contextlib.suppress(AssertionError):
+        return bool(commit_socket(pid))
+    return False
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on a TCP port (one per process with SO_REUSEPORT)."""
+    return sum(
+        1
+        for table in ("tcp", "tcp6")
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        if line.split()[3] == "0A" and int(line.split()[1].rsplit(":", 1)[1], 16) == port
+    )
+
+
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         return str(reply.read().decode())
@@ -127,10 +143,23 @@ async def test_a_config_process_feeds_two_serving_processes_and_each_is_restarte
             for client in clients:
                 await client.close()
 
-        # A serving process that dies is replaced.
+        # A serving process that dies is replaced, and its replacement listens only once
+        # it holds the config: until then the kernel must not hand it connections (or
+        # /ready probes) that its sibling serves. The config process is held stopped so
+        # that the replacement waits for its snapshot.
+        [config] = [pid for pid in children_of(process.pid) if _listens_on_unix(pid)]
         victim = min(pid for pid, role in roles.items() if role == "serving")
-        os.kill(victim, signal.SIGKILL)
-        await wait_until(lambda: len(children_of(process.pid) - {victim}) == 3, within=15)
+        os.kill(config, signal.SIGSTOP)
+        try:
+            os.kill(victim, signal.SIGKILL)
+            await wait_until(lambda: len(children_of(process.pid) - {victim}) == 3, within=15)
+            for _ in range(10):
+                assert listeners(xds_port) == listeners(http_port) == 1
+                assert http_ready(http_port)
+                await asyncio.sleep(0.1)
+        finally:
+            os.kill(config, signal.SIGCONT)
+        await wait_until(lambda: listeners(xds_port) == listeners(http_port) == 2, within=15)
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0

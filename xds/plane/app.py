@@ -239,18 +239,18 @@ class ControlPlane:
         """Open the ports, then sync the sources and publish; returns once ready.
 
         Until then xDS streams are refused with UNAVAILABLE. In Kubernetes mode the
-        TLS port opens once the CA has been read from the cluster."""
-        serving = self.role is not Role.CONFIG
-        if serving:
-            await self._start_plaintext()
+        TLS port opens once the CA has been read from the cluster. A serving process
+        opens its ports once it holds the config process's snapshot."""
         if self._cluster is not None:
             await self._start_cluster_writers(self._cluster)
-        if self.options.kubernetes is not None and self.options.secure_port != 0:
-            await self._secure_from_cluster(self.options.kubernetes)
-        if serving and self.security is not None and self.secrets is not None:
-            await self._start_secure(self.security, self.secrets)
-        if serving:
-            await self._start_http()
+        if (
+            self.role is Role.CONFIG
+            and self.options.kubernetes is not None
+            and self.options.secure_port != 0
+        ):
+            await self._secure_from_cluster(self.options.kubernetes)  # the root's publisher
+        if self.role is Role.WHOLE:
+            await self._open_ports()
         source = asyncio.create_task(self._run_source(), name="source")
         self._tasks.append(source)
         synced = asyncio.create_task(self.source.synced.wait())
@@ -266,6 +266,11 @@ class ControlPlane:
             self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
         if self.hub is not None:
             await self.hub.start()
+        if self.role is Role.SERVING:
+            # Only now: the kernel spreads connections over every process listening on
+            # a port (SO_REUSEPORT), so one still waiting for its snapshot would refuse
+            # streams, and fail /ready, that its siblings would serve.
+            await self._open_ports()
         self._writers_ready.set()
         self._started = True
         if not isinstance(self.source, ReplicaSource) or self.source.source_synced:
@@ -281,6 +286,14 @@ class ControlPlane:
                 "http_port": self.ports.http,
             },
         )
+
+    async def _open_ports(self) -> None:
+        await self._start_plaintext()
+        if self.options.kubernetes is not None and self.options.secure_port != 0:
+            await self._secure_from_cluster(self.options.kubernetes)
+        if self.security is not None and self.secrets is not None:
+            await self._start_secure(self.security, self.secrets)
+        await self._start_http()
 
     async def _run_source(self) -> None:
         """The config source, supervised: a failure before the first sync fails the start;
