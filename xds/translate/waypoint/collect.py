@@ -9,7 +9,7 @@ DestinationRules and the policies that target the waypoint or its services.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -156,10 +156,13 @@ def collect(mesh: Mesh, bindings: WaypointBindings, gateway: Gateway) -> Waypoin
 
 
 def refresh_endpoints(
-    mesh: Mesh, bindings: WaypointBindings, previous: WaypointInputs, pods: Sequence[Pod]
+    mesh: Mesh,
+    bindings: WaypointBindings,
+    previous: WaypointInputs,
+    pods: Mapping[str, Sequence[Pod]],
 ) -> WaypointInputs:
-    """``previous`` brought up to date after a change to nothing but ``pods`` (each
-    changed pod as it is now and as it was).
+    """``previous`` brought up to date after a change to nothing but ``pods`` (by
+    namespace: each changed pod as it is now and as it was).
 
     Under pod churn this is most of the waypoint translator's work, so it reads only
     what pods can change: the bound workloads, and the endpoints of the services that
@@ -190,16 +193,20 @@ def slice_pod_namespaces(mesh: Mesh, services: Iterable[ServiceInfo]) -> set[str
     return found
 
 
-def _selects(obj: Service | ServiceEntry, pod: Pod) -> bool:
-    """Whether ``obj``'s endpoints may depend on ``pod`` (see ``_Collector.endpoints``)."""
-    if obj.namespace != pod.namespace and not (isinstance(obj, Service) and not obj.selector):
-        return False
+def _selects_any(obj: Service | ServiceEntry, pods: Mapping[str, Sequence[Pod]]) -> bool:
+    """Whether ``obj``'s endpoints may depend on one of ``pods`` (by namespace; see
+    ``_Collector.endpoints``)."""
     if isinstance(obj, Service):
-        # Without a selector the endpoints come from EndpointSlices, whose pods may
-        # live in another namespace and decide the tunnel: always read them again.
-        return not obj.selector or is_subset(obj.selector, pod.labels)
-    selector = obj.workload_selector
-    return selector is not None and is_subset(selector, pod.labels)
+        if not obj.selector:
+            # Endpoints from EndpointSlices, whose pods may live in another namespace
+            # and decide the tunnel: read them again whenever a pod changed.
+            return bool(pods)
+        selector: Mapping[str, str] | None = obj.selector
+    else:
+        selector = obj.workload_selector
+    return selector is not None and any(
+        is_subset(selector, pod.labels) for pod in pods.get(obj.namespace, ())
+    )
 
 
 class _Collector:
@@ -261,14 +268,16 @@ class _Collector:
                 endpoints[(service.hostname, port.port)] = tuple(self.endpoints(obj, service, port))
         return WaypointInputs(config=config, endpoints=FrozenMap(endpoints))
 
-    def refreshed(self, previous: WaypointInputs, pods: Sequence[Pod]) -> WaypointInputs:
+    def refreshed(
+        self, previous: WaypointInputs, pods: Mapping[str, Sequence[Pod]]
+    ) -> WaypointInputs:
         config = previous.config
         workloads = self.workloads()
         if workloads != config.workloads:
             config = dataclasses.replace(config, workloads=workloads)
         endpoints = dict(previous.endpoints.items())
         for service, obj in self._service_objects(config.services):
-            if any(_selects(obj, pod) for pod in pods):
+            if _selects_any(obj, pods):
                 for port in service.ports:
                     endpoints[(service.hostname, port.port)] = tuple(
                         self.endpoints(obj, service, port)

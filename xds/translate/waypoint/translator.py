@@ -25,7 +25,7 @@ waypoints. Secrets (``default``/``ROOTCA``) are served by the security layer.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -92,13 +92,13 @@ class WaypointTranslator:
                 elif key in by_pods or depends_on & pod_namespaces:
                     gateways.append(gateway)
                     refreshed.add(scope)
-            pods = _changed_pods(mesh, changes) if refreshed else []
+            pods = _changed_pods(mesh, changes) if refreshed else {}
             return self._translate(
                 mesh, self._bindings, gateways, changes, pods, refreshed, prune=False
             )
         self._bindings = WaypointBindings.build(mesh)
         return self._translate(
-            mesh, self._bindings, list(mesh.objects(Gateway)), changes, [], set(), prune=True
+            mesh, self._bindings, list(mesh.objects(Gateway)), changes, {}, set(), prune=True
         )
 
     def _translate(
@@ -107,7 +107,7 @@ class WaypointTranslator:
         bindings: WaypointBindings,
         gateways: list[Gateway],
         changes: ChangeSet | None,
-        pods: list[Pod],
+        pods: Mapping[str, Sequence[Pod]],
         refreshed: Container[str],
         *,
         prune: bool,
@@ -192,13 +192,14 @@ def _namespaces(mesh: Mesh, inputs: WaypointInputs) -> frozenset[str]:
     )
 
 
-def _changed_pods(mesh: Mesh, changes: ChangeSet) -> list[Pod]:
-    """Every changed pod, as it is now and as it was (both decide which endpoints move)."""
-    found = []
+def _changed_pods(mesh: Mesh, changes: ChangeSet) -> dict[str, list[Pod]]:
+    """Every changed pod, as it is now and as it was (both decide which endpoints move),
+    by namespace."""
+    found: dict[str, list[Pod]] = {}
     for key in changes.keys:
         for obj in (mesh.get_by_key(key), changes.previous.get(key)):
             if isinstance(obj, Pod):
-                found.append(obj)
+                found.setdefault(obj.namespace, []).append(obj)
     return found
 
 
