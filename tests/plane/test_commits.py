@@ -157,6 +157,38 @@ def test_a_new_snapshot_reaches_streams_as_a_diff_and_keeps_what_the_replica_wro
     assert replica.store.view("identity/apps/web").get(SDS, "default") is not None
 
 
+def test_a_snapshot_in_two_halves_leaves_the_store_alone_until_its_second_half() -> None:
+    """A config process restarted while the serving processes hold a store: the model
+    half updates their model only (the streams keep the last config through the build),
+    the store half then reaches the streams as a diff."""
+    config = ConfigSide()
+    config.apply(mesh_objects(4))
+    replica = commits.Replica(MeshStore(), ConfigStore())
+    for message in commits.Decoder().feed(config.snapshot()):
+        replica.apply(message)
+    before = tables(replica.store)
+    seen: list[dict[str, frozenset[str]]] = []
+    for scope in config.store.scopes():
+        replica.store.watch(scope, lambda touched, origin: seen.append(dict(touched)))
+
+    objects = mesh_objects(4)
+    moved = replace(objects[3], node_name="node-b")
+    config.apply([moved])
+    model_half = commits.snapshot_of(config.mesh, config.store, built=False)
+    store_half = commits.snapshot_of(config.mesh, config.store, model=False)
+    assert model_half.resources is None and store_half.objects is None
+
+    changes = replica.apply(model_half)
+    assert isinstance(changes, ChangeSet) and changes.updated == {moved.key}
+    assert same_model(replica.mesh, config.mesh)
+    assert tables(replica.store) == before and not seen
+
+    assert replica.apply(store_half) == ChangeSet()
+    assert tables(replica.store) == tables(config.store) != before
+    touched = {name for change in seen for names in change.values() for name in names}
+    assert touched and len(touched) <= 4
+
+
 def test_a_snapshot_removes_tables_the_config_side_no_longer_has() -> None:
     replica = commits.Replica(MeshStore(), ConfigStore())
     thing = "type.googleapis.com/test.Thing"

@@ -164,3 +164,31 @@ async def test_a_serving_process_that_stops_reading_is_dropped_and_resyncs(
         writer.close()
     finally:
         await hub.close()
+
+
+async def test_at_start_a_serving_process_gets_the_model_before_the_build(
+    demo_copy: Path, tmp_path: Path
+) -> None:
+    """The model half as soon as it connects (it unpickles while the config process
+    translates), the store half once the first build is done."""
+    socket = tmp_path / "commits.sock"
+    plane = running_control_plane(
+        demo_copy, role=Role.CONFIG, commit_socket=socket, serving_processes=1
+    )
+    starting = asyncio.create_task(plane.__aenter__())
+    try:
+        await wait_until(socket.exists, within=10)
+        reader, writer = await asyncio.open_unix_connection(str(socket))
+        decoder = commits.Decoder()
+        model_half = await next_message(reader, decoder)
+        assert isinstance(model_half, commits.Snapshot)
+        assert model_half.objects and model_half.resources is None
+        config = await starting
+        assert config.pipeline is not None and config.pipeline.rebuilds == 1
+        store_half = await next_message(reader, decoder)
+        assert isinstance(store_half, commits.Snapshot)
+        assert store_half.objects is None and store_half.resources
+        assert store_half.rebuilds == 1
+        writer.close()
+    finally:
+        await plane.__aexit__(None, None, None)

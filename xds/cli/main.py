@@ -451,7 +451,7 @@ def _serve(args: argparse.Namespace) -> int:
     # The commit stream's socket, in a directory only this user can enter.
     with tempfile.TemporaryDirectory(prefix="xds-serve-") as directory:
         socket = Path(directory) / "commits.sock"
-        config = replace(options, role=Role.CONFIG, commit_socket=socket)
+        config = replace(options, role=Role.CONFIG, commit_socket=socket, serving_processes=workers)
         serving = replace(options, role=Role.SERVING, commit_socket=socket)
 
         def process(index: int) -> int:

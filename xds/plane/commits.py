@@ -12,7 +12,9 @@ what serving needs and nothing it would have to compute again:
   every process unready until it has synced again, as in a single process);
 - ``Snapshot``: all of the above, first on every connection, so a serving process that
   starts, restarts or reconnects to a restarted config process converges by diff:
-  only what really differs reaches its streams.
+  only what really differs reaches its streams. While the config process's first build
+  runs it comes in two halves: the model as soon as a serving process connects (so that
+  unpickling it overlaps the translation), the store once the build is done.
 
 Frames are a 4-byte big-endian length and a pickle. Both ends are this program, over
 a Unix socket in a directory only its user can enter. This module does no I/O: the
@@ -66,8 +68,10 @@ class SourceHealth:
 
 @dataclass(frozen=True)
 class Snapshot:
-    objects: tuple[KubeObject, ...]
-    resources: tuple[TypeChange, ...]  # upserts only: the whole content of each table
+    # None: the model as the previous snapshot (its first half) left it.
+    objects: tuple[KubeObject, ...] | None
+    # Upserts only, the whole content of each table. None: not built yet (a first half).
+    resources: tuple[TypeChange, ...] | None
     rebuilds: int = 0
     record: PushRecord | None = None
     synced: bool = True
@@ -148,14 +152,26 @@ def snapshot_of(
     rebuilds: int = 0,
     record: PushRecord | None = None,
     synced: bool = True,
+    *,
+    model: bool = True,
+    built: bool = True,
 ) -> Snapshot:
+    """Everything; or a half: ``built=False`` the model alone, ``model=False`` the store
+    alone (see ``Snapshot``)."""
     tables = []
-    for scope in store.scopes():
-        for type_url in store.types(scope):
-            table = store.table(scope, type_url)
-            if table is not None and table.resources:
-                tables.append(TypeChange(scope, type_url, tuple(table.resources.values())))
-    return Snapshot(tuple(mesh.all_objects()), tuple(tables), rebuilds, record, synced)
+    if built:
+        for scope in store.scopes():
+            for type_url in store.types(scope):
+                table = store.table(scope, type_url)
+                if table is not None and table.resources:
+                    tables.append(TypeChange(scope, type_url, tuple(table.resources.values())))
+    return Snapshot(
+        tuple(mesh.all_objects()) if model else None,
+        tuple(tables) if built else None,
+        rebuilds,
+        record,
+        synced,
+    )
 
 
 # -- a serving process's side ----------------------------------------------------------
@@ -192,17 +208,20 @@ class Replica:
         return self._replace(message)
 
     def _replace(self, snapshot: Snapshot) -> ChangeSet:
-        wanted = {obj.key for obj in snapshot.objects}
-        held = self.mesh.keys()
-        stale = [key for key in held if key not in wanted]
-        changes = self.mesh.apply(snapshot.objects, stale)
-        tables = {(t.scope, t.type_url) for t in snapshot.resources}
-        for scope, type_url in self._remote - tables:
-            self.store.replace(scope, type_url, ())
-        for table in snapshot.resources:
-            self.store.replace(table.scope, table.type_url, table.upserts)
-        self._remote = tables
-        self.store.commit()
+        changes = ChangeSet()
+        if snapshot.objects is not None:
+            wanted = {obj.key for obj in snapshot.objects}
+            held = self.mesh.keys()
+            stale = [key for key in held if key not in wanted]
+            changes = self.mesh.apply(snapshot.objects, stale)
+        if snapshot.resources is not None:
+            tables = {(t.scope, t.type_url) for t in snapshot.resources}
+            for scope, type_url in self._remote - tables:
+                self.store.replace(scope, type_url, ())
+            for table in snapshot.resources:
+                self.store.replace(table.scope, table.type_url, table.upserts)
+            self._remote = tables
+            self.store.commit()
         self.rebuilds, self.last = snapshot.rebuilds, snapshot.record
         self.source_synced = snapshot.synced
         return changes

@@ -2,8 +2,11 @@
 
 Each serving process that connects gets a snapshot, then every model change and every
 commit, in the order they happened here. A message is encoded once and the same bytes
-are written to every serving process. A serving process that falls far behind (its
-unread bytes pass ``max_backlog``) is disconnected: it reconnects and converges from a
+are written to every serving process. The hub listens before the first build: a
+serving process that connects then gets the model at once and the store after the
+build (the two halves of a snapshot), so it unpickles the model while this process
+translates. A serving process that falls far behind (its unread bytes pass
+``max_backlog``) is disconnected: it reconnects and converges from a
 fresh snapshot instead of making this process hold an ever longer queue for it.
 """
 
@@ -47,14 +50,31 @@ class CommitHub:
         self._server: asyncio.AbstractServer | None = None
         self._snapshot: bytes | None = None  # shared by processes connecting together
         self._source_synced = True
+        self._built = False  # the first full build is in the store
+        self._unbuilt: set[asyncio.StreamWriter] = set()  # sent the model half only
+        self._joined = asyncio.Event()
 
     async def start(self) -> None:
-        """Listen; call once the first full build is in the store."""
+        """Listen (before or after the first full build)."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # left by a config process that was killed
         self._server = await asyncio.start_unix_server(self._connected, path=str(self.path))
         os.chmod(self.path, 0o600)
         log.info("commit stream open", extra={"path": str(self.path)})
+
+    async def settled(self, expected: int, within: float) -> None:
+        """Until ``expected`` serving processes are connected and have read what was
+        written to them (or ``within`` seconds): call before a long synchronous step,
+        which would hold the writes back."""
+
+        async def settle() -> None:
+            while len(self._peers) < expected:
+                self._joined.clear()
+                await self._joined.wait()
+            await asyncio.gather(*(peer.drain() for peer in self._peers), return_exceptions=True)
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(settle(), within)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -81,8 +101,13 @@ class CommitHub:
         record: PushRecord,
     ) -> None:
         self._snapshot = None
-        if self._peers:
-            self._send(commits.encode(commits.commit_of(self._store, touched, origin, record)))
+        self._built = True
+        unbuilt, self._unbuilt = self._unbuilt & self._peers, set()
+        if unbuilt:
+            self._send(self._snapshot_frame(model=False), unbuilt)
+        if self._peers - unbuilt:
+            frame = commits.encode(commits.commit_of(self._store, touched, origin, record))
+            self._send(frame, self._peers - unbuilt)
 
     def source_health(self, synced: bool) -> None:
         """The source failed (False) or has synced again (True)."""
@@ -93,8 +118,21 @@ class CommitHub:
 
     # -- serving processes ------------------------------------------------------------
 
-    def _send(self, frame: bytes) -> None:
-        for peer in list(self._peers):
+    def _snapshot_frame(self, *, model: bool = True) -> bytes:
+        return commits.encode(
+            commits.snapshot_of(
+                self._mesh,
+                self._store,
+                self._history.rebuilds,
+                self._history.last,
+                self._source_synced,
+                model=model,
+                built=self._built,
+            )
+        )
+
+    def _send(self, frame: bytes, peers: set[asyncio.StreamWriter] | None = None) -> None:
+        for peer in list(self._peers if peers is None else peers):
             if peer.transport.get_write_buffer_size() > self._max_backlog:
                 log.warning(
                     "a serving process is too far behind; it will resync",
@@ -107,18 +145,13 @@ class CommitHub:
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._snapshot is None:
-            self._snapshot = commits.encode(
-                commits.snapshot_of(
-                    self._mesh,
-                    self._store,
-                    self._history.rebuilds,
-                    self._history.last,
-                    self._source_synced,
-                )
-            )
+            self._snapshot = self._snapshot_frame()
         # Snapshot and registration in one step: nothing can be published in between.
         writer.write(self._snapshot)
         self._peers.add(writer)
+        if not self._built:
+            self._unbuilt.add(writer)
+        self._joined.set()
         log.info("serving process connected", extra={"serving_processes": len(self._peers)})
         handler = asyncio.current_task()
         if handler is not None:
@@ -132,5 +165,6 @@ class CommitHub:
         finally:
             self._handlers.discard(handler)
             self._peers.discard(writer)
+            self._unbuilt.discard(writer)
             writer.close()
             log.info("serving process disconnected", extra={"serving_processes": len(self._peers)})

@@ -1,9 +1,9 @@
 """A serving process's config source: the config process's commit stream.
 
 It plays the part a file or Kubernetes source plays in a single process (``synced``
-once the first snapshot is applied, ``on_change`` after each model change) but also
-writes the resources the config process translated straight into the store: a serving
-process translates nothing.
+once a snapshot with the store is applied, ``on_change`` after each model change) but
+also writes the resources the config process translated straight into the store: a
+serving process translates nothing.
 
 When the config process goes away (restarted by the supervisor), the streams keep the
 last config, as istiod's do when the API server is unreachable; on reconnection the
@@ -109,8 +109,12 @@ class ReplicaSource:
                 metrics.DEBOUNCE_TIME.observe(message.record.debounce_seconds)
         if changes:
             self._on_change(changes)
-        if isinstance(message, commits.Snapshot) and not self._synced.is_set():
-            log.info("synced from the config process", extra={"objects": len(message.objects)})
+        if (
+            isinstance(message, commits.Snapshot)
+            and message.resources is not None
+            and not self._synced.is_set()
+        ):
+            log.info("synced from the config process", extra={"objects": len(self.replica.mesh)})
             self._synced.set()
         elif self.replica.source_synced != healthy and self._on_health is not None:
             self._on_health(self.replica.source_synced)
