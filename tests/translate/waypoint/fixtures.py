@@ -235,6 +235,22 @@ def proxy_mesh(*extra: Doc) -> list[Doc]:
     ]
 
 
+def reviews_subsets() -> Doc:
+    """A DestinationRule splitting shop's reviews into subsets v1 and v2 by label."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": meta("shop", "reviews"),
+        "spec": {
+            "host": "reviews",
+            "subsets": [
+                {"name": "v1", "labels": {"version": "v1"}},
+                {"name": "v2", "labels": {"version": "v2"}},
+            ],
+        },
+    }
+
+
 def reference_grant(from_kind: str, to_name: str | None = "echo", namespace: str = "shop") -> Doc:
     """A grant in ``other`` letting ``from_kind`` routes in ``namespace`` use its
     Service ``to_name`` (every Service with ``None``)."""

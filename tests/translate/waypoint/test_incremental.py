@@ -12,7 +12,7 @@ import pytest
 from loadtest import meshgen
 from tests.builders import Manifest as Doc
 from tests.builders import mesh_store, model, parse
-from tests.translate.waypoint.fixtures import meta, other, pod, shop
+from tests.translate.waypoint.fixtures import meta, other, pod, reviews_subsets, shop
 from xds import type_urls
 from xds.model import wellknown
 from xds.model.core import Pod, Service
@@ -223,18 +223,7 @@ def _other_backends() -> list[Doc]:
                 }
             ],
         },
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "DestinationRule",
-            "metadata": meta("shop", "reviews"),
-            "spec": {
-                "host": "reviews",
-                "subsets": [
-                    {"name": "v1", "labels": {"version": "v1"}},
-                    {"name": "v2", "labels": {"version": "v2"}},
-                ],
-            },
-        },
+        reviews_subsets(),
     ]
 
 

@@ -13,6 +13,7 @@ from tests.translate.waypoint.fixtures import (
     http_route,
     meta,
     reference_grant,
+    reviews_subsets,
     shop,
     snapshot,
     translate,
@@ -454,21 +455,6 @@ def _virtual_service(http: list[Doc], hosts: list[str] | None = None) -> Doc:
     }
 
 
-def _destination_rule() -> Doc:
-    return {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "DestinationRule",
-        "metadata": meta("shop", "reviews"),
-        "spec": {
-            "host": "reviews",
-            "subsets": [
-                {"name": "v1", "labels": {"version": "v1"}},
-                {"name": "v2", "labels": {"version": "v2"}},
-            ],
-        },
-    }
-
-
 def test_virtual_service_subsets_weights_fault_timeout_retries() -> None:
     vs = _virtual_service(
         [
@@ -493,7 +479,7 @@ def test_virtual_service_subsets_weights_fault_timeout_retries() -> None:
             {"name": "unreachable", "route": [{"destination": {"host": "reviews"}}]},
         ]
     )
-    faulty, split = _routes(vs, _destination_rule())
+    faulty, split = _routes(vs, reviews_subsets())
     assert faulty["match"] == {"prefix": "/fault"}
     assert faulty["route"]["cluster"] == "inbound-vip|9080|http/v1|reviews.shop.svc.cluster.local"
     fault = faulty["typed_per_filter_config"]["envoy.filters.http.fault"]
