@@ -189,6 +189,19 @@ def test_a_snapshot_in_two_halves_leaves_the_store_alone_until_its_second_half()
     assert touched and len(touched) <= 4
 
 
+def test_a_replica_says_whether_it_holds_the_model_it_was_forked_with() -> None:
+    mesh = MeshStore()
+    mesh.apply(mesh_objects(2))
+    replica = commits.Replica(mesh, ConfigStore())
+    assert replica.hello() == commits.Hello(mesh.generation)
+    replica.apply(commits.Snapshot(None, ()))  # the model kept: still the forked one
+    assert replica.hello() == commits.Hello(mesh.generation)
+    replica.apply(commits.MeshChanges(tuple(mesh_objects(3))))
+    assert replica.hello() == commits.Hello(None)
+    with pytest.raises(commits.FrameError):
+        replica.apply(commits.Hello(None))
+
+
 def test_a_snapshot_removes_tables_the_config_side_no_longer_has() -> None:
     replica = commits.Replica(MeshStore(), ConfigStore())
     thing = "type.googleapis.com/test.Thing"

@@ -123,6 +123,15 @@ async def test_a_failing_source_makes_the_serving_processes_unready_too(
             await wait_until(lambda: serving.ready.is_set() and late.ready.is_set(), within=10)
 
 
+async def as_serving_process(
+    path: Path, hello: commits.Hello | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw connection to the commit stream that says what a serving process says first."""
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(commits.encode(hello or commits.Hello()))
+    return reader, writer
+
+
 async def next_message(reader: asyncio.StreamReader, decoder: commits.Decoder) -> commits.Message:
     while True:
         data = await asyncio.wait_for(reader.read(1 << 20), 5)
@@ -139,7 +148,7 @@ async def test_a_serving_process_that_stops_reading_is_dropped_and_resyncs(
     hub = CommitHub(path, mesh, store, Pipeline(mesh, store, []), max_backlog=1 << 20)
     await hub.start()
     try:
-        reader, writer = await asyncio.open_unix_connection(str(path))
+        reader, writer = await as_serving_process(path)
         assert isinstance(await next_message(reader, commits.Decoder()), commits.Snapshot)
         # It reads nothing more while large changes keep coming (~0.5 MB each).
         for batch in range(12):
@@ -158,7 +167,7 @@ async def test_a_serving_process_that_stops_reading_is_dropped_and_resyncs(
         everything = len(commits.encode(commits.MeshChanges(tuple(mesh.objects(Pod)))))
         assert 0 < received < everything
         # Back, it gets the whole model in its snapshot.
-        reader, writer = await asyncio.open_unix_connection(str(path))
+        reader, writer = await as_serving_process(path)
         fresh = await next_message(reader, commits.Decoder())
         assert isinstance(fresh, commits.Snapshot) and len(fresh.objects) == 12 * 2000
         writer.close()
@@ -178,7 +187,7 @@ async def test_at_start_a_serving_process_gets_the_model_before_the_build(
     starting = asyncio.create_task(plane.__aenter__())
     try:
         await wait_until(socket.exists, within=10)
-        reader, writer = await asyncio.open_unix_connection(str(socket))
+        reader, writer = await as_serving_process(socket)
         decoder = commits.Decoder()
         model_half = await next_message(reader, decoder)
         assert isinstance(model_half, commits.Snapshot)
@@ -192,3 +201,31 @@ async def test_at_start_a_serving_process_gets_the_model_before_the_build(
         writer.close()
     finally:
         await plane.__aexit__(None, None, None)
+
+
+async def test_the_model_is_left_out_for_a_serving_process_that_holds_it(
+    tmp_path: Path,
+) -> None:
+    """Forked from the same parent after it read the mesh, a serving process and the
+    config process hold the same model: until either changes it, snapshots leave it out."""
+    mesh, store = MeshStore(), ConfigStore()
+    mesh.apply([model(builders.pod("ns", f"p{i}"), Pod) for i in range(3)])
+    path = tmp_path / "commits.sock"
+    hub = CommitHub(path, mesh, store, Pipeline(mesh, store, []))
+    forked = commits.Hello(mesh.generation)
+    await hub.start()
+    try:
+        for hello, keeps in ((forked, True), (commits.Hello(None), False)):
+            reader, writer = await as_serving_process(path, hello)
+            snapshot = await next_message(reader, commits.Decoder())
+            assert isinstance(snapshot, commits.Snapshot)
+            assert (snapshot.objects is None) is keeps
+            writer.close()
+        # Once the config process's model moved on, everyone gets it.
+        hub.mesh_changed(mesh.apply([model(builders.pod("ns", "p9"), Pod)]))
+        reader, writer = await as_serving_process(path, forked)
+        snapshot = await next_message(reader, commits.Decoder())
+        assert isinstance(snapshot, commits.Snapshot) and snapshot.objects
+        writer.close()
+    finally:
+        await hub.close()

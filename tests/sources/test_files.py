@@ -816,3 +816,42 @@ def test_an_edit_parses_only_the_documents_it_changed(monkeypatch: pytest.Monkey
     after = files.read_manifests(path, edited, before)
     assert len(parsed) == 1 and after.objects[svc("d")].ports[0].port == 90  # type: ignore[attr-defined]
     assert after == files._read_whole(path, edited)
+
+
+async def test_a_preloaded_directory_is_served_without_parsing_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a split server's parent read before forking: the config process's source
+    starts from it, re-reads only what changed since, and still reports every error."""
+    write(tmp_path / "a.yaml", service_yaml("a"), service_yaml("b"))
+    write(tmp_path / "b.yaml", service_yaml("c"), "kind: Service\nmetadata: {namespace: ns}\n")
+    write(tmp_path / "c.yaml", service_yaml("d"))
+    store = MeshStore()
+    parsed_files = files.preload(tmp_path, store)
+    generation = store.generation
+    assert {s.name for s in store.objects(Service)} == {"a", "b", "c", "d"}
+    write(tmp_path / "c.yaml", service_yaml("d", port=90))  # changed after the preload
+    os.utime(tmp_path / "c.yaml", ns=(1, 1))  # whatever the clock: not the preloaded state
+    read: list[str] = []
+    real = files.read_manifests
+    monkeypatch.setattr(
+        files,
+        "read_manifests",
+        lambda path, data, previous=None: read.append(path.name) or real(path, data, previous),
+    )
+    changes: list[ChangeSet] = []
+    source = FileSource(
+        tmp_path, store, changes.append, poll_interval=POLL, watch_events=False, parsed=parsed_files
+    )
+    assert await source.reload()
+    assert read == ["c.yaml"]
+    [change] = changes
+    assert change.updated == {svc("d")} and not change.added and not change.deleted
+    assert store.generation == generation + 1
+    [error] = source.errors
+    assert (error.file, error.document_index) == (tmp_path / "b.yaml", 1)
+    # From then on, the source is an ordinary one.
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    os.utime(tmp_path / "a.yaml", ns=(2, 2))
+    assert await source.reload()
+    assert changes[-1].deleted == {svc("b")}

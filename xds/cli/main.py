@@ -27,6 +27,7 @@ from xds.version import __version__
 
 if TYPE_CHECKING:
     from xds.model.mesh import MeshConfig
+    from xds.plane.app import Preloaded, ServeOptions
     from xds.sources.kubernetes.source import KubernetesOptions
 
 
@@ -411,8 +412,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_new_streams=args.max_new_streams,
     )
 
-    async def main(options: ServeOptions) -> None:
-        plane = ControlPlane(options)
+    async def main(options: ServeOptions, preloaded: Preloaded | None = None) -> None:
+        plane = ControlPlane(options, preloaded=preloaded)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -448,6 +449,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         MeshSecurity.open(options.security).close()
 
+    preloaded = _preloaded(options)
     # The commit stream's socket, in a directory only this user can enter.
     with tempfile.TemporaryDirectory(prefix="xds-serve-") as directory:
         socket = Path(directory) / "commits.sock"
@@ -455,10 +457,29 @@ def _serve(args: argparse.Namespace) -> int:
         serving = replace(options, role=Role.SERVING, commit_socket=socket)
 
         def process(index: int) -> int:
-            asyncio.run(main(config if index == 0 else serving))
+            asyncio.run(main(config if index == 0 else serving, preloaded))
             return 0
 
         return run_workers(1 + workers, process, vital={0})
+
+
+def _preloaded(options: ServeOptions) -> Preloaded | None:
+    """File mode: the mesh read once before forking, so that every process starts with
+    it (shared copy-on-write; see ``files.preload``). None in Kubernetes mode, or when
+    the directory cannot be read now (the config process reports why, as always)."""
+    if options.kubernetes is not None:
+        return None
+    from xds.model.mesh import MeshStore
+    from xds.plane.app import Preloaded
+    from xds.sources.demo import demo_directory
+    from xds.sources.files import preload
+
+    mesh = MeshStore(options.mesh)
+    try:
+        parsed = preload(options.config_dir or demo_directory(), mesh)
+    except OSError:
+        return None
+    return Preloaded(mesh, parsed)
 
 
 def _render(args: argparse.Namespace) -> int:

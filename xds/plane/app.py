@@ -43,7 +43,7 @@ from xds.serving.introspection import control_plane_identifier
 from xds.serving.metrics import AdsMetrics
 from xds.serving.ratelimit import StreamRateLimit
 from xds.serving.store import ConfigStore
-from xds.sources.files import FileSource
+from xds.sources.files import FileSource, ParsedFiles
 from xds.tasks import cancel_all
 from xds.translate.base import Translator
 from xds.translate.waypoint import WaypointTranslator
@@ -123,13 +123,27 @@ class BoundPorts:
     http: int = 0
 
 
+@dataclass(frozen=True)
+class Preloaded:
+    """The model a split server's parent read before it forked (``files.preload``):
+    every process starts with it, shared copy-on-write."""
+
+    mesh: MeshStore
+    parsed: ParsedFiles
+
+
 class ControlPlane:
     def __init__(
-        self, options: ServeOptions, translators: Sequence[Translator] | None = None
+        self,
+        options: ServeOptions,
+        translators: Sequence[Translator] | None = None,
+        *,
+        preloaded: Preloaded | None = None,
     ) -> None:
         self.options = options
         self.role = options.role
-        self.mesh = MeshStore(options.mesh)
+        self.mesh = preloaded.mesh if preloaded is not None else MeshStore(options.mesh)
+        self._parsed = preloaded.parsed if preloaded is not None else None
         self.store = ConfigStore()
         self.ready = Readiness()
         self._started = False
@@ -205,6 +219,7 @@ class ControlPlane:
             self._mesh_changed,
             poll_interval=options.poll_interval,
             watch_events=options.watch_events,
+            parsed=self._parsed,
         )
 
     def _mesh_changed(self, changes: ChangeSet) -> None:

@@ -16,6 +16,10 @@ what serving needs and nothing it would have to compute again:
   runs it comes in two halves: the model as soon as a serving process connects (so that
   unpickling it overlaps the translation), the store once the build is done.
 
+A serving process says one thing first, ``Hello``: whether it still holds the model it
+was forked with (a split server's parent reads the mesh before forking). If the config
+process holds that same model too, the snapshot leaves the model out.
+
 Frames are a 4-byte big-endian length and a pickle. Both ends are this program, over
 a Unix socket in a directory only its user can enter. This module does no I/O: the
 hub and the replica source feed it bytes, as h11 is fed by its callers.
@@ -77,7 +81,13 @@ class Snapshot:
     synced: bool = True
 
 
-Message = Snapshot | MeshChanges | Commit | SourceHealth
+@dataclass(frozen=True)
+class Hello:
+    # The generation of the model it was forked with, if it holds it untouched.
+    forked_model: int | None = None
+
+
+Message = Snapshot | MeshChanges | Commit | SourceHealth | Hello
 
 
 def encode(message: Message) -> bytes:
@@ -110,7 +120,7 @@ class Decoder:
                 message = pickle.loads(body)
             except Exception as error:
                 raise FrameError(f"unreadable frame: {error}") from None
-            if not isinstance(message, Snapshot | MeshChanges | Commit | SourceHealth):
+            if not isinstance(message, Snapshot | MeshChanges | Commit | SourceHealth | Hello):
                 raise FrameError(f"unexpected frame: {type(message).__name__}")
             yield message
 
@@ -190,9 +200,20 @@ class Replica:
     last: PushRecord | None = None
     source_synced: bool = False
     _remote: set[tuple[str, str]] = field(default_factory=set)
+    _forked_generation: int = -1
+
+    def __post_init__(self) -> None:
+        self._forked_generation = self.mesh.generation
+
+    def hello(self) -> Hello:
+        """What to say first on each connection."""
+        untouched = self.mesh.generation == self._forked_generation
+        return Hello(self.mesh.generation if untouched else None)
 
     def apply(self, message: Message) -> ChangeSet | None:
         """Apply one message; returns the model's change set (None for a commit)."""
+        if isinstance(message, Hello):
+            raise FrameError("a Hello is for the config process")
         if isinstance(message, MeshChanges):
             return self.mesh.apply(message.upserts, message.deletes)
         if isinstance(message, SourceHealth):

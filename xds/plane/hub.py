@@ -28,6 +28,7 @@ from xds.serving.store import ConfigStore
 log = logging.getLogger("xds.hub")
 
 MAX_BACKLOG = 256 << 20
+_HELLO_SECONDS = 5.0
 
 
 class CommitHub:
@@ -48,7 +49,10 @@ class CommitHub:
         self._peers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
         self._server: asyncio.AbstractServer | None = None
-        self._snapshot: bytes | None = None  # shared by processes connecting together
+        # Shared by processes connecting together; by whether it leaves the model out.
+        self._snapshots: dict[bool, bytes] = {}
+        # The model this process was forked with (see ``commits.Hello``).
+        self._forked_generation = mesh.generation
         self._source_synced = True
         self._built = False  # the first full build is in the store
         self._unbuilt: set[asyncio.StreamWriter] = set()  # sent the model half only
@@ -90,7 +94,7 @@ class CommitHub:
     # -- what the control plane tells us ----------------------------------------------
 
     def mesh_changed(self, changes: ChangeSet) -> None:
-        self._snapshot = None
+        self._snapshots.clear()
         if self._peers:
             self._send(commits.encode(commits.mesh_changes(self._mesh, changes)))
 
@@ -100,7 +104,7 @@ class CommitHub:
         origin: float,
         record: PushRecord,
     ) -> None:
-        self._snapshot = None
+        self._snapshots.clear()
         self._built = True
         unbuilt, self._unbuilt = self._unbuilt & self._peers, set()
         if unbuilt:
@@ -111,12 +115,34 @@ class CommitHub:
 
     def source_health(self, synced: bool) -> None:
         """The source failed (False) or has synced again (True)."""
-        self._snapshot = None
+        self._snapshots.clear()
         self._source_synced = synced
         if self._peers:
             self._send(commits.encode(commits.SourceHealth(synced)))
 
     # -- serving processes ------------------------------------------------------------
+
+    async def _hello(self, reader: asyncio.StreamReader) -> commits.Hello | None:
+        """A serving process's first frame (None if it does not come in time: it is then
+        sent everything)."""
+        decoder = commits.Decoder()
+        try:
+            async with asyncio.timeout(_HELLO_SECONDS):
+                while data := await reader.read(4096):
+                    for message in decoder.feed(data):
+                        return message if isinstance(message, commits.Hello) else None
+        except (TimeoutError, commits.FrameError, ConnectionError):
+            pass
+        return None
+
+    def _keeps_model(self, hello: commits.Hello | None) -> bool:
+        """Whether the peer holds this process's model already: both still hold the
+        model the parent read before forking them."""
+        return (
+            hello is not None
+            and hello.forked_model is not None
+            and hello.forked_model == self._forked_generation == self._mesh.generation
+        )
 
     def _snapshot_frame(self, *, model: bool = True) -> bytes:
         return commits.encode(
@@ -144,10 +170,11 @@ class CommitHub:
             peer.write(frame)
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._snapshot is None:
-            self._snapshot = self._snapshot_frame()
+        model = not self._keeps_model(await self._hello(reader))
+        if model not in self._snapshots:
+            self._snapshots[model] = self._snapshot_frame(model=model)
         # Snapshot and registration in one step: nothing can be published in between.
-        writer.write(self._snapshot)
+        writer.write(self._snapshots[model])
         self._peers.add(writer)
         if not self._built:
             self._unbuilt.add(writer)

@@ -77,6 +77,7 @@ class ReplicaSource:
                 continue
             waiting_since = None
             try:
+                writer.write(commits.encode(self.replica.hello()))
                 await self._follow(reader)
             except commits.FrameError as error:
                 log.error("bad commit stream; reconnecting", extra={"reason": str(error)})

@@ -643,16 +643,40 @@ def _all_errors(
     return errors + duplicates
 
 
+def _read_merged(path: Path) -> tuple[dict[Path, _FileState], MergedObjects]:
+    files = _read_tree(path, {})
+    merged = MergedObjects()
+    merged.update(files, {}, sorted(files))
+    return files, merged
+
+
 def load_directory(path: Path) -> tuple[list[KubeObject], list[DocumentError]]:
     """Read a manifest directory (or file) once: the valid objects and the errors.
 
     For one-shot commands (``xds render``); no event loop needed. Raises
     ``FileNotFoundError`` when ``path`` does not exist.
     """
-    files = _read_tree(path, {})
-    merged = MergedObjects()
-    merged.update(files, {}, sorted(files))
+    files, merged = _read_merged(path)
     return list(merged.served.values()), _all_errors(files, merged.duplicates(files))
+
+
+ParsedFiles = Mapping[Path, _FileState]
+"""What ``preload`` read, for a ``FileSource`` to start from (``parsed=``)."""
+
+
+def preload(path: Path, store: MeshStore) -> ParsedFiles:
+    """Read ``path`` once and apply its objects to ``store``, before any event loop.
+
+    A split ``xds serve`` does this in the parent before it forks, so that every
+    process starts with the model (shared copy-on-write) rather than the config
+    process parsing it and sending it to each serving process. The config process's
+    ``FileSource(parsed=...)`` then re-reads only what changed since. Errors are
+    reported by that source, as on any load. Raises ``FileNotFoundError`` as
+    ``load_directory`` does.
+    """
+    files, merged = _read_merged(path)
+    store.apply(list(merged.served.values()))
+    return files
 
 
 class FileSource:
@@ -667,7 +691,10 @@ class FileSource:
         *,
         watch_events: bool = True,
         rescan_interval: float = 2.0,
+        parsed: ParsedFiles | None = None,
     ) -> None:
+        """``parsed``: what ``preload`` read into ``store``; the first load parses again
+        only the files that changed since."""
         self.directory = Path(directory)
         self.synced = asyncio.Event()
         self._store = store
@@ -677,6 +704,7 @@ class FileSource:
         self._rescan_interval = rescan_interval
         self._missing = False
         self._files: dict[Path, _FileState] = {}
+        self._parsed = parsed
         self._objects = MergedObjects()
         self._errors: list[DocumentError] = []
         self._ignored = IgnoredFields(log)
@@ -774,9 +802,12 @@ class FileSource:
         """One poll: re-read what changed and apply the difference to the store; whether
         any file's contents changed."""
         previous = self._files
+        # The first load merges every file (so errors are reported and the store gets
+        # everything), but a preloaded file that did not change is not parsed again.
+        cache, self._parsed = (previous or self._parsed or {}), None
         # File I/O and YAML parsing happen off the event loop; the result is
         # applied on it, so the store is only ever touched by the loop.
-        files = await asyncio.to_thread(_read_tree, self.directory, previous)
+        files = await asyncio.to_thread(_read_tree, self.directory, cache)
         self._files = files
         changed = [
             path
