@@ -586,11 +586,13 @@ async def test_without_file_events_the_directory_is_polled(
     assert "watch limit" in str(warnings[0].__dict__["reason"])
 
 
+@pytest.mark.parametrize("fork", [False, True], ids=["spawned", "forked"])
 def test_a_large_load_is_parsed_in_worker_processes_with_the_same_result(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
 ) -> None:
-    """Worker processes give exactly what parsing here gives: objects, errors naming
-    their file and document, skipped kinds, in file order."""
+    """Worker processes (spawned, or forked by a caller that may) give exactly what
+    parsing here gives: objects, errors naming their file and document, skipped kinds,
+    in file order."""
     for index in range(12):
         write(
             tmp_path / f"{index:02}.yaml",
@@ -602,12 +604,19 @@ def test_a_large_load_is_parsed_in_worker_processes_with_the_same_result(
     here = [files.read_manifests(path, data) for path, data in files_in_order]
     monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
 
-    def not_here(path: Path, data: bytes) -> files.ManifestFile:
-        raise AssertionError("parsed in this process, not in a worker")
+    real, here_pid = files.read_manifests, os.getpid()
 
-    # Workers are fresh interpreters: the patch reaches only this process.
+    def not_here(
+        path: Path, data: bytes, previous: files.ManifestFile | None = None
+    ) -> files.ManifestFile:
+        if os.getpid() == here_pid:
+            raise AssertionError("parsed in this process, not in a worker")
+        return real(path, data, previous)
+
+    # A spawned worker is a fresh interpreter (the patch does not reach it); a forked
+    # one has it, but another pid.
     monkeypatch.setattr(files, "read_manifests", not_here)
-    assert files.parse_files(files_in_order) == here
+    assert files.parse_files(files_in_order, fork=fork) == here
     monkeypatch.undo()
     assert [len(f.errors) for f in here] == [1] * 12 and all(f.skipped for f in here)
     objects, errors = load_directory(tmp_path)

@@ -432,8 +432,11 @@ def _components(path: str) -> list[str]:
     return path.split(os.sep)
 
 
-def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _FileState]:
-    """The state of every manifest file, reusing ``previous`` for unchanged files."""
+def _read_tree(
+    root: Path, previous: Mapping[Path, _FileState], *, fork: bool = False
+) -> dict[Path, _FileState]:
+    """The state of every manifest file, reusing ``previous`` for unchanged files
+    (``fork``: see ``parse_files``)."""
     states: dict[Path, _FileState] = {}
     now_ns = time.time_ns()
     paths, unreadable = _manifest_paths(root, {str(path): path for path in previous})
@@ -493,6 +496,7 @@ def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _F
     parsed_files = parse_files(
         [(path, data) for path, data, _ in changed],
         {path: previous[path].contents for path, _, _ in changed if path in previous},
+        fork=fork,
     )
     for (path, _, state), parsed in zip(changed, parsed_files, strict=True):
         old = previous.get(path)
@@ -515,11 +519,17 @@ PARALLEL_MIN_BYTES = 2 << 20
 
 
 def parse_files(
-    files: Sequence[tuple[Path, bytes]], previous: Mapping[Path, ManifestFile] | None = None
+    files: Sequence[tuple[Path, bytes]],
+    previous: Mapping[Path, ManifestFile] | None = None,
+    *,
+    fork: bool = False,
 ) -> list[ManifestFile]:
     """``read_manifests`` of each (path, content), in order (``previous``: their last
     parse, see ``read_manifests``); in worker processes when there is enough to parse
-    and more than one core."""
+    and more than one core.
+
+    ``fork``: the workers are forked (they start at once, with everything imported)
+    rather than spawned; only for a caller with no other thread and no gRPC object."""
     previous = previous or {}
     cores = usable_cpus()
     size = sum(len(data) for _, data in files)
@@ -536,8 +546,9 @@ def parse_files(
         loads[lightest] += len(data)
     results: list[ManifestFile] = [EMPTY] * len(files)
     try:
-        # spawn: the serving process has gRPC threads, which a fork must not copy.
-        context = multiprocessing.get_context("spawn")
+        # spawn unless told otherwise: a serving process has gRPC threads, which a fork
+        # must not copy.
+        context = multiprocessing.get_context("fork" if fork else "spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             for chunk in pool.map(_read_chunk, [c for c in chunks if c]):
                 for index, parsed in chunk:
@@ -643,8 +654,8 @@ def _all_errors(
     return errors + duplicates
 
 
-def _read_merged(path: Path) -> tuple[dict[Path, _FileState], MergedObjects]:
-    files = _read_tree(path, {})
+def _read_merged(path: Path, *, fork: bool = False) -> tuple[dict[Path, _FileState], MergedObjects]:
+    files = _read_tree(path, {}, fork=fork)
     merged = MergedObjects()
     merged.update(files, {}, sorted(files))
     return files, merged
@@ -672,9 +683,10 @@ def preload(path: Path, store: MeshStore) -> ParsedFiles:
     process parsing it and sending it to each serving process. The config process's
     ``FileSource(parsed=...)`` then re-reads only what changed since. Errors are
     reported by that source, as on any load. Raises ``FileNotFoundError`` as
-    ``load_directory`` does.
+    ``load_directory`` does. The parse workers are forked: call it only where no other
+    thread and no gRPC object exists yet.
     """
-    files, merged = _read_merged(path)
+    files, merged = _read_merged(path, fork=True)
     store.apply(list(merged.served.values()))
     return files
 
