@@ -831,16 +831,22 @@ async def test_a_preloaded_directory_is_served_without_parsing_it_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a split server's parent read before forking: the config process's source
-    starts from it, re-reads only what changed since, and still reports every error."""
+    starts from it, re-reads only what changed since (maybe long ago, for a restarted
+    config process), removes what has gone since, and still reports every error."""
     write(tmp_path / "a.yaml", service_yaml("a"), service_yaml("b"))
     write(tmp_path / "b.yaml", service_yaml("c"), "kind: Service\nmetadata: {namespace: ns}\n")
     write(tmp_path / "c.yaml", service_yaml("d"))
+    write(tmp_path / "gone.yaml", service_yaml("e"))
     store = MeshStore()
     parsed_files = files.preload(tmp_path, store)
     generation = store.generation
-    assert {s.name for s in store.objects(Service)} == {"a", "b", "c", "d"}
-    write(tmp_path / "c.yaml", service_yaml("d", port=90))  # changed after the preload
-    os.utime(tmp_path / "c.yaml", ns=(1, 1))  # whatever the clock: not the preloaded state
+    assert {s.name for s in store.objects(Service)} == {"a", "b", "c", "d", "e"}
+    # Since the preload: an object taken out of a file, a file edited, a file gone.
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    write(tmp_path / "c.yaml", service_yaml("d", port=90))
+    for index, name in enumerate(("a.yaml", "c.yaml"), start=1):
+        os.utime(tmp_path / name, ns=(index, index))  # whatever the clock: not as preloaded
+    (tmp_path / "gone.yaml").unlink()
     read: list[str] = []
     real = files.read_manifests
     monkeypatch.setattr(
@@ -853,14 +859,25 @@ async def test_a_preloaded_directory_is_served_without_parsing_it_again(
         tmp_path, store, changes.append, poll_interval=POLL, watch_events=False, parsed=parsed_files
     )
     assert await source.reload()
-    assert read == ["c.yaml"]
+    assert read == ["a.yaml", "c.yaml"]
     [change] = changes
-    assert change.updated == {svc("d")} and not change.added and not change.deleted
-    assert store.generation == generation + 1
+    assert change.updated == {svc("d")} and change.deleted == {svc("b"), svc("e")}
+    assert not change.added and store.generation == generation + 1
     [error] = source.errors
     assert (error.file, error.document_index) == (tmp_path / "b.yaml", 1)
     # From then on, the source is an ordinary one.
-    write(tmp_path / "a.yaml", service_yaml("a"))
-    os.utime(tmp_path / "a.yaml", ns=(2, 2))
+    write(tmp_path / "c.yaml", service_yaml("d", port=91))
+    os.utime(tmp_path / "c.yaml", ns=(3, 3))
     assert await source.reload()
-    assert changes[-1].deleted == {svc("b")}
+    assert changes[-1].updated == {svc("d")} and len(changes) == 2
+
+
+async def test_a_preloaded_directory_emptied_since_serves_nothing(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    store = MeshStore()
+    parsed_files = files.preload(tmp_path, store)
+    (tmp_path / "a.yaml").unlink()
+    changes: list[ChangeSet] = []
+    source = FileSource(tmp_path, store, changes.append, watch_events=False, parsed=parsed_files)
+    await source.reload()
+    assert [change.deleted for change in changes] == [{svc("a")}] and len(store) == 0

@@ -816,6 +816,7 @@ class FileSource:
         previous = self._files
         # The first load merges every file (so errors are reported and the store gets
         # everything), but a preloaded file that did not change is not parsed again.
+        preloaded = self._parsed is not None and not previous
         cache, self._parsed = (previous or self._parsed or {}), None
         # File I/O and YAML parsing happen off the event loop; the result is
         # applied on it, so the store is only ever touched by the loop.
@@ -828,11 +829,15 @@ class FileSource:
             or path not in previous
             or files[path].contents is not previous[path].contents
         ]
-        if not changed:
+        if not changed and not preloaded:
             # Nothing was re-parsed (a recently written file is re-hashed on
             # every poll, but same bytes keep the same contents object).
             return False
         upserts, deletes = self._objects.update(files, previous, changed)
+        if preloaded:
+            # The store holds what the directory held when it was preloaded (maybe long
+            # ago, for a restarted config process): what has gone since goes too.
+            deletes += [key for key in list(self._store.keys()) if key not in self._objects.served]
         self._report(_all_errors(files, self._objects.duplicates(files)))
         for obj in upserts:
             path = self._objects.owner(obj.key)
