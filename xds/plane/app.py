@@ -143,7 +143,6 @@ class ControlPlane:
         self.options = options
         self.role = options.role
         self.mesh = preloaded.mesh if preloaded is not None else MeshStore(options.mesh)
-        self._parsed = preloaded.parsed if preloaded is not None else None
         self.store = ConfigStore()
         self.ready = Readiness()
         self._started = False
@@ -185,7 +184,7 @@ class ControlPlane:
                 assert options.commit_socket is not None
                 self.hub = CommitHub(options.commit_socket, self.mesh, self.store, self.pipeline)
                 self.pipeline.on_published = self.hub.published
-            self.source = self._config_source(options)
+            self.source = self._config_source(options, preloaded)
         self._push_limit = asyncio.Semaphore(options.push_limit)
         # One bucket for both ports: a client cannot double its rate by using both.
         self._stream_limit = (
@@ -203,7 +202,9 @@ class ControlPlane:
         self._waypoints: WaypointController | None = None
         self._route_status: RouteStatusWriter | None = None
 
-    def _config_source(self, options: ServeOptions) -> FileSource | KubernetesSource:
+    def _config_source(
+        self, options: ServeOptions, preloaded: Preloaded | None
+    ) -> FileSource | KubernetesSource:
         if options.kubernetes is not None:
             from xds.sources.kubernetes.source import KubernetesSource
 
@@ -219,7 +220,7 @@ class ControlPlane:
             self._mesh_changed,
             poll_interval=options.poll_interval,
             watch_events=options.watch_events,
-            parsed=self._parsed,
+            parsed=preloaded.parsed if preloaded is not None else None,
         )
 
     def _mesh_changed(self, changes: ChangeSet) -> None:

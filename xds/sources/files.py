@@ -65,8 +65,6 @@ log = logging.getLogger("xds.file")
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
-# The C loader is roughly ten times faster on large directories.
-
 # Files modified this recently are hashed on every poll even if mtime and size
 # look unchanged: a second same-sized write within one mtime tick (coarse on
 # some file systems) would otherwise go unnoticed.
@@ -165,7 +163,7 @@ def _documents(path: Path, data: bytes) -> Iterator[object]:
     if path.suffix == ".json":
         yield json.loads(text)
     else:
-        yield from yaml.load_all(text, Loader=yaml_loader.Loader)
+        yield from yaml_loader.load_all(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +249,7 @@ def _document_pieces(
         outcomes = parsed.get(digest) or known.get(digest)
         if outcomes is None:
             try:
-                decoded = list(yaml.load_all(text.decode("utf-8"), Loader=yaml_loader.Loader))
+                decoded = list(yaml_loader.load_all(text.decode("utf-8")))
             except (yaml.YAMLError, UnicodeDecodeError, RecursionError, MemoryError, ValueError):
                 return None
             outcomes = tuple(_read_document(document) for document in decoded)
@@ -671,8 +669,13 @@ def load_directory(path: Path) -> tuple[list[KubeObject], list[DocumentError]]:
     return list(merged.served.values()), _all_errors(files, merged.duplicates(files))
 
 
-ParsedFiles = Mapping[Path, _FileState]
-"""What ``preload`` read, for a ``FileSource`` to start from (``parsed=``)."""
+@dataclass(frozen=True)
+class ParsedFiles:
+    """What ``preload`` read: each file's state and their objects merged, for a
+    ``FileSource`` to start from (``parsed=``) as if it had read them itself."""
+
+    files: Mapping[Path, _FileState]
+    objects: MergedObjects
 
 
 def preload(path: Path, store: MeshStore) -> ParsedFiles:
@@ -688,7 +691,7 @@ def preload(path: Path, store: MeshStore) -> ParsedFiles:
     """
     files, merged = _read_merged(path, fork=True)
     store.apply(list(merged.served.values()))
-    return files
+    return ParsedFiles(files, merged)
 
 
 class FileSource:
@@ -705,8 +708,9 @@ class FileSource:
         rescan_interval: float = 2.0,
         parsed: ParsedFiles | None = None,
     ) -> None:
-        """``parsed``: what ``preload`` read into ``store``; the first load parses again
-        only the files that changed since."""
+        """``parsed``: what ``preload`` read into ``store`` (the source takes it over):
+        the first load is then a reload like any other, from that state, except that it
+        reports every error and ignored field, as a first load does."""
         self.directory = Path(directory)
         self.synced = asyncio.Event()
         self._store = store
@@ -715,9 +719,9 @@ class FileSource:
         self._watch_events = watch_events
         self._rescan_interval = rescan_interval
         self._missing = False
-        self._files: dict[Path, _FileState] = {}
-        self._parsed = parsed
-        self._objects = MergedObjects()
+        self._files: dict[Path, _FileState] = dict(parsed.files) if parsed else {}
+        self._objects = parsed.objects if parsed else MergedObjects()
+        self._unreported = parsed is not None
         self._errors: list[DocumentError] = []
         self._ignored = IgnoredFields(log)
 
@@ -814,13 +818,9 @@ class FileSource:
         """One poll: re-read what changed and apply the difference to the store; whether
         any file's contents changed."""
         previous = self._files
-        # The first load merges every file (so errors are reported and the store gets
-        # everything), but a preloaded file that did not change is not parsed again.
-        preloaded = self._parsed is not None and not previous
-        cache, self._parsed = (previous or self._parsed or {}), None
         # File I/O and YAML parsing happen off the event loop; the result is
         # applied on it, so the store is only ever touched by the loop.
-        files = await asyncio.to_thread(_read_tree, self.directory, cache)
+        files = await asyncio.to_thread(_read_tree, self.directory, previous)
         self._files = files
         changed = [
             path
@@ -829,17 +829,15 @@ class FileSource:
             or path not in previous
             or files[path].contents is not previous[path].contents
         ]
-        if not changed and not preloaded:
+        # The first load after a preload reports what the preload read, changed or not.
+        first, self._unreported = self._unreported, False
+        if not changed and not first:
             # Nothing was re-parsed (a recently written file is re-hashed on
             # every poll, but same bytes keep the same contents object).
             return False
         upserts, deletes = self._objects.update(files, previous, changed)
-        if preloaded:
-            # The store holds what the directory held when it was preloaded (maybe long
-            # ago, for a restarted config process): what has gone since goes too.
-            deletes += [key for key in list(self._store.keys()) if key not in self._objects.served]
         self._report(_all_errors(files, self._objects.duplicates(files)))
-        for obj in upserts:
+        for obj in list(self._objects.served.values()) if first else upserts:
             path = self._objects.owner(obj.key)
             fields = files[path].contents.ignored.get(obj.key)
             if fields:

@@ -16,6 +16,7 @@ whole meshes) in about 60 % of the time:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -92,3 +93,8 @@ class Loader(_BASE):  # type: ignore[valid-type,misc]
             sequence.extend([self._build(item, built) for item in node.value])
             return sequence
         raise _Unusual
+
+
+def load_all(text: str) -> Iterator[Any]:
+    """The documents of ``text``, as ``yaml.safe_load_all`` gives them."""
+    return yaml.load_all(text, Loader=Loader)
