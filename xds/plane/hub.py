@@ -54,7 +54,6 @@ class CommitHub:
         # The model this process was forked with (see ``commits.Hello``).
         self._forked_generation = mesh.generation
         self._source_synced = True
-        self._built = False  # the first full build is in the store
         self._unbuilt: set[asyncio.StreamWriter] = set()  # sent the model half only
         self._joined = asyncio.Event()
 
@@ -105,7 +104,6 @@ class CommitHub:
         record: PushRecord,
     ) -> None:
         self._snapshots.clear()
-        self._built = True
         unbuilt, self._unbuilt = self._unbuilt & self._peers, set()
         if unbuilt:
             self._send(self._snapshot_frame(model=False), unbuilt)
@@ -143,6 +141,11 @@ class CommitHub:
             and hello.forked_model is not None
             and hello.forked_model == self._forked_generation == self._mesh.generation
         )
+
+    @property
+    def _built(self) -> bool:
+        """Whether the first full build is in the store."""
+        return self._history.rebuilds > 0
 
     def _snapshot_frame(self, *, model: bool = True) -> bytes:
         return commits.encode(
@@ -184,7 +187,7 @@ class CommitHub:
         if handler is not None:
             self._handlers.add(handler)
         try:
-            # Serving processes send nothing: reading only tells us when one is gone.
+            # Nothing comes after the Hello: reading only tells us when one is gone.
             while await reader.read(4096):
                 pass
         except ConnectionError:
