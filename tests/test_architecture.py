@@ -1,7 +1,8 @@
 """The layers of ``xds/``, held by walking the imports (module level, as Python runs them):
 no import cycle, and each layer imports only the layers below it.
 
-    vocabulary (resources, wire, type_urls, metric_types, logs, tasks, version, cpus)
+    vocabulary (resources, wire, type_urls, metric_types, logs, tasks, version, cpus,
+                gc_pause)
     model  <-  sources            (sources -> model; Kubernetes also -> security, translate)
     model  <-  translate          (pure: model -> protos)
     serving                       (streams, CA, HTTP: bytes, not Istio objects)
@@ -25,7 +26,17 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "xds"
 
 # Which top-level parts of xds each part may import at module level (itself always).
-VOCABULARY = {"resources", "wire", "type_urls", "metric_types", "logs", "tasks", "version", "cpus"}
+VOCABULARY = {
+    "resources",
+    "wire",
+    "type_urls",
+    "metric_types",
+    "logs",
+    "tasks",
+    "version",
+    "cpus",
+    "gc_pause",
+}
 ALLOWED: dict[str, set[str]] = {
     "model": VOCABULARY,
     "translate": VOCABULARY | {"model", "proto"},

@@ -52,6 +52,7 @@ import yaml
 from watchfiles import awatch
 
 from xds.cpus import usable_cpus
+from xds.gc_pause import gc_paused
 from xds.model.errors import ManifestError
 from xds.model.mesh import MeshStore
 from xds.model.meta import KubeObject, ObjectKey
@@ -561,7 +562,8 @@ def parse_files(
 
 
 def _read_chunk(chunk: list[tuple[int, Path, bytes]]) -> list[tuple[int, ManifestFile]]:
-    return [(index, read_manifests(path, data)) for index, path, data in chunk]
+    with gc_paused():  # a worker process that only parses: see gc_pause
+        return [(index, read_manifests(path, data)) for index, path, data in chunk]
 
 
 def _duplicate(path: Path, contents: ManifestFile, key: ObjectKey, owner: Path) -> DocumentError:
@@ -689,8 +691,9 @@ def preload(path: Path, store: MeshStore) -> ParsedFiles:
     ``load_directory`` does. The parse workers are forked: call it only where no other
     thread and no gRPC object exists yet.
     """
-    files, merged = _read_merged(path, fork=True)
-    store.apply(list(merged.served.values()))
+    with gc_paused():
+        files, merged = _read_merged(path, fork=True)
+        store.apply(list(merged.served.values()))
     return ParsedFiles(files, merged)
 
 
