@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -11,6 +13,7 @@ from tests import builders
 from tests.builders import model
 from xds.model.core import Service
 from xds.model.mesh import ChangeSet, Mesh, MeshStore
+from xds.model.meta import ObjectKey
 from xds.plane.pipeline import Pipeline
 from xds.resources import Resource, Update
 from xds.serving.store import ConfigStore
@@ -106,3 +109,97 @@ def test_an_empty_change_set_is_not_a_rebuild() -> None:
     assert pipeline.debouncer.pending == 1
     pipeline.changed(mesh.apply([service_a]))  # the same object again: nothing changed
     assert pipeline.debouncer.pending == 1
+
+
+@dataclass
+class PerService:
+    """A translator publishing each Service in a scope of its own, saying which process
+    built it; failing in any process but ``only_in`` when that is set."""
+
+    calls: list[ChangeSet | None] = field(default_factory=list)
+    only_in: int | None = None
+
+    def translate(self, mesh: Mesh, changes: ChangeSet | None) -> list[Update]:
+        self.calls.append(changes)
+        if self.only_in is not None and os.getpid() != self.only_in:
+            raise RuntimeError("not here")
+        built_by = str(os.getpid()).encode()
+        return [
+            Update(
+                f"scope-{s.meta.name}", TYPE, [Resource(TYPE, s.meta.name, built_by)], replace=True
+            )
+            for s in mesh.objects(Service)
+        ]
+
+
+def built_by(store: ConfigStore, name: str) -> int | None:
+    resource = store.view(f"scope-{name}").resources(TYPE).get(name)
+    return None if resource is None else int(resource.body)
+
+
+def test_a_forked_first_build_publishes_what_a_child_built_and_leaves_that_translator_cold() -> (
+    None
+):
+    mesh, store, own, forked = MeshStore(), ConfigStore(), Recording(), PerService()
+    pipeline = Pipeline(mesh, store, [own, forked])
+    mesh.apply([service("a"), service("b")])
+    pipeline.rebuild(None, fork=True)
+    assert published(store) == ["a", "b"]  # the first translator ran here
+    assert own.calls == [None]
+    child = built_by(store, "a")
+    assert child not in (None, os.getpid()) and built_by(store, "b") == child
+    assert forked.calls == [] and pipeline.cold  # its memo is in the child, gone
+    # Its next translation is a full one of its own, even for a change; the other
+    # translator stays incremental.
+    changes = mesh.apply([service("c")])
+    pipeline.rebuild(changes)
+    assert own.calls[-1] is changes
+    assert forked.calls == [None] and not pipeline.cold
+    assert {built_by(store, name) for name in "abc"} == {os.getpid()}
+
+
+def test_warming_a_cold_translator_empties_what_only_the_forked_build_published() -> None:
+    mesh, store, forked = MeshStore(), ConfigStore(), PerService()
+    pipeline = Pipeline(mesh, store, [Recording(), forked])
+    mesh.apply([service("a"), service("b")])
+    pipeline.rebuild(None, fork=True)
+    mesh.apply([], [ObjectKey("Service", "ns", "b")])  # before the translator knew "b"
+    assert pipeline.warm() == 2  # "a" rebuilt here, "b" emptied
+    assert built_by(store, "a") == os.getpid()
+    assert built_by(store, "b") is None
+    assert forked.calls == [None]
+    assert pipeline.warm() == 0  # nothing cold any more
+    assert pipeline.last is not None and pipeline.last.full
+
+
+def test_a_failed_forked_build_is_done_here(caplog: pytest.LogCaptureFixture) -> None:
+    mesh, store = MeshStore(), ConfigStore()
+    forked = PerService(only_in=os.getpid())
+    pipeline = Pipeline(mesh, store, [Recording(), forked])
+    mesh.apply([service("a")])
+    pipeline.rebuild(None, fork=True)
+    assert built_by(store, "a") == os.getpid()
+    assert forked.calls == [None] and not pipeline.cold
+    assert any(r.getMessage() == "forked build failed; translating here" for r in caplog.records)
+
+
+def test_a_forked_build_is_only_for_a_full_build() -> None:
+    mesh, store, forked = MeshStore(), ConfigStore(), PerService()
+    pipeline = Pipeline(mesh, store, [Recording(), forked])
+    pipeline.rebuild(mesh.apply([service("a")]), fork=True)
+    assert built_by(store, "a") == os.getpid() and not pipeline.cold
+
+
+class Hanging:
+    def translate(self, mesh: Mesh, changes: ChangeSet | None) -> list[Update]:
+        time.sleep(60)
+        return []
+
+
+def test_when_this_process_fails_its_part_of_a_forked_build_the_children_are_stopped() -> None:
+    pipeline = Pipeline(MeshStore(), ConfigStore(), [Recording(fail_next=1), Hanging()])
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="translator bug"):
+        pipeline.rebuild(None, fork=True)
+    assert time.monotonic() - started < 5  # not the child's 60 s
+    assert not pipeline.cold

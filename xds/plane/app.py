@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 from prometheus_client import Counter
 
+from xds.cpus import usable_cpus
 from xds.model.core import Pod, PodPhase, Secret
 from xds.model.gateway import GATEWAY_GROUP, GRPCRoute, HTTPRoute
 from xds.model.mesh import ChangeSet, MeshConfig, MeshStore
@@ -284,9 +285,13 @@ class ControlPlane:
         if self.pipeline is not None:
             # Changes that arrived while syncing are covered by this full build, so
             # the debouncer must not translate them a second time.
-            self.pipeline.rebuild(None)
+            # A config process has no gRPC object or thread to trip a fork: its
+            # translators' first builds run side by side, one per core.
+            self.pipeline.rebuild(None, fork=self.role is Role.CONFIG and usable_cpus() > 1)
             self.pipeline.debouncer.discard_pending()
             self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
+            if self.pipeline.cold:
+                self._tasks.append(asyncio.create_task(self._warm(), name="warm"))
         if self.role is Role.SERVING:
             # Only now: the kernel spreads connections over every process listening on
             # a port (SO_REUSEPORT), so one still waiting for its snapshot would refuse
@@ -307,6 +312,14 @@ class ControlPlane:
                 "http_port": self.ports.http,
             },
         )
+
+    async def _warm(self) -> None:
+        """The translators whose first build was forked get one of their own, once the
+        first commit is out (this long synchronous step would hold its writes back)."""
+        assert self.pipeline is not None
+        if self.hub is not None:
+            await self.hub.settled(self.options.serving_processes, within=1.0)
+        self.pipeline.warm()
 
     async def _open_ports(self) -> None:
         await self._start_plaintext()

@@ -18,6 +18,7 @@ from typing import Protocol
 from xds.model.mesh import ChangeSet, Mesh
 from xds.plane import metrics
 from xds.plane.debounce import Batch, Debouncer
+from xds.plane.forked_build import ForkedBuild, ForkedBuildFailed
 from xds.resources import ResourceWriter, Update
 from xds.translate.base import Translator
 
@@ -70,6 +71,9 @@ class Pipeline:
         self.rebuilds = 0
         self.last: PushRecord | None = None
         self._failed = False
+        # Translators (by index) whose memo is in a forked child, and the (scope, type)
+        # pairs that child's build published.
+        self._cold: dict[int, set[tuple[str, str]]] = {}
         # Set by the config process of ``xds serve --workers``: it hands each commit on
         # to the serving processes.
         self.on_published: Published | None = None
@@ -86,12 +90,74 @@ class Pipeline:
         changes: ChangeSet | None,
         origin: float | None = None,
         debounce_seconds: float | None = None,
+        *,
+        fork: bool = False,
     ) -> int:
-        """Translate and publish now; returns how many scopes were touched."""
+        """Translate and publish now; returns how many scopes were touched.
+
+        ``fork`` (a full build only): every translator but the first runs in a forked
+        child at the same time (see ``forked_build``); those are then cold until
+        ``warm`` or the next rebuild gives them a full build of their own."""
         started = time.monotonic()
         updates: list[Update] = []
-        for translator in self.translators:
-            updates.extend(translator.translate(self.mesh, changes))
+        full_fork = fork and changes is None
+        forked = [ForkedBuild(t, self.mesh) for t in self.translators[1:]] if full_fork else []
+        try:
+            for index in range(1 if forked else len(self.translators)):
+                updates += self._translate(index, changes)
+        except BaseException:
+            for build in forked:
+                build.discard()
+            raise
+        for index, build in enumerate(forked, start=1):
+            try:
+                child_updates = build.updates()
+            except ForkedBuildFailed as error:
+                log.warning("forked build failed; translating here", extra={"reason": str(error)})
+                updates += self.translators[index].translate(self.mesh, None)
+                continue
+            updates += child_updates
+            self._cold[index] = {(u.scope, u.type_url) for u in child_updates}
+        return self._commit(updates, changes, started, origin, debounce_seconds)
+
+    @property
+    def cold(self) -> bool:
+        """Some translator's first build ran in a forked child (see ``warm``)."""
+        return bool(self._cold)
+
+    def warm(self) -> int:
+        """A full build of each cold translator, published as any rebuild (normally it
+        changes nothing); returns how many scopes were touched."""
+        if not self._cold:
+            return 0
+        started = time.monotonic()
+        updates: list[Update] = []
+        for index in sorted(self._cold):
+            updates += self._translate(index, None)
+        return self._commit(updates, None, started, None, None)
+
+    def _translate(self, index: int, changes: ChangeSet | None) -> list[Update]:
+        """A cold translator's memo is elsewhere: it gets a full build, and what the
+        forked build published that this one leaves out is emptied (a waypoint deleted
+        meanwhile, which the translator, not knowing it, would not remove)."""
+        translator = self.translators[index]
+        forked = self._cold.get(index)
+        if forked is None:
+            return translator.translate(self.mesh, changes)
+        updates = translator.translate(self.mesh, None)
+        del self._cold[index]
+        for scope, type_url in sorted(forked - {(u.scope, u.type_url) for u in updates}):
+            updates.append(Update(scope, type_url, replace=True))
+        return updates
+
+    def _commit(
+        self,
+        updates: list[Update],
+        changes: ChangeSet | None,
+        started: float,
+        origin: float | None,
+        debounce_seconds: float | None,
+    ) -> int:
         for update in updates:
             if update.replace:
                 self.store.replace(update.scope, update.type_url, update.upserts)
