@@ -203,3 +203,41 @@ def test_when_this_process_fails_its_part_of_a_forked_build_the_children_are_sto
         pipeline.rebuild(None, fork=True)
     assert time.monotonic() - started < 5  # not the child's 60 s
     assert not pipeline.cold
+
+
+class Stamped:
+    """Publishes every Service's name with the (system-wide monotonic) time it started."""
+
+    def translate(self, mesh: Mesh, changes: ChangeSet | None) -> list[Update]:
+        started = str(time.monotonic()).encode()
+        return [
+            Update(SCOPE, TYPE, [Resource(TYPE, s.meta.name, started)], replace=False)
+            for s in mesh.objects(Service)
+        ]
+
+
+def started_at(store: ConfigStore, name: str) -> float:
+    return float(store.view(SCOPE).resources(TYPE)[name].body)
+
+
+def test_a_build_forked_ahead_is_taken_over_while_the_model_is_unchanged() -> None:
+    mesh, store = MeshStore(), ConfigStore()
+    pipeline = Pipeline(mesh, store, [Recording(), Stamped()])
+    mesh.apply([service("a")])
+    pipeline.fork_ahead()
+    time.sleep(0.1)
+    rebuilt_at = time.monotonic()
+    pipeline.rebuild(None, fork=True)
+    assert started_at(store, "a") < rebuilt_at and pipeline.cold
+
+
+def test_a_build_forked_ahead_of_a_change_is_started_again() -> None:
+    mesh, store = MeshStore(), ConfigStore()
+    pipeline = Pipeline(mesh, store, [Recording(), Stamped()])
+    mesh.apply([service("a")])
+    pipeline.fork_ahead()
+    mesh.apply([service("b")])  # as a source's first look may find
+    changed_at = time.monotonic()
+    pipeline.rebuild(None, fork=True)
+    assert started_at(store, "a") > changed_at and pipeline.cold
+    assert started_at(store, "b") > changed_at

@@ -144,6 +144,7 @@ class ControlPlane:
         self.options = options
         self.role = options.role
         self.mesh = preloaded.mesh if preloaded is not None else MeshStore(options.mesh)
+        self._preloaded = preloaded is not None
         self.store = ConfigStore()
         self.ready = Readiness()
         self._started = False
@@ -270,6 +271,12 @@ class ControlPlane:
             await self._secure_from_cluster(self.options.kubernetes)  # the root's publisher
         if self.role is Role.WHOLE:
             await self._open_ports()
+        fork = self.role is Role.CONFIG and usable_cpus() > 1
+        if fork and self._preloaded:
+            # The children translate the preloaded model while the source takes its
+            # first look at the files (a change found there starts them again).
+            assert self.pipeline is not None
+            self.pipeline.fork_ahead()
         source = asyncio.create_task(self._run_source(), name="source")
         self._tasks.append(source)
         synced = asyncio.create_task(self.source.synced.wait())
@@ -287,7 +294,7 @@ class ControlPlane:
             # the debouncer must not translate them a second time.
             # A config process has no gRPC object or thread to trip a fork: its
             # translators' first builds run side by side, one per core.
-            self.pipeline.rebuild(None, fork=self.role is Role.CONFIG and usable_cpus() > 1)
+            self.pipeline.rebuild(None, fork=fork)
             self.pipeline.debouncer.discard_pending()
             self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
             if self.pipeline.cold:

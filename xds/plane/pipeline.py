@@ -74,6 +74,7 @@ class Pipeline:
         # Translators (by index) whose memo is in a forked child, and the (scope, type)
         # pairs that child's build published.
         self._cold: dict[int, set[tuple[str, str]]] = {}
+        self._ahead: tuple[list[ForkedBuild], int] | None = None  # see fork_ahead
         # Set by the config process of ``xds serve --workers``: it hands each commit on
         # to the serving processes.
         self.on_published: Published | None = None
@@ -96,12 +97,11 @@ class Pipeline:
         """Translate and publish now; returns how many scopes were touched.
 
         ``fork`` (a full build only): every translator but the first runs in a forked
-        child at the same time (see ``forked_build``); those are then cold until
-        ``warm`` or the next rebuild gives them a full build of their own."""
+        child at the same time (see ``forked_build``, and ``fork_ahead``); those are then
+        cold until ``warm`` or the next rebuild gives them a full build of their own."""
         started = time.monotonic()
         updates: list[Update] = []
-        full_fork = fork and changes is None
-        forked = [ForkedBuild(t, self.mesh) for t in self.translators[1:]] if full_fork else []
+        forked = self._forked_builds() if fork and changes is None else []
         try:
             for index in range(1 if forked else len(self.translators)):
                 updates += self._translate(index, changes)
@@ -118,7 +118,28 @@ class Pipeline:
                 continue
             updates += child_updates
             self._cold[index] = {(u.scope, u.type_url) for u in child_updates}
-        return self._commit(updates, changes, started, origin, debounce_seconds)
+        # Only once every translator has succeeded: a failed rebuild leaves the store as
+        # it was.
+        self._apply(updates)
+        return self._commit(changes, started, origin, debounce_seconds)
+
+    def fork_ahead(self) -> None:
+        """Start the forked part of the first build now, from the model as it is, while
+        the caller goes on (syncing its sources); ``rebuild(None, fork=True)`` takes the
+        children's work over if the model has not changed meanwhile."""
+        if len(self.translators) > 1:
+            builds = [ForkedBuild(t, self.mesh) for t in self.translators[1:]]
+            self._ahead = (builds, self.mesh.generation)
+
+    def _forked_builds(self) -> list[ForkedBuild]:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            builds, generation = ahead
+            if generation == self.mesh.generation:
+                return builds
+            for build in builds:
+                build.discard()
+        return [ForkedBuild(t, self.mesh) for t in self.translators[1:]]
 
     @property
     def cold(self) -> bool:
@@ -134,7 +155,8 @@ class Pipeline:
         updates: list[Update] = []
         for index in sorted(self._cold):
             updates += self._translate(index, None)
-        return self._commit(updates, None, started, None, None)
+        self._apply(updates)
+        return self._commit(None, started, None, None)
 
     def _translate(self, index: int, changes: ChangeSet | None) -> list[Update]:
         """A cold translator's memo is elsewhere: it gets a full build, and what the
@@ -150,20 +172,21 @@ class Pipeline:
             updates.append(Update(scope, type_url, replace=True))
         return updates
 
-    def _commit(
-        self,
-        updates: list[Update],
-        changes: ChangeSet | None,
-        started: float,
-        origin: float | None,
-        debounce_seconds: float | None,
-    ) -> int:
+    def _apply(self, updates: list[Update]) -> None:
         for update in updates:
             if update.replace:
                 self.store.replace(update.scope, update.type_url, update.upserts)
             else:
                 self.store.upsert(update.scope, update.upserts)
                 self.store.remove(update.scope, update.type_url, update.removals)
+
+    def _commit(
+        self,
+        changes: ChangeSet | None,
+        started: float,
+        origin: float | None,
+        debounce_seconds: float | None,
+    ) -> int:
         translated = time.monotonic()
         metrics.REBUILD_TIME.observe(translated - started)
         if origin is None:
