@@ -24,6 +24,7 @@ from xds.model.gateway import GATEWAY_GROUP, GRPCRoute, HTTPRoute
 from xds.model.mesh import ChangeSet, MeshConfig, MeshStore
 from xds.plane import metrics
 from xds.plane.debug_views import DebugParts, debug_endpoints, debug_types
+from xds.plane.heap import HeapTrimmer
 from xds.plane.hub import CommitHub
 from xds.plane.pipeline import Pipeline, PushHistory
 from xds.plane.replica import ReplicaSource
@@ -306,6 +307,9 @@ class ControlPlane:
             await self._open_ports()
         self._writers_ready.set()
         self._started = True
+        trimmer = HeapTrimmer.for_this_process()
+        if trimmer is not None:
+            self._tasks.append(asyncio.create_task(trimmer.run(), name="heap-trim"))
         if not isinstance(self.source, ReplicaSource) or self.source.source_synced:
             self.ready.set()
         log.info(
