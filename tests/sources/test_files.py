@@ -750,8 +750,9 @@ def test_merged_objects_follow_the_files_as_a_full_merge_would(
 async def test_events_wake_it_polling_follows_a_flow_of_changes_then_events_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A change arrives by event; polling takes over while changes flow (events' wake-ups
-    would compete with serving) and hands back to events after quiet polls."""
+    """Changes arrive by event; polling takes over only while changes flow (events'
+    wake-ups would compete with serving), and hands back to events after quiet polls. An
+    occasional change is no flow: polling would rescan the whole tree for nothing."""
     watches = 0
     real_awatch = files.awatch
 
@@ -763,16 +764,22 @@ async def test_events_wake_it_polling_follows_a_flow_of_changes_then_events_agai
     monkeypatch.setattr(files, "awatch", counted)
     async with running(tmp_path) as harness:
         assert watches == 1
-        write(tmp_path / "a.yaml", service_yaml("a"))
-        assert (await harness.next_change()).added == {svc("a")}
-        # Polled now: a second change is seen without a watch.
-        write(tmp_path / "b.yaml", service_yaml("b"))
-        assert (await harness.next_change()).added == {svc("b")}
+        for name in "ab":
+            write(tmp_path / f"{name}.yaml", service_yaml(name))
+            assert (await harness.next_change()).added == {svc(name)}
+        # Two changes are no flow: still the first watch, more than ten polls later.
+        await asyncio.sleep(files._QUIET_POLLS * POLL * 3)
         assert watches == 1
-        # Ten quiet polls later, events again.
-        await asyncio.wait_for(_until(lambda: watches == 2), TIMEOUT)
+        # A third change within the second is: polled, then events again.
         write(tmp_path / "c.yaml", service_yaml("c"))
         assert (await harness.next_change()).added == {svc("c")}
+        write(tmp_path / "d.yaml", service_yaml("d"))
+        assert (await harness.next_change()).added == {svc("d")}
+        write(tmp_path / "e.yaml", service_yaml("e"))
+        assert (await harness.next_change()).added == {svc("e")}
+        await asyncio.wait_for(_until(lambda: watches == 2), TIMEOUT)
+        write(tmp_path / "f.yaml", service_yaml("f"))
+        assert (await harness.next_change()).added == {svc("f")}
 
 
 _FRAGMENTS = [

@@ -42,6 +42,7 @@ import pickle
 import re
 import stat
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -382,6 +383,9 @@ MAX_FILE_BYTES = 64 << 20
 
 # Polls in a row that find nothing before file events take over again.
 _QUIET_POLLS = 10
+# Changes found this close together (by events) are a flow: polling takes over.
+_FLOW_CHANGES = 3
+_FLOW_SECONDS = 1.0
 
 
 class _Unusable(Exception):
@@ -754,7 +758,9 @@ class FileSource:
             # go back to events after a second of polls that found nothing. Events cost
             # nothing while idle, but under steady writes their wake-ups compete with
             # serving for the interpreter (ambient-churn: p99 7.9 s following events,
-            # 6.4 s polling).
+            # 6.4 s polling). An occasional change is no flow: polling after each would
+            # rescan the whole tree ten times for nothing (ambient-1k, a change every
+            # 0.7 s: most of the config process's CPU).
             quiet_polls = 0
             while quiet_polls < _QUIET_POLLS or not self._watch_events or self._missing:
                 await asyncio.sleep(self._poll_interval)
@@ -762,9 +768,10 @@ class FileSource:
 
     async def _follow_events(self) -> None:
         """Rescan on each batch of file system events (and every ``rescan_interval``);
-        return after a rescan that changed something (polling takes over while changes
-        flow), when the directory goes missing (its watch goes with it), or when events
-        fail."""
+        return when changes flow (``_FLOW_CHANGES`` rescans that changed something within
+        ``_FLOW_SECONDS``: polling takes over), when the directory goes missing (its watch
+        goes with it), or when events fail."""
+        changes: deque[float] = deque(maxlen=_FLOW_CHANGES)  # when the last rescans changed
         target, recursive = self.directory, True
         if self.directory.is_file():  # a single manifest: editors replace it, watch its folder
             target, recursive = self.directory.parent, False
@@ -780,7 +787,11 @@ class FileSource:
                 rust_timeout=int(self._rescan_interval * 1000),
                 yield_on_timeout=True,
             ):
-                if await self._rescan() or self._missing:
+                if await self._rescan():
+                    changes.append(time.monotonic())
+                    if len(changes) == _FLOW_CHANGES and changes[-1] - changes[0] < _FLOW_SECONDS:
+                        return
+                if self._missing:
                     return
         except (OSError, RuntimeError) as error:
             if isinstance(error, FileNotFoundError) or not self.directory.exists():
