@@ -5,7 +5,7 @@ from __future__ import annotations
 from envoy.service.discovery.v3 import discovery_pb2
 
 from xds.resources import Resource, node_group
-from xds.serving.delta import DeltaResponse, DeltaSession
+from xds.serving.delta import DeltaResponse, DeltaSession, SharedUpdates
 from xds.serving.session import RequestKind
 from xds.serving.store import ConfigStore
 from xds.type_urls import ADDRESS, AUTHORIZATION
@@ -214,6 +214,34 @@ def test_a_client_behind_by_two_commits_gets_both() -> None:
     assert [r.name for r in response.resources] == [uid("a")]
     assert response.removed == [uid("b")]
     assert dict(session.watches[ADDRESS].client_versions) == dict(store.view("s").versions(ADDRESS))
+
+
+def test_in_sync_streams_are_written_one_response_per_commit() -> None:
+    """Built and encoded once per commit, the same object for every stream it applies to
+    (nonce included: it only has to be unique within each stream), and ACKed as usual."""
+    store = store_with("a", "b")
+    shared = SharedUpdates()
+    sessions = [DeltaSession(store.view("s"), shared=shared) for _ in range(3)]
+    for session in sessions:
+        session.receive(request())
+    behind = DeltaSession(store.view("s"), shared=shared)  # subscribes only after the commit
+    store.upsert("s", [workload("a", revision="v2")])
+    touched = store.commit()["s"]
+    responses = [session.push(touched) for session in sessions]
+    [[first], [second], [third]] = responses
+    assert first is second is third
+    assert first.encode() is third.encode()
+    for session in sessions:
+        received, answers = session.receive(request(response_nonce=first.nonce))
+        assert received.kind is RequestKind.ACK and answers == []
+    _, [own] = behind.receive(request())
+    assert own is not first and own.nonce.count("-") != first.nonce.count("-")
+    # The next commit is another response, with another nonce.
+    store.remove("s", ADDRESS, [uid("b")])
+    touched = store.commit()["s"]
+    [[next_one], [next_two], _] = [session.push(touched) for session in sessions]
+    assert next_one is next_two and next_one.nonce != first.nonce
+    assert next_one.removed == [uid("b")]
 
 
 # -- subscriptions by name that imply more (ztunnel's on-demand mode) -------------------

@@ -22,7 +22,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from xds.resources import Resource
 from xds.security.authn import Caller
-from xds.serving.delta import DeltaResponse, DeltaSession
+from xds.serving.delta import DeltaResponse, DeltaSession, SharedUpdates
 from xds.serving.node import InvalidNode, ProxyNode, parse_node
 from xds.serving.ratelimit import StreamRateLimit
 from xds.serving.session import (
@@ -327,6 +327,7 @@ class AdsService:
         ``control_plane`` is the ``control_plane.identifier`` of SotW responses;
         a stream that sends nothing within ``first_request_timeout`` seconds is ended."""
         self._store = store
+        self._shared_updates = SharedUpdates()  # see DeltaSession._shared_push
         self._binder = binder
         self._ready = ready
         self._authenticate = authenticate
@@ -430,7 +431,10 @@ class AdsService:
         view = self._store.view(binding.scope, binding.type_scopes)
         session: Session = (
             DeltaSession(
-                view, type_filter=binding.type_filter, standing_groups=binding.standing_groups
+                view,
+                type_filter=binding.type_filter,
+                standing_groups=binding.standing_groups,
+                shared=self._shared_updates,
             )
             if delta
             else SotwSession(view, type_filter=binding.type_filter)

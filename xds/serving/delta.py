@@ -14,6 +14,7 @@ ztunnel's own node). Those resources are sent unasked, and their changes pushed.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -34,7 +35,7 @@ from xds.serving.session import (
     requested_type,
 )
 from xds.serving.store import ScopeView
-from xds.type_urls import in_push_order
+from xds.type_urls import in_push_order, short_name
 
 WILDCARD = "*"
 
@@ -57,19 +58,53 @@ class DeltaResponse:
     everything: bytes = b""
     aliases: bool = False
     """Send each resource's aliases (to clients that subscribe by name)."""
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self) -> bytes:
-        """The serialized DeltaDiscoveryResponse, spliced from cached resource bytes."""
-        return b"".join(
-            (
-                wire.string_field(_SYSTEM_VERSION_INFO, self.system_version),
-                self.everything,
-                *(r.delta_field(self.aliases) for r in self.resources),
-                wire.string_field(_TYPE_URL, self.type_url),
-                wire.string_field(_NONCE, self.nonce),
-                *(wire.length_delimited(_REMOVED_RESOURCES, n.encode()) for n in self.removed),
+        """The serialized DeltaDiscoveryResponse, spliced from cached resource bytes (once:
+        a response of ``SharedUpdates`` is written to many streams)."""
+        if self._encoded is None:
+            self._encoded = b"".join(
+                (
+                    wire.string_field(_SYSTEM_VERSION_INFO, self.system_version),
+                    self.everything,
+                    *(r.delta_field(self.aliases) for r in self.resources),
+                    wire.string_field(_TYPE_URL, self.type_url),
+                    wire.string_field(_NONCE, self.nonce),
+                    *(wire.length_delimited(_REMOVED_RESOURCES, n.encode()) for n in self.removed),
+                )
             )
-        )
+        return self._encoded
+
+
+class SharedUpdates:
+    """The response of the common push (``DeltaSession._shared_push``): built once per
+    commit of a type in a scope and written to every stream it applies to, the same
+    object, bytes and nonce. A nonce only has to be unique within a stream: each stream
+    gets at most one such response per commit of a type, and the stream's own nonces
+    (``NonceSource``) have another form."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(4)
+        # (scope, type URL) -> the generation it was built for, and the response (None:
+        # the commit changed nothing a synced client holds).
+        self._latest: dict[tuple[str, str], tuple[int, DeltaResponse | None]] = {}
+
+    def response(self, view: ScopeView, type_url: str) -> DeltaResponse | None:
+        key = (view.scope_of(type_url), type_url)
+        generation = view.generation(type_url)
+        latest = self._latest.get(key)
+        if latest is not None and latest[0] == generation:
+            return latest[1]
+        updates, removed = view.last_change_encoded(type_url)
+        response = None
+        if updates or removed:
+            nonce = f"{self._prefix}-{short_name(type_url)}-{generation}"
+            response = DeltaResponse(
+                type_url, nonce, [], list(removed), str(generation), everything=updates
+            )
+        self._latest[key] = (generation, response)
+        return response
 
 
 class HeldVersions(Mapping[str, str]):
@@ -150,15 +185,18 @@ class DeltaSession:
         type_filter: TypeFilter = allow_all,
         clock: Clock = monotonic,
         standing_groups: Mapping[str, Iterable[str]] | None = None,
+        shared: SharedUpdates | None = None,
     ) -> None:
         """``standing_groups``: per type, groups subscribed for as long as the stream lasts
-        (they matter only to a client that does not subscribe to everything)."""
+        (they matter only to a client that does not subscribe to everything). ``shared``:
+        the process's, so that every stream writes the same response to a commit."""
         self.view = view
         self.watches: dict[str, DeltaWatch] = {}
         self._type_filter = type_filter
         self._standing = {t: frozenset(g) for t, g in (standing_groups or {}).items()}
         self._clock = clock
         self._nonce = NonceSource()
+        self._shared = shared if shared is not None else SharedUpdates()
 
     def receive(
         self, request: discovery_pb2.DeltaDiscoveryRequest
@@ -244,20 +282,11 @@ class DeltaSession:
             and frozenset(touched) == changed
         ):
             return False, None
-        updates, removed = self.view.last_change_encoded(type_url)
         watch.client_versions.rebase(self.view.versions(type_url))
-        if not updates and not removed:
-            return True, None
-        nonce = self._nonce()
-        watch.status.record_sent(nonce, self._clock(), origin)
-        return True, DeltaResponse(
-            type_url,
-            nonce,
-            [],
-            list(removed),
-            str(self.view.generation(type_url)),
-            everything=updates,
-        )
+        response = self._shared.response(self.view, type_url)
+        if response is not None:
+            watch.status.record_sent(response.nonce, self._clock(), origin)
+        return True, response
 
     def _subscribe(
         self, watch: DeltaWatch, names: list[str]
