@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import logging
-
-log = logging.getLogger("xds.heap")
 
 TRIM_INTERVAL = 5.0  # seconds
 MIN_FREE = 8 << 20  # bytes free in the heap below which a trim is not worth a call
