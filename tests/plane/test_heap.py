@@ -34,6 +34,14 @@ def test_a_trim_returns_the_pages_of_freed_buffers() -> None:
     before = resident_bytes()
     assert heap.trim()
     assert before - resident_bytes() >= 50_000_000
+    assert not heap.trim()  # nothing freed since
+    # The same memory used and freed again is resident again: trimmed again.
+    buffers = [bytes(100_000) for _ in range(1000)]
+    heap.trim()  # sees the heap's free memory in use again
+    del buffers
+    before = resident_bytes()
+    assert heap.trim()
+    assert before - resident_bytes() >= 50_000_000
     assert len(top) == 100_000
 
 

@@ -19,7 +19,7 @@ import asyncio
 import ctypes
 
 TRIM_INTERVAL = 5.0  # seconds
-MIN_FREE = 8 << 20  # bytes free in the heap below which a trim is not worth a call
+MIN_FREE = 8 << 20  # bytes freed since the last trim below which one is not worth a call
 
 
 class _MallInfo2(ctypes.Structure):
@@ -46,6 +46,7 @@ class HeapTrimmer:
         self._libc.mallinfo2.restype = _MallInfo2
         self._libc.malloc_trim.argtypes = [ctypes.c_size_t]
         self.min_free = min_free
+        self._trimmed = 0  # free bytes right after the last trim
 
     @classmethod
     def for_this_process(cls, min_free: int = MIN_FREE) -> HeapTrimmer | None:
@@ -63,10 +64,15 @@ class HeapTrimmer:
         return int(self._libc.mallinfo2().fordblks)
 
     def trim(self) -> bool:
-        """Return the heap's free pages to the system if enough is free; whether any
-        memory was released."""
-        if self.free_bytes() < self.min_free:
+        """Return the heap's free pages to the system if enough has been freed since the
+        last trim; whether any memory was released. (A trim walks the whole heap: not
+        again for memory it already returned, which still counts as free.)"""
+        free = self.free_bytes()
+        # Free memory reused since is resident again; what is freed above it is new.
+        self._trimmed = min(self._trimmed, free)
+        if free - self._trimmed < self.min_free:
             return False
+        self._trimmed = free
         return bool(self._libc.malloc_trim(0))
 
     async def run(self, interval: float = TRIM_INTERVAL) -> None:
