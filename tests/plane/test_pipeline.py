@@ -241,3 +241,20 @@ def test_a_build_forked_ahead_of_a_change_is_started_again() -> None:
     pipeline.rebuild(None, fork=True)
     assert started_at(store, "a") > changed_at and pipeline.cold
     assert started_at(store, "b") > changed_at
+
+
+def test_a_first_build_that_cannot_fork_is_done_here(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    mesh, store, forked = MeshStore(), ConfigStore(), PerService()
+    pipeline = Pipeline(mesh, store, [Recording(), forked])
+    mesh.apply([service("a")])
+    pipeline.fork_ahead()
+    pipeline.rebuild(None, fork=True)
+    assert built_by(store, "a") == os.getpid() and not pipeline.cold
+    messages = [r.getMessage() for r in caplog.records]
+    assert "cannot fork the first build; translating here" in messages

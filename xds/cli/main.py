@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         metavar="SECONDS",
         help="how often the --config directory is checked for changes when it is "
-        "polled (--no-file-events, no inotify, or the directory missing)",
+        "polled (--no-file-events, no inotify, the directory missing, or while changes "
+        "flow: three within a second)",
     )
     serve.add_argument(
         "--no-file-events",

@@ -291,11 +291,11 @@ class ControlPlane:
             # process translates (~0.4 s of a 10k-pod mesh's start).
             await self.hub.settled(self.options.serving_processes, within=1.0)
         if self.pipeline is not None:
-            # Changes that arrived while syncing are covered by this full build, so
-            # the debouncer must not translate them a second time.
-            # A config process has no gRPC object or thread to trip a fork: its
+            # A config process has no gRPC object or busy thread to trip a fork: its
             # translators' first builds run side by side, one per core.
             self.pipeline.rebuild(None, fork=fork)
+            # Changes that arrived while syncing are covered by this full build, so
+            # the debouncer must not translate them a second time.
             self.pipeline.debouncer.discard_pending()
             self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
             if self.pipeline.cold:
@@ -330,7 +330,12 @@ class ControlPlane:
         assert self.pipeline is not None
         if self.hub is not None:
             await self.hub.settled(self.options.serving_processes, within=1.0)
-        self.pipeline.warm()
+        try:
+            self.pipeline.warm()
+        except Exception:
+            # As a failed rebuild: the last good resources stay published, and the next
+            # change gives the cold translators their full build.
+            log.exception("warming the forked translators failed")
 
     async def _open_ports(self) -> None:
         await self._start_plaintext()

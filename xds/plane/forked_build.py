@@ -36,7 +36,12 @@ class ForkedBuild:
     def __init__(self, translator: Translator, mesh: Mesh) -> None:
         self.translator = translator
         read, write = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read)
+            os.close(write)
+            raise
         if pid == 0:
             os.close(read)
             _child(translator, mesh, write)

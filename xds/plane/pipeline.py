@@ -127,8 +127,8 @@ class Pipeline:
         """Start the forked part of the first build now, from the model as it is, while
         the caller goes on (syncing its sources); ``rebuild(None, fork=True)`` takes the
         children's work over if the model has not changed meanwhile."""
-        if len(self.translators) > 1:
-            builds = [ForkedBuild(t, self.mesh) for t in self.translators[1:]]
+        builds = self._fork()
+        if builds:
             self._ahead = (builds, self.mesh.generation)
 
     def _forked_builds(self) -> list[ForkedBuild]:
@@ -139,7 +139,22 @@ class Pipeline:
                 return builds
             for build in builds:
                 build.discard()
-        return [ForkedBuild(t, self.mesh) for t in self.translators[1:]]
+        return self._fork()
+
+    def _fork(self) -> list[ForkedBuild]:
+        """A forked build of every translator but the first; none if a fork fails (out of
+        processes or memory): this process then translates everything itself."""
+        builds: list[ForkedBuild] = []
+        try:
+            for translator in self.translators[1:]:
+                builds.append(ForkedBuild(translator, self.mesh))
+        except OSError as error:
+            for build in builds:
+                build.discard()
+            reason = str(error)
+            log.warning("cannot fork the first build; translating here", extra={"reason": reason})
+            return []
+        return builds
 
     @property
     def cold(self) -> bool:
