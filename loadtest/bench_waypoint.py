@@ -63,8 +63,8 @@ from xds.security.plane import SecurityOptions
 from xds.security.tokens import TokenGrant, add_grant
 from xds.serving.ads import Connection
 from xds.serving.session import TypeStatus
-from xds.translate.waypoint import WaypointTranslator
 from xds.translate.waypoint.bootstrap import BootstrapOptions, bootstrap
+from xds.translate.waypoint.translator import WaypointTranslator
 
 TARGET_BUILD_MS: Final = 50.0
 TARGET_EDIT_TO_ACK_MS: Final = 300.0

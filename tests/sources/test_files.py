@@ -8,8 +8,10 @@ event brought."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
+import multiprocessing
 import os
 import textwrap
 from collections.abc import AsyncIterator, Callable
@@ -889,3 +891,47 @@ async def test_a_preloaded_directory_emptied_since_serves_nothing(tmp_path: Path
     source = FileSource(tmp_path, store, changes.append, watch_events=False, parsed=parsed_files)
     await source.reload()
     assert [change.deleted for change in changes] == [{svc("a")}] and len(store) == 0
+
+
+def test_a_preload_parses_in_workers_while_its_caller_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started, it has read the files and forked its workers; the collector stays off in
+    the caller (which unpickles results as they come) until it is finished, once."""
+    for index in range(8):
+        write(tmp_path / f"{index}.yaml", service_yaml(f"s{index}"))
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
+    reading = files.PreloadInProgress(tmp_path)
+    for index in range(8):  # read already: what happens to the files now is not seen
+        (tmp_path / f"{index}.yaml").unlink()
+    assert not gc.isenabled()
+    store = MeshStore()
+    parsed = reading.finish(store)
+    assert gc.isenabled()
+    assert {s.name for s in store.objects(Service)} == {f"s{index}" for index in range(8)}
+    assert len(parsed.files) == 8
+    with pytest.raises(RuntimeError, match="finished or cancelled already"):
+        reading.finish(MeshStore())
+    reading.cancel()  # nothing left to stop
+
+
+def test_a_cancelled_preload_stops_its_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for index in range(8):
+        write(tmp_path / f"{index}.yaml", service_yaml(f"s{index}"))
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
+    before = set(multiprocessing.active_children())
+    reading = files.PreloadInProgress(tmp_path)
+    assert set(multiprocessing.active_children()) - before  # forked workers
+    reading.cancel()
+    assert gc.isenabled()
+    assert set(multiprocessing.active_children()) <= before
+    with pytest.raises(RuntimeError):
+        reading.finish(MeshStore())
+
+
+def test_a_preload_of_a_missing_directory_fails_at_once(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        files.PreloadInProgress(tmp_path / "missing")
+    assert gc.isenabled()

@@ -28,6 +28,8 @@ from xds.version import __version__
 if TYPE_CHECKING:
     from xds.model.mesh import MeshConfig
     from xds.plane.app import Preloaded, ServeOptions
+    from xds.security.plane import SecurityOptions
+    from xds.sources.files import PreloadInProgress
     from xds.sources.kubernetes.source import KubernetesOptions
 
 
@@ -377,9 +379,7 @@ def _log_ignored_mesh_fields(source: str) -> Callable[[str], None]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from xds.plane.app import ControlPlane, Role, ServeOptions
-    from xds.plane.workers import default_workers, run_workers
-    from xds.tasks import cancel_and_wait
+    from xds.plane.workers import default_workers
 
     logs.configure(args.log_level, as_json=args.log_as_json)
     if args.config is not None and not args.config.is_dir():
@@ -395,6 +395,29 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     workers = 0 if args.single_process else (args.workers or default_workers())
+    kubernetes = _kubernetes_options(args)
+    # The mesh is parsed in forked workers while this process imports the rest of the
+    # program (a third of a second; every process it forks shares what it imports).
+    reading = _start_preload(args.config) if workers > 0 and kubernetes is None else None
+    try:
+        return _serve_with(args, mesh, security, workers, kubernetes, reading)
+    finally:
+        if reading is not None:
+            reading.cancel()  # if the start failed before taking the result
+
+
+def _serve_with(
+    args: argparse.Namespace,
+    mesh: MeshConfig,
+    security: SecurityOptions,
+    workers: int,
+    kubernetes: KubernetesOptions | None,
+    reading: PreloadInProgress | None,
+) -> int:
+    from xds.plane.app import ControlPlane, Role, ServeOptions
+    from xds.plane.workers import run_workers
+    from xds.tasks import cancel_and_wait
+
     options = ServeOptions(
         config_dir=args.config,
         listen_host=args.listen_address,
@@ -408,7 +431,7 @@ def _serve(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         watch_events=args.file_events,
         reuse_port=workers > 0,
-        kubernetes=_kubernetes_options(args),
+        kubernetes=kubernetes,
         max_connection_age=args.max_connection_age,
         max_new_streams=args.max_new_streams,
     )
@@ -450,7 +473,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         MeshSecurity.open(options.security).close()
 
-    preloaded = _preloaded(options)
+    preloaded = _preloaded(options, reading)
     # The commit stream's socket, in a directory only this user can enter.
     with tempfile.TemporaryDirectory(prefix="xds-serve-") as directory:
         socket = Path(directory) / "commits.sock"
@@ -464,23 +487,27 @@ def _serve(args: argparse.Namespace) -> int:
         return run_workers(1 + workers, process, vital={0})
 
 
-def _preloaded(options: ServeOptions) -> Preloaded | None:
-    """File mode: the mesh read once before forking, so that every process starts with
-    it (shared copy-on-write; see ``files.preload``). None in Kubernetes mode, or when
-    the directory cannot be read now (the config process reports why, as always)."""
-    if options.kubernetes is not None:
+def _start_preload(config: Path | None) -> PreloadInProgress | None:
+    """File mode, split: the mesh read once before forking, so that every process starts
+    with it (shared copy-on-write; see ``files.PreloadInProgress``). None when the
+    directory cannot be read now (the config process reports why, as always)."""
+    from xds.sources.demo import demo_directory
+    from xds.sources.files import PreloadInProgress
+
+    try:
+        return PreloadInProgress(config or demo_directory())
+    except OSError:
+        return None
+
+
+def _preloaded(options: ServeOptions, reading: PreloadInProgress | None) -> Preloaded | None:
+    if reading is None:
         return None
     from xds.model.mesh import MeshStore
     from xds.plane.app import Preloaded
-    from xds.sources.demo import demo_directory
-    from xds.sources.files import preload
 
     mesh = MeshStore(options.mesh)
-    try:
-        parsed = preload(options.config_dir or demo_directory(), mesh)
-    except OSError:
-        return None
-    return Preloaded(mesh, parsed)
+    return Preloaded(mesh, reading.finish(mesh))
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ from xds.serving.store import ConfigStore
 from xds.sources.files import FileSource, ParsedFiles
 from xds.tasks import cancel_all
 from xds.translate.base import Translator
-from xds.translate.waypoint import WaypointTranslator
+from xds.translate.waypoint.translator import WaypointTranslator
 from xds.translate.ztunnel import ZtunnelTranslator
 
 if TYPE_CHECKING:  # imported where used: file mode does not pay for the cluster client

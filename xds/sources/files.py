@@ -46,6 +46,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -435,11 +436,52 @@ def _components(path: str) -> list[str]:
     return path.split(os.sep)
 
 
-def _read_tree(
-    root: Path, previous: Mapping[Path, _FileState], *, fork: bool = False
-) -> dict[Path, _FileState]:
-    """The state of every manifest file, reusing ``previous`` for unchanged files
-    (``fork``: see ``parse_files``)."""
+def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _FileState]:
+    """The state of every manifest file, reusing ``previous`` for unchanged files."""
+    scan = _TreeScan(root, previous)
+    return scan.finish(ParseInProgress(scan.to_parse, scan.previous_contents))
+
+
+class _TreeScan:
+    """A tree's files listed and read, and what ``previous`` already holds: the first half
+    of ``_read_tree``; ``finish`` takes the parse of the files that changed."""
+
+    def __init__(self, root: Path, previous: Mapping[Path, _FileState]) -> None:
+        self._previous = previous
+        self._states, self._changed = _scan_tree(root, previous)
+
+    @property
+    def to_parse(self) -> list[tuple[Path, bytes]]:
+        return [(path, data) for path, data, _ in self._changed]
+
+    @property
+    def previous_contents(self) -> dict[Path, ManifestFile]:
+        return {
+            path: self._previous[path].contents
+            for path, _, _ in self._changed
+            if path in self._previous
+        }
+
+    def finish(self, parse: ParseInProgress) -> dict[Path, _FileState]:
+        states = dict(self._states)
+        for (path, _, state), parsed in zip(self._changed, parse.results(), strict=True):
+            old = self._previous.get(path)
+            contents = _keep_last_good(parsed, old.contents if old is not None else None)
+            if contents.skipped:
+                kinds = sorted({doc.kind for doc in contents.skipped})
+                log.info(
+                    "skipped documents of kinds that are not modelled",
+                    extra={"file": str(path), "count": len(contents.skipped), "kinds": kinds},
+                )
+            states[path] = replace(state, contents=contents)
+        return states
+
+
+def _scan_tree(
+    root: Path, previous: Mapping[Path, _FileState]
+) -> tuple[dict[Path, _FileState], list[tuple[Path, bytes, _FileState]]]:
+    """The states of the files that need no parse, and the files (with their new state,
+    contents to come) that do."""
     states: dict[Path, _FileState] = {}
     now_ns = time.time_ns()
     paths, unreadable = _manifest_paths(root, {str(path): path for path in previous})
@@ -496,22 +538,7 @@ def _read_tree(
             states[path] = replace(old, mtime_ns=info.st_mtime_ns, size=info.st_size)
             continue
         changed.append((path, data, _FileState(info.st_mtime_ns, info.st_size, digest, EMPTY)))
-    parsed_files = parse_files(
-        [(path, data) for path, data, _ in changed],
-        {path: previous[path].contents for path, _, _ in changed if path in previous},
-        fork=fork,
-    )
-    for (path, _, state), parsed in zip(changed, parsed_files, strict=True):
-        old = previous.get(path)
-        contents = _keep_last_good(parsed, old.contents if old is not None else None)
-        if contents.skipped:
-            kinds = sorted({doc.kind for doc in contents.skipped})
-            log.info(
-                "skipped documents of kinds that are not modelled",
-                extra={"file": str(path), "count": len(contents.skipped), "kinds": kinds},
-            )
-        states[path] = replace(state, contents=contents)
-    return states
+    return states, changed
 
 
 EMPTY = ManifestFile()
@@ -533,36 +560,76 @@ def parse_files(
 
     ``fork``: the workers are forked (they start at once, with everything imported)
     rather than spawned; only for a caller with no other thread and no gRPC object."""
-    previous = previous or {}
-    cores = usable_cpus()
-    size = sum(len(data) for _, data in files)
-    if cores < 2 or size < PARALLEL_MIN_BYTES or len(files) < 4:
-        return [read_manifests(path, data, previous.get(path)) for path, data in files]
-    workers = min(cores, 8)
-    # Chunks of similar size, a few per worker so that one slow chunk does not hold up
-    # the end; each keeps its files' order, and the results are put back in order.
-    chunks: list[list[tuple[int, Path, bytes]]] = [[] for _ in range(workers * 3)]
-    loads = [0] * len(chunks)
-    for index, (path, data) in sorted(enumerate(files), key=lambda item: -len(item[1][1])):
-        lightest = loads.index(min(loads))
-        chunks[lightest].append((index, path, data))
-        loads[lightest] += len(data)
-    results: list[ManifestFile] = [EMPTY] * len(files)
-    try:
-        # spawn unless told otherwise: a serving process has gRPC threads, which a fork
-        # must not copy.
-        context = multiprocessing.get_context("fork" if fork else "spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for chunk in pool.map(_read_chunk, [c for c in chunks if c]):
-                for index, parsed in chunk:
-                    results[index] = parsed
-    except (OSError, BrokenProcessPool, pickle.PicklingError) as error:
+    return ParseInProgress(files, previous, fork=fork).results()
+
+
+class ParseInProgress:
+    """``parse_files`` started: worker processes parse while the caller goes on;
+    ``results`` waits for them (or parses here, if there are no workers)."""
+
+    def __init__(
+        self,
+        files: Sequence[tuple[Path, bytes]],
+        previous: Mapping[Path, ManifestFile] | None = None,
+        *,
+        fork: bool = False,
+    ) -> None:
+        self._files = files
+        self._previous = previous or {}
+        self._pool: ProcessPoolExecutor | None = None
+        self._chunks: Iterator[list[tuple[int, ManifestFile]]] = iter(())
+        cores = usable_cpus()
+        size = sum(len(data) for _, data in files)
+        if cores < 2 or size < PARALLEL_MIN_BYTES or len(files) < 4:
+            return
+        workers = min(cores, 8)
+        # Chunks of similar size, a few per worker so that one slow chunk does not hold
+        # up the end; each keeps its files' order, and the results are put back in order.
+        chunks: list[list[tuple[int, Path, bytes]]] = [[] for _ in range(workers * 3)]
+        loads = [0] * len(chunks)
+        for index, (path, data) in sorted(enumerate(files), key=lambda item: -len(item[1][1])):
+            lightest = loads.index(min(loads))
+            chunks[lightest].append((index, path, data))
+            loads[lightest] += len(data)
+        try:
+            # spawn unless told otherwise: a serving process has gRPC threads, which a
+            # fork must not copy.
+            context = multiprocessing.get_context("fork" if fork else "spawn")
+            self._pool = ProcessPoolExecutor(workers, mp_context=context)
+            self._chunks = self._pool.map(_read_chunk, [c for c in chunks if c])
+        except OSError as error:
+            self._fell_back(error)
+
+    def results(self) -> list[ManifestFile]:
+        if self._pool is None:
+            return [
+                read_manifests(path, data, self._previous.get(path)) for path, data in self._files
+            ]
+        results: list[ManifestFile] = [EMPTY] * len(self._files)
+        try:
+            with self._pool:
+                for chunk in self._chunks:
+                    for index, parsed in chunk:
+                        results[index] = parsed
+        except (OSError, BrokenProcessPool, pickle.PicklingError) as error:
+            self._fell_back(error)
+            return self.results()
+        return results
+
+    def cancel(self) -> None:
+        """Stop the workers; no results."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _fell_back(self, error: Exception) -> None:
         log.warning(
             "parsing in worker processes failed; parsing here instead",
             extra={"reason": f"{type(error).__name__}: {error}"},
         )
-        return [read_manifests(path, data, previous.get(path)) for path, data in files]
-    return results
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
 
 
 def _read_chunk(chunk: list[tuple[int, Path, bytes]]) -> list[tuple[int, ManifestFile]]:
@@ -658,8 +725,8 @@ def _all_errors(
     return errors + duplicates
 
 
-def _read_merged(path: Path, *, fork: bool = False) -> tuple[dict[Path, _FileState], MergedObjects]:
-    files = _read_tree(path, {}, fork=fork)
+def _read_merged(path: Path) -> tuple[dict[Path, _FileState], MergedObjects]:
+    files = _read_tree(path, {})
     merged = MergedObjects()
     merged.update(files, {}, sorted(files))
     return files, merged
@@ -685,20 +752,59 @@ class ParsedFiles:
 
 
 def preload(path: Path, store: MeshStore) -> ParsedFiles:
-    """Read ``path`` once and apply its objects to ``store``, before any event loop.
+    """Read ``path`` once and apply its objects to ``store``, before any event loop;
+    ``PreloadInProgress(path).finish(store)``."""
+    return PreloadInProgress(path).finish(store)
 
-    A split ``xds serve`` does this in the parent before it forks, so that every
-    process starts with the model (shared copy-on-write) rather than the config
-    process parsing it and sending it to each serving process. The config process's
-    ``FileSource(parsed=...)`` then re-reads only what changed since. Errors are
-    reported by that source, as on any load. Raises ``FileNotFoundError`` as
-    ``load_directory`` does. The parse workers are forked: call it only where no other
-    thread and no gRPC object exists yet.
-    """
-    with gc_paused():
-        files, merged = _read_merged(path, fork=True)
-        store.apply(list(merged.served.values()))
-    return ParsedFiles(files, merged)
+
+class PreloadInProgress:
+    """Reading ``path`` once, to apply its objects to a store before any event loop.
+
+    A split ``xds serve`` does this in the parent before it forks, so that every process
+    starts with the model (shared copy-on-write) rather than the config process parsing
+    it and sending it to each serving process. The config process's
+    ``FileSource(parsed=...)`` then re-reads only what changed since. Errors are reported
+    by that source, as on any load.
+
+    The files are read, and the parse workers forked, at construction (which raises
+    ``FileNotFoundError`` as ``load_directory`` does): the parent starts it as early as it
+    can and imports the rest of the program while they parse. Start it only where no
+    other thread and no gRPC object exists yet."""
+
+    def __init__(self, path: Path) -> None:
+        # Until finished: the results are unpickled here as they arrive, meanwhile.
+        self._gc_paused = ExitStack()
+        self._gc_paused.enter_context(gc_paused())
+        try:
+            scan = _TreeScan(path, {})
+        except BaseException:
+            self._gc_paused.close()
+            raise
+        # Both hold every file's bytes: dropped once finished (the caller may keep this).
+        self._reading: tuple[_TreeScan, ParseInProgress] | None = (
+            scan,
+            ParseInProgress(scan.to_parse, fork=True),
+        )
+
+    def finish(self, store: MeshStore) -> ParsedFiles:
+        """Wait for the parse, and apply the objects to ``store`` (once)."""
+        if self._reading is None:
+            raise RuntimeError("the preload was finished or cancelled already")
+        scan, parse = self._reading
+        self._reading = None
+        with self._gc_paused:
+            files = scan.finish(parse)
+            merged = MergedObjects()
+            merged.update(files, {}, sorted(files))
+            store.apply(list(merged.served.values()))
+        return ParsedFiles(files, merged)
+
+    def cancel(self) -> None:
+        """Stop the parse workers, unless finished already."""
+        if self._reading is not None:
+            self._reading[1].cancel()
+            self._reading = None
+            self._gc_paused.close()
 
 
 class FileSource:

@@ -15,7 +15,7 @@ from google.protobuf.json_format import MessageToDict
 from tests import builders
 from xds.model.mesh import MeshConfig, MeshStore
 from xds.resources import Update, decode, waypoint_scope
-from xds.translate.waypoint import WaypointTranslator
+from xds.translate.waypoint.translator import WaypointTranslator
 
 Doc = builders.Manifest
 SHOP = waypoint_scope("shop", "waypoint")

@@ -46,8 +46,8 @@ from tests.translate.waypoint.fixtures import (
 )
 from xds.model.mesh import ExtAuthzProvider, FileAccessLogProvider, MeshConfig
 from xds.resources import waypoint_scope
-from xds.translate.waypoint import WaypointTranslator
 from xds.translate.waypoint.bootstrap import SEND_RST_ON_USER_SPACE_SOCKET
+from xds.translate.waypoint.translator import WaypointTranslator
 
 from ...helpers import free_port
 

@@ -39,7 +39,7 @@ from xds.model.mesh import ExtAuthzProvider, MeshConfig, MeshStore
 from xds.resources import waypoint_scope
 from xds.sources.demo import demo_directory
 from xds.sources.files import load_directory
-from xds.translate.waypoint import WaypointTranslator
+from xds.translate.waypoint.translator import WaypointTranslator
 
 pytestmark = pytest.mark.envoy
 

@@ -22,7 +22,7 @@ from xds.model.mesh import MeshStore
 from xds.model.meta import ObjectKey
 from xds.model.security import AuthorizationPolicy
 from xds.resources import Update
-from xds.translate.waypoint import WaypointTranslator
+from xds.translate.waypoint.translator import WaypointTranslator
 
 
 def test_pod_service_and_policy_churn_matches_a_full_build() -> None:

@@ -19,7 +19,7 @@ from xds import type_urls
 from xds.model.mesh import ChangeSet, MeshStore
 from xds.model.meta import ObjectKey
 from xds.resources import Update
-from xds.translate.waypoint import WaypointTranslator
+from xds.translate.waypoint.translator import WaypointTranslator
 
 
 def _start() -> tuple[MeshStore, WaypointTranslator, list[Update]]:

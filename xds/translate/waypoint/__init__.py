@@ -7,8 +7,8 @@ Flow: ``collect`` reads one waypoint's inputs from the mesh (binding from
 inline route configs and ``rbac`` the authorization filters;
 ``translator`` ties it together and scopes it per waypoint. ``bootstrap``
 and ``cli`` give a stock Envoy the bootstrap that connects it to us.
+
+The package imports nothing itself: ``xds bootstrap`` (and the parser of every ``xds``
+command) needs ``bootstrap`` alone, without the translator and the Envoy API it loads
+(a quarter of a second, which ``xds serve`` spends reading the mesh instead).
 """
-
-from xds.translate.waypoint.translator import WaypointTranslator
-
-__all__ = ["WaypointTranslator"]
