@@ -415,6 +415,7 @@ def _serve_with(
     reading: PreloadInProgress | None,
 ) -> int:
     from xds.plane.app import ControlPlane, Role, ServeOptions
+    from xds.plane.heap import HeapTrimmer
     from xds.plane.workers import run_workers
     from xds.tasks import cancel_and_wait
 
@@ -474,6 +475,11 @@ def _serve_with(
         MeshSecurity.open(options.security).close()
 
     preloaded = _preloaded(options, reading)
+    trimmer = HeapTrimmer.for_this_process(min_free=0)
+    if trimmer is not None:
+        # Reading the mesh freed the files' bytes and more beneath what stays; the
+        # processes forked next would each keep a copy of those pages.
+        trimmer.trim()
     # The commit stream's socket, in a directory only this user can enter.
     with tempfile.TemporaryDirectory(prefix="xds-serve-") as directory:
         socket = Path(directory) / "commits.sock"
