@@ -601,35 +601,34 @@ class ParseInProgress:
             self._fell_back(error)
 
     def results(self) -> list[ManifestFile]:
-        if self._pool is None:
-            return [
-                read_manifests(path, data, self._previous.get(path)) for path, data in self._files
-            ]
-        results: list[ManifestFile] = [EMPTY] * len(self._files)
-        try:
-            with self._pool:
-                for chunk in self._chunks:
-                    for index, parsed in chunk:
-                        results[index] = parsed
-        except (OSError, BrokenProcessPool, pickle.PicklingError) as error:
-            self._fell_back(error)
-            return self.results()
-        return results
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            results: list[ManifestFile] = [EMPTY] * len(self._files)
+            try:
+                with pool:
+                    for chunk in self._chunks:
+                        for index, parsed in chunk:
+                            results[index] = parsed
+                return results
+            except (OSError, BrokenProcessPool, pickle.PicklingError) as error:
+                self._fell_back(error)
+        previous = self._previous
+        return [read_manifests(path, data, previous.get(path)) for path, data in self._files]
 
     def cancel(self) -> None:
         """Stop the workers; no results."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _fell_back(self, error: Exception) -> None:
         log.warning(
             "parsing in worker processes failed; parsing here instead",
             extra={"reason": f"{type(error).__name__}: {error}"},
         )
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _read_chunk(chunk: list[tuple[int, Path, bytes]]) -> list[tuple[int, ManifestFile]]:
@@ -727,9 +726,13 @@ def _all_errors(
 
 def _read_merged(path: Path) -> tuple[dict[Path, _FileState], MergedObjects]:
     files = _read_tree(path, {})
+    return files, _merged(files)
+
+
+def _merged(files: Mapping[Path, _FileState]) -> MergedObjects:
     merged = MergedObjects()
     merged.update(files, {}, sorted(files))
-    return files, merged
+    return merged
 
 
 def load_directory(path: Path) -> tuple[list[KubeObject], list[DocumentError]]:
@@ -794,8 +797,7 @@ class PreloadInProgress:
         self._reading = None
         with self._gc_paused:
             files = scan.finish(parse)
-            merged = MergedObjects()
-            merged.update(files, {}, sorted(files))
+            merged = _merged(files)
             store.apply(list(merged.served.values()))
         return ParsedFiles(files, merged)
 
