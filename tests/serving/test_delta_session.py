@@ -244,6 +244,36 @@ def test_in_sync_streams_are_written_one_response_per_commit() -> None:
     assert next_one.removed == [uid("b")]
 
 
+def test_streams_behind_by_the_same_commits_share_their_catch_up() -> None:
+    """Streams still being written to when more commits come (as under churn) are
+    behind by several: those behind by the same commits get one response, built once."""
+    store = store_with("a", "b", "c")
+    shared = SharedUpdates()
+    sessions = [DeltaSession(store.view("s"), shared=shared) for _ in range(3)]
+    for session in sessions:
+        session.receive(request())
+    store.upsert("s", [workload("a", revision="v2")])
+    first = store.commit()["s"]
+    [[in_sync]] = [sessions[2].push(first)]  # the third keeps up
+    store.remove("s", ADDRESS, [uid("b")])
+    store.upsert("s", [workload("d")])
+    second = store.commit()["s"]
+    behind = {ADDRESS: set(first[ADDRESS]) | set(second[ADDRESS])}
+    [one], [two] = sessions[0].push(behind), sessions[1].push(behind)
+    assert one is two and one is not in_sync
+    assert sorted(r.name for r in one.resources) == [uid("a"), uid("d")]
+    assert one.removed == [uid("b")]
+    [caught_up] = sessions[2].push(second)  # one commit behind: that commit
+    assert caught_up is not one and caught_up.everything
+    for session in sessions:
+        held = session.watches[ADDRESS].client_versions
+        assert held.is_exactly(store.view("s").versions(ADDRESS))
+    nonces = {one.nonce, in_sync.nonce, caught_up.nonce}
+    assert len(nonces) == 3
+    received, _ = sessions[0].receive(request(response_nonce=one.nonce))
+    assert received.kind is RequestKind.ACK
+
+
 # -- subscriptions by name that imply more (ztunnel's on-demand mode) -------------------
 
 SERVICE = "default/web.default.svc.cluster.local"

@@ -14,6 +14,7 @@ ztunnel's own node). Those resources are sent unasked, and their changes pushed.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -78,17 +79,57 @@ class DeltaResponse:
 
 
 class SharedUpdates:
-    """The response of the common push (``DeltaSession._shared_push``): built once per
-    commit of a type in a scope and written to every stream it applies to, the same
-    object, bytes and nonce. A nonce only has to be unique within a stream: each stream
-    gets at most one such response per commit of a type, and the stream's own nonces
-    (``NonceSource``) have another form."""
+    """The responses of the common pushes (``DeltaSession._shared_push``), each built once
+    and written to every stream it applies to: the same object, bytes and nonce.
+
+    A wildcard client holds exactly the store's versions map of some generation (its
+    last push). If that is the generation before the last commit, it gets exactly that
+    commit (``response``); if it is further behind (it was still being written to when
+    more commits came, as under churn), it gets what changed since, which is the same
+    for every client behind by the same commits (``catch_up``). A nonce only has to be
+    unique within a stream: a stream gets each of these at most once (it then holds the
+    current generation), and the stream's own nonces (``NonceSource``) have another form.
+    """
 
     def __init__(self) -> None:
         self._prefix = secrets.token_hex(4)
+        self._counter = itertools.count(1)
         # (scope, type URL) -> the generation it was built for, and the response (None:
         # the commit changed nothing a synced client holds).
         self._latest: dict[tuple[str, str], tuple[int, DeltaResponse | None]] = {}
+        # (scope, type URL) -> the generation, and per (held map, names) the response.
+        self._catch_ups: dict[tuple[str, str], tuple[int, dict[_CatchUpKey, _CatchUp]]] = {}
+
+    def catch_up(
+        self, view: ScopeView, type_url: str, held: Mapping[str, str], names: frozenset[str]
+    ) -> DeltaResponse | None:
+        """What a wildcard client holding exactly ``held`` (a versions map the store
+        shared) must get for ``names``, touched since."""
+        key = (view.scope_of(type_url), type_url)
+        generation = view.generation(type_url)
+        entry = self._catch_ups.get(key)
+        if entry is None or entry[0] != generation:
+            entry = self._catch_ups[key] = (generation, {})
+        cached = entry[1].get((id(held), names))
+        if cached is not None and cached.held is held:
+            return cached.response
+        updated: list[Resource] = []
+        removed: list[str] = []
+        for name in sorted(names):
+            resource = view.get(type_url, name)
+            version = held.get(name)
+            if resource is None:
+                if version is not None:
+                    removed.append(name)
+            elif version != resource.version:
+                updated.append(resource)
+        response = None
+        if updated or removed:
+            nonce = f"{self._prefix}-{short_name(type_url)}-{generation}-{next(self._counter)}"
+            response = DeltaResponse(type_url, nonce, updated, removed, str(generation))
+        # The map is kept with its entry: its id is not reused while the entry lives.
+        entry[1][(id(held), names)] = _CatchUp(held, response)
+        return response
 
     def response(self, view: ScopeView, type_url: str) -> DeltaResponse | None:
         key = (view.scope_of(type_url), type_url)
@@ -105,6 +146,15 @@ class SharedUpdates:
             )
         self._latest[key] = (generation, response)
         return response
+
+
+_CatchUpKey = tuple[int, frozenset[str]]
+
+
+@dataclass(frozen=True)
+class _CatchUp:
+    held: Mapping[str, str]
+    response: DeltaResponse | None
 
 
 class HeldVersions(Mapping[str, str]):
@@ -153,6 +203,11 @@ class HeldVersions(Mapping[str, str]):
     def is_exactly(self, base: Mapping[str, str] | None) -> bool:
         """True when this is ``base`` itself, with no changes of its own."""
         return base is not None and self._base is base and not self._own and not self._removed
+
+    @property
+    def shared(self) -> Mapping[str, str] | None:
+        """The base, when this is exactly it (no changes of its own)."""
+        return None if self._own or self._removed else self._base
 
 
 @dataclass
@@ -269,21 +324,21 @@ class DeltaSession:
     def _shared_push(
         self, watch: DeltaWatch, touched: Iterable[str], origin: float | None
     ) -> tuple[bool, DeltaResponse | None]:
-        """The common case, computed once for all streams: a wildcard client that held
-        exactly the generation before the last commit gets exactly that commit.
+        """The common cases, computed once for all streams (see ``SharedUpdates``): a
+        wildcard client that holds exactly what the store shared at some generation.
 
         Returns whether that case applied, and the response (None: nothing to send)."""
+        held = watch.client_versions.shared
+        if not (watch.wildcard and not watch.names and held is not None):
+            return False, None
         type_url = watch.status.type_url
         previous, changed = self.view.last_change(type_url)
-        if not (
-            watch.wildcard
-            and not watch.names
-            and watch.client_versions.is_exactly(previous)
-            and frozenset(touched) == changed
-        ):
-            return False, None
+        names = frozenset(touched)
+        if held is previous and names == changed:
+            response = self._shared.response(self.view, type_url)
+        else:
+            response = self._shared.catch_up(self.view, type_url, held, names)
         watch.client_versions.rebase(self.view.versions(type_url))
-        response = self._shared.response(self.view, type_url)
         if response is not None:
             watch.status.record_sent(response.nonce, self._clock(), origin)
         return True, response
