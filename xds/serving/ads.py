@@ -23,6 +23,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from xds.resources import Resource
 from xds.security.authn import Caller
 from xds.serving.delta import DeltaResponse, DeltaSession, SharedUpdates
+from xds.serving.fanout import FanOutGate
 from xds.serving.node import InvalidNode, ProxyNode, parse_node
 from xds.serving.ratelimit import StreamRateLimit
 from xds.serving.session import (
@@ -328,6 +329,7 @@ class AdsService:
         a stream that sends nothing within ``first_request_timeout`` seconds is ended."""
         self._store = store
         self._shared_updates = SharedUpdates()  # see DeltaSession._shared_push
+        self._fan_out = FanOutGate()
         self._binder = binder
         self._ready = ready
         self._authenticate = authenticate
@@ -467,6 +469,7 @@ class AdsService:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         finally:
             unwatch()
+            self._fan_out.closed(connection.id)
             if binding.release is not None:
                 binding.release()
             self.connections.remove(connection)
@@ -494,10 +497,13 @@ class AdsService:
     def _watch(self, binding: Binding, connection: Connection) -> Callable[[], None]:
         """Watch every scope the stream reads; each only for the types it supplies."""
         moved = frozenset(binding.type_scopes)
-        unwatches = [self._store.watch(binding.scope, _without(moved, connection.touched))]
+        gate, stream = self._fan_out, connection.id
+        main = gate.watcher(binding.scope, stream, connection.touched)
+        unwatches = [self._store.watch(binding.scope, _without(moved, main))]
         for scope in set(binding.type_scopes.values()):
             types = frozenset(t for t, s in binding.type_scopes.items() if s == scope)
-            unwatches.append(self._store.watch(scope, _only(types, connection.touched)))
+            watcher = gate.watcher(scope, stream, connection.touched)
+            unwatches.append(self._store.watch(scope, _only(types, watcher)))
 
         def unwatch() -> None:
             for undo in unwatches:
@@ -670,6 +676,14 @@ class AdsService:
         await self._write(connection, response, context, origin=None)
 
     async def _push(self, connection: Connection, context: grpc.aio.ServicerContext) -> None:
+        try:
+            await self._push_pending(connection, context)
+        finally:
+            self._fan_out.pushed(connection.id)
+
+    async def _push_pending(
+        self, connection: Connection, context: grpc.aio.ServicerContext
+    ) -> None:
         pending, origin = connection.take_pending()
         if not pending:
             return
