@@ -213,12 +213,16 @@ class Connection:
     def statuses(self) -> dict[str, TypeStatus]:
         return {t: w.status for t, w in self.session.watches.items()}
 
-    def touched(self, change: Touched, origin: float) -> None:
-        """Store callback: remember what changed; the stream loop pushes it."""
+    def note(self, change: Touched, origin: float) -> None:
+        """Store callback (through the fan-out gate): remember what changed, for the next
+        push (``wake``, or one queued already)."""
         for type_url, names in change.items():
             self._pending.setdefault(type_url, set()).update(names)
         if self._pending_origin is None or origin < self._pending_origin:
             self._pending_origin = origin
+
+    def wake(self) -> None:
+        """Have the stream loop push what was noted (once, however often woken)."""
         if not self._push_queued:
             self._push_queued = True
             self._inbox.put_nowait(Signal.PUSH)
@@ -497,12 +501,12 @@ class AdsService:
     def _watch(self, binding: Binding, connection: Connection) -> Callable[[], None]:
         """Watch every scope the stream reads; each only for the types it supplies."""
         moved = frozenset(binding.type_scopes)
-        gate, stream = self._fan_out, connection.id
-        main = gate.watcher(binding.scope, stream, connection.touched)
+        gate, stream, note, wake = self._fan_out, connection.id, connection.note, connection.wake
+        main = gate.watcher(binding.scope, stream, note, wake)
         unwatches = [self._store.watch(binding.scope, _without(moved, main))]
         for scope in set(binding.type_scopes.values()):
             types = frozenset(t for t, s in binding.type_scopes.items() if s == scope)
-            watcher = gate.watcher(scope, stream, connection.touched)
+            watcher = gate.watcher(scope, stream, note, wake)
             unwatches.append(self._store.watch(scope, _only(types, watcher)))
 
         def unwatch() -> None:

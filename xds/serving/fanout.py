@@ -4,11 +4,16 @@ has been written to all of them.
 Without it, under sustained change (a commit every ~0.2 s) a stream that has written its
 push gets the next commit at once, however many of its neighbours are still being
 written to: every stream gets every commit, and a serving process that cannot keep up
-spends its time on ever more small pushes, its clients on as many ACKs. Held back until
-the scope's fan-out is done, the commits that came meanwhile reach each stream as one
+spends its time on ever more small pushes, its clients on as many ACKs. Woken only once
+the scope's fan-out is done, each stream sends the commits that came meanwhile as one
 push (built once for all of them: ``delta.SharedUpdates``). One slow client must not hold
 the others up for long: a hold ends after ``max_hold`` seconds in any case. A change that
 comes while nothing is being written, the usual case, is delivered at once.
+
+Only the wake-up is held, never what changed: each stream notes every commit at once, so
+that whatever push it makes (one queued already, say) covers everything the store holds
+by then. A push that left out a commit its stream was not told about yet would let the
+stream believe it holds what it was never sent.
 
 Istiod bounds its pushes in flight the same way (PILOT_PUSH_THROTTLE); the load test's
 floor does exactly this.
@@ -26,30 +31,35 @@ from xds.serving.store import Touched, Watcher
 MAX_HOLD = 0.5  # seconds
 
 
+Wake = Callable[[], None]
+
+
 @dataclass
 class _Scope:
-    # Streams not done with what they were told, since when.
+    # Streams not done with what they were woken for, since when.
     writing: dict[Hashable, float] = field(default_factory=dict)
-    # The commit whose watchers are being called: delivered now (True) or held (False).
-    delivering: bool | None = None
-    held: dict[Hashable, list[tuple[Watcher, Touched, float]]] = field(default_factory=dict)
+    # The commit whose watchers are being called: its streams woken now (True) or later.
+    waking: bool | None = None
+    held: dict[Hashable, Wake] = field(default_factory=dict)  # streams to wake later
     timer: asyncio.TimerHandle | None = None
 
 
 class FanOutGate:
     """Sits between the store's watchers and the streams; streams say when they have
-    written what they were told (``pushed``) and when they end (``closed``)."""
+    written what they were woken for (``pushed``) and when they end (``closed``)."""
 
     def __init__(self, max_hold: float = MAX_HOLD, clock: Callable[[], float] = time.monotonic):
         self.max_hold = max_hold
         self._clock = clock
         self._scopes: dict[str, _Scope] = {}
 
-    def watcher(self, scope: str, stream: Hashable, deliver: Watcher) -> Watcher:
-        """The store watcher of ``stream`` for ``scope``, delivering through ``deliver``."""
+    def watcher(self, scope: str, stream: Hashable, note: Watcher, wake: Wake) -> Watcher:
+        """The store watcher of ``stream`` for ``scope``: ``note`` takes each change at
+        once, ``wake`` asks the stream to push (now, or when the fan-out is done)."""
 
         def watch(change: Touched, origin: float) -> None:
-            self._touched(scope, stream, deliver, change, origin)
+            note(change, origin)
+            self._touched(scope, stream, wake)
 
         return watch
 
@@ -65,30 +75,28 @@ class FanOutGate:
         self.pushed(stream)
 
     def holding(self, scope: str) -> int:
-        """Streams with a commit held back in ``scope``."""
+        """Streams whose wake-up is held back in ``scope``."""
         state = self._scopes.get(scope)
         return 0 if state is None else len(state.held)
 
-    def _touched(
-        self, name: str, stream: Hashable, deliver: Watcher, change: Touched, origin: float
-    ) -> None:
+    def _touched(self, name: str, stream: Hashable, wake: Wake) -> None:
         scope = self._scopes.setdefault(name, _Scope())
-        if scope.delivering is None:
+        if scope.waking is None:
             # Every watcher of a commit is called before the event loop runs anything
             # else: one decision for all of them.
-            scope.delivering = not scope.held and not self._busy(scope)
+            scope.waking = not scope.held and not self._busy(scope)
             asyncio.get_running_loop().call_soon(self._decided, name)
-        if scope.delivering:
+        if scope.waking:
             scope.writing[stream] = self._clock()
-            deliver(change, origin)
+            wake()
             return
         if not scope.held:
             scope.timer = asyncio.get_running_loop().call_later(self.max_hold, self._release, name)
-        scope.held.setdefault(stream, []).append((deliver, change, origin))
+        scope.held[stream] = wake
 
     def _busy(self, scope: _Scope) -> bool:
-        """Some stream is still writing what it was told less than ``max_hold`` ago (one
-        that takes longer no longer holds the others up)."""
+        """Some stream is still writing what it was woken for less than ``max_hold`` ago
+        (one that takes longer no longer holds the others up)."""
         stale = self._clock() - self.max_hold
         for stream in [s for s, since in scope.writing.items() if since < stale]:
             del scope.writing[stream]
@@ -97,7 +105,7 @@ class FanOutGate:
     def _decided(self, name: str) -> None:
         scope = self._scopes.get(name)
         if scope is not None:
-            scope.delivering = None
+            scope.waking = None
 
     def _release(self, name: str) -> None:
         scope = self._scopes.get(name)
@@ -108,7 +116,6 @@ class FanOutGate:
             scope.timer = None
         held, scope.held = scope.held, {}
         now = self._clock()
-        for stream, deliveries in held.items():
+        for stream, wake in held.items():
             scope.writing[stream] = now
-            for deliver, change, origin in deliveries:
-                deliver(change, origin)
+            wake()
