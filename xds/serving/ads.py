@@ -23,7 +23,6 @@ from envoy.service.discovery.v3 import discovery_pb2
 from xds.resources import Resource
 from xds.security.authn import Caller
 from xds.serving.delta import DeltaResponse, DeltaSession, SharedUpdates
-from xds.serving.fanout import FanOutGate
 from xds.serving.node import InvalidNode, ProxyNode, parse_node
 from xds.serving.ratelimit import StreamRateLimit
 from xds.serving.session import (
@@ -213,16 +212,12 @@ class Connection:
     def statuses(self) -> dict[str, TypeStatus]:
         return {t: w.status for t, w in self.session.watches.items()}
 
-    def note(self, change: Touched, origin: float) -> None:
-        """Store callback (through the fan-out gate): remember what changed, for the next
-        push (``wake``, or one queued already)."""
+    def touched(self, change: Touched, origin: float) -> None:
+        """Store callback: remember what changed; the stream loop pushes it."""
         for type_url, names in change.items():
             self._pending.setdefault(type_url, set()).update(names)
         if self._pending_origin is None or origin < self._pending_origin:
             self._pending_origin = origin
-
-    def wake(self) -> None:
-        """Have the stream loop push what was noted (once, however often woken)."""
         if not self._push_queued:
             self._push_queued = True
             self._inbox.put_nowait(Signal.PUSH)
@@ -333,7 +328,6 @@ class AdsService:
         a stream that sends nothing within ``first_request_timeout`` seconds is ended."""
         self._store = store
         self._shared_updates = SharedUpdates()  # see DeltaSession._shared_push
-        self._fan_out = FanOutGate()
         self._binder = binder
         self._ready = ready
         self._authenticate = authenticate
@@ -473,7 +467,6 @@ class AdsService:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         finally:
             unwatch()
-            self._fan_out.closed(connection.id)
             if binding.release is not None:
                 binding.release()
             self.connections.remove(connection)
@@ -501,13 +494,10 @@ class AdsService:
     def _watch(self, binding: Binding, connection: Connection) -> Callable[[], None]:
         """Watch every scope the stream reads; each only for the types it supplies."""
         moved = frozenset(binding.type_scopes)
-        gate, stream, note, wake = self._fan_out, connection.id, connection.note, connection.wake
-        main = gate.watcher(binding.scope, stream, note, wake)
-        unwatches = [self._store.watch(binding.scope, _without(moved, main))]
+        unwatches = [self._store.watch(binding.scope, _without(moved, connection.touched))]
         for scope in set(binding.type_scopes.values()):
             types = frozenset(t for t, s in binding.type_scopes.items() if s == scope)
-            watcher = gate.watcher(scope, stream, note, wake)
-            unwatches.append(self._store.watch(scope, _only(types, watcher)))
+            unwatches.append(self._store.watch(scope, _only(types, connection.touched)))
 
         def unwatch() -> None:
             for undo in unwatches:
@@ -680,14 +670,6 @@ class AdsService:
         await self._write(connection, response, context, origin=None)
 
     async def _push(self, connection: Connection, context: grpc.aio.ServicerContext) -> None:
-        try:
-            await self._push_pending(connection, context)
-        finally:
-            self._fan_out.pushed(connection.id)
-
-    async def _push_pending(
-        self, connection: Connection, context: grpc.aio.ServicerContext
-    ) -> None:
         pending, origin = connection.take_pending()
         if not pending:
             return
