@@ -215,6 +215,8 @@ class _Collector:
         self.bindings = bindings
         self.identity = identity
         self.suffix = identity.domain_suffix
+        # A node's locality, asked for once per pod endpoint (10k per build).
+        self._localities: dict[str, Locality] = {}
 
     def inputs(self) -> WaypointInputs:
         identity = self.identity
@@ -453,14 +455,19 @@ class _Collector:
         )
 
     def _locality(self, node_name: str) -> Locality:
-        node = self.mesh.get(Node, "", node_name) if node_name else None
-        if node is None:
-            return Locality()
-        return Locality(
-            node.labels.get(wellknown.REGION, ""),
-            node.labels.get(wellknown.ZONE, ""),
-            node.labels.get(wellknown.SUBZONE, ""),
-        )
+        locality = self._localities.get(node_name)
+        if locality is None:
+            node = self.mesh.get(Node, "", node_name) if node_name else None
+            locality = self._localities[node_name] = (
+                Locality()
+                if node is None
+                else Locality(
+                    node.labels.get(wellknown.REGION, ""),
+                    node.labels.get(wellknown.ZONE, ""),
+                    node.labels.get(wellknown.SUBZONE, ""),
+                )
+            )
+        return locality
 
     def _slice_endpoints(self, service: Service, port: ServicePortInfo) -> Iterator[Endpoint]:
         for endpoint_slice in self.mesh.objects(EndpointSlice, service.namespace):

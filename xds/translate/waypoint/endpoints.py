@@ -12,7 +12,6 @@ Every EDS cluster gets an assignment, empty if need be: the clusters use
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
-from ipaddress import ip_address
 
 from envoy.config.core.v3 import address_pb2, base_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
@@ -32,12 +31,10 @@ _HEALTH = {
 
 
 def host_port(address: str, port: int) -> str:
-    """``ip:port`` as Envoy parses it (brackets around IPv6)."""
-    try:
-        if ip_address(address).version == 6:
-            return f"[{address}]:{port}"
-    except ValueError:
-        pass
+    """``ip:port`` as Envoy parses it (brackets around IPv6: the only addresses, or
+    host names, with a colon)."""
+    if ":" in address:
+        return f"[{address}]:{port}"
     return f"{address}:{port}"
 
 

@@ -72,6 +72,12 @@ def boolean(value: bool) -> wrappers_pb2.BoolValue:
 
 def struct(values: Mapping[str, JsonValue]) -> struct_pb2.Struct:
     """A ``Struct`` from plain JSON-like Python values."""
+    strings = {key: value for key, value in values.items() if isinstance(value, str)}
+    if len(strings) == len(values):
+        # The common case (endpoint metadata, 10k per build), built by the C extension
+        # in one call rather than field by field through ``Struct.update``.
+        fields = {key: struct_pb2.Value(string_value=value) for key, value in strings.items()}
+        return struct_pb2.Struct(fields=fields)
     result = struct_pb2.Struct()
     result.update(values)
     return result
@@ -79,10 +85,9 @@ def struct(values: Mapping[str, JsonValue]) -> struct_pb2.Struct:
 
 def metadata(namespaces: Mapping[str, Mapping[str, JsonValue]]) -> base_pb2.Metadata:
     """``core.v3.Metadata`` with one ``filter_metadata`` struct per namespace."""
-    result = base_pb2.Metadata()
-    for namespace, values in namespaces.items():
-        result.filter_metadata[namespace].CopyFrom(struct(values))
-    return result
+    return base_pb2.Metadata(
+        filter_metadata={namespace: struct(values) for namespace, values in namespaces.items()}
+    )
 
 
 def inline_format(text: str, *, omit_empty: bool = False) -> fmt_pb2.SubstitutionFormatString:
