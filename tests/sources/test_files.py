@@ -618,7 +618,7 @@ def test_a_large_load_is_parsed_in_worker_processes_with_the_same_result(
     # A spawned worker is a fresh interpreter (the patch does not reach it); a forked
     # one has it, but another pid.
     monkeypatch.setattr(files, "read_manifests", not_here)
-    assert files.parse_files(files_in_order, fork=fork) == here
+    assert files.ParseInProgress(files_in_order, fork=fork).results() == here
     monkeypatch.undo()
     assert [len(f.errors) for f in here] == [1] * 12 and all(f.skipped for f in here)
     objects, errors = load_directory(tmp_path)
@@ -848,7 +848,7 @@ async def test_a_preloaded_directory_is_served_without_parsing_it_again(
     write(tmp_path / "c.yaml", service_yaml("d"))
     write(tmp_path / "gone.yaml", service_yaml("e"))
     store = MeshStore()
-    parsed_files = files.preload(tmp_path, store)
+    parsed_files = files.PreloadInProgress(tmp_path).finish(store)
     generation = store.generation
     assert {s.name for s in store.objects(Service)} == {"a", "b", "c", "d", "e"}
     # Since the preload: an object taken out of a file, a file edited, a file gone.
@@ -885,7 +885,7 @@ async def test_a_preloaded_directory_is_served_without_parsing_it_again(
 async def test_a_preloaded_directory_emptied_since_serves_nothing(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", service_yaml("a"))
     store = MeshStore()
-    parsed_files = files.preload(tmp_path, store)
+    parsed_files = files.PreloadInProgress(tmp_path).finish(store)
     (tmp_path / "a.yaml").unlink()
     changes: list[ChangeSet] = []
     source = FileSource(tmp_path, store, changes.append, watch_events=False, parsed=parsed_files)

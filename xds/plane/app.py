@@ -127,7 +127,7 @@ class BoundPorts:
 
 @dataclass(frozen=True)
 class Preloaded:
-    """The model a split server's parent read before it forked (``files.preload``):
+    """The model a split server's parent read before it forked (``files.PreloadInProgress``):
     every process starts with it, shared copy-on-write."""
 
     mesh: MeshStore

@@ -548,24 +548,14 @@ EMPTY = ManifestFile()
 PARALLEL_MIN_BYTES = 2 << 20
 
 
-def parse_files(
-    files: Sequence[tuple[Path, bytes]],
-    previous: Mapping[Path, ManifestFile] | None = None,
-    *,
-    fork: bool = False,
-) -> list[ManifestFile]:
+class ParseInProgress:
     """``read_manifests`` of each (path, content), in order (``previous``: their last
-    parse, see ``read_manifests``); in worker processes when there is enough to parse
-    and more than one core.
+    parse, see ``read_manifests``), started: in worker processes when there is enough to
+    parse and more than one core, while the caller goes on; ``results`` waits for them
+    (or parses here, if there are no workers).
 
     ``fork``: the workers are forked (they start at once, with everything imported)
     rather than spawned; only for a caller with no other thread and no gRPC object."""
-    return ParseInProgress(files, previous, fork=fork).results()
-
-
-class ParseInProgress:
-    """``parse_files`` started: worker processes parse while the caller goes on;
-    ``results`` waits for them (or parses here, if there are no workers)."""
 
     def __init__(
         self,
@@ -724,11 +714,6 @@ def _all_errors(
     return errors + duplicates
 
 
-def _read_merged(path: Path) -> tuple[dict[Path, _FileState], MergedObjects]:
-    files = _read_tree(path, {})
-    return files, _merged(files)
-
-
 def _merged(files: Mapping[Path, _FileState]) -> MergedObjects:
     merged = MergedObjects()
     merged.update(files, {}, sorted(files))
@@ -741,23 +726,18 @@ def load_directory(path: Path) -> tuple[list[KubeObject], list[DocumentError]]:
     For one-shot commands (``xds render``); no event loop needed. Raises
     ``FileNotFoundError`` when ``path`` does not exist.
     """
-    files, merged = _read_merged(path)
+    files = _read_tree(path, {})
+    merged = _merged(files)
     return list(merged.served.values()), _all_errors(files, merged.duplicates(files))
 
 
 @dataclass(frozen=True)
 class ParsedFiles:
-    """What ``preload`` read: each file's state and their objects merged, for a
+    """What a ``PreloadInProgress`` read: each file's state and their objects merged, for a
     ``FileSource`` to start from (``parsed=``) as if it had read them itself."""
 
     files: Mapping[Path, _FileState]
     objects: MergedObjects
-
-
-def preload(path: Path, store: MeshStore) -> ParsedFiles:
-    """Read ``path`` once and apply its objects to ``store``, before any event loop;
-    ``PreloadInProgress(path).finish(store)``."""
-    return PreloadInProgress(path).finish(store)
 
 
 class PreloadInProgress:
@@ -823,7 +803,7 @@ class FileSource:
         rescan_interval: float = 2.0,
         parsed: ParsedFiles | None = None,
     ) -> None:
-        """``parsed``: what ``preload`` read into ``store`` (the source takes it over):
+        """``parsed``: what a ``PreloadInProgress`` read into ``store`` (the source takes it over):
         the first load is then a reload like any other, from that state, except that it
         reports every error and ignored field, as a first load does."""
         self.directory = Path(directory)
