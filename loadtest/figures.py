@@ -381,6 +381,15 @@ def _churn(add: _Add, ours: Changes, floors: Changes | None, server: Exercise) -
             f"change to its last proxy's ACK, {name.removeprefix('churn_')} over changes",
         )
     add("churn_max", _ms(stats.maximum(per_change)), "ms", "slowest change to its last proxy")
+    # The first proxy's ACK is the pipeline (pick-up, debounce, translation, hand-over);
+    # the rest of a change's time is the fan-out.
+    first = [min(o.delivery.latencies) for o in ours.outcomes if o.converged]
+    add(
+        "churn_first_p50",
+        _ms(stats.percentile(first, 0.5)),
+        "ms",
+        "change to its first proxy's ACK, p50 over changes",
+    )
     if server.churn_window is not None:
         add(
             "server_cores_churn",
@@ -396,6 +405,19 @@ def _churn(add: _Add, ours: Changes, floors: Changes | None, server: Exercise) -
             _ms(floor_p99),
             "ms",
             "the floor: same churn, same poll tick and debounce, bare fan-out",
+        )
+        floor_first = [min(o.delivery.latencies) for o in floors.outcomes if o.converged]
+        add(
+            "floor_churn_first_p50",
+            _ms(stats.percentile(floor_first, 0.5)),
+            "ms",
+            "the floor: change to its first proxy's ACK, p50 over changes",
+        )
+        add(
+            "floor_churn_p50",
+            _ms(stats.percentile(floor_changes, 0.5)),
+            "ms",
+            "the floor: change to its last proxy's ACK, p50 over changes",
         )
         add(
             "churn_floor_ratio",
