@@ -60,7 +60,7 @@ def build(outcome: RunResult, report: Report) -> Report:
             "HTTPRoute edit to the last waypoint's ACK, p99",
         )
     if server.churn is not None:
-        _churn(add, server.churn, floor.churn if floor else None, server)
+        _churn(add, server.churn, floor, server)
     if server.csr:
         _csr(add, server.csr)
     if server.soak is not None:
@@ -361,7 +361,8 @@ def _fanout(changes: Changes, floor: Exercise) -> list[float]:
     return latencies
 
 
-def _churn(add: _Add, ours: Changes, floors: Changes | None, server: Exercise) -> None:
+def _churn(add: _Add, ours: Changes, floor: Exercise | None, server: Exercise) -> None:
+    floors = floor.churn if floor is not None else None
     per_change = [o.last for o in ours.outcomes if o.converged]
     pods = sum(1 for o in ours.outcomes if o.change.pod)
     if ours.applied_seconds > 0:
@@ -419,6 +420,12 @@ def _churn(add: _Add, ours: Changes, floors: Changes | None, server: Exercise) -
             "ms",
             "the floor: change to its last proxy's ACK, p50 over changes",
         )
+        window = floor.churn_window if floor is not None else None
+        if floor is not None and window is not None:
+            add("floor_cores_churn", window.cores, "cores", "the floor's CPU during churn")
+            during = (floors.started_at, floors.finished_at)
+            batches = len([p for p in floor.pushes if during[0] <= p.issued_at <= during[1]])
+            add("floor_churn_batches", batches, "batches", "the floor's pushes during churn")
         add(
             "churn_floor_ratio",
             stats.percentile(per_change, 0.99) / floor_p99,
