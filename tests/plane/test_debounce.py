@@ -67,3 +67,67 @@ async def test_events_during_a_slow_batch_start_the_next() -> None:
     await asyncio.sleep(0.05)
     runner.cancel()
     assert seen == [[1], [2, 3]]
+
+
+def block_the_loop(seconds: float) -> None:
+    """What code that works on the loop without awaiting does to its timers."""
+    time.sleep(seconds)
+
+
+async def test_an_event_after_the_deadline_starts_the_next_batch() -> None:
+    """The loop was busy when the quiet period ended (a poll reading files on it): the
+    event that busy code adds belongs to the next batch, it does not hold this one."""
+    batches: list[Batch[int]] = []
+
+    async def handle(batch: Batch[int]) -> None:
+        batches.append(batch)
+
+    debouncer = Debouncer(handle, quiet=0.05, max_delay=5)
+    runner = asyncio.create_task(debouncer.run())
+    debouncer.add(1)
+    await asyncio.sleep(0)  # the debouncer waits for the quiet period
+    block_the_loop(0.08)  # past the deadline
+    debouncer.add(2)
+    await asyncio.sleep(0.2)
+    runner.cancel()
+    assert [b.events for b in batches] == [[1], [2]]
+    assert batches[0].debounce_seconds < 0.15
+
+
+async def test_a_steady_poll_rhythm_is_not_held_until_max_delay() -> None:
+    """A poll every ``quiet`` seconds that blocks the loop while it reads: each poll's
+    event lands just past the deadline. Batches still go out about once per poll."""
+    batches: list[Batch[int]] = []
+
+    async def handle(batch: Batch[int]) -> None:
+        batches.append(batch)
+
+    debouncer = Debouncer(handle, quiet=0.05, max_delay=5)
+    runner = asyncio.create_task(debouncer.run())
+    for i in range(8):
+        await asyncio.sleep(0.05)
+        block_the_loop(0.01)  # the poll's read, on the loop
+        debouncer.add(i)
+    await asyncio.sleep(0.2)
+    runner.cancel()
+    assert len(batches) >= 4
+    assert max(b.debounce_seconds for b in batches) < 0.5
+    assert [e for b in batches for e in b.events] == list(range(8))
+
+
+async def test_discarded_events_are_not_handed_on() -> None:
+    batches: list[Batch[int]] = []
+
+    async def handle(batch: Batch[int]) -> None:
+        batches.append(batch)
+
+    debouncer = Debouncer(handle, quiet=0.02, max_delay=5)
+    runner = asyncio.create_task(debouncer.run())
+    debouncer.add(1)
+    await asyncio.sleep(0)
+    assert debouncer.discard_pending() == 1
+    await asyncio.sleep(0.1)
+    debouncer.add(2)
+    await asyncio.sleep(0.1)
+    runner.cancel()
+    assert [b.events for b in batches] == [[2]]

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -58,7 +59,7 @@ def write(path: Path, *documents: str) -> None:
 class Harness:
     """A FileSource following real file events (or polling), its ChangeSets in a queue."""
 
-    def __init__(self, directory: Path, *, events: bool = True) -> None:
+    def __init__(self, directory: Path, *, events: bool = True, in_thread: bool = True) -> None:
         self.store = MeshStore()
         self.changes: asyncio.Queue[ChangeSet] = asyncio.Queue()
         self.source = FileSource(
@@ -68,6 +69,7 @@ class Harness:
             poll_interval=POLL,
             watch_events=events,
             rescan_interval=600.0,
+            read_in_thread=in_thread,
         )
 
     async def next_change(self) -> ChangeSet:
@@ -78,8 +80,10 @@ class Harness:
 
 
 @asynccontextmanager
-async def running(directory: Path, *, events: bool = True) -> AsyncIterator[Harness]:
-    harness = Harness(directory, events=events)
+async def running(
+    directory: Path, *, events: bool = True, in_thread: bool = True
+) -> AsyncIterator[Harness]:
+    harness = Harness(directory, events=events, in_thread=in_thread)
     task = asyncio.create_task(harness.source.run())
     try:
         await asyncio.wait_for(harness.source.synced.wait(), TIMEOUT)
@@ -155,6 +159,30 @@ async def test_edit_reports_only_the_changed_object(tmp_path: Path, events: bool
         assert changes.previous[svc("b")] is old_b
         updated = harness.store.get(Service, "ns", "b")
         assert updated is not None and updated.ports[0].port == 8080
+
+
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "loop"])
+async def test_rescans_read_in_a_thread_or_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_thread: bool
+) -> None:
+    readers: list[int] = []
+
+    def recording(root: Path, previous: Any) -> Any:
+        readers.append(threading.get_ident())
+        return read_tree(root, previous)
+
+    read_tree = files._read_tree
+    monkeypatch.setattr(files, "_read_tree", recording)
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    async with running(tmp_path, events=False, in_thread=in_thread) as harness:
+        await harness.next_change()
+        write(tmp_path / "a.yaml", service_yaml("a", port=8080))
+        assert (await harness.next_change()).updated == {svc("a")}
+        (tmp_path / "a.yaml").unlink()
+        assert (await harness.next_change()).deleted == {svc("a")}
+    on_loop = {threading.get_ident()}
+    assert readers
+    assert (set(readers) & on_loop == set()) if in_thread else (set(readers) == on_loop)
 
 
 async def test_rewriting_identical_content_is_not_a_change(tmp_path: Path) -> None:

@@ -3,7 +3,11 @@
 Events are merged into one batch; the batch is handed on after ``quiet``
 seconds without a new event, or ``max_delay`` seconds after its first event,
 whichever comes first. Only one batch is processed at a time; events arriving
-meanwhile start the next batch.
+meanwhile start the next batch. An event that comes after its batch was due (the loop
+was busy when the deadline passed: a poll that reads files on the loop) starts the next
+batch too, instead of holding that one back: under steady changes polled every ``quiet``
+seconds, each poll would otherwise land just after the deadline and hold the batch until
+``max_delay``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ class Debouncer(Generic[T]):
         self._handle = handle
         self._quiet = quiet
         self._max_delay = max_delay
-        self._events: list[T] = []
+        self._events: list[T] = []  # the open batch
+        self._due: list[T] = []  # closed, to be handed on next
+        self._due_first_at = 0.0
         self._first_at = 0.0
         self._last_at = 0.0
         self._arrived = asyncio.Event()
@@ -46,21 +52,34 @@ class Debouncer(Generic[T]):
 
     def add(self, event: T) -> None:
         now = time.monotonic()
+        if self._events and now >= self._deadline():
+            self._close()
         if not self._events:
             self._first_at = now
         self._events.append(event)
         self._last_at = now
         self._arrived.set()
 
+    def _deadline(self) -> float:
+        return min(self._last_at + self._quiet, self._first_at + self._max_delay)
+
+    def _close(self) -> None:
+        """The open batch is due: move it to the one to hand on (merged into it, if that
+        one is still waiting for its handler)."""
+        if not self._due:
+            self._due_first_at = self._first_at
+        self._due += self._events
+        self._events = []
+
     @property
     def pending(self) -> int:
         """Events waiting for the next batch."""
-        return len(self._events)
+        return len(self._due) + len(self._events)
 
     def discard_pending(self) -> int:
         """Drop the events not yet handed on (a full rebuild already covered them)."""
-        dropped = len(self._events)
-        self._events = []
+        dropped = self.pending
+        self._due, self._events = [], []
         self._arrived.clear()
         return dropped
 
@@ -68,15 +87,20 @@ class Debouncer(Generic[T]):
         """Process batches until cancelled."""
         while True:
             await self._arrived.wait()
-            while True:
+            while not self._due:
                 now = time.monotonic()
-                deadline = min(self._last_at + self._quiet, self._first_at + self._max_delay)
+                deadline = self._deadline()
                 if now >= deadline:
+                    self._close()
                     break
                 self._arrived.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), deadline - now)
-            events, self._events = self._events, []
-            self._arrived.clear()
+            if not self._due:  # discarded meanwhile
+                self._arrived.clear()
+                continue
+            events, first_at, self._due = self._due, self._due_first_at, []
+            if not self._events:
+                self._arrived.clear()
             self.batches += 1
-            await self._handle(Batch(events, self._first_at, time.monotonic() - self._first_at))
+            await self._handle(Batch(events, first_at, time.monotonic() - first_at))

@@ -802,10 +802,17 @@ class FileSource:
         watch_events: bool = True,
         rescan_interval: float = 2.0,
         parsed: ParsedFiles | None = None,
+        read_in_thread: bool = True,
     ) -> None:
         """``parsed``: what a ``PreloadInProgress`` read into ``store`` (the source takes it over):
         the first load is then a reload like any other, from that state, except that it
-        reports every error and ignored field, as a first load does."""
+        reports every error and ignored field, as a first load does.
+
+        ``read_in_thread``: rescans read the tree in a thread, so that the loop goes on
+        serving meanwhile. A process whose loop serves no one (the config process) reads
+        on the loop: a thread that stats every file gives up the interpreter at each call
+        and waits for it again behind translation (ambient-churn: a change was read 180-200
+        ms after its write with the thread, 97 ms on the loop, p50)."""
         self.directory = Path(directory)
         self.synced = asyncio.Event()
         self._store = store
@@ -813,6 +820,7 @@ class FileSource:
         self._poll_interval = poll_interval
         self._watch_events = watch_events
         self._rescan_interval = rescan_interval
+        self._read_in_thread = read_in_thread
         self._missing = False
         self._files: dict[Path, _FileState] = dict(parsed.files) if parsed else {}
         self._objects = parsed.objects if parsed else MergedObjects()
@@ -920,9 +928,12 @@ class FileSource:
         """One poll: re-read what changed and apply the difference to the store; whether
         any file's contents changed."""
         previous = self._files
-        # File I/O and YAML parsing happen off the event loop; the result is
-        # applied on it, so the store is only ever touched by the loop.
-        files = await asyncio.to_thread(_read_tree, self.directory, previous)
+        # File I/O and YAML parsing happen off the event loop (unless it serves no one);
+        # the result is applied on it, so the store is only ever touched by the loop.
+        if self._read_in_thread:
+            files = await asyncio.to_thread(_read_tree, self.directory, previous)
+        else:
+            files = _read_tree(self.directory, previous)
         self._files = files
         changed = [
             path
