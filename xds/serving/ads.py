@@ -13,7 +13,15 @@ import enum
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
@@ -189,7 +197,9 @@ class Connection:
     peer: str
     delta: bool
     id: str = field(default_factory=lambda: f"conn-{next(_connection_ids)}")
-    _pending: dict[str, set[str]] = field(default_factory=dict)
+    # The store's changes since the last push, as it published them (shared by every
+    # stream: most pushes carry exactly one, which is then used as it is).
+    _pending: list[Touched] = field(default_factory=list)
     _pending_origin: float | None = None
     # One inbox per stream, in arrival order: the client's requests (put by
     # the reader task), at most one PUSH (put by ``touched``), then END, an error
@@ -214,8 +224,7 @@ class Connection:
 
     def touched(self, change: Touched, origin: float) -> None:
         """Store callback: remember what changed; the stream loop pushes it."""
-        for type_url, names in change.items():
-            self._pending.setdefault(type_url, set()).update(names)
+        self._pending.append(change)
         if self._pending_origin is None or origin < self._pending_origin:
             self._pending_origin = origin
         if not self._push_queued:
@@ -246,12 +255,18 @@ class Connection:
         """The stream loop's side: the next request, signal or error, in arrival order."""
         return await self._inbox.get()
 
-    def take_pending(self) -> tuple[dict[str, set[str]], float | None]:
+    def take_pending(self) -> tuple[Mapping[str, Collection[str]], float | None]:
         """What changed since the last push, and when the oldest of it happened."""
-        pending, self._pending = self._pending, {}
+        changes, self._pending = self._pending, []
         origin, self._pending_origin = self._pending_origin, None
         self._push_queued = False
-        return pending, origin
+        if len(changes) == 1:
+            return changes[0], origin
+        merged: dict[str, set[str]] = {}
+        for change in changes:
+            for type_url, names in change.items():
+                merged.setdefault(type_url, set()).update(names)
+        return merged, origin
 
 
 SMALL_PUSH_BYTES = 64 << 10
