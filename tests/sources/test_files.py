@@ -13,9 +13,11 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import textwrap
 import threading
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -665,10 +667,10 @@ async def test_steady_writes_rescan_no_oftener_than_polling_would(tmp_path: Path
     rescans = 0
     reload = source.reload
 
-    async def counted() -> bool:
+    async def counted(paths: Collection[str] | None = None) -> bool:
         nonlocal rescans
         rescans += 1
-        return await reload()
+        return await reload(paths)
 
     source.reload = counted  # type: ignore[method-assign]
     task = asyncio.create_task(source.run())
@@ -963,3 +965,156 @@ def test_a_preload_of_a_missing_directory_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         files.PreloadInProgress(tmp_path / "missing")
     assert gc.isenabled()
+
+
+def _state(root: Path) -> dict[Path, Any]:
+    return files._read_tree(root, {})
+
+
+def _served(state: Mapping[Path, Any]) -> dict[str, list[str]]:
+    return {
+        str(path): sorted(f"{k.name}:{o.ports[0].port}" for k, o in s.contents.objects.items())
+        for path, s in state.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "then", "named", "expected"),
+    [
+        # A file events name is read, even with the same size and mtime.
+        (
+            "edit",
+            lambda r: write_same_stamp(r / "a.yaml", service_yaml("a", port=2)),
+            ["a.yaml"],
+            {"a.yaml": ["a:2"], "b.yaml": ["b:80"]},
+        ),
+        # A file no event names is not read (the next whole scan finds it).
+        (
+            "unnamed",
+            lambda r: write(r / "b.yaml", service_yaml("b", port=3)),
+            ["a.yaml"],
+            {"a.yaml": ["a:80"], "b.yaml": ["b:80"]},
+        ),
+        (
+            "added",
+            lambda r: write(r / "sub" / "c.yaml", service_yaml("c")),
+            ["sub/c.yaml"],
+            {"a.yaml": ["a:80"], "b.yaml": ["b:80"], "sub/c.yaml": ["c:80"]},
+        ),
+        ("removed", lambda r: (r / "b.yaml").unlink(), ["b.yaml"], {"a.yaml": ["a:80"]}),
+        # The harness's atomic write: a hidden temporary file renamed over the file.
+        (
+            "renamed over",
+            lambda r: atomic_write(r / "b.yaml", service_yaml("b", port=4)),
+            [".b.yaml.tmp", "b.yaml"],
+            {"a.yaml": ["a:80"], "b.yaml": ["b:4"]},
+        ),
+        (
+            "not a manifest",
+            lambda r: write(r / "README.md", "hi"),
+            ["README.md"],
+            {"a.yaml": ["a:80"], "b.yaml": ["b:80"]},
+        ),
+        # Anything that may be more than a file: the tree is scanned (None).
+        ("new directory", lambda r: write(r / "d" / "e.yaml", service_yaml("e")), ["d"], None),
+        ("directory gone", lambda r: shutil.rmtree(r / "sub"), ["sub"], None),
+        ("hidden link", lambda r: (r / "..data").symlink_to("sub"), ["..data"], None),
+        ("outside", lambda r: None, ["../elsewhere.yaml"], None),
+        ("the root", lambda r: None, ["."], None),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_events_read_only_the_files_they_name(
+    tmp_path: Path,
+    case: str,
+    then: Callable[[Path], object],
+    named: list[str],
+    expected: dict[str, list[str]] | None,
+) -> None:
+    root = tmp_path / "mesh"
+    write(root / "a.yaml", service_yaml("a"))
+    write(root / "b.yaml", service_yaml("b"))
+    if case == "directory gone":
+        write(root / "sub" / "c.yaml", service_yaml("c"))
+    before = _state(root)
+    then(root)
+    result = files._read_paths(root, before, [str(root / name) for name in named])
+    if expected is None:
+        assert result is None
+        return
+    assert result is not None
+    assert _served(result) == {str(root / name): objs for name, objs in expected.items()}
+    assert list(result) == sorted(result)  # in the order a scan lists them
+    if case != "unnamed":
+        assert _served(result) == _served(_state(root))  # what a whole scan would read
+
+
+def write_same_stamp(path: Path, text: str) -> None:
+    stamp = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(stamp, stamp))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.rename(path)
+
+
+async def test_the_config_process_follows_events_and_scans_the_tree_now_and_then(
+    tmp_path: Path,
+) -> None:
+    """Reading on the loop (the config process), steady writes stay on events (no
+    polling takes over); what events cannot see (a file written through a hard link
+    outside the tree: the event goes to that directory) is still found by the whole
+    scan every ``rescan_interval``."""
+    root, outside = tmp_path / "mesh", tmp_path / "outside"
+    write(root / "a.yaml", service_yaml("a"))
+    write(outside / "x.yaml", service_yaml("x", port=1))
+    os.link(outside / "x.yaml", root / "x.yaml")
+    store = MeshStore()
+    source = FileSource(
+        root,
+        store,
+        lambda changes: None,
+        poll_interval=0.05,
+        rescan_interval=0.5,
+        read_in_thread=False,
+    )
+    whole, targeted = 0, 0
+    read_tree, read_paths = files._read_tree, files._read_paths
+
+    def counted_tree(*args: Any) -> Any:
+        nonlocal whole
+        whole += 1
+        return read_tree(*args)
+
+    def counted_paths(*args: Any) -> Any:
+        nonlocal targeted
+        targeted += 1
+        return read_paths(*args)
+
+    def port(name: str) -> int | None:
+        service = store.get(Service, "ns", name)
+        return service.ports[0].port if service is not None else None
+
+    task = asyncio.create_task(source.run())
+    try:
+        await asyncio.wait_for(source.synced.wait(), TIMEOUT)
+        files._read_tree, files._read_paths = counted_tree, counted_paths  # type: ignore[assignment]
+        write(outside / "x.yaml", service_yaml("x", port=2))  # in place: no event here
+        started = time.monotonic()
+        index = 0
+        while port("x") != 2 and time.monotonic() - started < TIMEOUT:
+            index += 1
+            atomic_write(root / "a.yaml", service_yaml("a", port=1000 + index))
+            await asyncio.sleep(0.03)
+        assert port("x") == 2
+        await asyncio.wait_for(_until(lambda: port("a") == 1000 + index), TIMEOUT)
+        assert targeted >= 3  # the steady writes were read by name
+        assert 1 <= whole <= targeted  # and the tree scanned now and then
+    finally:
+        files._read_tree, files._read_paths = read_tree, read_paths  # type: ignore[assignment]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

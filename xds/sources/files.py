@@ -7,8 +7,9 @@ documents, and any document may be a ``kind: List`` (or ``PodList`` ...) of
 items. Kinds the model does not cover are skipped, not errors.
 
 Reloads follow file system events (inotify through ``watchfiles``): a change
-triggers a rescan at once (under steady writes, at most one per ``poll_interval``),
-and a rescan every ``rescan_interval`` catches what
+triggers a rescan at once (under steady writes, at most one per ``poll_interval``)
+that reads only the files the events name (a directory or a hidden link among them
+means the whole tree), and a whole scan every ``rescan_interval`` catches what
 events cannot see (files behind symlinks that point out of the tree, network file
 systems). Where events are not available (no inotify, the watch limit reached, or
 ``watch_events=False``) the directory is polled every ``poll_interval``; after the
@@ -36,6 +37,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import multiprocessing
 import os
 import pickle
@@ -43,12 +45,13 @@ import re
 import stat
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import yaml
 from watchfiles import awatch
@@ -389,6 +392,10 @@ _FLOW_CHANGES = 3
 _FLOW_SECONDS = 1.0
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
 class _Unusable(Exception):
     """A manifest path that is not read at all (the message says why)."""
 
@@ -438,7 +445,7 @@ def _components(path: str) -> list[str]:
 
 def _read_tree(root: Path, previous: Mapping[Path, _FileState]) -> dict[Path, _FileState]:
     """The state of every manifest file, reusing ``previous`` for unchanged files."""
-    scan = _TreeScan(root, previous)
+    scan = _TreeScan.of(root, previous)
     return scan.finish(ParseInProgress(scan.to_parse, scan.previous_contents))
 
 
@@ -446,9 +453,20 @@ class _TreeScan:
     """A tree's files listed and read, and what ``previous`` already holds: the first half
     of ``_read_tree``; ``finish`` takes the parse of the files that changed."""
 
-    def __init__(self, root: Path, previous: Mapping[Path, _FileState]) -> None:
+    def __init__(
+        self,
+        previous: Mapping[Path, _FileState],
+        states: dict[Path, _FileState],
+        changed: list[tuple[Path, bytes, _FileState]],
+    ) -> None:
+        """``states``: the files that need no parse; ``changed``: those that do, with
+        their data and new state (contents to come)."""
         self._previous = previous
-        self._states, self._changed = _scan_tree(root, previous)
+        self._states, self._changed = states, changed
+
+    @classmethod
+    def of(cls, root: Path, previous: Mapping[Path, _FileState]) -> _TreeScan:
+        return cls(previous, *_scan_tree(root, previous))
 
     @property
     def to_parse(self) -> list[tuple[Path, bytes]]:
@@ -499,46 +517,118 @@ def _scan_tree(
                 break
     changed: list[tuple[Path, bytes, _FileState]] = []
     for path in paths:
-        old = previous.get(path)
-        try:
-            info = path.stat()
-            if (
-                old is not None
-                and old.mtime_ns == info.st_mtime_ns
-                and old.size == info.st_size
-                and now_ns - info.st_mtime_ns > _RACY_SECONDS * 1e9
-            ):
-                states[path] = old
-                continue
-            # Never open a FIFO or a device (a read would block or never end), nor read a
-            # file of any size into memory.
-            if not stat.S_ISREG(info.st_mode):
-                raise _Unusable("not a regular file (a FIFO, device or socket?); skipped")
-            if info.st_size > MAX_FILE_BYTES:
-                raise _Unusable(
-                    f"{info.st_size} bytes, more than the {MAX_FILE_BYTES >> 20} "
-                    "MiB a manifest file may have; skipped"
-                )
-            data = path.read_bytes()
-        except FileNotFoundError:
-            continue  # removed since it was listed: it is gone
-        except (OSError, _Unusable) as error:
-            # Unreadable for now (permissions, I/O): serve what it held before.
-            reason = (
-                str(error)
-                if isinstance(error, _Unusable)
-                else f"cannot read file: {error.strerror or error}"
-            )
-            contents = old.contents if old is not None else ManifestFile()
-            failure = DocumentError(path, None, reason)
-            states[path] = _FileState(-1, -1, b"", replace(contents, errors=(failure,)))
-            continue
-        digest = hashlib.sha256(data).digest()
-        if old is not None and old.digest == digest:
-            states[path] = replace(old, mtime_ns=info.st_mtime_ns, size=info.st_size)
-            continue
-        changed.append((path, data, _FileState(info.st_mtime_ns, info.st_size, digest, EMPTY)))
+        state, data = _look_at(path, previous.get(path), now_ns, trust_stat=True)
+        if data is not None:
+            assert state is not None
+            changed.append((path, data, state))
+        elif state is not None:
+            states[path] = state
     return states, changed
+
+
+def _look_at(
+    path: Path, old: _FileState | None, now_ns: int, *, trust_stat: bool
+) -> tuple[_FileState | None, bytes | None]:
+    """One manifest file: ``(state, None)`` when it needs no parse (unchanged, or
+    unreadable and serving what it held), ``(None, None)`` when it is gone, and ``(new
+    state, data)`` when ``data`` must be parsed (its contents to come).
+
+    ``trust_stat``: an unchanged mtime and size (not too recent) mean unchanged contents;
+    a file system event says otherwise, so the file is read then."""
+    try:
+        info = path.stat()
+        if (
+            trust_stat
+            and old is not None
+            and old.mtime_ns == info.st_mtime_ns
+            and old.size == info.st_size
+            and now_ns - info.st_mtime_ns > _RACY_SECONDS * 1e9
+        ):
+            return old, None
+        # Never open a FIFO or a device (a read would block or never end), nor read a
+        # file of any size into memory.
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unusable("not a regular file (a FIFO, device or socket?); skipped")
+        if info.st_size > MAX_FILE_BYTES:
+            raise _Unusable(
+                f"{info.st_size} bytes, more than the {MAX_FILE_BYTES >> 20} "
+                "MiB a manifest file may have; skipped"
+            )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, None  # removed since it was listed: it is gone
+    except (OSError, _Unusable) as error:
+        # Unreadable for now (permissions, I/O): serve what it held before.
+        reason = (
+            str(error)
+            if isinstance(error, _Unusable)
+            else f"cannot read file: {error.strerror or error}"
+        )
+        contents = old.contents if old is not None else ManifestFile()
+        failure = DocumentError(path, None, reason)
+        return _FileState(-1, -1, b"", replace(contents, errors=(failure,))), None
+    digest = hashlib.sha256(data).digest()
+    if old is not None and old.digest == digest:
+        return replace(old, mtime_ns=info.st_mtime_ns, size=info.st_size), None
+    return _FileState(info.st_mtime_ns, info.st_size, digest, EMPTY), data
+
+
+def _read_paths(
+    root: Path, previous: Mapping[Path, _FileState], events: Iterable[str]
+) -> dict[Path, _FileState] | None:
+    """``previous`` with the manifest files that file events name read again (the
+    events' paths, in any order, absolute or relative to the working directory). None
+    when an event may concern more than files known by name: a directory appeared or
+    went, something hidden that is not a plain file changed (a ConfigMap volume swaps its
+    ``..data`` link), a path outside ``root``: the tree is scanned then."""
+    if not root.is_dir():
+        return None
+    base = os.path.abspath(root)
+    known = {str(path): path for path in previous}
+    wanted: set[str] = set()
+    for event in events:
+        relative = os.path.relpath(os.path.abspath(event), base)
+        if relative == os.curdir or relative == os.pardir or relative.startswith(_UP):
+            return None
+        text = os.path.join(root, relative)
+        if any(part.startswith(".") for part in relative.split(os.sep)):
+            # Never read itself; a directory or a link there can change what visible
+            # links point to.
+            try:
+                if not stat.S_ISREG(os.lstat(text).st_mode):
+                    return None
+            except FileNotFoundError:
+                pass
+            continue
+        if os.path.isdir(text):
+            return None
+        if not text.endswith(MANIFEST_SUFFIXES):
+            inside = text + os.sep
+            if any(other.startswith(inside) for other in known):
+                return None  # a directory that went: its files with it
+            continue
+        wanted.add(text)
+    states = dict(previous)
+    changed: list[tuple[Path, bytes, _FileState]] = []
+    now_ns = time.time_ns()
+    for text in sorted(wanted, key=_components):
+        path = known.get(text) or Path(text)
+        state, data = _look_at(path, previous.get(path), now_ns, trust_stat=False)
+        if data is not None:
+            assert state is not None
+            changed.append((path, data, state))
+        elif state is not None:
+            states[path] = state
+        else:
+            states.pop(path, None)
+    scan = _TreeScan(previous, states, changed)
+    files = scan.finish(ParseInProgress(scan.to_parse, scan.previous_contents))
+    if files.keys() - previous.keys():  # new files: in the order a scan lists them
+        files = {path: files[path] for path in sorted(files, key=lambda p: _components(str(p)))}
+    return files
+
+
+_UP = os.pardir + os.sep
 
 
 EMPTY = ManifestFile()
@@ -759,7 +849,7 @@ class PreloadInProgress:
         self._gc_paused = ExitStack()
         self._gc_paused.enter_context(gc_paused())
         try:
-            scan = _TreeScan(path, {})
+            scan = _TreeScan.of(path, {})
         except BaseException:
             self._gc_paused.close()
             raise
@@ -808,11 +898,13 @@ class FileSource:
         the first load is then a reload like any other, from that state, except that it
         reports every error and ignored field, as a first load does.
 
-        ``read_in_thread``: rescans read the tree in a thread, so that the loop goes on
-        serving meanwhile. A process whose loop serves no one (the config process) reads
-        on the loop: a thread that stats every file gives up the interpreter at each call
-        and waits for it again behind translation (ambient-churn: a change was read 180-200
-        ms after its write with the thread, 97 ms on the loop, p50)."""
+        ``read_in_thread``: rescans read in a thread, so that the loop goes on serving
+        meanwhile, and polling takes over from events while changes flow (their wake-ups
+        would compete with serving). A process whose loop serves no one (the config
+        process) reads on the loop and stays on events: a thread that stats every file
+        gives up the interpreter at each call and waits for it again behind translation
+        (ambient-churn: a change was read 180-200 ms after its write with the thread, 97
+        ms on the loop, p50)."""
         self.directory = Path(directory)
         self.synced = asyncio.Event()
         self._store = store
@@ -821,6 +913,7 @@ class FileSource:
         self._watch_events = watch_events
         self._rescan_interval = rescan_interval
         self._read_in_thread = read_in_thread
+        self._scanned_at = -math.inf  # the last whole scan (monotonic)
         self._missing = False
         self._files: dict[Path, _FileState] = dict(parsed.files) if parsed else {}
         self._objects = parsed.objects if parsed else MergedObjects()
@@ -872,7 +965,7 @@ class FileSource:
         if self.directory.is_file():  # a single manifest: editors replace it, watch its folder
             target, recursive = self.directory.parent, False
         try:
-            async for _ in awatch(
+            async for events in awatch(
                 target,
                 watch_filter=None,  # a ConfigMap volume swaps its hidden ..data link
                 recursive=recursive,
@@ -883,7 +976,8 @@ class FileSource:
                 rust_timeout=int(self._rescan_interval * 1000),
                 yield_on_timeout=True,
             ):
-                if await self._rescan():
+                # The paths let the rescan read only them (empty: the timeout's full scan).
+                if await self._rescan({path for _, path in events}) and self._read_in_thread:
                     changes.append(time.monotonic())
                     if len(changes) == _FLOW_CHANGES and changes[-1] - changes[0] < _FLOW_SECONDS:
                         return
@@ -904,10 +998,11 @@ class FileSource:
             )
             self._watch_events = False
 
-    async def _rescan(self) -> bool:
-        """A reload; whether it changed what is served."""
+    async def _rescan(self, paths: Collection[str] = ()) -> bool:
+        """A reload (of ``paths`` only, if any: see ``reload``); whether it changed what
+        is served."""
         try:
-            changed = await self.reload()
+            changed = await self.reload(paths or None)
         except FileNotFoundError as error:
             self._missing_now(error)
             return False
@@ -915,6 +1010,13 @@ class FileSource:
             log.info("config directory available again", extra={"directory": str(self.directory)})
             self._missing = False
         return changed
+
+    async def _read(self, read: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        # File I/O and YAML parsing happen off the event loop (unless it serves no one);
+        # the result is applied on it, so the store is only ever touched by the loop.
+        if self._read_in_thread:
+            return await asyncio.to_thread(read, *args, **kwargs)
+        return read(*args, **kwargs)
 
     def _missing_now(self, error: Exception) -> None:
         if not self._missing:  # the transition, not every poll
@@ -924,16 +1026,21 @@ class FileSource:
             )
         self._missing = True
 
-    async def reload(self) -> bool:
+    async def reload(self, paths: Collection[str] | None = None) -> bool:
         """One poll: re-read what changed and apply the difference to the store; whether
-        any file's contents changed."""
+        any file's contents changed.
+
+        ``paths``: what file events named; only those files are read, unless one may be
+        more than a file (a directory, a hidden link) or the last whole scan is
+        ``rescan_interval`` old (events can be missed: the tree is scanned then)."""
         previous = self._files
-        # File I/O and YAML parsing happen off the event loop (unless it serves no one);
-        # the result is applied on it, so the store is only ever touched by the loop.
-        if self._read_in_thread:
-            files = await asyncio.to_thread(_read_tree, self.directory, previous)
-        else:
-            files = _read_tree(self.directory, previous)
+        now = time.monotonic()
+        files = None
+        if paths is not None and now - self._scanned_at < self._rescan_interval:
+            files = await self._read(_read_paths, self.directory, previous, paths)
+        if files is None:
+            files = await self._read(_read_tree, self.directory, previous)
+            self._scanned_at = now
         self._files = files
         changed = [
             path
