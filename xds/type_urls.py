@@ -5,7 +5,7 @@ routes subscriptions and orders pushes); kept here so neither layer imports
 the other.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Final
 
 _PREFIX: Final = "type.googleapis.com/"
@@ -57,6 +57,8 @@ def short_name(type_url: str) -> str:
 
 def in_push_order(type_urls: Iterable[str]) -> list[str]:
     """``type_urls`` sorted by ``PUSH_ORDER``; unknown types last, by name."""
+    if isinstance(type_urls, Collection) and len(type_urls) < 2:
+        return list(type_urls)  # most pushes carry one type: a per-stream sort saved
     return sorted(type_urls, key=_push_rank)
 
 
