@@ -1118,3 +1118,30 @@ async def test_the_config_process_follows_events_and_scans_the_tree_now_and_then
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_events_under_a_relative_directory_read_only_the_named_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = Path("mesh")
+    write(root / "a.yaml", service_yaml("a"))
+    write(root / "b.yaml", service_yaml("b"))
+    async with running(root, events=True) as harness:
+        await harness.next_change()
+        whole: list[Path] = []
+        read_tree = files._read_tree
+
+        def counted(directory: Path, previous: Any) -> Any:
+            whole.append(directory)
+            return read_tree(directory, previous)
+
+        monkeypatch.setattr(files, "_read_tree", counted)
+        atomic_write(root / "a.yaml", service_yaml("a", port=2))
+        assert (await harness.next_change()).updated == {svc("a")}
+        (root / "b.yaml").unlink()
+        assert (await harness.next_change()).deleted == {svc("b")}
+        assert whole == []  # the events named the files: no scan of the tree
+        write(root / "sub" / "c.yaml", service_yaml("c"))  # a new directory: the tree
+        assert (await harness.next_change()).added == {svc("c")}
+        assert whole
