@@ -206,13 +206,14 @@ def _changed_pods(mesh: Mesh, changes: ChangeSet) -> dict[str, list[Pod]]:
 def _changed(scope: str, previous: WaypointInputs, inputs: WaypointInputs) -> list[Update]:
     """The updates that take a waypoint from ``previous`` to ``inputs``: only the
     types, and for EDS only the assignments, that can differ."""
-    if previous == inputs:
-        return []
+    # Each part is compared once (these compare whole model objects and endpoint lists:
+    # comparing the inputs as a whole first cost as much as the rest under pod churn).
     before, after = previous.config, inputs.config
-    if before != after and dataclasses.replace(before, workloads=after.workloads) != after:
+    config_changed = before != after
+    if config_changed and dataclasses.replace(before, workloads=after.workloads) != after:
         return snapshot(scope, inputs)
     updates = []
-    if before != after:
+    if config_changed:
         # Bound workloads are addresses in the main listener's matcher only.
         updates.append(_update(scope, type_urls.LISTENER, build_listeners(after)))
     moved = {
