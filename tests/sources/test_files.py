@@ -1145,3 +1145,15 @@ async def test_events_under_a_relative_directory_read_only_the_named_file(
         write(root / "sub" / "c.yaml", service_yaml("c"))  # a new directory: the tree
         assert (await harness.next_change()).added == {svc("c")}
         assert whole
+
+
+def test_a_directory_moved_away_is_seen_under_the_working_directory_as_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--config .``: paths the scan spells "./sub/a.yaml" are "sub/a.yaml" as ``Path``s;
+    an event for the directory still finds the files it held."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "sub" / "a.yaml", service_yaml("a"))
+    before = _state(Path("."))
+    (tmp_path / "sub").rename(tmp_path.parent / f"{tmp_path.name}-moved")
+    assert files._read_paths(Path("."), before, [str(tmp_path / "sub")]) is None

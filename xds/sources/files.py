@@ -590,7 +590,7 @@ def _read_paths(
         relative = os.path.relpath(os.path.abspath(event), base)
         if relative == os.curdir or relative == os.pardir or relative.startswith(_UP):
             return None
-        text = os.path.join(root, relative)
+        text = os.path.normpath(os.path.join(root, relative))  # as ``str(Path)`` spells it
         if any(part.startswith(".") for part in relative.split(os.sep)):
             # Never read itself; a directory or a link there can change what visible
             # links point to.
