@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from xds.plane.debounce import Batch, Debouncer
 
 
-async def test_rapid_events_coalesce_into_one_batch() -> None:
+def collecting() -> tuple[list[Batch[int]], Callable[[Batch[int]], Awaitable[None]]]:
+    """The batches handed on, and the handler that records them."""
     batches: list[Batch[int]] = []
 
     async def handle(batch: Batch[int]) -> None:
         batches.append(batch)
 
+    return batches, handle
+
+
+async def test_rapid_events_coalesce_into_one_batch() -> None:
+    batches, handle = collecting()
     debouncer = Debouncer(handle, quiet=0.05, max_delay=5)
     runner = asyncio.create_task(debouncer.run())
     for i in range(50):
@@ -26,11 +33,7 @@ async def test_rapid_events_coalesce_into_one_batch() -> None:
 
 
 async def test_max_delay_bounds_a_stream_of_events() -> None:
-    batches: list[Batch[int]] = []
-
-    async def handle(batch: Batch[int]) -> None:
-        batches.append(batch)
-
+    batches, handle = collecting()
     debouncer = Debouncer(handle, quiet=0.05, max_delay=0.15)
     runner = asyncio.create_task(debouncer.run())
     start = time.monotonic()
@@ -77,11 +80,7 @@ def block_the_loop(seconds: float) -> None:
 async def test_an_event_after_the_deadline_starts_the_next_batch() -> None:
     """The loop was busy when the quiet period ended (a poll reading files on it): the
     event that busy code adds belongs to the next batch, it does not hold this one."""
-    batches: list[Batch[int]] = []
-
-    async def handle(batch: Batch[int]) -> None:
-        batches.append(batch)
-
+    batches, handle = collecting()
     debouncer = Debouncer(handle, quiet=0.05, max_delay=5)
     runner = asyncio.create_task(debouncer.run())
     debouncer.add(1)
@@ -97,11 +96,7 @@ async def test_an_event_after_the_deadline_starts_the_next_batch() -> None:
 async def test_a_steady_poll_rhythm_is_not_held_until_max_delay() -> None:
     """A poll every ``quiet`` seconds that blocks the loop while it reads: each poll's
     event lands just past the deadline. Batches still go out about once per poll."""
-    batches: list[Batch[int]] = []
-
-    async def handle(batch: Batch[int]) -> None:
-        batches.append(batch)
-
+    batches, handle = collecting()
     debouncer = Debouncer(handle, quiet=0.05, max_delay=5)
     runner = asyncio.create_task(debouncer.run())
     for i in range(8):
@@ -116,11 +111,7 @@ async def test_a_steady_poll_rhythm_is_not_held_until_max_delay() -> None:
 
 
 async def test_discarded_events_are_not_handed_on() -> None:
-    batches: list[Batch[int]] = []
-
-    async def handle(batch: Batch[int]) -> None:
-        batches.append(batch)
-
+    batches, handle = collecting()
     debouncer = Debouncer(handle, quiet=0.02, max_delay=5)
     runner = asyncio.create_task(debouncer.run())
     debouncer.add(1)

@@ -515,15 +515,30 @@ def _scan_tree(
                 )
                 states[path] = _FileState(-1, -1, b"", replace(held.contents, errors=(failure,)))
                 break
+    return states, _look_at_all(paths, previous, states, now_ns, trust_stat=True)
+
+
+def _look_at_all(
+    paths: Iterable[Path],
+    previous: Mapping[Path, _FileState],
+    states: dict[Path, _FileState],
+    now_ns: int,
+    *,
+    trust_stat: bool,
+) -> list[tuple[Path, bytes, _FileState]]:
+    """``_look_at`` each path: its state goes into ``states`` (out of it when it is gone),
+    or, when it must be parsed, into the list returned with its data."""
     changed: list[tuple[Path, bytes, _FileState]] = []
     for path in paths:
-        state, data = _look_at(path, previous.get(path), now_ns, trust_stat=True)
+        state, data = _look_at(path, previous.get(path), now_ns, trust_stat=trust_stat)
         if data is not None:
             assert state is not None
             changed.append((path, data, state))
         elif state is not None:
             states[path] = state
-    return states, changed
+        else:
+            states.pop(path, None)
+    return changed
 
 
 def _look_at(
@@ -609,18 +624,8 @@ def _read_paths(
             continue
         wanted.add(text)
     states = dict(previous)
-    changed: list[tuple[Path, bytes, _FileState]] = []
-    now_ns = time.time_ns()
-    for text in sorted(wanted, key=_components):
-        path = known.get(text) or Path(text)
-        state, data = _look_at(path, previous.get(path), now_ns, trust_stat=False)
-        if data is not None:
-            assert state is not None
-            changed.append((path, data, state))
-        elif state is not None:
-            states[path] = state
-        else:
-            states.pop(path, None)
+    paths = [known.get(text) or Path(text) for text in sorted(wanted, key=_components)]
+    changed = _look_at_all(paths, previous, states, time.time_ns(), trust_stat=False)
     scan = _TreeScan(previous, states, changed)
     files = scan.finish(ParseInProgress(scan.to_parse, scan.previous_contents))
     if files.keys() - previous.keys():  # new files: in the order a scan lists them
