@@ -370,13 +370,14 @@ def test_files_are_ordered_by_path_components_not_text(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("events", [True, False], ids=["events", "polling"])
-async def test_configmap_volume_layout(tmp_path: Path, events: bool) -> None:
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "loop"])
+async def test_configmap_volume_layout(tmp_path: Path, events: bool, in_thread: bool) -> None:
     """Kubernetes mounts a ConfigMap as symlinks into a hidden, atomically swapped dir."""
     first = tmp_path / "..2026_01_01_00_00_00.1"
     write(first / "mesh.yaml", service_yaml("a", port=1))
     (tmp_path / "..data").symlink_to(first.name)
     (tmp_path / "mesh.yaml").symlink_to("..data/mesh.yaml")
-    async with running(tmp_path, events=events) as harness:
+    async with running(tmp_path, events=events, in_thread=in_thread) as harness:
         assert (await harness.next_change()).added == {svc("a")}
         assert harness.source.errors == []  # the hidden copies are not read twice
         second = tmp_path / "..2026_01_01_00_01_00.2"
@@ -499,13 +500,14 @@ def test_unparseable_files_are_reported(tmp_path: Path, name: str, content: byte
 
 
 @pytest.mark.parametrize("events", [True, False], ids=["events", "polling"])
+@pytest.mark.parametrize("in_thread", [True, False], ids=["thread", "loop"])
 async def test_vanished_directory_is_logged_once_and_its_return_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, events: bool
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, events: bool, in_thread: bool
 ) -> None:
     caplog.set_level(logging.INFO, "xds.file")
     directory = tmp_path / "mesh"
     write(directory / "a.yaml", service_yaml("a"))
-    async with running(directory, events=events) as harness:
+    async with running(directory, events=events, in_thread=in_thread) as harness:
         await harness.next_change()
         directory.rename(tmp_path / "away")
         await asyncio.sleep(POLL * 10)
@@ -531,6 +533,18 @@ async def test_special_files_are_never_opened(tmp_path: Path) -> None:
         reasons = {error.file.name: error.message for error in harness.source.errors}
         assert set(reasons) == {"pipe.yaml", "zero.yaml"}
         assert all("not a regular file" in reason for reason in reasons.values())
+
+
+async def test_a_special_file_named_by_an_event_is_never_opened(tmp_path: Path) -> None:
+    """Read by name on the loop (the config process), a FIFO would block it for good."""
+    write(tmp_path / "a.yaml", service_yaml("a"))
+    async with running(tmp_path, in_thread=False) as harness:
+        await harness.next_change()
+        os.mkfifo(tmp_path / "pipe.yaml")
+        write(tmp_path / "b.yaml", service_yaml("b"))
+        assert (await harness.next_change()).added == {svc("b")}
+        reasons = {error.file.name: error.message for error in harness.source.errors}
+        assert "not a regular file" in reasons["pipe.yaml"]
 
 
 async def test_oversized_file_is_skipped_and_named(
