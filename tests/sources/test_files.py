@@ -1076,7 +1076,7 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 async def test_the_config_process_follows_events_and_scans_the_tree_now_and_then(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reading on the loop (the config process), steady writes stay on events (no
     polling takes over); what events cannot see (a file written through a hard link
@@ -1115,7 +1115,8 @@ async def test_the_config_process_follows_events_and_scans_the_tree_now_and_then
     task = asyncio.create_task(source.run())
     try:
         await asyncio.wait_for(source.synced.wait(), TIMEOUT)
-        files._read_tree, files._read_paths = counted_tree, counted_paths  # type: ignore[assignment]
+        monkeypatch.setattr(files, "_read_tree", counted_tree)
+        monkeypatch.setattr(files, "_read_paths", counted_paths)
         write(outside / "x.yaml", service_yaml("x", port=2))  # in place: no event here
         started = time.monotonic()
         index = 0
@@ -1128,7 +1129,6 @@ async def test_the_config_process_follows_events_and_scans_the_tree_now_and_then
         assert targeted >= 3  # the steady writes were read by name
         assert 1 <= whole <= targeted  # and the tree scanned now and then
     finally:
-        files._read_tree, files._read_paths = read_tree, read_paths  # type: ignore[assignment]
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
