@@ -71,7 +71,7 @@ class Harness:
             poll_interval=POLL,
             watch_events=events,
             rescan_interval=600.0,
-            read_in_thread=in_thread,
+            loop_serves=in_thread,
         )
 
     async def next_change(self) -> ChangeSet:
@@ -1093,7 +1093,7 @@ async def test_the_config_process_follows_events_and_scans_the_tree_now_and_then
         lambda changes: None,
         poll_interval=0.05,
         rescan_interval=0.5,
-        read_in_thread=False,
+        loop_serves=False,
     )
     whole, targeted = 0, 0
     read_tree, read_paths = files._read_tree, files._read_paths

@@ -224,7 +224,7 @@ class ControlPlane:
             poll_interval=options.poll_interval,
             watch_events=options.watch_events,
             parsed=preloaded.parsed if preloaded is not None else None,
-            read_in_thread=self.role is not Role.CONFIG,
+            loop_serves=self.role is not Role.CONFIG,
         )
 
     def _mesh_changed(self, changes: ChangeSet) -> None:

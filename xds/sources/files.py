@@ -898,19 +898,20 @@ class FileSource:
         watch_events: bool = True,
         rescan_interval: float = 2.0,
         parsed: ParsedFiles | None = None,
-        read_in_thread: bool = True,
+        loop_serves: bool = True,
     ) -> None:
         """``parsed``: what a ``PreloadInProgress`` read into ``store`` (the source takes it over):
         the first load is then a reload like any other, from that state, except that it
         reports every error and ignored field, as a first load does.
 
-        ``read_in_thread``: rescans read in a thread, so that the loop goes on serving
-        meanwhile, and polling takes over from events while changes flow (their wake-ups
-        would compete with serving). A process whose loop serves no one (the config
-        process) reads on the loop and stays on events: a thread that stats every file
-        gives up the interpreter at each call and waits for it again behind translation
-        (ambient-churn: a change was applied 177-205 ms after its write with the thread
-        and polling, 134 ms on the loop following events, p50)."""
+        ``loop_serves``: this process's event loop also serves clients. Rescans then read
+        in a thread, so that the loop goes on serving meanwhile, and polling takes over
+        from events while changes flow (their wake-ups would compete with serving). A
+        process whose loop serves no one (the config process) reads on the loop and stays
+        on events: a thread that stats every file gives up the interpreter at each call
+        and waits for it again behind translation (ambient-churn: a change was applied
+        177-205 ms after its write with the thread and polling, 134 ms on the loop
+        following events, p50)."""
         self.directory = Path(directory)
         self.synced = asyncio.Event()
         self._store = store
@@ -918,7 +919,7 @@ class FileSource:
         self._poll_interval = poll_interval
         self._watch_events = watch_events
         self._rescan_interval = rescan_interval
-        self._read_in_thread = read_in_thread
+        self._loop_serves = loop_serves
         self._scanned_at = -math.inf  # the last whole scan (monotonic)
         self._missing = False
         self._files: dict[Path, _FileState] = dict(parsed.files) if parsed else {}
@@ -983,7 +984,7 @@ class FileSource:
                 yield_on_timeout=True,
             ):
                 # The paths let the rescan read only them (empty: the timeout's full scan).
-                if await self._rescan({path for _, path in events}) and self._read_in_thread:
+                if await self._rescan({path for _, path in events}) and self._loop_serves:
                     changes.append(time.monotonic())
                     if len(changes) == _FLOW_CHANGES and changes[-1] - changes[0] < _FLOW_SECONDS:
                         return
@@ -1020,7 +1021,7 @@ class FileSource:
     async def _read(self, read: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         # File I/O and YAML parsing happen off the event loop (unless it serves no one);
         # the result is applied on it, so the store is only ever touched by the loop.
-        if self._read_in_thread:
+        if self._loop_serves:
             return await asyncio.to_thread(read, *args, **kwargs)
         return read(*args, **kwargs)
 
