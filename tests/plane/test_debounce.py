@@ -1,4 +1,4 @@
-"""Debouncing: quiet period, maximum delay, one batch at a time."""
+"""Debouncing: quiet period, maximum delay, the cap under sustained change, one batch at a time."""
 
 from __future__ import annotations
 
@@ -19,34 +19,78 @@ def collecting() -> tuple[list[Batch[int]], Callable[[Batch[int]], Awaitable[Non
     return batches, handle
 
 
-async def test_rapid_events_coalesce_into_one_batch() -> None:
+async def test_a_burst_shorter_than_two_quiet_periods_is_one_batch() -> None:
     batches, handle = collecting()
-    debouncer = Debouncer(handle, quiet=0.05, max_delay=5)
+    debouncer = Debouncer(handle, quiet=0.1, max_delay=5)
     runner = asyncio.create_task(debouncer.run())
-    for i in range(50):
+    for i in range(50):  # ~50 ms of events
         debouncer.add(i)
         await asyncio.sleep(0.001)
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.3)
     runner.cancel()
     assert len(batches) == 1
     assert batches[0].events == list(range(50))
 
 
+def add_every(debouncer: Debouncer[int], interval: float, seconds: float) -> Awaitable[int]:
+    """Events every ``interval`` for ``seconds`` (never quiet for longer): how many."""
+
+    async def adding() -> int:
+        start, count = time.monotonic(), 0
+        while time.monotonic() - start < seconds:
+            debouncer.add(count)
+            count += 1
+            await asyncio.sleep(interval)
+        return count
+
+    return adding()
+
+
 async def test_max_delay_bounds_a_stream_of_events() -> None:
     batches, handle = collecting()
-    debouncer = Debouncer(handle, quiet=0.05, max_delay=0.15)
+    debouncer = Debouncer(handle, quiet=0.05, max_delay=0.07)
+    assert debouncer.sustained_after == 0.07  # below two quiet periods: the max wins
     runner = asyncio.create_task(debouncer.run())
-    start = time.monotonic()
-    i = 0
-    while time.monotonic() - start < 0.5:  # never quiet for 50 ms
-        debouncer.add(i)
-        i += 1
-        await asyncio.sleep(0.01)
+    count = await add_every(debouncer, 0.01, 0.5)
     await asyncio.sleep(0.1)
     runner.cancel()
-    assert 3 <= len(batches) <= 5
-    assert all(b.debounce_seconds < 0.3 for b in batches)
-    assert sum(len(b.events) for b in batches) == i
+    assert 4 <= len(batches) <= 9
+    assert all(b.debounce_seconds < 0.15 for b in batches)
+    assert [e for b in batches for e in b.events] == list(range(count))
+
+
+async def test_changes_that_never_pause_go_out_every_two_quiet_periods() -> None:
+    """A watch delivering a churning cluster's events one by one: the quiet period never
+    comes, yet no batch waits for ``max_delay``."""
+    batches, handle = collecting()
+    debouncer = Debouncer(handle, quiet=0.05, max_delay=10)
+    runner = asyncio.create_task(debouncer.run())
+    count = await add_every(debouncer, 0.01, 0.6)
+    await asyncio.sleep(0.15)
+    runner.cancel()
+    assert 4 <= len(batches) <= 9
+    assert all(b.debounce_seconds < 0.2 for b in batches)
+    assert [e for b in batches for e in b.events] == list(range(count))
+
+
+async def test_a_slow_handler_lengthens_batches_under_sustained_change() -> None:
+    """Batches then grow with the handler's cost: it is busy about half the time, and
+    what arrives meanwhile waits in one batch instead of a queue of them."""
+    handled: list[Batch[int]] = []
+
+    async def slow(batch: Batch[int]) -> None:
+        handled.append(batch)
+        await asyncio.sleep(0.1)
+
+    debouncer = Debouncer(slow, quiet=0.03, max_delay=10)
+    runner = asyncio.create_task(debouncer.run())
+    count = await add_every(debouncer, 0.01, 1.0)
+    await asyncio.sleep(0.5)
+    runner.cancel()
+    assert 0.19 <= debouncer.sustained_after < 0.5
+    assert 3 <= len(handled) <= 8  # one per ~0.2 s (~6), not one per handler run (~10)
+    assert all(b.debounce_seconds < 0.4 for b in handled)
+    assert [e for b in handled for e in b.events] == list(range(count))
 
 
 async def test_events_during_a_slow_batch_start_the_next() -> None:

@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=0.1,
         metavar="SECONDS",
-        help="push once changes have been quiet this long",
+        help="push once changes have been quiet this long; changes that never pause go out "
+        "every twice this long (or twice the last batch's translation, if longer)",
     )
     serve.add_argument(
         "--debounce-max",
