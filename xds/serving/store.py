@@ -58,9 +58,19 @@ class TypeTable:
 
     def versions(self) -> Mapping[str, str]:
         if self._versions is None:
-            self._versions = MappingProxyType(
-                {name: r.version for name, r in self.resources.items()}
-            )
+            if self.previous is not None and not self._mutated:
+                # The generation before, plus this commit's names: copying a dict is C;
+                # reading 11,000 versions back was 1-2 % of a serving process under churn.
+                versions = dict(self.previous)
+                for name in self.changed:
+                    resource = self.resources.get(name)
+                    if resource is None:
+                        versions.pop(name, None)
+                    else:
+                        versions[name] = resource.version
+            else:
+                versions = {name: r.version for name, r in self.resources.items()}
+            self._versions = MappingProxyType(versions)
         return self._versions
 
     def delta_blob(self) -> bytes:
