@@ -164,7 +164,15 @@ class MeshCluster:
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         self.client.request("PUT", path, body)
         applied_at = time.monotonic()
-        if manifest.get("status") and manifest["kind"] not in ("Service", "Namespace"):
+        # A status write only when the status changed: a relabel is complete (and already
+        # pushed, with a short debounce) once the PUT is accepted, so counting from a no-op
+        # status write after it would date the change after proxies had it.
+        status = manifest.get("status")
+        if (
+            status
+            and status != self._objects[ref].get("status")
+            and manifest["kind"] not in ("Service", "Namespace")
+        ):
             self.client.request(
                 "PATCH",
                 path + "/status",
