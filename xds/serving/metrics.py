@@ -6,9 +6,15 @@ from __future__ import annotations
 import time
 
 import grpc
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Gauge
 
-from xds.metric_types import LATENCY_BUCKETS, SIZE_BUCKETS, IstioCounter
+from xds.metric_types import (
+    LATENCY_BUCKETS,
+    SIZE_BUCKETS,
+    HistogramChild,
+    IstioCounter,
+    LoopHistogram,
+)
 from xds.serving.ads import Connection, Response
 from xds.serving.session import Received, RequestKind
 from xds.type_urls import short_name
@@ -29,24 +35,24 @@ STREAM_REFUSALS = IstioCounter(
     "(UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT).",
     ["code"],
 )
-CONFIG_SIZE = Histogram(
+CONFIG_SIZE = LoopHistogram(
     "pilot_xds_config_size_bytes",
     "Size of each xDS response in bytes.",
     ["type"],
     buckets=SIZE_BUCKETS,
 )
-CONVERGENCE = Histogram(
+CONVERGENCE = LoopHistogram(
     "pilot_proxy_convergence_time",
     "Seconds from a config change to its push being written to a proxy.",
     buckets=LATENCY_BUCKETS,
 )
-CHANGE_TO_ACK = Histogram(
+CHANGE_TO_ACK = LoopHistogram(
     "xds_change_to_ack_seconds",
     "Seconds from a config change to the proxy's ACK of it.",
     ["type"],
     buckets=LATENCY_BUCKETS,
 )
-SEND_TO_ACK = Histogram(
+SEND_TO_ACK = LoopHistogram(
     "xds_send_to_ack_seconds",
     "Seconds from writing a response to receiving its ACK or NACK.",
     ["type"],
@@ -54,16 +60,20 @@ SEND_TO_ACK = Histogram(
 )
 
 
+_TypeChildren = tuple[str, HistogramChild, HistogramChild, HistogramChild]
+"""A type's label, then its change-to-ACK, send-to-ACK and config-size histograms."""
+
+
 class AdsMetrics:
     """The ``AdsObserver`` that records ADS activity in the metrics above.
 
-    It runs for every message of every stream, so labelled children are looked
-    up once per type and kept (``labels()`` takes a lock and a dict lookup)."""
+    It runs for every message of every stream, on the event loop: labelled children are
+    looked up once per type and kept, and the histograms take no lock."""
 
     def __init__(self) -> None:
-        self._per_type: dict[str, tuple[str, Histogram, Histogram, Histogram]] = {}
+        self._per_type: dict[str, _TypeChildren] = {}
 
-    def _children(self, type_url: str) -> tuple[str, Histogram, Histogram, Histogram]:
+    def _children(self, type_url: str) -> _TypeChildren:
         children = self._per_type.get(type_url)
         if children is None:
             label = short_name(type_url)
