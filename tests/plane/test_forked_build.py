@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,36 @@ def test_a_discarded_build_stops_its_child() -> None:
     assert time.monotonic() - started < 5
     with pytest.raises(ProcessLookupError):  # killed and reaped
         os.kill(build.pid, 0)
+
+
+class Garbage:
+    """Parent garbage in a reference cycle whose finalizer leaves a mark."""
+
+    def __init__(self, mark: str) -> None:
+        self.mark = mark
+        self.cycle = self
+
+    def __del__(self) -> None:
+        with open(self.mark, "a") as file:
+            file.write(f"{os.getpid()}\n")
+
+
+@dataclass
+class Allocating:
+    """Allocates enough containers to start the collector, were it on."""
+
+    def translate(self, mesh: Mesh, changes: ChangeSet | None) -> list[Update]:
+        kept = [[] for _ in range(50_000)]
+        return [Update("scope", TYPE, [Resource(TYPE, "n", str(len(kept)).encode())])]
+
+
+def test_the_child_never_finalizes_the_parents_garbage(tmp_path: Path) -> None:
+    """A grpc.aio object finalized in a forked child joins gRPC's poller thread, which the
+    child does not have: no collection may run the parent's finalizers there."""
+    mark = tmp_path / "finalized"
+    gc.collect()  # the next collection would be the child's
+    Garbage(str(mark))
+    build = ForkedBuild(Allocating(), MeshStore())
+    build.updates()
+    gc.collect()
+    assert mark.read_text().split() == [str(os.getpid())]  # finalized here only

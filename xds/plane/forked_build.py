@@ -16,6 +16,7 @@ writes to a pipe and leaves with ``os._exit``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import signal
@@ -71,6 +72,11 @@ class ForkedBuild:
 
 
 def _child(translator: Translator, mesh: Mesh, write: int) -> NoReturn:
+    # No collection in here: it would finalize the parent's garbage, and a grpc.aio
+    # object finalized in a forked child joins gRPC's poller thread, which this child
+    # does not have (a forked test process spun there, another crashed). The child lives
+    # for one build; what the build leaves behind goes with it.
+    gc.disable()
     code = 1
     try:
         # The parent's event loop owns these: a Ctrl-C reaching the whole process group
