@@ -979,11 +979,11 @@ class FileSource:
                 # A batch of events ends after 20 ms of quiet (a write and its rename are
                 # one batch) and grows to 40 ms at most: batching changes is the
                 # debouncer's job. Events held for a poll interval (100 ms) made every
-                # change wait twice, here and in the debouncer (ambient-churn: change
-                # to first ACK 364-377 -> 319-322 ms). The step is also how often the
-                # watcher wakes while idle (taking the interpreter lock): 10 ms read
-                # changes sooner (54 against 72 ms p50 under churn) for twice the idle
-                # wake-ups.
+                # change wait twice, here and in the debouncer (ambient-churn, change to
+                # first ACK, median of four runs: 370 -> 325 ms). The step is also how
+                # often the watcher wakes while idle (taking the interpreter lock): 10 ms
+                # read changes sooner (54 against 72 ms p50 under churn) for twice the
+                # idle wake-ups.
                 step=20,
                 debounce=40,
                 rust_timeout=int(self._rescan_interval * 1000),
