@@ -12,13 +12,15 @@ import json
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests import builders
 from tests.builders import model
 from xds.client import DeltaClient
 from xds.model.core import Pod
 from xds.model.mesh import MeshStore
 from xds.plane import commits
-from xds.plane.app import Role
+from xds.plane.app import ControlPlane, Role
 from xds.plane.hub import CommitHub
 from xds.plane.pipeline import Pipeline
 from xds.serving.store import ConfigStore
@@ -232,3 +234,28 @@ async def test_the_model_is_left_out_for_a_serving_process_that_holds_it(
         writer.close()
     finally:
         await hub.close()
+
+
+async def test_a_serving_process_serves_the_first_stream_its_xds_port_takes(
+    demo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SO_REUSEPORT the kernel hands a stream to a process as soon as its port
+    listens; the rest of its start (the TLS port's CA read from the cluster) must not
+    leave that stream refused while its siblings are ready."""
+    socket = tmp_path / "commits.sock"
+    first: list[str] = []
+    start_plaintext = ControlPlane._start_plaintext
+
+    async def then_connect(plane: ControlPlane) -> None:
+        await start_plaintext(plane)
+        if plane.role is Role.SERVING:
+            client = await connect_ztunnel(plane.ports.xds)
+            first.append((await client.next(within=5)).type_url)
+            await client.close()
+
+    monkeypatch.setattr(ControlPlane, "_start_plaintext", then_connect)
+    async with (
+        running_control_plane(demo_copy, role=Role.CONFIG, commit_socket=socket),
+        running_control_plane(demo_copy, role=Role.SERVING, commit_socket=socket),
+    ):
+        assert first == [ADDRESS]
