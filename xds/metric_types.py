@@ -83,8 +83,9 @@ class LoopHistogram(Collector):
         self._labelnames = tuple(labelnames)
         self._bounds = tuple(float(b) for b in buckets)
         self._children: dict[tuple[str, ...], HistogramChild] = {}
+        self._only: HistogramChild | None = None  # observed directly (per push): no lookup
         if not self._labelnames:
-            self._children[()] = HistogramChild(self._bounds)
+            self._only = self._children[()] = HistogramChild(self._bounds)
         if registry is not None:
             registry.register(self)
 
@@ -97,7 +98,10 @@ class LoopHistogram(Collector):
         return child
 
     def observe(self, value: float) -> None:
-        self.labels().observe(value)
+        """For a histogram without labels."""
+        if self._only is None:
+            raise ValueError(f"{self.name} takes labels {self._labelnames}")
+        self._only.observe(value)
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(

@@ -112,8 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often the --config directory is checked for changes when it is "
         "polled (--no-file-events, no inotify, the directory missing, or, with "
-        "--single-process, while changes flow: three within a second); also the longest "
-        "a batch of file events waits under steady writes",
+        "--single-process, while changes flow: three within a second)",
     )
     serve.add_argument(
         "--no-file-events",

@@ -301,6 +301,10 @@ class ControlPlane:
             self._tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
             if self.pipeline.cold:
                 self._tasks.append(asyncio.create_task(self._warm(), name="warm"))
+        # A serving process whose config process's source has failed since the snapshot
+        # stays unready until it has synced again (``_source_health``).
+        if not isinstance(self.source, ReplicaSource) or self.source.source_synced:
+            self.ready.set()
         if self.role is Role.SERVING:
             # Only now: the kernel spreads connections over every process listening on
             # a port (SO_REUSEPORT), so one still waiting for its snapshot would refuse
@@ -308,14 +312,12 @@ class ControlPlane:
             # open, for the same reason: each port opens able to serve (the TLS one once
             # its CA is read), but the xDS port opens first, and streams it took while
             # the CA was read from the cluster were refused (UNAVAILABLE, not synced).
-            self._ready_if_synced()
             await self._open_ports()
         self._writers_ready.set()
         self._started = True
         trimmer = HeapTrimmer.for_this_process()
         if trimmer is not None:
             self._tasks.append(asyncio.create_task(trimmer.run(), name="heap-trim"))
-        self._ready_if_synced()
         log.info(
             "ready",
             extra={
@@ -327,12 +329,6 @@ class ControlPlane:
                 "http_port": self.ports.http,
             },
         )
-
-    def _ready_if_synced(self) -> None:
-        # A serving process whose config process's source has failed since the snapshot
-        # stays unready until it has synced again (``_source_health``).
-        if not isinstance(self.source, ReplicaSource) or self.source.source_synced:
-            self.ready.set()
 
     async def _warm(self) -> None:
         """The translators whose first build was forked get one of their own, once the
