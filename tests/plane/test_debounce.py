@@ -34,18 +34,14 @@ async def test_a_burst_shorter_than_two_quiet_periods_is_one_batch() -> None:
     assert batches[0].events == list(range(50))
 
 
-def add_every(debouncer: Debouncer[int], interval: float, seconds: float) -> Awaitable[int]:
+async def add_every(debouncer: Debouncer[int], interval: float, seconds: float) -> int:
     """Events every ``interval`` for ``seconds`` (never quiet for longer): how many."""
-
-    async def adding() -> int:
-        start, count = time.monotonic(), 0
-        while time.monotonic() - start < seconds:
-            debouncer.add(count)
-            count += 1
-            await asyncio.sleep(interval)
-        return count
-
-    return adding()
+    start, count = time.monotonic(), 0
+    while time.monotonic() - start < seconds:
+        debouncer.add(count)
+        count += 1
+        await asyncio.sleep(interval)
+    return count
 
 
 @pytest.mark.parametrize(
